@@ -1,0 +1,49 @@
+# The front door. Each target creates or reuses .venv on its own, with the machine's Python.
+# uv is used from PATH, else bootstrapped once into .tools/ (never into .venv, which
+# `uv sync` prunes to the lock).
+
+PYTHON ?= python3
+TOOLS  := $(CURDIR)/.tools
+UV     := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
+VENV   := $(CURDIR)/.venv
+RUN    := $(VENV)/bin
+
+# Never download a Python; compile bytecode at install (the wrapped tools import 4x faster).
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(shell command -v $(PYTHON))
+export UV_COMPILE_BYTECODE := 1
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_LINK_MODE := copy
+
+.PHONY: demo demo-clean test bench lint sync sync-bench clean
+
+$(TOOLS)/bin/uv:
+	$(PYTHON) -m venv $(TOOLS)/venv
+	$(TOOLS)/venv/bin/python -m pip install --quiet 'uv>=0.9'
+	mkdir -p $(TOOLS)/bin && ln -sf $(TOOLS)/venv/bin/uv $(TOOLS)/bin/uv
+
+sync: $(UV)
+	$(UV) sync --locked --all-packages
+
+sync-bench: $(UV)
+	$(UV) sync --locked --all-packages --group bench
+
+demo: sync
+	$(RUN)/mlstack run recipes/quickstart
+
+demo-clean:
+	rm -rf .mlstack
+
+test: sync
+	$(RUN)/python -m pytest
+
+bench: sync-bench
+	$(RUN)/python bench/run_all.py
+
+lint: sync
+	$(RUN)/ruff check stack tests bench adapters recipes
+	$(RUN)/ruff format --check stack tests bench adapters recipes
+	$(RUN)/mypy
+
+clean: demo-clean
+	rm -rf $(VENV) $(TOOLS)

@@ -1,0 +1,1 @@
+"""The `mlstack` command. Subcommands load on demand so `mlstack --help` stays instant."""

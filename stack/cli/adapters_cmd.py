@@ -1,0 +1,40 @@
+"""`mlstack adapters`: what is installed, read from manifests only (no wrapped tool imported)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from stack.plugins.registry import default_registry
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def adapters(as_json: bool) -> None:
+    """List installed adapters, the roles they fill and their capabilities."""
+    registry = default_registry()
+    rows: list[dict[str, str]] = [
+        {
+            "adapter": manifest.name,
+            "role": role.value,
+            "package": manifest.package,
+            "capabilities": ", ".join(sorted(binding.capabilities)),
+        }
+        for manifest in sorted(registry.manifests.values(), key=lambda m: m.name)
+        for role, binding in manifest.roles.items()
+    ]
+    broken = {name: b.error for name, b in registry.broken.items()}
+    if as_json:
+        click.echo(json.dumps({"adapters": rows, "broken": broken}, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("adapter", "role", "package", "capabilities", title="installed adapters")
+    for row in rows:
+        table.add_row(row["adapter"], row["role"], row["package"], row["capabilities"])
+    console = Console()
+    console.print(table)
+    for name, error in broken.items():
+        console.print(f"[red]broken[/red] {name}: {error}")

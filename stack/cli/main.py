@@ -1,0 +1,74 @@
+"""Entry point of `mlstack`: a click group whose subcommands are imported only when invoked."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+import stack
+
+# name -> (module:attribute, one-line help shown by --help without importing the module)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "adapters": ("stack.cli.adapters_cmd:adapters", "List installed adapters and capabilities."),
+    "stack": ("stack.cli.stack_cmd:stack_group", "Validate or show a stack file."),
+    "run": ("stack.cli.run_cmd:run", "Run a recipe on the stack (or resume a failed run)."),
+    "runs": ("stack.cli.run_cmd:runs", "List recent pipeline runs and their steps."),
+    "audit": ("stack.cli.audit_cmd:audit_group", "Read, export and verify the audit log."),
+    "lineage": ("stack.cli.lineage_cmd:lineage", "Show what fed a node and what it fed."),
+    "spine": ("stack.cli.spine_cmd:spine_group", "Create or upgrade the spine store schema."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attribute = target[0].partition(":")
+        command: click.Command = getattr(importlib.import_module(module_name), attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_text) for name, (_, help_text) in sorted(COMMANDS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(stack.__version__, prog_name="mlstack")
+@click.option(
+    "--stack",
+    "stack_file",
+    envvar="MLSTACK_STACK",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Stack file (default: ./stack.yaml if present, else the embedded local stack).",
+)
+@click.pass_context
+def cli(ctx: click.Context, stack_file: str | None) -> None:
+    """mlstack: one lifecycle over MLflow, Feast, BentoML, Evidently and the orchestrators."""
+    ctx.obj = {"stack_file": stack_file}
+
+
+def main(argv: list[str] | None = None) -> Any:
+    from stack.errors import StackError  # light: errors imports nothing
+
+    try:
+        return cli.main(args=argv, prog_name="mlstack", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except StackError as exc:
+        click.secho(f"error: {exc}", fg="red", err=True)
+        sys.exit(1)

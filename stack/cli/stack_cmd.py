@@ -1,0 +1,73 @@
+"""`mlstack stack validate|show`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stack.cli.common import stack_path
+
+
+@click.group("stack")
+def stack_group() -> None:
+    """Validate or show a stack file."""
+
+
+@stack_group.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option(
+    "--recipe",
+    "recipe_location",
+    type=click.Path(exists=True),
+    help="Also check that the stack can do what this recipe asks.",
+)
+@click.pass_context
+def validate(ctx: click.Context, file: str | None, recipe_location: str | None) -> None:
+    """Check FILE: its shape, that its adapters are installed, their options, and (with
+    --recipe) the capabilities the recipe needs. Exits 1 listing every problem."""
+    from stack.config.recipe_file import load_recipe
+    from stack.config.stack_file import read_stack_file
+    from stack.plugins.registry import default_registry
+    from stack.resolution import resolve_stack
+
+    path = stack_path(ctx, file)
+    recipe = load_recipe(Path(recipe_location)) if recipe_location else None
+    stack, doc = read_stack_file(path)
+    roles = resolve_stack(stack, doc, default_registry(), recipe)
+    where = path or "the embedded local stack"
+    click.echo(f"{where}: stack {stack.name!r} is valid")
+    for role, resolved in roles.items():
+        caps = ", ".join(sorted(resolved.capabilities)) or "-"
+        click.echo(f"  {role.value:<13} {resolved.adapter:<10} [{caps}]")
+    if recipe is not None:
+        click.echo(f"  recipe {recipe.name!r}: every capability it needs is present")
+
+
+@stack_group.command()
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.pass_context
+def show(ctx: click.Context, file: str | None) -> None:
+    """Print the stack as mlstack reads it: ${ENV} expanded, adapter options validated by
+    their adapters, and every secret masked."""
+    import json
+
+    from pydantic import BaseModel
+
+    from stack.config.stack_file import read_stack_file
+    from stack.plugins.registry import default_registry
+    from stack.resolution import resolve_stack
+
+    stack, doc = read_stack_file(stack_path(ctx, file))
+    roles = resolve_stack(stack, doc, default_registry())
+    data: dict[str, object] = {"name": stack.name, "home": stack.home}
+    for role, resolved in roles.items():
+        options = (
+            resolved.config.model_dump(mode="json")  # SecretStr dumps as '**********'
+            if isinstance(resolved.config, BaseModel)
+            else {}
+        )
+        data[role.value] = {"adapter": resolved.adapter, **options}
+    data["spine"] = {"url": stack.spine.safe_url}
+    data["identity"] = stack.identity.model_dump(mode="json")
+    click.echo(json.dumps(data, indent=2))

@@ -1,0 +1,1 @@
+"""The files a user writes: stack.yaml and recipe.yaml, validated whole before anything runs."""

@@ -1,0 +1,136 @@
+"""recipe.yaml: the steps of a lifecycle, their order, and what the stack must be able to do."""
+
+from __future__ import annotations
+
+import graphlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stack.config.diagnostics import collect, config_error, describe
+from stack.config.yaml_source import YamlDocument, load_yaml
+from stack.contract.roles import Role
+from stack.errors import StackConfigError
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_TARGET = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"
+
+RECIPE_FILENAME = "recipe.yaml"
+
+
+class StepSpec(BaseModel):
+    """One step: the user's function (`module:function`, relative to the recipe folder)."""
+
+    model_config = _FROZEN
+
+    name: str = Field(pattern=_IDENTIFIER)
+    run: str = Field(pattern=_TARGET)
+    needs: tuple[str, ...] = ()
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+
+class RecipeFile(BaseModel):
+    model_config = _FROZEN
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str = ""
+    requires: dict[Role, tuple[str, ...]] = Field(default_factory=dict)
+    hooks: tuple[str, ...] = Field(default=(), description="module:object hook implementations")
+    steps: tuple[StepSpec, ...] = Field(min_length=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Recipe:
+    """A validated recipe and the folder its step code lives in."""
+
+    spec: RecipeFile
+    path: Path
+    doc: YamlDocument
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def directory(self) -> Path:
+        return self.path.parent
+
+    def step(self, name: str) -> StepSpec:
+        return next(s for s in self.spec.steps if s.name == name)
+
+    def order(self) -> list[str]:
+        """Step names in dependency order; ties keep the order they are written in."""
+        sorter = graphlib.TopologicalSorter({s.name: s.needs for s in self.spec.steps})
+        sorter.prepare()
+        position = {s.name: i for i, s in enumerate(self.spec.steps)}
+        ordered: list[str] = []
+        while sorter.is_active():
+            ready = sorted(sorter.get_ready(), key=position.__getitem__)
+            ordered.extend(ready)
+            sorter.done(*ready)
+        return ordered
+
+
+def load_recipe(location: Path) -> Recipe:
+    """Load `recipe.yaml` from a folder (or the file itself), checking the step graph."""
+    path = location / RECIPE_FILENAME if location.is_dir() else location
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise StackConfigError(f"{doc.where(())}: a recipe is a mapping with `name` and `steps`")
+    try:
+        spec = RecipeFile.model_validate(doc.data)
+    except ValidationError as exc:
+        raise config_error(doc, exc, model=RecipeFile) from None
+    problems = _graph_problems(doc, spec)
+    if problems:
+        raise collect(doc, problems)
+    return Recipe(spec=spec, path=path.resolve(), doc=doc)
+
+
+def _graph_problems(doc: YamlDocument, spec: RecipeFile) -> list[str]:
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for i, step in enumerate(spec.steps):
+        if step.name in seen:
+            problems.append(
+                describe(doc, ("steps", i, "name"), f"step {step.name!r} is defined twice")
+            )
+        seen.setdefault(step.name, i)
+    for i, step in enumerate(spec.steps):
+        for j, need in enumerate(step.needs):
+            if need not in seen:
+                known = ", ".join(seen)
+                problems.append(
+                    describe(
+                        doc,
+                        ("steps", i, "needs", j),
+                        f"step {step.name!r} needs {need!r}, which is not a step",
+                        hint=f"steps are: {known}",
+                    )
+                )
+            elif need == step.name:
+                problems.append(
+                    describe(doc, ("steps", i, "needs", j), f"step {step.name!r} needs itself")
+                )
+            elif need in step.params:
+                problems.append(
+                    describe(
+                        doc,
+                        ("steps", i, "params", need),
+                        f"param {need!r} has the name of an input step",
+                        hint="rename the param: inputs and params are both passed by name",
+                    )
+                )
+    if problems:
+        return problems
+    try:
+        graphlib.TopologicalSorter({s.name: s.needs for s in spec.steps}).prepare()
+    except graphlib.CycleError as exc:
+        cycle = " -> ".join(exc.args[1])
+        first = next(i for i, s in enumerate(spec.steps) if s.name == exc.args[1][0])
+        problems.append(describe(doc, ("steps", first, "needs"), f"steps form a cycle: {cycle}"))
+    return problems

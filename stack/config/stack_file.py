@@ -1,0 +1,112 @@
+"""stack.yaml: one adapter per role, its options, and where the spine store lives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from stack.config.diagnostics import config_error
+from stack.config.yaml_source import YamlDocument, load_yaml
+from stack.contract.roles import Role
+from stack.errors import StackConfigError
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+DEFAULT_STACK = Path(__file__).resolve().parent.parent / "defaults" / "local.yaml"
+
+
+class RoleSection(BaseModel):
+    """`{adapter: NAME, ...options}`: the options are validated by the adapter's own model."""
+
+    model_config = _FROZEN
+
+    adapter: str = Field(min_length=1)
+    # Unvalidated until the adapter's model checks it, and may hold secrets: never shown raw.
+    options: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_options(cls, data: Any) -> Any:
+        if isinstance(data, str):  # `orchestrator: local` is shorthand for {adapter: local}
+            return {"adapter": data}
+        if isinstance(data, dict) and "options" not in data:
+            rest = {k: v for k, v in data.items() if k != "adapter"}
+            return {"adapter": data.get("adapter"), "options": rest}
+        return data
+
+
+class SpineSection(BaseModel):
+    """Where lineage, approvals and the audit log live: SQLite by default, PostgreSQL in prod.
+
+    Put the password in `password` (from ${ENV}) rather than in the URL: it is then kept as a
+    secret, never shown by `mlstack stack show` or in logs.
+    """
+
+    model_config = _FROZEN
+
+    url: str = Field(default="sqlite:///.mlstack/spine.db", repr=False)
+    password: SecretStr | None = None
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password replaced by ***, fit to print."""
+        parts = urlsplit(self.url)
+        if parts.password is None and self.password is None:
+            return self.url
+        netloc = parts.netloc.rpartition("@")[2]
+        user = parts.username or ""
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+    def connect_url(self) -> str:
+        """The URL to connect with, the secret password filled in."""
+        if self.password is None:
+            return self.url
+        parts = urlsplit(self.url)
+        host = parts.netloc.rpartition("@")[2]
+        user = parts.username or ""
+        secret = self.password.get_secret_value()
+        return urlunsplit(parts._replace(netloc=f"{user}:{secret}@{host}"))
+
+
+class IdentitySection(BaseModel):
+    """Groups of people, named by the promotion policies of recipes (e.g. `ml-leads`)."""
+
+    model_config = _FROZEN
+
+    groups: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+
+class StackFile(BaseModel):
+    model_config = _FROZEN
+
+    name: str = Field(min_length=1)
+    home: str = ".mlstack"
+    tracker: RoleSection | None = None
+    registry: RoleSection | None = None
+    features: RoleSection | None = None
+    orchestrator: RoleSection = RoleSection(adapter="local")
+    server: RoleSection | None = None
+    monitor: RoleSection | None = None
+    spine: SpineSection = SpineSection()
+    identity: IdentitySection = IdentitySection()
+
+    def section(self, role: Role) -> RoleSection | None:
+        section: RoleSection | None = getattr(self, role.value)
+        return section
+
+    def configured_roles(self) -> dict[Role, RoleSection]:
+        return {role: s for role in Role if (s := self.section(role)) is not None}
+
+
+def read_stack_file(path: Path | None = None) -> tuple[StackFile, YamlDocument]:
+    """Parse and validate a stack file's shape (adapter options are checked by the session)."""
+    doc = load_yaml(path or DEFAULT_STACK)
+    if not isinstance(doc.data, dict):
+        raise StackConfigError(f"{doc.where(())}: a stack file is a mapping of roles to adapters")
+    try:
+        return StackFile.model_validate(doc.data), doc
+    except ValidationError as exc:
+        raise config_error(doc, exc, model=StackFile) from None

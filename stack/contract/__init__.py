@@ -1,0 +1,94 @@
+"""The lifecycle contract: one Protocol per role and the small value types they exchange.
+
+Everything here is in mlstack's own words; no wrapped tool is imported.
+"""
+
+from stack.contract.features import (
+    Entity,
+    FeatureDefinitions,
+    FeatureField,
+    FeaturePlan,
+    FeatureSource,
+    FeatureStore,
+    FeatureView,
+    FeatureViewRef,
+    TrainingFrame,
+)
+from stack.contract.monitoring import (
+    ColumnDrift,
+    ColumnPolicy,
+    DriftReport,
+    Monitor,
+    PerformanceReport,
+    TaskKind,
+)
+from stack.contract.orchestration import (
+    Orchestrator,
+    PipelineCompiler,
+    PipelineRun,
+    RunState,
+    StepResult,
+    StepStatus,
+)
+from stack.contract.registry import ModelSelector, ModelVersion, Registry
+from stack.contract.roles import ROLE_PROTOCOLS, Role
+from stack.contract.serving import Endpoint, HealthReport, Server, TrafficSplit
+from stack.contract.states import (
+    ALLOWED_TRANSITIONS,
+    EXCLUSIVE_STATES,
+    LifecycleState,
+    can_transition,
+)
+from stack.contract.tracking import (
+    CodeVersion,
+    DatasetFingerprint,
+    MetricPoint,
+    RunRecord,
+    RunRef,
+    RunStatus,
+    Tracker,
+)
+
+__all__ = [
+    "ALLOWED_TRANSITIONS",
+    "EXCLUSIVE_STATES",
+    "ROLE_PROTOCOLS",
+    "CodeVersion",
+    "ColumnDrift",
+    "ColumnPolicy",
+    "DatasetFingerprint",
+    "DriftReport",
+    "Endpoint",
+    "Entity",
+    "FeatureDefinitions",
+    "FeatureField",
+    "FeaturePlan",
+    "FeatureSource",
+    "FeatureStore",
+    "FeatureView",
+    "FeatureViewRef",
+    "HealthReport",
+    "LifecycleState",
+    "MetricPoint",
+    "ModelSelector",
+    "ModelVersion",
+    "Monitor",
+    "Orchestrator",
+    "PerformanceReport",
+    "PipelineCompiler",
+    "PipelineRun",
+    "Registry",
+    "Role",
+    "RunRecord",
+    "RunRef",
+    "RunState",
+    "RunStatus",
+    "Server",
+    "StepResult",
+    "StepStatus",
+    "TaskKind",
+    "Tracker",
+    "TrafficSplit",
+    "TrainingFrame",
+    "can_transition",
+]

@@ -1,0 +1,88 @@
+"""The Monitor role: drift, data quality and, once labels arrive, performance."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+class TaskKind(StrEnum):
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnPolicy:
+    """How one column is tested for drift; `method=None` keeps the tool's default."""
+
+    column: str
+    method: str | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnDrift:
+    column: str
+    method: str
+    score: float
+    threshold: float
+    drifted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DriftReport:
+    columns: tuple[ColumnDrift, ...]
+    prediction: ColumnDrift | None = None
+    html_path: Path | None = None
+
+    @property
+    def drifted_share(self) -> float:
+        """Share of checked columns that drifted (0 when none were checked)."""
+        if not self.columns:
+            return 0.0
+        return sum(c.drifted for c in self.columns) / len(self.columns)
+
+    @property
+    def drifted_columns(self) -> tuple[str, ...]:
+        return tuple(c.column for c in self.columns if c.drifted)
+
+
+@dataclass(frozen=True, slots=True)
+class PerformanceReport:
+    """Metrics over the labelled rows of a window, with the coverage that backs them."""
+
+    metrics: Mapping[str, float]
+    rows: int
+    labelled_rows: int
+    sufficient: bool
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def label_coverage(self) -> float:
+        return self.labelled_rows / self.rows if self.rows else 0.0
+
+
+@runtime_checkable
+class Monitor(Protocol):
+    def drift(
+        self,
+        reference: object,
+        current: object,
+        *,
+        columns: Sequence[ColumnPolicy],
+        prediction_column: str | None = None,
+        html_path: Path | None = None,
+    ) -> DriftReport: ...
+
+    def performance(
+        self,
+        frame: object,
+        *,
+        task: TaskKind,
+        target: str,
+        prediction: str,
+        min_labelled_rows: int = 30,
+    ) -> PerformanceReport: ...

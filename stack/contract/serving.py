@@ -1,0 +1,68 @@
+"""The Server role: deploy model versions, route traffic between them, report health."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from stack.contract.registry import ModelVersion
+from stack.errors import StackError
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficSplit:
+    """Live weights per version ref (`churn@3`), summing to 1, plus shadow copies.
+
+    A shadow version receives a copy of every request; its answers are logged, never returned.
+    """
+
+    weights: Mapping[str, float]
+    shadows: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.weights:
+            raise StackError("a traffic split needs at least one live version")
+        if any(w < 0 for w in self.weights.values()):
+            raise StackError(f"traffic weights must not be negative: {dict(self.weights)}")
+        total = sum(self.weights.values())
+        if abs(total - 1.0) > 1e-9:
+            raise StackError(f"traffic weights must sum to 1, got {total:g}")
+        overlap = set(self.shadows) & set(self.weights)
+        if overlap:
+            raise StackError(f"a version cannot be both live and shadow: {sorted(overlap)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str
+    url: str
+    revision: int
+    split: TrafficSplit
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    endpoint: str
+    ready: bool
+    requests: int
+    error_rate: float
+    p99_latency_ms: float | None
+    per_version: Mapping[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Server(Protocol):
+    def deploy(self, version: ModelVersion, *, endpoint: str) -> Endpoint:
+        """Serve `version` alone on `endpoint` (creating it), and return the new revision."""
+        ...
+
+    def route(self, endpoint: str, split: TrafficSplit) -> Endpoint:
+        """Change the traffic split of a running endpoint; returns the new revision."""
+        ...
+
+    def health(self, endpoint: str) -> HealthReport: ...
+
+    def endpoints(self) -> list[Endpoint]: ...
+
+    def undeploy(self, endpoint: str) -> None: ...

@@ -1,0 +1,43 @@
+"""Lifecycle states of a model (or prompt) version, in mlstack's words, and their legal moves.
+
+Adapters map these onto their tool (MLflow aliases and tags); the core decides which moves are
+legal so that every registry behaves the same.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class LifecycleState(StrEnum):
+    CANDIDATE = "candidate"
+    APPROVED = "approved"
+    CANARY = "canary"
+    SHADOW = "shadow"
+    SERVING = "serving"
+    RETIRED = "retired"
+    REJECTED = "rejected"
+
+
+_S = LifecycleState
+
+#: Where a version may go from each state. `retired` can be brought back as a candidate
+#: (a rollback target is re-promoted through the gate, never silently).
+ALLOWED_TRANSITIONS: dict[LifecycleState, frozenset[LifecycleState]] = {
+    _S.CANDIDATE: frozenset({_S.APPROVED, _S.REJECTED, _S.SHADOW}),
+    _S.APPROVED: frozenset({_S.CANARY, _S.SHADOW, _S.SERVING, _S.REJECTED, _S.RETIRED}),
+    _S.CANARY: frozenset({_S.SERVING, _S.REJECTED, _S.RETIRED}),
+    _S.SHADOW: frozenset({_S.APPROVED, _S.CANARY, _S.SERVING, _S.REJECTED, _S.RETIRED}),
+    _S.SERVING: frozenset({_S.RETIRED}),
+    _S.RETIRED: frozenset({_S.CANDIDATE, _S.SERVING}),
+    _S.REJECTED: frozenset({_S.CANDIDATE}),
+}
+
+#: States that at most one version of a model holds at a time. Promoting a version into one
+#: retires the previous holder in the same registry operation.
+EXCLUSIVE_STATES: frozenset[LifecycleState] = frozenset({_S.SERVING})
+
+
+def can_transition(current: LifecycleState, target: LifecycleState) -> bool:
+    """True when a version in `current` may be moved to `target`."""
+    return target in ALLOWED_TRANSITIONS[current]

@@ -1,0 +1,96 @@
+"""The Tracker role: runs with their params, metrics, artifacts, code version and datasets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    KILLED = "killed"
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetFingerprint:
+    """What a run trained or evaluated on, precisely enough to tell two datasets apart."""
+
+    name: str
+    digest: str
+    rows: int
+    columns: tuple[str, ...]
+    source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CodeVersion:
+    """The code a run came from; `dirty` marks uncommitted changes in the working tree."""
+
+    commit: str | None
+    dirty: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunRef:
+    run_id: str
+    experiment: str
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    key: str
+    value: float
+    step: int
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A run as the tracker stores it; `metrics` holds the latest value of each key."""
+
+    ref: RunRef
+    status: RunStatus
+    params: Mapping[str, str] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    datasets: tuple[DatasetFingerprint, ...] = ()
+    code: CodeVersion | None = None
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    """Records what a training or evaluation run did, so it can be compared and reproduced."""
+
+    def start_run(
+        self, experiment: str, *, name: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> RunRef: ...
+
+    def log_params(self, run: RunRef, params: Mapping[str, object]) -> None: ...
+
+    def log_metrics(
+        self, run: RunRef, metrics: Mapping[str, float], *, step: int | None = None
+    ) -> None: ...
+
+    def set_tags(self, run: RunRef, tags: Mapping[str, str]) -> None: ...
+
+    def log_artifact(self, run: RunRef, path: Path, *, artifact_path: str | None = None) -> str:
+        """Store a local file with the run and return its URI."""
+        ...
+
+    def log_dataset(
+        self, run: RunRef, dataset: DatasetFingerprint, *, context: str = "training"
+    ) -> None: ...
+
+    def finish_run(self, run: RunRef, status: RunStatus = RunStatus.FINISHED) -> None:
+        """End the run; everything logged before this call is durable after it."""
+        ...
+
+    def get_run(self, run_id: str) -> RunRecord: ...
+
+    def metric_history(self, run: RunRef, key: str) -> list[MetricPoint]: ...

@@ -1,0 +1,71 @@
+"""Errors a user can catch, each with a message that says what to do next."""
+
+from __future__ import annotations
+
+
+class StackError(Exception):
+    """Base of every error mlstack raises on purpose."""
+
+
+class StackConfigError(StackError):
+    """A stack.yaml or recipe.yaml is invalid; the message names the file, line and field."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems = problems if problems is not None else [message]
+        super().__init__(message)
+
+
+class AdapterNotInstalled(StackError):
+    """A stack names an adapter whose distribution (or wrapped tool) is not installed."""
+
+    def __init__(self, adapter: str, role: str, package: str | None, detail: str = "") -> None:
+        self.adapter = adapter
+        self.role = role
+        self.package = package
+        install = f"pip install {package}" if package else "install the package that provides it"
+        message = f"adapter {adapter!r} for role {role!r} is not installed: {install}"
+        if detail:
+            message += f" ({detail})"
+        super().__init__(message)
+
+
+class AdapterConflict(StackError):
+    """Two registrations claim the same adapter name for the same role."""
+
+
+class CapabilityMissing(StackError):
+    """The stack cannot do what a recipe asks (for example a canary rollout)."""
+
+
+class InvalidTransition(StackError):
+    """A model version was asked to move between lifecycle states that are not connected."""
+
+
+class StepFailed(StackError):
+    """A recipe step raised; the run stops there and can be resumed from that step."""
+
+    def __init__(self, run_id: str, step: str, cause: BaseException) -> None:
+        self.run_id = run_id
+        self.step = step
+        self.cause = cause
+        super().__init__(
+            f"step {step!r} failed in run {run_id}: {type(cause).__name__}: {cause}\n"
+            f"fix it, then resume with: mlstack run <recipe> --resume {run_id}"
+        )
+
+
+class Vetoed(StackError):
+    """A lifecycle hook refused an action (a promotion, a deployment, …)."""
+
+    def __init__(self, event: str, reasons: list[str]) -> None:
+        self.event = event
+        self.reasons = reasons
+        super().__init__(f"{event} vetoed: " + "; ".join(reasons))
+
+
+class AuditChainBroken(StackError):
+    """The audit log no longer verifies: an entry was edited, reordered or deleted."""
+
+
+class SpineError(StackError):
+    """The spine store could not be opened or migrated."""

@@ -1,0 +1,140 @@
+"""StackSession: a validated stack, its spine store and hooks, and its roles built on demand.
+
+Opening a session validates everything (stack file, adapters, options, the recipe's needs)
+before any role is built, so a bad stack fails before it touches anything. A role's adapter,
+and so its wrapped tool, is imported the first time the role is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from stack.config.recipe_file import Recipe
+from stack.config.stack_file import StackFile, read_stack_file
+from stack.contract.roles import ROLE_PROTOCOLS, Role
+from stack.errors import StackError
+from stack.hooks.bus import HookBus
+from stack.plugins.manifest import AdapterContext
+from stack.plugins.registry import AdapterRegistry, default_registry
+from stack.resolution import ResolvedRole, resolve_stack
+
+if TYPE_CHECKING:
+    from stack.contract import FeatureStore, Monitor, Orchestrator, Registry, Server, Tracker
+    from stack.spine.store import SpineStore
+
+
+class StackSession:
+    def __init__(
+        self,
+        stack: StackFile,
+        roles: Mapping[Role, ResolvedRole],
+        registry: AdapterRegistry,
+        *,
+        source: Path | None = None,
+        base_dir: Path | None = None,
+        hooks: HookBus | None = None,
+    ) -> None:
+        self.stack = stack
+        self.resolved = dict(roles)
+        self.adapters = registry
+        self.source = source
+        self.base_dir = (base_dir or Path.cwd()).resolve()
+        self.hooks = hooks if hooks is not None else HookBus()
+        self._instances: dict[Role, object] = {}
+        self._spine: SpineStore | None = None
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | None = None,
+        *,
+        recipe: Recipe | None = None,
+        registry: AdapterRegistry | None = None,
+        base_dir: Path | None = None,
+        hooks: HookBus | None = None,
+    ) -> StackSession:
+        """Read and resolve `path` (the embedded local stack when None)."""
+        registry = registry or default_registry()
+        stack, doc = read_stack_file(path)
+        roles = resolve_stack(stack, doc, registry, recipe)
+        return cls(stack, roles, registry, source=path, base_dir=base_dir, hooks=hooks)
+
+    @property
+    def home(self) -> Path:
+        """The folder for the stack's local state (`.mlstack/` by default)."""
+        home = Path(self.stack.home)
+        return home if home.is_absolute() else self.base_dir / home
+
+    @property
+    def spine(self) -> SpineStore:
+        if self._spine is None:
+            from stack.spine.store import SpineStore
+
+            self._spine = SpineStore.open(self.stack.spine.connect_url())
+        return self._spine
+
+    def role(self, role: Role) -> object:
+        """The adapter filling `role`, built (and its tool imported) on first use."""
+        if role not in self._instances:
+            resolved = self.resolved.get(role)
+            if resolved is None:
+                raise StackError(
+                    f"stack {self.stack.name!r} has no {role.value}; add "
+                    f"`{role.value}: {{adapter: ...}}` to the stack file "
+                    "(`mlstack adapters` lists what is installed)"
+                )
+            context = AdapterContext(
+                home=self.home, base_dir=self.base_dir, stack_name=self.stack.name
+            )
+            instance = self.adapters.create(role, resolved.adapter, resolved.config, context)
+            protocol = ROLE_PROTOCOLS[role]
+            if not isinstance(instance, protocol):
+                raise StackError(
+                    f"adapter {resolved.adapter!r} does not implement the {role.value} role "
+                    f"({protocol.__name__})"
+                )
+            self._instances[role] = instance
+        return self._instances[role]
+
+    def has(self, role: Role) -> bool:
+        return role in self.resolved
+
+    @property
+    def tracker(self) -> Tracker:
+        return cast("Tracker", self.role(Role.TRACKER))
+
+    @property
+    def registry(self) -> Registry:
+        return cast("Registry", self.role(Role.REGISTRY))
+
+    @property
+    def features(self) -> FeatureStore:
+        return cast("FeatureStore", self.role(Role.FEATURES))
+
+    @property
+    def orchestrator(self) -> Orchestrator:
+        return cast("Orchestrator", self.role(Role.ORCHESTRATOR))
+
+    @property
+    def server(self) -> Server:
+        return cast("Server", self.role(Role.SERVER))
+
+    @property
+    def monitor(self) -> Monitor:
+        return cast("Monitor", self.role(Role.MONITOR))
+
+    def close(self) -> None:
+        for instance in self._instances.values():
+            closer: Any = getattr(instance, "close", None)
+            if callable(closer):
+                closer()
+        if self._spine is not None:
+            self._spine.close()
+
+    def __enter__(self) -> StackSession:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()

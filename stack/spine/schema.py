@@ -1,0 +1,145 @@
+"""Tables of the spine store. Changes go through an Alembic migration in `migrations/`."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Explicit constraint names keep migrations identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Timestamps are ISO-8601 UTC text: exact on every backend, which the audit hashes rely on.
+Timestamp = String(32)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class AuditEntryRow(Base):
+    """One audit entry; `hash` covers every other column and the previous entry's hash."""
+
+    __tablename__ = "audit_entries"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(Timestamp)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(String(300))
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_audit_entries_subject", "subject"),
+        Index("ix_audit_entries_actor", "actor"),
+    )
+
+
+class AuditHeadRow(Base):
+    """The single row naming the last entry: appends lock it, so the chain never forks."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class LineageNodeRow(Base):
+    __tablename__ = "lineage_nodes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    key: Mapped[str] = mapped_column(String(400))
+    attributes: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[str] = mapped_column(Timestamp)
+
+    __table_args__ = (UniqueConstraint("kind", "key", name="uq_lineage_nodes_kind_key"),)
+
+
+class LineageEdgeRow(Base):
+    __tablename__ = "lineage_edges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    src_id: Mapped[int] = mapped_column(ForeignKey("lineage_nodes.id"))
+    dst_id: Mapped[int] = mapped_column(ForeignKey("lineage_nodes.id"))
+    relation: Mapped[str] = mapped_column(String(60))
+    created_at: Mapped[str] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        UniqueConstraint("src_id", "dst_id", "relation", name="uq_lineage_edges_src_dst_rel"),
+        Index("ix_lineage_edges_dst", "dst_id"),
+    )
+
+
+class EventRow(Base):
+    """A lifecycle event as it fired (run finished, promotion requested, drift detected, …)."""
+
+    __tablename__ = "lifecycle_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    subject: Mapped[str] = mapped_column(String(300))
+    payload: Mapped[str] = mapped_column(Text)
+    at: Mapped[str] = mapped_column(Timestamp)
+
+    __table_args__ = (Index("ix_lifecycle_events_subject", "subject"),)
+
+
+class ApprovalRow(Base):
+    __tablename__ = "approvals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    target_state: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(200))
+    decision: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[str] = mapped_column(Timestamp)
+
+    __table_args__ = (Index("ix_approvals_subject", "subject", "target_state"),)
+
+
+class PipelineRunRow(Base):
+    __tablename__ = "pipeline_runs"
+
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    recipe: Mapped[str] = mapped_column(String(200))
+    orchestrator: Mapped[str] = mapped_column(String(60))
+    state: Mapped[str] = mapped_column(String(20))
+    resumed_from: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    started_at: Mapped[str] = mapped_column(Timestamp)
+    finished_at: Mapped[str | None] = mapped_column(Timestamp, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class StepRunRow(Base):
+    __tablename__ = "step_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("pipeline_runs.run_id"))
+    step: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[str] = mapped_column(Timestamp)
+    finished_at: Mapped[str | None] = mapped_column(Timestamp, nullable=True)
+    output_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    output_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (UniqueConstraint("run_id", "step", name="uq_step_runs_run_step"),)
