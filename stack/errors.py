@@ -37,6 +37,10 @@ class CapabilityMissing(StackError):
     """The stack cannot do what a recipe asks (for example a canary rollout)."""
 
 
+class NotFound(StackError, LookupError):
+    """A run, model version, endpoint or other named thing does not exist."""
+
+
 class InvalidTransition(StackError):
     """A model version was asked to move between lifecycle states that are not connected."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -14,12 +15,12 @@ from stack.plugins.registry import default_registry
 def adapters(as_json: bool) -> None:
     """List installed adapters, the roles they fill and their capabilities."""
     registry = default_registry()
-    rows: list[dict[str, str]] = [
+    rows: list[dict[str, Any]] = [
         {
             "adapter": manifest.name,
             "role": role.value,
             "package": manifest.package,
-            "capabilities": ", ".join(sorted(binding.capabilities)),
+            "capabilities": sorted(binding.capabilities),
         }
         for manifest in sorted(registry.manifests.values(), key=lambda m: m.name)
         for role, binding in manifest.roles.items()
@@ -33,7 +34,7 @@ def adapters(as_json: bool) -> None:
 
     table = Table("adapter", "role", "package", "capabilities", title="installed adapters")
     for row in rows:
-        table.add_row(row["adapter"], row["role"], row["package"], row["capabilities"])
+        table.add_row(row["adapter"], row["role"], row["package"], ", ".join(row["capabilities"]))
     console = Console()
     console.print(table)
     for name, error in broken.items():

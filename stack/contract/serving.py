@@ -57,8 +57,14 @@ class Server(Protocol):
         """Serve `version` alone on `endpoint` (creating it), and return the new revision."""
         ...
 
+    def add_version(self, version: ModelVersion, *, endpoint: str) -> None:
+        """Load `version` beside the live ones on `endpoint`, taking no traffic until routed."""
+        ...
+
     def route(self, endpoint: str, split: TrafficSplit) -> Endpoint:
-        """Change the traffic split of a running endpoint; returns the new revision."""
+        """Change the traffic split among versions loaded on the endpoint (a new revision).
+
+        A split naming a version that was never deployed or added is refused, unchanged."""
         ...
 
     def health(self, endpoint: str) -> HealthReport: ...

@@ -32,7 +32,10 @@ class HookBus:
     def register(self, plugin: object, name: str | None = None) -> None:
         """Add an object or module of `@hookimpl` functions; a misspelt event or argument
         fails here, not when the event first fires."""
-        self._manager.register(plugin, name)
+        try:
+            self._manager.register(plugin, name)
+        except pluggy.PluginValidationError as exc:
+            raise StackConfigError(f"invalid hook implementation: {exc}") from exc
         try:
             self._check()
         except StackConfigError:

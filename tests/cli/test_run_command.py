@@ -1,0 +1,118 @@
+"""`mlstack run`, `mlstack runs` and resume, as a user drives them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from textwrap import dedent
+
+from stack.spine import NodeKind, NodeRef, SpineStore
+from tests.cli.conftest import MLSTACK, ROOT, Cli
+
+FLAKY_STEPS = """
+from pathlib import Path
+
+def prepare():
+    return {"rows": 3}
+
+def train(prepare):
+    if not Path(__file__).with_name("fixed.flag").exists():
+        raise ValueError("learning rate is NaN")
+    return prepare["rows"] * 2
+"""
+
+FLAKY_RECIPE = """
+name: flaky
+steps:
+  - {name: prepare, run: "steps:prepare"}
+  - {name: train, run: "steps:train", needs: [prepare]}
+"""
+
+
+def make_recipe(folder: Path, recipe: str, steps: str) -> Path:
+    folder.mkdir()
+    (folder / "recipe.yaml").write_text(dedent(recipe))
+    (folder / "steps.py").write_text(dedent(steps))
+    return folder
+
+
+def test_quickstart_runs_on_the_embedded_stack(cli: Cli, workdir: Path) -> None:
+    result = cli("run", str(ROOT / "recipes" / "quickstart"), check=True)
+    assert "✓ evaluate" in result.stdout
+    assert "auc=" in result.stdout
+    runs = cli("runs", check=True).stdout
+    assert "quickstart  succeeded" in runs
+    assert runs.count("succeeded") >= 5  # the run and its four steps
+    store = SpineStore.open(f"sqlite:///{workdir / '.mlstack' / 'spine.db'}")
+    edges = store.downstream(NodeRef(NodeKind.DATA_SNAPSHOT, "churn-customers"))
+    store.close()
+    assert [e.target.kind for e in edges] == [NodeKind.PIPELINE_RUN]
+
+
+def test_failed_step_is_named_and_the_run_resumes_from_it(cli: Cli, workdir: Path) -> None:
+    recipe = make_recipe(workdir / "flaky", FLAKY_RECIPE, FLAKY_STEPS)
+    failed = cli("run", str(recipe))
+    assert failed.returncode == 1
+    assert "step 'train' failed" in failed.stderr
+    assert "ValueError: learning rate is NaN" in failed.stderr
+    run_id = failed.stderr.split("--resume ")[1].split()[0]
+
+    (recipe / "fixed.flag").write_text("")
+    resumed = cli("run", str(recipe), "--resume", run_id, check=True)
+    assert "↺ prepare" in resumed.stdout
+    assert "✓ train" in resumed.stdout
+    runs = cli("runs", "--recipe", "flaky", check=True).stdout
+    assert f"(resumes {run_id})" in runs
+    assert "reused     prepare" in runs
+
+
+def test_resuming_a_run_that_succeeded_is_refused(cli: Cli, workdir: Path) -> None:
+    recipe = make_recipe(workdir / "flaky", FLAKY_RECIPE, FLAKY_STEPS)
+    (recipe / "fixed.flag").write_text("")
+    ok = cli("run", str(recipe), "-q", check=True)
+    run_id = ok.stdout.split()[1].rstrip(":")
+    again = cli("run", str(recipe), "--resume", run_id)
+    assert again.returncode == 1
+    assert "not failed: nothing to resume" in again.stderr
+
+
+def test_bad_stack_file_fails_before_anything_is_created(cli: Cli, workdir: Path) -> None:
+    (workdir / "stack.yaml").write_text(
+        "name: s\nspine: {url: 'sqlite:///.mlstack/spine.db'}\nserver: {adapter: bentoml}\n"
+    )
+    result = cli("run", str(ROOT / "recipes" / "quickstart"))
+    assert result.returncode == 1
+    assert "stack.yaml:3: server.adapter" in result.stderr
+    assert "pip install mlstack-bentoml" in result.stderr
+    assert not (workdir / ".mlstack").exists()
+
+
+def test_ctrl_c_leaves_the_spine_consistent(cli: Cli, workdir: Path) -> None:
+    recipe = make_recipe(
+        workdir / "slow",
+        'name: slow\nsteps:\n  - {name: wait, run: "steps:wait"}\n',
+        "import time\n\ndef wait():\n    time.sleep(60)\n",
+    )
+    process = subprocess.Popen(
+        [str(MLSTACK), "run", str(recipe)],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert process.stdout is not None
+    for line in process.stdout:  # wait until the step is running
+        if "wait" in line:
+            break
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)
+    assert process.returncode == 130
+    runs = cli("runs", check=True).stdout
+    assert "slow  failed" in runs
+    assert "KeyboardInterrupt" in runs
+    assert cli("audit", "verify").returncode == 0

@@ -1,0 +1,71 @@
+"""`mlstack stack validate|show` and `mlstack adapters`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.cli.conftest import ROOT, Cli
+
+
+def test_embedded_stack_validates(cli: Cli) -> None:
+    result = cli("stack", "validate", check=True)
+    assert "the embedded local stack: stack 'local' is valid" in result.stdout
+    assert "orchestrator  local" in result.stdout
+
+
+def test_validate_checks_the_recipe_capabilities(cli: Cli) -> None:
+    result = cli("stack", "validate", "--recipe", str(ROOT / "recipes" / "quickstart"), check=True)
+    assert "every capability it needs is present" in result.stdout
+
+
+def test_recipe_asking_for_a_missing_role_is_refused(cli: Cli, workdir: Path) -> None:
+    recipe = workdir / "canary"
+    recipe.mkdir()
+    (recipe / "recipe.yaml").write_text(
+        "name: canary\nrequires: {server: [canary], orchestrator: [resume, compile]}\n"
+        "steps:\n  - {name: a, run: 'steps:a'}\n"
+    )
+    result = cli("stack", "validate", "--recipe", str(recipe))
+    assert result.returncode == 1
+    assert "needs a server (canary), and this stack has none" in result.stderr
+    assert (
+        "needs orchestrator capabilities compile; adapter 'local' provides: in_process, resume"
+        in result.stderr
+    )
+
+
+def test_every_problem_of_a_stack_is_listed(cli: Cli, workdir: Path) -> None:
+    (workdir / "stack.yaml").write_text(
+        "name: s\ntracker: {adapter: mlflow}\nmonitor: {adapter: evidently}\n"
+        "orchestrator: {adapter: local, outputs: x}\n"
+    )
+    result = cli("stack", "validate")
+    assert result.returncode == 1
+    assert "(3 problems)" in result.stderr
+    assert "stack.yaml:2: tracker.adapter" in result.stderr
+    assert "pip install mlstack-mlflow" in result.stderr
+    assert "pip install mlstack-evidently" in result.stderr
+    assert "stack.yaml:4: orchestrator.outputs: Extra inputs are not permitted" in result.stderr
+    assert "did you mean 'outputs_dir'?" in result.stderr
+
+
+def test_show_expands_env_and_masks_secrets(cli: Cli, workdir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    (workdir / "stack.yaml").write_text("name: ${STACK:-prod}\nspine:\n  url: sqlite:///spine.db\n")
+    shown = cli("stack", "show", check=True).stdout
+    assert '"name": "prod"' in shown
+    assert '"adapter": "local"' in shown
+
+
+def test_show_never_prints_the_spine_password(cli: Cli, workdir: Path) -> None:
+    (workdir / "stack.yaml").write_text(
+        "name: s\nspine: {url: 'postgresql://ml:s3cr3t-pw@db.example/spine'}\n"
+    )
+    shown = cli("stack", "show", check=True).stdout
+    assert "s3cr3t-pw" not in shown
+    assert "postgresql://ml:***@db.example/spine" in shown
+
+
+def test_help_lists_every_command(cli: Cli) -> None:
+    result = cli("--help", check=True)
+    for command in ("adapters", "audit", "lineage", "run", "runs", "spine", "stack"):
+        assert command in result.stdout

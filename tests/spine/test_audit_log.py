@@ -1,0 +1,205 @@
+"""The audit log: append-only, hash-chained, verifiable, safe under concurrent writers."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from stack.spine import SpineStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def store(spine_url: str) -> SpineStore:
+    store = SpineStore.open(spine_url)
+    yield store
+    store.close()
+
+
+def _fill(store: SpineStore, count: int = 5) -> None:
+    for i in range(count):
+        store.audit(
+            actor="alice",
+            action="model.registered",
+            subject=f"churn@{i + 1}",
+            reason="trained",
+            payload={"auc": 0.8 + i / 100},
+        )
+
+
+def test_entries_are_chained_and_verify(store: SpineStore) -> None:
+    _fill(store)
+    entries = store.audit_entries()
+    assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
+    assert entries[0].prev_hash == "0" * 64
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
+    result = store.verify_audit()
+    assert result.ok, result.problems
+    assert result.entries == 5
+
+
+def test_empty_log_verifies(store: SpineStore) -> None:
+    assert store.verify_audit().ok
+
+
+def test_filters_by_model_actor_action_and_time(store: SpineStore) -> None:
+    _fill(store, 3)
+    store.audit(actor="bob", action="approval.approved", subject="fraud@1")
+    assert [e.subject for e in store.audit_entries(subject="churn")] == [
+        "churn@1",
+        "churn@2",
+        "churn@3",
+    ]
+    assert [e.actor for e in store.audit_entries(actor="bob")] == ["bob"]
+    assert len(store.audit_entries(action="model.registered")) == 3
+    last = store.audit_entries()[-1]
+    assert store.audit_entries(since=last.at) == [last]
+    assert len(store.audit_entries(until=last.at)) == 3
+
+
+def test_edited_entry_is_detected(store: SpineStore) -> None:
+    _fill(store)
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE audit_entries SET actor = 'mallory' WHERE seq = 3"))
+    result = store.verify_audit()
+    assert not result.ok
+    assert any("entry 3" in p and "changed" in p for p in result.problems)
+
+
+def test_edited_entry_with_recomputed_hash_breaks_the_next_link(store: SpineStore) -> None:
+    from stack.spine.audit import entry_hash
+
+    _fill(store)
+    with store.engine.begin() as connection:
+        row = connection.execute(sa.text("SELECT * FROM audit_entries WHERE seq = 2")).one()
+        forged = entry_hash(
+            seq=2,
+            at=row.at,
+            actor="mallory",
+            action=row.action,
+            subject=row.subject,
+            reason=row.reason,
+            payload=row.payload,
+            prev_hash=row.prev_hash,
+        )
+        connection.execute(
+            sa.text("UPDATE audit_entries SET actor='mallory', hash=:h WHERE seq=2"), {"h": forged}
+        )
+    problems = store.verify_audit().problems
+    assert any("entry 3" in p and "does not follow" in p for p in problems)
+
+
+def test_deleted_entry_in_the_middle_is_detected(store: SpineStore) -> None:
+    _fill(store)
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM audit_entries WHERE seq = 3"))
+    problems = store.verify_audit().problems
+    assert any("entry 3 missing" in p for p in problems)
+
+
+def test_deleted_entries_at_the_end_are_detected(store: SpineStore) -> None:
+    _fill(store)
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM audit_entries WHERE seq >= 4"))
+    problems = store.verify_audit().problems
+    assert any("4..5 missing" in p for p in problems)
+
+
+def test_reordered_entries_are_detected(store: SpineStore) -> None:
+    _fill(store)
+    with store.engine.begin() as connection:  # swap the contents of entries 2 and 3
+        connection.execute(sa.text("UPDATE audit_entries SET seq = -2 WHERE seq = 2"))
+        connection.execute(sa.text("UPDATE audit_entries SET seq = 2 WHERE seq = 3"))
+        connection.execute(sa.text("UPDATE audit_entries SET seq = 3 WHERE seq = -2"))
+    result = store.verify_audit()
+    assert not result.ok
+    assert any("does not follow" in p or "changed" in p for p in result.problems)
+
+
+def test_approval_and_its_audit_entry_are_written_together(store: SpineStore) -> None:
+    store.record_approval(
+        subject="churn@2",
+        target_state="serving",
+        actor="lead",
+        decision="approved",
+        reason="looks good",
+    )
+    [approval] = store.approvals("churn@2", "serving")
+    assert (approval.actor, approval.decision) == ("lead", "approved")
+    [entry] = store.audit_entries(subject="churn@2")
+    assert entry.action == "approval.approved"
+    assert entry.payload == {"target_state": "serving"}
+
+
+def test_bad_approval_decision_writes_nothing(store: SpineStore) -> None:
+    with pytest.raises(ValueError, match="decision"):
+        store.record_approval(
+            subject="churn@2", target_state="serving", actor="lead", decision="maybe"
+        )
+    assert store.approvals("churn@2") == []
+    assert store.audit_entries() == []
+
+
+WRITER = """
+import sys
+from stack.spine import SpineStore
+store = SpineStore.open(sys.argv[1])
+for i in range(int(sys.argv[3])):
+    store.audit(actor=sys.argv[2], action="test.append", subject=f"w@{i}", payload={"i": i})
+store.close()
+"""
+
+
+def test_concurrent_writers_lose_nothing_and_keep_the_chain(spine_url: str) -> None:
+    SpineStore.open(spine_url).close()  # schema first, so the writers race on appends only
+    per_writer = 150
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, spine_url, name, str(per_writer)],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("writer-a", "writer-b")
+    ]
+    for writer in writers:
+        _, err = writer.communicate(timeout=240)
+        assert writer.returncode == 0, err
+    store = SpineStore.open(spine_url)
+    try:
+        entries = store.audit_entries()
+        assert len(entries) == 2 * per_writer
+        assert [e.seq for e in entries] == list(range(1, 2 * per_writer + 1))
+        for name in ("writer-a", "writer-b"):
+            mine = [e.payload["i"] for e in entries if e.actor == name]
+            assert mine == list(range(per_writer))
+        assert store.verify_audit().ok
+    finally:
+        store.close()
+
+
+def test_concurrent_first_opens_migrate_once(spine_url: str) -> None:
+    openers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, spine_url, f"opener-{i}", "1"],
+            cwd=ROOT,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    ]
+    for opener in openers:
+        _, err = opener.communicate(timeout=240)
+        assert opener.returncode == 0, err
+    store = SpineStore.open(spine_url)
+    try:
+        assert len(store.audit_entries()) == 3
+        assert store.verify_audit().ok
+    finally:
+        store.close()

@@ -1,0 +1,132 @@
+"""Lineage, lifecycle events, pipeline runs and schema migrations of the spine store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from stack.errors import SpineError
+from stack.spine import NodeKind, NodeRef, SpineStore
+from stack.spine.timeutil import now_utc
+from tests.support.postgres import ThrowawayPostgres, answers, find_binaries
+
+DATA = NodeRef(NodeKind.DATA_SNAPSHOT, "sha256:abc")
+VIEW = NodeRef(NodeKind.FEATURE_VIEW, "customer_stats@v1")
+RUN = NodeRef(NodeKind.RUN, "run-1")
+MODEL = NodeRef(NodeKind.MODEL_VERSION, "churn@1")
+ENDPOINT = NodeRef(NodeKind.ENDPOINT_REVISION, "churn-api#1")
+REPORT = NodeRef(NodeKind.REPORT, "drift-2026-11-25")
+
+
+@pytest.fixture
+def store(spine_url: str) -> Iterator[SpineStore]:
+    store = SpineStore.open(spine_url)
+    yield store
+    store.close()
+
+
+def _chain(store: SpineStore) -> None:
+    store.link(DATA, VIEW, "materialized")
+    store.link(VIEW, RUN, "fed")
+    store.link(RUN, MODEL, "produced")
+    store.link(MODEL, ENDPOINT, "deployed")
+    store.link(ENDPOINT, REPORT, "monitored")
+
+
+def test_upstream_walks_the_whole_chain_nearest_first(store: SpineStore) -> None:
+    _chain(store)
+    edges = store.upstream(ENDPOINT)
+    assert [e.source for e in edges] == [MODEL, RUN, VIEW, DATA]
+    assert edges[0].relation == "deployed"
+
+
+def test_downstream_walks_the_whole_chain(store: SpineStore) -> None:
+    _chain(store)
+    assert [e.target for e in store.downstream(DATA)] == [VIEW, RUN, MODEL, ENDPOINT, REPORT]
+
+
+def test_recording_an_edge_twice_keeps_one(store: SpineStore) -> None:
+    store.link(RUN, MODEL, "produced")
+    store.link(RUN, MODEL, "produced")
+    assert len(store.upstream(MODEL)) == 1
+
+
+def test_node_attributes_are_kept_and_merged(store: SpineStore) -> None:
+    store.link(DATA, RUN, "fed", attributes={DATA: {"rows": 10}})
+    store.link(DATA, MODEL, "fed", attributes={DATA: {"columns": 3}})
+    assert store.node_attributes(DATA) == {"rows": 10, "columns": 3}
+    assert store.node_attributes(REPORT) is None
+
+
+def test_unknown_node_has_no_lineage(store: SpineStore) -> None:
+    assert store.upstream(NodeRef(NodeKind.RUN, "nope")) == []
+
+
+def test_events_are_recorded_in_order(store: SpineStore) -> None:
+    store.record_event("on_run_finished", "run-1", {"state": "succeeded"})
+    store.record_event("on_drift_detected", "churn", {"share": 0.4})
+    assert [e.name for e in store.events()] == ["on_run_finished", "on_drift_detected"]
+    [drift] = store.events(subject="churn")
+    assert drift.payload == {"share": 0.4}
+
+
+def test_pipeline_run_and_its_steps_round_trip(store: SpineStore) -> None:
+    store.start_pipeline_run("r1", recipe="quickstart", orchestrator="local")
+    started = now_utc()
+    store.record_step("r1", "train", status="running", started_at=started)
+    store.record_step(
+        "r1",
+        "train",
+        status="succeeded",
+        started_at=started,
+        finished_at=now_utc(),
+        output_uri="/x/train.pkl",
+        output_digest="d" * 64,
+    )
+    store.finish_pipeline_run("r1", state="succeeded")
+    run = store.pipeline_run("r1")
+    assert run is not None
+    assert (run.state, run.recipe) == ("succeeded", "quickstart")
+    [step] = run.steps
+    assert (step.step, step.status, step.output_uri) == ("train", "succeeded", "/x/train.pkl")
+    assert store.pipeline_runs(recipe="quickstart")[0].run_id == "r1"
+    assert store.pipeline_run("missing") is None
+
+
+def test_opening_again_is_idempotent(spine_url: str) -> None:
+    first = SpineStore.open(spine_url)
+    first.audit(actor="a", action="x", subject="s")
+    first.close()
+    second = SpineStore.open(spine_url)
+    assert second.schema_revision() == "0001"
+    assert len(second.audit_entries()) == 1
+    second.close()
+
+
+def test_a_schema_newer_than_this_mlstack_is_refused(spine_url: str) -> None:
+    store = SpineStore.open(spine_url)
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("UPDATE spine_schema_version SET version_num = '9999'"))
+    store.close()
+    with pytest.raises(SpineError, match="upgrade mlstack"):
+        SpineStore.open(spine_url)
+
+
+@pytest.mark.postgres
+def test_throwaway_postgres_from_the_machine_binaries() -> None:
+    """The fallback a fresh machine uses: start a private cluster, use it, stop it."""
+    binaries = find_binaries()
+    if binaries is None:
+        pytest.skip("initdb/pg_ctl are not installed (apt-get install postgresql)")
+    server = ThrowawayPostgres(binaries)
+    url = server.start()
+    try:
+        store = SpineStore.open(url)
+        store.audit(actor="ci", action="test", subject="throwaway")
+        assert store.verify_audit().ok
+        store.close()
+    finally:
+        server.stop()
+    assert not answers(url)
