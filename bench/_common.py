@@ -42,9 +42,7 @@ def write_results(name: str, comparisons: list[Comparison]) -> Path:
     payload = {
         "name": name,
         "machine": machine(),
-        "comparisons": [
-            {**asdict(c), "ratio": round(c.ratio, 4)} for c in comparisons
-        ],
+        "comparisons": [{**asdict(c), "ratio": round(c.ratio, 4)} for c in comparisons],
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Comparison, median_wall_seconds, print_table, write_results  # noqa: E402
+from _common import Comparison, median_wall_seconds, print_table, write_results
 
 ANCHORS = ("mlflow", "zenml", "bentoml", "kfp")
 GOAL_SECONDS = 0.25
@@ -32,8 +32,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    env = {**os.environ, "ZENML_ANALYTICS_OPT_IN": "false", "MLFLOW_DISABLE_TELEMETRY": "true",
-           "BENTOML_DO_NOT_TRACK": "true", "DO_NOT_TRACK": "true"}
+    env = {
+        **os.environ,
+        "ZENML_ANALYTICS_OPT_IN": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "BENTOML_DO_NOT_TRACK": "true",
+        "DO_NOT_TRACK": "true",
+    }
 
     ours_path = tool("mlstack")
     if ours_path is None:

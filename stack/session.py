@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from stack.config.recipe_file import Recipe
 from stack.config.stack_file import StackFile, read_stack_file
 from stack.contract.roles import ROLE_PROTOCOLS, Role
-from stack.errors import StackError
+from stack.errors import StackError, Vetoed
 from stack.hooks.bus import HookBus
 from stack.plugins.manifest import AdapterContext
 from stack.plugins.registry import AdapterRegistry, default_registry
@@ -97,6 +97,19 @@ class StackSession:
                 )
             self._instances[role] = instance
         return self._instances[role]
+
+    def emit(self, event: str, *, subject: str, **arguments: Any) -> list[Any]:
+        """Fire a lifecycle event to every hook and record it in the spine.
+
+        A vetoed event is recorded too, with the reasons, before Vetoed propagates.
+        """
+        try:
+            results = self.hooks.fire(event, **arguments)
+        except Vetoed as exc:
+            self.spine.record_event(event, subject, {**arguments, "vetoed": exc.reasons})
+            raise
+        self.spine.record_event(event, subject, arguments)
+        return results
 
     def has(self, role: Role) -> bool:
         return role in self.resolved

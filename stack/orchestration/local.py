@@ -40,7 +40,7 @@ class LocalOrchestrator:
         spine.start_pipeline_run(
             run_id, recipe=recipe.name, orchestrator="local", resumed_from=resume
         )
-        session.hooks.fire("on_run_started", run_id=run_id, recipe=recipe.name)
+        session.emit("on_run_started", subject=run_id, run_id=run_id, recipe=recipe.name)
         outputs: dict[str, Any] = {}
         results: list[StepResult] = []
         reused: set[str] = set()
@@ -62,12 +62,10 @@ class LocalOrchestrator:
                     output_digest=previous.output_digest,
                 )
                 results.append(StepResult(name, StepStatus.REUSED, started, now_utc()))
-                session.hooks.fire(
-                    "on_step_finished", run_id=run_id, step=name, status=StepStatus.REUSED.value
-                )
+                self._step_event(session, run_id, name, StepStatus.REUSED)
                 continue
             spine.record_step(run_id, name, status=StepStatus.RUNNING, started_at=started)
-            session.hooks.fire("on_step_started", run_id=run_id, step=name)
+            session.emit("on_step_started", subject=run_id, run_id=run_id, step=name)
             loaded = steps[name]
             kwargs: dict[str, Any] = {need: outputs[need] for need in spec.needs}
             kwargs.update(spec.params)
@@ -102,13 +100,9 @@ class LocalOrchestrator:
                 output_digest=digest,
             )
             results.append(StepResult(name, StepStatus.SUCCEEDED, started, finished))
-            session.hooks.fire(
-                "on_step_finished", run_id=run_id, step=name, status=StepStatus.SUCCEEDED.value
-            )
+            self._step_event(session, run_id, name, StepStatus.SUCCEEDED)
         spine.finish_pipeline_run(run_id, state=RunState.SUCCEEDED)
-        session.hooks.fire(
-            "on_run_finished", run_id=run_id, recipe=recipe.name, state=RunState.SUCCEEDED.value
-        )
+        self._run_event(session, recipe, run_id, RunState.SUCCEEDED)
         return PipelineRun(run_id, recipe.name, RunState.SUCCEEDED, tuple(results), resume)
 
     def _fail(
@@ -130,11 +124,19 @@ class LocalOrchestrator:
             error=error,
         )
         spine.finish_pipeline_run(run_id, state=RunState.FAILED, error=f"{step}: {error}")
-        session.hooks.fire(
-            "on_step_finished", run_id=run_id, step=step, status=StepStatus.FAILED.value
+        self._step_event(session, run_id, step, StepStatus.FAILED)
+        self._run_event(session, recipe, run_id, RunState.FAILED)
+
+    @staticmethod
+    def _step_event(session: StackSession, run_id: str, step: str, status: StepStatus) -> None:
+        session.emit(
+            "on_step_finished", subject=run_id, run_id=run_id, step=step, status=status.value
         )
-        session.hooks.fire(
-            "on_run_finished", run_id=run_id, recipe=recipe.name, state=RunState.FAILED.value
+
+    @staticmethod
+    def _run_event(session: StackSession, recipe: Recipe, run_id: str, state: RunState) -> None:
+        session.emit(
+            "on_run_finished", subject=run_id, run_id=run_id, recipe=recipe.name, state=state.value
         )
 
     def _reusable_steps(

@@ -144,3 +144,13 @@ class OrchestratorSuite(RoleSuite):
         assert events[0] == ("started", "suite-recipe")
         assert events[-1] == ("finished", "succeeded")
         assert [e[1] for e in events if e[0] == "step"] == ["load", "double", "total", "check"]
+
+    def test_lifecycle_events_are_recorded_in_the_spine(
+        self, orchestrator_session: StackSession, recipe: Recipe
+    ) -> None:
+        self.fix(recipe)
+        run = orchestrator_session.orchestrator.run(recipe, orchestrator_session)
+        names = [e.name for e in orchestrator_session.spine.events(subject=run.run_id)]
+        assert names[0] == "on_run_started"
+        assert names[-1] == "on_run_finished"
+        assert names.count("on_step_finished") == 4
