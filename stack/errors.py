@@ -41,6 +41,10 @@ class NotFound(StackError, LookupError):
     """A run, model version, endpoint or other named thing does not exist."""
 
 
+class TrackingUnavailable(StackError):
+    """The tracking backend could not be reached; nothing logged was dropped (see message)."""
+
+
 class InvalidTransition(StackError):
     """A model version was asked to move between lifecycle states that are not connected."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -86,6 +86,23 @@ class Tracker(Protocol):
     def log_dataset(
         self, run: RunRef, dataset: DatasetFingerprint, *, context: str = "training"
     ) -> None: ...
+
+    def log_model(
+        self,
+        run: RunRef,
+        model: object,
+        *,
+        name: str,
+        framework: str,
+        requirements: Sequence[str],
+        input_example: object | None = None,
+    ) -> str:
+        """Store a trained model with the run and return the URI the registry registers.
+
+        `requirements` are pip requirement lines, given explicitly: inferring them means
+        importing the model's code in a subprocess, which costs seconds per model.
+        """
+        ...
 
     def finish_run(self, run: RunRef, status: RunStatus = RunStatus.FINISHED) -> None:
         """End the run; everything logged before this call is durable after it."""

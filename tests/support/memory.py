@@ -107,6 +107,19 @@ class MemoryTracker:
     ) -> None:
         self._run(run.run_id)["datasets"].append(dataset)
 
+    def log_model(
+        self,
+        run: RunRef,
+        model: object,
+        *,
+        name: str,
+        framework: str,
+        requirements: Sequence[str],
+        input_example: object | None = None,
+    ) -> str:
+        self._run(run.run_id).setdefault("models", {})[name] = model
+        return f"memory://{run.run_id}/models/{name}"
+
     def finish_run(self, run: RunRef, status: RunStatus = RunStatus.FINISHED) -> None:
         self._run(run.run_id)["status"] = status
 

@@ -1,0 +1,61 @@
+"""One MlflowClient per adapter, on explicit URIs (never MLflow's process-global ones)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from stack.plugins.manifest import AdapterContext
+from stack_mlflow.config import MlflowConnection
+
+# mlstack retries metric writes itself (bounded, with backoff, then spills to a file);
+# MLflow's own HTTP retries would stall a training loop for minutes on a dead server.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+from mlflow import MlflowClient  # noqa: E402
+
+
+def tracking_uri(config: MlflowConnection, context: AdapterContext) -> str:
+    """The tracking URI with a relative SQLite path made absolute against the stack folder."""
+    uri = config.tracking_uri or f"sqlite:///{context.home / 'mlflow.db'}"
+    return _absolute_sqlite(uri, context)
+
+
+def default_artifact_location(context: AdapterContext) -> str:
+    return (context.home / "mlartifacts").resolve().as_uri()
+
+
+def _absolute_sqlite(uri: str, context: AdapterContext) -> str:
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return uri
+    path = Path(uri[len(prefix) :])
+    if not path.is_absolute():
+        path = context.base_dir / path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"{prefix}{path}"
+
+
+def make_client(config: MlflowConnection, context: AdapterContext) -> MlflowClient:
+    """A client for this stack; credentials go where MLflow's REST client reads them."""
+    for variable, value in (
+        ("MLFLOW_TRACKING_USERNAME", config.username),
+        ("MLFLOW_TRACKING_PASSWORD", config.password and config.password.get_secret_value()),
+        ("MLFLOW_TRACKING_TOKEN", config.token and config.token.get_secret_value()),
+    ):
+        if value:
+            os.environ[variable] = value
+    uri = tracking_uri(config, context)
+    registry = _absolute_sqlite(config.registry_uri, context) if config.registry_uri else uri
+    return MlflowClient(tracking_uri=uri, registry_uri=registry)
+
+
+def safe_uri(uri: str) -> str:
+    """The URI fit for an error message: no password."""
+    parts = urlsplit(uri)
+    if parts.password:
+        return uri.replace(f":{parts.password}@", ":***@")
+    return uri

@@ -1,0 +1,174 @@
+"""The Registry role on MLflow: lifecycle states as a tag, the serving version as an alias.
+
+The `serving` alias is the single source of truth for which version serves: MLflow keeps one
+version per alias per model, so two promotions that race still leave exactly one holder (the
+last to write). The `mlstack.state` tag carries every other state; a version whose tag still
+says `serving` while the alias names another was displaced, and reads as `retired`. Tags of
+displaced versions are tidied after each promotion so MLflow's UI shows the same thing.
+Never MLflow's deprecated stages.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from mlflow.entities.model_registry import ModelVersion as MlflowModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+from stack.contract.registry import ModelVersion
+from stack.contract.states import LifecycleState, can_transition
+from stack.errors import InvalidTransition, NotFound, StackError
+from stack.plugins.manifest import AdapterContext
+from stack_mlflow.config import MlflowRegistryConfig
+from stack_mlflow.connection import make_client
+
+STATE_TAG = "mlstack.state"
+SERVING_ALIAS = "serving"
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_MISSING = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+_GLOBAL_URI_LOCK = threading.Lock()
+
+
+class MlflowRegistry:
+    def __init__(self, config: MlflowRegistryConfig | None, context: AdapterContext) -> None:
+        self.client = make_client(config or MlflowRegistryConfig(), context)
+
+    def register(
+        self,
+        model: str,
+        source_uri: str,
+        *,
+        run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> ModelVersion:
+        _check_name(model)
+        try:
+            self.client.create_registered_model(model)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        model_id = source_uri.removeprefix("models:/") if source_uri.startswith("models:/m-") else None
+        # MLflow's local registry store resolves a `models:/m-…` source through the
+        # process-global tracking URI (a TODO in MLflow), not this client's: point it here.
+        with _GLOBAL_URI_LOCK, _use_tracking_uri(self.client.tracking_uri):
+            created = self.client.create_model_version(
+                model,
+                source_uri,
+                run_id=run_id,
+                tags={**(tags or {}), STATE_TAG: LifecycleState.CANDIDATE.value},
+                model_id=model_id,
+            )
+        return self._convert(created, self._serving_version(model))
+
+    def get_version(self, model: str, version: int) -> ModelVersion:
+        _check_name(model)
+        try:
+            found = self.client.get_model_version(model, str(version))
+        except MlflowException as exc:
+            if exc.error_code in _MISSING:
+                raise NotFound(f"no model version {model}@{version}") from exc
+            raise
+        return self._convert(found, self._serving_version(model))
+
+    def versions(self, model: str) -> list[ModelVersion]:
+        _check_name(model)
+        serving = self._serving_version(model)
+        found = self._search(f"name='{model}'")
+        return sorted((self._convert(v, serving) for v in found), key=lambda v: v.version)
+
+    def find_by_state(self, model: str, state: LifecycleState) -> list[ModelVersion]:
+        if state is LifecycleState.SERVING:
+            serving = self._serving_version(model)
+            return [] if serving is None else [self.get_version(model, serving)]
+        return [v for v in self.versions(model) if v.state == state]
+
+    def find_by_run(self, run_id: str) -> list[ModelVersion]:
+        if not re.fullmatch(r"[A-Za-z0-9\-]+", run_id):
+            raise StackError(f"{run_id!r} is not a run id")
+        found = self._search(f"run_id='{run_id}'")
+        serving = {name: self._serving_version(name) for name in {v.name for v in found}}
+        return sorted(
+            (self._convert(v, serving[v.name]) for v in found),
+            key=lambda v: (v.model, v.version),
+        )
+
+    def set_state(self, model: str, version: int, state: LifecycleState) -> ModelVersion:
+        current = self.get_version(model, version)
+        if not can_transition(current.state, state):
+            raise InvalidTransition(
+                f"{current.ref} is {current.state.value}; it cannot move to {state.value}"
+            )
+        if state is LifecycleState.SERVING:
+            # Alias first: the moment it moves, this version serves and the old one does not.
+            self.client.set_registered_model_alias(model, SERVING_ALIAS, str(version))
+            self._tag(model, version, state)
+            self._tidy_displaced(model)
+        else:
+            if current.state is LifecycleState.SERVING:
+                self._release_alias(model, version)
+            self._tag(model, version, state)
+        return self.get_version(model, version)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _tag(self, model: str, version: int, state: LifecycleState) -> None:
+        self.client.set_model_version_tag(model, str(version), STATE_TAG, state.value)
+
+    def _tidy_displaced(self, model: str) -> None:
+        """Versions still tagged `serving` that the alias no longer names become `retired`."""
+        holder = self._serving_version(model)
+        for found in self._search(f"name='{model}'"):
+            if int(found.version) != holder and found.tags.get(STATE_TAG) == "serving":
+                self._tag(model, int(found.version), LifecycleState.RETIRED)
+
+    def _release_alias(self, model: str, version: int) -> None:
+        if self._serving_version(model) == version:
+            self.client.delete_registered_model_alias(model, SERVING_ALIAS)
+
+    def _serving_version(self, model: str) -> int | None:
+        try:
+            return int(self.client.get_model_version_by_alias(model, SERVING_ALIAS).version)
+        except MlflowException as exc:
+            if exc.error_code in _MISSING:
+                return None
+            raise
+
+    def _search(self, filter_string: str) -> list[MlflowModelVersion]:
+        found: list[MlflowModelVersion] = []
+        token = None
+        while True:
+            page = self.client.search_model_versions(filter_string, page_token=token)
+            found.extend(page)
+            token = page.token
+            if not token:
+                return found
+
+    @staticmethod
+    def _convert(version: MlflowModelVersion, serving: int | None) -> ModelVersion:
+        number = int(version.version)
+        tags = dict(version.tags)
+        state = LifecycleState(tags.pop(STATE_TAG, LifecycleState.CANDIDATE.value))
+        if number == serving:
+            state = LifecycleState.SERVING
+        elif state is LifecycleState.SERVING:  # displaced by a newer promotion
+            state = LifecycleState.RETIRED
+        return ModelVersion(
+            model=version.name,
+            version=number,
+            state=state,
+            source_uri=version.source,
+            run_id=version.run_id or None,
+            created_at=datetime.fromtimestamp(version.creation_timestamp / 1000, UTC),
+            tags=tags,
+        )
+
+
+def _check_name(model: str) -> None:
+    if not _NAME.match(model):
+        raise StackError(
+            f"model name {model!r}: use letters, digits, '.', '_' and '-' only"
+        )

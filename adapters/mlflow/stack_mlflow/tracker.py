@@ -1,0 +1,309 @@
+"""The Tracker role on MLflow: runs, params, buffered metrics, artifacts, datasets, models."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mlflow.entities import (
+    Dataset,
+    DatasetInput,
+    InputTag,
+    LoggedModelStatus,
+    Metric,
+    Param,
+    RunTag,
+)
+from mlflow.exceptions import MlflowException
+
+from stack.contract.tracking import (
+    CodeVersion,
+    DatasetFingerprint,
+    MetricPoint,
+    RunRecord,
+    RunRef,
+    RunStatus,
+)
+from stack.errors import NotFound, StackError, TrackingUnavailable
+from stack.plugins.manifest import AdapterContext
+from stack_mlflow import exits, spill
+from stack_mlflow.buffer import MetricBuffer, RetryPolicy
+from stack_mlflow.code_version import detect_code_version
+from stack_mlflow.config import MlflowTrackerConfig
+from stack_mlflow.connection import (
+    default_artifact_location,
+    make_client,
+    safe_uri,
+    tracking_uri,
+)
+from stack_mlflow.models import save_model
+
+COMMIT_TAG = "mlflow.source.git.commit"
+DIRTY_TAG = "mlstack.git.dirty"
+DATASET_SOURCE_TYPE = "mlstack"
+
+_TO_MLFLOW = {
+    RunStatus.RUNNING: "RUNNING",
+    RunStatus.FINISHED: "FINISHED",
+    RunStatus.FAILED: "FAILED",
+    RunStatus.KILLED: "KILLED",
+}
+_FROM_MLFLOW = {v: k for k, v in _TO_MLFLOW.items()} | {"SCHEDULED": RunStatus.RUNNING}
+
+
+class MlflowTracker:
+    def __init__(self, config: MlflowTrackerConfig | None, context: AdapterContext) -> None:
+        self.config = config or MlflowTrackerConfig()
+        self.context = context
+        self.client = make_client(self.config, context)
+        self.uri = tracking_uri(self.config, context)
+        spill_dir = Path(self.config.spill_dir)
+        self.spill_dir = spill_dir if spill_dir.is_absolute() else context.home / spill_dir
+        self.buffer = MetricBuffer(
+            write=lambda run_id, points: self.client.log_batch(run_id, metrics=points),
+            batch_size=self.config.batch_size,
+            flush_interval=self.config.flush_interval_seconds,
+            retry=RetryPolicy(
+                self.config.retry_attempts,
+                self.config.retry_backoff_seconds,
+                self.config.retry_backoff_max_seconds,
+            ),
+            max_points=self.config.max_buffered_points,
+            on_overflow=self._spill_points,
+        )
+        self._experiments: dict[str, str] = {}
+        self._open_runs: set[str] = set()
+        self._lock = threading.Lock()
+        exits.watch(self)
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def start_run(
+        self, experiment: str, *, name: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> RunRef:
+        code = detect_code_version(self.context.base_dir)
+        all_tags = {
+            **(tags or {}),
+            COMMIT_TAG: code.commit or "unknown",
+            DIRTY_TAG: str(code.dirty).lower(),
+        }
+        run = self.client.create_run(
+            self._experiment_id(experiment), run_name=name, tags=all_tags
+        )
+        self._open_runs.add(run.info.run_id)
+        return RunRef(run.info.run_id, experiment)
+
+    def _experiment_id(self, name: str) -> str:
+        if name in self._experiments:
+            return self._experiments[name]
+        existing = self.client.get_experiment_by_name(name)
+        if existing is not None:
+            experiment_id: str = existing.experiment_id
+        else:
+            location = self.config.artifact_location
+            if location is None and self.uri.startswith("sqlite:"):
+                location = default_artifact_location(self.context)
+            try:
+                experiment_id = self.client.create_experiment(name, artifact_location=location)
+            except MlflowException as exc:  # another process created it first
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                found = self.client.get_experiment_by_name(name)
+                assert found is not None
+                experiment_id = found.experiment_id
+        self._experiments[name] = experiment_id
+        return experiment_id
+
+    def log_params(self, run: RunRef, params: Mapping[str, object]) -> None:
+        items = [Param(key, str(value)) for key, value in params.items()]
+        for start in range(0, len(items), 100):  # MLflow's per-call limit for params
+            self.client.log_batch(run.run_id, params=items[start : start + 100])
+
+    def log_metrics(
+        self, run: RunRef, metrics: Mapping[str, float], *, step: int | None = None
+    ) -> None:
+        timestamp = int(time.time() * 1000)
+        points = [Metric(key, float(value), timestamp, step or 0) for key, value in metrics.items()]
+        self.buffer.add(run.run_id, points)
+
+    def set_tags(self, run: RunRef, tags: Mapping[str, str]) -> None:
+        self.client.log_batch(run.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifact(self, run: RunRef, path: Path, *, artifact_path: str | None = None) -> str:
+        self.client.log_artifact(run.run_id, str(path), artifact_path)
+        root = self.client.get_run(run.run_id).info.artifact_uri
+        inner = f"{artifact_path.strip('/')}/" if artifact_path else ""
+        return f"{root}/{inner}{path.name}"
+
+    def log_dataset(
+        self, run: RunRef, dataset: DatasetFingerprint, *, context: str = "training"
+    ) -> None:
+        entity = Dataset(
+            name=dataset.name,
+            digest=dataset.digest[:36],  # MLflow keeps at most 36 characters of a digest
+            source_type=DATASET_SOURCE_TYPE,
+            source=json.dumps({"uri": dataset.source, "digest": dataset.digest}),
+            profile=json.dumps({"num_rows": dataset.rows, "columns": list(dataset.columns)}),
+        )
+        self.client.log_inputs(
+            run.run_id,
+            datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])],
+        )
+
+    def log_model(
+        self,
+        run: RunRef,
+        model: object,
+        *,
+        name: str,
+        framework: str,
+        requirements: Sequence[str],
+        input_example: object | None = None,
+    ) -> str:
+        """A LoggedModel of `run` (MLflow 3), returned as `models:/<model id>`."""
+        experiment_id = self.client.get_run(run.run_id).info.experiment_id
+        logged = self.client.create_logged_model(
+            experiment_id, source_run_id=run.run_id, name=name
+        )
+        try:
+            with tempfile.TemporaryDirectory(prefix="mlstack-model-") as folder:
+                target = Path(folder) / "model"
+                save_model(
+                    model, target, framework=framework, requirements=list(requirements),
+                    input_example=input_example,
+                )
+                self.client.log_model_artifacts(logged.model_id, str(target))
+        except BaseException:
+            self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+            raise
+        self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+        return f"models:/{logged.model_id}"
+
+    def finish_run(self, run: RunRef, status: RunStatus = RunStatus.FINISHED) -> None:
+        """Write every buffered point (with retries), then close the run.
+
+        If the backend stays down, the points and the final status are saved to a spill file
+        and TrackingUnavailable says where: nothing is dropped.
+        """
+        self._finish(run.run_id, _TO_MLFLOW[status])
+
+    def _finish(self, run_id: str, status: str) -> None:
+        with self._lock:
+            written = self.buffer.flush(run_id)
+            if written:
+                try:
+                    self.client.set_terminated(run_id, status)
+                    self._open_runs.discard(run_id)
+                    return
+                except MlflowException as exc:
+                    if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                        raise NotFound(f"no MLflow run {run_id!r}") from exc
+                    self.buffer.last_error = exc
+                except Exception as exc:
+                    self.buffer.last_error = exc
+            pending = self.buffer.take(run_id)
+            path = self._spill_points(run_id, pending)
+            spill.append_final_status(self.spill_dir, run_id, self.uri, status)
+            self._open_runs.discard(run_id)
+        raise TrackingUnavailable(
+            f"MLflow at {safe_uri(self.uri)} is unreachable ({self.buffer.last_error}); "
+            f"run {run_id} could not be finished and {len(pending)} metric points are saved in "
+            f"{path}. Upload them when it is back: mlstack tracking replay {path}"
+        )
+
+    def _spill_points(self, run_id: str, points: list[Metric]) -> Path:
+        path = spill.append_points(self.spill_dir, run_id, self.uri, points)
+        if points:
+            print(
+                f"mlstack: {len(points)} metric points of run {run_id} saved to {path} "
+                f"(MLflow unreachable: {self.buffer.last_error})",
+                file=sys.stderr,
+            )
+        return path
+
+    def shutdown(self, status: str) -> None:
+        """At exit or SIGTERM: flush, and close runs that are still open."""
+        for run_id in list(self._open_runs):
+            try:
+                self._finish(run_id, status)
+            except TrackingUnavailable as exc:
+                print(f"mlstack: {exc}", file=sys.stderr)
+        if self.buffer.pending():
+            self.buffer.flush()
+
+    def close(self) -> None:
+        if self.buffer.pending():
+            self.buffer.flush()
+
+    # -- reading back -------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> RunRecord:
+        self.buffer.try_flush(run_id)
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise NotFound(f"no MLflow run {run_id!r}") from exc
+            raise
+        experiment = self.client.get_experiment(run.info.experiment_id).name
+        tags = dict(run.data.tags)
+        commit = tags.get(COMMIT_TAG)
+        return RunRecord(
+            ref=RunRef(run_id, experiment),
+            status=_FROM_MLFLOW.get(run.info.status, RunStatus.RUNNING),
+            params=dict(run.data.params),
+            metrics=dict(run.data.metrics),
+            tags=tags,
+            datasets=tuple(_fingerprint(d.dataset) for d in run.inputs.dataset_inputs),
+            code=CodeVersion(
+                commit=None if commit in (None, "unknown") else commit,
+                dirty=tags.get(DIRTY_TAG) == "true",
+            ),
+        )
+
+    def metric_history(self, run: RunRef, key: str) -> list[MetricPoint]:
+        self.buffer.try_flush(run.run_id)
+        history = self.client.get_metric_history(run.run_id, key)
+        return [
+            MetricPoint(m.key, m.value, m.step, datetime.fromtimestamp(m.timestamp / 1000, UTC))
+            for m in sorted(history, key=lambda m: (m.step, m.timestamp))
+        ]
+
+    # -- replay -------------------------------------------------------------------------
+
+    def replay(self, path: Path) -> int:
+        """Upload a spill file written while MLflow was unreachable; returns points written.
+
+        Safe to run twice: MLflow ignores a metric point it already has.
+        """
+        try:
+            contents = spill.read_spill(path)
+        except (OSError, ValueError) as exc:
+            raise StackError(f"cannot replay {path}: {exc}") from exc
+        points = [Metric(k, v, t, s) for k, v, t, s in contents.points]
+        for start in range(0, len(points), self.config.batch_size):
+            self.client.log_batch(
+                contents.run_id, metrics=points[start : start + self.config.batch_size]
+            )
+        if contents.final_status:
+            self.client.set_terminated(contents.run_id, contents.final_status)
+        path.rename(path.with_suffix(".replayed"))
+        return len(points)
+
+
+def _fingerprint(dataset: Dataset) -> DatasetFingerprint:
+    profile = json.loads(dataset.profile or "{}")
+    source = json.loads(dataset.source or "{}") if dataset.source_type == DATASET_SOURCE_TYPE else {}
+    return DatasetFingerprint(
+        name=dataset.name,
+        digest=source.get("digest", dataset.digest),
+        rows=int(profile.get("num_rows", 0)),
+        columns=tuple(profile.get("columns", ())),
+        source=source.get("uri"),
+    )

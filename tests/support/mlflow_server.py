@@ -1,0 +1,76 @@
+"""A real `mlflow server` on 127.0.0.1 for the tests: PostgreSQL backend, artifact proxying."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MlflowServer:
+    def __init__(self, backend_uri: str, artifacts: Path, port: int | None = None) -> None:
+        self.backend_uri = backend_uri
+        self.artifacts = artifacts
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = artifacts.parent / f"mlflow-server-{self.port}.log"
+
+    def start(self, timeout: float = 180) -> None:
+        mlflow = Path(sys.executable).parent / "mlflow"
+        env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+        env["PATH"] = f"{mlflow.parent}{os.pathsep}{env.get('PATH', '')}"
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(mlflow), "server",
+                    "--backend-store-uri", self.backend_uri,
+                    "--serve-artifacts", "--artifacts-destination", self.artifacts.as_uri(),
+                    "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+                ],
+                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {self.log.read_text()[-3000:]}")
+            if self.healthy():
+                return
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"mlflow server not healthy in {timeout}s: {self.log}")
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, 15)
+        except ProcessLookupError:
+            pass
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, 9)
+            self.process.wait(timeout=30)
+        self.process = None
+        deadline = time.monotonic() + 30
+        while self.healthy() and time.monotonic() < deadline:
+            time.sleep(0.2)
