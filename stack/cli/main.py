@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("stack.cli.audit_cmd:audit_group", "Read, export and verify the audit log."),
     "lineage": ("stack.cli.lineage_cmd:lineage", "Show what fed a node and what it fed."),
     "spine": ("stack.cli.spine_cmd:spine_group", "Create or upgrade the spine store schema."),
+    "tracking": ("stack.cli.tracking_cmd:tracking_group", "Upload metrics saved while down."),
 }
 
 

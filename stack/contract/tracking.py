@@ -111,3 +111,11 @@ class Tracker(Protocol):
     def get_run(self, run_id: str) -> RunRecord: ...
 
     def metric_history(self, run: RunRef, key: str) -> list[MetricPoint]: ...
+
+
+@runtime_checkable
+class SpillReplayer(Protocol):
+    """Trackers with the `replay` capability upload metrics they saved while the backend was
+    unreachable (`mlstack tracking replay FILE`)."""
+
+    def replay(self, path: Path) -> int: ...

@@ -34,12 +34,24 @@ class MlflowServer:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [
-                    str(mlflow), "server",
-                    "--backend-store-uri", self.backend_uri,
-                    "--serve-artifacts", "--artifacts-destination", self.artifacts.as_uri(),
-                    "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+                    str(mlflow),
+                    "server",
+                    "--backend-store-uri",
+                    self.backend_uri,
+                    "--serve-artifacts",
+                    "--artifacts-destination",
+                    self.artifacts.as_uri(),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
                 ],
-                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -68,6 +68,11 @@ class MetricBuffer:
                 return len(self._pending.get(run_id, ()))
             return sum(len(points) for points in self._pending.values())
 
+    def runs(self) -> list[str]:
+        """Runs with unwritten points."""
+        with self._lock:
+            return [run_id for run_id, points in self._pending.items() if points]
+
     def take(self, run_id: str) -> list[Any]:
         """Remove and return a run's unwritten points (to save them elsewhere)."""
         with self._lock:

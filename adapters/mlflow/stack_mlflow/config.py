@@ -36,7 +36,8 @@ class MlflowTrackerConfig(MlflowConnection):
     retry_backoff_seconds: float = Field(default=0.5, gt=0)
     retry_backoff_max_seconds: float = Field(default=10.0, gt=0)
     max_buffered_points: int = Field(
-        default=1_000_000, ge=1000,
+        default=1_000_000,
+        ge=1000,
         description="Past this many unwritten points, the oldest are saved to the spill folder.",
     )
     spill_dir: str = Field(

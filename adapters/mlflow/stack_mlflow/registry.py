@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -31,6 +32,7 @@ SERVING_ALIAS = "serving"
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _MISSING = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
 _GLOBAL_URI_LOCK = threading.Lock()
+_ALIAS_ATTEMPTS = 5
 
 
 class MlflowRegistry:
@@ -51,7 +53,9 @@ class MlflowRegistry:
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
-        model_id = source_uri.removeprefix("models:/") if source_uri.startswith("models:/m-") else None
+        model_id = (
+            source_uri.removeprefix("models:/") if source_uri.startswith("models:/m-") else None
+        )
         # MLflow's local registry store resolves a `models:/m-…` source through the
         # process-global tracking URI (a TODO in MLflow), not this client's: point it here.
         with _GLOBAL_URI_LOCK, _use_tracking_uri(self.client.tracking_uri):
@@ -104,7 +108,7 @@ class MlflowRegistry:
             )
         if state is LifecycleState.SERVING:
             # Alias first: the moment it moves, this version serves and the old one does not.
-            self.client.set_registered_model_alias(model, SERVING_ALIAS, str(version))
+            self._move_serving_alias(model, version)
             self._tag(model, version, state)
             self._tidy_displaced(model)
         else:
@@ -114,6 +118,20 @@ class MlflowRegistry:
         return self.get_version(model, version)
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _move_serving_alias(self, model: str, version: int) -> None:
+        """Point `serving` at `version`. MLflow creates a missing alias with a plain INSERT,
+        so when two promotions race the second can hit the unique key: it retries, and then
+        finds the alias there and updates it (last writer wins, one holder always)."""
+        for attempt in range(_ALIAS_ATTEMPTS):
+            try:
+                self.client.set_registered_model_alias(model, SERVING_ALIAS, str(version))
+                return
+            except MlflowException as exc:
+                conflict = "UniqueViolation" in str(exc) or "UNIQUE constraint" in str(exc)
+                if not conflict or attempt + 1 == _ALIAS_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
 
     def _tag(self, model: str, version: int, state: LifecycleState) -> None:
         self.client.set_model_version_tag(model, str(version), STATE_TAG, state.value)
@@ -169,6 +187,4 @@ class MlflowRegistry:
 
 def _check_name(model: str) -> None:
     if not _NAME.match(model):
-        raise StackError(
-            f"model name {model!r}: use letters, digits, '.', '_' and '-' only"
-        )
+        raise StackError(f"model name {model!r}: use letters, digits, '.', '_' and '-' only")

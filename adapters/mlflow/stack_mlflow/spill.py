@@ -27,16 +27,17 @@ def spill_path(directory: Path, run_id: str) -> Path:
     return directory / f"{run_id}.jsonl"
 
 
-def append_points(
-    directory: Path, run_id: str, tracking_uri: str, points: Iterable[Any]
-) -> Path:
+def append_points(directory: Path, run_id: str, tracking_uri: str, points: Iterable[Any]) -> Path:
     """Append MLflow Metric objects to the run's spill file (created with its header)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = spill_path(directory, run_id)
     new = not path.exists()
     with path.open("a", encoding="utf-8") as out:
         if new:
-            out.write(json.dumps({"format": FORMAT, "run_id": run_id, "tracking_uri": tracking_uri}) + "\n")
+            out.write(
+                json.dumps({"format": FORMAT, "run_id": run_id, "tracking_uri": tracking_uri})
+                + "\n"
+            )
         for p in points:
             out.write(json.dumps({"k": p.key, "v": p.value, "t": p.timestamp, "s": p.step}) + "\n")
         out.flush()
@@ -56,7 +57,9 @@ def read_spill(path: Path) -> SpillContents:
         raise ValueError(f"{path}: empty, not a spill file")
     header = json.loads(lines[0])
     if header.get("format") != FORMAT:
-        raise ValueError(f"{path}: not an mlstack tracking spill file (format {header.get('format')!r})")
+        raise ValueError(
+            f"{path}: not an mlstack tracking spill file (format {header.get('format')!r})"
+        )
     points: list[tuple[str, float, int, int]] = []
     final_status = None
     for number, line in enumerate(lines[1:], start=2):

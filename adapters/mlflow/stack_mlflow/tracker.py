@@ -93,9 +93,7 @@ class MlflowTracker:
             COMMIT_TAG: code.commit or "unknown",
             DIRTY_TAG: str(code.dirty).lower(),
         }
-        run = self.client.create_run(
-            self._experiment_id(experiment), run_name=name, tags=all_tags
-        )
+        run = self.client.create_run(self._experiment_id(experiment), run_name=name, tags=all_tags)
         self._open_runs.add(run.info.run_id)
         return RunRef(run.info.run_id, experiment)
 
@@ -168,14 +166,15 @@ class MlflowTracker:
     ) -> str:
         """A LoggedModel of `run` (MLflow 3), returned as `models:/<model id>`."""
         experiment_id = self.client.get_run(run.run_id).info.experiment_id
-        logged = self.client.create_logged_model(
-            experiment_id, source_run_id=run.run_id, name=name
-        )
+        logged = self.client.create_logged_model(experiment_id, source_run_id=run.run_id, name=name)
         try:
             with tempfile.TemporaryDirectory(prefix="mlstack-model-") as folder:
                 target = Path(folder) / "model"
                 save_model(
-                    model, target, framework=framework, requirements=list(requirements),
+                    model,
+                    target,
+                    framework=framework,
+                    requirements=list(requirements),
                     input_example=input_example,
                 )
                 self.client.log_model_artifacts(logged.model_id, str(target))
@@ -191,11 +190,11 @@ class MlflowTracker:
         If the backend stays down, the points and the final status are saved to a spill file
         and TrackingUnavailable says where: nothing is dropped.
         """
-        self._finish(run.run_id, _TO_MLFLOW[status])
+        self._finish(run.run_id, _TO_MLFLOW[status], patient=True)
 
-    def _finish(self, run_id: str, status: str) -> None:
+    def _finish(self, run_id: str, status: str, *, patient: bool) -> None:
         with self._lock:
-            written = self.buffer.flush(run_id)
+            written = self.buffer.flush(run_id) if patient else self.buffer.try_flush(run_id)
             if written:
                 try:
                     self.client.set_terminated(run_id, status)
@@ -228,18 +227,22 @@ class MlflowTracker:
         return path
 
     def shutdown(self, status: str) -> None:
-        """At exit or SIGTERM: flush, and close runs that are still open."""
+        """At exit or SIGTERM: one attempt to flush and close open runs, then spill.
+
+        No long retries here: a process being stopped has seconds, not minutes."""
         for run_id in list(self._open_runs):
             try:
-                self._finish(run_id, status)
+                self._finish(run_id, status, patient=False)
             except TrackingUnavailable as exc:
                 print(f"mlstack: {exc}", file=sys.stderr)
-        if self.buffer.pending():
-            self.buffer.flush()
+        for run_id in self.buffer.runs():
+            if not self.buffer.try_flush(run_id):
+                self._spill_points(run_id, self.buffer.take(run_id))
 
     def close(self) -> None:
-        if self.buffer.pending():
-            self.buffer.flush()
+        for run_id in self.buffer.runs():
+            if not self.buffer.flush(run_id):
+                self._spill_points(run_id, self.buffer.take(run_id))
 
     # -- reading back -------------------------------------------------------------------
 
@@ -299,7 +302,9 @@ class MlflowTracker:
 
 def _fingerprint(dataset: Dataset) -> DatasetFingerprint:
     profile = json.loads(dataset.profile or "{}")
-    source = json.loads(dataset.source or "{}") if dataset.source_type == DATASET_SOURCE_TYPE else {}
+    source = (
+        json.loads(dataset.source or "{}") if dataset.source_type == DATASET_SOURCE_TYPE else {}
+    )
     return DatasetFingerprint(
         name=dataset.name,
         digest=source.get("digest", dataset.digest),

@@ -31,10 +31,17 @@ def mlflow_server(
             server.stop()
 
 
+@pytest.fixture(scope="session")
+def sqlite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One embedded store for the session: creating one runs MLflow's migrations (seconds).
+    Tests keep apart by experiment and model names."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow-sqlite') / 'mlflow.db'}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("server", marks=pytest.mark.postgres)])
-def tracking_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def tracking_uri(request: pytest.FixtureRequest) -> str:
     """The embedded SQLite store, and a real tracking server backed by PostgreSQL."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'mlflow.db'}"
+        return str(request.getfixturevalue("sqlite_uri"))
     server: MlflowServer = request.getfixturevalue("mlflow_server")
     return server.url
