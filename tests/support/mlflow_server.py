@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -73,10 +74,8 @@ class MlflowServer:
     def stop(self) -> None:
         if self.process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, 15)
-        except ProcessLookupError:
-            pass
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
