@@ -1,0 +1,104 @@
+"""Registering model versions and moving them between lifecycle states, through the core.
+
+The core decides and records; the Registry adapter only applies. Every registration and
+state change is an audit entry (actor, subject, reason), lineage links the training run to
+the version, and the lifecycle hooks are asked first (`on_promotion_requested` may veto).
+The audit entry is written before the registry changes, and a failure to apply is audited
+too, so the log never misses a change that happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from stack.contract.registry import ModelVersion
+from stack.contract.states import EXCLUSIVE_STATES, LifecycleState, can_transition
+from stack.errors import InvalidTransition, Vetoed
+from stack.identity import current_actor
+from stack.session import StackSession
+from stack.spine.lineage import NodeKind, NodeRef
+
+
+class Lifecycle:
+    def __init__(self, session: StackSession) -> None:
+        self.session = session
+
+    def register(
+        self,
+        model: str,
+        source_uri: str,
+        *,
+        run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        actor: str | None = None,
+        reason: str = "",
+    ) -> ModelVersion:
+        """A new candidate version, audited, linked to its run, announced to the hooks."""
+        who = actor or current_actor()
+        version = self.session.registry.register(model, source_uri, run_id=run_id, tags=tags)
+        spine = self.session.spine
+        spine.audit(
+            actor=who,
+            action="model.registered",
+            subject=version.ref,
+            reason=reason,
+            payload={"source": source_uri, "run_id": run_id, "state": version.state.value},
+        )
+        if run_id:
+            spine.link(
+                NodeRef(NodeKind.RUN, run_id), NodeRef(NodeKind.MODEL_VERSION, version.ref),
+                "produced",
+            )
+        self.session.emit("on_model_registered", subject=version.ref, version=version)
+        return version
+
+    def transition(
+        self,
+        model: str,
+        version: int,
+        target: LifecycleState,
+        *,
+        actor: str | None = None,
+        reason: str = "",
+    ) -> ModelVersion:
+        """Move a version to `target` if the move is legal and no hook vetoes it."""
+        who = actor or current_actor()
+        registry, spine = self.session.registry, self.session.spine
+        current = registry.get_version(model, version)
+        if not can_transition(current.state, target):
+            raise InvalidTransition(
+                f"{current.ref} is {current.state.value}; it cannot move to {target.value}"
+            )
+        try:
+            self.session.emit(
+                "on_promotion_requested", subject=current.ref, version=current,
+                target_state=target.value, actor=who,
+            )
+        except Vetoed as exc:
+            spine.audit(
+                actor=who, action="state.vetoed", subject=current.ref,
+                reason="; ".join(exc.reasons), payload={"to": target.value},
+            )
+            raise
+        displaced = (
+            [v.ref for v in registry.find_by_state(model, target) if v.version != version]
+            if target in EXCLUSIVE_STATES
+            else []
+        )
+        spine.audit(
+            actor=who, action="state.changed", subject=current.ref, reason=reason,
+            payload={"from": current.state.value, "to": target.value, "displaced": displaced},
+        )
+        try:
+            updated = registry.set_state(model, version, target)
+        except Exception as exc:
+            spine.audit(
+                actor=who, action="state.change_failed", subject=current.ref,
+                reason=f"{type(exc).__name__}: {exc}", payload={"to": target.value},
+            )
+            raise
+        self.session.emit(
+            "on_promoted", subject=current.ref, version=updated,
+            previous_state=current.state.value,
+        )
+        return updated

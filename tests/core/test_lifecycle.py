@@ -1,0 +1,85 @@
+"""The core records every registration and state change; hooks can veto; illegal moves and
+failures leave the registry and the audit log consistent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stack.contract.roles import Role
+from stack.contract.states import LifecycleState as S
+from stack.errors import InvalidTransition, Vetoed
+from stack.hooks import HookBus, Veto, hookimpl
+from stack.lifecycle import Lifecycle
+from stack.plugins import AdapterManifest, AdapterRegistry, RoleBinding
+from stack.session import StackSession
+from stack.spine import NodeKind, NodeRef
+
+MEMORY = AdapterManifest(
+    name="memory",
+    package="mlstack-memory",
+    roles={Role.REGISTRY: RoleBinding("tests.support.memory:MemoryRegistry")},
+)
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[StackSession]:
+    registry = AdapterRegistry()
+    registry.register(MEMORY)
+    stack_file = tmp_path / "stack.yaml"
+    stack_file.write_text(
+        f"name: t\nregistry: memory\nspine: {{url: 'sqlite:///{tmp_path / 'spine.db'}'}}\n"
+    )
+    with StackSession.open(
+        stack_file, registry=registry, base_dir=tmp_path, hooks=HookBus(load_entry_points=False)
+    ) as opened:
+        yield opened
+
+
+def test_registration_is_audited_and_linked_to_its_run(session: StackSession) -> None:
+    version = Lifecycle(session).register("churn", "file:///m/1", run_id="run-1", actor="ana")
+    [entry] = session.spine.audit_entries(subject="churn")
+    assert (entry.actor, entry.action, entry.subject) == ("ana", "model.registered", "churn@1")
+    [edge] = session.spine.upstream(NodeRef(NodeKind.MODEL_VERSION, version.ref))
+    assert edge.source == NodeRef(NodeKind.RUN, "run-1")
+
+
+def test_promotion_to_serving_records_the_displaced_version(session: StackSession) -> None:
+    lifecycle = Lifecycle(session)
+    for i in (1, 2):
+        lifecycle.register("churn", f"file:///m/{i}")
+        lifecycle.transition("churn", i, S.APPROVED, actor="lead")
+        lifecycle.transition("churn", i, S.SERVING, actor="lead", reason="better AUC")
+    last = session.spine.audit_entries(action="state.changed")[-1]
+    assert last.subject == "churn@2"
+    assert last.reason == "better AUC"
+    assert last.payload == {"from": "approved", "to": "serving", "displaced": ["churn@1"]}
+    assert session.registry.get_version("churn", 1).state == S.RETIRED
+    assert session.spine.verify_audit().ok
+
+
+def test_illegal_move_changes_nothing_and_audits_nothing(session: StackSession) -> None:
+    lifecycle = Lifecycle(session)
+    lifecycle.register("churn", "file:///m/1")
+    with pytest.raises(InvalidTransition, match="candidate; it cannot move to serving"):
+        lifecycle.transition("churn", 1, S.SERVING)
+    assert session.registry.get_version("churn", 1).state == S.CANDIDATE
+    assert [e.action for e in session.spine.audit_entries()] == ["model.registered"]
+
+
+def test_vetoed_promotion_is_audited_and_not_applied(session: StackSession) -> None:
+    class Freeze:
+        @hookimpl
+        def on_promotion_requested(self, target_state: str) -> object:
+            return Veto("release freeze until Monday")
+
+    session.hooks.register(Freeze())
+    lifecycle = Lifecycle(session)
+    lifecycle.register("churn", "file:///m/1")
+    with pytest.raises(Vetoed):
+        lifecycle.transition("churn", 1, S.APPROVED, actor="lead")
+    assert session.registry.get_version("churn", 1).state == S.CANDIDATE
+    vetoed = session.spine.audit_entries(action="state.vetoed")
+    assert [e.reason for e in vetoed] == ["release freeze until Monday"]
