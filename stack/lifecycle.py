@@ -46,7 +46,8 @@ class Lifecycle:
         )
         if run_id:
             spine.link(
-                NodeRef(NodeKind.RUN, run_id), NodeRef(NodeKind.MODEL_VERSION, version.ref),
+                NodeRef(NodeKind.RUN, run_id),
+                NodeRef(NodeKind.MODEL_VERSION, version.ref),
                 "produced",
             )
         self.session.emit("on_model_registered", subject=version.ref, version=version)
@@ -71,13 +72,19 @@ class Lifecycle:
             )
         try:
             self.session.emit(
-                "on_promotion_requested", subject=current.ref, version=current,
-                target_state=target.value, actor=who,
+                "on_promotion_requested",
+                subject=current.ref,
+                version=current,
+                target_state=target.value,
+                actor=who,
             )
         except Vetoed as exc:
             spine.audit(
-                actor=who, action="state.vetoed", subject=current.ref,
-                reason="; ".join(exc.reasons), payload={"to": target.value},
+                actor=who,
+                action="state.vetoed",
+                subject=current.ref,
+                reason="; ".join(exc.reasons),
+                payload={"to": target.value},
             )
             raise
         displaced = (
@@ -86,19 +93,27 @@ class Lifecycle:
             else []
         )
         spine.audit(
-            actor=who, action="state.changed", subject=current.ref, reason=reason,
+            actor=who,
+            action="state.changed",
+            subject=current.ref,
+            reason=reason,
             payload={"from": current.state.value, "to": target.value, "displaced": displaced},
         )
         try:
             updated = registry.set_state(model, version, target)
         except Exception as exc:
             spine.audit(
-                actor=who, action="state.change_failed", subject=current.ref,
-                reason=f"{type(exc).__name__}: {exc}", payload={"to": target.value},
+                actor=who,
+                action="state.change_failed",
+                subject=current.ref,
+                reason=f"{type(exc).__name__}: {exc}",
+                payload={"to": target.value},
             )
             raise
         self.session.emit(
-            "on_promoted", subject=current.ref, version=updated,
+            "on_promoted",
+            subject=current.ref,
+            version=updated,
             previous_state=current.state.value,
         )
         return updated

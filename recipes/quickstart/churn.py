@@ -1,5 +1,5 @@
-"""The quickstart's own step code: what a user writes. Plain Python, no framework imports
-beyond the step context, so it runs unchanged on every orchestrator."""
+"""The quickstart's own step code: what a user writes. It talks to the stack only through
+the step context (`ctx.session`), so it runs unchanged on every stack and orchestrator."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from stack.contract import DatasetFingerprint, RunRef
+from stack.lifecycle import Lifecycle
 from stack.orchestration.steps import StepContext
 from stack.spine import NodeKind, NodeRef
 
@@ -35,10 +38,11 @@ class FeatureSet:
 
 
 @dataclass(frozen=True)
-class Model:
-    weights: list[float]
-    bias: float
-    features: tuple[str, ...]
+class TrainedModel:
+    run_id: str
+    experiment: str
+    model_uri: str
+    model: Any
 
 
 def generate_customers(customers: int, seed: int) -> Dataset:
@@ -102,69 +106,71 @@ def build_features(generate_data: Dataset) -> FeatureSet:
     )
 
 
-def _predict(model: Model, row: list[float]) -> float:
-    z = model.bias + sum(w * v for w, v in zip(model.weights, row, strict=True))
-    return 1 / (1 + math.exp(-z))
+def train(
+    ctx: StepContext, generate_data: Dataset, build_features: FeatureSet, C: float, max_iter: int
+) -> TrainedModel:
+    """Fit a logistic regression; the run records params, the data fingerprint and the model."""
+    import sklearn
+    from sklearn.linear_model import LogisticRegression
 
-
-def train(build_features: FeatureSet, epochs: int, learning_rate: float) -> Model:
-    """Full-batch gradient descent on the log loss."""
-    x, y = build_features.train_x, build_features.train_y
-    model = Model(weights=[0.0] * len(FEATURES), bias=0.0, features=FEATURES)
-    n = len(x)
-    for _ in range(epochs):
-        grad_w = [0.0] * len(FEATURES)
-        grad_b = 0.0
-        for row, label in zip(x, y, strict=True):
-            error = _predict(model, row) - label
-            grad_b += error
-            for j, value in enumerate(row):
-                grad_w[j] += error * value
-        model = Model(
-            weights=[w - learning_rate * g / n for w, g in zip(model.weights, grad_w, strict=True)],
-            bias=model.bias - learning_rate * grad_b / n,
-            features=FEATURES,
-        )
-    return model
-
-
-def auc(labels: list[int], scores: list[float]) -> float:
-    """Area under the ROC curve by the rank-sum formula (ties averaged)."""
-    ranked = sorted(zip(scores, labels, strict=True))
-    ranks = [0.0] * len(ranked)
-    i = 0
-    while i < len(ranked):
-        j = i
-        while j + 1 < len(ranked) and ranked[j + 1][0] == ranked[i][0]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[k] = (i + j) / 2 + 1
-        i = j + 1
-    positives = sum(labels)
-    negatives = len(labels) - positives
-    rank_sum = sum(r for r, (_, label) in zip(ranks, ranked, strict=True) if label == 1)
-    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
-
-
-def evaluate(ctx: StepContext, build_features: FeatureSet, train: Model) -> dict[str, float]:
-    """Score the held-out period and record its lineage: data snapshot → pipeline run."""
-    scores = [_predict(train, row) for row in build_features.test_x]
-    labels = build_features.test_y
-    metrics = {
-        "auc": round(auc(labels, scores), 4),
-        "accuracy": round(
-            sum((s >= 0.5) == bool(y) for s, y in zip(scores, labels, strict=True)) / len(labels),
-            4,
-        ),
-        "test_rows": float(len(labels)),
-    }
-    data_node = NodeRef(NodeKind.DATA_SNAPSHOT, "churn-customers")
-    run_node = NodeRef(NodeKind.PIPELINE_RUN, ctx.run_id)
+    tracker = ctx.session.tracker
+    run = tracker.start_run("quickstart-churn", name=f"train-{ctx.run_id[:8]}")
+    tracker.log_params(run, {"C": C, "max_iter": max_iter, "features": ",".join(FEATURES)})
+    fingerprint = DatasetFingerprint(
+        name="churn-customers",
+        digest=f"sha256:{generate_data.fingerprint}",
+        rows=len(build_features.train_y),
+        columns=FEATURES,
+        source="recipes/quickstart (generated, seed 7)",
+    )
+    tracker.log_dataset(run, fingerprint)
+    model = LogisticRegression(C=C, max_iter=max_iter).fit(
+        build_features.train_x, build_features.train_y
+    )
+    model_uri = tracker.log_model(
+        run,
+        model,
+        name="churn",
+        framework="sklearn",
+        requirements=[f"scikit-learn=={sklearn.__version__}"],
+    )
+    data_node = NodeRef(NodeKind.DATA_SNAPSHOT, fingerprint.digest)
     ctx.session.spine.link(
         data_node,
-        run_node,
+        NodeRef(NodeKind.RUN, run.run_id),
         "trained",
-        attributes={data_node: {"cutoff": build_features.cutoff}, run_node: metrics},
+        attributes={data_node: {"rows": len(generate_data.rows), "cutoff": build_features.cutoff}},
     )
+    return TrainedModel(run.run_id, run.experiment, model_uri, model)
+
+
+def evaluate(ctx: StepContext, build_features: FeatureSet, train: TrainedModel) -> dict[str, float]:
+    """AUC and accuracy on the later period, logged to the training run."""
+    from sklearn.metrics import accuracy_score, roc_auc_score
+
+    scores = train.model.predict_proba(build_features.test_x)[:, 1]
+    metrics = {
+        "auc": round(float(roc_auc_score(build_features.test_y, scores)), 4),
+        "accuracy": round(
+            float(accuracy_score(build_features.test_y, (scores >= 0.5).astype(int))), 4
+        ),
+    }
+    run = RunRef(train.run_id, train.experiment)
+    ctx.session.tracker.log_metrics(run, metrics)
+    ctx.session.tracker.finish_run(run)
     print(f"    auc={metrics['auc']:.3f} accuracy={metrics['accuracy']:.3f}")
     return metrics
+
+
+def register(ctx: StepContext, train: TrainedModel, evaluate: dict[str, float]) -> str:
+    """Register the model as a candidate: audited, and linked to its run in the spine."""
+    version = Lifecycle(ctx.session).register(
+        "churn",
+        train.model_uri,
+        run_id=train.run_id,
+        tags={"auc": str(evaluate["auc"])},
+        reason=f"quickstart training, auc {evaluate['auc']}",
+    )
+    print(f"    registered {version.ref} as {version.state.value}")
+    print(f"    MLflow UI: mlflow ui --backend-store-uri sqlite:///{ctx.session.home}/mlflow.db")
+    return version.ref

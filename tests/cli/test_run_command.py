@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from textwrap import dedent
 
+from mlflow import MlflowClient
+
 from stack.spine import NodeKind, NodeRef, SpineStore
 from tests.cli.conftest import MLSTACK, ROOT, Cli
 
@@ -42,14 +44,33 @@ def make_recipe(folder: Path, recipe: str, steps: str) -> Path:
 def test_quickstart_runs_on_the_embedded_stack(cli: Cli, workdir: Path) -> None:
     result = cli("run", str(ROOT / "recipes" / "quickstart"), check=True)
     assert "✓ evaluate" in result.stdout
-    assert "auc=" in result.stdout
+    assert "registered churn@1 as candidate" in result.stdout
     runs = cli("runs", check=True).stdout
     assert "quickstart  succeeded" in runs
-    assert runs.count("succeeded") >= 5  # the run and its four steps
+    assert runs.count("succeeded") >= 6  # the run and its five steps
+
+    # MLflow's own client sees the run, its dataset input and the registered version.
+    client = MlflowClient(f"sqlite:///{workdir / '.mlstack' / 'mlflow.db'}")
+    version = client.get_model_version("churn", "1")
+    assert version.tags["mlstack.state"] == "candidate"
+    run = client.get_run(version.run_id)
+    assert float(run.data.metrics["auc"]) > 0.7
+    assert run.inputs.dataset_inputs[0].dataset.name == "churn-customers"
+
+    # The spine links data -> run -> model version, and the registration is audited.
     store = SpineStore.open(f"sqlite:///{workdir / '.mlstack' / 'spine.db'}")
-    edges = store.downstream(NodeRef(NodeKind.DATA_SNAPSHOT, "churn-customers"))
+    upstream = store.upstream(NodeRef(NodeKind.MODEL_VERSION, "churn@1"))
+    assert [e.source.kind for e in upstream] == [NodeKind.RUN, NodeKind.DATA_SNAPSHOT]
+    assert [e.action for e in store.audit_entries(subject="churn")] == ["model.registered"]
     store.close()
-    assert [e.target.kind for e in edges] == [NodeKind.PIPELINE_RUN]
+
+
+def test_running_the_quickstart_again_adds_a_new_version(cli: Cli, workdir: Path) -> None:
+    cli("run", str(ROOT / "recipes" / "quickstart"), "-q", check=True)
+    cli("run", str(ROOT / "recipes" / "quickstart"), "-q", check=True)
+    assert cli("audit", "verify", check=True).returncode == 0
+    client = MlflowClient(f"sqlite:///{workdir / '.mlstack' / 'mlflow.db'}")
+    assert sorted(int(v.version) for v in client.search_model_versions("name='churn'")) == [1, 2]
 
 
 def test_failed_step_is_named_and_the_run_resumes_from_it(cli: Cli, workdir: Path) -> None:
@@ -81,12 +102,13 @@ def test_resuming_a_run_that_succeeded_is_refused(cli: Cli, workdir: Path) -> No
 
 def test_bad_stack_file_fails_before_anything_is_created(cli: Cli, workdir: Path) -> None:
     (workdir / "stack.yaml").write_text(
-        "name: s\nspine: {url: 'sqlite:///.mlstack/spine.db'}\nserver: {adapter: bentoml}\n"
+        "name: s\nspine: {url: 'sqlite:///.mlstack/spine.db'}\nserver: {adapter: nosuchtool}\n"
     )
     result = cli("run", str(ROOT / "recipes" / "quickstart"))
     assert result.returncode == 1
     assert "stack.yaml:3: server.adapter" in result.stderr
-    assert "pip install mlstack-bentoml" in result.stderr
+    assert "adapter 'nosuchtool' for role 'server' is not installed" in result.stderr
+    assert "recipe 'quickstart' needs a tracker" in result.stderr
     assert not (workdir / ".mlstack").exists()
 
 

@@ -36,15 +36,16 @@ def test_recipe_asking_for_a_missing_role_is_refused(cli: Cli, workdir: Path) ->
 
 def test_every_problem_of_a_stack_is_listed(cli: Cli, workdir: Path) -> None:
     (workdir / "stack.yaml").write_text(
-        "name: s\ntracker: {adapter: mlflow}\nmonitor: {adapter: evidently}\n"
+        "name: s\ntracker: {adapter: mlflow, tracking_url: x}\nmonitor: {adapter: nosuchtool}\n"
         "orchestrator: {adapter: local, outputs: x}\n"
     )
     result = cli("stack", "validate")
     assert result.returncode == 1
     assert "(3 problems)" in result.stderr
-    assert "stack.yaml:2: tracker.adapter" in result.stderr
-    assert "pip install mlstack-mlflow" in result.stderr
-    assert "pip install mlstack-evidently" in result.stderr
+    assert "stack.yaml:2: tracker.tracking_url: Extra inputs are not permitted" in result.stderr
+    assert "did you mean 'tracking_uri'?" in result.stderr
+    assert "stack.yaml:3: monitor.adapter: adapter 'nosuchtool'" in result.stderr
+    assert "installed adapters: local, mlflow" in result.stderr
     assert "stack.yaml:4: orchestrator.outputs: Extra inputs are not permitted" in result.stderr
     assert "did you mean 'outputs_dir'?" in result.stderr
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-Writer = Callable[[str, list[Any]], None]
+Writer = Callable[[str, list[Any]], object]
 
 
 @dataclass
@@ -35,7 +35,7 @@ class MetricBuffer:
     flush_interval: float
     retry: RetryPolicy
     max_points: int
-    on_overflow: Callable[[str, list[Any]], None]
+    on_overflow: Callable[[str, list[Any]], object]
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     _pending: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))

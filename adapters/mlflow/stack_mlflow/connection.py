@@ -15,7 +15,14 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+import logging
+
 from mlflow import MlflowClient
+
+# MLflow narrates store creation at INFO and warns that pip's version is unknown in
+# environments built without pip (uv): noise in every mlstack command. Errors still show.
+for _name in ("mlflow.store.db.utils", "mlflow.utils.environment"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
 
 
 def tracking_uri(config: MlflowConnection, context: AdapterContext) -> str:

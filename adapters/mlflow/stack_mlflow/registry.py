@@ -178,7 +178,7 @@ class MlflowRegistry:
             model=version.name,
             version=number,
             state=state,
-            source_uri=version.source,
+            source_uri=version.source or "",
             run_id=version.run_id or None,
             created_at=datetime.fromtimestamp(version.creation_timestamp / 1000, UTC),
             tags=tags,

@@ -263,7 +263,9 @@ class MlflowTracker:
             params=dict(run.data.params),
             metrics=dict(run.data.metrics),
             tags=tags,
-            datasets=tuple(_fingerprint(d.dataset) for d in run.inputs.dataset_inputs),
+            datasets=tuple(
+                _fingerprint(d.dataset) for d in (run.inputs.dataset_inputs if run.inputs else [])
+            ),
             code=CodeVersion(
                 commit=None if commit in (None, "unknown") else commit,
                 dirty=tags.get(DIRTY_TAG) == "true",
