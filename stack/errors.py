@@ -71,6 +71,18 @@ class Vetoed(StackError):
         super().__init__(f"{event} vetoed: " + "; ".join(reasons))
 
 
+class GateFailed(StackError):
+    """A promotion did not pass its gate; `decision` holds every rule with its numbers."""
+
+    def __init__(self, message: str, decision: object) -> None:
+        self.decision = decision
+        super().__init__(message)
+
+
+class ApprovalRefused(StackError):
+    """An approval that the policy does not allow (self-approval, outside the group, …)."""
+
+
 class AuditChainBroken(StackError):
     """The audit log no longer verifies: an entry was edited, reordered or deleted."""
 

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from stack.config.recipe_file import Recipe
 from stack.contract.registry import ModelVersion
 from stack.contract.states import EXCLUSIVE_STATES, LifecycleState, can_transition
 from stack.errors import InvalidTransition, Vetoed
 from stack.identity import current_actor
 from stack.session import StackSession
 from stack.spine.lineage import NodeKind, NodeRef
+
+RECIPE_TAG = "mlstack.recipe"
+OWNER_TAG = "mlstack.owner"
+RISK_TAG = "mlstack.risk_tier"
 
 
 class Lifecycle:
@@ -32,10 +37,20 @@ class Lifecycle:
         tags: Mapping[str, str] | None = None,
         actor: str | None = None,
         reason: str = "",
+        recipe: Recipe | None = None,
     ) -> ModelVersion:
-        """A new candidate version, audited, linked to its run, announced to the hooks."""
+        """A new candidate version, audited, linked to its run, announced to the hooks.
+
+        With `recipe`, the version is tagged with it (its gates apply to later promotions)
+        and with the owner and risk tier the recipe declares."""
         who = actor or current_actor()
-        version = self.session.registry.register(model, source_uri, run_id=run_id, tags=tags)
+        all_tags = dict(tags or {})
+        if recipe is not None:
+            all_tags[RECIPE_TAG] = str(recipe.directory)
+            if recipe.spec.model is not None:
+                all_tags[OWNER_TAG] = recipe.spec.model.owner or who
+                all_tags[RISK_TAG] = recipe.spec.model.risk_tier
+        version = self.session.registry.register(model, source_uri, run_id=run_id, tags=all_tags)
         spine = self.session.spine
         spine.audit(
             actor=who,

@@ -170,6 +170,7 @@ def register(ctx: StepContext, train: TrainedModel, evaluate: dict[str, float]) 
         run_id=train.run_id,
         tags={"auc": str(evaluate["auc"])},
         reason=f"quickstart training, auc {evaluate['auc']}",
+        recipe=ctx.recipe,
     )
     print(f"    registered {version.ref} as {version.state.value}")
     print(f"    MLflow UI: mlflow ui --backend-store-uri sqlite:///{ctx.session.home}/mlflow.db")

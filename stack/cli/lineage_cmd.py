@@ -1,31 +1,123 @@
-"""`mlstack lineage KIND:KEY`."""
+"""`mlstack lineage MODEL@STATE | MODEL@VERSION | KIND:KEY [--json] [--as-of TIME]`."""
 
 from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from stack.cli.common import open_session
 
+if TYPE_CHECKING:
+    from stack.session import StackSession
+    from stack.spine.lineage import LineageEdge, NodeRef
+
 
 @click.command()
-@click.argument("node")
+@click.argument("target", metavar="MODEL@STATE|MODEL@VERSION|KIND:KEY")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a tree.")
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    help="With MODEL: the version that was serving at this ISO time.",
+)
 @click.pass_context
-def lineage(ctx: click.Context, node: str) -> None:
-    """Print what fed NODE (KIND:KEY, e.g. model_version:churn@3) and what it fed."""
-    from stack.spine.lineage import NodeRef
+def lineage(ctx: click.Context, target: str, as_json: bool, as_of: str | None) -> None:
+    """What fed a model version (data → features → run → version) and what it fed
+    (endpoint revisions → monitoring reports)."""
+    from stack.cli.audit_cmd import _moment
+    from stack.governance.history import served_at
+    from stack.governance.service import Governance
+    from stack.spine.lineage import NodeKind, NodeRef
 
-    try:
-        ref = NodeRef.parse(node)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="NODE") from exc
     with open_session(ctx) as session:
-        upstream = session.spine.upstream(ref)
-        downstream = session.spine.downstream(ref)
-    if not upstream and not downstream:
-        click.echo(f"{ref}: no lineage recorded")
+        node: NodeRef
+        if as_of is not None:
+            model = target.split("@")[0]
+            when = _moment(as_of)
+            assert when is not None
+            ref = served_at(session.spine, model, when)
+            if ref is None:
+                raise click.ClickException(f"no version of {model!r} was serving at {when}")
+            node = NodeRef(NodeKind.MODEL_VERSION, ref)
+        elif "@" in target and ":" not in target:
+            node = NodeRef(NodeKind.MODEL_VERSION, Governance(session).version(target).ref)
+        else:
+            try:
+                node = NodeRef.parse(target)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="TARGET") from exc
+        upstream = session.spine.upstream(node)
+        downstream = session.spine.downstream(node)
+        notes = _run_notes(session, upstream)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "node": str(node),
+                    "upstream": [_edge(e) for e in upstream],
+                    "downstream": [_edge(e) for e in downstream],
+                    "runs": notes,
+                },
+                indent=2,
+            )
+        )
         return
-    click.echo(f"{ref}")
-    for edge in upstream:
-        click.echo(f"  ← {edge.source}  ({edge.relation} → {edge.target})")
-    for edge in downstream:
-        click.echo(f"  → {edge.target}  ({edge.source} {edge.relation})")
+    from rich.console import Console
+    from rich.tree import Tree
+
+    tree = Tree(f"[bold]{node}[/bold]")
+    _grow(tree, node, upstream, notes, upstream_side=True)
+    _grow(tree, node, downstream, notes, upstream_side=False)
+    if not upstream and not downstream:
+        tree.add("[dim]no lineage recorded[/dim]")
+    Console(highlight=False).print(tree)
+
+
+def _edge(edge: LineageEdge) -> dict[str, str]:
+    return {"source": str(edge.source), "relation": edge.relation, "target": str(edge.target)}
+
+
+def _grow(
+    tree: Any,
+    node: NodeRef,
+    edges: list[LineageEdge],
+    notes: dict[str, Any],
+    *,
+    upstream_side: bool,
+) -> None:
+    children = [e for e in edges if (e.target if upstream_side else e.source) == node]
+    for edge in children:
+        other = edge.source if upstream_side else edge.target
+        arrow = "←" if upstream_side else "→"
+        note = notes.get(str(other))
+        label = f"{arrow} {other} [dim]({edge.relation})[/dim]"
+        if note:
+            dirty = " dirty" if note["dirty"] else ""
+            label += f" [dim]commit {note['commit'] or 'unknown'}{dirty}[/dim]"
+        _grow(tree.add(label), other, edges, notes, upstream_side=upstream_side)
+
+
+def _run_notes(session: StackSession, edges: list[LineageEdge]) -> dict[str, Any]:
+    """The code commit of each training run in the lineage, read from the tracker."""
+    from stack.contract.roles import Role
+    from stack.errors import StackError
+    from stack.spine.lineage import NodeKind
+
+    notes: dict[str, Any] = {}
+    if not session.has(Role.TRACKER):
+        return notes
+    for edge in edges:
+        for ref in (edge.source, edge.target):
+            if ref.kind is NodeKind.RUN and str(ref) not in notes:
+                try:
+                    code = session.tracker.get_run(ref.key).code
+                except StackError:
+                    continue
+                notes[str(ref)] = {
+                    "commit": code.commit if code else None,
+                    "dirty": bool(code and code.dirty),
+                }
+    return notes

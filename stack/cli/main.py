@@ -13,6 +13,12 @@ import stack
 # name -> (module:attribute, one-line help shown by --help without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
     "adapters": ("stack.cli.adapters_cmd:adapters", "List installed adapters and capabilities."),
+    "approve": ("stack.cli.governance_cmd:approve", "Approve a model version for a state."),
+    "card": ("stack.cli.governance_cmd:card", "Write a model card (Markdown and HTML)."),
+    "identity": ("stack.cli.governance_cmd:identity_group", "Signed identities for CI."),
+    "models": ("stack.cli.governance_cmd:models", "The model inventory."),
+    "promote": ("stack.cli.governance_cmd:promote", "Move a model version through its gate."),
+    "reject": ("stack.cli.governance_cmd:reject", "Reject a model version."),
     "stack": ("stack.cli.stack_cmd:stack_group", "Validate or show a stack file."),
     "run": ("stack.cli.run_cmd:run", "Run a recipe on the stack (or resume a failed run)."),
     "runs": ("stack.cli.run_cmd:runs", "List recent pipeline runs and their steps."),

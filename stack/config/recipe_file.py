@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stack.config.diagnostics import collect, config_error, describe
+from stack.config.policy import ModelSpec, PromotionPolicy
 from stack.config.yaml_source import YamlDocument, load_yaml
 from stack.contract.roles import Role
 from stack.errors import StackConfigError
@@ -38,6 +39,8 @@ class RecipeFile(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
     description: str = ""
+    model: ModelSpec | None = None
+    promotion: PromotionPolicy = PromotionPolicy()
     requires: dict[Role, tuple[str, ...]] = Field(default_factory=dict)
     hooks: tuple[str, ...] = Field(default=(), description="module:object hook implementations")
     steps: tuple[StepSpec, ...] = Field(min_length=1)

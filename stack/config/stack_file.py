@@ -77,6 +77,9 @@ class IdentitySection(BaseModel):
     model_config = _FROZEN
 
     groups: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    token_secret: SecretStr | None = Field(
+        default=None, description="Checks MLSTACK_TOKEN signatures (CI identities)."
+    )
 
 
 class StackFile(BaseModel):

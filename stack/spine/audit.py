@@ -84,6 +84,12 @@ def entry_hash(
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
+def lock_head(session: Session) -> None:
+    """Take the chain head's lock for the rest of the transaction: writers that check
+    something before they append (an approval not given twice) are serialized by it."""
+    session.execute(select(AuditHeadRow).where(AuditHeadRow.id == _HEAD_ID).with_for_update())
+
+
 def append(
     session: Session,
     *,

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from stack.errors import SpineError
+from stack.errors import ApprovalRefused, SpineError
 from stack.spine import audit
 from stack.spine.audit import AuditEntry, AuditVerification
 from stack.spine.engine import create_spine_engine, is_postgresql
@@ -285,6 +285,17 @@ class SpineStore:
             raise ValueError(f"decision must be 'approved' or 'rejected', not {decision!r}")
         moment = to_text(now_utc())
         with self._transaction() as session:
+            audit.lock_head(session)  # two approvers racing are answered one after the other
+            earlier = session.execute(
+                select(ApprovalRow.id).where(
+                    ApprovalRow.subject == subject,
+                    ApprovalRow.target_state == target_state,
+                    ApprovalRow.actor == actor,
+                    ApprovalRow.decision == decision,
+                )
+            ).first()
+            if earlier is not None:
+                raise ApprovalRefused(f"{actor} already {decision} {subject} for {target_state}")
             session.add(
                 ApprovalRow(
                     subject=subject,

@@ -89,6 +89,12 @@ class RegistrySuite(RoleSuite):
         assert [v.version for v in serving] == [2]
         assert registry.get_version(self.model, 1).state == S.RETIRED
 
+    def test_registered_models_are_listed(
+        self, registry: Registry, model_source: SourceFactory
+    ) -> None:
+        self._register(registry, model_source)
+        assert self.model in registry.models()
+
     def test_tags_are_kept(self, registry: Registry, model_source: SourceFactory) -> None:
         self._register(registry, model_source, framework="sklearn")
         assert registry.get_version(self.model, 1).tags["framework"] == "sklearn"

@@ -40,7 +40,7 @@ class TestWithoutArtifacts(TrackerSuite):
 def test_a_wrong_registry_fails_the_suite(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_broken=BROKEN_REGISTRY)
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=5, failed=2)
+    result.assert_outcomes(passed=6, failed=2)
     result.stdout.fnmatch_lines(
         [
             "*test_illegal_move_is_refused_and_changes_nothing*",

@@ -140,7 +140,7 @@ class MemoryTracker:
 
 class MemoryRegistry:
     def __init__(self, config: object, context: object) -> None:
-        self.models: dict[str, list[ModelVersion]] = defaultdict(list)
+        self.models_: dict[str, list[ModelVersion]] = defaultdict(list)
 
     def register(
         self,
@@ -152,29 +152,32 @@ class MemoryRegistry:
     ) -> ModelVersion:
         version = ModelVersion(
             model,
-            len(self.models[model]) + 1,
+            len(self.models_[model]) + 1,
             LifecycleState.CANDIDATE,
             source_uri,
             run_id,
             datetime.now(UTC),
             dict(tags or {}),
         )
-        self.models[model].append(version)
+        self.models_[model].append(version)
         return version
 
+    def models(self) -> list[str]:
+        return sorted(name for name, versions in self.models_.items() if versions)
+
     def get_version(self, model: str, version: int) -> ModelVersion:
-        if not 1 <= version <= len(self.models.get(model, [])):
+        if not 1 <= version <= len(self.models_.get(model, [])):
             raise NotFound(f"no version {model}@{version}")
-        return self.models[model][version - 1]
+        return self.models_[model][version - 1]
 
     def versions(self, model: str) -> list[ModelVersion]:
-        return list(self.models.get(model, []))
+        return list(self.models_.get(model, []))
 
     def find_by_state(self, model: str, state: LifecycleState) -> list[ModelVersion]:
         return [v for v in self.versions(model) if v.state == state]
 
     def find_by_run(self, run_id: str) -> list[ModelVersion]:
-        return [v for vs in self.models.values() for v in vs if v.run_id == run_id]
+        return [v for vs in self.models_.values() for v in vs if v.run_id == run_id]
 
     def set_state(self, model: str, version: int, state: LifecycleState) -> ModelVersion:
         current = self.get_version(model, version)
@@ -195,7 +198,7 @@ class MemoryRegistry:
             version.created_at,
             version.tags,
         )
-        self.models[version.model][version.version - 1] = updated
+        self.models_[version.model][version.version - 1] = updated
         return updated
 
 

@@ -68,6 +68,16 @@ class MlflowRegistry:
             )
         return self._convert(created, self._serving_version(model))
 
+    def models(self) -> list[str]:
+        names: list[str] = []
+        token = None
+        while True:
+            page = self.client.search_registered_models(page_token=token)
+            names.extend(m.name for m in page)
+            token = page.token
+            if not token:
+                return sorted(names)
+
     def get_version(self, model: str, version: int) -> ModelVersion:
         _check_name(model)
         try:

@@ -1,0 +1,159 @@
+"""`mlstack promote|approve|reject|card|models` and `mlstack identity token`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from stack.cli.common import open_session
+from stack.contract.states import LifecycleState
+
+STATES = click.Choice([s.value for s in LifecycleState if s is not LifecycleState.CANDIDATE])
+RECIPE = click.option(
+    "--recipe",
+    "recipe_location",
+    type=click.Path(exists=True),
+    help="Recipe whose promotion policy applies (default: the one the version was built by).",
+)
+
+
+def _governance(ctx: click.Context, recipe_location: str | None):  # type: ignore[no-untyped-def]
+    from stack.config.recipe_file import load_recipe
+    from stack.governance.service import Governance
+
+    session = open_session(ctx)
+    recipe = load_recipe(Path(recipe_location)) if recipe_location else None
+    return session, Governance(session, recipe)
+
+
+@click.command()
+@click.argument("selector", metavar="MODEL@VERSION")
+@click.option("--to", "target", type=STATES, required=True, help="Target state.")
+@click.option("--reason", default="", help="Why: kept in the audit log.")
+@click.option("--dry-run", is_flag=True, help="Evaluate the gate only.")
+@RECIPE
+@click.pass_context
+def promote(
+    ctx: click.Context,
+    selector: str,
+    target: str,
+    reason: str,
+    dry_run: bool,
+    recipe_location: str | None,
+) -> None:
+    """Move MODEL@VERSION to a state through its gate; a failed gate changes nothing."""
+    session, governance = _governance(ctx, recipe_location)
+    with session:
+        state = LifecycleState(target)
+        if dry_run:
+            click.echo(governance.check(governance.version(selector), state).explain())
+            return
+        updated = governance.promote(selector, state, reason=reason)
+    click.echo(f"{updated.ref} is now {updated.state.value}")
+
+
+@click.command()
+@click.argument("selector", metavar="MODEL@VERSION")
+@click.option("--to", "target", type=STATES, required=True, help="State the approval is for.")
+@click.option("--reason", default="", help="Kept in the audit log.")
+@RECIPE
+@click.pass_context
+def approve(
+    ctx: click.Context, selector: str, target: str, reason: str, recipe_location: str | None
+) -> None:
+    """Approve MODEL@VERSION for a state (checked against the policy's group and author)."""
+    session, governance = _governance(ctx, recipe_location)
+    with session:
+        approval = governance.approve(selector, LifecycleState(target), reason=reason)
+    click.echo(f"{approval.actor} approved {approval.subject} for {approval.target_state}")
+
+
+@click.command()
+@click.argument("selector", metavar="MODEL@VERSION")
+@click.option("--reason", required=True, help="Why: kept in the audit log.")
+@RECIPE
+@click.pass_context
+def reject(ctx: click.Context, selector: str, reason: str, recipe_location: str | None) -> None:
+    """Reject MODEL@VERSION."""
+    session, governance = _governance(ctx, recipe_location)
+    with session:
+        updated = governance.reject(selector, reason=reason)
+    click.echo(f"{updated.ref} is now {updated.state.value}")
+
+
+@click.command()
+@click.argument("selector", metavar="MODEL@VERSION")
+@RECIPE
+@click.pass_context
+def card(ctx: click.Context, selector: str, recipe_location: str | None) -> None:
+    """Write the model card of MODEL@VERSION (Markdown and HTML) and print its paths."""
+    session, governance = _governance(ctx, recipe_location)
+    with session:
+        paths = governance.write_card(selector)
+    click.echo(f"{paths.markdown}\n{paths.html}")
+
+
+@click.command()
+@click.option("--format", "output", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def models(ctx: click.Context, output: str) -> None:
+    """The model inventory: owner, risk tier, state, serving version, evaluation, drift."""
+    from stack.governance.inventory import inventory
+
+    with open_session(ctx) as session:
+        rows = inventory(session)
+    if output == "json":
+        click.echo(json.dumps([r.to_json() for r in rows], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        "model",
+        "owner",
+        "risk",
+        "latest",
+        "serving",
+        "evaluation",
+        "drift check",
+        "alerts",
+        title="models",
+    )
+    for r in rows:
+        evaluation = ", ".join(f"{k}={v:.3g}" for k, v in sorted(r.last_evaluation.items()))
+        table.add_row(
+            r.model,
+            r.owner,
+            r.risk_tier,
+            f"{r.latest_version} ({r.latest_state})",
+            r.serving or "—",
+            evaluation or "—",
+            f"{r.last_drift_check:%Y-%m-%d %H:%M}" if r.last_drift_check else "never",
+            str(r.open_alerts),
+        )
+    Console().print(table)
+
+
+@click.group("identity")
+def identity_group() -> None:
+    """Identities for CI (signed tokens)."""
+
+
+@identity_group.command()
+@click.argument("user")
+@click.option("--ttl", default=3600, show_default=True, help="Seconds the token is valid.")
+@click.pass_context
+def token(ctx: click.Context, user: str, ttl: int) -> None:
+    """Mint an MLSTACK_TOKEN for USER with the stack's identity.token_secret."""
+    from stack.cli.common import stack_path
+    from stack.config.stack_file import read_stack_file
+    from stack.errors import StackError
+    from stack.identity import mint_token
+
+    stack, _ = read_stack_file(stack_path(ctx))
+    secret = stack.identity.token_secret
+    if secret is None:
+        raise StackError("the stack has no identity.token_secret to sign tokens with")
+    click.echo(mint_token(user, secret.get_secret_value(), ttl_seconds=ttl))

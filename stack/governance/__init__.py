@@ -1,0 +1,1 @@
+"""Governance: promotion gates, approvals, what served when, model cards, the inventory."""

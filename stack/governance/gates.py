@@ -1,0 +1,128 @@
+"""Evaluate a gate: every rule is checked and reported with its numbers, pass or fail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from stack.config.policy import ChampionRule, Gate
+from stack.contract.registry import ModelVersion
+from stack.contract.states import LifecycleState
+from stack.contract.tracking import RunRecord
+
+
+@dataclass(frozen=True, slots=True)
+class RuleResult:
+    rule: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    subject: str
+    target: LifecycleState
+    results: tuple[RuleResult, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failures(self) -> tuple[RuleResult, ...]:
+        return tuple(r for r in self.results if not r.passed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target.value,
+            "passed": self.passed,
+            "rules": [
+                {"rule": r.rule, "passed": r.passed, "detail": r.detail} for r in self.results
+            ],
+        }
+
+    def explain(self) -> str:
+        lines = [
+            f"gate to {self.target.value} for {self.subject}: "
+            f"{'passed' if self.passed else 'FAILED'}"
+        ]
+        lines += [f"  {'ok  ' if r.passed else 'FAIL'} {r.rule}: {r.detail}" for r in self.results]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class GateInputs:
+    """What the rules look at, gathered by the caller from the tracker, registry and spine."""
+
+    version: ModelVersion
+    run: RunRecord | None
+    champion: ModelVersion | None
+    champion_run: RunRecord | None
+    checks_present: frozenset[str]
+    eligible_approvers: tuple[str, ...]
+
+
+def evaluate(gate: Gate, target: LifecycleState, inputs: GateInputs) -> GateDecision:
+    results: list[RuleResult] = []
+    metrics = dict(inputs.run.metrics) if inputs.run else {}
+    for name, bound in gate.thresholds.items():
+        value = metrics.get(name)
+        if value is None:
+            results.append(RuleResult(f"threshold {name}", False, "no such metric on the run"))
+            continue
+        ok = (bound.min is None or value >= bound.min) and (bound.max is None or value <= bound.max)
+        limits = " and ".join(
+            part
+            for part in (
+                f">= {bound.min:g}" if bound.min is not None else "",
+                f"<= {bound.max:g}" if bound.max is not None else "",
+            )
+            if part
+        )
+        results.append(RuleResult(f"threshold {name}", ok, f"{value:g} (needs {limits})"))
+    if gate.champion is not None:
+        results.append(_champion(gate.champion, inputs, metrics))
+    for check in gate.checks:
+        present = check in inputs.checks_present
+        results.append(RuleResult(f"check {check}", present, "present" if present else "missing"))
+    if gate.approvals is not None:
+        have, need = len(inputs.eligible_approvers), gate.approvals.count
+        who = ", ".join(inputs.eligible_approvers) or "nobody"
+        group = f" from {gate.approvals.group}" if gate.approvals.group else ""
+        results.append(RuleResult("approvals", have >= need, f"{have} of {need}{group} ({who})"))
+    return GateDecision(inputs.version.ref, target, tuple(results))
+
+
+def _champion(rule: ChampionRule, inputs: GateInputs, metrics: dict[str, float]) -> RuleResult:
+    name = f"champion {rule.metric}"
+    if inputs.champion is None or inputs.champion.ref == inputs.version.ref:
+        return RuleResult(name, True, "no serving version to compare with")
+    ours = metrics.get(rule.metric)
+    theirs = dict(inputs.champion_run.metrics).get(rule.metric) if inputs.champion_run else None
+    if ours is None or theirs is None:
+        missing = inputs.version.ref if ours is None else inputs.champion.ref
+        return RuleResult(name, False, f"{missing} has no {rule.metric} to compare")
+    if rule.same_dataset:
+        mine = _digest(inputs.run, rule.same_dataset)
+        other = _digest(inputs.champion_run, rule.same_dataset)
+        if mine is None or mine != other:
+            return RuleResult(
+                name,
+                False,
+                f"not evaluated on the same {rule.same_dataset!r} data "
+                f"({mine or 'none'} vs {other or 'none'})",
+            )
+    regression = (theirs - ours) if rule.higher_is_better else (ours - theirs)
+    ok = regression <= rule.max_regression
+    return RuleResult(
+        name,
+        ok,
+        f"{ours:g} vs {theirs:g} for {inputs.champion.ref} "
+        f"(regression {max(regression, 0):g}, allowed {rule.max_regression:g})",
+    )
+
+
+def _digest(run: RunRecord | None, dataset: str) -> str | None:
+    if run is None:
+        return None
+    return next((d.digest for d in run.datasets if d.name == dataset), None)

@@ -1,0 +1,69 @@
+"""The model inventory: every model with its owner, risk tier, state and monitoring status."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from stack.contract.roles import Role
+from stack.contract.states import LifecycleState
+from stack.errors import StackError
+from stack.governance.history import serving_history
+from stack.lifecycle import OWNER_TAG, RISK_TAG
+from stack.session import StackSession
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryRow:
+    model: str
+    owner: str
+    risk_tier: str
+    latest_version: int
+    latest_state: str
+    serving: str | None
+    last_evaluation: dict[str, float] = field(default_factory=dict)
+    last_drift_check: datetime | None = None
+    open_alerts: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["last_drift_check"] = (
+            self.last_drift_check.isoformat() if self.last_drift_check else None
+        )
+        return data
+
+
+def inventory(session: StackSession) -> list[InventoryRow]:
+    registry, spine = session.registry, session.spine
+    rows: list[InventoryRow] = []
+    for model in registry.models():
+        versions = registry.versions(model)
+        if not versions:
+            continue
+        latest = versions[-1]
+        serving = next((v for v in versions if v.state is LifecycleState.SERVING), None)
+        evaluation: dict[str, float] = {}
+        if latest.run_id and session.has(Role.TRACKER):
+            try:
+                evaluation = dict(session.tracker.get_run(latest.run_id).metrics)
+            except StackError:
+                evaluation = {}
+        checks = spine.events(subject=model, name="on_drift_detected")
+        reports = spine.events(subject=model, name="monitoring.checked")
+        history = serving_history(spine, model)
+        since = history[-1].at if history else None
+        rows.append(
+            InventoryRow(
+                model=model,
+                owner=latest.tags.get(OWNER_TAG, "—"),
+                risk_tier=latest.tags.get(RISK_TAG, "—"),
+                latest_version=latest.version,
+                latest_state=latest.state.value,
+                serving=serving.ref if serving else None,
+                last_evaluation=evaluation,
+                last_drift_check=max((e.at for e in [*checks, *reports]), default=None),
+                open_alerts=sum(1 for e in checks if since is None or e.at >= since),
+            )
+        )
+    return rows

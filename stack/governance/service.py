@@ -1,0 +1,221 @@
+"""Governance: approve, reject and promote through the recipe's gates, every decision audited.
+
+The rules: a promotion passes its gate (thresholds, champion comparison, checks, approvals)
+or the version stays where it was, with the failing rules and their numbers in the error and
+in the audit log. Approvals come from the right group and never from the model's own author
+(unless the policy says so); a refused approval is audited too. After each state change the
+model card is written again and logged to the tracker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stack.config.policy import Gate
+from stack.config.recipe_file import Recipe, load_recipe
+from stack.contract.registry import ModelSelector, ModelVersion
+from stack.contract.roles import Role
+from stack.contract.states import LifecycleState
+from stack.contract.tracking import RunRecord
+from stack.errors import ApprovalRefused, GateFailed, NotFound, StackError
+from stack.governance import cards, gates
+from stack.identity import Actor, resolve_actor
+from stack.lifecycle import RECIPE_TAG, Lifecycle
+from stack.session import StackSession
+from stack.spine.lineage import NodeKind, NodeRef
+from stack.spine.records import Approval
+
+_NOT_APPROVABLE = (LifecycleState.REJECTED, LifecycleState.RETIRED)
+
+
+class Governance:
+    def __init__(self, session: StackSession, recipe: Recipe | None = None) -> None:
+        self.session = session
+        self.recipe = recipe
+
+    # -- who and what -------------------------------------------------------------------
+
+    def actor(self) -> Actor:
+        identity = self.session.stack.identity
+        secret = identity.token_secret.get_secret_value() if identity.token_secret else None
+        return resolve_actor(dict(identity.groups), secret)
+
+    def version(self, selector: str) -> ModelVersion:
+        """`churn@3` or `churn@serving`, or a clear NotFound."""
+        parsed = ModelSelector.parse(selector)
+        registry = self.session.registry
+        if parsed.version is not None:
+            return registry.get_version(parsed.model, parsed.version)
+        assert parsed.state is not None
+        found = registry.find_by_state(parsed.model, parsed.state)
+        if not found:
+            raise NotFound(f"no version of {parsed.model!r} is {parsed.state.value}")
+        return found[-1]
+
+    def recipe_for(self, version: ModelVersion) -> Recipe | None:
+        if self.recipe is not None:
+            return self.recipe
+        location = version.tags.get(RECIPE_TAG)
+        return load_recipe(Path(location)) if location and Path(location).exists() else None
+
+    def gate_for(self, version: ModelVersion, target: LifecycleState) -> Gate | None:
+        recipe = self.recipe_for(version)
+        return recipe.spec.promotion.gates.get(target) if recipe else None
+
+    def author(self, version: ModelVersion) -> str | None:
+        registered = self.session.spine.audit_entries(
+            subject=version.ref, action="model.registered"
+        )
+        return registered[0].actor if registered else None
+
+    # -- approvals ----------------------------------------------------------------------
+
+    def approve(self, selector: str, target: LifecycleState, *, reason: str = "") -> Approval:
+        actor = self.actor()
+        version = self.version(selector)
+        refusal = self._approval_refusal(version, target, actor)
+        if refusal:
+            self.session.spine.audit(
+                actor=actor.name,
+                action="approval.refused",
+                subject=version.ref,
+                reason=refusal,
+                payload={"target_state": target.value},
+            )
+            raise ApprovalRefused(refusal)
+        try:
+            approval = self.session.spine.record_approval(
+                subject=version.ref,
+                target_state=target.value,
+                actor=actor.name,
+                decision="approved",
+                reason=reason,
+            )
+        except ApprovalRefused as exc:
+            self.session.spine.audit(
+                actor=actor.name,
+                action="approval.refused",
+                subject=version.ref,
+                reason=str(exc),
+                payload={"target_state": target.value},
+            )
+            raise
+        self._write_card(version)
+        return approval
+
+    def _approval_refusal(
+        self, version: ModelVersion, target: LifecycleState, actor: Actor
+    ) -> str | None:
+        if version.state in _NOT_APPROVABLE:
+            return f"{version.ref} is {version.state.value}; it cannot be approved"
+        if target in (LifecycleState.CANDIDATE, LifecycleState.REJECTED) or target == version.state:
+            return f"{target.value} is not a state to approve {version.ref} for"
+        gate = self.gate_for(version, target)
+        rule = gate.approvals if gate else None
+        if rule is not None and rule.group and not actor.in_group(rule.group):
+            return (
+                f"{actor.name} is not in group {rule.group!r}, which approves "
+                f"{version.model} for {target.value}"
+            )
+        allow_author = rule.allow_author if rule else False
+        if not allow_author and actor.name == self.author(version):
+            return f"{actor.name} registered {version.ref} and cannot approve it"
+        return None
+
+    def eligible_approvers(self, version: ModelVersion, target: LifecycleState) -> tuple[str, ...]:
+        gate = self.gate_for(version, target)
+        rule = gate.approvals if gate else None
+        groups = self.session.stack.identity.groups
+        author = self.author(version)
+        approvers: list[str] = []
+        for approval in self.session.spine.approvals(version.ref, target.value):
+            if approval.decision != "approved" or approval.actor in approvers:
+                continue
+            if rule is not None and rule.group and approval.actor not in groups.get(rule.group, ()):
+                continue
+            if approval.actor == author and not (rule and rule.allow_author):
+                continue
+            approvers.append(approval.actor)
+        return tuple(approvers)
+
+    # -- decisions ----------------------------------------------------------------------
+
+    def reject(self, selector: str, *, reason: str) -> ModelVersion:
+        actor = self.actor()
+        version = self.version(selector)
+        updated = Lifecycle(self.session).transition(
+            version.model,
+            version.version,
+            LifecycleState.REJECTED,
+            actor=actor.name,
+            reason=reason,
+        )
+        self._write_card(updated)
+        return updated
+
+    def check(self, version: ModelVersion, target: LifecycleState) -> gates.GateDecision:
+        """Evaluate the gate without acting (what `promote` would decide)."""
+        gate = self.gate_for(version, target) or Gate()
+        registry = self.session.registry
+        champions = registry.find_by_state(version.model, LifecycleState.SERVING)
+        champion = champions[0] if champions else None
+        return gates.evaluate(
+            gate,
+            target,
+            gates.GateInputs(
+                version=version,
+                run=self._run(version),
+                champion=champion,
+                champion_run=self._run(champion) if champion else None,
+                checks_present=self._checks_present(version),
+                eligible_approvers=self.eligible_approvers(version, target),
+            ),
+        )
+
+    def promote(self, selector: str, target: LifecycleState, *, reason: str = "") -> ModelVersion:
+        """Pass the gate, then move the version; a failed gate changes nothing but the log."""
+        actor = self.actor()
+        version = self.version(selector)
+        decision = self.check(version, target)
+        self.session.spine.audit(
+            actor=actor.name,
+            action="gate.passed" if decision.passed else "gate.failed",
+            subject=version.ref,
+            reason=reason,
+            payload=decision.to_json(),
+        )
+        if not decision.passed:
+            raise GateFailed(
+                decision.explain() + f"\n{version.ref} stays {version.state.value}", decision
+            )
+        updated = Lifecycle(self.session).transition(
+            version.model, version.version, target, actor=actor.name, reason=reason
+        )
+        self._write_card(updated)
+        return updated
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _run(self, version: ModelVersion) -> RunRecord | None:
+        if version.run_id is None or not self.session.has(Role.TRACKER):
+            return None
+        try:
+            return self.session.tracker.get_run(version.run_id)
+        except StackError:
+            return None
+
+    def _checks_present(self, version: ModelVersion) -> frozenset[str]:
+        present = set()
+        if cards.card_paths(self.session, version.ref).markdown.exists():
+            present.add("model_card")
+        downstream = self.session.spine.downstream(NodeRef(NodeKind.MODEL_VERSION, version.ref))
+        if any(e.relation == "drift_baseline" for e in downstream):
+            present.add("drift_baseline")
+        return frozenset(present)
+
+    def _write_card(self, version: ModelVersion) -> None:
+        cards.write_card(self.session, version, self.recipe_for(version))
+
+    def write_card(self, selector: str) -> cards.CardPaths:
+        version = self.version(selector)
+        return cards.write_card(self.session, version, self.recipe_for(version))
