@@ -15,9 +15,9 @@ from stack.config.policy import Gate
 from stack.config.recipe_file import Recipe, load_recipe
 from stack.contract.registry import ModelSelector, ModelVersion
 from stack.contract.roles import Role
-from stack.contract.states import LifecycleState
+from stack.contract.states import LifecycleState, can_transition
 from stack.contract.tracking import RunRecord
-from stack.errors import ApprovalRefused, GateFailed, NotFound, StackError
+from stack.errors import ApprovalRefused, GateFailed, InvalidTransition, NotFound, StackError
 from stack.governance import cards, gates
 from stack.identity import Actor, resolve_actor
 from stack.lifecycle import RECIPE_TAG, Lifecycle
@@ -176,6 +176,10 @@ class Governance:
         """Pass the gate, then move the version; a failed gate changes nothing but the log."""
         actor = self.actor()
         version = self.version(selector)
+        if not can_transition(version.state, target):  # no gate for a move that cannot happen
+            raise InvalidTransition(
+                f"{version.ref} is {version.state.value}; it cannot move to {target.value}"
+            )
         decision = self.check(version, target)
         self.session.spine.audit(
             actor=actor.name,

@@ -1,0 +1,66 @@
+"""The governance commands as a user drives them on the quickstart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.conftest import ROOT, Cli
+
+
+def test_promote_approve_inventory_lineage_and_card(cli: Cli, workdir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    cli("run", str(ROOT / "recipes" / "quickstart"), "-q", check=True)
+
+    refused = cli("promote", "churn@1", "--to", "serving")
+    assert refused.returncode == 1
+    assert (
+        "approved; it cannot move" in refused.stderr or "cannot move to serving" in refused.stderr
+    )
+
+    cli("promote", "churn@1", "--to", "approved", "--reason", "auc ok", check=True)
+    gate = cli("promote", "churn@1", "--to", "serving", "--dry-run", check=True).stdout
+    assert "FAIL approvals: 0 of 1 from ml-leads" in gate
+
+    monkeypatch.setenv("MLSTACK_USER", "ml-lead")
+    cli("approve", "churn@1", "--to", "serving", "--reason", "reviewed", check=True)
+    monkeypatch.setenv("MLSTACK_USER", "tester")
+    assert (
+        "churn@1 is now serving" in cli("promote", "churn@1", "--to", "serving", check=True).stdout
+    )
+
+    [row] = json.loads(cli("models", "--format", "json", check=True).stdout)
+    assert (row["model"], row["serving"], row["owner"], row["risk_tier"]) == (
+        "churn",
+        "churn@1",
+        "data-science",
+        "limited",
+    )
+    assert row["last_evaluation"]["auc"] > 0.7
+
+    lineage = json.loads(cli("lineage", "churn@serving", "--json", check=True).stdout)
+    assert lineage["node"] == "model_version:churn@1"
+    kinds = [edge["source"].split(":")[0] for edge in lineage["upstream"]]
+    assert kinds == ["run", "data_snapshot"]
+    [run_note] = lineage["runs"].values()
+    assert "commit" in run_note
+
+    audit = cli("audit", "log", "--model", "churn", "--jsonl", check=True).stdout.splitlines()
+    actions = [json.loads(line)["action"] for line in audit]
+    assert actions == [
+        "model.registered",
+        "gate.passed",
+        "state.changed",
+        "approval.approved",
+        "gate.passed",
+        "state.changed",
+    ]
+    assert cli("audit", "verify", check=True).returncode == 0
+    card = cli("card", "churn@1", check=True).stdout.split()
+    assert Path(card[0]).read_text().startswith("# Model card: churn@1")
+
+
+def test_as_of_before_anything_served_says_so(cli: Cli, workdir: Path) -> None:
+    cli("run", str(ROOT / "recipes" / "quickstart"), "-q", check=True)
+    result = cli("lineage", "churn", "--as-of", "2000-01-01T00:00:00")
+    assert result.returncode == 1
+    assert "no version of 'churn' was serving at 2000-01-01" in result.stderr

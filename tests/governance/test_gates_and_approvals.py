@@ -1,0 +1,212 @@
+"""Promotion gates and approvals, on the embedded MLflow stack."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from stack.contract.states import LifecycleState as S
+from stack.errors import ApprovalRefused, GateFailed, NotFound
+from stack.governance.history import served_at
+from stack.governance.service import Governance
+from stack.session import StackSession
+from tests.governance.conftest import Factory
+
+User = Callable[[str], None]
+
+
+def to_serving(governance: Governance, ref: str, as_user: User) -> None:
+    as_user("ana")
+    governance.promote(ref, S.APPROVED)
+    as_user("lead")
+    governance.approve(ref, S.SERVING, reason="reviewed")
+    as_user("ana")
+    governance.promote(ref, S.SERVING)
+
+
+def test_failed_threshold_names_the_rule_and_numbers_and_changes_nothing(
+    governance: Governance, make_version: Factory, session: StackSession, as_user: User
+) -> None:
+    version = make_version(0.62)
+    as_user("ana")
+    with pytest.raises(GateFailed) as caught:
+        governance.promote(version.ref, S.APPROVED)
+    assert "FAIL threshold auc: 0.62 (needs >= 0.75)" in str(caught.value)
+    assert f"{version.ref} stays candidate" in str(caught.value)
+    assert session.registry.get_version(version.model, version.version).state == S.CANDIDATE
+    [entry] = session.spine.audit_entries(subject=version.ref, action="gate.failed")
+    assert entry.payload["rules"][0] == {
+        "rule": "threshold auc",
+        "passed": False,
+        "detail": "0.62 (needs >= 0.75)",
+    }
+
+
+def test_serving_needs_an_approval_from_the_group(
+    governance: Governance, make_version: Factory, as_user: User
+) -> None:
+    version = make_version(0.81)
+    as_user("ana")
+    governance.promote(version.ref, S.APPROVED)
+    with pytest.raises(GateFailed, match=r"FAIL approvals: 0 of 1 from ml-leads \(nobody\)"):
+        governance.promote(version.ref, S.SERVING)
+    as_user("lead")
+    governance.approve(version.ref, S.SERVING, reason="looks right")
+    as_user("ana")
+    assert governance.promote(version.ref, S.SERVING).state == S.SERVING
+
+
+def test_self_approval_is_refused_and_audited(
+    governance: Governance, make_version: Factory, session: StackSession, as_user: User
+) -> None:
+    version = make_version(0.81, author="lead")
+    as_user("lead")
+    with pytest.raises(ApprovalRefused, match="lead registered .* and cannot approve it"):
+        governance.approve(version.ref, S.SERVING)
+    [refused] = session.spine.audit_entries(subject=version.ref, action="approval.refused")
+    assert refused.actor == "lead"
+    assert session.spine.approvals(version.ref) == []
+
+
+def test_approval_from_outside_the_group_is_refused_and_audited(
+    governance: Governance, make_version: Factory, session: StackSession, as_user: User
+) -> None:
+    version = make_version(0.81)
+    as_user("mallory")
+    with pytest.raises(ApprovalRefused, match="mallory is not in group 'ml-leads'"):
+        governance.approve(version.ref, S.SERVING)
+    assert [
+        e.actor for e in session.spine.audit_entries(subject=version.ref, action="approval.refused")
+    ] == ["mallory"]
+
+
+def test_approving_twice_is_refused(
+    governance: Governance, make_version: Factory, as_user: User
+) -> None:
+    version = make_version(0.81)
+    as_user("lead")
+    governance.approve(version.ref, S.SERVING)
+    with pytest.raises(ApprovalRefused, match="already approved"):
+        governance.approve(version.ref, S.SERVING)
+
+
+def test_rejected_or_unknown_versions_cannot_be_approved(
+    governance: Governance, make_version: Factory, model: str, as_user: User
+) -> None:
+    version = make_version(0.81)
+    as_user("lead")
+    governance.reject(version.ref, reason="leaks the label")
+    with pytest.raises(ApprovalRefused, match="is rejected; it cannot be approved"):
+        governance.approve(version.ref, S.SERVING)
+    with pytest.raises(NotFound):
+        governance.approve(f"{model}@99", S.SERVING)
+
+
+def test_challenger_worse_than_the_champion_fails_with_the_numbers(
+    governance: Governance, make_version: Factory, as_user: User
+) -> None:
+    champion = make_version(0.85)
+    to_serving(governance, champion.ref, as_user)
+    challenger = make_version(0.80)
+    as_user("ana")
+    governance.promote(challenger.ref, S.APPROVED)
+    as_user("lead")
+    governance.approve(challenger.ref, S.SERVING)
+    as_user("ana")
+    with pytest.raises(GateFailed) as caught:
+        governance.promote(challenger.ref, S.SERVING)
+    assert (
+        f"FAIL champion auc: 0.8 vs 0.85 for {champion.ref} (regression 0.05, allowed 0.01)"
+        in str(caught.value)
+    )
+
+
+def test_champion_on_a_different_evaluation_set_is_not_comparable(
+    governance: Governance, make_version: Factory, as_user: User
+) -> None:
+    champion = make_version(0.80)
+    to_serving(governance, champion.ref, as_user)
+    challenger = make_version(0.90, holdout="sha256:other")
+    decision = governance.check(challenger, S.SERVING)
+    [rule] = [r for r in decision.results if r.rule == "champion auc"]
+    assert not rule.passed
+    assert "not evaluated on the same 'holdout' data" in rule.detail
+
+
+def test_what_served_when_comes_from_the_audit_log(
+    governance: Governance,
+    make_version: Factory,
+    session: StackSession,
+    as_user: User,
+    model: str,
+) -> None:
+    first = make_version(0.80)
+    to_serving(governance, first.ref, as_user)
+    between = session.spine.audit_entries()[-1].at
+    second = make_version(0.81)
+    to_serving(governance, second.ref, as_user)
+    assert served_at(session.spine, model, between) == first.ref
+    assert served_at(session.spine, model, session.spine.audit_entries()[-1].at) == second.ref
+    assert session.registry.get_version(model, first.version).state == S.RETIRED
+
+
+def test_model_card_says_what_a_reviewer_needs(
+    governance: Governance, make_version: Factory, session: StackSession, as_user: User
+) -> None:
+    version = make_version(0.81)
+    to_serving(governance, version.ref, as_user)
+    paths = governance.write_card(version.ref)
+    text = paths.markdown.read_text()
+    for expected in (
+        "Rank churn risk for outreach.",
+        "| state | serving |",
+        "| risk tier | high |",
+        "holdout: 500 rows",
+        "lead approved for serving: reviewed",
+        "threshold auc ok (0.81 (needs >= 0.75))",
+        "approved → serving by ana",
+    ):
+        assert expected in text, expected
+    html = paths.html.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "Rank churn risk for outreach." in html
+    artifacts = session.tracker.client.list_artifacts(version.run_id, "model_card")  # type: ignore[attr-defined]
+    assert sorted(Path(a.path).name for a in artifacts) == [
+        f"{version.ref}.html",
+        f"{version.ref}.md",
+    ]
+
+
+RACER = """
+import sys
+from stack.errors import ApprovalRefused
+from stack.spine import SpineStore
+store = SpineStore.open(sys.argv[1])
+try:
+    store.record_approval(subject="m@1", target_state="serving", actor=sys.argv[2],
+                          decision="approved")
+    print("recorded")
+except ApprovalRefused:
+    print("refused")
+"""
+
+
+def test_racing_approvals_are_each_answered_and_the_chain_holds(spine_url: str) -> None:
+    from stack.spine import SpineStore
+
+    SpineStore.open(spine_url).close()
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, spine_url, actor], stdout=subprocess.PIPE, text=True
+        )
+        for actor in ("lead", "lead", "lead2")
+    ]
+    answers = sorted(r.communicate(timeout=120)[0].strip() for r in racers)
+    assert answers == ["recorded", "recorded", "refused"]
+    store = SpineStore.open(spine_url)
+    assert sorted(a.actor for a in store.approvals("m@1")) == ["lead", "lead2"]
+    assert store.verify_audit().ok
+    store.close()
