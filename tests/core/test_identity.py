@@ -31,7 +31,7 @@ def test_forged_token_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_edited_token_payload_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    body, signature = mint_token("ci-bot", "s3cret").split(".")
+    _, signature = mint_token("ci-bot", "s3cret").split(".")
     other_body = mint_token("lead", "s3cret").split(".")[0]
     monkeypatch.setenv("MLSTACK_TOKEN", f"{other_body}.{signature}")
     with pytest.raises(IdentityError, match="bad signature"):
@@ -46,5 +46,5 @@ def test_expired_token_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_token_without_a_secret_to_check_it_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLSTACK_TOKEN", mint_token("ci-bot", "s3cret"))
-    with pytest.raises(IdentityError, match="no identity.token_secret"):
+    with pytest.raises(IdentityError, match=r"no identity\.token_secret"):
         resolve_actor(GROUPS, None)

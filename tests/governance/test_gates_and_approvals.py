@@ -65,7 +65,7 @@ def test_self_approval_is_refused_and_audited(
 ) -> None:
     version = make_version(0.81, author="lead")
     as_user("lead")
-    with pytest.raises(ApprovalRefused, match="lead registered .* and cannot approve it"):
+    with pytest.raises(ApprovalRefused, match=r"lead registered .* and cannot approve it"):
         governance.approve(version.ref, S.SERVING)
     [refused] = session.spine.audit_entries(subject=version.ref, action="approval.refused")
     assert refused.actor == "lead"
