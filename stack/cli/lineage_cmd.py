@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -23,8 +24,14 @@ if TYPE_CHECKING:
     default=None,
     help="With MODEL: the version that was serving at this ISO time.",
 )
+@click.option(
+    "--openlineage",
+    "emit",
+    is_flag=True,
+    help="Also export this lineage as OpenLineage events (file or endpoint from the stack).",
+)
 @click.pass_context
-def lineage(ctx: click.Context, target: str, as_json: bool, as_of: str | None) -> None:
+def lineage(ctx: click.Context, target: str, as_json: bool, as_of: str | None, emit: bool) -> None:
     """What fed a model version (data → features → run → version) and what it fed
     (endpoint revisions → monitoring reports)."""
     from stack.cli.audit_cmd import _moment
@@ -52,6 +59,8 @@ def lineage(ctx: click.Context, target: str, as_json: bool, as_of: str | None) -
         upstream = session.spine.upstream(node)
         downstream = session.spine.downstream(node)
         notes = _run_notes(session, upstream)
+        if emit:
+            _export(session, upstream + downstream)
     if as_json:
         click.echo(
             json.dumps(
@@ -74,6 +83,22 @@ def lineage(ctx: click.Context, target: str, as_json: bool, as_of: str | None) -
     if not upstream and not downstream:
         tree.add("[dim]no lineage recorded[/dim]")
     Console(highlight=False).print(tree)
+
+
+def _export(session: StackSession, edges: list[LineageEdge]) -> None:
+    from stack.governance.openlineage import export
+
+    settings = session.stack.openlineage
+    file = Path(settings.file)
+    file = file if file.is_absolute() else session.home / file
+    count = export(
+        edges,
+        namespace=settings.namespace,
+        file=file,
+        url=settings.url,
+        api_key=settings.api_key.get_secret_value() if settings.api_key else None,
+    )
+    click.echo(f"sent {count} OpenLineage events to {settings.url or file}", err=True)
 
 
 def _edge(edge: LineageEdge) -> dict[str, str]:

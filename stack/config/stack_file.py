@@ -82,6 +82,18 @@ class IdentitySection(BaseModel):
     )
 
 
+class OpenLineageSection(BaseModel):
+    """Where `mlstack lineage --openlineage` sends events: a file under home by default, or
+    an OpenLineage HTTP endpoint (Marquez, …)."""
+
+    model_config = _FROZEN
+
+    namespace: str = "mlstack"
+    file: str = "openlineage.jsonl"
+    url: str | None = None
+    api_key: SecretStr | None = None
+
+
 class StackFile(BaseModel):
     model_config = _FROZEN
 
@@ -95,6 +107,7 @@ class StackFile(BaseModel):
     monitor: RoleSection | None = None
     spine: SpineSection = SpineSection()
     identity: IdentitySection = IdentitySection()
+    openlineage: OpenLineageSection = OpenLineageSection()
 
     def section(self, role: Role) -> RoleSection | None:
         section: RoleSection | None = getattr(self, role.value)

@@ -41,6 +41,10 @@ def test_promote_approve_inventory_lineage_and_card(cli: Cli, workdir: Path, mon
     assert kinds == ["run", "data_snapshot"]
     [run_note] = lineage["runs"].values()
     assert "commit" in run_note
+    exported = cli("lineage", "churn@serving", "--openlineage", check=True)
+    assert "sent 2 OpenLineage events" in exported.stderr
+    events = (workdir / ".mlstack" / "openlineage.jsonl").read_text().splitlines()
+    assert {json.loads(e)["eventType"] for e in events} == {"COMPLETE"}
 
     audit = cli("audit", "log", "--model", "churn", "--jsonl", check=True).stdout.splitlines()
     actions = [json.loads(line)["action"] for line in audit]
