@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -51,9 +51,9 @@ def test_events_follow_runs_and_dataset_edges(tmp_path: Path) -> None:
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[str, str, dict[str, Any]]] = []
+    received: ClassVar[list[tuple[str, str, dict[str, Any]]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.received.append((self.path, self.headers.get("Authorization", ""), json.loads(body)))
         self.send_response(201)
