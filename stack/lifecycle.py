@@ -9,7 +9,9 @@ too, so the log never misses a change that happened.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
+from pathlib import Path
 
 from stack.config.recipe_file import Recipe
 from stack.contract.registry import ModelVersion
@@ -131,4 +133,20 @@ class Lifecycle:
             version=updated,
             previous_state=current.state.value,
         )
+        self.refresh_card(updated)
         return updated
+
+    def refresh_card(self, version: ModelVersion) -> None:
+        """Write the model card again; the state change stands even if this fails."""
+        from stack.config.recipe_file import load_recipe
+        from stack.governance.cards import write_card
+
+        location = version.tags.get(RECIPE_TAG)
+        try:
+            recipe = load_recipe(Path(location)) if location and Path(location).exists() else None
+            write_card(self.session, version, recipe)
+        except Exception as exc:  # the card is a report of the change, not part of it
+            warnings.warn(
+                f"model card of {version.ref} not updated: {type(exc).__name__}: {exc}",
+                stacklevel=2,
+            )

@@ -150,7 +150,6 @@ class Governance:
             actor=actor.name,
             reason=reason,
         )
-        self._write_card(updated)
         return updated
 
     def check(self, version: ModelVersion, target: LifecycleState) -> gates.GateDecision:
@@ -192,11 +191,9 @@ class Governance:
             raise GateFailed(
                 decision.explain() + f"\n{version.ref} stays {version.state.value}", decision
             )
-        updated = Lifecycle(self.session).transition(
+        return Lifecycle(self.session).transition(
             version.model, version.version, target, actor=actor.name, reason=reason
         )
-        self._write_card(updated)
-        return updated
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -83,3 +83,13 @@ def test_vetoed_promotion_is_audited_and_not_applied(session: StackSession) -> N
     assert session.registry.get_version("churn", 1).state == S.CANDIDATE
     vetoed = session.spine.audit_entries(action="state.vetoed")
     assert [e.reason for e in vetoed] == ["release freeze until Monday"]
+
+
+def test_every_state_change_rewrites_the_model_card(session: StackSession) -> None:
+    lifecycle = Lifecycle(session)
+    lifecycle.register("churn", "file:///m/1")
+    lifecycle.transition("churn", 1, S.APPROVED, actor="lead")
+    card = session.home / "cards" / "churn@1.md"
+    assert "| state | approved |" in card.read_text()
+    lifecycle.transition("churn", 1, S.SERVING, actor="lead")
+    assert "| state | serving |" in card.read_text()
