@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stack.contract import DatasetFingerprint, RunRef
+from stack.contract.states import LifecycleState
+from stack.governance.service import Governance
 from stack.lifecycle import Lifecycle
 from stack.orchestration.steps import StepContext
 from stack.spine import NodeKind, NodeRef
@@ -173,5 +175,42 @@ def register(ctx: StepContext, train: TrainedModel, evaluate: dict[str, float]) 
         recipe=ctx.recipe,
     )
     print(f"    registered {version.ref} as {version.state.value}")
-    print(f"    MLflow UI: mlflow ui --backend-store-uri sqlite:///{ctx.session.home}/mlflow.db")
     return version.ref
+
+
+def promote(ctx: StepContext, register: str, approver: str) -> str:
+    """Through the gates: approved (metric thresholds), then serving (thresholds, champion,
+    model card, and an approval from the ml-leads group, given here by the demo's approver)."""
+    governance = Governance(ctx.session, ctx.recipe)
+    governance.promote(register, LifecycleState.APPROVED, reason="quickstart gate")
+    governance.approve(register, LifecycleState.SERVING, reason="demo approval", as_actor=approver)
+    print(f"    {approver} approved {register} for serving")
+    decision = governance.check(governance.version(register), LifecycleState.SERVING)
+    for line in decision.explain().splitlines():
+        print(f"    {line}")
+    if not decision.passed:
+        print(f"    {register} stays approved: the challenger did not beat the champion")
+        return register
+    version = governance.promote(register, LifecycleState.SERVING, reason="passed the gate")
+    print(f"    {version.ref} is now {version.state.value}")
+    return version.ref
+
+
+def summary(ctx: StepContext, promote: str) -> None:
+    """Where to look next."""
+    session = ctx.session
+    model = promote.split("@")[0]
+    serving = session.registry.find_by_state(model, LifecycleState.SERVING)
+    card = session.home / "cards" / f"{promote}.md"
+    verified = session.spine.verify_audit()
+    print(f"    serving version : {serving[0].ref if serving else 'none'}")
+    print(f"    this run's model: {promote}")
+    print(f"    lineage         : mlstack lineage {model}@serving")
+    for edge in session.spine.upstream(NodeRef(NodeKind.MODEL_VERSION, promote)):
+        print(f"                      {edge.target} <-{edge.relation}- {edge.source}")
+    print(f"    model card      : {card}")
+    print(
+        f"    audit log       : {verified.entries} entries, chain "
+        f"{'intact' if verified.ok else 'BROKEN'} (mlstack audit log --model {model})"
+    )
+    print(f"    MLflow UI       : mlflow ui --backend-store-uri sqlite:///{session.home}/mlflow.db")

@@ -35,8 +35,13 @@ class Governance:
 
     # -- who and what -------------------------------------------------------------------
 
-    def actor(self) -> Actor:
+    def actor(self, name: str | None = None) -> Actor:
+        """The acting identity; `name` is for code that acts as a configured identity (the
+        demo's approver, a bot), with that name's groups from the stack file."""
         identity = self.session.stack.identity
+        if name is not None:
+            groups = frozenset(g for g, members in identity.groups.items() if name in members)
+            return Actor(name=name, groups=groups, source="code")
         secret = identity.token_secret.get_secret_value() if identity.token_secret else None
         return resolve_actor(dict(identity.groups), secret)
 
@@ -70,8 +75,15 @@ class Governance:
 
     # -- approvals ----------------------------------------------------------------------
 
-    def approve(self, selector: str, target: LifecycleState, *, reason: str = "") -> Approval:
-        actor = self.actor()
+    def approve(
+        self,
+        selector: str,
+        target: LifecycleState,
+        *,
+        reason: str = "",
+        as_actor: str | None = None,
+    ) -> Approval:
+        actor = self.actor(as_actor)
         version = self.version(selector)
         refusal = self._approval_refusal(version, target, actor)
         if refusal:
@@ -140,8 +152,8 @@ class Governance:
 
     # -- decisions ----------------------------------------------------------------------
 
-    def reject(self, selector: str, *, reason: str) -> ModelVersion:
-        actor = self.actor()
+    def reject(self, selector: str, *, reason: str, as_actor: str | None = None) -> ModelVersion:
+        actor = self.actor(as_actor)
         version = self.version(selector)
         updated = Lifecycle(self.session).transition(
             version.model,
@@ -171,9 +183,16 @@ class Governance:
             ),
         )
 
-    def promote(self, selector: str, target: LifecycleState, *, reason: str = "") -> ModelVersion:
+    def promote(
+        self,
+        selector: str,
+        target: LifecycleState,
+        *,
+        reason: str = "",
+        as_actor: str | None = None,
+    ) -> ModelVersion:
         """Pass the gate, then move the version; a failed gate changes nothing but the log."""
-        actor = self.actor()
+        actor = self.actor(as_actor)
         version = self.version(selector)
         if not can_transition(version.state, target):  # no gate for a move that cannot happen
             raise InvalidTransition(

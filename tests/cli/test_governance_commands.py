@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from tests.cli.conftest import ROOT, Cli
 
 
+def candidate_recipe(workdir: Path) -> Path:
+    """The quickstart without its promote and summary steps: it leaves a candidate."""
+    recipe = workdir / "quickstart"
+    shutil.copytree(ROOT / "recipes" / "quickstart", recipe)
+    text = (recipe / "recipe.yaml").read_text()
+    (recipe / "recipe.yaml").write_text(text.split("  - name: promote")[0])
+    return recipe
+
+
 def test_promote_approve_inventory_lineage_and_card(cli: Cli, workdir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    cli("run", str(ROOT / "recipes" / "quickstart"), "-q", check=True)
+    cli("run", str(candidate_recipe(workdir)), "-q", check=True)
 
     refused = cli("promote", "churn@1", "--to", "serving")
     assert refused.returncode == 1
@@ -62,7 +72,7 @@ def test_promote_approve_inventory_lineage_and_card(cli: Cli, workdir: Path, mon
 
 
 def test_as_of_before_anything_served_says_so(cli: Cli, workdir: Path) -> None:
-    cli("run", str(ROOT / "recipes" / "quickstart"), "-q", check=True)
+    cli("run", str(candidate_recipe(workdir)), "-q", check=True)
     result = cli("lineage", "churn", "--as-of", "2000-01-01T00:00:00")
     assert result.returncode == 1
     assert "no version of 'churn' was serving at 2000-01-01" in result.stderr

@@ -45,14 +45,16 @@ def test_quickstart_runs_on_the_embedded_stack(cli: Cli, workdir: Path) -> None:
     result = cli("run", str(ROOT / "recipes" / "quickstart"), check=True)
     assert "✓ evaluate" in result.stdout
     assert "registered churn@1 as candidate" in result.stdout
+    assert "churn@1 is now serving" in result.stdout
+    assert "audit log       : 6 entries, chain intact" in result.stdout
     runs = cli("runs", check=True).stdout
     assert "quickstart  succeeded" in runs
-    assert runs.count("succeeded") >= 6  # the run and its five steps
+    assert runs.count("succeeded") >= 8  # the run and its seven steps
 
     # MLflow's own client sees the run, its dataset input and the registered version.
     client = MlflowClient(f"sqlite:///{workdir / '.mlstack' / 'mlflow.db'}")
-    version = client.get_model_version("churn", "1")
-    assert version.tags["mlstack.state"] == "candidate"
+    version = client.get_model_version_by_alias("churn", "serving")
+    assert (version.version, version.tags["mlstack.state"]) in (("1", "serving"), (1, "serving"))
     run = client.get_run(version.run_id)
     assert float(run.data.metrics["auc"]) > 0.7
     assert run.inputs.dataset_inputs[0].dataset.name == "churn-customers"
@@ -61,7 +63,14 @@ def test_quickstart_runs_on_the_embedded_stack(cli: Cli, workdir: Path) -> None:
     store = SpineStore.open(f"sqlite:///{workdir / '.mlstack' / 'spine.db'}")
     upstream = store.upstream(NodeRef(NodeKind.MODEL_VERSION, "churn@1"))
     assert [e.source.kind for e in upstream] == [NodeKind.RUN, NodeKind.DATA_SNAPSHOT]
-    assert [e.action for e in store.audit_entries(subject="churn")] == ["model.registered"]
+    assert [e.action for e in store.audit_entries(subject="churn")] == [
+        "model.registered",
+        "gate.passed",
+        "state.changed",
+        "approval.approved",
+        "gate.passed",
+        "state.changed",
+    ]
     store.close()
 
 
