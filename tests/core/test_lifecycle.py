@@ -11,11 +11,12 @@ import pytest
 from stack.contract.roles import Role
 from stack.contract.states import LifecycleState as S
 from stack.errors import InvalidTransition, Vetoed
-from stack.hooks import HookBus, Veto, hookimpl
+from stack.hooks import Veto, hookimpl
 from stack.lifecycle import Lifecycle
-from stack.plugins import AdapterManifest, AdapterRegistry, RoleBinding
+from stack.plugins import AdapterManifest, RoleBinding
 from stack.session import StackSession
 from stack.spine import NodeKind, NodeRef
+from tests.support.sessions import memory_session
 
 MEMORY = AdapterManifest(
     name="memory",
@@ -26,15 +27,7 @@ MEMORY = AdapterManifest(
 
 @pytest.fixture
 def session(tmp_path: Path) -> Iterator[StackSession]:
-    registry = AdapterRegistry()
-    registry.register(MEMORY)
-    stack_file = tmp_path / "stack.yaml"
-    stack_file.write_text(
-        f"name: t\nregistry: memory\nspine: {{url: 'sqlite:///{tmp_path / 'spine.db'}'}}\n"
-    )
-    with StackSession.open(
-        stack_file, registry=registry, base_dir=tmp_path, hooks=HookBus(load_entry_points=False)
-    ) as opened:
+    with memory_session(tmp_path, MEMORY, "registry: memory\n") as opened:
         yield opened
 
 

@@ -9,9 +9,10 @@ import pytest
 
 from stack.contract.roles import Role
 from stack.errors import StackError, Vetoed
-from stack.hooks import HookBus, Veto, hookimpl
-from stack.plugins import AdapterManifest, AdapterRegistry, RoleBinding
+from stack.hooks import Veto, hookimpl
+from stack.plugins import AdapterManifest, RoleBinding
 from stack.session import StackSession
+from tests.support.sessions import memory_session
 
 MEMORY = AdapterManifest(
     name="memory",
@@ -25,16 +26,7 @@ MEMORY = AdapterManifest(
 
 @pytest.fixture
 def session(tmp_path: Path) -> Iterator[StackSession]:
-    registry = AdapterRegistry()
-    registry.register(MEMORY)
-    stack_file = tmp_path / "stack.yaml"
-    stack_file.write_text(
-        "name: t\nhome: .state\nregistry: memory\nserver: memory\n"
-        f"spine: {{url: 'sqlite:///{tmp_path / 'spine.db'}'}}\n"
-    )
-    with StackSession.open(
-        stack_file, registry=registry, base_dir=tmp_path, hooks=HookBus(load_entry_points=False)
-    ) as opened:
+    with memory_session(tmp_path, MEMORY, "registry: memory\nserver: memory\n") as opened:
         yield opened
 
 

@@ -1,0 +1,26 @@
+"""Open a StackSession on in-process adapters, with its spine in a test's folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from stack.hooks import HookBus
+from stack.plugins import AdapterManifest, AdapterRegistry
+from stack.session import StackSession
+
+
+@contextmanager
+def memory_session(folder: Path, manifest: AdapterManifest, roles: str) -> Iterator[StackSession]:
+    """`roles` is the stack file's role lines (e.g. "registry: memory\\n")."""
+    registry = AdapterRegistry()
+    registry.register(manifest)
+    stack_file = folder / "stack.yaml"
+    stack_file.write_text(
+        f"name: t\nhome: .state\n{roles}spine: {{url: 'sqlite:///{folder / 'spine.db'}'}}\n"
+    )
+    with StackSession.open(
+        stack_file, registry=registry, base_dir=folder, hooks=HookBus(load_entry_points=False)
+    ) as session:
+        yield session
