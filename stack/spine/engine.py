@@ -42,9 +42,20 @@ def create_spine_engine(url: str, *, echo: bool = False) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the lock up front; readers (see `reader`) read a WAL snapshot.
+        mode = connection.get_execution_options().get(_BEGIN_OPTION, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+_BEGIN_OPTION = "mlstack_sqlite_begin"
+
+
+def reader(engine: Engine) -> Engine:
+    """The same engine for read-only work: on SQLite its transactions begin DEFERRED, so
+    reads do not queue behind writers for the database lock."""
+    return engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
 
 
 def is_postgresql(engine: Engine) -> bool:

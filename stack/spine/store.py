@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from stack.errors import ApprovalRefused, SpineError
 from stack.spine import audit
 from stack.spine.audit import AuditEntry, AuditVerification
-from stack.spine.engine import create_spine_engine, is_postgresql
+from stack.spine.engine import create_spine_engine, is_postgresql, reader
 from stack.spine.lineage import LineageEdge, NodeKind, NodeRef
 from stack.spine.records import Approval, LifecycleEvent, PipelineRunRecord, StepRecord
 from stack.spine.schema import (
@@ -42,6 +42,7 @@ _MIGRATION_LOCK_KEY = 0x6D6C737461636B
 class SpineStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._reads = reader(engine)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> SpineStore:
@@ -131,11 +132,11 @@ class SpineStore:
             query = query.where(AuditEntryRow.at >= to_text(since))
         if until is not None:
             query = query.where(AuditEntryRow.at < to_text(until))
-        with Session(self.engine) as session:
+        with Session(self._reads) as session:
             return [audit.to_entry(row) for row in session.execute(query).scalars()]
 
     def verify_audit(self) -> AuditVerification:
-        with Session(self.engine) as session:
+        with Session(self._reads) as session:
             return audit.verify(session)
 
     # -- lineage ------------------------------------------------------------------------
@@ -172,7 +173,7 @@ class SpineStore:
         return LineageEdge(source, target, relation)
 
     def node_attributes(self, node: NodeRef) -> dict[str, Any] | None:
-        with Session(self.engine) as session:
+        with Session(self._reads) as session:
             row = self._find_node(session, node)
             return None if row is None else dict(json.loads(row.attributes))
 
@@ -186,7 +187,7 @@ class SpineStore:
 
     def _walk(self, start: NodeRef, *, upstream: bool) -> list[LineageEdge]:
         edges: list[LineageEdge] = []
-        with Session(self.engine) as session:
+        with Session(self._reads) as session:
             first = self._find_node(session, start)
             if first is None:
                 return edges
@@ -269,7 +270,7 @@ class SpineStore:
             query = query.where(EventRow.subject == subject)
         if name is not None:
             query = query.where(EventRow.name == name)
-        with Session(self.engine) as session:
+        with Session(self._reads) as session:
             return [
                 LifecycleEvent(r.name, r.subject, json.loads(r.payload), from_text(r.at))
                 for r in session.execute(query).scalars()
@@ -320,7 +321,7 @@ class SpineStore:
         query = select(ApprovalRow).where(ApprovalRow.subject == subject).order_by(ApprovalRow.id)
         if target_state is not None:
             query = query.where(ApprovalRow.target_state == target_state)
-        with Session(self.engine) as session:
+        with Session(self._reads) as session:
             return [
                 Approval(r.subject, r.target_state, r.actor, r.decision, r.reason, from_text(r.at))
                 for r in session.execute(query).scalars()
@@ -375,7 +376,7 @@ class SpineStore:
             row.state, row.error, row.finished_at = state, error, to_text(now_utc())
 
     def pipeline_run(self, run_id: str) -> PipelineRunRecord | None:
-        with Session(self.engine) as session:
+        with Session(self._reads) as session:
             row = session.get(PipelineRunRow, run_id)
             if row is None:
                 return None
@@ -390,7 +391,7 @@ class SpineStore:
         query = select(PipelineRunRow).order_by(PipelineRunRow.started_at.desc()).limit(limit)
         if recipe is not None:
             query = query.where(PipelineRunRow.recipe == recipe)
-        with Session(self.engine) as session:
+        with Session(self._reads) as session:
             rows = session.execute(query).scalars().all()
         return [run for row in rows if (run := self.pipeline_run(row.run_id)) is not None]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -130,3 +131,27 @@ def test_throwaway_postgres_from_the_machine_binaries() -> None:
     finally:
         server.stop()
     assert not answers(url)
+
+
+def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:
+    """A writer holding the database lock must not stall `audit log` or `verify`."""
+    import sqlite3
+    import threading
+
+    path = tmp_path / "spine.db"
+    store = SpineStore.open(f"sqlite:///{path}")
+    store.audit(actor="a", action="x", subject="s")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE audit_head SET seq = seq WHERE id = 1")
+    results: list[int] = []
+    reading = threading.Thread(target=lambda: results.append(store.verify_audit().entries))
+    reading.start()
+    reading.join(timeout=10)
+    finished_while_locked = not reading.is_alive()
+    writer.execute("ROLLBACK")
+    writer.close()
+    reading.join()
+    store.close()
+    assert finished_while_locked
+    assert results == [1]
