@@ -18,6 +18,7 @@ from stack.contract.tracking import DatasetFingerprint
 class Entity:
     name: str
     join_keys: tuple[str, ...]
+    key_type: str = "string"  # the join keys' type: "string" or "int64"
 
 
 @dataclass(frozen=True, slots=True)

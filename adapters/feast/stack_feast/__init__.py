@@ -1,0 +1,1 @@
+"""mlstack's Feast adapter: the FeatureStore role. This package imports no Feast itself."""

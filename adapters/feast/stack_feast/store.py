@@ -1,0 +1,175 @@
+"""The FeatureStore role on Feast: plan/apply, point-in-time frames, materialize, online reads."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from feast import FeatureStore, RepoConfig
+
+from stack.contract.features import (
+    FeatureDefinitions,
+    FeaturePlan,
+    FeatureViewRef,
+    TrainingFrame,
+)
+from stack.contract.tracking import DatasetFingerprint
+from stack.errors import StackError
+from stack.plugins.manifest import AdapterContext
+from stack_feast import definitions as defs
+from stack_feast.config import FeastConfig
+
+TIMESTAMP = "event_timestamp"
+_ROW = "__mlstack_row"
+
+
+class FeastFeatureStore:
+    def __init__(self, config: FeastConfig | None, context: AdapterContext) -> None:
+        self.config = config or FeastConfig()
+        repo = (context.home / self.config.repo_dir).resolve()
+        repo.mkdir(parents=True, exist_ok=True)
+        self.store = FeatureStore(
+            config=RepoConfig(
+                project=self.config.project,
+                registry=str(repo / "registry.db"),
+                provider="local",
+                offline_store=self.config.feast_offline(),
+                online_store=self.config.feast_online(str(repo / "online.db")),
+                entity_key_serialization_version=3,
+            ),
+            repo_path=str(repo),
+        )
+        self._applied: dict[str, Any] = {}
+
+    # -- control plane ------------------------------------------------------------------
+
+    def plan(self, definitions: FeatureDefinitions) -> FeaturePlan:
+        defs.check(definitions)
+        existing = {v.name: v for v in self.store.list_feature_views()}
+        wanted = {v.name: v for v in definitions.views}
+        to_add = tuple(sorted(set(wanted) - set(existing)))
+        to_update: list[str] = []
+        breaking: list[str] = []
+        for name in sorted(set(wanted) & set(existing)):
+            have = {f.name: str(f.dtype) for f in existing[name].features}
+            want = {f.name: str(defs.DTYPES[f.dtype]) for f in wanted[name].features}
+            if have == want and sorted(existing[name].entities) == sorted(wanted[name].entities):
+                continue
+            to_update.append(name)
+            for feature in sorted(set(have) - set(want)):
+                breaking.append(f"{name}: feature {feature!r} would be removed")
+            for feature in sorted(set(have) & set(want)):
+                if have[feature] != want[feature]:
+                    breaking.append(
+                        f"{name}: feature {feature!r} would change type "
+                        f"{have[feature]} -> {want[feature]}"
+                    )
+            if sorted(existing[name].entities) != sorted(wanted[name].entities):
+                breaking.append(f"{name}: its entities would change")
+        return FeaturePlan(to_add=to_add, to_update=tuple(to_update), breaking=tuple(breaking))
+
+    def apply(self, definitions: FeatureDefinitions) -> FeaturePlan:
+        """Apply whole, or refuse: a change that breaks an existing view applies nothing."""
+        plan = self.plan(definitions)
+        if plan.breaking:
+            raise StackError(
+                "refusing to apply feature definitions that break existing views:\n  "
+                + "\n  ".join(plan.breaking)
+                + "\n  add a new view (or a new feature) instead of changing one in place"
+            )
+        self.store.apply(defs.feast_objects(definitions))
+        return plan
+
+    # -- data plane ---------------------------------------------------------------------
+
+    def training_frame(self, entity_frame: object, features: Sequence[str]) -> TrainingFrame:
+        frame = _frame(entity_frame)
+        views = self._check_features(features)
+        if TIMESTAMP not in frame.columns:
+            raise StackError(
+                f"the entity frame needs an {TIMESTAMP!r} column: features are joined as of "
+                "each row's time, so nothing from its future leaks in"
+            )
+        self._check_join_keys(frame.columns, views)
+        # Feast's file offline store drops an entity row that has no feature value as of its
+        # time; a training frame must keep one row per entity row, the features left empty.
+        indexed = frame.assign(**{_ROW: range(len(frame))})
+        result = self.store.get_historical_features(entity_df=indexed, features=list(features))
+        found = result.to_df().set_index(_ROW).reindex(range(len(frame)))
+        for column in frame.columns:
+            found[column] = frame[column].to_numpy()
+        extra = [c for c in found.columns if c not in frame.columns]
+        training = found.reset_index(drop=True)[[*frame.columns, *extra]]
+        digest = hashlib.sha256(
+            pd.util.hash_pandas_object(training, index=False).to_numpy().tobytes()
+        ).hexdigest()
+        fingerprint = DatasetFingerprint(
+            name="training-frame",
+            digest=f"sha256:{digest}",
+            rows=len(training),
+            columns=tuple(str(c) for c in training.columns),
+            source=f"feast:{self.config.project}",
+        )
+        refs = tuple(FeatureViewRef(v.name, _version(v)) for v in views.values())
+        return TrainingFrame(training, fingerprint, refs)
+
+    def materialize(self, end: datetime, *, start: datetime | None = None) -> int:
+        """Load the online store up to `end` (incrementally when `start` is None)."""
+        names = [v.name for v in self.store.list_feature_views()]
+        if start is None:
+            self.store.materialize_incremental(end_date=end)
+        else:
+            self.store.materialize(start_date=start, end_date=end)
+        return len(names)
+
+    def online_features(
+        self, features: Sequence[str], entity_rows: Sequence[Mapping[str, object]]
+    ) -> list[dict[str, object]]:
+        views = self._check_features(features)
+        for row in entity_rows:
+            self._check_join_keys(row.keys(), views)
+        response = self.store.get_online_features(
+            features=list(features), entity_rows=[dict(r) for r in entity_rows]
+        ).to_dict()
+        count = len(entity_rows)
+        return [{key: values[i] for key, values in response.items()} for i in range(count)]
+
+    # -- checks -------------------------------------------------------------------------
+
+    def _check_features(self, features: Sequence[str]) -> dict[str, Any]:
+        views = {v.name: v for v in self.store.list_feature_views()}
+        used: dict[str, Any] = {}
+        for ref in features:
+            view_name, sep, feature = ref.partition(":")
+            view = views.get(view_name)
+            if not sep or view is None or feature not in {f.name for f in view.features}:
+                known = (
+                    ", ".join(f"{v.name}:{f.name}" for v in views.values() for f in v.features)
+                    or "none (apply definitions first)"
+                )
+                raise StackError(f"unknown feature {ref!r}; features are: {known}")
+            used[view_name] = view
+        return used
+
+    def _check_join_keys(self, columns: Any, views: Mapping[str, Any]) -> None:
+        present = set(columns)
+        for view in views.values():
+            for column in view.entity_columns:
+                if column.name not in present:
+                    raise StackError(
+                        f"missing entity key {column.name!r} (needed by view {view.name!r})"
+                    )
+
+
+def _frame(entity_frame: object) -> pd.DataFrame:
+    if not isinstance(entity_frame, pd.DataFrame):
+        raise StackError(f"the entity frame must be a pandas DataFrame, not {type(entity_frame)}")
+    return entity_frame
+
+
+def _version(view: Any) -> str:
+    text = repr(sorted((f.name, str(f.dtype)) for f in view.features))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
