@@ -27,6 +27,9 @@ class PostgresConnection(BaseModel):
     user: str
     password: SecretStr | None = None
     db_schema: str = "public"
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = (
+        "prefer"
+    )
 
 
 class PostgresOffline(PostgresConnection):
