@@ -21,10 +21,9 @@ GOAL = 50.0
 
 
 def ours(uri: str, points: int, home: Path) -> float:
+    from stack.plugins.manifest import AdapterContext
     from stack_mlflow.config import MlflowTrackerConfig
     from stack_mlflow.tracker import MlflowTracker
-
-    from stack.plugins.manifest import AdapterContext
 
     tracker = MlflowTracker(
         MlflowTrackerConfig(tracking_uri=uri), AdapterContext(home=home, base_dir=home)

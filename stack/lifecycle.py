@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from stack.config.recipe_file import Recipe
+from stack.contract.features import TrainingFrame
 from stack.contract.registry import ModelVersion
+from stack.contract.roles import Role
 from stack.contract.states import EXCLUSIVE_STATES, LifecycleState, can_transition
 from stack.errors import InvalidTransition, Vetoed
 from stack.identity import current_actor
@@ -69,6 +71,31 @@ class Lifecycle:
             )
         self.session.emit("on_model_registered", subject=version.ref, version=version)
         return version
+
+    def record_training_frame(self, run_id: str, frame: TrainingFrame) -> None:
+        """Lineage of a run's training data: the frame's fingerprint and every feature view
+        it used, linked to the run that consumed them (and the frame logged as a dataset
+        input when the stack has a tracker)."""
+        spine = self.session.spine
+        run = NodeRef(NodeKind.RUN, run_id)
+        data = NodeRef(NodeKind.DATA_SNAPSHOT, frame.fingerprint.digest)
+        spine.link(
+            data,
+            run,
+            "trained_on",
+            attributes={
+                data: {
+                    "rows": frame.fingerprint.rows,
+                    "columns": list(frame.fingerprint.columns),
+                    "source": frame.fingerprint.source,
+                }
+            },
+        )
+        for view in frame.feature_views:
+            spine.link(NodeRef(NodeKind.FEATURE_VIEW, f"{view.name}@{view.version}"), run, "fed")
+        if self.session.has(Role.TRACKER):
+            record = self.session.tracker.get_run(run_id)
+            self.session.tracker.log_dataset(record.ref, frame.fingerprint, context="training")
 
     def transition(
         self,

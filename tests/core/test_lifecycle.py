@@ -86,3 +86,27 @@ def test_every_state_change_rewrites_the_model_card(session: StackSession) -> No
     assert "| state | approved |" in card.read_text()
     lifecycle.transition("churn", 1, S.SERVING, actor="lead")
     assert "| state | serving |" in card.read_text()
+
+
+def test_training_frame_lineage_links_data_and_views_to_the_run(session: StackSession) -> None:
+    from stack.contract import DatasetFingerprint, FeatureViewRef, TrainingFrame
+
+    frame = TrainingFrame(
+        frame=None,
+        fingerprint=DatasetFingerprint(
+            "training-frame", "sha256:f1", 120, ("customer_id", "calls")
+        ),
+        feature_views=(FeatureViewRef("stats", "v1a2"), FeatureViewRef("profile", "9c0d")),
+    )
+    Lifecycle(session).record_training_frame("run-7", frame)
+    upstream = session.spine.upstream(NodeRef(NodeKind.RUN, "run-7"))
+    assert {(str(e.source), e.relation) for e in upstream} == {
+        ("data_snapshot:sha256:f1", "trained_on"),
+        ("feature_view:stats@v1a2", "fed"),
+        ("feature_view:profile@9c0d", "fed"),
+    }
+    assert session.spine.node_attributes(NodeRef(NodeKind.DATA_SNAPSHOT, "sha256:f1")) == {
+        "rows": 120,
+        "columns": ["customer_id", "calls"],
+        "source": None,
+    }

@@ -36,15 +36,18 @@ def redis_address() -> Iterator[tuple[str, int]]:
         return
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("no Redis: MLSTACK_TEST_REDIS_URL unset, nothing on 127.0.0.1:6379, "
-                    "and redis-server is not installed (apt-get install redis-server)")
+        pytest.skip(
+            "no Redis: MLSTACK_TEST_REDIS_URL unset, nothing on 127.0.0.1:6379, "
+            "and redis-server is not installed (apt-get install redis-server)"
+        )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     folder = tempfile.mkdtemp(prefix="mlstack-redis-")
     process = subprocess.Popen(
         [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", folder],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 30

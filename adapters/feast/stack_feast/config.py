@@ -27,9 +27,7 @@ class PostgresConnection(BaseModel):
     user: str
     password: SecretStr | None = None
     db_schema: str = "public"
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = (
-        "prefer"
-    )
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
 
 
 class PostgresOffline(PostgresConnection):

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from stack_feast.config import FeastConfig
-from stack_feast.manifest import MANIFEST
-from stack_feast.store import FeastFeatureStore
 
 from stack.contract.roles import Role
 from stack.plugins.manifest import AdapterContext
 from stack.testing import FeatureStoreSuite
 from stack.testing.frames import PandasFrames
+from stack_feast.config import FeastConfig
+from stack_feast.manifest import MANIFEST
+from stack_feast.store import FeastFeatureStore
 
 
 class TestFeastFeatureStore(FeatureStoreSuite):

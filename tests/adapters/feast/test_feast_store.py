@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from stack_feast.config import FeastConfig
-from stack_feast.store import FeastFeatureStore
 
 from stack.contract.features import (
     Entity,
@@ -19,6 +17,8 @@ from stack.contract.features import (
 )
 from stack.errors import StackError
 from stack.plugins.manifest import AdapterContext
+from stack_feast.config import FeastConfig
+from stack_feast.store import FeastFeatureStore
 
 T = datetime(2026, 1, 2, tzinfo=UTC)
 

@@ -30,8 +30,7 @@ T1, T2 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 5, tzinfo=UTC)
 def definitions(tmp_path: Path) -> FeatureDefinitions:
     path = tmp_path / "activity.parquet"
     pd.DataFrame(
-        {"customer_id": ["C1", "C1", "C2"], "event_timestamp": [T1, T2, T1],
-         "calls": [1, 4, 9]}
+        {"customer_id": ["C1", "C1", "C2"], "event_timestamp": [T1, T2, T1], "calls": [1, 4, 9]}
     ).to_parquet(path)
     return FeatureDefinitions(
         entities=(Entity("customer", ("customer_id",)),),
@@ -56,8 +55,11 @@ def test_postgresql_online_store(postgres_server: PostgresServer, tmp_path: Path
     with postgres_server.database() as url:
         parsed = make_url(url)
         online = {
-            "type": "postgres", "host": parsed.host, "port": parsed.port or 5432,
-            "database": parsed.database, "user": parsed.username or "postgres",
+            "type": "postgres",
+            "host": parsed.host,
+            "port": parsed.port or 5432,
+            "database": parsed.database,
+            "user": parsed.username or "postgres",
             "password": parsed.password or "",
         }
         assert round_trip(tmp_path, online) == [4, 9]
@@ -66,5 +68,6 @@ def test_postgresql_online_store(postgres_server: PostgresServer, tmp_path: Path
 def test_redis_online_store(tmp_path: Path) -> None:
     with redis_address() as (host, port):
         assert round_trip(tmp_path, {"type": "redis", "connection_string": f"{host}:{port}"}) == [
-            4, 9,
+            4,
+            9,
         ]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from stack_mlflow.config import MlflowRegistryConfig, MlflowTrackerConfig
-from stack_mlflow.manifest import MANIFEST
-from stack_mlflow.registry import MlflowRegistry
-from stack_mlflow.tracker import MlflowTracker
 
 from stack.contract.roles import Role
 from stack.plugins.manifest import AdapterContext
 from stack.testing import RegistrySuite, TrackerSuite
+from stack_mlflow.config import MlflowRegistryConfig, MlflowTrackerConfig
+from stack_mlflow.manifest import MANIFEST
+from stack_mlflow.registry import MlflowRegistry
+from stack_mlflow.tracker import MlflowTracker
 
 
 class TestMlflowTracker(TrackerSuite):

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from stack_mlflow.config import MlflowTrackerConfig
-from stack_mlflow.tracker import MlflowTracker
 
 from stack.errors import TrackingUnavailable
 from stack.plugins.manifest import AdapterContext
+from stack_mlflow.config import MlflowTrackerConfig
+from stack_mlflow.tracker import MlflowTracker
 from tests.support.mlflow_server import MlflowServer
 
 pytestmark = pytest.mark.postgres

@@ -9,12 +9,12 @@ import uuid
 from pathlib import Path
 
 from mlflow import MlflowClient
-from stack_mlflow.config import MlflowRegistryConfig, MlflowTrackerConfig
-from stack_mlflow.registry import MlflowRegistry
-from stack_mlflow.tracker import MlflowTracker
 
 from stack.contract.states import LifecycleState as S
 from stack.plugins.manifest import AdapterContext
+from stack_mlflow.config import MlflowRegistryConfig, MlflowTrackerConfig
+from stack_mlflow.registry import MlflowRegistry
+from stack_mlflow.tracker import MlflowTracker
 
 PROMOTER = """
 import sys, time

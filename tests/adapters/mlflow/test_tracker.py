@@ -8,11 +8,11 @@ from pathlib import Path
 
 import mlflow
 from mlflow import MlflowClient
-from stack_mlflow.config import MlflowTrackerConfig
-from stack_mlflow.tracker import MlflowTracker
 
 from stack.contract.tracking import DatasetFingerprint, RunStatus
 from stack.plugins.manifest import AdapterContext
+from stack_mlflow.config import MlflowTrackerConfig
+from stack_mlflow.tracker import MlflowTracker
 
 
 def tracker_on(uri: str, context: AdapterContext, **options: object) -> MlflowTracker:
@@ -86,10 +86,10 @@ def test_logged_model_registers_and_loads_by_alias(
     sqlite_uri: str, context: AdapterContext
 ) -> None:
     from sklearn.linear_model import LogisticRegression
-    from stack_mlflow.config import MlflowRegistryConfig
-    from stack_mlflow.registry import MlflowRegistry
 
     from stack.contract.states import LifecycleState as S
+    from stack_mlflow.config import MlflowRegistryConfig
+    from stack_mlflow.registry import MlflowRegistry
 
     model_name = f"churn-{uuid.uuid4().hex[:8]}"
     tracker = tracker_on(sqlite_uri, context)
