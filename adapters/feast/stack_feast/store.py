@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -42,7 +43,7 @@ class FeastFeatureStore:
             ),
             repo_path=str(repo),
         )
-        self._applied: dict[str, Any] = {}
+        self._views: dict[str, _ViewIndex] | None = None
 
     # -- control plane ------------------------------------------------------------------
 
@@ -81,6 +82,7 @@ class FeastFeatureStore:
                 + "\n  add a new view (or a new feature) instead of changing one in place"
             )
         self.store.apply(defs.feast_objects(definitions))
+        self._views = None
         return plan
 
     # -- data plane ---------------------------------------------------------------------
@@ -113,7 +115,7 @@ class FeastFeatureStore:
             columns=tuple(str(c) for c in training.columns),
             source=f"feast:{self.config.project}",
         )
-        refs = tuple(FeatureViewRef(v.name, _version(v)) for v in views.values())
+        refs = tuple(FeatureViewRef(v.name, v.version) for v in views.values())
         return TrainingFrame(training, fingerprint, refs)
 
     def materialize(self, end: datetime, *, start: datetime | None = None) -> int:
@@ -139,29 +141,70 @@ class FeastFeatureStore:
 
     # -- checks -------------------------------------------------------------------------
 
-    def _check_features(self, features: Sequence[str]) -> dict[str, Any]:
-        views = {v.name: v for v in self.store.list_feature_views()}
-        used: dict[str, Any] = {}
-        for ref in features:
-            view_name, sep, feature = ref.partition(":")
-            view = views.get(view_name)
-            if not sep or view is None or feature not in {f.name for f in view.features}:
+    def _check_features(self, features: Sequence[str]) -> dict[str, _ViewIndex]:
+        """The views the features come from; an unknown feature names the known ones.
+
+        Reading Feast's registry costs milliseconds, more than a SQLite lookup itself: the
+        index is cached and read again only when a feature is not in it (another process
+        may have applied since)."""
+        used = _lookup(features, self._index(refresh=False))
+        if used is None:
+            index = self._index(refresh=True)
+            used = _lookup(features, index)
+            if used is None:
                 known = (
-                    ", ".join(f"{v.name}:{f.name}" for v in views.values() for f in v.features)
+                    ", ".join(
+                        f"{name}:{feature}"
+                        for name, v in index.items()
+                        for feature in sorted(v.features)
+                    )
                     or "none (apply definitions first)"
                 )
-                raise StackError(f"unknown feature {ref!r}; features are: {known}")
-            used[view_name] = view
+                missing = next(ref for ref in features if _lookup([ref], index) is None)
+                raise StackError(f"unknown feature {missing!r}; features are: {known}")
         return used
 
-    def _check_join_keys(self, columns: Any, views: Mapping[str, Any]) -> None:
+    def _index(self, *, refresh: bool) -> dict[str, _ViewIndex]:
+        if refresh or self._views is None:
+            self._views = {
+                v.name: _ViewIndex(
+                    v.name,
+                    frozenset(f.name for f in v.features),
+                    tuple(c.name for c in v.entity_columns),
+                    _version(v),
+                )
+                for v in self.store.list_feature_views()
+            }
+        return self._views
+
+    @staticmethod
+    def _check_join_keys(columns: Any, views: Mapping[str, _ViewIndex]) -> None:
         present = set(columns)
         for view in views.values():
-            for column in view.entity_columns:
-                if column.name not in present:
-                    raise StackError(
-                        f"missing entity key {column.name!r} (needed by view {view.name!r})"
-                    )
+            for key in view.join_keys:
+                if key not in present:
+                    raise StackError(f"missing entity key {key!r} (needed by view {view.name!r})")
+
+
+@dataclass(frozen=True, slots=True)
+class _ViewIndex:
+    name: str
+    features: frozenset[str]
+    join_keys: tuple[str, ...]
+    version: str
+
+
+def _lookup(
+    features: Sequence[str], index: Mapping[str, _ViewIndex]
+) -> dict[str, _ViewIndex] | None:
+    used: dict[str, _ViewIndex] = {}
+    for ref in features:
+        view_name, sep, feature = ref.partition(":")
+        view = index.get(view_name)
+        if not sep or view is None or feature not in view.features:
+            return None
+        used[view_name] = view
+    return used
 
 
 def _frame(entity_frame: object) -> pd.DataFrame:
