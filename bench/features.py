@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Comparison, print_table, write_results  # noqa: E402
+from _common import Comparison, print_table, write_results
 
 GOAL = 1.05
 
