@@ -28,6 +28,14 @@ OWNER_TAG = "mlstack.owner"
 RISK_TAG = "mlstack.risk_tier"
 
 
+def recipe_of(version: ModelVersion) -> Recipe | None:
+    """The recipe that built `version` (tagged at registration), if it is still on disk."""
+    from stack.config.recipe_file import load_recipe
+
+    location = version.tags.get(RECIPE_TAG)
+    return load_recipe(Path(location)) if location and Path(location).exists() else None
+
+
 class Lifecycle:
     def __init__(self, session: StackSession) -> None:
         self.session = session
@@ -165,13 +173,10 @@ class Lifecycle:
 
     def refresh_card(self, version: ModelVersion) -> None:
         """Write the model card again; the state change stands even if this fails."""
-        from stack.config.recipe_file import load_recipe
         from stack.governance.cards import write_card
 
-        location = version.tags.get(RECIPE_TAG)
         try:
-            recipe = load_recipe(Path(location)) if location and Path(location).exists() else None
-            write_card(self.session, version, recipe)
+            write_card(self.session, version, recipe_of(version))
         except Exception as exc:  # the card is a report of the change, not part of it
             warnings.warn(
                 f"model card of {version.ref} not updated: {type(exc).__name__}: {exc}",

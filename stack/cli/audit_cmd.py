@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 import click
 
-from stack.cli.common import open_session
+from stack.cli.common import open_session, parse_moment
 
 
 @click.group("audit")
 def audit_group() -> None:
     """Read, export and verify the audit log."""
-
-
-def _moment(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    from datetime import UTC
-
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not an ISO date or time ({exc})") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @audit_group.command("log")
@@ -47,7 +34,11 @@ def log(
     """Print audit entries, oldest first, filtered by model, actor, action and time."""
     with open_session(ctx) as session:
         entries = session.spine.audit_entries(
-            subject=subject, actor=actor, action=action, since=_moment(since), until=_moment(until)
+            subject=subject,
+            actor=actor,
+            action=action,
+            since=parse_moment(since),
+            until=parse_moment(until),
         )
     for entry in entries:
         if jsonl:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,17 @@ def stack_path(ctx: click.Context, explicit: str | None = None) -> Path | None:
     if chosen:
         return Path(chosen)
     return LOCAL_STACK_FILE if LOCAL_STACK_FILE.is_file() else None
+
+
+def parse_moment(value: str | None) -> datetime | None:
+    """An ISO date or time from the command line; UTC unless it names a zone."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO date or time ({exc})") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def open_session(ctx: click.Context, recipe: Recipe | None = None) -> StackSession:

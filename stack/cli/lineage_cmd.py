@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from stack.cli.common import open_session
+from stack.cli.common import open_session, parse_moment
 
 if TYPE_CHECKING:
     from stack.session import StackSession
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 def lineage(ctx: click.Context, target: str, as_json: bool, as_of: str | None, emit: bool) -> None:
     """What fed a model version (data → features → run → version) and what it fed
     (endpoint revisions → monitoring reports)."""
-    from stack.cli.audit_cmd import _moment
     from stack.governance.history import served_at
     from stack.governance.service import Governance
     from stack.spine.lineage import NodeKind, NodeRef
@@ -43,7 +42,7 @@ def lineage(ctx: click.Context, target: str, as_json: bool, as_of: str | None, e
         node: NodeRef
         if as_of is not None:
             model = target.split("@")[0]
-            when = _moment(as_of)
+            when = parse_moment(as_of)
             assert when is not None
             ref = served_at(session.spine, model, when)
             if ref is None:

@@ -90,7 +90,7 @@ class FeatureStore(Protocol):
         ...
 
     def materialize(self, end: datetime, *, start: datetime | None = None) -> int:
-        """Load the online store up to `end`; returns the number of rows written."""
+        """Load the online store up to `end`; returns how many feature views were loaded."""
         ...
 
     def online_features(

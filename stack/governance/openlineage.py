@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stack.spine.lineage import LineageEdge, NodeKind, NodeRef
+from stack.spine.lineage import LineageEdge, NodeKind
 
 PRODUCER = "https://github.com/mlstack/mlstack"
 _RUN_KINDS = (NodeKind.RUN, NodeKind.PIPELINE_RUN)
@@ -105,6 +105,3 @@ def _run_uuid(key: str) -> str:
         return str(uuid.UUID(hex=key))
     except ValueError:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mlstack:{key}"))
-
-
-__all__ = ["NodeRef", "export", "lineage_events"]

@@ -9,10 +9,8 @@ model card is written again and logged to the tracker.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from stack.config.policy import Gate
-from stack.config.recipe_file import Recipe, load_recipe
+from stack.config.recipe_file import Recipe
 from stack.contract.registry import ModelSelector, ModelVersion
 from stack.contract.roles import Role
 from stack.contract.states import LifecycleState, can_transition
@@ -20,7 +18,7 @@ from stack.contract.tracking import RunRecord
 from stack.errors import ApprovalRefused, GateFailed, InvalidTransition, NotFound, StackError
 from stack.governance import cards, gates
 from stack.identity import Actor, resolve_actor
-from stack.lifecycle import RECIPE_TAG, Lifecycle
+from stack.lifecycle import Lifecycle, recipe_of
 from stack.session import StackSession
 from stack.spine.lineage import NodeKind, NodeRef
 from stack.spine.records import Approval
@@ -58,10 +56,7 @@ class Governance:
         return found[-1]
 
     def recipe_for(self, version: ModelVersion) -> Recipe | None:
-        if self.recipe is not None:
-            return self.recipe
-        location = version.tags.get(RECIPE_TAG)
-        return load_recipe(Path(location)) if location and Path(location).exists() else None
+        return self.recipe if self.recipe is not None else recipe_of(version)
 
     def gate_for(self, version: ModelVersion, target: LifecycleState) -> Gate | None:
         recipe = self.recipe_for(version)

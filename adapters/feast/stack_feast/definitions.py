@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,6 @@ from feast import Entity, FeatureView, Field, FileSource, ValueType
 from feast.types import Bool, Float32, Float64, Int32, Int64, String
 
 from stack.contract.features import FeatureDefinitions
-from stack.contract.features import FeatureView as ViewSpec
 from stack.errors import StackError
 
 DTYPES = {
@@ -88,9 +86,3 @@ def feast_objects(definitions: FeatureDefinitions) -> list[Any]:
         for v in definitions.views
     ]
     return [*entities.values(), *sources.values(), *views]
-
-
-def view_version(view: ViewSpec) -> str:
-    """A short digest of what a view serves: its features, types, entities and source."""
-    text = repr((sorted((f.name, f.dtype) for f in view.features), view.entities, view.source))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
