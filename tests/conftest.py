@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import Cli, cli_in
 from tests.support.postgres import (
     DEFAULT_URL,
     PostgresServer,
@@ -24,6 +25,12 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MLSTACK_USER", "tester")
     monkeypatch.delenv("MLSTACK_STACK", raising=False)
     return tmp_path
+
+
+@pytest.fixture
+def cli(workdir: Path) -> Cli:
+    """Run the installed `mlstack` command in the test's working folder."""
+    return cli_in(workdir)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "adapters": ("stack.cli.adapters_cmd:adapters", "List installed adapters and capabilities."),
     "approve": ("stack.cli.governance_cmd:approve", "Approve a model version for a state."),
     "card": ("stack.cli.governance_cmd:card", "Write a model card (Markdown and HTML)."),
+    "features": ("stack.cli.features_cmd:features_group", "Plan and apply feature definitions."),
     "identity": ("stack.cli.governance_cmd:identity_group", "Signed identities for CI."),
     "models": ("stack.cli.governance_cmd:models", "The model inventory."),
     "promote": ("stack.cli.governance_cmd:promote", "Move a model version through its gate."),

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stack.config.diagnostics import collect, config_error, describe
+from stack.config.features_section import FeaturesSection
 from stack.config.policy import ModelSpec, PromotionPolicy
 from stack.config.yaml_source import YamlDocument, load_yaml
 from stack.contract.roles import Role
@@ -41,6 +42,7 @@ class RecipeFile(BaseModel):
     description: str = ""
     model: ModelSpec | None = None
     promotion: PromotionPolicy = PromotionPolicy()
+    features: FeaturesSection | None = None
     requires: dict[Role, tuple[str, ...]] = Field(default_factory=dict)
     hooks: tuple[str, ...] = Field(default=(), description="module:object hook implementations")
     steps: tuple[StepSpec, ...] = Field(min_length=1)
@@ -88,7 +90,7 @@ def load_recipe(location: Path) -> Recipe:
         spec = RecipeFile.model_validate(doc.data)
     except ValidationError as exc:
         raise config_error(doc, exc, model=RecipeFile) from None
-    problems = _graph_problems(doc, spec)
+    problems = _graph_problems(doc, spec) + _feature_problems(doc, spec)
     if problems:
         raise collect(doc, problems)
     return Recipe(spec=spec, path=path.resolve(), doc=doc)
@@ -136,4 +138,35 @@ def _graph_problems(doc: YamlDocument, spec: RecipeFile) -> list[str]:
         cycle = " -> ".join(exc.args[1])
         first = next(i for i, s in enumerate(spec.steps) if s.name == exc.args[1][0])
         problems.append(describe(doc, ("steps", first, "needs"), f"steps form a cycle: {cycle}"))
+    return problems
+
+
+def _feature_problems(doc: YamlDocument, spec: RecipeFile) -> list[str]:
+    """Views that name an entity or source the section does not declare."""
+    section = spec.features
+    if section is None:
+        return []
+    entities = {e.name for e in section.entities}
+    sources = {s.name for s in section.sources}
+    problems: list[str] = []
+    for i, view in enumerate(section.views):
+        for j, entity in enumerate(view.entities):
+            if entity not in entities:
+                problems.append(
+                    describe(
+                        doc,
+                        ("features", "views", i, "entities", j),
+                        f"view {view.name!r} uses entity {entity!r}, which is not declared",
+                        hint=f"entities are: {', '.join(sorted(entities)) or 'none'}",
+                    )
+                )
+        if view.source not in sources:
+            problems.append(
+                describe(
+                    doc,
+                    ("features", "views", i, "source"),
+                    f"view {view.name!r} reads source {view.source!r}, which is not declared",
+                    hint=f"sources are: {', '.join(sorted(sources)) or 'none'}",
+                )
+            )
     return problems

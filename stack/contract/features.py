@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from stack.contract.tracking import DatasetFingerprint
@@ -75,6 +76,13 @@ class TrainingFrame:
     frame: object
     fingerprint: DatasetFingerprint
     feature_views: tuple[FeatureViewRef, ...]
+
+
+@runtime_checkable
+class FeatureRepoReader(Protocol):
+    """Optional: read the definitions of a tool-native feature repo (e.g. a Feast repo)."""
+
+    def read_repo(self, path: Path) -> FeatureDefinitions: ...
 
 
 @runtime_checkable

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -84,6 +85,12 @@ class FeastFeatureStore:
         self.store.apply(defs.feast_objects(definitions))
         self._views = None
         return plan
+
+    def read_repo(self, path: Path) -> FeatureDefinitions:
+        """The definitions of an existing Feast repo, for the same plan/apply path."""
+        from stack_feast.repo import read_repo
+
+        return read_repo(path)
 
     # -- data plane ---------------------------------------------------------------------
 
