@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from stack.contract.registry import ModelVersion
@@ -42,13 +43,29 @@ class Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class VersionHealth:
+    """One version's answers in a window: live (or shadow) requests, failures, latency, and
+    for a shadow, the share of its answers that differ from the live answer."""
+
+    requests: int
+    errors: int
+    p99_latency_ms: float | None
+    role: str = "live"
+    disagreement: float | None = None
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True, slots=True)
 class HealthReport:
     endpoint: str
     ready: bool
     requests: int
     error_rate: float
     p99_latency_ms: float | None
-    per_version: Mapping[str, float] = field(default_factory=dict)
+    versions: Mapping[str, VersionHealth] = field(default_factory=dict)
 
 
 @runtime_checkable
@@ -67,7 +84,9 @@ class Server(Protocol):
         A split naming a version that was never deployed or added is refused, unchanged."""
         ...
 
-    def health(self, endpoint: str) -> HealthReport: ...
+    def health(self, endpoint: str, *, since: datetime | None = None) -> HealthReport:
+        """Readiness, and the requests answered since `since` (all logged ones when None)."""
+        ...
 
     def endpoints(self) -> list[Endpoint]: ...
 

@@ -314,7 +314,7 @@ class MemoryServer:
             raise NotFound(f"no endpoint {endpoint!r}")
         return self.live[endpoint]
 
-    def health(self, endpoint: str) -> HealthReport:
+    def health(self, endpoint: str, *, since: datetime | None = None) -> HealthReport:
         self._get(endpoint)
         return HealthReport(endpoint, ready=True, requests=0, error_rate=0.0, p99_latency_ms=None)
 

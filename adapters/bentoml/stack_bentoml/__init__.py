@@ -1,0 +1,1 @@
+"""mlstack's Server role on BentoML: registry versions served behind one routed endpoint."""

@@ -1,0 +1,283 @@
+"""The hot path: a raw ASGI app that validates, routes, predicts and logs.
+
+It is mounted on the BentoML service (which owns the process, workers, health probes and
+graceful shutdown); the request itself skips BentoML's per-request machinery, which costs
+several times sklearn's predict. Routing state lives in an immutable `Routing` object that
+a background thread rebuilds when the endpoint file changes, so a request reads one
+attribute and never waits for a model to load."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+import uuid
+import zlib
+from bisect import bisect_right
+from dataclasses import dataclass
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from stack_bentoml.predictlog import Prediction, PredictionLogWriter, ShadowJob
+from stack_bentoml.runtime import LoadedVersion, load_version
+from stack_bentoml.schema import RequestSchema, problems
+from stack_bentoml.spec import EndpointSpec, read_spec
+
+Scope = dict[str, Any]
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    spec: EndpointSpec
+    schema: RequestSchema
+    versions: dict[str, LoadedVersion]
+    refs: tuple[str, ...]
+    cumulative: tuple[float, ...]
+    champion: str  # the heaviest live version: who answers when another fails
+
+    def choose(self, subject: bytes | None) -> str:
+        if len(self.refs) == 1:
+            return self.refs[0]
+        point = (zlib.crc32(subject) % 10_000) / 10_000 if subject else random.random()
+        return self.refs[min(bisect_right(self.cumulative, point), len(self.refs) - 1)]
+
+
+def build_routing(spec: EndpointSpec, loaded: dict[str, LoadedVersion]) -> Routing:
+    for ref in [*spec.weights, *spec.shadows]:
+        if ref not in loaded:
+            loaded[ref] = load_version(spec.versions[ref])
+    refs = tuple(ref for ref, weight in spec.weights.items() if weight > 0)
+    total = sum(spec.weights[r] for r in refs)
+    cumulative = tuple(c / total for c in accumulate(spec.weights[r] for r in refs))
+    champion = max(refs, key=lambda r: spec.weights[r])
+    schema = RequestSchema(spec.live_inputs(), spec.max_rows)
+    return Routing(spec, schema, dict(loaded), refs, cumulative, champion)
+
+
+class PredictionApp:
+    def __init__(self, spec_path: Path) -> None:
+        self.spec_path = spec_path
+        self.routing: Routing | None = None
+        self.log: PredictionLogWriter | None = None
+        self._loaded: dict[str, LoadedVersion] = {}
+        self._mtime = 0
+        self._stop = threading.Event()
+
+    # -- lifecycle (called by the BentoML service in each worker) ------------------------
+
+    def start(self) -> None:
+        self._refresh()
+        spec = self._routing().spec
+        self.log = PredictionLogWriter(
+            Path(spec.log_dir),
+            flush_seconds=spec.log_flush_seconds,
+            shadow_predict=self._shadow_predict,
+        )
+        threading.Thread(target=self._watch, name="endpoint-watch", daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self.log is not None:
+            self.log.close()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.25):
+            try:
+                self._refresh()
+            except Exception as exc:  # a bad file keeps the last good routing
+                print(f"mlstack endpoint: keeping revision; {exc}", flush=True)
+
+    def _refresh(self) -> None:
+        mtime = os.stat(self.spec_path).st_mtime_ns
+        if mtime == self._mtime:
+            return
+        spec = read_spec(self.spec_path)
+        self.routing = build_routing(spec, self._loaded)
+        self._mtime = mtime
+
+    def _routing(self) -> Routing:
+        assert self.routing is not None, "the endpoint has not started"
+        return self.routing
+
+    def _shadow_predict(self, ref: str, rows: list[list[Any]]) -> Any:
+        return self._routing().versions[ref].predict(rows)
+
+    # -- ASGI -----------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/predict":
+            if method != "POST":
+                await _answer(send, 405, {"error": "use POST"}, [(b"allow", b"POST")])
+                return
+            await self._predict(scope, receive, send)
+        elif path == "/schema.json" and method == "GET":
+            await _answer(send, 200, self.openapi())
+        elif path == "/endpoint" and method == "GET":
+            spec = self._routing().spec
+            await _answer(
+                send,
+                200,
+                {
+                    "name": spec.name,
+                    "revision": spec.revision,
+                    "weights": spec.weights,
+                    "shadows": list(spec.shadows),
+                },
+            )
+        else:
+            await _answer(send, 404, {"error": f"no route {method} {path}"})
+
+    async def _predict(self, scope: Scope, receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        routing = self._routing()
+        spec = routing.spec
+        headers = dict(scope["headers"])
+        request_id = _request_id(headers.get(b"x-request-id"))
+        extra = [(b"x-request-id", request_id.encode())]
+        body = await _body(receive, spec.max_body_bytes)
+        if body is None:
+            await _answer(
+                send, 413, {"error": f"body over {spec.max_body_bytes} bytes"}, extra
+            )
+            return
+        if not body.strip():
+            await _answer(send, 400, {"error": "empty body; send a JSON record"}, extra)
+            return
+        try:
+            rows = routing.schema.parse(body)
+        except ValidationError as exc:
+            await _answer(send, 422, {"error": "invalid request", "fields": problems(exc)}, extra)
+            return
+        except ValueError as exc:
+            await _answer(send, 422, {"error": str(exc)}, extra)
+            return
+        subject = headers.get(spec.ab_header.encode()) if spec.sticky else None
+        chosen = routing.choose(subject)
+        now = time.time()
+        records = [dict(zip(routing.schema.names, row, strict=True)) for row in rows]
+        try:
+            output = routing.versions[chosen].predict(rows)
+            role, status, answered = "live", 200, chosen
+        except Exception as exc:
+            self._log_failure(spec, request_id, now, chosen, records, exc, started)
+            if chosen == routing.champion:
+                await _answer(send, 500, {"error": f"prediction failed: {exc}"}, extra)
+                return
+            output = routing.versions[routing.champion].predict(rows)
+            role, status, answered = "fallback", 200, routing.champion
+        extra.append((b"x-model-version", answered.encode()))
+        await _answer(
+            send, status, {"predictions": output, "model_version": answered}, extra
+        )
+        entry = Prediction(
+            request_id=request_id,
+            ts=now,
+            endpoint=spec.name,
+            model_version=answered,
+            role=role,
+            status=status,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            inputs=records,
+            output=output,
+        )
+        assert self.log is not None
+        if spec.shadows:
+            self.log.log(ShadowJob(entry, rows, spec.shadows))
+        else:
+            self.log.log(entry)
+
+    def _log_failure(
+        self,
+        spec: EndpointSpec,
+        request_id: str,
+        now: float,
+        ref: str,
+        records: list[dict[str, Any]],
+        exc: Exception,
+        started: float,
+    ) -> None:
+        assert self.log is not None
+        self.log.log(
+            Prediction(
+                request_id=request_id,
+                ts=now,
+                endpoint=spec.name,
+                model_version=ref,
+                role="live",
+                status=500,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                inputs=records,
+                output=None,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+        )
+
+    def openapi(self) -> dict[str, Any]:
+        spec = self._routing().spec
+        error = {"type": "object", "properties": {"error": {"type": "string"}}}
+        return {
+            "openapi": "3.0.3",
+            "info": {"title": f"mlstack endpoint {spec.name}", "version": str(spec.revision)},
+            "paths": {
+                "/predict": {
+                    "post": {
+                        "operationId": "predict",
+                        "requestBody": {
+                            "required": True,
+                            "content": {
+                                "application/json": {"schema": self._routing().schema.openapi_schema()}
+                            },
+                        },
+                        "responses": {
+                            "200": {"description": "predictions"},
+                            "400": {"description": "empty body", "content": {"application/json": {"schema": error}}},
+                            "413": {"description": "body too large"},
+                            "422": {"description": "invalid request: the fields at fault"},
+                        },
+                    }
+                }
+            },
+        }
+
+
+def _request_id(given: bytes | None) -> str:
+    if given and len(given) <= 128 and given.isascii() and given.decode().isprintable():
+        return given.decode()
+    return uuid.uuid4().hex
+
+
+async def _body(receive: Any, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _answer(
+    send: Any, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *(headers or [])],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,28 @@
+"""The `server:` section of stack.yaml for the BentoML adapter."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stack_mlflow.config import MlflowConnection
+
+
+class BentoConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = Field(default="127.0.0.1", description="Bind address; loopback by default.")
+    port: int = Field(default=3000, ge=1, le=65535, description="First port; endpoints count up.")
+    workers: int = Field(default=1, ge=1, le=64, description="Worker processes per endpoint.")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Larger bodies get 413.")
+    max_rows: int = Field(default=1000, ge=1, description="Rows per request, at most.")
+    ab_header: str = Field(
+        default="x-mlstack-subject", description="Request header whose value pins an A/B arm."
+    )
+    log_flush_seconds: float = Field(default=1.0, gt=0, le=60)
+    ready_timeout_seconds: float = Field(default=180.0, gt=0)
+    bentoml_home: str = Field(default="bentoml", description="Relative to the stack's home.")
+    models_from: MlflowConnection = Field(
+        default_factory=MlflowConnection,
+        description="The MLflow that holds the versions' files: the registry's; empty means the "
+        "embedded store under the stack's home, as for the MLflow adapter.",
+    )

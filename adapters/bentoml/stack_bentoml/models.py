@@ -1,0 +1,99 @@
+"""A registry version made servable: its MLflow model copied into BentoML's model store.
+
+The request schema comes from the MLflow signature (a model logged without one is refused:
+an endpoint that accepts anything cannot refuse bad input). The BentoML model is named after
+the version (`churn:v3`), so importing it twice reuses it, and `bentoml build` can package it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stack.contract.registry import ModelVersion
+from stack.errors import StackError
+from stack_bentoml.spec import Column, VersionSpec
+
+
+def bentoml_home(path: Path) -> None:
+    """Point BentoML at the stack's store; must run before `bentoml` is first imported."""
+    os.environ.setdefault("BENTOML_HOME", str(path))
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+
+
+def model_tag(version: ModelVersion) -> str:
+    name = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in version.model.lower())
+    return f"{name}:v{version.version}"
+
+
+def import_version(version: ModelVersion, tracking_uri: str) -> VersionSpec:
+    import bentoml
+    from bentoml.exceptions import NotFound as BentoNotFound
+
+    tag = model_tag(version)
+    try:
+        stored = bentoml.models.get(tag)
+    except BentoNotFound:
+        stored = None
+    if stored is None:
+        with tempfile.TemporaryDirectory(prefix="mlstack-import-") as scratch:
+            local = _download(version, tracking_uri, Path(scratch))
+            _signature(local, version)  # refuse before anything is stored
+            with bentoml.models.create(
+                tag,
+                labels={"mlstack.model": version.model, "mlstack.version": str(version.version)},
+                metadata={"source_uri": version.source_uri, "run_id": version.run_id or ""},
+            ) as created:
+                shutil.copytree(local, Path(created.path) / "mlflow", dirs_exist_ok=True)
+            stored = bentoml.models.get(tag)
+    model_dir = Path(stored.path) / "mlflow"
+    return VersionSpec(
+        ref=version.ref,
+        model_tag=str(stored.tag),
+        model_dir=str(model_dir),
+        flavor="sklearn" if "sklearn" in _mlmodel(model_dir).get("flavors", {}) else "pyfunc",
+        inputs=_signature(model_dir, version),
+    )
+
+
+def _download(version: ModelVersion, tracking_uri: str, scratch: Path) -> Path:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
+
+    try:
+        uri = version.source_uri
+        if uri.startswith("models:/m-"):  # an MLflow 3 LoggedModel: its artifact folder
+            uri = MlflowClient(tracking_uri).get_logged_model(uri[len("models:/") :]).artifact_location
+        return Path(download_artifacts(artifact_uri=uri, dst_path=str(scratch), tracking_uri=tracking_uri))
+    except Exception as exc:
+        raise StackError(
+            f"{version.ref}: cannot fetch its model from {version.source_uri} ({exc})"
+        ) from exc
+
+
+def _mlmodel(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / "MLmodel"
+    if not path.is_file():
+        raise StackError(f"{model_dir} is not an MLflow model (no MLmodel file)")
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+    return loaded
+
+
+def _signature(model_dir: Path, version: ModelVersion) -> tuple[Column, ...]:
+    signature = _mlmodel(model_dir).get("signature") or {}
+    inputs = json.loads(signature.get("inputs") or "null")
+    if not inputs or not all(isinstance(c, dict) and c.get("name") for c in inputs):
+        raise StackError(
+            f"{version.ref}: the model has no column signature, so its endpoint could not "
+            "refuse bad input; log it with an input example (or a signature) and register it again"
+        )
+    return tuple(
+        Column(name=c["name"], type=str(c.get("type", "string")), required=c.get("required", True))
+        for c in inputs
+    )

@@ -1,0 +1,184 @@
+"""The prediction log: every answer (and every shadow answer), off the request path.
+
+A request hands its record to a queue and returns; one thread per worker process writes the
+queue to parquet files partitioned by hour (`<dir>/date=YYYY-MM-DD/hour=HH/<pid>-<n>.parquet`)
+every `flush_seconds`, and on shutdown. Shadow predictions are computed on that thread too,
+so a challenger in shadow costs the caller nothing. Files are written under a temporary
+name and renamed, so a reader never sees half a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+COLUMNS = (
+    "request_id",
+    "ts",
+    "endpoint",
+    "model_version",
+    "role",
+    "status",
+    "latency_ms",
+    "inputs",
+    "output",
+    "error",
+    "live_output",
+)
+
+
+@dataclass(slots=True)
+class Prediction:
+    request_id: str
+    ts: float  # unix seconds
+    endpoint: str
+    model_version: str
+    role: str  # live | shadow | fallback
+    status: int
+    latency_ms: float
+    inputs: Any
+    output: Any
+    error: str | None = None
+    live_output: Any = None
+
+
+@dataclass(slots=True)
+class ShadowJob:
+    """A live answer whose request the shadow versions must also answer."""
+
+    live: Prediction
+    rows: list[list[Any]]
+    shadows: tuple[str, ...]
+
+
+class PredictionLogWriter:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        flush_seconds: float,
+        shadow_predict: Callable[[str, list[list[Any]]], Any] | None = None,
+    ) -> None:
+        self.directory = directory
+        self.flush_seconds = flush_seconds
+        self.shadow_predict = shadow_predict
+        self._queue: queue.SimpleQueue[Prediction | ShadowJob | None] = queue.SimpleQueue()
+        self._sequence = 0
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def log(self, entry: Prediction | ShadowJob) -> None:
+        self._queue.put(entry)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write everything queued, then stop."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        pending: list[Prediction] = []
+        deadline = time.monotonic() + self.flush_seconds
+        while True:
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                item = ...  # type: ignore[assignment]
+            if item is None:
+                self._write(pending)
+                return
+            if isinstance(item, Prediction):
+                pending.append(item)
+            elif isinstance(item, ShadowJob):
+                pending.append(item.live)
+                pending.extend(self._shadow(item))
+            if time.monotonic() >= deadline:
+                self._write(pending)
+                pending = []
+                deadline = time.monotonic() + self.flush_seconds
+
+    def _shadow(self, job: ShadowJob) -> Iterable[Prediction]:
+        assert self.shadow_predict is not None
+        for ref in job.shadows:
+            started = time.perf_counter()
+            output, error, status = None, None, 200
+            try:
+                output = self.shadow_predict(ref, job.rows)
+            except Exception as exc:
+                error, status = f"{type(exc).__name__}: {exc}", 500
+            yield Prediction(
+                request_id=job.live.request_id,
+                ts=job.live.ts,
+                endpoint=job.live.endpoint,
+                model_version=ref,
+                role="shadow",
+                status=status,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                inputs=job.live.inputs,
+                output=output,
+                error=error,
+                live_output=job.live.output,
+            )
+
+    def _write(self, entries: list[Prediction]) -> None:
+        if not entries:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        by_hour: dict[tuple[str, str], list[Prediction]] = {}
+        for entry in entries:
+            moment = datetime.fromtimestamp(entry.ts, UTC)
+            key = (moment.strftime("%Y-%m-%d"), moment.strftime("%H"))
+            by_hour.setdefault(key, []).append(entry)
+        for (date, hour), rows in by_hour.items():
+            folder = self.directory / f"date={date}" / f"hour={hour}"
+            folder.mkdir(parents=True, exist_ok=True)
+            self._sequence += 1
+            name = f"{os.getpid()}-{time.time_ns()}-{self._sequence}.parquet"
+            table = pa.table(
+                {
+                    "request_id": [r.request_id for r in rows],
+                    "ts": pa.array(
+                        [int(r.ts * 1_000_000) for r in rows], pa.timestamp("us", tz="UTC")
+                    ),
+                    "endpoint": [r.endpoint for r in rows],
+                    "model_version": [r.model_version for r in rows],
+                    "role": [r.role for r in rows],
+                    "status": pa.array([r.status for r in rows], pa.int16()),
+                    "latency_ms": pa.array([r.latency_ms for r in rows], pa.float64()),
+                    "inputs": [json.dumps(r.inputs) for r in rows],
+                    "output": [_json(r.output) for r in rows],
+                    "error": [r.error for r in rows],
+                    "live_output": [_json(r.live_output) for r in rows],
+                }
+            )
+            tmp = folder / f".{name}.tmp"
+            pq.write_table(table, tmp)
+            os.replace(tmp, folder / name)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def read_log(directory: Path, *, since: datetime | None = None) -> Any:
+    """The log as a pyarrow Table (rows at or after `since`); empty when nothing was logged."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    files = sorted(str(p) for p in directory.glob("date=*/hour=*/*.parquet"))
+    if not files:
+        return pa.table({name: pa.array([], pa.string()) for name in COLUMNS})
+    dataset = ds.dataset(files, format="parquet")
+    table = dataset.to_table(
+        filter=None if since is None else ds.field("ts") >= pa.scalar(since, pa.timestamp("us", tz="UTC"))
+    )
+    return table

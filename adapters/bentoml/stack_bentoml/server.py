@@ -1,0 +1,313 @@
+"""The Server role on BentoML: one `bentoml serve` process per endpoint, on 127.0.0.1.
+
+An endpoint is a folder under `<home>/serving/<name>/` holding `endpoint.json` (the versions,
+their schema and the traffic split), the server's pid and its log. Deploying starts the
+process and waits for BentoML's `/readyz`; routing writes a new revision of the file, which
+every worker picks up within a second (no restart, no dropped request); undeploying sends
+SIGTERM, which BentoML turns into a graceful shutdown (in-flight requests finish, the
+prediction log is written)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from stack.contract.registry import ModelVersion
+from stack.contract.serving import Endpoint, HealthReport, TrafficSplit, VersionHealth
+from stack.errors import NotFound, StackError
+from stack.plugins.manifest import AdapterContext
+from stack_bentoml.config import BentoConfig
+from stack_bentoml.models import bentoml_home, import_version
+from stack_bentoml.spec import EndpointSpec, read_spec, write_spec
+
+SPEC_FILE = "endpoint.json"
+PID_FILE = "server.pid"
+LOG_FILE = "server.log"
+
+
+class BentoServer:
+    def __init__(self, config: BentoConfig | None, context: AdapterContext) -> None:
+        self.config = config or BentoConfig()
+        self.context = context
+        self.root = context.home / "serving"
+        self.predictions = context.home / "predictions"
+        self.bentoml_home = (context.home / self.config.bentoml_home).resolve()
+        bentoml_home(self.bentoml_home)
+
+    # -- the role -----------------------------------------------------------------------
+
+    def deploy(self, version: ModelVersion, *, endpoint: str) -> Endpoint:
+        """Serve `version` alone on `endpoint`: start it, or re-route a running one to it."""
+        _check_name(endpoint)
+        if self._running(endpoint):
+            self.add_version(version, endpoint=endpoint)
+            return self.route(endpoint, TrafficSplit({version.ref: 1.0}))
+        loaded = import_version(version, self._tracking_uri())
+        spec = EndpointSpec(
+            name=endpoint,
+            revision=1,
+            host=self.config.host,
+            port=self._free_port(endpoint),
+            versions={version.ref: loaded},
+            weights={version.ref: 1.0},
+            ab_header=self.config.ab_header,
+            log_dir=str((self.predictions / endpoint).resolve()),
+            max_body_bytes=self.config.max_body_bytes,
+            max_rows=self.config.max_rows,
+            log_flush_seconds=self.config.log_flush_seconds,
+        )
+        write_spec(spec, self._spec_path(endpoint))
+        self._start(spec)
+        return _endpoint(spec)
+
+    def add_version(self, version: ModelVersion, *, endpoint: str) -> None:
+        spec = self._spec(endpoint)
+        loaded = import_version(version, self._tracking_uri())
+        live = spec.live_inputs()
+        if loaded.inputs != live:
+            raise StackError(
+                f"{version.ref} takes other inputs than the live version on {endpoint!r}: "
+                f"{[c.name for c in loaded.inputs]} vs {[c.name for c in live]}; "
+                "deploy it on its own endpoint"
+            )
+        write_spec(
+            spec.model_copy(update={"versions": {**spec.versions, version.ref: loaded}}),
+            self._spec_path(endpoint),
+        )
+
+    def route(self, endpoint: str, split: TrafficSplit, *, sticky: bool = False) -> Endpoint:
+        spec = self._spec(endpoint)
+        unknown = [r for r in [*split.weights, *split.shadows] if r not in spec.versions]
+        if unknown:
+            raise StackError(
+                f"endpoint {endpoint!r} has no version {', '.join(unknown)} loaded; "
+                f"loaded: {', '.join(spec.versions)} (add_version first)"
+            )
+        updated = spec.model_copy(
+            update={
+                "revision": spec.revision + 1,
+                "weights": dict(split.weights),
+                "shadows": tuple(split.shadows),
+                "sticky": sticky,
+            }
+        )
+        write_spec(updated, self._spec_path(endpoint))
+        self._wait_for_revision(updated)
+        return _endpoint(updated)
+
+    def health(self, endpoint: str, *, since: datetime | None = None) -> HealthReport:
+        from stack_bentoml.health import version_health
+
+        spec = self._spec(endpoint)
+        ready = self._running(endpoint) and _get(f"{spec.url}/readyz") == 200
+        versions = version_health(self.predictions / endpoint, since=since)
+        live = [v for v in versions.values() if v.role == "live"]
+        requests = sum(v.requests for v in live)
+        errors = sum(v.errors for v in live)
+        p99 = max((v.p99_latency_ms for v in live if v.p99_latency_ms is not None), default=None)
+        return HealthReport(
+            endpoint,
+            ready=ready,
+            requests=requests,
+            error_rate=errors / requests if requests else 0.0,
+            p99_latency_ms=p99,
+            versions=versions,
+        )
+
+    def endpoints(self) -> list[Endpoint]:
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in sorted(self.root.glob(f"*/{SPEC_FILE}")):
+            if self._running(path.parent.name):
+                found.append(_endpoint(read_spec(path)))
+        return found
+
+    def undeploy(self, endpoint: str) -> None:
+        self._spec(endpoint)
+        self._stop(endpoint)
+        shutil.rmtree(self.root / endpoint, ignore_errors=True)
+
+    # -- processes ----------------------------------------------------------------------
+
+    def _start(self, spec: EndpointSpec) -> None:
+        folder = self.root / spec.name
+        env = {
+            **os.environ,
+            "MLSTACK_ENDPOINT_SPEC": str(self._spec_path(spec.name).resolve()),
+            "MLSTACK_WORKERS": str(self.config.workers),
+            "BENTOML_HOME": str(self.bentoml_home),
+            "BENTOML_DO_NOT_TRACK": "true",
+            "PYTHONUNBUFFERED": "1",
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            "stack_bentoml.service:MlstackEndpoint",
+            "--host",
+            spec.host,
+            "--port",
+            str(spec.port),
+        ]
+        with open(folder / LOG_FILE, "ab") as log:
+            process = subprocess.Popen(
+                command,
+                cwd=folder,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        (folder / PID_FILE).write_text(str(process.pid))
+        deadline = time.monotonic() + self.config.ready_timeout_seconds
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                self._forget(spec.name)
+                raise StackError(
+                    f"endpoint {spec.name!r} exited while starting (code {process.returncode}):\n"
+                    + _tail(folder / LOG_FILE)
+                )
+            if _get(f"{spec.url}/readyz") == 200:
+                return
+            time.sleep(0.25)
+        self._stop(spec.name)
+        self._forget(spec.name)
+        raise StackError(
+            f"endpoint {spec.name!r} was not ready after {self.config.ready_timeout_seconds:g} s:\n"
+            + _tail(folder / LOG_FILE)
+        )
+
+    def _stop(self, endpoint: str, timeout: float = 30.0) -> None:
+        pid = self._pid(endpoint)
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # whatever is left of the process group
+
+    def _forget(self, endpoint: str) -> None:
+        shutil.rmtree(self.root / endpoint, ignore_errors=True)
+
+    def _pid(self, endpoint: str) -> int | None:
+        path = self.root / endpoint / PID_FILE
+        try:
+            return int(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _running(self, endpoint: str) -> bool:
+        pid = self._pid(endpoint)
+        return pid is not None and _alive(pid) and self._spec_path(endpoint).is_file()
+
+    def _wait_for_revision(self, spec: EndpointSpec, timeout: float = 15.0) -> None:
+        """Until a worker answers with the new revision (each re-reads within ~0.25 s)."""
+        if not self._running(spec.name):
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _get_json(f"{spec.url}/endpoint").get("revision") == spec.revision:
+                time.sleep(0.5)  # the other workers poll on the same period
+                return
+            time.sleep(0.1)
+
+    # -- files --------------------------------------------------------------------------
+
+    def _spec_path(self, endpoint: str) -> Path:
+        return self.root / endpoint / SPEC_FILE
+
+    def _spec(self, endpoint: str) -> EndpointSpec:
+        path = self._spec_path(endpoint)
+        if not path.is_file():
+            raise NotFound(f"no endpoint {endpoint!r} (deployed: {self._names() or 'none'})")
+        return read_spec(path)
+
+    def _names(self) -> str:
+        return ", ".join(e.name for e in self.endpoints())
+
+    def _free_port(self, endpoint: str) -> int:
+        taken = {read_spec(p).port for p in self.root.glob(f"*/{SPEC_FILE}")}
+        port = self.config.port
+        while port in taken or not _bindable(self.config.host, port):
+            port += 1
+        return port
+
+    def _tracking_uri(self) -> str:
+        from stack_mlflow.connection import tracking_uri
+
+        return tracking_uri(self.config.models_from, self.context)
+
+
+def _endpoint(spec: EndpointSpec) -> Endpoint:
+    return Endpoint(
+        spec.name, spec.url, spec.revision, TrafficSplit(dict(spec.weights), spec.shadows)
+    )
+
+
+def _check_name(endpoint: str) -> None:
+    if not endpoint or not all(ch.isalnum() or ch in "-_" for ch in endpoint):
+        raise StackError(f"endpoint name {endpoint!r}: use letters, digits, '-' and '_'")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)  # reap our own child if it exited
+        if done == pid:
+            return False
+    return True
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _get(url: str) -> int | None:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2.0).status_code
+    except httpx.HTTPError:
+        return None
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    import httpx
+
+    try:
+        data: dict[str, Any] = httpx.get(url, timeout=2.0).json()
+        return data
+    except (httpx.HTTPError, ValueError):
+        return {}
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no server log)"

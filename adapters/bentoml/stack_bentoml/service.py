@@ -1,0 +1,37 @@
+"""The BentoML service `bentoml serve` runs for an endpoint; no hand-written file per model.
+
+Which endpoint it serves comes from `MLSTACK_ENDPOINT_SPEC` (the endpoint file), how many
+workers from `MLSTACK_WORKERS`. BentoML's access log, metrics and tracing are off for the hot
+route: the prediction log records every request, and they cost more CPU than the predict."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import bentoml
+
+from stack_bentoml.app import PredictionApp
+
+SPEC_ENV = "MLSTACK_ENDPOINT_SPEC"
+WORKERS_ENV = "MLSTACK_WORKERS"
+
+prediction_app = PredictionApp(Path(os.environ.get(SPEC_ENV, "endpoint.json")))
+
+
+@bentoml.asgi_app(prediction_app, path="/")
+@bentoml.service(
+    name="mlstack-endpoint",
+    workers=int(os.environ.get(WORKERS_ENV, "1")),
+    logging={"access": {"enabled": False}},
+    metrics={"enabled": False},
+    tracing={"sample_rate": 0.0},
+    traffic={"timeout": 60},
+)
+class MlstackEndpoint:
+    def __init__(self) -> None:
+        prediction_app.start()  # in each worker: load the versions, start the log writer
+
+    @bentoml.on_shutdown
+    def shutdown(self) -> None:
+        prediction_app.close()  # write what the log holds before the worker exits

@@ -1,0 +1,77 @@
+"""Two real model versions in the embedded MLflow store, as a recipe would register them."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stack.contract.registry import ModelVersion
+from stack.plugins.manifest import AdapterContext
+
+FEATURES = ["tenure", "monthly_spend", "support_calls", "late payments"]
+
+
+@dataclass(frozen=True)
+class Versions:
+    champion: ModelVersion
+    challenger: ModelVersion
+    quirky: ModelVersion  # a pyfunc: fails on tenure >= 1000, takes 3 s on monthly_spend >= 1000
+
+
+def register_versions(context: AdapterContext, model: str = "churn") -> Versions:
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from stack_mlflow.config import MlflowRegistryConfig, MlflowTrackerConfig
+    from stack_mlflow.registry import MlflowRegistry
+    from stack_mlflow.tracker import MlflowTracker
+
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame(rng.normal(size=(400, 4)), columns=FEATURES)
+    labels = (frame["tenure"] + frame["support_calls"] > 0).astype(int)
+    tracker = MlflowTracker(MlflowTrackerConfig(), context)
+    registry = MlflowRegistry(MlflowRegistryConfig(), context)
+    run = tracker.start_run("serving-tests")
+    refs = []
+    import cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the server cannot import tests
+    for name, fitted, framework in [
+        ("champion", LogisticRegression().fit(frame, labels), "sklearn"),
+        ("challenger", LogisticRegression().fit(frame, 1 - labels), "sklearn"),  # disagrees
+        ("quirky", _quirky(), "python"),
+    ]:
+        uri = tracker.log_model(
+            run,
+            fitted,
+            name=name,
+            framework=framework,
+            requirements=["scikit-learn"],
+            input_example=frame.head(3),
+        )
+        refs.append(registry.register(model, uri, run_id=run.run_id))
+    tracker.finish_run(run)
+    return Versions(*refs)
+
+
+def _quirky() -> object:
+    import mlflow.pyfunc
+
+    class Quirky(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+        def predict(self, context: object, model_input: Any, params: Any = None) -> Any:
+            import time
+
+            if (model_input["tenure"] >= 1000).any():
+                raise RuntimeError("challenger crashed")
+            if (model_input["monthly_spend"] >= 1000).any():
+                time.sleep(3)
+            return [0] * len(model_input)
+
+    return Quirky()
+
+
+def home(tmp: Path) -> AdapterContext:
+    return AdapterContext(home=tmp / ".mlstack", base_dir=tmp)
