@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stack.config.diagnostics import collect, config_error, describe
 from stack.config.features_section import FeaturesSection
 from stack.config.policy import ModelSpec, PromotionPolicy
+from stack.config.rollout import RolloutPlan
 from stack.config.yaml_source import YamlDocument, load_yaml
 from stack.contract.roles import Role
 from stack.errors import StackConfigError
@@ -42,6 +43,7 @@ class RecipeFile(BaseModel):
     description: str = ""
     model: ModelSpec | None = None
     promotion: PromotionPolicy = PromotionPolicy()
+    rollout: RolloutPlan = RolloutPlan()
     features: FeaturesSection | None = None
     requires: dict[Role, tuple[str, ...]] = Field(default_factory=dict)
     hooks: tuple[str, ...] = Field(default=(), description="module:object hook implementations")

@@ -16,10 +16,13 @@ class TrafficSplit:
     """Live weights per version ref (`churn@3`), summing to 1, plus shadow copies.
 
     A shadow version receives a copy of every request; its answers are logged, never returned.
+    `sticky` (A/B) assigns each subject (a request header) to one version for good, instead
+    of drawing per request.
     """
 
     weights: Mapping[str, float]
     shadows: tuple[str, ...] = ()
+    sticky: bool = False
 
     def __post_init__(self) -> None:
         if not self.weights:

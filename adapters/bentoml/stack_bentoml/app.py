@@ -39,7 +39,12 @@ class Routing:
     versions: dict[str, LoadedVersion]
     refs: tuple[str, ...]
     cumulative: tuple[float, ...]
-    champion: str  # the heaviest live version: who answers when another fails
+    by_weight: tuple[str, ...]  # every routed version, heaviest first (weight 0 included)
+
+    def fallback(self, failed: str) -> str | None:
+        """Who answers when `failed` cannot: the heaviest other version (the champion
+        during a canary; the previous version, kept at weight 0, after a promotion)."""
+        return next((ref for ref in self.by_weight if ref != failed), None)
 
     def choose(self, subject: bytes | None) -> str:
         if len(self.refs) == 1:
@@ -55,9 +60,9 @@ def build_routing(spec: EndpointSpec, loaded: dict[str, LoadedVersion]) -> Routi
     refs = tuple(ref for ref, weight in spec.weights.items() if weight > 0)
     total = sum(spec.weights[r] for r in refs)
     cumulative = tuple(c / total for c in accumulate(spec.weights[r] for r in refs))
-    champion = max(refs, key=lambda r: spec.weights[r])
+    by_weight = tuple(sorted(spec.weights, key=lambda r: -spec.weights[r]))
     schema = RequestSchema(spec.live_inputs(), spec.max_rows)
-    return Routing(spec, schema, dict(loaded), refs, cumulative, champion)
+    return Routing(spec, schema, dict(loaded), refs, cumulative, by_weight)
 
 
 class PredictionApp:
@@ -119,7 +124,7 @@ class PredictionApp:
                 await _answer(send, 405, {"error": "use POST"}, [(b"allow", b"POST")])
                 return
             await self._predict(scope, receive, send)
-        elif path == "/schema.json" and method == "GET":
+        elif path == "/openapi.json" and method == "GET":
             await _answer(send, 200, self.openapi())
         elif path == "/endpoint" and method == "GET":
             spec = self._routing().spec
@@ -145,9 +150,7 @@ class PredictionApp:
         extra = [(b"x-request-id", request_id.encode())]
         body = await _body(receive, spec.max_body_bytes)
         if body is None:
-            await _answer(
-                send, 413, {"error": f"body over {spec.max_body_bytes} bytes"}, extra
-            )
+            await _answer(send, 413, {"error": f"body over {spec.max_body_bytes} bytes"}, extra)
             return
         if not body.strip():
             await _answer(send, 400, {"error": "empty body; send a JSON record"}, extra)
@@ -169,15 +172,19 @@ class PredictionApp:
             role, status, answered = "live", 200, chosen
         except Exception as exc:
             self._log_failure(spec, request_id, now, chosen, records, exc, started)
-            if chosen == routing.champion:
+            fallback = routing.fallback(chosen)
+            if fallback is None:
                 await _answer(send, 500, {"error": f"prediction failed: {exc}"}, extra)
                 return
-            output = routing.versions[routing.champion].predict(rows)
-            role, status, answered = "fallback", 200, routing.champion
+            try:
+                output = routing.versions[fallback].predict(rows)
+            except Exception as again:
+                self._log_failure(spec, request_id, now, fallback, records, again, started)
+                await _answer(send, 500, {"error": f"prediction failed: {again}"}, extra)
+                return
+            role, status, answered = "fallback", 200, fallback
         extra.append((b"x-model-version", answered.encode()))
-        await _answer(
-            send, status, {"predictions": output, "model_version": answered}, extra
-        )
+        await _answer(send, status, {"predictions": output, "model_version": answered}, extra)
         entry = Prediction(
             request_id=request_id,
             ts=now,
@@ -222,8 +229,9 @@ class PredictionApp:
         )
 
     def openapi(self) -> dict[str, Any]:
-        spec = self._routing().spec
+        spec, schema = self._routing().spec, self._routing().schema
         error = {"type": "object", "properties": {"error": {"type": "string"}}}
+        as_json = {"application/json": {"schema": error}}
         return {
             "openapi": "3.0.3",
             "info": {"title": f"mlstack endpoint {spec.name}", "version": str(spec.revision)},
@@ -233,13 +241,14 @@ class PredictionApp:
                         "operationId": "predict",
                         "requestBody": {
                             "required": True,
-                            "content": {
-                                "application/json": {"schema": self._routing().schema.openapi_schema()}
-                            },
+                            "content": {"application/json": {"schema": schema.openapi_schema()}},
                         },
                         "responses": {
                             "200": {"description": "predictions"},
-                            "400": {"description": "empty body", "content": {"application/json": {"schema": error}}},
+                            "400": {
+                                "description": "empty body",
+                                "content": as_json,
+                            },
                             "413": {"description": "body too large"},
                             "422": {"description": "invalid request: the fields at fault"},
                         },
@@ -277,7 +286,11 @@ async def _answer(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *(headers or [])],
+            "headers": [
+                *JSON_HEADERS,
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

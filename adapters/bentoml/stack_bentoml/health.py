@@ -27,7 +27,9 @@ def version_health(directory: Path, *, since: datetime | None) -> dict[str, Vers
         if role == "shadow":
             compared = [e for e in entries if e["output"] is not None]
             differing = sum(
-                1 for e in compared if json.loads(str(e["output"])) != json.loads(str(e["live_output"]))
+                1
+                for e in compared
+                if json.loads(str(e["output"])) != json.loads(str(e["live_output"]))
             )
             disagreement = differing / len(compared) if compared else None
         key = ref if role == "live" else f"{ref} (shadow)"
@@ -46,3 +48,7 @@ def _percentile(ordered: list[float], q: float) -> float | None:
         return None
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return ordered[index]
+
+
+def _parsed(value: object) -> object:
+    return json.loads(str(value)) if value is not None else None

@@ -69,8 +69,14 @@ def _download(version: ModelVersion, tracking_uri: str, scratch: Path) -> Path:
     try:
         uri = version.source_uri
         if uri.startswith("models:/m-"):  # an MLflow 3 LoggedModel: its artifact folder
-            uri = MlflowClient(tracking_uri).get_logged_model(uri[len("models:/") :]).artifact_location
-        return Path(download_artifacts(artifact_uri=uri, dst_path=str(scratch), tracking_uri=tracking_uri))
+            uri = (
+                MlflowClient(tracking_uri)
+                .get_logged_model(uri[len("models:/") :])
+                .artifact_location
+            )
+        return Path(
+            download_artifacts(artifact_uri=uri, dst_path=str(scratch), tracking_uri=tracking_uri)
+        )
     except Exception as exc:
         raise StackError(
             f"{version.ref}: cannot fetch its model from {version.source_uri} ({exc})"

@@ -179,6 +179,8 @@ def read_log(directory: Path, *, since: datetime | None = None) -> Any:
         return pa.table({name: pa.array([], pa.string()) for name in COLUMNS})
     dataset = ds.dataset(files, format="parquet")
     table = dataset.to_table(
-        filter=None if since is None else ds.field("ts") >= pa.scalar(since, pa.timestamp("us", tz="UTC"))
+        filter=None
+        if since is None
+        else ds.field("ts") >= pa.scalar(since, pa.timestamp("us", tz="UTC"))
     )
     return table

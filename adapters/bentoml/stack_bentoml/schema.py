@@ -26,11 +26,14 @@ def record_model(columns: tuple[Column, ...]) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for i, column in enumerate(columns):
         python_type = _TYPES.get(column.type, str)
-        extra = {"allow_inf_nan": False} if python_type is float else {}
+        finite = False if python_type is float else None
         if column.required:
-            fields[f"f{i}"] = (python_type, Field(alias=column.name, **extra))
+            fields[f"f{i}"] = (python_type, Field(alias=column.name, allow_inf_nan=finite))
         else:
-            fields[f"f{i}"] = (python_type | None, Field(None, alias=column.name, **extra))
+            fields[f"f{i}"] = (
+                python_type | None,
+                Field(None, alias=column.name, allow_inf_nan=finite),
+            )
     config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
     return create_model("Record", __config__=config, **fields)
 

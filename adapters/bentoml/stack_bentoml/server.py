@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from stack.contract.registry import ModelVersion
-from stack.contract.serving import Endpoint, HealthReport, TrafficSplit, VersionHealth
+from stack.contract.serving import Endpoint, HealthReport, TrafficSplit
 from stack.errors import NotFound, StackError
 from stack.plugins.manifest import AdapterContext
 from stack_bentoml.config import BentoConfig
@@ -84,7 +84,7 @@ class BentoServer:
             self._spec_path(endpoint),
         )
 
-    def route(self, endpoint: str, split: TrafficSplit, *, sticky: bool = False) -> Endpoint:
+    def route(self, endpoint: str, split: TrafficSplit) -> Endpoint:
         spec = self._spec(endpoint)
         unknown = [r for r in [*split.weights, *split.shadows] if r not in spec.versions]
         if unknown:
@@ -97,7 +97,7 @@ class BentoServer:
                 "revision": spec.revision + 1,
                 "weights": dict(split.weights),
                 "shadows": tuple(split.shadows),
-                "sticky": sticky,
+                "sticky": split.sticky,
             }
         )
         write_spec(updated, self._spec_path(endpoint))
@@ -255,7 +255,10 @@ class BentoServer:
 
 def _endpoint(spec: EndpointSpec) -> Endpoint:
     return Endpoint(
-        spec.name, spec.url, spec.revision, TrafficSplit(dict(spec.weights), spec.shadows)
+        spec.name,
+        spec.url,
+        spec.revision,
+        TrafficSplit(dict(spec.weights), spec.shadows, sticky=spec.sticky),
     )
 
 

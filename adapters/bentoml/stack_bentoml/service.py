@@ -32,6 +32,6 @@ class MlstackEndpoint:
     def __init__(self) -> None:
         prediction_app.start()  # in each worker: load the versions, start the log writer
 
-    @bentoml.on_shutdown
+    @bentoml.on_shutdown  # type: ignore[untyped-decorator]
     def shutdown(self) -> None:
         prediction_app.close()  # write what the log holds before the worker exits

@@ -56,7 +56,7 @@ class EndpointSpec(BaseModel):
 
     def live_inputs(self) -> tuple[Column, ...]:
         """The request schema: that of the first live version (all must agree to share one)."""
-        first = next(iter(self.weights))
+        first = max(self.weights, key=lambda ref: self.weights[ref])
         return self.versions[first].inputs
 
 

@@ -1,0 +1,218 @@
+"""`mlstack deploy`, `mlstack rollback`, `mlstack rollout status|history`, `mlstack undeploy`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from stack.cli.common import open_session, parse_moment
+
+
+def _shares(value: str | None) -> tuple[float, ...] | None:
+    """`10,50,100` (percent) or `0.1,0.5,1` (shares)."""
+    if value is None:
+        return None
+    try:
+        numbers = [float(part) for part in value.split(",") if part.strip()]
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r}: give numbers like 10,50,100") from exc
+    if numbers and max(numbers) > 1:
+        numbers = [n / 100 for n in numbers]
+    return tuple(numbers)
+
+
+@click.command()
+@click.argument("selector", metavar="MODEL@STATE|VERSION")
+@click.option(
+    "--strategy",
+    type=click.Choice(["direct", "canary", "shadow", "ab"]),
+    default=None,
+    help="How the version reaches traffic (default: the recipe's plan, else canary).",
+)
+@click.option("--steps", help="Canary shares, e.g. 10,50,100.")
+@click.option("--bake", "bake_seconds", type=float, help="Seconds at each step.")
+@click.option("--endpoint", help="Endpoint name (default: the model's name).")
+@click.option(
+    "--recipe",
+    "recipe_location",
+    type=click.Path(exists=True),
+    help="Recipe whose rollout plan and gates apply.",
+)
+@click.option(
+    "--target",
+    type=click.Choice(["local", "kubernetes"]),
+    default="local",
+    help="local: serve on this machine; kubernetes: render the cluster manifests.",
+)
+@click.option("--dry-run", is_flag=True, help="kubernetes: print the manifests, apply nothing.")
+@click.option("--reason", default="", help="Kept in the audit log.")
+@click.pass_context
+def deploy(
+    ctx: click.Context,
+    selector: str,
+    strategy: str | None,
+    steps: str | None,
+    bake_seconds: float | None,
+    endpoint: str | None,
+    recipe_location: str | None,
+    target: str,
+    dry_run: bool,
+    reason: str,
+) -> None:
+    """Serve a registry version: alone, or rolled out beside the one serving now."""
+    from pydantic import ValidationError
+
+    from stack.config.recipe_file import load_recipe
+    from stack.config.rollout import RolloutPlan
+    from stack.lifecycle import recipe_of
+    from stack.rollout import RolloutController
+
+    recipe = load_recipe(Path(recipe_location)) if recipe_location else None
+    with open_session(ctx, recipe) as session:
+        controller = RolloutController(session, recipe)
+        version = controller.governance.version(selector)
+        recipe = recipe or recipe_of(version)
+        controller = RolloutController(session, recipe)
+        base = recipe.spec.rollout if recipe else RolloutPlan()
+        overrides: dict[str, Any] = {
+            "strategy": strategy,
+            "steps": _shares(steps),
+            "bake_seconds": bake_seconds,
+            "endpoint": endpoint,
+        }
+        try:
+            plan = RolloutPlan.model_validate(
+                {**base.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+            )
+        except ValidationError as exc:
+            raise click.BadParameter(str(exc)) from exc
+        if target == "kubernetes":
+            from stack.rollout.kubernetes import render_manifests
+
+            if not dry_run:
+                raise click.UsageError("--target kubernetes applies nothing yet: add --dry-run")
+            click.echo(render_manifests(session, version, plan), nl=False)
+            return
+        result = controller.deploy(selector, plan, reason=reason)
+    colour = "red" if result.outcome == "rolled_back" else "green"
+    click.secho(f"{result.outcome}: {result.version} on {result.endpoint.url}", fg=colour)
+    weights = ", ".join(f"{ref} {w:.0%}" for ref, w in result.endpoint.split.weights.items())
+    click.echo(f"  revision {result.endpoint.revision}: {weights}")
+    for why in result.reasons:
+        click.echo(f"  because: {why}")
+    if result.outcome == "rolled_back":
+        ctx.exit(3)
+
+
+@click.command()
+@click.argument("model")
+@click.option("--endpoint", help="Endpoint name (default: the model's name).")
+@click.option("--reason", default="", help="Kept in the audit log.")
+@click.pass_context
+def rollback(ctx: click.Context, model: str, endpoint: str | None, reason: str) -> None:
+    """Send all traffic back to the previous serving version of MODEL."""
+    from stack.rollout import RolloutController
+
+    with open_session(ctx) as session:
+        result = RolloutController(session).rollback(model, endpoint=endpoint, reason=reason)
+    click.echo(
+        f"rolled back {result.endpoint.name}: revision {result.endpoint.revision}, "
+        f"{', '.join(result.endpoint.split.weights)}"
+    )
+
+
+@click.command()
+@click.argument("endpoint")
+@click.pass_context
+def undeploy(ctx: click.Context, endpoint: str) -> None:
+    """Stop ENDPOINT (in-flight requests finish; the prediction log is kept)."""
+    with open_session(ctx) as session:
+        session.spine.audit(
+            actor=_actor(session), action="endpoint.undeployed", subject=f"endpoint:{endpoint}"
+        )
+        session.server.undeploy(endpoint)
+    click.echo(f"stopped {endpoint}")
+
+
+def _actor(session: Any) -> str:
+    from stack.governance.service import Governance
+
+    return Governance(session).actor().name
+
+
+@click.group("rollout")
+def rollout_group() -> None:
+    """Where rollouts stand, and what served when."""
+
+
+@rollout_group.command()
+@click.argument("endpoint", required=False)
+@click.pass_context
+def status(ctx: click.Context, endpoint: str | None) -> None:
+    """Each endpoint's split, health since its last change, and its last rollout event."""
+    from stack.rollout.history import routing_history
+
+    with open_session(ctx) as session:
+        endpoints = [e for e in session.server.endpoints() if endpoint in (None, e.name)]
+        if not endpoints:
+            raise click.ClickException(
+                f"no endpoint {endpoint!r} is running" if endpoint else "no endpoint is running"
+            )
+        for current in endpoints:
+            history = routing_history(session.spine, current.name)
+            since = history[-1].at if history else None
+            health = session.server.health(current.name, since=since)
+            click.secho(f"{current.name}  {current.url}  revision {current.revision}", bold=True)
+            for ref, weight in current.split.weights.items():
+                line = f"  {ref:<20} {weight:>6.0%}"
+                stats = health.versions.get(ref)
+                if stats:
+                    p99 = f"{stats.p99_latency_ms:.1f} ms" if stats.p99_latency_ms else "-"
+                    line += f"  {stats.requests} req, {stats.error_rate:.1%} errors, p99 {p99}"
+                click.echo(line)
+            for ref in current.split.shadows:
+                stats = health.versions.get(f"{ref} (shadow)")
+                extra = ""
+                if stats and stats.disagreement is not None:
+                    extra = f"  {stats.requests} req, disagrees {stats.disagreement:.1%}"
+                click.echo(f"  {ref:<20} shadow{extra}")
+            events = [
+                e
+                for e in session.spine.audit_entries(subject=f"endpoint:{current.name}")
+                if e.action.startswith("rollout.")
+            ]
+            if events:
+                last = events[-1]
+                click.echo(f"  last: {last.action} at {last.at:%Y-%m-%d %H:%M:%S} {last.reason}")
+
+
+@rollout_group.command()
+@click.argument("model")
+@click.option("--at", "at", help="Show only what served at this time (ISO).")
+@click.option("--endpoint", help="Endpoint name (default: the model's name).")
+@click.pass_context
+def history(ctx: click.Context, model: str, at: str | None, endpoint: str | None) -> None:
+    """Every traffic change of MODEL's endpoint; with --at, the split in force then."""
+    from stack.governance.history import served_at
+    from stack.rollout.history import routing_history, split_at
+
+    name = endpoint or model
+    with open_session(ctx) as session:
+        when = parse_moment(at)
+        if when is not None:
+            routed = split_at(session.spine, name, when)
+            serving = served_at(session.spine, model, when)
+            if routed is None and serving is None:
+                raise click.ClickException(f"nothing of {model!r} was served at {when}")
+            click.echo(f"serving at {when.isoformat()}: {serving or 'none'}")
+            if routed is not None:
+                click.echo(
+                    "traffic: " + ", ".join(f"{r} {w:.0%}" for r, w in routed.weights.items())
+                )
+            return
+        for routed in routing_history(session.spine, name):
+            split = ", ".join(f"{r} {w:.0%}" for r, w in routed.weights.items())
+            shadows = f" (shadow: {', '.join(routed.shadows)})" if routed.shadows else ""
+            click.echo(f"{routed.at:%Y-%m-%d %H:%M:%S}  {split}{shadows}  {routed.reason}")

@@ -1,0 +1,54 @@
+"""The rollout part of a recipe (or of `mlstack deploy`): how a challenger reaches traffic and
+the service levels it must hold on the way; a breach rolls back automatically."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+Strategy = Literal["direct", "canary", "shadow", "ab"]
+
+
+class ServiceLevels(BaseModel):
+    """Judged on the challenger's own requests in each bake window (from the prediction log)."""
+
+    model_config = _FROZEN
+
+    max_error_rate: float = Field(default=0.01, ge=0, le=1)
+    max_p99_ms: float | None = Field(default=None, gt=0)
+    max_disagreement: float | None = Field(
+        default=None, ge=0, le=1, description="Shadow: share of answers differing from live."
+    )
+    min_requests: int = Field(
+        default=20, ge=0, description="Fewer requests in a window cannot be judged: roll back."
+    )
+
+
+class RolloutPlan(BaseModel):
+    model_config = _FROZEN
+
+    strategy: Strategy = "canary"
+    endpoint: str | None = Field(default=None, description="Default: the model's name.")
+    steps: tuple[float, ...] = Field(
+        default=(0.1, 0.5, 1.0), description="Canary: the challenger's share at each step."
+    )
+    bake_seconds: float = Field(default=60.0, ge=0, description="Time at each step.")
+    check_seconds: float = Field(default=5.0, gt=0, description="How often SLOs are checked.")
+    ab_share: float = Field(default=0.5, gt=0, lt=1, description="A/B: the challenger's arm.")
+    slo: ServiceLevels = ServiceLevels()
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing_shares(cls, steps: tuple[float, ...]) -> tuple[float, ...]:
+        if not steps:
+            raise ValueError("give at least one step")
+        if any(not 0 < s <= 1 for s in steps):
+            raise ValueError("each step is a share in (0, 1]; 10% is 0.1")
+        if list(steps) != sorted(set(steps)):
+            raise ValueError("steps must increase")
+        if steps[-1] != 1.0:
+            raise ValueError("the last step must be 1.0 (all traffic)")
+        return steps

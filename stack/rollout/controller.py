@@ -1,0 +1,327 @@
+"""Deploy, canary, shadow, A/B and rollback: the core decides, the Server role applies.
+
+Every traffic change is an audit entry (`endpoint.routed`, written before the server
+changes), every rollout leaves `rollout.started` and then `rollout.completed` or
+`rollout.rolled_back` with the reasons and the numbers. State changes go through the
+governance gates like any promotion: a canary is moved to `canary` through its gate, and
+only a challenger that held its SLOs is offered to the `serving` gate (approvals included).
+A breach routes all traffic back to the champion, rejects the challenger, and fires
+`on_rollback`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from stack.config.recipe_file import Recipe
+from stack.config.rollout import RolloutPlan
+from stack.contract.registry import ModelVersion
+from stack.contract.serving import Endpoint, HealthReport, Server, TrafficSplit
+from stack.contract.states import LifecycleState, can_transition
+from stack.errors import GateFailed, NotFound, StackError
+from stack.governance.history import serving_history
+from stack.governance.service import Governance
+from stack.lifecycle import Lifecycle
+from stack.rollout.judge import breaches
+from stack.session import StackSession
+from stack.spine.lineage import NodeKind, NodeRef
+
+S = LifecycleState
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutResult:
+    endpoint: Endpoint
+    outcome: str  # deployed | promoted | rolled_back | ab_running | unchanged
+    version: str
+    reasons: tuple[str, ...] = ()
+
+
+class RolloutController:
+    def __init__(
+        self,
+        session: StackSession,
+        recipe: Recipe | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.session = session
+        self.recipe = recipe
+        self.governance = Governance(session, recipe)
+        self.sleep = sleep
+
+    @property
+    def server(self) -> Server:
+        return self.session.server
+
+    # -- deploy ---------------------------------------------------------------------------
+
+    def deploy(
+        self, selector: str, plan: RolloutPlan | None = None, *, reason: str = ""
+    ) -> RolloutResult:
+        """Put `selector` (`churn@3`, `churn@approved`) in front of traffic as `plan` says.
+
+        With nothing live on the endpoint, or strategy `direct`, the version must pass the
+        `serving` gate and then takes all traffic. Otherwise it is rolled out beside the
+        version that serves now."""
+        plan = plan or (self.recipe.spec.rollout if self.recipe else RolloutPlan())
+        version = self.governance.version(selector)
+        name = plan.endpoint or version.model
+        self.session.emit(
+            "on_deploy_requested", subject=version.ref, version=version, endpoint=name
+        )
+        current = self.find(name)
+        if current is None or plan.strategy == "direct":
+            return self._direct(version, name, current, reason or "deploy")
+        champion = _champion(current)
+        if champion == version.ref:
+            return RolloutResult(current, "unchanged", version.ref)
+        self._audit(
+            "rollout.started",
+            name,
+            reason,
+            strategy=plan.strategy,
+            champion=champion,
+            challenger=version.ref,
+            plan=plan.model_dump(mode="json"),
+        )
+        if plan.strategy == "shadow":
+            return self._shadow(version, name, champion, plan)
+        if plan.strategy == "ab":
+            return self._ab(version, name, champion, plan)
+        return self._canary(version, name, champion, plan)
+
+    def _direct(
+        self, version: ModelVersion, name: str, current: Endpoint | None, reason: str
+    ) -> RolloutResult:
+        if version.state is not S.SERVING:
+            version = self.governance.promote(version.ref, S.SERVING, reason=reason)
+        self._audit("endpoint.deployed", name, reason, version=version.ref)
+        endpoint = self._link(self.server.deploy(version, endpoint=name))
+        self._audit_split(name, endpoint.split, f"{version.ref} takes all traffic")
+        self.session.emit("on_deployed", subject=version.ref, version=version, endpoint=endpoint)
+        return RolloutResult(endpoint, "deployed", version.ref)
+
+    def _canary(
+        self, version: ModelVersion, name: str, champion: str, plan: RolloutPlan
+    ) -> RolloutResult:
+        self._enter(version, S.CANARY)
+        self.server.add_version(version, endpoint=name)
+        report: HealthReport | None = None
+        for share in plan.steps:
+            weights = {champion: round(1.0 - share, 6), version.ref: share}
+            self._route(name, TrafficSplit(weights), f"canary: {share:.0%} to {version.ref}")
+            reasons, report = self._bake(name, version.ref, plan, shadow=False)
+            if reasons:
+                return self._roll_back(name, champion, version, reasons, report)
+        return self._promote(name, champion, version, report, "canary held its SLOs")
+
+    def _shadow(
+        self, version: ModelVersion, name: str, champion: str, plan: RolloutPlan
+    ) -> RolloutResult:
+        self._enter(version, S.SHADOW)
+        self.server.add_version(version, endpoint=name)
+        split = TrafficSplit({champion: 1.0}, shadows=(version.ref,))
+        self._route(name, split, f"shadow: {version.ref} gets a copy of each request")
+        reasons, report = self._bake(name, version.ref, plan, shadow=True)
+        if reasons:
+            return self._roll_back(name, champion, version, reasons, report)
+        return self._promote(name, champion, version, report, "shadow held its SLOs")
+
+    def _ab(
+        self, version: ModelVersion, name: str, champion: str, plan: RolloutPlan
+    ) -> RolloutResult:
+        self._enter(version, S.CANARY)
+        self.server.add_version(version, endpoint=name)
+        weights = {champion: round(1.0 - plan.ab_share, 6), version.ref: plan.ab_share}
+        split = TrafficSplit(weights, sticky=True)
+        endpoint = self._route(name, split, f"A/B: {plan.ab_share:.0%} to {version.ref}")
+        reasons, report = self._bake(name, version.ref, plan, shadow=False)
+        if reasons:
+            return self._roll_back(name, champion, version, reasons, report)
+        self._audit("rollout.ab_running", name, "", challenger=version.ref, health=_json(report))
+        return RolloutResult(endpoint, "ab_running", version.ref)
+
+    # -- rollback ---------------------------------------------------------------------------
+
+    def rollback(
+        self, model: str, *, endpoint: str | None = None, reason: str = ""
+    ) -> RolloutResult:
+        """Back to the previous serving version: the champion of a running rollout, or else
+        the version that served before the current one (moved back to `serving`, audited)."""
+        name = endpoint or model
+        current = self.find(name)
+        if current is None:
+            raise NotFound(f"no endpoint {name!r} is deployed")
+        registry = self.session.registry
+        live = [*current.split.weights, *current.split.shadows]
+        serving = [v.ref for v in registry.find_by_state(model, S.SERVING)]
+        champion = next((ref for ref in live if ref in serving), None)
+        challengers = [ref for ref in live if ref != champion]
+        why = reason or "rolled back by hand"
+        if champion is not None and challengers:
+            challenger = self.governance.version(challengers[0])
+            return self._roll_back(name, champion, challenger, [why], None)
+        history = [c.version for c in serving_history(self.session.spine, model) if c.version]
+        now = history[-1] if history else None
+        previous = next((ref for ref in reversed(history) if ref != now), None)
+        if previous is None:
+            raise StackError(f"{model} has no earlier serving version to roll back to")
+        target = self.governance.version(previous)
+        Lifecycle(self.session).transition(model, target.version, S.SERVING, reason=why)
+        self._audit("endpoint.deployed", name, why, version=previous)
+        deployed = self._link(self.server.deploy(self.governance.version(previous), endpoint=name))
+        self._audit_split(name, deployed.split, why)
+        self._audit("rollout.rolled_back", name, why, **{"from": now, "to": previous})
+        self.session.emit(
+            "on_rollback",
+            subject=name,
+            endpoint=name,
+            from_version=now or "",
+            to_version=previous,
+            reason=why,
+        )
+        return RolloutResult(deployed, "rolled_back", previous, (why,))
+
+    def _roll_back(
+        self,
+        name: str,
+        champion: str,
+        challenger: ModelVersion,
+        reasons: list[str],
+        report: HealthReport | None,
+    ) -> RolloutResult:
+        why = "; ".join(reasons)
+        self._audit(
+            "rollout.rolled_back",
+            name,
+            why,
+            **{"from": challenger.ref, "to": champion, "reasons": reasons, "health": _json(report)},
+        )
+        endpoint = self._route(name, TrafficSplit({champion: 1.0}), f"rollback: {why}")
+        fresh = self.governance.version(challenger.ref)
+        if can_transition(fresh.state, S.REJECTED):
+            Lifecycle(self.session).transition(
+                fresh.model, fresh.version, S.REJECTED, reason=f"rolled back: {why}"
+            )
+        self.session.emit(
+            "on_rollback",
+            subject=name,
+            endpoint=name,
+            from_version=challenger.ref,
+            to_version=champion,
+            reason=why,
+        )
+        return RolloutResult(endpoint, "rolled_back", challenger.ref, tuple(reasons))
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def find(self, name: str) -> Endpoint | None:
+        return next((e for e in self.server.endpoints() if e.name == name), None)
+
+    def _promote(
+        self,
+        name: str,
+        champion: str,
+        version: ModelVersion,
+        report: HealthReport | None,
+        why: str,
+    ) -> RolloutResult:
+        try:
+            promoted = self.governance.promote(version.ref, S.SERVING, reason=why)
+        except GateFailed as exc:
+            return self._roll_back(name, champion, version, [f"serving gate: {exc}"], report)
+        split = TrafficSplit({promoted.ref: 1.0, champion: 0.0})  # the old one stays as fallback
+        endpoint = self._route(name, split, f"{promoted.ref} promoted: {why}")
+        self._audit("rollout.completed", name, why, version=promoted.ref, health=_json(report))
+        self.session.emit("on_deployed", subject=promoted.ref, version=promoted, endpoint=endpoint)
+        return RolloutResult(endpoint, "promoted", promoted.ref)
+
+    def _enter(self, version: ModelVersion, state: LifecycleState) -> None:
+        if version.state is not state:
+            self.governance.promote(version.ref, state, reason=f"rollout: {state.value}")
+
+    def _bake(
+        self, name: str, ref: str, plan: RolloutPlan, *, shadow: bool
+    ) -> tuple[list[str], HealthReport]:
+        """Watch `ref` for the bake time; the first breach ends the wait."""
+        started = datetime.now(UTC)
+        deadline = time.monotonic() + plan.bake_seconds
+        while True:
+            remaining = deadline - time.monotonic()
+            final = remaining <= 0
+            report = self.server.health(name, since=started)
+            reasons = breaches(plan.slo, report, ref, shadow=shadow, final=final)
+            if reasons or final:
+                return reasons, report
+            self.sleep(min(plan.check_seconds, remaining))
+
+    def _route(self, name: str, split: TrafficSplit, reason: str) -> Endpoint:
+        self._audit_split(name, split, reason)
+        try:
+            endpoint = self.server.route(name, split)
+        except Exception as exc:
+            self._audit("endpoint.route_failed", name, f"{type(exc).__name__}: {exc}")
+            raise
+        return self._link(endpoint)
+
+    def _link(self, endpoint: Endpoint) -> Endpoint:
+        """Lineage: each version that answers (or shadows) on this endpoint revision."""
+        revision = NodeRef(NodeKind.ENDPOINT_REVISION, f"{endpoint.name}#{endpoint.revision}")
+        for ref, weight in endpoint.split.weights.items():
+            if weight > 0:
+                self.session.spine.link(
+                    NodeRef(NodeKind.MODEL_VERSION, ref),
+                    revision,
+                    "served_by",
+                    attributes={revision: {"url": endpoint.url}},
+                )
+        for ref in endpoint.split.shadows:
+            self.session.spine.link(NodeRef(NodeKind.MODEL_VERSION, ref), revision, "shadowed_by")
+        return endpoint
+
+    def _audit_split(self, name: str, split: TrafficSplit, reason: str) -> None:
+        self._audit(
+            "endpoint.routed",
+            name,
+            reason,
+            weights=dict(split.weights),
+            shadows=list(split.shadows),
+            sticky=split.sticky,
+        )
+
+    def _audit(self, action: str, subject: str, reason: str, **payload: Any) -> None:
+        self.session.spine.audit(
+            actor=self.governance.actor().name,
+            action=action,
+            subject=f"endpoint:{subject}",
+            reason=reason,
+            payload=payload,
+        )
+
+
+def _champion(endpoint: Endpoint) -> str:
+    return max(endpoint.split.weights, key=lambda ref: endpoint.split.weights[ref])
+
+
+def _json(report: HealthReport | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    return {
+        "requests": report.requests,
+        "error_rate": report.error_rate,
+        "p99_latency_ms": report.p99_latency_ms,
+        "versions": {
+            ref: {
+                "requests": v.requests,
+                "errors": v.errors,
+                "p99_latency_ms": v.p99_latency_ms,
+                "role": v.role,
+                "disagreement": v.disagreement,
+            }
+            for ref, v in report.versions.items()
+        },
+    }

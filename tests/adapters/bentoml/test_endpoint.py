@@ -1,0 +1,138 @@
+"""A registry version served by `bentoml serve` on 127.0.0.1, as a client meets it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from stack.contract.serving import Endpoint
+from stack.contract.states import LifecycleState as S
+from stack.governance.service import Governance
+from stack.rollout import RolloutController
+from stack_bentoml.predictlog import read_log
+from tests.adapters.bentoml.conftest import Stack, row
+
+ENDPOINT = "churn-api"
+
+
+@pytest.fixture(scope="module")
+def endpoint(stack: Stack) -> Iterator[Endpoint]:
+    from stack.config.rollout import RolloutPlan
+
+    with stack.session() as session:
+        Governance(session).promote(stack.versions.champion.ref, S.APPROVED)
+        result = RolloutController(session).deploy(
+            stack.versions.champion.ref, RolloutPlan(strategy="direct", endpoint=ENDPOINT)
+        )
+    yield result.endpoint
+
+
+def test_a_registry_version_answers_with_request_id_and_version(
+    endpoint: Endpoint, stack: Stack
+) -> None:
+    assert endpoint.url.startswith("http://127.0.0.1:")
+    response = httpx.post(f"{endpoint.url}/predict", json=row(tenure=3.0))
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] in ([0], [1])
+    assert response.headers["x-model-version"] == stack.versions.champion.ref
+    assert len(response.headers["x-request-id"]) == 32
+    given = httpx.post(f"{endpoint.url}/predict", json=row(), headers={"x-request-id": "abc-1"})
+    assert given.headers["x-request-id"] == "abc-1"
+    batch = httpx.post(f"{endpoint.url}/predict", json=[row(), row(tenure=-3.0)])
+    assert len(batch.json()["predictions"]) == 2
+    assert httpx.get(f"{endpoint.url}/readyz").status_code == 200
+    assert httpx.get(f"{endpoint.url}/livez").status_code == 200
+    with stack.session() as session:
+        assert session.registry.find_by_state("churn", S.SERVING)[0].ref == (
+            stack.versions.champion.ref
+        )
+
+
+BAD = [
+    (b'{"tenure": "1", "monthly_spend": 1, "support_calls": 1, "late payments": 1}', "tenure"),
+    (b'{"tenure": 1, "monthly_spend": 1, "support_calls": 1}', "late payments"),
+    (b'{"tenure": 1, "monthly_spend": 1, "support_calls": 1, "late payments": 1, "x": 1}', "x"),
+    (b'{"tenure": NaN, "monthly_spend": 1, "support_calls": 1, "late payments": 1}', "tenure"),
+    (b'{"tenure": Infinity, "monthly_spend": 1, "support_calls": 1, "late payments": 1}', "tenure"),
+    (b'{"tenure": null, "monthly_spend": 1, "support_calls": 1, "late payments": 1}', "tenure"),
+    (b'{"tenure": true, "monthly_spend": 1, "support_calls": 1, "late payments": 1}', "tenure"),
+    (b"not json at all", "body"),
+    (b"[1, 2]", "body"),
+    (b'"just a string"', "body"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD)
+def test_bad_input_gets_a_4xx_naming_the_field(endpoint: Endpoint, body: bytes, field: str) -> None:
+    response = httpx.post(
+        f"{endpoint.url}/predict", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    fields = [problem["field"] for problem in response.json()["fields"]]
+    assert any(field in name for name in fields), fields
+    assert "x-request-id" in response.headers
+
+
+def test_empty_oversize_and_wrong_method_are_4xx(endpoint: Endpoint) -> None:
+    assert httpx.post(f"{endpoint.url}/predict", content=b"").status_code == 400
+    assert httpx.post(f"{endpoint.url}/predict", content=b"[]").status_code == 422
+    huge = b"[" + b",".join([json.dumps(row()).encode()] * 20_000) + b"]"
+    assert httpx.post(f"{endpoint.url}/predict", content=huge).status_code == 413
+    many = json.dumps([row()] * 1001).encode()
+    response = httpx.post(f"{endpoint.url}/predict", content=many)
+    assert response.status_code == 422
+    assert "at most 1000" in response.json()["error"]
+    assert httpx.get(f"{endpoint.url}/predict").status_code == 405
+    # the worker survived all of it
+    assert httpx.post(f"{endpoint.url}/predict", json=row()).status_code == 200
+
+
+def test_the_prediction_log_loses_nothing_under_load(endpoint: Endpoint, stack: Stack) -> None:
+    sent = 400
+    marker = f"load-{time.time_ns()}"
+
+    async def drive() -> list[int]:
+        limits = httpx.Limits(max_connections=32)
+        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
+            async def one(i: int) -> int:
+                response = await client.post(
+                    f"{endpoint.url}/predict",
+                    json=row(tenure=float(i)),
+                    headers={"x-request-id": f"{marker}-{i}"},
+                )
+                return response.status_code
+
+            return await asyncio.gather(*(one(i) for i in range(sent)))
+
+    statuses = asyncio.run(drive())
+    assert statuses.count(200) == sent
+    log_dir = stack.folder / ".mlstack" / "predictions" / ENDPOINT
+    deadline = time.monotonic() + 10
+    logged: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        rows = read_log(log_dir).to_pylist()
+        logged = [r for r in rows if str(r["request_id"]).startswith(marker)]
+        if len(logged) >= sent:
+            break
+        time.sleep(0.2)
+    assert len(logged) == sent
+    assert len({r["request_id"] for r in logged}) == sent
+    first = next(r for r in logged if r["request_id"] == f"{marker}-7")
+    assert json.loads(str(first["inputs"]))[0]["tenure"] == 7.0
+    assert first["model_version"] == stack.versions.champion.ref
+    assert first["status"] == 200
+    assert sorted(p.name for p in log_dir.iterdir())[0].startswith("date=")
+
+
+def test_openapi_schema_describes_the_input(endpoint: Endpoint) -> None:
+    document = httpx.get(f"{endpoint.url}/openapi.json").json()
+    body = document["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    record = body["schema"]["oneOf"][0]
+    assert set(record["required"]) == {"tenure", "monthly_spend", "support_calls", "late payments"}
+    assert record["additionalProperties"] is False
