@@ -157,7 +157,8 @@ class RolloutController:
         if current is None:
             raise NotFound(f"no endpoint {name!r} is deployed")
         registry = self.session.registry
-        live = [*current.split.weights, *current.split.shadows]
+        weights = current.split.weights
+        live = [*(ref for ref, w in weights.items() if w > 0), *current.split.shadows]
         serving = [v.ref for v in registry.find_by_state(model, S.SERVING)]
         champion = next((ref for ref in live if ref in serving), None)
         challengers = [ref for ref in live if ref != champion]

@@ -19,19 +19,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-COLUMNS = (
-    "request_id",
-    "ts",
-    "endpoint",
-    "model_version",
-    "role",
-    "status",
-    "latency_ms",
-    "inputs",
-    "output",
-    "error",
-    "live_output",
-)
+
+def schema() -> Any:
+    """One schema for every file, so that a file with no errors (an all-null column) reads
+    back beside one with some."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("request_id", pa.string()),
+            ("ts", pa.timestamp("us", tz="UTC")),
+            ("endpoint", pa.string()),
+            ("model_version", pa.string()),
+            ("role", pa.string()),
+            ("status", pa.int16()),
+            ("latency_ms", pa.float64()),
+            ("inputs", pa.string()),
+            ("output", pa.string()),
+            ("error", pa.string()),
+            ("live_output", pa.string()),
+        ]
+    )
 
 
 @dataclass(slots=True)
@@ -144,7 +152,8 @@ class PredictionLogWriter:
             self._sequence += 1
             name = f"{os.getpid()}-{time.time_ns()}-{self._sequence}.parquet"
             table = pa.table(
-                {
+                schema=schema(),
+                data={
                     "request_id": [r.request_id for r in rows],
                     "ts": pa.array(
                         [int(r.ts * 1_000_000) for r in rows], pa.timestamp("us", tz="UTC")
@@ -158,7 +167,7 @@ class PredictionLogWriter:
                     "output": [_json(r.output) for r in rows],
                     "error": [r.error for r in rows],
                     "live_output": [_json(r.live_output) for r in rows],
-                }
+                },
             )
             tmp = folder / f".{name}.tmp"
             pq.write_table(table, tmp)
@@ -176,8 +185,8 @@ def read_log(directory: Path, *, since: datetime | None = None) -> Any:
 
     files = sorted(str(p) for p in directory.glob("date=*/hour=*/*.parquet"))
     if not files:
-        return pa.table({name: pa.array([], pa.string()) for name in COLUMNS})
-    dataset = ds.dataset(files, format="parquet")
+        return schema().empty_table()
+    dataset = ds.dataset(files, format="parquet", schema=schema())
     table = dataset.to_table(
         filter=None
         if since is None

@@ -77,8 +77,12 @@ class Traffic:
         def loop() -> None:
             with httpx.Client(timeout=10) as client:
                 while not self._stop.is_set():
-                    response = client.post(f"{self.url}/predict", json=self.body, headers=self.headers)
-                    self.answers.append((response.status_code, response.headers.get("x-model-version")))
+                    response = client.post(
+                        f"{self.url}/predict", json=self.body, headers=self.headers
+                    )
+                    self.answers.append(
+                        (response.status_code, response.headers.get("x-model-version"))
+                    )
 
         self._thread = threading.Thread(target=loop, daemon=True)
         self._thread.start()

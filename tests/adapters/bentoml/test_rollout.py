@@ -1,0 +1,149 @@
+"""Canary, shadow, A/B and rollback against real endpoints, judged on the prediction log."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from stack.config.rollout import RolloutPlan, ServiceLevels
+from stack.contract.states import LifecycleState as S
+from stack.governance.history import served_at
+from stack.governance.service import Governance
+from stack.hooks import hookimpl
+from stack.hooks.bus import HookBus
+from stack.plugins.manifest import AdapterContext
+from stack.rollout import RolloutController
+from stack.rollout.history import split_at
+from stack.session import StackSession
+from tests.adapters.bentoml.conftest import STACK, Stack, Traffic, free_port, row
+from tests.adapters.bentoml.models import register_versions
+
+
+class Rollbacks:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str]] = []
+
+    @hookimpl
+    def on_rollback(self, endpoint: str, from_version: str, to_version: str, reason: str) -> None:
+        self.seen.append((endpoint, from_version, to_version))
+
+
+@pytest.fixture
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A fresh registry per test: rollouts move lifecycle states."""
+    folder = tmp_path_factory.mktemp("rollout")
+    (folder / "stack.yaml").write_text(STACK.format(port=free_port()))
+    with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
+        versions = register_versions(AdapterContext(session.home, session.base_dir))
+        Governance(session).promote(versions.champion.ref, S.APPROVED)
+        RolloutController(session).deploy(
+            versions.champion.ref, RolloutPlan(strategy="direct", endpoint="churn")
+        )
+    built = Stack(folder, versions)
+    yield built
+    with built.session() as session:
+        for endpoint in session.server.endpoints():
+            session.server.undeploy(endpoint.name)
+
+
+def session_with(stack: Stack, hook: object) -> StackSession:
+    bus = HookBus()
+    bus.register(hook)
+    return StackSession.open(stack.folder / "stack.yaml", base_dir=stack.folder, hooks=bus)
+
+
+FAST = ServiceLevels(max_error_rate=0.05, min_requests=5)
+
+
+def test_a_crashing_canary_is_rolled_back_and_no_request_is_dropped(stack: Stack) -> None:
+    quirky = stack.versions.quirky
+    hook = Rollbacks()
+    with session_with(stack, hook) as session:
+        Governance(session).promote(quirky.ref, S.APPROVED)
+        url = session.server.endpoints()[0].url
+        plan = RolloutPlan(steps=(0.5, 1.0), bake_seconds=6, check_seconds=0.5, slo=FAST)
+        with Traffic(url, row(tenure=5000.0)) as traffic:  # quirky fails on these
+            result = RolloutController(session).deploy(quirky.ref, plan)
+        assert result.outcome == "rolled_back"
+        assert "error rate" in result.reasons[0]
+        assert dict(result.endpoint.split.weights) == {stack.versions.champion.ref: 1.0}
+        assert session.registry.get_version("churn", quirky.version).state is S.REJECTED
+        assert session.registry.find_by_state("churn", S.SERVING)[0].ref == (
+            stack.versions.champion.ref
+        )
+        entries = session.spine.audit_entries(subject="endpoint:churn")
+        rolled = [e for e in entries if e.action == "rollout.rolled_back"]
+        assert rolled and "error rate" in rolled[0].reason
+        assert session.spine.verify_audit().ok
+    statuses = {status for status, _ in traffic.answers}
+    assert statuses == {200}, "the champion answered every request the canary failed"
+    assert {version for _, version in traffic.answers} == {stack.versions.champion.ref}
+    assert hook.seen == [("churn", quirky.ref, stack.versions.champion.ref)]
+
+
+def test_a_healthy_canary_is_promoted_and_can_be_rolled_back_by_hand(stack: Stack) -> None:
+    champion, challenger = stack.versions.champion, stack.versions.challenger
+    before = datetime.now(UTC)
+    with stack.session() as session:
+        Governance(session).promote(challenger.ref, S.APPROVED)
+        url = session.server.endpoints()[0].url
+        plan = RolloutPlan(steps=(0.5, 1.0), bake_seconds=3, check_seconds=0.5, slo=FAST)
+        with Traffic(url, row()) as traffic:
+            result = RolloutController(session).deploy(challenger.ref, plan)
+        assert result.outcome == "promoted", result.reasons
+        assert session.registry.find_by_state("churn", S.SERVING)[0].ref == challenger.ref
+        assert session.registry.get_version("churn", champion.version).state is S.RETIRED
+        after = datetime.now(UTC)
+        assert served_at(session.spine, "churn", before) == champion.ref
+        assert served_at(session.spine, "churn", after) == challenger.ref
+        halfway = split_at(session.spine, "churn", after)
+        assert halfway is not None and halfway.weights[challenger.ref] == 1.0
+
+        back = RolloutController(session).rollback("churn", reason="business asked")
+        assert back.version == champion.ref
+        assert session.registry.find_by_state("churn", S.SERVING)[0].ref == champion.ref
+    assert {status for status, _ in traffic.answers} == {200}
+    assert {version for _, version in traffic.answers} == {champion.ref, challenger.ref}
+    answer = httpx.post(f"{result.endpoint.url}/predict", json=row())
+    assert answer.headers["x-model-version"] == champion.ref
+
+
+def test_a_shadow_that_disagrees_is_rolled_back_and_never_answers(stack: Stack) -> None:
+    challenger = stack.versions.challenger
+    with stack.session() as session:
+        url = session.server.endpoints()[0].url
+        slo = ServiceLevels(max_disagreement=0.2, min_requests=5)
+        plan = RolloutPlan(strategy="shadow", bake_seconds=6, check_seconds=0.5, slo=slo)
+        with Traffic(url, row(tenure=2.0)) as traffic:
+            result = RolloutController(session).deploy(challenger.ref, plan)
+        assert result.outcome == "rolled_back"
+        assert "disagrees with live" in result.reasons[0]
+        assert session.registry.get_version("churn", challenger.version).state is S.REJECTED
+    assert {version for _, version in traffic.answers} == {stack.versions.champion.ref}
+
+
+def test_ab_assignment_is_sticky_per_subject(stack: Stack) -> None:
+    champion, challenger = stack.versions.champion, stack.versions.challenger
+    with stack.session() as session:
+        Governance(session).promote(challenger.ref, S.APPROVED)
+        url = session.server.endpoints()[0].url
+        plan = RolloutPlan(
+            strategy="ab", bake_seconds=2, check_seconds=0.5, slo=ServiceLevels(min_requests=2)
+        )
+        with Traffic(url, row(), headers={"x-mlstack-subject": "customer-1"}):
+            result = RolloutController(session).deploy(challenger.ref, plan)
+        assert result.outcome == "ab_running", result.reasons
+    arms: dict[str, set[str]] = {}
+    with httpx.Client() as client:
+        for subject in [f"customer-{i}" for i in range(40)] * 3:
+            response = client.post(
+                f"{url}/predict", json=row(), headers={"x-mlstack-subject": subject}
+            )
+            arms.setdefault(subject, set()).add(response.headers["x-model-version"])
+    assert all(len(versions) == 1 for versions in arms.values()), "a subject switched arms"
+    assert set().union(*arms.values()) == {champion.ref, challenger.ref}
+    time.sleep(0)
