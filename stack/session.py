@@ -75,6 +75,10 @@ class StackSession:
             self._spine = SpineStore.open(self.stack.spine.connect_url())
         return self._spine
 
+    def adapter_context(self) -> AdapterContext:
+        """Where this stack's adapters keep their files."""
+        return AdapterContext(home=self.home, base_dir=self.base_dir, stack_name=self.stack.name)
+
     def role(self, role: Role) -> object:
         """The adapter filling `role`, built (and its tool imported) on first use."""
         if role not in self._instances:
@@ -85,10 +89,9 @@ class StackSession:
                     f"`{role.value}: {{adapter: ...}}` to the stack file "
                     "(`mlstack adapters` lists what is installed)"
                 )
-            context = AdapterContext(
-                home=self.home, base_dir=self.base_dir, stack_name=self.stack.name
+            instance = self.adapters.create(
+                role, resolved.adapter, resolved.config, self.adapter_context()
             )
-            instance = self.adapters.create(role, resolved.adapter, resolved.config, context)
             protocol = ROLE_PROTOCOLS[role]
             if not isinstance(instance, protocol):
                 raise StackError(

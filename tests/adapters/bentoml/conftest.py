@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-from stack.plugins.manifest import AdapterContext
 from stack.session import StackSession
 from tests.adapters.bentoml.models import FEATURES, Versions, register_versions
 
@@ -48,7 +47,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("serving")
     (folder / "stack.yaml").write_text(STACK.format(port=free_port()))
     with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
-        versions = register_versions(AdapterContext(session.home, session.base_dir))
+        versions = register_versions(session.adapter_context())
     built = Stack(folder, versions)
     yield built
     with built.session() as session:

@@ -136,3 +136,36 @@ def test_openapi_schema_describes_the_input(endpoint: Endpoint) -> None:
     record = body["schema"]["oneOf"][0]
     assert set(record["required"]) == {"tenure", "monthly_spend", "support_calls", "late payments"}
     assert record["additionalProperties"] is False
+
+
+def test_sigterm_lets_in_flight_requests_finish_and_writes_the_log(stack: Stack) -> None:
+    import threading
+
+    from stack_bentoml.config import BentoConfig
+    from stack_bentoml.server import BentoServer
+    from tests.adapters.bentoml.conftest import free_port
+
+    with stack.session() as session:
+        context = session.adapter_context()
+    server = BentoServer(BentoConfig(port=free_port()), context)
+    slow = server.deploy(stack.versions.quirky, endpoint="slow")
+    answers: list[int] = []
+
+    def call() -> None:  # the quirky model takes 3 s on this row
+        response = httpx.post(
+            f"{slow.url}/predict",
+            json=row(monthly_spend=5000.0),
+            headers={"x-request-id": "in-flight"},
+            timeout=30,
+        )
+        answers.append(response.status_code)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    time.sleep(1.0)
+    server.undeploy("slow")  # SIGTERM, then waits for the process to exit
+    caller.join(30)
+    assert answers == [200]
+    logged = read_log(context.home / "predictions" / "slow").to_pylist()
+    assert [r["request_id"] for r in logged] == ["in-flight"]
+    assert "slow" not in [e.name for e in server.endpoints()]

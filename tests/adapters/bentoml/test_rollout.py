@@ -15,7 +15,6 @@ from stack.governance.history import served_at
 from stack.governance.service import Governance
 from stack.hooks import hookimpl
 from stack.hooks.bus import HookBus
-from stack.plugins.manifest import AdapterContext
 from stack.rollout import RolloutController
 from stack.rollout.history import split_at
 from stack.session import StackSession
@@ -38,7 +37,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("rollout")
     (folder / "stack.yaml").write_text(STACK.format(port=free_port()))
     with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
-        versions = register_versions(AdapterContext(session.home, session.base_dir))
+        versions = register_versions(session.adapter_context())
         Governance(session).promote(versions.champion.ref, S.APPROVED)
         RolloutController(session).deploy(
             versions.champion.ref, RolloutPlan(strategy="direct", endpoint="churn")
