@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -94,3 +94,12 @@ class Server(Protocol):
     def endpoints(self) -> list[Endpoint]: ...
 
     def undeploy(self, endpoint: str) -> None: ...
+
+
+@runtime_checkable
+class ClusterManifests(Protocol):
+    """Optional: the Kubernetes objects that serve `versions` on `endpoint` with `split`."""
+
+    def manifests(
+        self, endpoint: str, versions: Sequence[ModelVersion], split: TrafficSplit
+    ) -> list[dict[str, object]]: ...

@@ -7,6 +7,42 @@ from pydantic import BaseModel, ConfigDict, Field
 from stack_mlflow.config import MlflowConnection
 
 
+class Toleration(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str
+    operator: str = Field(default="Exists", pattern="^(Exists|Equal)$")
+    value: str | None = None
+    effect: str = Field(default="NoSchedule", pattern="^(NoSchedule|PreferNoSchedule|NoExecute)$")
+
+
+class KubernetesTarget(BaseModel):
+    """How endpoints run on the cluster (`mlstack deploy --target kubernetes`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    namespace: str = Field(default="mlstack-serving", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    image: str = Field(
+        default="mlstack-endpoint:{model}-v{version}",
+        description="The image built from the version's bento; {model} and {version} are filled.",
+    )
+    cpu: str = "1"
+    memory: str = "2Gi"
+    gpus: int = Field(default=0, ge=0, description="GPUs per replica (nvidia.com/gpu).")
+    gpu_resource: str = "nvidia.com/gpu"
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: tuple[Toleration, ...] = ()
+    min_replicas: int = Field(default=2, ge=1)
+    max_replicas: int = Field(default=10, ge=1)
+    target_cpu_utilization: int = Field(default=70, ge=1, le=100)
+    gateway: str = Field(
+        default="mlstack-gateway", description="The Gateway the route attaches to."
+    )
+    gateway_namespace: str | None = None
+    hostname: str | None = None
+    termination_grace_seconds: int = Field(default=30, ge=1)
+
+
 class BentoConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -26,3 +62,4 @@ class BentoConfig(BaseModel):
         description="The MLflow that holds the versions' files: the registry's; empty means the "
         "embedded store under the stack's home, as for the MLflow adapter.",
     )
+    kubernetes: KubernetesTarget = Field(default_factory=KubernetesTarget)

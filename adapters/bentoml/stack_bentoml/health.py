@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from stack.contract.serving import VersionHealth
 from stack_bentoml.predictlog import read_log
@@ -15,14 +16,14 @@ from stack_bentoml.predictlog import read_log
 
 def version_health(directory: Path, *, since: datetime | None) -> dict[str, VersionHealth]:
     rows = read_log(directory, since=since).to_pylist()
-    grouped: dict[tuple[str, str], list[dict[str, object]]] = {}
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         role = "shadow" if row["role"] == "shadow" else "live"
         grouped.setdefault((str(row["model_version"]), role), []).append(row)
     report: dict[str, VersionHealth] = {}
     for (ref, role), entries in grouped.items():
-        latencies = sorted(float(e["latency_ms"]) for e in entries)  # type: ignore[arg-type]
-        errors = sum(1 for e in entries if int(e["status"]) >= 500)  # type: ignore[call-overload]
+        latencies = sorted(float(e["latency_ms"]) for e in entries)
+        errors = sum(1 for e in entries if int(e["status"]) >= 500)
         disagreement = None
         if role == "shadow":
             compared = [e for e in entries if e["output"] is not None]

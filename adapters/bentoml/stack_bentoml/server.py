@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,14 @@ class BentoServer:
         self._spec(endpoint)
         self._stop(endpoint)
         shutil.rmtree(self.root / endpoint, ignore_errors=True)
+
+    def manifests(
+        self, endpoint: str, versions: Sequence[ModelVersion], split: TrafficSplit
+    ) -> list[dict[str, object]]:
+        """The cluster path: Deployments, Services, autoscalers, budgets, one HTTPRoute."""
+        from stack_bentoml.kubernetes import manifests
+
+        return manifests(self.config.kubernetes, endpoint, versions, split)
 
     # -- processes ----------------------------------------------------------------------
 
