@@ -51,7 +51,7 @@ class Prediction:
     role: str  # live | shadow | fallback
     status: int
     latency_ms: float
-    inputs: Any
+    inputs: str  # the validated request body: a JSON list of records
     output: Any
     error: str | None = None
     live_output: Any = None
@@ -163,7 +163,7 @@ class PredictionLogWriter:
                     "role": [r.role for r in rows],
                     "status": pa.array([r.status for r in rows], pa.int16()),
                     "latency_ms": pa.array([r.latency_ms for r in rows], pa.float64()),
-                    "inputs": [json.dumps(r.inputs) for r in rows],
+                    "inputs": [r.inputs for r in rows],
                     "output": [_json(r.output) for r in rows],
                     "error": [r.error for r in rows],
                     "live_output": [_json(r.live_output) for r in rows],

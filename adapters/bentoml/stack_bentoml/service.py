@@ -25,7 +25,7 @@ prediction_app = PredictionApp(Path(os.environ.get(SPEC_ENV, "endpoint.json")))
     workers=int(os.environ.get(WORKERS_ENV, "1")),
     logging={"access": {"enabled": False}},
     metrics={"enabled": False},
-    tracing={"sample_rate": 0.0},
+    tracing={"sample_rate": 0.0, "excluded_urls": ["/predict"]},
     traffic={"timeout": 60},
 )
 class MlstackEndpoint:
