@@ -24,9 +24,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -145,10 +146,8 @@ def rss_mib(pid: int) -> float:
 
 def pin(pid: int) -> None:
     for member in tree(pid):
-        try:
+        with suppress(OSError):
             os.sched_setaffinity(member, SERVER_CPU)
-        except OSError:
-            pass
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes] | None, timeout: float = 240) -> None:
@@ -169,20 +168,19 @@ def wait_ready(url: str, process: subprocess.Popen[bytes] | None, timeout: float
 
 @contextmanager
 def process(command: list[str], cwd: Path, env: dict[str, str], ready: str) -> Iterator[int]:
-    log = open(cwd / f"{Path(command[2] if len(command) > 2 else 'srv').name}.log", "ab")
-    child = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    try:
-        wait_ready(ready, child)
-        yield child.pid
-    finally:
-        os.killpg(child.pid, signal.SIGTERM)
+    with open(cwd / f"server-{time.time_ns()}.log", "ab") as log:
+        child = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
-            child.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-        log.close()
+            wait_ready(ready, child)
+            yield child.pid
+        finally:
+            os.killpg(child.pid, signal.SIGTERM)
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
 
 
 def measure(target: Target, connections: int, seconds: float) -> tuple[LoadResult, float]:
@@ -203,7 +201,7 @@ def measure(target: Target, connections: int, seconds: float) -> tuple[LoadResul
     return result, cpu_ms
 
 
-def prepare(folder: Path) -> tuple[object, object, Path]:
+def prepare(folder: Path) -> tuple[Any, list[Any], Path]:
     import mlflow
     import numpy as np
     import pandas as pd
@@ -275,22 +273,14 @@ def main() -> int:
             results[target.name] = {n: measure(target, n, args.seconds) for n in (8, 32)}
 
         print("serving benchmark: 1-row JSON requests, server pinned to one core", flush=True)
-        server = BentoServer(BentoConfig(port=free_port(), workers=1), context)  # type: ignore[arg-type]
-        champion, challenger = versions  # type: ignore[misc]
+        server = BentoServer(BentoConfig(port=free_port(), workers=1), context)
+        champion, challenger = versions
         endpoint = server.deploy(champion, endpoint="bench")
         server.add_version(challenger, endpoint="bench")
         server.route("bench", TrafficSplit({champion.ref: 0.9, challenger.ref: 0.1}))
         ours = json.dumps(dict(zip(FEATURES, row, strict=True))).encode()
-        pid = int((context.home / "serving" / "bench" / "server.pid").read_text())  # type: ignore[attr-defined]
-        target = Target(
-            "mlstack",
-            endpoint.port_number
-            if hasattr(endpoint, "port_number")
-            else int(endpoint.url.rsplit(":", 1)[1]),
-            "/predict",
-            ours,
-            pid,
-        )
+        pid = int((context.home / "serving" / "bench" / "server.pid").read_text())
+        target = Target("mlstack", int(endpoint.url.rsplit(":", 1)[1]), "/predict", ours, pid)
         run_all(target)
         soak, soak_rss = run_soak(target, args.soak)
         server.undeploy("bench")
