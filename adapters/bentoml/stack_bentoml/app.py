@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from stack_bentoml.batching import MicroBatcher
 from stack_bentoml.predictlog import Prediction, PredictionLogWriter, ShadowJob
 from stack_bentoml.runtime import LoadedVersion, load_version
 from stack_bentoml.schema import RequestSchema, problems
@@ -74,6 +75,7 @@ class PredictionApp:
         self._loaded: dict[str, LoadedVersion] = {}
         self._mtime = 0
         self._stop = threading.Event()
+        self.batcher = MicroBatcher()
 
     # -- lifecycle (called by the BentoML service in each worker) ------------------------
 
@@ -174,7 +176,7 @@ class PredictionApp:
         # The body is the inputs, validated, already as JSON: logged as sent (as a list).
         records = body.decode() if body.lstrip()[:1] == b"[" else f"[{body.decode()}]"
         try:
-            output = routing.versions[chosen].predict(rows)
+            output = await self.batcher.predict(routing.versions[chosen], rows)
             role, status, answered = "live", 200, chosen
         except Exception as exc:
             self._log_failure(spec, request_id, now, chosen, records, exc, started)
@@ -183,7 +185,7 @@ class PredictionApp:
                 await _answer(send, 500, {"error": f"prediction failed: {exc}"}, extra)
                 return
             try:
-                output = routing.versions[fallback].predict(rows)
+                output = await self.batcher.predict(routing.versions[fallback], rows)
             except Exception as again:
                 self._log_failure(spec, request_id, now, fallback, records, again, started)
                 await _answer(send, 500, {"error": f"prediction failed: {again}"}, extra)
