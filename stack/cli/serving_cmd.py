@@ -42,9 +42,10 @@ def _shares(value: str | None) -> tuple[float, ...] | None:
 )
 @click.option(
     "--target",
-    type=click.Choice(["local", "kubernetes"]),
+    type=click.Choice(["local", "kubernetes", "bento"]),
     default="local",
-    help="local: serve on this machine; kubernetes: render the cluster manifests.",
+    help="local: serve on this machine; kubernetes: render the cluster manifests; "
+    "bento: package the version as a bento (offline).",
 )
 @click.option("--dry-run", is_flag=True, help="kubernetes: print the manifests, apply nothing.")
 @click.option("--reason", default="", help="Kept in the audit log.")
@@ -88,6 +89,18 @@ def deploy(
             )
         except ValidationError as exc:
             raise click.BadParameter(str(exc)) from exc
+        if target == "bento":
+            from stack.contract.serving import Packager
+            from stack.errors import CapabilityMissing
+
+            server = session.server
+            if not isinstance(server, Packager):
+                raise CapabilityMissing(
+                    f"the stack's server ({type(server).__name__}) cannot package"
+                )
+            tag = server.build(version, endpoint=plan.endpoint or version.model)
+            click.echo(f"built {tag}")
+            return
         if target == "kubernetes":
             from stack.rollout.kubernetes import render_manifests
 

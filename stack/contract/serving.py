@@ -103,3 +103,10 @@ class ClusterManifests(Protocol):
     def manifests(
         self, endpoint: str, versions: Sequence[ModelVersion], split: TrafficSplit
     ) -> list[dict[str, object]]: ...
+
+
+@runtime_checkable
+class Packager(Protocol):
+    """Optional: package `version` as a deployable artifact (a bento, an image); its tag."""
+
+    def build(self, version: ModelVersion, *, endpoint: str) -> str: ...

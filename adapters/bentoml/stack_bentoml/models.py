@@ -20,10 +20,13 @@ from stack.errors import StackError
 from stack_bentoml.spec import Column, VersionSpec
 
 
-def bentoml_home(path: Path) -> None:
-    """Point BentoML at the stack's store; must run before `bentoml` is first imported."""
-    os.environ.setdefault("BENTOML_HOME", str(path))
+def model_store(bentoml_home: Path) -> Any:
+    """The stack's own BentoML model store, named explicitly: BentoML's default store is
+    fixed per process by BENTOML_HOME at import, and one process may serve several stacks."""
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    from bentoml._internal.models.model import ModelStore
+
+    return ModelStore(bentoml_home / "models")
 
 
 def model_tag(version: ModelVersion) -> str:
@@ -31,13 +34,14 @@ def model_tag(version: ModelVersion) -> str:
     return f"{name}:v{version.version}"
 
 
-def import_version(version: ModelVersion, tracking_uri: str) -> VersionSpec:
+def import_version(version: ModelVersion, tracking_uri: str, bentoml_home: Path) -> VersionSpec:
     import bentoml
     from bentoml.exceptions import NotFound as BentoNotFound
 
     tag = model_tag(version)
+    store = model_store(bentoml_home)
     try:
-        stored = bentoml.models.get(tag)
+        stored = bentoml.models.get(tag, _model_store=store)
     except BentoNotFound:
         stored = None
     if stored is None:
@@ -48,9 +52,10 @@ def import_version(version: ModelVersion, tracking_uri: str) -> VersionSpec:
                 tag,
                 labels={"mlstack.model": version.model, "mlstack.version": str(version.version)},
                 metadata={"source_uri": version.source_uri, "run_id": version.run_id or ""},
+                _model_store=store,
             ) as created:
                 shutil.copytree(local, Path(created.path) / "mlflow", dirs_exist_ok=True)
-            stored = bentoml.models.get(tag)
+            stored = bentoml.models.get(tag, _model_store=store)
     model_dir = Path(stored.path) / "mlflow"
     return VersionSpec(
         ref=version.ref,

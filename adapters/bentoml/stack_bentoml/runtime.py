@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from stack_bentoml.spec import VersionSpec
@@ -22,6 +23,8 @@ class LoadedVersion:
 
 def load_version(spec: VersionSpec) -> LoadedVersion:
     names = [c.name for c in spec.inputs]
+    if not spec.model_dir or not Path(spec.model_dir).is_dir():
+        spec = spec.model_copy(update={"model_dir": _stored_model_dir(spec.model_tag)})
     if spec.flavor == "sklearn":
         import mlflow.sklearn
         import numpy as np
@@ -59,3 +62,10 @@ def _plain(result: Any) -> list[Any]:
     if hasattr(result, "to_dict"):
         return list(result.to_dict(orient="records"))
     return list(result)
+
+
+def _stored_model_dir(tag: str) -> str:
+    """Inside a bento (or on another machine) the model is found by its BentoML tag."""
+    import bentoml
+
+    return str(Path(bentoml.models.get(tag).path) / "mlflow")

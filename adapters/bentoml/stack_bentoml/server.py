@@ -27,7 +27,7 @@ from stack.contract.serving import Endpoint, HealthReport, TrafficSplit
 from stack.errors import NotFound, StackError
 from stack.plugins.manifest import AdapterContext
 from stack_bentoml.config import BentoConfig
-from stack_bentoml.models import bentoml_home, import_version
+from stack_bentoml.models import import_version
 from stack_bentoml.spec import EndpointSpec, read_spec, write_spec
 
 SPEC_FILE = "endpoint.json"
@@ -42,7 +42,6 @@ class BentoServer:
         self.root = context.home / "serving"
         self.predictions = context.home / "predictions"
         self.bentoml_home = (context.home / self.config.bentoml_home).resolve()
-        bentoml_home(self.bentoml_home)
 
     # -- the role -----------------------------------------------------------------------
 
@@ -52,7 +51,7 @@ class BentoServer:
         if self._running(endpoint):
             self.add_version(version, endpoint=endpoint)
             return self.route(endpoint, TrafficSplit({version.ref: 1.0}))
-        loaded = import_version(version, self._tracking_uri())
+        loaded = import_version(version, self._tracking_uri(), self.bentoml_home)
         spec = EndpointSpec(
             name=endpoint,
             revision=1,
@@ -72,7 +71,7 @@ class BentoServer:
 
     def add_version(self, version: ModelVersion, *, endpoint: str) -> None:
         spec = self._spec(endpoint)
-        loaded = import_version(version, self._tracking_uri())
+        loaded = import_version(version, self._tracking_uri(), self.bentoml_home)
         live = spec.live_inputs()
         if loaded.inputs != live:
             raise StackError(
@@ -138,6 +137,70 @@ class BentoServer:
         self._stop(endpoint)
         shutil.rmtree(self.root / endpoint, ignore_errors=True)
 
+    def build(self, version: ModelVersion, *, endpoint: str) -> str:
+        """`bentoml build` of `version` served as `endpoint` (for the image the cluster runs),
+        offline: packages are listed, not locked against an index. Returns the bento's tag."""
+        import tempfile
+
+        import yaml
+
+        _check_name(endpoint)
+        loaded = import_version(version, self._tracking_uri(), self.bentoml_home)
+        spec = EndpointSpec(
+            name=endpoint,
+            revision=1,
+            host="0.0.0.0",
+            port=3000,
+            versions={version.ref: loaded.model_copy(update={"model_dir": ""})},
+            weights={version.ref: 1.0},
+            ab_header=self.config.ab_header,
+            log_dir="/tmp/mlstack-predictions",
+            max_body_bytes=self.config.max_body_bytes,
+            max_rows=self.config.max_rows,
+            log_flush_seconds=self.config.log_flush_seconds,
+        )
+        bentofile = {
+            "service": "service:MlstackEndpoint",
+            "name": f"mlstack-{endpoint.lower()}",
+            "labels": {"mlstack.model": version.model, "mlstack.version": str(version.version)},
+            "include": ["service.py", SPEC_FILE],
+            "models": [loaded.model_tag],
+            "envs": [{"name": "MLSTACK_ENDPOINT_SPEC", "value": SPEC_FILE}],
+            "python": {"packages": ["mlstack-bentoml"], "lock_packages": False},
+        }
+        with tempfile.TemporaryDirectory(prefix="mlstack-bento-") as scratch:
+            context = Path(scratch)
+            (context / "service.py").write_text(
+                "from stack_bentoml.service import MlstackEndpoint\n\n"
+                "__all__ = ['MlstackEndpoint']\n"
+            )
+            write_spec(spec, context / SPEC_FILE)
+            (context / "bentofile.yaml").write_text(yaml.safe_dump(bentofile, sort_keys=False))
+            built = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bentoml",
+                    "build",
+                    str(context),
+                    "--version",
+                    f"v{version.version}",
+                    "--output",
+                    "tag",
+                ],
+                cwd=context,
+                env={**os.environ, **self._bentoml_env()},
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+        if built.returncode != 0:
+            raise StackError(f"bentoml build of {version.ref} failed:\n{built.stderr[-3000:]}")
+        return built.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+
+    def _bentoml_env(self) -> dict[str, str]:
+        return {"BENTOML_HOME": str(self.bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
+
     def manifests(
         self, endpoint: str, versions: Sequence[ModelVersion], split: TrafficSplit
     ) -> list[dict[str, object]]:
@@ -154,8 +217,7 @@ class BentoServer:
             **os.environ,
             "MLSTACK_ENDPOINT_SPEC": str(self._spec_path(spec.name).resolve()),
             "MLSTACK_WORKERS": str(self.config.workers),
-            "BENTOML_HOME": str(self.bentoml_home),
-            "BENTOML_DO_NOT_TRACK": "true",
+            **self._bentoml_env(),
             "PYTHONUNBUFFERED": "1",
         }
         command = [

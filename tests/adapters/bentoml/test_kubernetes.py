@@ -104,3 +104,41 @@ def test_canary_manifests_validate_and_schedule_on_gpu_pools(cli: Cli, workdir: 
     assert [b["name"] for b in rule["backendRefs"]] == ["churn-v1"]
     assert rule["filters"][0]["requestMirror"]["backendRef"]["name"] == "churn-v2"
     assert validate(shadow, workdir).returncode == 0
+
+
+def test_a_version_packages_as_a_bento_offline(cli: Cli, workdir: Path) -> None:
+    import json
+    import os
+
+    (workdir / "stack.yaml").write_text(GPU_STACK)
+    with StackSession.open(workdir / "stack.yaml", base_dir=workdir) as session:
+        versions = register_versions(session.adapter_context())
+    env = {**os.environ, "PIP_INDEX_URL": "http://127.0.0.1:9/unreachable", "PIP_NO_INDEX": "1"}
+    built = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "mlstack"),
+            "deploy",
+            versions.champion.ref,
+            "--target",
+            "bento",
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "built mlstack-churn:v1" in built.stdout
+    home = {**env, "BENTOML_HOME": str(workdir / ".mlstack" / "bentoml")}
+    shown = subprocess.run(
+        [sys.executable, "-m", "bentoml", "get", "mlstack-churn:v1", "-o", "json"],
+        env=home,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    info = json.loads(shown.stdout)
+    assert [m["tag"] for m in info["models"]] == ["churn:v1"]
+    assert info["labels"]["mlstack.version"] == "1"
