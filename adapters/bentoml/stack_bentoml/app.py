@@ -25,12 +25,19 @@ from typing import Any
 from pydantic import ValidationError
 
 from stack_bentoml.batching import MicroBatcher
-from stack_bentoml.predictlog import Prediction, PredictionLogWriter, ShadowJob
+from stack_bentoml.predictlog import (
+    ParquetSink,
+    Prediction,
+    PredictionLogWriter,
+    ShadowJob,
+    Sink,
+)
 from stack_bentoml.runtime import LoadedVersion, load_version
 from stack_bentoml.schema import RequestSchema, problems
 from stack_bentoml.spec import EndpointSpec, read_spec
 
 Scope = dict[str, Any]
+LOG_URL_ENV = "MLSTACK_PREDICTION_LOG_URL"
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -82,10 +89,19 @@ class PredictionApp:
     def start(self) -> None:
         self._refresh()
         spec = self._routing().spec
+        files = ParquetSink(Path(spec.log_dir))
+        url = os.environ.get(LOG_URL_ENV)
+        if spec.log_table and url:
+            from stack_bentoml.postgres_log import PostgresSink
+
+            sink: Sink = PostgresSink(url, spec.log_table)
+        else:
+            sink = files
         self.log = PredictionLogWriter(
-            Path(spec.log_dir),
+            sink,
             flush_seconds=spec.log_flush_seconds,
             shadow_predict=self._shadow_predict,
+            fallback=files if sink is not files else None,
         )
         threading.Thread(target=self._watch, name="endpoint-watch", daemon=True).start()
         # The loaded models and libraries live as long as the worker: move them out of the

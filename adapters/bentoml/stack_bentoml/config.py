@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from stack_mlflow.config import MlflowConnection
 
@@ -43,6 +43,24 @@ class KubernetesTarget(BaseModel):
     termination_grace_seconds: int = Field(default=30, ge=1)
 
 
+class PredictionLogConfig(BaseModel):
+    """The prediction log in PostgreSQL (production); without it, parquet under the home."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str = Field(pattern=r"^postgresql(\+\w+)?://", description="postgresql://user@host/db")
+    password: SecretStr | None = None
+    table: str = Field(default="mlstack_predictions", pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+
+    def connect_url(self) -> str:
+        if self.password is None:
+            return self.url
+        from sqlalchemy.engine import make_url
+
+        with_password = make_url(self.url).set(password=self.password.get_secret_value())
+        return with_password.render_as_string(hide_password=False)
+
+
 class BentoConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -63,3 +81,4 @@ class BentoConfig(BaseModel):
         "embedded store under the stack's home, as for the MLflow adapter.",
     )
     kubernetes: KubernetesTarget = Field(default_factory=KubernetesTarget)
+    prediction_log: PredictionLogConfig | None = None

@@ -6,16 +6,14 @@ a restart; `since` is the start of a rollout step's bake window."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 from stack.contract.serving import VersionHealth
-from stack_bentoml.predictlog import read_log
 
 
-def version_health(directory: Path, *, since: datetime | None) -> dict[str, VersionHealth]:
-    rows = read_log(directory, since=since).to_pylist()
+def version_health(rows: Iterable[dict[str, Any]]) -> dict[str, VersionHealth]:
+    """Per version (and per shadow): requests, 5xx, p99 latency, shadow disagreement."""
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         role = "shadow" if row["role"] == "shadow" else "live"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 @functools.cache
@@ -68,19 +68,28 @@ class ShadowJob:
     shadows: tuple[str, ...]
 
 
+class Sink(Protocol):
+    """Where batches of log rows go: parquet files, or a PostgreSQL table."""
+
+    def write(self, entries: list[Prediction]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class PredictionLogWriter:
     def __init__(
         self,
-        directory: Path,
+        sink: Sink,
         *,
         flush_seconds: float,
         shadow_predict: Callable[[str, list[list[Any]]], Any] | None = None,
+        fallback: Sink | None = None,
     ) -> None:
-        self.directory = directory
+        self.sink = sink
+        self.fallback = fallback
         self.flush_seconds = flush_seconds
         self.shadow_predict = shadow_predict
         self._queue: queue.SimpleQueue[Prediction | ShadowJob | None] = queue.SimpleQueue()
-        self._sequence = 0
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
@@ -103,6 +112,7 @@ class PredictionLogWriter:
                 item = ...  # type: ignore[assignment]
             if item is None:
                 self._write(pending)
+                self.sink.close()
                 return
             if isinstance(item, Prediction):
                 pending.append(item)
@@ -140,6 +150,27 @@ class PredictionLogWriter:
     def _write(self, entries: list[Prediction]) -> None:
         if not entries:
             return
+        try:
+            self.sink.write(entries)
+            return
+        except Exception as exc:  # a log outage must not take the endpoint down; say so
+            where = "kept in the fallback files" if self.fallback else "lost"
+            print(f"mlstack prediction log: {len(entries)} rows {where}: {exc}", flush=True)
+        if self.fallback is not None:
+            self.fallback.write(entries)
+
+
+class ParquetSink:
+    """Files partitioned by hour: `<dir>/date=YYYY-MM-DD/hour=HH/<pid>-<n>.parquet`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._sequence = 0
+
+    def close(self) -> None:
+        pass
+
+    def write(self, entries: list[Prediction]) -> None:
         import pyarrow.parquet as pq
 
         by_hour: dict[int, list[Prediction]] = {}

@@ -26,6 +26,7 @@ from stack.contract.registry import ModelVersion
 from stack.contract.serving import Endpoint, HealthReport, TrafficSplit
 from stack.errors import NotFound, StackError
 from stack.plugins.manifest import AdapterContext
+from stack_bentoml.app import LOG_URL_ENV
 from stack_bentoml.config import BentoConfig
 from stack_bentoml.models import import_version
 from stack_bentoml.spec import EndpointSpec, read_spec, write_spec
@@ -61,6 +62,7 @@ class BentoServer:
             weights={version.ref: 1.0},
             ab_header=self.config.ab_header,
             log_dir=str((self.predictions / endpoint).resolve()),
+            log_table=self.config.prediction_log.table if self.config.prediction_log else None,
             max_body_bytes=self.config.max_body_bytes,
             max_rows=self.config.max_rows,
             log_flush_seconds=self.config.log_flush_seconds,
@@ -109,7 +111,7 @@ class BentoServer:
 
         spec = self._spec(endpoint)
         ready = self._running(endpoint) and _get(f"{spec.url}/readyz") == 200
-        versions = version_health(self.predictions / endpoint, since=since)
+        versions = version_health(self._log_rows(endpoint, since))
         live = [v for v in versions.values() if v.role == "live"]
         requests = sum(v.requests for v in live)
         errors = sum(v.errors for v in live)
@@ -122,6 +124,17 @@ class BentoServer:
             p99_latency_ms=p99,
             versions=versions,
         )
+
+    def _log_rows(self, endpoint: str, since: datetime | None) -> list[dict[str, Any]]:
+        log = self.config.prediction_log
+        if log is not None:
+            from stack_bentoml.postgres_log import read_rows
+
+            return read_rows(log.connect_url(), endpoint, since=since, table=log.table)
+        from stack_bentoml.predictlog import read_log
+
+        rows: list[dict[str, Any]] = read_log(self.predictions / endpoint, since=since).to_pylist()
+        return rows
 
     def endpoints(self) -> list[Endpoint]:
         if not self.root.is_dir():
@@ -220,6 +233,8 @@ class BentoServer:
             **self._bentoml_env(),
             "PYTHONUNBUFFERED": "1",
         }
+        if self.config.prediction_log is not None:
+            env[LOG_URL_ENV] = self.config.prediction_log.connect_url()
         command = [
             sys.executable,
             "-m",

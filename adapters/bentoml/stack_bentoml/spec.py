@@ -46,6 +46,9 @@ class EndpointSpec(BaseModel):
     sticky: bool = Field(default=False, description="A/B: pin a subject to an arm by header.")
     ab_header: str = "x-mlstack-subject"
     log_dir: str
+    log_table: str | None = Field(
+        default=None, description="PostgreSQL table (URL from the environment); else parquet."
+    )
     max_body_bytes: int = 1_048_576
     max_rows: int = 1000
     log_flush_seconds: float = 1.0

@@ -1,0 +1,127 @@
+"""The prediction log in PostgreSQL (production): one table, written with COPY in batches.
+
+The table is created on first use with an index on (endpoint, ts), the query every health
+check and monitoring window makes. The connection string comes from the environment of the
+serving process, never from the endpoint file, so the password stays off the disk."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from stack_bentoml.predictlog import Prediction
+
+COLUMNS = (
+    "request_id",
+    "ts",
+    "endpoint",
+    "model_version",
+    "role",
+    "status",
+    "latency_ms",
+    "inputs",
+    "output",
+    "error",
+    "live_output",
+)
+
+
+def _ddl(table: str) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS {table} (
+    id BIGSERIAL PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    endpoint TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    role TEXT NOT NULL,
+    status SMALLINT NOT NULL,
+    latency_ms DOUBLE PRECISION NOT NULL,
+    inputs TEXT NOT NULL,
+    output TEXT,
+    error TEXT,
+    live_output TEXT
+);
+CREATE INDEX IF NOT EXISTS {table}_endpoint_ts ON {table} (endpoint, ts);
+CREATE INDEX IF NOT EXISTS {table}_request_id ON {table} (request_id);
+"""
+
+
+def libpq_url(url: str) -> str:
+    """SQLAlchemy-style URLs (`postgresql+psycopg://`) as libpq takes them."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.split('+')[0]}{sep}{rest}"
+
+
+def _check_table(table: str) -> str:
+    if not table.replace("_", "").isalnum() or not table[0].isalpha():
+        raise ValueError(f"prediction log table name {table!r}: letters, digits and '_' only")
+    return table
+
+
+class PostgresSink:
+    def __init__(self, url: str, table: str = "mlstack_predictions") -> None:
+        self.url = libpq_url(url)
+        self.table = _check_table(table)
+        self._connection: Any = None
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg.connect(self.url, autocommit=False)
+            with self._connection.transaction(), self._connection.cursor() as cursor:
+                cursor.execute(_ddl(self.table))
+        return self._connection
+
+    def write(self, entries: list[Prediction]) -> None:
+        connection = self._connect()
+        try:
+            statement = f"COPY {self.table} ({', '.join(COLUMNS)}) FROM STDIN"
+            with (
+                connection.transaction(),
+                connection.cursor() as cursor,
+                cursor.copy(statement) as copy,
+            ):
+                for e in entries:
+                    copy.write_row(
+                        (
+                            e.request_id,
+                            datetime.fromtimestamp(e.ts, UTC),
+                            e.endpoint,
+                            e.model_version,
+                            e.role,
+                            e.status,
+                            e.latency_ms,
+                            e.inputs,
+                            None if e.output is None else json.dumps(e.output),
+                            e.error,
+                            None if e.live_output is None else json.dumps(e.live_output),
+                        )
+                    )
+        except Exception:
+            connection.close()  # reconnect on the next batch
+            raise
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+
+
+def read_rows(
+    url: str, endpoint: str, *, since: datetime | None, table: str = "mlstack_predictions"
+) -> list[dict[str, Any]]:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    query = f"SELECT {', '.join(COLUMNS)} FROM {_check_table(table)} WHERE endpoint = %s"
+    params: list[Any] = [endpoint]
+    if since is not None:
+        query += " AND ts >= %s"
+        params.append(since)
+    try:
+        with psycopg.connect(libpq_url(url), row_factory=dict_row) as connection:
+            return list(connection.execute(query + " ORDER BY ts", params).fetchall())
+    except psycopg.errors.UndefinedTable:
+        return []
