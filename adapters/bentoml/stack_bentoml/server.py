@@ -279,13 +279,18 @@ class BentoServer:
         pid = self._pid(endpoint)
         if pid is None:
             return
+        # BentoML's workers run in process groups of their own: note them before asking the
+        # server to stop, so that none outlives it if it has to be killed.
+        family = _descendants(pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and any(_alive(p) for p in [pid, *family]):
             time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)  # whatever is left of the process group
+        for member in [pid, *family]:
+            if _alive(member):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(member, signal.SIGKILL)
 
     def _forget(self, endpoint: str) -> None:
         shutil.rmtree(self.root / endpoint, ignore_errors=True)
@@ -365,6 +370,21 @@ def _alive(pid: int) -> bool:
         if done == pid:
             return False
     return True
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid` (Linux /proc; none found elsewhere)."""
+    found: list[int] = []
+    queue = [pid]
+    while queue:
+        current = queue.pop()
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        found.extend(int(c) for c in children)
+        queue.extend(int(c) for c in children)
+    return found
 
 
 def _bindable(host: str, port: int) -> bool:
