@@ -1,0 +1,151 @@
+"""The Monitor role on Evidently 0.7.
+
+Drift: Evidently's tests and thresholds per column (see `drift`), the reference profiled once
+and reused while it is checked against window after window; the full Evidently HTML report
+only when a path is asked for. Performance: Evidently's classification and regression
+metrics over the labelled rows, with the label coverage, and a window with too few labels
+reported as such instead of as numbers."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from stack.contract.monitoring import (
+    ColumnDrift,
+    ColumnPolicy,
+    DriftReport,
+    PerformanceReport,
+    TaskKind,
+)
+from stack.errors import StackError
+from stack.plugins.manifest import AdapterContext
+from stack_evidently import drift as checks
+from stack_evidently.config import EvidentlyConfig
+
+CLASSIFICATION_METRICS = {
+    "accuracy": "Accuracy",
+    "precision": "Precision",
+    "recall": "Recall",
+    "f1": "F1Score",
+}
+REGRESSION_METRICS = {"mae": "MAE", "rmse": "RMSE", "r2": "R2Score"}
+
+
+class EvidentlyMonitor:
+    def __init__(self, config: EvidentlyConfig | None, context: AdapterContext) -> None:
+        self.config = config or EvidentlyConfig()
+        self.context = context
+        # id(frame) -> (frame, profile): the frame is held so that its id is not reused
+        self._profiles: OrderedDict[
+            tuple[int, tuple[str, ...]], tuple[object, checks.ReferenceProfile]
+        ]
+        self._profiles = OrderedDict()
+
+    def drift(
+        self,
+        reference: object,
+        current: object,
+        *,
+        columns: Sequence[ColumnPolicy],
+        prediction_column: str | None = None,
+        html_path: Path | None = None,
+    ) -> DriftReport:
+        ref, cur = _frame(reference, "reference"), _frame(current, "current")
+        names = [p.column for p in columns] + ([prediction_column] if prediction_column else [])
+        for label, frame in (("reference", ref), ("current", cur)):
+            missing = [n for n in names if n not in frame.columns]
+            if missing:
+                raise StackError(
+                    f"the {label} frame has no column {', '.join(map(repr, missing))}; "
+                    f"it has {', '.join(map(str, frame.columns))}"
+                )
+        profiled = self._profile(ref, names)
+        results = tuple(checks.column_drift(profiled, cur, policy) for policy in columns)
+        prediction: ColumnDrift | None = None
+        if prediction_column:
+            prediction = checks.column_drift(profiled, cur, ColumnPolicy(prediction_column))
+        if html_path is not None:
+            self._html(ref, cur, names, html_path)
+        return DriftReport(results, prediction, html_path)
+
+    def performance(
+        self,
+        frame: object,
+        *,
+        task: TaskKind,
+        target: str,
+        prediction: str,
+        min_labelled_rows: int = 30,
+    ) -> PerformanceReport:
+        data = _frame(frame, "window")
+        for column in (target, prediction):
+            if column not in data.columns:
+                raise StackError(f"the window has no column {column!r}")
+        labelled = data[data[target].notna() & data[prediction].notna()]
+        rows, count = len(data), len(labelled)
+        if count < min_labelled_rows:
+            note = (
+                f"only {count} of {rows} rows have labels (at least {min_labelled_rows} are "
+                "needed): no metrics reported for this window"
+            )
+            return PerformanceReport({}, rows, count, sufficient=False, notes=(note,))
+        metrics = _evidently_metrics(labelled, task, target, prediction)
+        return PerformanceReport(metrics, rows, count, sufficient=True)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _profile(self, reference: pd.DataFrame, names: list[str]) -> checks.ReferenceProfile:
+        key = (id(reference), tuple(names))
+        cached = self._profiles.get(key)
+        if cached is not None and cached[0] is reference:
+            self._profiles.move_to_end(key)
+            return cached[1]
+        profiled = checks.profile(reference, names)
+        self._profiles[key] = (reference, profiled)
+        while len(self._profiles) > self.config.reference_cache:
+            self._profiles.popitem(last=False)
+        return profiled
+
+    @staticmethod
+    def _html(reference: pd.DataFrame, current: pd.DataFrame, names: list[str], path: Path) -> None:
+        from evidently import Report
+        from evidently.presets import DataDriftPreset
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        snapshot = Report([DataDriftPreset(columns=names)]).run(
+            current_data=current[names], reference_data=reference[names]
+        )
+        snapshot.save_html(str(path))
+
+
+def _evidently_metrics(
+    labelled: pd.DataFrame, task: TaskKind, target: str, prediction: str
+) -> dict[str, float]:
+    import evidently.metrics as em
+    from evidently import BinaryClassification, DataDefinition, Dataset, Regression, Report
+
+    if task is TaskKind.CLASSIFICATION:
+        definition = DataDefinition(
+            classification=[BinaryClassification(target=target, prediction_labels=prediction)]
+        )
+        wanted = CLASSIFICATION_METRICS
+    else:
+        definition = DataDefinition(regression=[Regression(target=target, prediction=prediction)])
+        wanted = REGRESSION_METRICS
+    dataset = Dataset.from_pandas(labelled[[target, prediction]], data_definition=definition)
+    snapshot = Report([getattr(em, cls)() for cls in wanted.values()]).run(dataset, None)
+    values = [m["value"] for m in snapshot.dict()["metrics"]]
+    return {
+        name: float(value["mean"] if isinstance(value, dict) else value)
+        for name, value in zip(wanted, values, strict=True)
+    }
+
+
+def _frame(value: object, label: str) -> pd.DataFrame:
+    if not isinstance(value, pd.DataFrame):
+        raise StackError(f"the {label} data must be a pandas DataFrame, got {type(value).__name__}")
+    return value
