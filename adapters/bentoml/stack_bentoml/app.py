@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from stack_bentoml.batching import MicroBatcher
+from stack_bentoml.isolation import load_isolated
 from stack_bentoml.predictlog import (
     ParquetSink,
     Prediction,
@@ -62,16 +63,27 @@ class Routing:
         return self.refs[min(bisect_right(self.cumulative, point), len(self.refs) - 1)]
 
 
-def build_routing(spec: EndpointSpec, loaded: dict[str, LoadedVersion]) -> Routing:
+def build_routing(
+    spec: EndpointSpec, loaded: dict[tuple[str, bool], LoadedVersion], pid_dir: Path
+) -> Routing:
+    """The champion (heaviest) in this process, every other version in its own (loaded once
+    and kept: a promoted challenger is loaded in-process when it becomes the champion)."""
+    champion = max(spec.weights, key=lambda ref: spec.weights[ref])
+    versions: dict[str, LoadedVersion] = {}
     for ref in [*spec.weights, *spec.shadows]:
-        if ref not in loaded:
-            loaded[ref] = load_version(spec.versions[ref])
+        key = (ref, ref != champion)
+        if key not in loaded:
+            version_spec = spec.versions[ref]
+            loaded[key] = (
+                load_isolated(version_spec, pid_dir) if key[1] else load_version(version_spec)
+            )
+        versions[ref] = loaded[key]
     refs = tuple(ref for ref, weight in spec.weights.items() if weight > 0)
     total = sum(spec.weights[r] for r in refs)
     cumulative = tuple(c / total for c in accumulate(spec.weights[r] for r in refs))
     by_weight = tuple(sorted(spec.weights, key=lambda r: -spec.weights[r]))
     schema = RequestSchema(spec.live_inputs(), spec.max_rows)
-    return Routing(spec, schema, dict(loaded), refs, cumulative, by_weight)
+    return Routing(spec, schema, versions, refs, cumulative, by_weight)
 
 
 class PredictionApp:
@@ -79,7 +91,7 @@ class PredictionApp:
         self.spec_path = spec_path
         self.routing: Routing | None = None
         self.log: PredictionLogWriter | None = None
-        self._loaded: dict[str, LoadedVersion] = {}
+        self._loaded: dict[tuple[str, bool], LoadedVersion] = {}
         self._mtime = 0
         self._stop = threading.Event()
         self.batcher = MicroBatcher()
@@ -126,7 +138,7 @@ class PredictionApp:
         if mtime == self._mtime:
             return
         spec = read_spec(self.spec_path)
-        self.routing = build_routing(spec, self._loaded)
+        self.routing = build_routing(spec, self._loaded, self.spec_path.parent / "isolated")
         self._mtime = mtime
 
     def _routing(self) -> Routing:

@@ -146,3 +146,38 @@ def test_ab_assignment_is_sticky_per_subject(stack: Stack) -> None:
     assert all(len(versions) == 1 for versions in arms.values()), "a subject switched arms"
     assert set().union(*arms.values()) == {champion.ref, challenger.ref}
     time.sleep(0)
+
+
+def test_a_challenger_process_killed_mid_canary_drops_no_request(stack: Stack) -> None:
+    import os
+    import signal
+    import threading
+
+    challenger = stack.versions.challenger
+    isolated = stack.folder / ".mlstack" / "serving" / "churn" / "isolated"
+
+    def kill_the_challenger() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pids = list(isolated.glob(f"churn-v{challenger.version}.*.pid"))
+            if pids:
+                time.sleep(1.0)  # let it answer a few requests first
+                os.kill(int(pids[0].read_text()), signal.SIGKILL)
+                return
+            time.sleep(0.1)
+
+    with stack.session() as session:
+        Governance(session).promote(challenger.ref, S.APPROVED)
+        url = session.server.endpoints()[0].url
+        plan = RolloutPlan(steps=(0.5, 1.0), bake_seconds=8, check_seconds=0.5, slo=FAST)
+        killer = threading.Thread(target=kill_the_challenger)
+        killer.start()
+        with Traffic(url, row()) as traffic:
+            result = RolloutController(session).deploy(challenger.ref, plan)
+        killer.join()
+        assert result.outcome == "rolled_back", result
+        assert "error rate" in result.reasons[0]
+    statuses = [status for status, _ in traffic.answers]
+    assert statuses and set(statuses) == {200}, "every request was answered"
+    answered = {version for _, version in traffic.answers}
+    assert answered == {stack.versions.champion.ref, challenger.ref}
