@@ -88,11 +88,7 @@ class RolloutController:
             challenger=version.ref,
             plan=plan.model_dump(mode="json"),
         )
-        if plan.strategy == "shadow":
-            return self._shadow(version, name, champion, plan)
-        if plan.strategy == "ab":
-            return self._ab(version, name, champion, plan)
-        return self._canary(version, name, champion, plan)
+        return self._roll_out(version, name, champion, plan)
 
     def _direct(
         self, version: ModelVersion, name: str, current: Endpoint | None, reason: str
@@ -105,45 +101,28 @@ class RolloutController:
         self.session.emit("on_deployed", subject=version.ref, version=version, endpoint=endpoint)
         return RolloutResult(endpoint, "deployed", version.ref)
 
-    def _canary(
+    def _roll_out(
         self, version: ModelVersion, name: str, champion: str, plan: RolloutPlan
     ) -> RolloutResult:
-        self._enter(version, S.CANARY)
+        """One mechanism for every strategy: enter the state, load the version, then for each
+        stage route, bake and judge; the first breach rolls back."""
+        state, stages = _stages(plan, champion, version.ref)
+        self._enter(version, state)
         self.server.add_version(version, endpoint=name)
         report: HealthReport | None = None
-        for share in plan.steps:
-            weights = {champion: round(1.0 - share, 6), version.ref: share}
-            self._route(name, TrafficSplit(weights), f"canary: {share:.0%} to {version.ref}")
-            reasons, report = self._bake(name, version.ref, plan, shadow=False)
+        endpoint: Endpoint | None = None
+        for stage in stages:
+            endpoint = self._route(name, stage.split, stage.reason)
+            reasons, report = self._bake(name, version.ref, plan, shadow=stage.shadow)
             if reasons:
                 return self._roll_back(name, champion, version, reasons, report)
-        return self._promote(name, champion, version, report, "canary held its SLOs")
-
-    def _shadow(
-        self, version: ModelVersion, name: str, champion: str, plan: RolloutPlan
-    ) -> RolloutResult:
-        self._enter(version, S.SHADOW)
-        self.server.add_version(version, endpoint=name)
-        split = TrafficSplit({champion: 1.0}, shadows=(version.ref,))
-        self._route(name, split, f"shadow: {version.ref} gets a copy of each request")
-        reasons, report = self._bake(name, version.ref, plan, shadow=True)
-        if reasons:
-            return self._roll_back(name, champion, version, reasons, report)
-        return self._promote(name, champion, version, report, "shadow held its SLOs")
-
-    def _ab(
-        self, version: ModelVersion, name: str, champion: str, plan: RolloutPlan
-    ) -> RolloutResult:
-        self._enter(version, S.CANARY)
-        self.server.add_version(version, endpoint=name)
-        weights = {champion: round(1.0 - plan.ab_share, 6), version.ref: plan.ab_share}
-        split = TrafficSplit(weights, sticky=True)
-        endpoint = self._route(name, split, f"A/B: {plan.ab_share:.0%} to {version.ref}")
-        reasons, report = self._bake(name, version.ref, plan, shadow=False)
-        if reasons:
-            return self._roll_back(name, champion, version, reasons, report)
-        self._audit("rollout.ab_running", name, "", challenger=version.ref, health=_json(report))
-        return RolloutResult(endpoint, "ab_running", version.ref)
+        assert endpoint is not None
+        if plan.strategy == "ab":
+            self._audit(
+                "rollout.ab_running", name, "", challenger=version.ref, health=_json(report)
+            )
+            return RolloutResult(endpoint, "ab_running", version.ref)
+        return self._promote(name, champion, version, report, f"{plan.strategy} held its SLOs")
 
     # -- rollback ---------------------------------------------------------------------------
 
@@ -302,6 +281,31 @@ class RolloutController:
             reason=reason,
             payload=payload,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Stage:
+    split: TrafficSplit
+    reason: str
+    shadow: bool = False
+
+
+def _stages(plan: RolloutPlan, champion: str, ref: str) -> tuple[LifecycleState, list[_Stage]]:
+    """The state a challenger enters and the traffic it meets, stage by stage."""
+    if plan.strategy == "shadow":
+        split = TrafficSplit({champion: 1.0}, shadows=(ref,))
+        return S.SHADOW, [_Stage(split, f"shadow: {ref} gets a copy of each request", True)]
+    if plan.strategy == "ab":
+        weights = {champion: round(1.0 - plan.ab_share, 6), ref: plan.ab_share}
+        reason = f"A/B: {plan.ab_share:.0%} to {ref}"
+        return S.CANARY, [_Stage(TrafficSplit(weights, sticky=True), reason)]
+    return S.CANARY, [
+        _Stage(
+            TrafficSplit({champion: round(1.0 - share, 6), ref: share}),
+            f"canary: {share:.0%} to {ref}",
+        )
+        for share in plan.steps
+    ]
 
 
 def _champion(endpoint: Endpoint) -> str:
