@@ -112,6 +112,7 @@ def train(
     ctx: StepContext, generate_data: Dataset, build_features: FeatureSet, C: float, max_iter: int
 ) -> TrainedModel:
     """Fit a logistic regression; the run records params, the data fingerprint and the model."""
+    import pandas as pd
     import sklearn
     from sklearn.linear_model import LogisticRegression
 
@@ -135,6 +136,8 @@ def train(
         name="churn",
         framework="sklearn",
         requirements=[f"scikit-learn=={sklearn.__version__}"],
+        # the signature (named columns) is what an endpoint serving this model accepts
+        input_example=pd.DataFrame(build_features.train_x[:5], columns=list(FEATURES)),
     )
     data_node = NodeRef(NodeKind.DATA_SNAPSHOT, fingerprint.digest)
     ctx.session.spine.link(
