@@ -6,6 +6,8 @@ second entry if applying fails, so the log never misses a change that happened."
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from stack.config.recipe_file import Recipe
 from stack.contract.features import FeatureDefinitions, FeaturePlan, FeatureRepoReader
 from stack.errors import CapabilityMissing, StackError
@@ -35,13 +37,20 @@ def plan_features(session: StackSession, recipe: Recipe) -> FeaturePlan:
 
 
 def apply_features(
-    session: StackSession, recipe: Recipe, *, actor: str | None = None
+    session: StackSession,
+    recipe: Recipe,
+    *,
+    actor: str | None = None,
+    show: Callable[[FeaturePlan], None] | None = None,
 ) -> FeaturePlan:
-    """Apply the recipe's definitions whole, or refuse (breaking changes) changing nothing."""
+    """Apply the recipe's definitions whole, or refuse (breaking changes) changing nothing.
+    `show` sees the plan before anything is applied (the CLI prints it)."""
     who = actor or current_actor()
     definitions = recipe_definitions(session, recipe)
     store = session.features
     plan = store.plan(definitions)
+    if show is not None:
+        show(plan)
     subject = f"recipe:{recipe.name}"
     if plan.breaking:
         raise StackError(

@@ -36,12 +36,11 @@ def plan(ctx: click.Context, recipe_location: str) -> None:
 def apply(ctx: click.Context, recipe_location: str) -> None:
     """Show the plan, then apply it whole; a change that breaks a view applies nothing."""
     from stack.config.recipe_file import load_recipe
-    from stack.features import apply_features, plan_features, render_plan
+    from stack.features import apply_features, render_plan
 
     recipe = load_recipe(Path(recipe_location))
     with open_session(ctx, recipe) as session:
-        click.echo(render_plan(plan_features(session, recipe)))
-        applied = apply_features(session, recipe)
+        applied = apply_features(session, recipe, show=lambda plan: click.echo(render_plan(plan)))
     if not applied.is_empty:
         click.echo(f"applied: {len(applied.to_add)} created, {len(applied.to_update)} updated")
 

@@ -67,13 +67,13 @@ def deploy(
 
     from stack.config.recipe_file import load_recipe
     from stack.config.rollout import RolloutPlan
+    from stack.governance.service import Governance
     from stack.lifecycle import recipe_of
     from stack.rollout import RolloutController
 
     recipe = load_recipe(Path(recipe_location)) if recipe_location else None
     with open_session(ctx, recipe) as session:
-        controller = RolloutController(session, recipe)
-        version = controller.governance.version(selector)
+        version = Governance(session).version(selector)
         recipe = recipe or recipe_of(version)
         controller = RolloutController(session, recipe)
         base = recipe.spec.rollout if recipe else RolloutPlan()

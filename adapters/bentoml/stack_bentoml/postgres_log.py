@@ -7,24 +7,13 @@ serving process, never from the endpoint file, so the password stays off the dis
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
 
 from stack_bentoml.predictlog import Prediction
 
-COLUMNS = (
-    "request_id",
-    "ts",
-    "endpoint",
-    "model_version",
-    "role",
-    "status",
-    "latency_ms",
-    "inputs",
-    "output",
-    "error",
-    "live_output",
-)
+COLUMNS = tuple(f.name for f in fields(Prediction))  # the table's columns, in order
 
 
 def _ddl(table: str) -> str:
