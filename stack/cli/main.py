@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "undeploy": ("stack.cli.serving_cmd:undeploy", "Stop an endpoint."),
     "features": ("stack.cli.features_cmd:features_group", "Plan and apply feature definitions."),
     "identity": ("stack.cli.governance_cmd:identity_group", "Signed identities for CI."),
+    "labels": ("stack.cli.monitor_cmd:labels_group", "Ingest late ground truth (labels)."),
+    "monitor": ("stack.cli.monitor_cmd:monitor_group", "Drift, quality and performance checks."),
     "models": ("stack.cli.governance_cmd:models", "The model inventory."),
     "promote": ("stack.cli.governance_cmd:promote", "Move a model version through its gate."),
     "reject": ("stack.cli.governance_cmd:reject", "Reject a model version."),

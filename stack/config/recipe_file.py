@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stack.config.diagnostics import collect, config_error, describe
 from stack.config.features_section import FeaturesSection
+from stack.config.monitoring import MonitoringSection
 from stack.config.policy import ModelSpec, PromotionPolicy
 from stack.config.rollout import RolloutPlan
 from stack.config.yaml_source import YamlDocument, load_yaml
@@ -45,6 +46,7 @@ class RecipeFile(BaseModel):
     promotion: PromotionPolicy = PromotionPolicy()
     rollout: RolloutPlan = RolloutPlan()
     features: FeaturesSection | None = None
+    monitoring: MonitoringSection = MonitoringSection()
     requires: dict[Role, tuple[str, ...]] = Field(default_factory=dict)
     hooks: tuple[str, ...] = Field(default=(), description="module:object hook implementations")
     steps: tuple[StepSpec, ...] = Field(min_length=1)

@@ -17,9 +17,11 @@ from stack.contract.features import (
 from stack.contract.monitoring import (
     ColumnDrift,
     ColumnPolicy,
+    ColumnQuality,
     DriftReport,
     Monitor,
     PerformanceReport,
+    QualityReport,
     TaskKind,
 )
 from stack.contract.orchestration import (
@@ -32,7 +34,14 @@ from stack.contract.orchestration import (
 )
 from stack.contract.registry import ModelSelector, ModelVersion, Registry
 from stack.contract.roles import ROLE_PROTOCOLS, Role
-from stack.contract.serving import Endpoint, HealthReport, Server, TrafficSplit
+from stack.contract.serving import (
+    Endpoint,
+    HealthReport,
+    LoggedRequest,
+    PredictionLogReader,
+    Server,
+    TrafficSplit,
+)
 from stack.contract.states import (
     ALLOWED_TRANSITIONS,
     EXCLUSIVE_STATES,
@@ -56,6 +65,7 @@ __all__ = [
     "CodeVersion",
     "ColumnDrift",
     "ColumnPolicy",
+    "ColumnQuality",
     "DatasetFingerprint",
     "DriftReport",
     "Endpoint",
@@ -69,6 +79,7 @@ __all__ = [
     "FeatureViewRef",
     "HealthReport",
     "LifecycleState",
+    "LoggedRequest",
     "MetricPoint",
     "ModelSelector",
     "ModelVersion",
@@ -77,6 +88,8 @@ __all__ = [
     "PerformanceReport",
     "PipelineCompiler",
     "PipelineRun",
+    "PredictionLogReader",
+    "QualityReport",
     "Registry",
     "Role",
     "RunRecord",

@@ -65,8 +65,28 @@ class PerformanceReport:
         return self.labelled_rows / self.rows if self.rows else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class ColumnQuality:
+    """Data quality of one column of the current window, against the reference: the share
+    of missing values, of numbers outside the reference's range, and categories the
+    reference never had."""
+
+    column: str
+    missing_share: float
+    out_of_range_share: float = 0.0
+    new_categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QualityReport:
+    rows: int
+    columns: tuple[ColumnQuality, ...]
+
+
 @runtime_checkable
 class Monitor(Protocol):
+    """Frames are the tool's native frame, or a mapping of column name to values."""
+
     def drift(
         self,
         reference: object,
@@ -76,6 +96,12 @@ class Monitor(Protocol):
         prediction_column: str | None = None,
         html_path: Path | None = None,
     ) -> DriftReport: ...
+
+    def quality(
+        self, reference: object, current: object, *, columns: Sequence[str]
+    ) -> QualityReport:
+        """Missing values, out-of-range numbers and new categories of `columns`."""
+        ...
 
     def performance(
         self,

@@ -96,6 +96,33 @@ class Server(Protocol):
     def undeploy(self, endpoint: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class LoggedRequest:
+    """One request as the endpoint logged it: the records sent and one output per record.
+
+    `role` is `live`, `fallback` (answered by another version after a failure), `shadow`
+    (a copy, never returned) or `feedback` (labels sent to `/feedback` for an earlier
+    request: `outputs` holds them, indexed by the row they label)."""
+
+    request_id: str
+    at: datetime
+    model_version: str
+    role: str
+    status: int
+    inputs: tuple[Mapping[str, object], ...]
+    outputs: tuple[object, ...]
+
+
+@runtime_checkable
+class PredictionLogReader(Protocol):
+    """Optional: the requests an endpoint logged between `since` and `until`, oldest first;
+    what monitoring compares with the training reference and joins to late labels."""
+
+    def logged(
+        self, endpoint: str, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[LoggedRequest]: ...
+
+
 @runtime_checkable
 class ClusterManifests(Protocol):
     """Optional: the Kubernetes objects that serve `versions` on `endpoint` with `split`."""

@@ -48,3 +48,31 @@ class PipelineRunRecord:
     finished_at: datetime | None
     error: str | None
     steps: tuple[StepRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GroundTruth:
+    """A late label: for `request_id` (and `row` of that request), or for the `entity` key
+    as observed at `observed_at`."""
+
+    model: str
+    label: Any
+    observed_at: datetime
+    source: str
+    request_id: str | None = None
+    row: int = 0
+    entity: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoringCheck:
+    id: int
+    model: str
+    version: str
+    endpoint: str
+    window_start: datetime
+    window_end: datetime
+    at: datetime
+    status: str
+    result: Mapping[str, Any]
+    report_uri: str | None

@@ -143,3 +143,44 @@ class StepRunRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (UniqueConstraint("run_id", "step", name="uq_step_runs_run_step"),)
+
+
+class GroundTruthRow(Base):
+    """A label that arrived after the prediction: matched by request id (and row of the
+    request), or by entity key and the time it was observed."""
+
+    __tablename__ = "ground_truth"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(200))
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    row: Mapped[int] = mapped_column(Integer, default=0)
+    entity: Mapped[str | None] = mapped_column(Text, nullable=True)  # canonical JSON
+    observed_at: Mapped[str] = mapped_column(Timestamp)
+    label: Mapped[str] = mapped_column(Text)  # JSON
+    source: Mapped[str] = mapped_column(String(400))
+    ingested_at: Mapped[str] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        Index("ix_ground_truth_model", "model", "observed_at"),
+        Index("ix_ground_truth_request", "request_id"),
+    )
+
+
+class MonitoringCheckRow(Base):
+    """One monitoring check of one model version on one endpoint over one window."""
+
+    __tablename__ = "monitoring_checks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(300))
+    endpoint: Mapped[str] = mapped_column(String(200))
+    window_start: Mapped[str] = mapped_column(Timestamp)
+    window_end: Mapped[str] = mapped_column(Timestamp)
+    at: Mapped[str] = mapped_column(Timestamp)
+    status: Mapped[str] = mapped_column(String(20))  # ok | breach | empty | error
+    result: Mapped[str] = mapped_column(Text)  # JSON
+    report_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("ix_monitoring_checks_model", "model", "at"),)

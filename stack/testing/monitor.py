@@ -115,3 +115,30 @@ class MonitorSuite(RoleSuite):
         )
         assert report.html_path == path
         assert path.read_text().lstrip().lower().startswith(("<!doctype html", "<html"))
+
+    def test_quality_counts_missing_out_of_range_and_new_categories(
+        self, monitor: Monitor, frames: FrameIO
+    ) -> None:
+        reference = frames.from_columns(
+            {"amount": [float(i % 10) for i in range(100)], "plan": ["basic", "pro"] * 50}
+        )
+        current = frames.from_columns(
+            {
+                "amount": [None] * 10 + [5.0] * 80 + [50.0] * 10,
+                "plan": ["basic"] * 90 + ["enterprise"] * 10,
+            }
+        )
+        report = monitor.quality(reference, current, columns=["amount", "plan"])
+        assert report.rows == 100
+        by_name = {c.column: c for c in report.columns}
+        assert by_name["amount"].missing_share == pytest.approx(0.1)
+        assert by_name["amount"].out_of_range_share == pytest.approx(0.1)
+        assert by_name["plan"].new_categories == ("enterprise",)
+        assert by_name["plan"].missing_share == 0.0
+
+    def test_columns_given_as_a_mapping_are_accepted(self, monitor: Monitor) -> None:
+        rng = random.Random(3)
+        reference = {"x": [rng.gauss(0, 1) for _ in range(1500)]}
+        current = {"x": [rng.gauss(3, 1) for _ in range(1500)]}
+        report = monitor.drift(reference, current, columns=[ColumnPolicy("x")])
+        assert report.drifted_columns == ("x",)

@@ -22,12 +22,12 @@ def test_recipe_asking_for_a_missing_role_is_refused(cli: Cli, workdir: Path) ->
     recipe = workdir / "canary"
     recipe.mkdir()
     (recipe / "recipe.yaml").write_text(
-        "name: canary\nrequires: {monitor: [ground_truth], orchestrator: [resume, compile]}\n"
+        "name: canary\nrequires: {monitor: [streaming], orchestrator: [resume, compile]}\n"
         "steps:\n  - {name: a, run: 'steps:a'}\n"
     )
     result = cli("stack", "validate", "--recipe", str(recipe))
     assert result.returncode == 1
-    assert "needs a monitor (ground_truth), and this stack has none" in result.stderr
+    assert "needs monitor capabilities streaming; adapter 'evidently' provides:" in result.stderr
     assert (
         "needs orchestrator capabilities compile; adapter 'local' provides: in_process, resume"
         in result.stderr

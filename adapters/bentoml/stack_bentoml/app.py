@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from stack_bentoml.batching import MicroBatcher
+from stack_bentoml.feedback import FEEDBACK_SCHEMA, feedback_entries, parse_feedback
 from stack_bentoml.isolation import load_isolated
 from stack_bentoml.predictlog import (
     ParquetSink,
@@ -159,6 +160,11 @@ class PredictionApp:
                 await _answer(send, 405, {"error": "use POST"}, [(b"allow", b"POST")])
                 return
             await self._predict(scope, receive, send)
+        elif path == "/feedback":
+            if method != "POST":
+                await _answer(send, 405, {"error": "use POST"}, [(b"allow", b"POST")])
+                return
+            await self._feedback(receive, send)
         elif path == "/openapi.json" and method == "GET":
             await _answer(send, 200, self.openapi())
         elif path == "/endpoint" and method == "GET":
@@ -238,6 +244,28 @@ class PredictionApp:
         else:
             self.log.log(entry)
 
+    async def _feedback(self, receive: Any, send: Any) -> None:
+        spec = self._routing().spec
+        body = await _body(receive, spec.max_body_bytes)
+        if body is None:
+            await _answer(send, 413, {"error": f"body over {spec.max_body_bytes} bytes"})
+            return
+        if not body.strip():
+            await _answer(send, 400, {"error": 'empty body; send {"request_id": …, "label": …}'})
+            return
+        try:
+            items = parse_feedback(body, spec.max_rows)
+        except ValidationError as exc:
+            await _answer(send, 422, {"error": "invalid feedback", "fields": problems(exc)})
+            return
+        except ValueError as exc:
+            await _answer(send, 422, {"error": str(exc)})
+            return
+        assert self.log is not None
+        for entry in feedback_entries(items, endpoint=spec.name, now=time.time()):
+            self.log.log(entry)
+        await _answer(send, 202, {"accepted": len(items)})
+
     def _log_failure(
         self,
         spec: EndpointSpec,
@@ -289,7 +317,22 @@ class PredictionApp:
                             "422": {"description": "invalid request: the fields at fault"},
                         },
                     }
-                }
+                },
+                "/feedback": {
+                    "post": {
+                        "operationId": "feedback",
+                        "requestBody": {
+                            "required": True,
+                            "content": {"application/json": {"schema": FEEDBACK_SCHEMA}},
+                        },
+                        "responses": {
+                            "202": {"description": "labels accepted"},
+                            "400": {"description": "empty body", "content": as_json},
+                            "413": {"description": "body too large"},
+                            "422": {"description": "invalid feedback: the fields at fault"},
+                        },
+                    }
+                },
             },
         }
 

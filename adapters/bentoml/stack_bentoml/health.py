@@ -16,6 +16,8 @@ def version_health(rows: Iterable[dict[str, Any]]) -> dict[str, VersionHealth]:
     """Per version (and per shadow): requests, 5xx, p99 latency, shadow disagreement."""
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
+        if row["role"] == "feedback":
+            continue
         role = "shadow" if row["role"] == "shadow" else "live"
         grouped.setdefault((str(row["model_version"]), role), []).append(row)
     report: dict[str, VersionHealth] = {}

@@ -99,7 +99,12 @@ class PostgresSink:
 
 
 def read_rows(
-    url: str, endpoint: str, *, since: datetime | None, table: str = "mlstack_predictions"
+    url: str,
+    endpoint: str,
+    *,
+    since: datetime | None,
+    until: datetime | None = None,
+    table: str = "mlstack_predictions",
 ) -> list[dict[str, Any]]:
     import psycopg
     from psycopg.rows import dict_row
@@ -109,6 +114,9 @@ def read_rows(
     if since is not None:
         query += " AND ts >= %s"
         params.append(since)
+    if until is not None:
+        query += " AND ts < %s"
+        params.append(until)
     try:
         with psycopg.connect(libpq_url(url), row_factory=dict_row) as connection:
             return list(connection.execute(query + " ORDER BY ts", params).fetchall())

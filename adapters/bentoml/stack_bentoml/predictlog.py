@@ -220,8 +220,10 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
 
 
-def read_log(directory: Path, *, since: datetime | None = None) -> Any:
-    """The log as a pyarrow Table (rows at or after `since`); empty when nothing was logged."""
+def read_log(
+    directory: Path, *, since: datetime | None = None, until: datetime | None = None
+) -> Any:
+    """The log as a pyarrow Table (rows in [since, until)); empty when nothing was logged."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
@@ -229,9 +231,11 @@ def read_log(directory: Path, *, since: datetime | None = None) -> Any:
     if not files:
         return schema().empty_table()
     dataset = ds.dataset(files, format="parquet", schema=schema())
-    table = dataset.to_table(
-        filter=None
-        if since is None
-        else ds.field("ts") >= pa.scalar(since, pa.timestamp("us", tz="UTC"))
-    )
-    return table
+    when = pa.timestamp("us", tz="UTC")
+    condition = None
+    if since is not None:
+        condition = ds.field("ts") >= pa.scalar(since, when)
+    if until is not None:
+        before = ds.field("ts") < pa.scalar(until, when)
+        condition = before if condition is None else condition & before
+    return dataset.to_table(filter=condition).sort_by("ts")

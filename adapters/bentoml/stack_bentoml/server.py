@@ -10,6 +10,7 @@ prediction log is written)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -18,12 +19,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from stack.contract.registry import ModelVersion
-from stack.contract.serving import Endpoint, HealthReport, TrafficSplit
+from stack.contract.serving import Endpoint, HealthReport, LoggedRequest, TrafficSplit
 from stack.errors import NotFound, StackError
 from stack.plugins.manifest import AdapterContext
 from stack_bentoml.app import LOG_URL_ENV
@@ -125,15 +126,25 @@ class BentoServer:
             versions=versions,
         )
 
-    def _log_rows(self, endpoint: str, since: datetime | None) -> list[dict[str, Any]]:
+    def logged(
+        self, endpoint: str, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[LoggedRequest]:
+        """The endpoint's prediction log (answers, shadow answers, feedback), oldest first."""
+        _check_name(endpoint)
+        return [_logged(row) for row in self._log_rows(endpoint, since, until)]
+
+    def _log_rows(
+        self, endpoint: str, since: datetime | None, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
         log = self.config.prediction_log
         if log is not None:
             from stack_bentoml.postgres_log import read_rows
 
-            return read_rows(log.connect_url(), endpoint, since=since, table=log.table)
+            return read_rows(log.connect_url(), endpoint, since=since, until=until, table=log.table)
         from stack_bentoml.predictlog import read_log
 
-        rows: list[dict[str, Any]] = read_log(self.predictions / endpoint, since=since).to_pylist()
+        table = read_log(self.predictions / endpoint, since=since, until=until)
+        rows: list[dict[str, Any]] = table.to_pylist()
         return rows
 
     def endpoints(self) -> list[Endpoint]:
@@ -342,6 +353,26 @@ class BentoServer:
         from stack_mlflow.connection import tracking_uri
 
         return tracking_uri(self.config.models_from, self.context)
+
+
+def _logged(row: dict[str, Any]) -> LoggedRequest:
+    inputs = json.loads(row["inputs"]) if row["inputs"] else []
+    output = json.loads(row["output"]) if row["output"] is not None else None
+    records = tuple(inputs) if isinstance(inputs, list) else (inputs,)
+    if isinstance(output, list) and len(output) == len(records):
+        outputs: tuple[object, ...] = tuple(output)
+    else:  # a failed request, or a model answering the whole request with one value
+        outputs = (output,) * len(records)
+    moment = row["ts"]
+    return LoggedRequest(
+        request_id=str(row["request_id"]),
+        at=moment if moment.tzinfo else moment.replace(tzinfo=UTC),
+        model_version=str(row["model_version"]),
+        role=str(row["role"]),
+        status=int(row["status"]),
+        inputs=records,
+        outputs=outputs,
+    )
 
 
 def _endpoint(spec: EndpointSpec) -> Endpoint:

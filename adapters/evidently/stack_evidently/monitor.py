@@ -9,7 +9,7 @@ reported as such instead of as numbers."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -17,8 +17,10 @@ import pandas as pd
 from stack.contract.monitoring import (
     ColumnDrift,
     ColumnPolicy,
+    ColumnQuality,
     DriftReport,
     PerformanceReport,
+    QualityReport,
     TaskKind,
 )
 from stack.errors import StackError
@@ -39,11 +41,13 @@ class EvidentlyMonitor:
     def __init__(self, config: EvidentlyConfig | None, context: AdapterContext) -> None:
         self.config = config or EvidentlyConfig()
         self.context = context
-        # id(frame) -> (frame, profile): the frame is held so that its id is not reused
+        # id(frame) -> (frame, profile): the frame is held so that its id is not reused.
+        # A reference given as a mapping of columns is converted once, under the same rule.
         self._profiles: OrderedDict[
             tuple[int, tuple[str, ...]], tuple[object, checks.ReferenceProfile]
         ]
         self._profiles = OrderedDict()
+        self._converted: OrderedDict[int, tuple[object, pd.DataFrame]] = OrderedDict()
 
     def drift(
         self,
@@ -54,7 +58,7 @@ class EvidentlyMonitor:
         prediction_column: str | None = None,
         html_path: Path | None = None,
     ) -> DriftReport:
-        ref, cur = _frame(reference, "reference"), _frame(current, "current")
+        ref, cur = self._reference(reference), _frame(current, "current")
         names = [p.column for p in columns] + ([prediction_column] if prediction_column else [])
         for label, frame in (("reference", ref), ("current", cur)):
             missing = [n for n in names if n not in frame.columns]
@@ -71,6 +75,31 @@ class EvidentlyMonitor:
         if html_path is not None:
             self._html(ref, cur, names, html_path)
         return DriftReport(results, prediction, html_path)
+
+    def quality(
+        self, reference: object, current: object, *, columns: Sequence[str]
+    ) -> QualityReport:
+        """Evidently's data-quality measures, computed directly: missing values (its
+        MissingValueCount), values outside the reference's [min, max] (OutRangeValueCount,
+        as a share of all rows) and values the reference never had (new categories)."""
+        ref, cur = self._reference(reference), _frame(current, "current")
+        results: list[ColumnQuality] = []
+        for name in columns:
+            if name not in cur.columns or name not in ref.columns:
+                continue
+            now, before = cur[name], ref[name].dropna()
+            missing = float(now.isna().mean()) if len(now) else 0.0
+            present = now.dropna()
+            if _numeric(before) and _numeric(present):
+                low, high = before.min(), before.max()
+                outside = int(((present < low) | (present > high)).sum())
+                results.append(
+                    ColumnQuality(name, missing, outside / len(now) if len(now) else 0.0)
+                )
+            else:
+                new = sorted(set(map(str, present.unique())) - set(map(str, before.unique())))
+                results.append(ColumnQuality(name, missing, new_categories=tuple(new[:20])))
+        return QualityReport(len(cur), tuple(results))
 
     def performance(
         self,
@@ -97,6 +126,19 @@ class EvidentlyMonitor:
         return PerformanceReport(metrics, rows, count, sufficient=True)
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _reference(self, value: object) -> pd.DataFrame:
+        """The reference as a DataFrame, converted once per mapping while it is checked."""
+        if isinstance(value, pd.DataFrame):
+            return value
+        cached = self._converted.get(id(value))
+        if cached is not None and cached[0] is value:
+            return cached[1]
+        frame = _frame(value, "reference")
+        self._converted[id(value)] = (value, frame)
+        while len(self._converted) > self.config.reference_cache:
+            self._converted.popitem(last=False)
+        return frame
 
     def _profile(self, reference: pd.DataFrame, names: list[str]) -> checks.ReferenceProfile:
         key = (id(reference), tuple(names))
@@ -146,6 +188,19 @@ def _evidently_metrics(
 
 
 def _frame(value: object, label: str) -> pd.DataFrame:
-    if not isinstance(value, pd.DataFrame):
-        raise StackError(f"the {label} data must be a pandas DataFrame, got {type(value).__name__}")
-    return value
+    """A DataFrame as given, or one made from a mapping of column name to values."""
+    if isinstance(value, pd.DataFrame):
+        return value
+    if isinstance(value, Mapping):
+        try:
+            return pd.DataFrame({str(k): list(v) for k, v in value.items()})
+        except ValueError as exc:
+            raise StackError(f"the {label} columns do not make a table: {exc}") from exc
+    raise StackError(
+        f"the {label} data must be a pandas DataFrame or a mapping of columns, "
+        f"got {type(value).__name__}"
+    )
+
+
+def _numeric(series: pd.Series) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series))

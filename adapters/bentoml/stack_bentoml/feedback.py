@@ -1,0 +1,91 @@
+"""`POST /feedback`: ground truth for earlier answers, sent by the caller when it learns it.
+
+A label names the request it belongs to (`request_id`, as the endpoint returned it in the
+`x-request-id` header) and the record of that request (`row`, 0 for a single record). Labels
+go to the prediction log beside the answers (role `feedback`): one log, written off the
+request path, that monitoring reads and joins."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+)
+
+from stack_bentoml.predictlog import Prediction
+
+Label = StrictBool | StrictInt | StrictFloat | StrictStr
+
+
+class Feedback(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    request_id: Annotated[str, Field(min_length=1, max_length=128)]
+    label: Label
+    row: Annotated[StrictInt, Field(ge=0)] = 0
+
+
+_ONE: dict[str, object] = {
+    "type": "object",
+    "required": ["request_id", "label"],
+    "additionalProperties": False,
+    "properties": {
+        "request_id": {"type": "string", "minLength": 1, "maxLength": 128},
+        "label": {"type": ["number", "string", "boolean"]},
+        "row": {"type": "integer", "minimum": 0},
+    },
+}
+#: The body's schema, as `/openapi.json` publishes it: one label, or a list of them.
+FEEDBACK_SCHEMA: dict[str, object] = {
+    "oneOf": [_ONE, {"type": "array", "items": _ONE, "minItems": 1}]
+}
+
+_MANY: TypeAdapter[list[Feedback]] = TypeAdapter(list[Feedback])
+
+
+def parse_feedback(body: bytes, max_items: int) -> list[Feedback]:
+    """The labels in a body (one object, or a list of at most `max_items`); raises
+    pydantic's ValidationError naming the field at fault, or ValueError."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"the body is not JSON: {exc}") from None
+    if isinstance(document, list):
+        if not document:
+            raise ValueError("an empty list: send at least one label")
+        if len(document) > max_items:
+            raise ValueError(f"{len(document)} labels in one request; at most {max_items}")
+        items = _MANY.validate_python(document)
+    else:
+        items = [Feedback.model_validate(document)]
+    for item in items:
+        if isinstance(item.label, float) and not math.isfinite(item.label):
+            raise ValueError(f"the label for {item.request_id!r} is not a finite number")
+    return items
+
+
+def feedback_entries(items: list[Feedback], *, endpoint: str, now: float) -> list[Prediction]:
+    return [
+        Prediction(
+            request_id=item.request_id,
+            ts=now,
+            endpoint=endpoint,
+            model_version="",
+            role="feedback",
+            status=202,
+            latency_ms=0.0,
+            inputs=json.dumps([{"row": item.row}]),
+            output=[item.label],
+        )
+        for item in items
+    ]

@@ -1,0 +1,178 @@
+"""`mlstack monitor run|history` and `mlstack labels ingest`."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from stack.cli.common import open_session, parse_moment
+
+if TYPE_CHECKING:
+    from stack.monitoring.loop import CheckResult, MonitoringOutcome
+
+
+@click.group("monitor")
+def monitor_group() -> None:
+    """Check served models for drift, data quality and performance against late labels."""
+
+
+@monitor_group.command("run")
+@click.argument("model")
+@click.option("--endpoint", help="The endpoint to read (default: the recipe's, or MODEL).")
+@click.option("--window", help="How far back from --until: 90s, 15m, 1h, 7d (default: recipe).")
+@click.option("--until", help="End of the window (ISO; default now).")
+@click.option("--recipe", "recipe_location", type=click.Path(exists=True), help="Its policy.")
+@click.option("--every", type=float, help="Check again every this many seconds.")
+@click.option("--count", type=int, default=1, show_default=True, help="Checks with --every.")
+@click.option("--json", "as_json", is_flag=True, help="Print each check as JSON.")
+@click.pass_context
+def run_checks(
+    ctx: click.Context,
+    model: str,
+    endpoint: str | None,
+    window: str | None,
+    until: str | None,
+    recipe_location: str | None,
+    every: float | None,
+    count: int,
+    as_json: bool,
+) -> None:
+    """Check MODEL's endpoint over a window; exit 3 when a policy was breached."""
+    from stack.config.duration import parse_duration
+    from stack.config.recipe_file import load_recipe
+    from stack.monitoring.loop import MonitoringLoop
+
+    recipe = load_recipe(Path(recipe_location)) if recipe_location else None
+    span = parse_duration(window) if window else None
+    breached = False
+    with open_session(ctx, recipe) as session:
+        if recipe is not None:
+            for target in recipe.spec.hooks:
+                session.hooks.register_target(target, origin=str(recipe.path))
+        loop = MonitoringLoop(session, recipe=recipe)
+        for turn in range(max(1, count if every else 1)):
+            if turn:
+                time.sleep(every or 0)
+            outcome = loop.check(model, endpoint=endpoint, until=parse_moment(until), window=span)
+            _show(outcome, as_json)
+            breached = breached or outcome.breached
+    if breached:
+        ctx.exit(3)
+
+
+@monitor_group.command()
+@click.argument("model")
+@click.option("--limit", default=20, show_default=True)
+@click.pass_context
+def history(ctx: click.Context, model: str, limit: int) -> None:
+    """The latest checks of MODEL, newest first."""
+    with open_session(ctx) as session:
+        checks = session.spine.checks(model, limit=limit)
+    if not checks:
+        click.echo(f"no monitoring checks of {model} yet")
+    for check in checks:
+        drift = (check.result.get("drift") or {}).get("drifted_share")
+        share = f"drift {drift:.0%}" if drift is not None else "drift -"
+        click.echo(
+            f"#{check.id}  {check.at:%Y-%m-%d %H:%M:%S}  {check.version:<12} {check.endpoint}  "
+            f"{check.status:<7} {share}  {check.result.get('rows', 0)} rows"
+        )
+        for reason in check.result.get("breaches", []):
+            click.echo(f"      breach: {reason}")
+
+
+@click.group("labels")
+def labels_group() -> None:
+    """Late ground truth for logged predictions."""
+
+
+@labels_group.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", required=True, help="The model whose predictions are labelled.")
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--entity", multiple=True, help="Entity column to join on (repeat for several).")
+@click.option("--time-column", default="observed_at", show_default=True)
+@click.pass_context
+def ingest(
+    ctx: click.Context,
+    file: str,
+    model: str,
+    label_column: str,
+    entity: tuple[str, ...],
+    time_column: str,
+) -> None:
+    """Store the labels of FILE (CSV) whole, or none of them if a row is bad."""
+    from stack.monitoring.labels import read_labels
+
+    labels = read_labels(
+        Path(file), model=model, label_column=label_column, entity=entity, time_column=time_column
+    )
+    with open_session(ctx) as session:
+        stored = session.spine.record_labels(labels)
+    click.echo(f"ingested {stored} labels for {model} from {file}")
+
+
+def _show(outcome: MonitoringOutcome, as_json: bool) -> None:
+    for check in outcome.checks:
+        if as_json:
+            click.echo(json.dumps({"check": check.id, **check.as_record()}, default=str))
+        else:
+            _print_check(check)
+    if outcome.retrain is not None:
+        started = "started" if outcome.retrain.started else "not started"
+        detail = (
+            f" run {outcome.retrain.run_id}: {outcome.retrain.state}"
+            if outcome.retrain.run_id
+            else ""
+        )
+        click.echo(f"retraining {started}: {outcome.retrain.reason}{detail}")
+
+
+def _print_check(check: CheckResult) -> None:
+    start, end = check.window
+    click.echo(
+        f"check #{check.id} {check.version} on {check.endpoint} "
+        f"[{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) UTC: {check.status.upper()}, "
+        f"{check.rows} rows"
+    )
+    if check.drift is not None:
+        drifted = ", ".join(check.drift.drifted_columns) or "none"
+        click.echo(
+            f"  drift: {len(check.drift.drifted_columns)}/{len(check.drift.columns)} columns "
+            f"({drifted})"
+        )
+        if check.drift.prediction is not None:
+            state = "drifted" if check.drift.prediction.drifted else "stable"
+            click.echo(f"  predictions: {state} ({check.drift.prediction.method})")
+    if check.quality is not None:
+        for column in check.quality.columns:
+            if column.missing_share or column.out_of_range_share or column.new_categories:
+                click.echo(
+                    f"  quality {column.column}: {column.missing_share:.1%} missing, "
+                    f"{column.out_of_range_share:.1%} out of range"
+                    + (
+                        f", new: {', '.join(column.new_categories)}"
+                        if column.new_categories
+                        else ""
+                    )
+                )
+    performance = check.performance
+    if performance is not None:
+        coverage = f"{performance.labelled_rows}/{performance.rows} labelled"
+        if performance.sufficient:
+            figures = ", ".join(f"{k} {v:.3f}" for k, v in sorted(performance.metrics.items()))
+            click.echo(f"  performance ({coverage}): {figures}")
+        else:
+            click.echo(f"  performance ({coverage}): {'; '.join(performance.notes)}")
+    for message in check.messages:
+        click.echo(f"  note: {message}")
+    for reason in check.breaches:
+        click.echo(f"  BREACH: {reason}")
+    if check.alert_error:
+        click.echo(f"  alert not delivered: {check.alert_error}")
+    if check.report_uri:
+        click.echo(f"  report: {check.report_uri}")

@@ -1,0 +1,109 @@
+"""The `monitoring:` section of a recipe: what is checked, how often it is judged a breach,
+who is told, and whether a breach retrains the model.
+
+Drift tests and their thresholds default to Evidently's choice per column; a column listed
+under `columns` overrides the test (`method`) or its threshold. The policy turns a check
+into a breach; each threshold left out is not judged."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from stack.config.duration import Duration
+from stack.contract.monitoring import TaskKind
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+#: Metrics where a smaller value is better: a "drop" in performance is their rise.
+LOWER_IS_BETTER = frozenset({"mae", "rmse", "mse", "log_loss"})
+
+
+class ColumnCheck(BaseModel):
+    model_config = _FROZEN
+
+    method: str | None = Field(default=None, description="An Evidently stattest name: psi, ks…")
+    threshold: float | None = Field(default=None, gt=0)
+
+
+class PerformancePolicy(BaseModel):
+    """A breach when `metric` on the labelled rows of a window is worse than the version's
+    own evaluation (the metric its training run logged) by more than `max_drop`."""
+
+    model_config = _FROZEN
+
+    metric: str
+    max_drop: float = Field(ge=0)
+
+
+class MonitoringPolicy(BaseModel):
+    model_config = _FROZEN
+
+    max_drifted_share: float | None = Field(
+        default=0.5, ge=0, le=1, description="Breach when this share of columns drifts."
+    )
+    features: tuple[str, ...] = Field(
+        default=(), description="Breach when any of these columns drifts."
+    )
+    prediction_drift: bool = Field(default=False, description="Breach when predictions drift.")
+    max_missing_share: float | None = Field(default=None, ge=0, le=1)
+    max_out_of_range_share: float | None = Field(default=None, ge=0, le=1)
+    new_categories: bool = Field(default=False, description="Breach on an unseen category.")
+    performance: PerformancePolicy | None = None
+
+
+class AlertsSection(BaseModel):
+    """Every breach is a log line; with a webhook, also a JSON POST to it."""
+
+    model_config = _FROZEN
+
+    webhook: HttpUrl | None = None
+    webhook_env: str | None = Field(
+        default=None, description="An environment variable holding the webhook URL (a secret)."
+    )
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+
+class RetrainPolicy(BaseModel):
+    """On a breach, run the recipe again through the stack's orchestrator; one retraining
+    per `cooldown`, so one drift episode starts one retraining."""
+
+    model_config = _FROZEN
+
+    enabled: bool = False
+    cooldown: Duration = timedelta(hours=24)
+
+
+class LabelJoin(BaseModel):
+    """How late labels find their prediction: by request id always; by `entity` columns
+    (present in the logged inputs) when a label carries an entity key, matching the latest
+    prediction for that key in the `join_window` before the label was observed."""
+
+    model_config = _FROZEN
+
+    entity: tuple[str, ...] = ()
+    join_window: Duration = timedelta(days=7)
+    min_labelled_rows: int = Field(
+        default=30, ge=1, description="Fewer labelled rows in a window: no metrics, a note."
+    )
+
+
+class MonitoringSection(BaseModel):
+    model_config = _FROZEN
+
+    endpoint: str | None = Field(default=None, description="Default: the model's name.")
+    window: Duration = timedelta(hours=24)
+    task: TaskKind = TaskKind.CLASSIFICATION
+    columns: dict[str, ColumnCheck] = Field(
+        default_factory=dict,
+        description="Per-column drift settings; unlisted reference columns use the defaults.",
+    )
+    prediction_column: str = "prediction"
+    min_rows: int = Field(default=30, ge=1, description="Fewer rows: drift is not judged.")
+    labels: LabelJoin = LabelJoin()
+    policy: MonitoringPolicy = MonitoringPolicy()
+    alerts: AlertsSection = AlertsSection()
+    retrain: RetrainPolicy = RetrainPolicy()
+    html_report: Literal["always", "on_breach", "never"] = "always"

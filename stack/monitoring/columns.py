@@ -1,0 +1,70 @@
+"""Which columns a check can compare, and why the others cannot: missing from the window
+(renamed, dropped), of another kind than in the reference (numbers became text), or with no
+value at all. Each reason is a message in the check's result; the loop never stops on one."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ColumnPlan:
+    usable: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def kind_of(values: Sequence[Any]) -> str:
+    """`numeric`, `text`, `boolean` or `empty` (no value), judged on the present values."""
+    kinds = {_kind(v) for v in values if not _missing(v)}
+    if not kinds:
+        return "empty"
+    if kinds == {"numeric"}:
+        return "numeric"
+    if kinds == {"boolean"}:
+        return "boolean"
+    return "text"
+
+
+def plan_columns(
+    reference: Mapping[str, Sequence[Any]],
+    current: Mapping[str, Sequence[Any]],
+    wanted: Sequence[str],
+) -> ColumnPlan:
+    plan = ColumnPlan()
+    for name in wanted:
+        if name not in reference:
+            plan.problems.append(f"column {name!r} is not in the reference; not checked")
+            continue
+        if name not in current:
+            plan.problems.append(
+                f"column {name!r} is missing from the window (renamed or dropped?)"
+            )
+            continue
+        if all(_missing(v) for v in current[name]):
+            plan.problems.append(f"column {name!r} has no value in the window (all missing)")
+            continue
+        before, now = kind_of(reference[name]), kind_of(current[name])
+        if before == "empty":
+            plan.problems.append(f"column {name!r} has no value in the reference; not checked")
+        elif before != now:
+            plan.problems.append(
+                f"column {name!r} changed type: {before} in the reference, {now} in the window"
+            )
+        else:
+            plan.usable.append(name)
+    return plan
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "numeric"
+    return "text"

@@ -1,0 +1,388 @@
+"""One monitoring check of a model: the endpoint's window of logged answers, per version that
+answered, against that version's training reference; late labels joined; the recipe's policy
+applied; the result stored in the spine and linked to the version; alerts and retraining on a
+breach. Nothing a window holds (a renamed column, no rows, no labels, a value of the wrong
+kind) stops the loop: it becomes a message in the check's result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from stack.config.monitoring import MonitoringSection
+from stack.config.recipe_file import Recipe
+from stack.contract.monitoring import (
+    ColumnPolicy,
+    DriftReport,
+    PerformanceReport,
+    QualityReport,
+)
+from stack.contract.registry import ModelVersion
+from stack.contract.roles import Role
+from stack.contract.serving import PredictionLogReader
+from stack.contract.states import LifecycleState
+from stack.contract.tracking import RunStatus
+from stack.errors import StackError
+from stack.identity import current_actor
+from stack.lifecycle import recipe_of
+from stack.monitoring import alerts, policy
+from stack.monitoring.columns import plan_columns
+from stack.monitoring.reference import Columns, load_reference
+from stack.monitoring.retrain import RetrainOutcome, maybe_retrain
+from stack.monitoring.window import (
+    JoinStats,
+    VersionWindow,
+    feedback_labels,
+    join_labels,
+    split_by_version,
+)
+from stack.session import StackSession
+from stack.spine.lineage import NodeKind, NodeRef
+from stack.spine.timeutil import now_utc
+
+
+@dataclass
+class CheckResult:
+    model: str
+    version: str
+    endpoint: str
+    window: tuple[datetime, datetime]
+    rows: int
+    status: str = "ok"  # ok | breach | empty | error
+    messages: list[str] = field(default_factory=list)
+    drift: DriftReport | None = None
+    quality: QualityReport | None = None
+    performance: PerformanceReport | None = None
+    baseline: dict[str, float] = field(default_factory=dict)
+    breaches: list[str] = field(default_factory=list)
+    labels: JoinStats | None = None
+    report_uri: str | None = None
+    alert_error: str | None = None
+    id: int | None = None
+
+    def as_record(self) -> dict[str, Any]:
+        """What the spine keeps of the check (and a webhook receives)."""
+        drift = self.drift
+        performance = self.performance
+        return {
+            "model": self.model,
+            "version": self.version,
+            "endpoint": self.endpoint,
+            "window": [self.window[0].isoformat(), self.window[1].isoformat()],
+            "rows": self.rows,
+            "status": self.status,
+            "messages": self.messages,
+            "breaches": self.breaches,
+            "drift": None
+            if drift is None
+            else {
+                "drifted_share": drift.drifted_share,
+                "columns": [vars_of(c) for c in drift.columns],
+                "prediction": None if drift.prediction is None else vars_of(drift.prediction),
+            },
+            "quality": None
+            if self.quality is None
+            else {"columns": [vars_of(c) for c in self.quality.columns]},
+            "performance": None
+            if performance is None
+            else {
+                "metrics": dict(performance.metrics),
+                "rows": performance.rows,
+                "labelled_rows": performance.labelled_rows,
+                "label_coverage": performance.label_coverage,
+                "sufficient": performance.sufficient,
+                "notes": list(performance.notes),
+            },
+            "baseline": self.baseline,
+            "labels": None
+            if self.labels is None
+            else {"received": self.labels.labels, "matched": self.labels.matched},
+            "report": self.report_uri,
+        }
+
+
+@dataclass
+class MonitoringOutcome:
+    checks: list[CheckResult]
+    retrain: RetrainOutcome | None = None
+
+    @property
+    def breached(self) -> bool:
+        return any(c.status == "breach" for c in self.checks)
+
+
+def vars_of(item: object) -> dict[str, Any]:
+    names = getattr(item, "__slots__", ())
+    return {name: getattr(item, name) for name in names}
+
+
+class MonitoringLoop:
+    """Checks for one session; references stay loaded (and profiled by the monitor) from one
+    check to the next, so a loop that checks every few minutes pays for them once."""
+
+    def __init__(self, session: StackSession, *, recipe: Recipe | None = None) -> None:
+        self.session = session
+        self.recipe = recipe
+        self._references: dict[str, Columns] = {}
+
+    def check(
+        self,
+        model: str,
+        *,
+        endpoint: str | None = None,
+        until: datetime | None = None,
+        window: Any = None,
+    ) -> MonitoringOutcome:
+        recipe = self.recipe or self._recipe_of(model)
+        section = recipe.spec.monitoring if recipe is not None else MonitoringSection()
+        name = endpoint or section.endpoint or model
+        end = until or now_utc()
+        start = end - (window or section.window)
+        server = self.session.server
+        if not isinstance(server, PredictionLogReader):
+            raise StackError(
+                f"the server adapter {self.session.resolved[Role.SERVER].adapter!r} cannot "
+                "read its prediction log, so there is nothing to monitor"
+            )
+        logged = server.logged(name, since=start)
+        windows = split_by_version(logged, end)
+        labels = self.session.spine.labels(model, since=start) + feedback_labels(logged, model)
+        stats = join_labels(
+            windows,
+            labels,
+            entity=section.labels.entity,
+            join_window=section.labels.join_window,
+        )
+        checks: list[CheckResult] = []
+        if not windows:
+            empty = CheckResult(model, "-", name, (start, end), rows=0, status="empty")
+            empty.messages.append(
+                f"no answered requests on endpoint {name!r} between "
+                f"{start:%Y-%m-%d %H:%M:%S} and {end:%Y-%m-%d %H:%M:%S} UTC"
+            )
+            checks.append(empty)
+        for _, version_window in sorted(windows.items()):
+            result = self._check_version(section, model, name, version_window, (start, end))
+            result.labels = stats
+            checks.append(result)
+        for result in checks:
+            self._record(result, section)
+        breached = [c for c in checks if c.status == "breach"]
+        retrain = maybe_retrain(
+            self.session,
+            model=model,
+            recipe=recipe,
+            policy=section.retrain,
+            breaches=[b for c in breached for b in c.breaches],
+            now=end,
+        )
+        return MonitoringOutcome(checks, retrain)
+
+    # -- one version --------------------------------------------------------------------
+
+    def _check_version(
+        self,
+        section: MonitoringSection,
+        model: str,
+        endpoint: str,
+        window: VersionWindow,
+        span: tuple[datetime, datetime],
+    ) -> CheckResult:
+        result = CheckResult(model, window.version, endpoint, span, rows=window.rows)
+        monitor = self.session.monitor
+        try:
+            version = self._version(window.version)
+            reference: Columns | None = self._reference(version)
+            result.baseline = self._baseline(version)
+        except StackError as exc:
+            result.messages.append(str(exc))
+            version, reference = None, None
+        current = window.columns(window.input_names())
+        prediction = section.prediction_column
+        current[prediction] = window.predictions
+        drift: Callable[[Path | None], DriftReport] | None = None
+        html = self._html_path(model, window.version, span[1])
+        if window.rows < section.min_rows:
+            result.messages.append(
+                f"only {window.rows} rows in the window (at least {section.min_rows} are "
+                "needed): drift and quality not judged"
+            )
+        elif reference is not None:
+            wanted = list(section.columns) or [c for c in reference if c != prediction]
+            plan = plan_columns(reference, current, wanted)
+            result.messages += plan.problems
+            scored = (
+                plan_columns(reference, current, [prediction]) if prediction in reference else None
+            )
+            if scored is not None:
+                result.messages += [f"prediction drift not checked: {p}" for p in scored.problems]
+            policies = [ColumnPolicy(n, *_overrides(section, n)) for n in plan.usable]
+            known: Columns = reference
+
+            def drift_check(html: Path | None) -> DriftReport:
+                return monitor.drift(
+                    known,
+                    current,
+                    columns=policies,
+                    prediction_column=prediction if scored and scored.usable else None,
+                    html_path=html,
+                )
+
+            drift = drift_check
+            always = section.html_report == "always"
+            result.drift = self._guard(
+                result, "drift", lambda: drift_check(html if always else None)
+            )
+            result.quality = self._guard(
+                result,
+                "data quality",
+                lambda: monitor.quality(known, current, columns=plan.usable),
+            )
+        result.performance = self._guard(
+            result,
+            "performance",
+            lambda: monitor.performance(
+                {"target": window.labels, "prediction": window.predictions},
+                task=section.task,
+                target="target",
+                prediction="prediction",
+                min_labelled_rows=section.labels.min_labelled_rows,
+            ),
+        )
+        rule = section.policy.performance
+        if rule is not None and result.baseline and rule.metric not in result.baseline:
+            result.messages.append(
+                f"the training run logged no {rule.metric!r}: performance drop not judged"
+            )
+        result.breaches = policy.breaches(
+            section.policy,
+            drift=result.drift,
+            quality=result.quality,
+            performance=result.performance,
+            baseline=result.baseline,
+        )
+        if result.breaches:
+            result.status = "breach"
+        elif window.rows == 0:
+            result.status = "empty"
+        elif any(m.startswith("check failed") for m in result.messages) or reference is None:
+            result.status = "error"
+        report = result.drift.html_path if result.drift is not None else None
+        on_breach = section.html_report == "on_breach" and result.breaches
+        if report is None and on_breach and drift is not None:
+            again = self._guard(result, "HTML report", lambda: drift(html))
+            report = again.html_path if again is not None else None
+        if report is not None:
+            result.report_uri = self._log_report(result, report)
+        return result
+
+    # -- recording, alerting ------------------------------------------------------------
+
+    def _record(self, result: CheckResult, section: MonitoringSection) -> None:
+        spine = self.session.spine
+        result.id = spine.record_check(
+            model=result.model,
+            version=result.version,
+            endpoint=result.endpoint,
+            window=result.window,
+            status=result.status,
+            result=result.as_record(),
+            report_uri=result.report_uri,
+        )
+        if result.version != "-":
+            report = NodeRef(NodeKind.REPORT, f"monitoring/{result.id}")
+            spine.link(
+                NodeRef(NodeKind.MODEL_VERSION, result.version),
+                report,
+                "monitored_by",
+                attributes={
+                    report: {
+                        "status": result.status,
+                        "endpoint": result.endpoint,
+                        "window_end": result.window[1].isoformat(),
+                        "report": result.report_uri,
+                    }
+                },
+            )
+        if result.status != "breach":
+            return
+        alert = {"check": result.id, **result.as_record()}
+        result.alert_error = alerts.send_alert(section.alerts, alert)
+        spine.audit(
+            actor=current_actor(),
+            action="monitoring.breached",
+            subject=result.version,
+            reason="; ".join(result.breaches),
+            payload={"check": result.id, "endpoint": result.endpoint},
+        )
+        self.session.emit(
+            "on_drift_detected", subject=result.model, model=result.model, report=result.drift
+        )
+
+    def _log_report(self, result: CheckResult, path: Path) -> str:
+        """The HTML report, logged to the tracker with the check's figures (its own run in
+        the `monitoring-<model>` experiment); the local path when there is no tracker."""
+        if not self.session.has(Role.TRACKER):
+            return str(path)
+        tracker = self.session.tracker
+        run = tracker.start_run(
+            f"monitoring-{result.model}",
+            name=f"{result.version} {result.window[1]:%Y-%m-%d %H:%M}",
+            tags={"mlstack.model_version": result.version, "mlstack.endpoint": result.endpoint},
+        )
+        figures: dict[str, float] = {"rows": float(result.rows)}
+        if result.drift is not None:
+            figures["drifted_share"] = result.drift.drifted_share
+        if result.performance is not None:
+            figures["label_coverage"] = result.performance.label_coverage
+            figures.update({k: float(v) for k, v in result.performance.metrics.items()})
+        tracker.log_metrics(run, figures)
+        uri = tracker.log_artifact(run, path, artifact_path="monitoring")
+        tracker.finish_run(run, RunStatus.FINISHED)
+        return uri
+
+    # -- lookups ------------------------------------------------------------------------
+
+    @staticmethod
+    def _guard(result: CheckResult, what: str, call: Any) -> Any:
+        try:
+            return call()
+        except Exception as exc:  # a bad window is a message, never the loop's end
+            result.messages.append(f"check failed ({what}): {type(exc).__name__}: {exc}")
+            return None
+
+    def _html_path(self, model: str, version: str, end: datetime) -> Path:
+        name = f"{version.replace('@', '-v')}-{end:%Y%m%dT%H%M%S}.html"
+        return self.session.home / "monitoring" / "reports" / model / name
+
+    def _version(self, ref: str) -> ModelVersion:
+        model, _, number = ref.rpartition("@")
+        if not model or not number.isdigit():
+            raise StackError(f"the log names version {ref!r}, which is not model@number")
+        return self.session.registry.get_version(model, int(number))
+
+    def _reference(self, version: ModelVersion) -> Columns:
+        key = version.run_id or version.ref
+        if key not in self._references:
+            self._references[key] = load_reference(self.session, version)
+        return self._references[key]
+
+    def _baseline(self, version: ModelVersion) -> dict[str, float]:
+        if not version.run_id or not self.session.has(Role.TRACKER):
+            return {}
+        return {
+            k: float(v) for k, v in self.session.tracker.get_run(version.run_id).metrics.items()
+        }
+
+    def _recipe_of(self, model: str) -> Recipe | None:
+        serving = self.session.registry.find_by_state(model, LifecycleState.SERVING)
+        versions = serving or self.session.registry.versions(model)[-1:]
+        return recipe_of(versions[0]) if versions else None
+
+
+def _overrides(section: MonitoringSection, column: str) -> tuple[str | None, float | None]:
+    check = section.columns.get(column)
+    return (check.method, check.threshold) if check is not None else (None, None)
