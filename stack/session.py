@@ -72,7 +72,7 @@ class StackSession:
         if self._spine is None:
             from stack.spine.store import SpineStore
 
-            self._spine = SpineStore.open(self.stack.spine.connect_url())
+            self._spine = SpineStore.open(anchored(self.stack.spine.connect_url(), self.base_dir))
         return self._spine
 
     def adapter_context(self) -> AdapterContext:
@@ -154,3 +154,15 @@ class StackSession:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def anchored(url: str, base_dir: Path) -> str:
+    """A SQLite URL with a relative path, made relative to the stack's folder rather than to
+    wherever the process happens to run (`sqlite:///.mlstack/spine.db` is `./.mlstack/…`)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url.startswith(prefix + "/"):
+        return url
+    path, _, query = url[len(prefix) :].partition("?")
+    if not path or path == ":memory:":
+        return url
+    return f"{prefix}{(base_dir / path).resolve()}" + (f"?{query}" if query else "")

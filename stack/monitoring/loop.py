@@ -211,7 +211,10 @@ class MonitoringLoop:
                 "needed): drift and quality not judged"
             )
         elif reference is not None:
-            wanted = list(section.columns) or [c for c in reference if c != prediction]
+            # every reference column, and those the recipe names (a name not in the
+            # reference is reported, not silently skipped)
+            wanted = [c for c in reference if c != prediction]
+            wanted += [c for c in section.columns if c not in reference]
             plan = plan_columns(reference, current, wanted)
             result.messages += plan.problems
             scored = (

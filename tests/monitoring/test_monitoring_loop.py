@@ -1,0 +1,249 @@
+"""The monitoring loop on a real stack: a served model's prediction log against its training
+reference, labels arriving late by CSV and by `/feedback`, the recipe's policy, the webhook,
+the drift hook, retraining with its cooldown. Phases run in order on one endpoint; each
+check reads only its own phase's window."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from stack.contract.states import LifecycleState
+from stack.hooks.specs import hookimpl
+from stack.monitoring.labels import read_labels
+from stack.monitoring.loop import MonitoringLoop, MonitoringOutcome
+from stack.monitoring.reference import save_reference
+from stack.spine import NodeKind, NodeRef
+from tests.monitoring.conftest import Served, moment
+from tests.monitoring.recipe.steps import sample
+from tests.support.cli import cli_in
+
+
+class DriftSpy:
+    def __init__(self) -> None:
+        self.models: list[str] = []
+
+    @hookimpl
+    def on_drift_detected(self, model: str, report: Any) -> None:
+        self.models.append(model)
+
+
+def wait_for_log(served: Served, since: datetime, count: int) -> None:
+    """Until the endpoint's log (written off the request path) holds `count` entries."""
+    deadline = time.monotonic() + 15
+    with served.session() as session:
+        while time.monotonic() < deadline:
+            if len(session.server.logged("churn", since=since)) >= count:  # type: ignore[attr-defined]
+                return
+            time.sleep(0.2)
+    raise AssertionError(f"the log did not reach {count} entries")
+
+
+def check(
+    served: Served, start: datetime, end: datetime, spy: DriftSpy | None = None
+) -> MonitoringOutcome:
+    with served.session() as session:
+        if spy is not None:
+            session.hooks.register(spy, name="spy")
+        return MonitoringLoop(session, recipe=served.recipe).check(
+            "churn", until=end, window=end - start
+        )
+
+
+@pytest.fixture(scope="module")
+def steady(served: Served, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """400 requests like the training data; 200 labelled through /feedback, 100 by a CSV
+    file (50 by request id, 50 by customer key), 100 never."""
+    start = moment()
+    records, truth = sample(400, seed=2)
+    answers = served.send(records, "steady")
+    with httpx.Client(timeout=10) as client:
+        feedback = [
+            {"request_id": request_id, "label": truth[i]}
+            for i, (request_id, _) in enumerate(answers[:200])
+        ]
+        assert client.post(f"{served.url}/feedback", json=feedback).status_code == 202
+    csv = tmp_path_factory.mktemp("labels") / "labels.csv"
+    lines = ["request_id,customer,label,observed_at"]
+    later = (moment() + timedelta(seconds=1)).isoformat()
+    for i in range(200, 250):
+        lines.append(f"{answers[i][0]},,{truth[i]},")
+    for i in range(250, 300):
+        lines.append(f",{records[i]['customer']},{truth[i]},{later}")
+    csv.write_text("\n".join(lines) + "\n")
+    result = cli_in(served.folder)(
+        "labels", "ingest", str(csv), "--model", "churn", "--entity", "customer"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ingested 100 labels" in result.stdout
+    wait_for_log(served, start, 400 + 200)
+    end = moment()
+    expected = sum(answers[i][1] == truth[i] for i in range(300)) / 300
+    return {"start": start, "end": end, "accuracy": expected}
+
+
+def test_a_steady_window_passes_with_performance_from_late_labels(
+    served: Served, steady: dict[str, Any]
+) -> None:
+    outcome = check(served, steady["start"], steady["end"])
+    [result] = outcome.checks
+    assert result.version == served.version.ref
+    assert result.rows == 400
+    assert result.status == "ok", result.messages + result.breaches
+    assert result.drift is not None and result.drift.drifted_columns == ()
+    assert {c.column for c in result.drift.columns} == {"tenure", "spend", "calls"}
+    spend = next(c for c in result.drift.columns if c.column == "spend")
+    assert (spend.method, spend.threshold) == ("psi", 0.2)  # the recipe's per-column setting
+    assert result.drift.prediction is not None and not result.drift.prediction.drifted
+    performance = result.performance
+    assert performance is not None and performance.sufficient
+    assert performance.labelled_rows == 300
+    assert performance.label_coverage == pytest.approx(0.75)
+    assert performance.metrics["accuracy"] == pytest.approx(steady["accuracy"])
+    assert outcome.retrain is None
+    with served.session() as session:
+        [stored] = session.spine.checks("churn", limit=1)
+    assert stored.id == result.id and stored.status == "ok"
+    assert stored.result["performance"]["labelled_rows"] == 300
+
+
+def test_the_html_report_is_saved_and_logged_to_the_tracker(
+    served: Served, steady: dict[str, Any]
+) -> None:
+    outcome = check(served, steady["start"], steady["end"])
+    [result] = outcome.checks
+    assert result.drift is not None and result.drift.html_path is not None
+    assert result.drift.html_path.read_text().lstrip().lower().startswith("<!doctype html")
+    # logged to the tracker, as an artifact of a run in the `monitoring-churn` experiment
+    assert result.report_uri is not None
+    logged = Path(result.report_uri.removeprefix("file://"))
+    assert logged.name == result.drift.html_path.name
+    assert logged.read_bytes() == result.drift.html_path.read_bytes()
+    assert "/monitoring/" in result.report_uri
+
+
+@pytest.fixture(scope="module")
+def drifted(served: Served, steady: dict[str, Any]) -> dict[str, Any]:
+    """120 requests with tenure shifted far from the training data, no labels."""
+    start = moment()
+    records, _ = sample(120, seed=3, shift=2.5)
+    served.send(records, "drifted")
+    wait_for_log(served, start, 120)
+    return {"start": start, "end": moment()}
+
+
+def test_a_drifted_window_breaches_alerts_and_retrains_once(
+    served: Served, drifted: dict[str, Any]
+) -> None:
+    spy = DriftSpy()
+    outcome = check(served, drifted["start"], drifted["end"], spy)
+    [result] = outcome.checks
+    assert result.status == "breach"
+    assert result.drift is not None and "tenure" in result.drift.drifted_columns
+    assert any("watched feature drifted: tenure" in b for b in result.breaches)
+    # no labels in this window: said, not reported as numbers
+    assert result.performance is not None and not result.performance.sufficient
+    assert result.performance.notes
+    # the alert reached the webhook, the hook fired, the audit log has it
+    assert served.webhook.received[-1]["check"] == result.id
+    assert served.webhook.received[-1]["breaches"] == result.breaches
+    assert spy.models == ["churn"]
+    with served.session() as session:
+        audited = [e.action for e in session.spine.audit_entries()]
+        assert "monitoring.breached" in audited
+        report = NodeRef(NodeKind.REPORT, f"monitoring/{result.id}")
+        linked = session.spine.upstream(report)
+        assert any(e.source == NodeRef(NodeKind.MODEL_VERSION, served.version.ref) for e in linked)
+        # retraining ran the recipe: a new candidate, not served until it passes its gate
+        assert outcome.retrain is not None and outcome.retrain.started
+        assert outcome.retrain.state == "succeeded"
+        newest = session.registry.versions("churn")[-1]
+        assert newest.version > served.version.version
+        assert newest.state is LifecycleState.CANDIDATE
+        assert "retraining.finished" in [e.action for e in session.spine.audit_entries()]
+    again = check(served, drifted["start"], drifted["end"])
+    assert again.breached
+    assert again.retrain is not None and not again.retrain.started
+    assert again.retrain.reason.startswith("cooldown")
+
+
+def test_an_empty_window_says_so(served: Served) -> None:
+    end = moment() - timedelta(days=30)
+    [result] = check(served, end - timedelta(hours=1), end).checks
+    assert result.status == "empty"
+    assert "no answered requests" in result.messages[0]
+
+
+def test_the_cli_checks_and_lists_history(served: Served, drifted: dict[str, Any]) -> None:
+    cli = cli_in(served.folder)
+    until = drifted["end"].isoformat()
+    result = cli(
+        "monitor",
+        "run",
+        "churn",
+        "--recipe",
+        str(served.recipe.directory),
+        "--until",
+        until,
+        "--window",
+        "5m",
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "BREACH: watched feature drifted: tenure" in result.stdout
+    assert "retraining not started: cooldown" in result.stdout
+    listed = cli("monitor", "history", "churn", check=True)
+    assert "breach" in listed.stdout and served.version.ref in listed.stdout
+
+
+def test_bad_labels_file_stores_nothing(served: Served, tmp_path: Path) -> None:
+    bad = tmp_path / "labels.csv"
+    bad.write_text("request_id,label\nr1,1\nr2,\n")
+    cli = cli_in(served.folder)
+    result = cli("labels", "ingest", str(bad), "--model", "churn")
+    assert result.returncode == 1
+    assert f"{bad}:3: column 'label' is empty" in result.stderr
+    with served.session() as session:
+        assert not [g for g in session.spine.labels("churn") if g.request_id == "r1"]
+    with pytest.raises(Exception, match="no column 'outcome'"):
+        read_labels(bad, model="churn", label_column="outcome")
+
+
+def test_bad_feedback_is_refused_by_name(served: Served) -> None:
+    with httpx.Client(timeout=10) as client:
+        url = f"{served.url}/feedback"
+        missing = client.post(url, json={"label": 1})
+        assert missing.status_code == 422
+        assert missing.json()["fields"][0]["field"] == "request_id"
+        extra = client.post(url, json={"request_id": "x", "label": 1, "colour": "red"})
+        assert extra.status_code == 422 and extra.json()["fields"][0]["field"] == "colour"
+        assert client.post(url, json={"request_id": "x", "label": [1]}).status_code == 422
+        assert client.post(url, content=b"").status_code == 400
+        assert client.post(url, content=b"{nope").status_code == 422
+        assert client.post(url, json=[]).status_code == 422
+        assert client.get(url).status_code == 405
+
+
+def test_schema_changes_become_messages_not_crashes(served: Served, steady: dict[str, Any]) -> None:
+    """A reference that no longer matches the requests: a renamed column and a column whose
+    values changed kind. Runs last: it replaces the version's reference."""
+    records, _ = sample(200, seed=4)
+    reference = {
+        "tenure_months": [r["tenure"] for r in records],  # the window calls it `tenure`
+        "spend": [f"{r['spend']:.1f}" for r in records],  # text here, numbers in the window
+        "calls": [r["calls"] for r in records],
+    }
+    with served.session() as session:
+        assert served.version.run_id is not None
+        save_reference(session, served.version.run_id, reference)
+    outcome = check(served, steady["start"], steady["end"])
+    [result] = outcome.checks
+    messages = " | ".join(result.messages)
+    assert "column 'tenure_months' is missing from the window" in messages
+    assert "column 'spend' changed type: text in the reference, numeric in the window" in messages
+    assert result.drift is not None
+    assert [c.column for c in result.drift.columns] == ["calls"]
