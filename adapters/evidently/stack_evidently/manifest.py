@@ -11,7 +11,9 @@ MANIFEST = AdapterManifest(
         Role.MONITOR: RoleBinding(
             implementation="stack_evidently.monitor:EvidentlyMonitor",
             config="stack_evidently.config:EvidentlyConfig",
-            capabilities=frozenset({"html_report", "prediction_drift", "performance", "data_quality"}),
+            capabilities=frozenset(
+                {"html_report", "prediction_drift", "performance", "data_quality"}
+            ),
         )
     },
 )
