@@ -15,6 +15,7 @@ from stack.contract import DatasetFingerprint, RunRef
 from stack.contract.states import LifecycleState
 from stack.governance.service import Governance
 from stack.lifecycle import Lifecycle
+from stack.monitoring import save_reference
 from stack.orchestration.steps import StepContext
 from stack.spine import NodeKind, NodeRef
 
@@ -139,6 +140,11 @@ def train(
         # the signature (named columns) is what an endpoint serving this model accepts
         input_example=pd.DataFrame(build_features.train_x[:5], columns=list(FEATURES)),
     )
+    # What monitoring compares served windows with: the training rows as the endpoint sees
+    # them, and the model's own answers on them (for prediction drift).
+    reference = pd.DataFrame(build_features.train_x, columns=list(FEATURES))
+    reference["prediction"] = model.predict(build_features.train_x)
+    save_reference(ctx.session, run.run_id, reference)
     data_node = NodeRef(NodeKind.DATA_SNAPSHOT, fingerprint.digest)
     ctx.session.spine.link(
         data_node,
