@@ -31,8 +31,12 @@ sync-bench: $(UV)
 demo: sync
 	$(RUN)/mlstack run recipes/quickstart
 
+# Stops the demo's endpoints first: a server whose folder is gone would hold its port.
 demo-clean:
-	rm -rf .mlstack
+	@for folder in .mlstack/serving/*/; do \
+	  [ -d "$$folder" ] && [ -x $(RUN)/mlstack ] && $(RUN)/mlstack undeploy "$$(basename "$$folder")" || true; \
+	done
+	rm -rf .mlstack recipes/quickstart/data
 
 test: sync
 	$(RUN)/python -m pytest

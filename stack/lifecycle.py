@@ -58,7 +58,7 @@ class Lifecycle:
         who = actor or current_actor()
         all_tags = dict(tags or {})
         if recipe is not None:
-            all_tags[RECIPE_TAG] = str(recipe.directory)
+            all_tags[RECIPE_TAG] = str(recipe.path)  # the file: a folder may hold several
             if recipe.spec.model is not None:
                 all_tags[OWNER_TAG] = recipe.spec.model.owner or who
                 all_tags[RISK_TAG] = recipe.spec.model.risk_tier

@@ -1,12 +1,17 @@
-"""The quickstart's own step code: what a user writes. It talks to the stack only through
-the step context (`ctx.session`), so it runs unchanged on every stack and orchestrator."""
+"""The quickstart's data, features and training: what a user writes. It talks to the stack
+only through the step context (`ctx.session`), so it runs unchanged on every stack and
+orchestrator.
+
+The data are customers of a subscription business, generated deterministically: one
+observation each in the training period (its features, and whether the customer churned in
+the following quarter), a later *production* period where a few features drift and the link
+between calls to support and churn grows stronger, and a trap for leaks: each customer's
+activity is updated again weeks after the observation (after they churned or not), which a
+training frame must not see."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import math
-import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,27 +22,32 @@ from stack.governance.service import Governance
 from stack.lifecycle import Lifecycle
 from stack.monitoring import save_reference
 from stack.orchestration.steps import StepContext
-from stack.spine import NodeKind, NodeRef
 
 FEATURES = ("tenure_months", "monthly_charges", "support_calls", "late_payments", "usage_drop")
+VIEW = "customer_activity"
+REFS = [f"{VIEW}:{name}" for name in FEATURES]
 START = datetime(2026, 1, 1, tzinfo=UTC)
+PRODUCTION = START + timedelta(days=180)  # the model goes live here
+END = PRODUCTION + timedelta(days=60)
 
 
 @dataclass(frozen=True)
-class Dataset:
-    rows: list[dict[str, float | int | str]]
+class Generated:
+    """Where the generated data lie, and its fingerprint."""
+
+    activity: str  # the feature source (Feast reads it)
+    observations: str  # training-period entity rows with their label
+    production: str  # production-period requests, their request ids and (late) labels
     fingerprint: str
+    customers: int
 
 
 @dataclass(frozen=True)
-class FeatureSet:
-    train_x: list[list[float]]
-    train_y: list[int]
-    test_x: list[list[float]]
-    test_y: list[int]
-    means: list[float]
-    scales: list[float]
-    cutoff: str
+class Frame:
+    frame: Any  # a pandas DataFrame: entity, timestamp, label, features
+    fingerprint: DatasetFingerprint
+    views: tuple[Any, ...]
+    leaked: int  # rows whose features came from after their own time (must be 0)
 
 
 @dataclass(frozen=True)
@@ -48,178 +58,228 @@ class TrainedModel:
     model: Any
 
 
-def generate_customers(customers: int, seed: int) -> Dataset:
-    """Customers observed over 180 days; churn depends on the features, with noise."""
-    rng = random.Random(seed)
-    rows: list[dict[str, float | int | str]] = []
-    for i in range(customers):
-        tenure = rng.randint(1, 72)
-        charges = round(rng.uniform(20, 120), 2)
-        calls = rng.randint(0, 8)
-        late = rng.randint(0, 4)
-        usage_drop = round(rng.betavariate(2, 5), 3)
-        logit = (
-            -1.2 - 0.04 * tenure + 0.015 * charges + 0.35 * calls + 0.4 * late + 2.5 * usage_drop
-        )
-        churned = int(rng.random() < 1 / (1 + math.exp(-logit)))
-        rows.append(
+def generate_customers(ctx: StepContext, customers: int, seed: int) -> Generated:
+    """Customers, their activity over time, and what happened to them."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    folder = ctx.recipe.directory / "data"
+    folder.mkdir(exist_ok=True)
+
+    def people(count: int, production: bool) -> pd.DataFrame:
+        drift = 1.0 if production else 0.0
+        frame = pd.DataFrame(
             {
-                "customer_id": f"C{i:05d}",
-                "event_timestamp": (START + timedelta(days=rng.uniform(0, 180))).isoformat(),
-                "tenure_months": tenure,
-                "monthly_charges": charges,
-                "support_calls": calls,
-                "late_payments": late,
-                "usage_drop": usage_drop,
-                "churned": churned,
+                "tenure_months": rng.integers(1, 73, count).astype(float),
+                "monthly_charges": rng.uniform(20, 120, count).round(2),
+                # production: more calls to support, usage dropping more (the drift)
+                "support_calls": rng.poisson(2 + 2.5 * drift, count).astype(float),
+                "late_payments": rng.integers(0, 5, count).astype(float),
+                "usage_drop": rng.beta(2 + 3 * drift, 5 - 2 * drift, count).round(3),
             }
         )
-    rows.sort(key=lambda r: str(r["event_timestamp"]))
-    digest = hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
-    return Dataset(rows=rows, fingerprint=digest)
+        calls = 0.35 + 0.45 * drift  # and calls matter more than before (concept drift)
+        logit = (
+            -1.6
+            - 0.04 * frame.tenure_months
+            + 0.015 * frame.monthly_charges
+            + calls * (frame.support_calls - 2.5 * drift)
+            + 0.4 * frame.late_payments
+            + (2.5 - 3.5 * drift) * frame.usage_drop
+        )
+        frame["churned"] = (rng.random(count) < 1 / (1 + np.exp(-logit))).astype(int)
+        return frame
 
-
-def build_features(generate_data: Dataset) -> FeatureSet:
-    """Train on the first 75% of the time line, test on the rest; scale with training stats."""
-    rows = generate_data.rows
-    cut = int(len(rows) * 0.75)
-    train, test = rows[:cut], rows[cut:]
-
-    def matrix(part: list[dict[str, float | int | str]]) -> list[list[float]]:
-        return [[float(r[f]) for f in FEATURES] for r in part]
-
-    raw_train = matrix(train)
-    means = [sum(col) / len(col) for col in zip(*raw_train, strict=True)]
-    scales = [
-        math.sqrt(sum((v - m) ** 2 for v in col) / len(col)) or 1.0
-        for col, m in zip(zip(*raw_train, strict=True), means, strict=True)
-    ]
-
-    def scale(x: list[list[float]]) -> list[list[float]]:
-        return [[(v - m) / s for v, m, s in zip(row, means, scales, strict=True)] for row in x]
-
-    return FeatureSet(
-        train_x=scale(raw_train),
-        train_y=[int(r["churned"]) for r in train],
-        test_x=scale(matrix(test)),
-        test_y=[int(r["churned"]) for r in test],
-        means=means,
-        scales=scales,
-        cutoff=str(test[0]["event_timestamp"]),
+    ids = [f"C{i:05d}" for i in range(customers)]
+    train = people(customers, production=False)
+    train.insert(0, "customer_id", ids)
+    train.insert(
+        1, "event_timestamp", [START + timedelta(days=d) for d in rng.uniform(0, 170, customers)]
+    )
+    live_count = customers // 2
+    live = people(live_count, production=True)
+    live.insert(0, "customer_id", rng.choice(ids, live_count, replace=False))
+    live.insert(
+        1,
+        "event_timestamp",
+        [PRODUCTION + timedelta(days=d) for d in rng.uniform(0, 59, live_count)],
+    )
+    live = live.sort_values("event_timestamp", ignore_index=True)
+    live.insert(0, "request_id", [f"obs-{i:05d}" for i in range(live_count)])
+    # The leak trap: weeks after each training observation the activity changes again, in a
+    # way that gives the answer away (usage collapses for those who left).
+    after = train.copy()
+    after["event_timestamp"] = after.event_timestamp + timedelta(days=21)
+    after["usage_drop"] = np.where(after.churned == 1, 0.99, 0.01)
+    activity = pd.concat([train, after, live.drop(columns=["request_id"])], ignore_index=True).drop(
+        columns=["churned"]
+    )
+    paths = {
+        "activity": folder / "activity.parquet",
+        "observations": folder / "observations.parquet",
+        "production": folder / "production.parquet",
+    }
+    activity.to_parquet(paths["activity"], index=False)
+    train[["customer_id", "event_timestamp", "churned", *FEATURES]].to_parquet(
+        paths["observations"], index=False
+    )
+    live.to_parquet(paths["production"], index=False)
+    digest = hashlib.sha256(paths["activity"].read_bytes() + paths["observations"].read_bytes())
+    print(
+        f"    {customers} customers, {len(activity)} activity rows, "
+        f"{live_count} production requests (labels arrive later)"
+    )
+    return Generated(
+        activity=str(paths["activity"]),
+        observations=str(paths["observations"]),
+        production=str(paths["production"]),
+        fingerprint=digest.hexdigest(),
+        customers=customers,
     )
 
 
-def train(
-    ctx: StepContext, generate_data: Dataset, build_features: FeatureSet, C: float, max_iter: int
-) -> TrainedModel:
-    """Fit a logistic regression; the run records params, the data fingerprint and the model."""
+def apply_features(ctx: StepContext, generate_data: Generated) -> int:
+    """`features apply` (the plan, then the change, whole) and `features materialize`."""
+    from stack.features import apply_features as apply
+    from stack.features import render_plan
+
+    apply(
+        ctx.session,
+        ctx.recipe,
+        show=lambda plan: print("    " + render_plan(plan).replace("\n", "\n    ")),
+    )
+    views = ctx.session.features.materialize(END, start=START - timedelta(days=1))
+    print(f"    materialized {views} feature view(s) into the online store up to {END:%Y-%m-%d}")
+    return views
+
+
+def point_in_time(ctx: StepContext, entity: Any, label: str = "churned") -> Frame:
+    """Each entity row's features as of its own time, from the feature store; counts the
+    rows that would have seen their future (the leak trap), which must be none."""
+    training = ctx.session.features.training_frame(
+        entity[["customer_id", "event_timestamp", label]], REFS
+    )
+    frame = training.frame
+    expected = entity.set_index(["customer_id", "event_timestamp"])["usage_drop"]
+    got = frame.set_index(["customer_id", "event_timestamp"])["usage_drop"]
+    leaked = int((got.reindex(expected.index).round(3) != expected.round(3)).sum())
+    return Frame(frame, training.fingerprint, training.feature_views, leaked)
+
+
+def training_frame(ctx: StepContext, generate_data: Generated, apply_features: int) -> Frame:
+    """The point-in-time training frame: labels observed at each customer's time, features
+    joined as of that time by Feast (the later, leaking update is not seen)."""
     import pandas as pd
+
+    observations = pd.read_parquet(generate_data.observations)
+    built = point_in_time(ctx, observations)
+    print(
+        f"    {len(built.frame)} rows, point in time: {built.leaked} rows saw their future "
+        f"(views: {', '.join(f'{v.name}@{v.version}' for v in built.views)})"
+    )
+    return built
+
+
+def split(frame: Any, share: float = 0.75) -> tuple[Any, Any]:
+    """Earlier rows to train on, later rows to test on: no future in training."""
+    ordered = frame.sort_values("event_timestamp", ignore_index=True)
+    cut = int(len(ordered) * share)
+    return ordered.iloc[:cut], ordered.iloc[cut:]
+
+
+def train(ctx: StepContext, training_frame: Frame, C: float, max_iter: int) -> TrainedModel:
+    """A scaled logistic regression, tracked in MLflow: params, the training frame and its
+    feature views, the model with its signature, and the monitoring reference."""
     import sklearn
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
+    fit_rows, _ = split(training_frame.frame)
+    x, y = fit_rows[list(FEATURES)], fit_rows["churned"]
     tracker = ctx.session.tracker
-    run = tracker.start_run("quickstart-churn", name=f"train-{ctx.run_id[:8]}")
+    run = tracker.start_run("quickstart-churn", name=f"{ctx.recipe.name}-{ctx.run_id[:8]}")
     tracker.log_params(run, {"C": C, "max_iter": max_iter, "features": ",".join(FEATURES)})
-    fingerprint = DatasetFingerprint(
-        name="churn-customers",
-        digest=f"sha256:{generate_data.fingerprint}",
-        rows=len(build_features.train_y),
-        columns=FEATURES,
-        source="recipes/quickstart (generated, seed 7)",
-    )
-    tracker.log_dataset(run, fingerprint)
-    model = LogisticRegression(C=C, max_iter=max_iter).fit(
-        build_features.train_x, build_features.train_y
-    )
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter)).fit(x, y)
     model_uri = tracker.log_model(
         run,
         model,
         name="churn",
         framework="sklearn",
         requirements=[f"scikit-learn=={sklearn.__version__}"],
-        # the signature (named columns) is what an endpoint serving this model accepts
-        input_example=pd.DataFrame(build_features.train_x[:5], columns=list(FEATURES)),
+        input_example=x.head(5),  # the signature (named columns) is what the endpoint accepts
     )
-    # What monitoring compares served windows with: the training rows as the endpoint sees
+    from stack.contract.features import TrainingFrame
+
+    Lifecycle(ctx.session).record_training_frame(
+        run.run_id,
+        TrainingFrame(fit_rows, training_frame.fingerprint, training_frame.views),
+    )
+    # What monitoring compares live windows with: the training rows as the endpoint sees
     # them, and the model's own answers on them (for prediction drift).
-    reference = pd.DataFrame(build_features.train_x, columns=list(FEATURES))
-    reference["prediction"] = model.predict(build_features.train_x)
-    save_reference(ctx.session, run.run_id, reference)
-    data_node = NodeRef(NodeKind.DATA_SNAPSHOT, fingerprint.digest)
-    ctx.session.spine.link(
-        data_node,
-        NodeRef(NodeKind.RUN, run.run_id),
-        "trained",
-        attributes={data_node: {"rows": len(generate_data.rows), "cutoff": build_features.cutoff}},
-    )
+    save_reference(ctx.session, run.run_id, x.assign(prediction=model.predict(x)))
     return TrainedModel(run.run_id, run.experiment, model_uri, model)
 
 
-def evaluate(ctx: StepContext, build_features: FeatureSet, train: TrainedModel) -> dict[str, float]:
-    """AUC and accuracy on the later period, logged to the training run."""
+def evaluate(
+    ctx: StepContext, training_frame: Frame, train: TrainedModel, holdout: str
+) -> dict[str, float]:
+    """AUC and accuracy on the later rows, logged with the dataset they were measured on
+    (the gate compares a challenger with the champion only on the same data)."""
     from sklearn.metrics import accuracy_score, roc_auc_score
 
-    scores = train.model.predict_proba(build_features.test_x)[:, 1]
+    _, test = split(training_frame.frame)
+    x, y = test[list(FEATURES)], test["churned"]
+    scores = train.model.predict_proba(x)[:, 1]
     metrics = {
-        "auc": round(float(roc_auc_score(build_features.test_y, scores)), 4),
-        "accuracy": round(
-            float(accuracy_score(build_features.test_y, (scores >= 0.5).astype(int))), 4
-        ),
+        "auc": round(float(roc_auc_score(y, scores)), 4),
+        "accuracy": round(float(accuracy_score(y, (scores >= 0.5).astype(int))), 4),
     }
     run = RunRef(train.run_id, train.experiment)
-    ctx.session.tracker.log_metrics(run, metrics)
-    ctx.session.tracker.finish_run(run)
-    print(f"    auc={metrics['auc']:.3f} accuracy={metrics['accuracy']:.3f}")
+    tracker = ctx.session.tracker
+    tracker.log_metrics(run, metrics)
+    tracker.log_dataset(run, holdout_fingerprint(test, holdout), context="evaluation")
+    tracker.finish_run(run)
+    print(
+        f"    auc={metrics['auc']:.3f} accuracy={metrics['accuracy']:.3f} on {len(test)} later rows"
+    )
     return metrics
 
 
+def holdout_fingerprint(test: Any, name: str) -> DatasetFingerprint:
+    import pandas as pd
+
+    digest = hashlib.sha256(pd.util.hash_pandas_object(test, index=False).to_numpy().tobytes())
+    return DatasetFingerprint(
+        name=name,
+        digest=f"sha256:{digest.hexdigest()}",
+        rows=len(test),
+        columns=tuple(test.columns),
+        source="recipes/quickstart (generated)",
+    )
+
+
 def register(ctx: StepContext, train: TrainedModel, evaluate: dict[str, float]) -> str:
-    """Register the model as a candidate: audited, and linked to its run in the spine."""
+    """A candidate version in the registry: audited, linked to its run, tagged with the
+    recipe whose gates it must pass."""
     version = Lifecycle(ctx.session).register(
         "churn",
         train.model_uri,
         run_id=train.run_id,
         tags={"auc": str(evaluate["auc"])},
-        reason=f"quickstart training, auc {evaluate['auc']}",
+        reason=f"{ctx.recipe.name}, auc {evaluate['auc']}",
         recipe=ctx.recipe,
     )
     print(f"    registered {version.ref} as {version.state.value}")
     return version.ref
 
 
-def promote(ctx: StepContext, register: str, approver: str) -> str:
-    """Through the gates: approved (metric thresholds), then serving (thresholds, champion,
-    model card, and an approval from the ml-leads group, given here by the demo's approver)."""
+def approve(ctx: StepContext, register: str, approver: str) -> str:
+    """Through the `approved` gate (metric thresholds), and the sign-off the `serving` gate
+    asks for, given by the demo's approver (a member of ml-leads; never the author)."""
     governance = Governance(ctx.session, ctx.recipe)
-    governance.promote(register, LifecycleState.APPROVED, reason="quickstart gate")
+    governance.promote(register, LifecycleState.APPROVED, reason="passed the approved gate")
     governance.approve(register, LifecycleState.SERVING, reason="demo approval", as_actor=approver)
-    print(f"    {approver} approved {register} for serving")
-    decision = governance.check(governance.version(register), LifecycleState.SERVING)
-    for line in decision.explain().splitlines():
-        print(f"    {line}")
-    if not decision.passed:
-        print(f"    {register} stays approved: the challenger did not beat the champion")
-        return register
-    version = governance.promote(register, LifecycleState.SERVING, reason="passed the gate")
-    print(f"    {version.ref} is now {version.state.value}")
-    return version.ref
-
-
-def summary(ctx: StepContext, promote: str) -> None:
-    """Where to look next."""
-    session = ctx.session
-    model = promote.split("@")[0]
-    serving = session.registry.find_by_state(model, LifecycleState.SERVING)
-    card = session.home / "cards" / f"{promote}.md"
-    verified = session.spine.verify_audit()
-    print(f"    serving version : {serving[0].ref if serving else 'none'}")
-    print(f"    this run's model: {promote}")
-    print(f"    lineage         : mlstack lineage {model}@serving")
-    for edge in session.spine.upstream(NodeRef(NodeKind.MODEL_VERSION, promote)):
-        print(f"                      {edge.target} <-{edge.relation}- {edge.source}")
-    print(f"    model card      : {card}")
-    print(
-        f"    audit log       : {verified.entries} entries, chain "
-        f"{'intact' if verified.ok else 'BROKEN'} (mlstack audit log --model {model})"
-    )
-    print(f"    MLflow UI       : mlflow ui --backend-store-uri sqlite:///{session.home}/mlflow.db")
+    print(f"    {register} approved; {approver} signed off for serving")
+    return register

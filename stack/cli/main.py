@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -70,11 +72,34 @@ def cli(ctx: click.Context, stack_file: str | None) -> None:
     ctx.obj = {"stack_file": stack_file}
 
 
+def quiet_libraries() -> None:
+    """The wrapped tools' deprecation notices and hints are for their developers, not for
+    someone running a recipe; `MLSTACK_WARNINGS=1` (or python -W) shows them again.
+
+    The filter is applied where warnings are shown rather than in the filter list, which
+    some libraries rewrite as they are imported."""
+    if sys.warnoptions or os.environ.get("MLSTACK_WARNINGS"):
+        return
+    show = warnings.showwarning
+    hidden = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+    def shown(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, hidden) or "Inferred schema contains integer" in str(message):
+            return
+        show(message, category, *args, **kwargs)
+
+    warnings.showwarning = shown
+
+
 def main(argv: list[str] | None = None) -> Any:
     from stack.errors import StackError  # light: errors imports nothing
 
+    quiet_libraries()
     try:
         return cli.main(args=argv, prog_name="mlstack", standalone_mode=False)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted (what ran is recorded in the spine)", err=True)
+        sys.exit(130)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

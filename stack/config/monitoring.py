@@ -74,6 +74,11 @@ class RetrainPolicy(BaseModel):
 
     enabled: bool = False
     cooldown: Duration = timedelta(hours=24)
+    recipe: str | None = Field(
+        default=None,
+        description="The recipe that retrains (a file or folder, relative to this recipe's "
+        "folder); default: the recipe that built the model.",
+    )
 
 
 class LabelJoin(BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from stack.contract.monitoring import (
 )
 from stack.contract.registry import ModelVersion
 from stack.contract.roles import Role
-from stack.contract.serving import PredictionLogReader
+from stack.contract.serving import Endpoint, PredictionLogReader
 from stack.contract.states import LifecycleState
 from stack.contract.tracking import RunStatus
 from stack.errors import StackError
@@ -107,6 +107,10 @@ class CheckResult:
 @dataclass
 class MonitoringOutcome:
     checks: list[CheckResult]
+    model: str
+    recipe: Recipe | None
+    section: MonitoringSection
+    until: datetime
     retrain: RetrainOutcome | None = None
 
     @property
@@ -134,8 +138,24 @@ class MonitoringLoop:
         *,
         endpoint: str | None = None,
         until: datetime | None = None,
-        window: Any = None,
+        window: timedelta | None = None,
     ) -> MonitoringOutcome:
+        """Assess the window, then retrain if the policy asks for it."""
+        outcome = self.assess(model, endpoint=endpoint, until=until, window=window)
+        outcome.retrain = self.retrain(outcome)
+        return outcome
+
+    def assess(
+        self,
+        model: str,
+        *,
+        endpoint: str | None = None,
+        until: datetime | None = None,
+        window: timedelta | None = None,
+    ) -> MonitoringOutcome:
+        """Check each version that answered on the endpoint in the window (`until` minus
+        `window`, the recipe's by default) and still answers there (a version rolled back
+        or replaced is history, not news), record the results, alert on breaches."""
         recipe = self.recipe or self._recipe_of(model)
         section = recipe.spec.monitoring if recipe is not None else MonitoringSection()
         name = endpoint or section.endpoint or model
@@ -149,6 +169,9 @@ class MonitoringLoop:
             )
         logged = server.logged(name, since=start)
         windows = split_by_version(logged, end)
+        routed = _routed(server.endpoints(), name)
+        if routed is not None:  # versions taken off the endpoint are history, not alerts
+            windows = {ref: w for ref, w in windows.items() if ref in routed}
         labels = self.session.spine.labels(model, since=start) + feedback_labels(logged, model)
         stats = join_labels(
             windows,
@@ -170,16 +193,19 @@ class MonitoringLoop:
             checks.append(result)
         for result in checks:
             self._record(result, section)
-        breached = [c for c in checks if c.status == "breach"]
-        retrain = maybe_retrain(
+        return MonitoringOutcome(checks, model=model, recipe=recipe, section=section, until=end)
+
+    def retrain(self, outcome: MonitoringOutcome) -> RetrainOutcome | None:
+        """The retraining a breached assessment calls for (None when the policy asks none)."""
+        breached = [c for c in outcome.checks if c.status == "breach"]
+        return maybe_retrain(
             self.session,
-            model=model,
-            recipe=recipe,
-            policy=section.retrain,
+            model=outcome.model,
+            recipe=_retraining_recipe(outcome.recipe, outcome.section),
+            policy=outcome.section.retrain,
             breaches=[b for c in breached for b in c.breaches],
-            now=end,
+            now=outcome.until,
         )
-        return MonitoringOutcome(checks, retrain)
 
     # -- one version --------------------------------------------------------------------
 
@@ -389,3 +415,21 @@ class MonitoringLoop:
 def _overrides(section: MonitoringSection, column: str) -> tuple[str | None, float | None]:
     check = section.columns.get(column)
     return (check.method, check.threshold) if check is not None else (None, None)
+
+
+def _routed(endpoints: list[Endpoint], name: str) -> set[str] | None:
+    """The versions that answer (or shadow) on the endpoint now; None when it is not up."""
+    endpoint = next((e for e in endpoints if e.name == name), None)
+    if endpoint is None:
+        return None
+    live = {ref for ref, weight in endpoint.split.weights.items() if weight > 0}
+    return live | set(endpoint.split.shadows)
+
+
+def _retraining_recipe(recipe: Recipe | None, section: MonitoringSection) -> Recipe | None:
+    """The recipe `retrain.recipe` names (relative to the monitored recipe), or that one."""
+    if recipe is None or section.retrain.recipe is None:
+        return recipe
+    from stack.config.recipe_file import load_recipe
+
+    return load_recipe(recipe.directory / section.retrain.recipe)

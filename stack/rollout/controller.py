@@ -64,9 +64,10 @@ class RolloutController:
     ) -> RolloutResult:
         """Put `selector` (`churn@3`, `churn@approved`) in front of traffic as `plan` says.
 
-        With nothing live on the endpoint, or strategy `direct`, the version must pass the
-        `serving` gate and then takes all traffic. Otherwise it is rolled out beside the
-        version that serves now."""
+        Strategy `direct` (or shadow and A/B with nothing live to compare with): the version
+        must pass the `serving` gate and then takes all traffic. A canary with nothing live
+        serves alone in state `canary` for one bake before the `serving` gate. Otherwise the
+        version is rolled out beside the version that serves now."""
         plan = plan or (self.recipe.spec.rollout if self.recipe else RolloutPlan())
         version = self.governance.version(selector)
         name = plan.endpoint or version.model
@@ -74,6 +75,8 @@ class RolloutController:
             "on_deploy_requested", subject=version.ref, version=version, endpoint=name
         )
         current = self.find(name)
+        if current is None and plan.strategy == "canary":
+            return self._first_canary(version, name, plan, reason or "first deploy")
         if current is None or plan.strategy == "direct":
             return self._direct(version, name, current, reason or "deploy")
         champion = _champion(current)
@@ -100,6 +103,61 @@ class RolloutController:
         self._audit_split(name, endpoint.split, f"{version.ref} takes all traffic")
         self.session.emit("on_deployed", subject=version.ref, version=version, endpoint=endpoint)
         return RolloutResult(endpoint, "deployed", version.ref)
+
+    def _first_canary(
+        self, version: ModelVersion, name: str, plan: RolloutPlan, reason: str
+    ) -> RolloutResult:
+        """Nothing serves yet: the version takes the traffic in state `canary`, holds its
+        SLOs for one bake, and only then is offered to the `serving` gate. A breach (or a
+        refusing gate) stops the endpoint and rejects the version: there is nothing to fall
+        back to, and an endpoint that failed its bake must not keep answering."""
+        self._audit(
+            "rollout.started",
+            name,
+            reason,
+            strategy="canary",
+            champion=None,
+            challenger=version.ref,
+            plan=plan.model_dump(mode="json"),
+        )
+        self._enter(version, S.CANARY)
+        self._audit("endpoint.deployed", name, reason, version=version.ref)
+        endpoint = self._link(self.server.deploy(version, endpoint=name))
+        self._audit_split(name, endpoint.split, f"canary: {version.ref} serves alone")
+        reasons, report = self._bake(name, version.ref, plan, shadow=False)
+        if not reasons:
+            try:
+                promoted = self.governance.promote(
+                    version.ref, S.SERVING, reason="canary held its SLOs"
+                )
+            except GateFailed as exc:
+                reasons = [f"serving gate: {exc}"]
+        if reasons:
+            why = "; ".join(reasons)
+            self._audit(
+                "rollout.rolled_back",
+                name,
+                why,
+                **{"from": version.ref, "to": None, "reasons": reasons, "health": _json(report)},
+            )
+            self.server.undeploy(name)
+            fresh = self.governance.version(version.ref)
+            if can_transition(fresh.state, S.REJECTED):
+                Lifecycle(self.session).transition(
+                    fresh.model, fresh.version, S.REJECTED, reason=f"rolled back: {why}"
+                )
+            self.session.emit(
+                "on_rollback",
+                subject=name,
+                endpoint=name,
+                from_version=version.ref,
+                to_version="",
+                reason=why,
+            )
+            return RolloutResult(endpoint, "rolled_back", version.ref, tuple(reasons))
+        self._audit("rollout.completed", name, "canary held its SLOs", version=promoted.ref)
+        self.session.emit("on_deployed", subject=promoted.ref, version=promoted, endpoint=endpoint)
+        return RolloutResult(endpoint, "promoted", promoted.ref)
 
     def _roll_out(
         self, version: ModelVersion, name: str, champion: str, plan: RolloutPlan

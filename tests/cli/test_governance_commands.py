@@ -10,11 +10,11 @@ from tests.cli.conftest import ROOT, Cli
 
 
 def candidate_recipe(workdir: Path) -> Path:
-    """The quickstart without its promote and summary steps: it leaves a candidate."""
+    """The quickstart up to its registration (no approval, no deploy): a candidate."""
     recipe = workdir / "quickstart"
-    shutil.copytree(ROOT / "recipes" / "quickstart", recipe)
-    text = (recipe / "recipe.yaml").read_text()
-    (recipe / "recipe.yaml").write_text(text.split("  - name: promote")[0])
+    shutil.copytree(ROOT / "recipes" / "quickstart", recipe, ignore=shutil.ignore_patterns("data"))
+    text = (recipe / "recipe.yaml").read_text().replace("customers: 2000", "customers: 600")
+    (recipe / "recipe.yaml").write_text(text.split("  - name: approve")[0])
     return recipe
 
 
@@ -48,7 +48,8 @@ def test_promote_approve_inventory_lineage_and_card(cli: Cli, workdir: Path, mon
     lineage = json.loads(cli("lineage", "churn@serving", "--json", check=True).stdout)
     assert lineage["node"] == "model_version:churn@1"
     kinds = [edge["source"].split(":")[0] for edge in lineage["upstream"]]
-    assert kinds == ["run", "data_snapshot"]
+    # the run; what it trained on, the feature view that fed it, its monitoring reference
+    assert kinds == ["run", "data_snapshot", "feature_view", "data_snapshot"]
     [run_note] = lineage["runs"].values()
     assert "commit" in run_note
     exported = cli("lineage", "churn@serving", "--openlineage", check=True)

@@ -9,9 +9,6 @@ import time
 from pathlib import Path
 from textwrap import dedent
 
-from mlflow import MlflowClient
-
-from stack.spine import NodeKind, NodeRef, SpineStore
 from tests.cli.conftest import MLSTACK, ROOT, Cli
 
 FLAKY_STEPS = """
@@ -39,47 +36,6 @@ def make_recipe(folder: Path, recipe: str, steps: str) -> Path:
     (folder / "recipe.yaml").write_text(dedent(recipe))
     (folder / "steps.py").write_text(dedent(steps))
     return folder
-
-
-def test_quickstart_runs_on_the_embedded_stack(cli: Cli, workdir: Path) -> None:
-    result = cli("run", str(ROOT / "recipes" / "quickstart"), check=True)
-    assert "✓ evaluate" in result.stdout
-    assert "registered churn@1 as candidate" in result.stdout
-    assert "churn@1 is now serving" in result.stdout
-    assert "audit log       : 6 entries, chain intact" in result.stdout
-    runs = cli("runs", check=True).stdout
-    assert "quickstart  succeeded" in runs
-    assert runs.count("succeeded") >= 8  # the run and its seven steps
-
-    # MLflow's own client sees the run, its dataset input and the registered version.
-    client = MlflowClient(f"sqlite:///{workdir / '.mlstack' / 'mlflow.db'}")
-    version = client.get_model_version_by_alias("churn", "serving")
-    assert (version.version, version.tags["mlstack.state"]) in (("1", "serving"), (1, "serving"))
-    run = client.get_run(version.run_id)
-    assert float(run.data.metrics["auc"]) > 0.7
-    assert run.inputs.dataset_inputs[0].dataset.name == "churn-customers"
-
-    # The spine links data -> run -> model version, and the registration is audited.
-    store = SpineStore.open(f"sqlite:///{workdir / '.mlstack' / 'spine.db'}")
-    upstream = store.upstream(NodeRef(NodeKind.MODEL_VERSION, "churn@1"))
-    assert [e.source.kind for e in upstream] == [NodeKind.RUN, NodeKind.DATA_SNAPSHOT]
-    assert [e.action for e in store.audit_entries(subject="churn")] == [
-        "model.registered",
-        "gate.passed",
-        "state.changed",
-        "approval.approved",
-        "gate.passed",
-        "state.changed",
-    ]
-    store.close()
-
-
-def test_running_the_quickstart_again_adds_a_new_version(cli: Cli, workdir: Path) -> None:
-    cli("run", str(ROOT / "recipes" / "quickstart"), "-q", check=True)
-    cli("run", str(ROOT / "recipes" / "quickstart"), "-q", check=True)
-    assert cli("audit", "verify", check=True).returncode == 0
-    client = MlflowClient(f"sqlite:///{workdir / '.mlstack' / 'mlflow.db'}")
-    assert sorted(int(v.version) for v in client.search_model_versions("name='churn'")) == [1, 2]
 
 
 def test_failed_step_is_named_and_the_run_resumes_from_it(cli: Cli, workdir: Path) -> None:

@@ -1,0 +1,151 @@
+"""The quickstart end to end, as `make demo` runs it (fewer customers), checked through the
+wrapped tools' own clients: MLflow's aliases, Feast's online store, the endpoint over HTTP,
+the spine's audit chain. First a run interrupted with Ctrl-C during the live traffic (it must
+stop the endpoint and record where it stopped), then a whole run on the same store (a
+re-run is safe)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from stack.contract.states import LifecycleState
+from stack.session import StackSession
+from tests.adapters.bentoml.conftest import free_port
+from tests.support.cli import MLSTACK, ROOT
+
+STACK = """
+name: quickstart-test
+home: .mlstack
+tracker: {{adapter: mlflow}}
+registry: {{adapter: mlflow}}
+features: {{adapter: feast}}
+server: {{adapter: bentoml, port: {port}}}
+monitor: {{adapter: evidently}}
+orchestrator: {{adapter: local}}
+spine: {{url: "sqlite:///.mlstack/spine.db"}}
+identity:
+  groups:
+    ml-leads: [ml-lead]
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("quickstart")
+    recipe = folder / "quickstart"
+    shutil.copytree(ROOT / "recipes" / "quickstart", recipe, ignore=shutil.ignore_patterns("data"))
+    text = (recipe / "recipe.yaml").read_text().replace("customers: 2000", "customers: 1200")
+    (recipe / "recipe.yaml").write_text(text)
+    (folder / "stack.yaml").write_text(STACK.format(port=free_port()))
+    yield folder
+    with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
+        for endpoint in session.server.endpoints():
+            session.server.undeploy(endpoint.name)
+
+
+def session(project: Path) -> StackSession:
+    return StackSession.open(project / "stack.yaml", base_dir=project)
+
+
+def test_ctrl_c_during_live_traffic_stops_the_endpoint_and_records_the_stop(
+    project: Path,
+) -> None:
+    process = subprocess.Popen(
+        [str(MLSTACK), "run", "quickstart"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    seen: list[str] = []
+    for line in process.stdout:
+        seen.append(line)
+        if "… replay" in line:
+            time.sleep(0.5)  # inside the traffic loop
+            process.send_signal(signal.SIGINT)
+            break
+    output = "".join(seen) + process.communicate(timeout=120)[0]
+    assert process.returncode == 130, output
+    assert "interrupted: stopped endpoint churn" in output
+    with session(project) as opened:
+        assert opened.server.endpoints() == []
+        [run] = opened.spine.pipeline_runs(recipe="quickstart", limit=1)
+        assert run.state == "failed"
+        replay = next(s for s in run.steps if s.step == "replay")
+        assert replay.status == "failed" and "KeyboardInterrupt" in (replay.error or "")
+        assert opened.spine.verify_audit().ok
+
+
+def test_the_whole_lifecycle_on_the_same_store(project: Path) -> None:
+    import mlflow
+
+    done = subprocess.run(
+        [str(MLSTACK), "run", "quickstart"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    for step in ("apply_features", "deploy", "replay", "late_labels", "monitor", "summary"):
+        assert f"✓ {step} succeeded" in output
+    assert "0 rows saw their future" in output
+    assert "ingested" in output and "labels" in output
+    assert "BREACH" in output and "breach: watched feature drifted: usage_drop" in output
+    assert "succeeded quickstart-retrain" in output  # drift started the retraining recipe
+
+    with session(project) as opened:
+        serving = opened.registry.find_by_state("churn", LifecycleState.SERVING)
+        assert len(serving) == 1
+        ref = serving[0].ref
+        retrained = [
+            v
+            for v in opened.registry.versions("churn")
+            if "retrain" in v.tags.get("mlstack.recipe", "")
+        ]
+        assert retrained, "the retraining registered a candidate"
+        # MLflow's own client: the `serving` alias names the version the spine says serves
+        client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{opened.home / 'mlflow.db'}")
+        assert int(client.get_model_version_by_alias("churn", "serving").version) == (
+            serving[0].version
+        )
+        # Feast's own store answers online lookups for a customer
+        from stack_feast.config import FeastConfig
+        from stack_feast.store import FeastFeatureStore
+
+        feast = FeastFeatureStore(FeastConfig(), opened.adapter_context()).store
+        online = feast.get_online_features(
+            features=["customer_activity:tenure_months"], entity_rows=[{"customer_id": "C00001"}]
+        ).to_dict()
+        assert online["tenure_months"][0] is not None
+        # the endpoint answers over HTTP, with the serving version
+        [endpoint] = opened.server.endpoints()
+        record = {
+            "tenure_months": 12.0,
+            "monthly_charges": 80.0,
+            "support_calls": 5.0,
+            "late_payments": 2.0,
+            "usage_drop": 0.6,
+        }
+        answer = httpx.post(f"{endpoint.url}/predict", json=record, timeout=10)
+        assert answer.status_code == 200
+        assert answer.headers["x-model-version"] == ref
+        # monitoring stored its checks, the drift report exists, the audit chain holds
+        checks = opened.spine.checks("churn")
+        assert any(c.status == "breach" for c in checks)
+        reports = list((opened.home / "monitoring" / "reports" / "churn").glob("*.html"))
+        assert reports
+        actions = [e.action for e in opened.spine.audit_entries()]
+        assert "monitoring.breached" in actions and "retraining.finished" in actions
+        assert "rollout.completed" in actions
+        assert opened.spine.verify_audit().ok
