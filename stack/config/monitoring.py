@@ -98,7 +98,14 @@ class LabelJoin(BaseModel):
 class MonitoringSection(BaseModel):
     model_config = _FROZEN
 
-    endpoint: str | None = Field(default=None, description="Default: the model's name.")
+    source: Literal["endpoint", "batch"] = Field(
+        default="endpoint",
+        description="Whose predictions: an endpoint's log, or the batches a scoring job "
+        "recorded (stack.monitoring.BatchPredictionLog).",
+    )
+    endpoint: str | None = Field(
+        default=None, description="The endpoint (or batch log) name; default: the model's."
+    )
     window: Duration = timedelta(hours=24)
     task: TaskKind = TaskKind.CLASSIFICATION
     columns: dict[str, ColumnCheck] = Field(

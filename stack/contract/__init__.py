@@ -32,7 +32,7 @@ from stack.contract.orchestration import (
     StepResult,
     StepStatus,
 )
-from stack.contract.registry import ModelSelector, ModelVersion, Registry
+from stack.contract.registry import ModelLoader, ModelSelector, ModelVersion, Registry
 from stack.contract.roles import ROLE_PROTOCOLS, Role
 from stack.contract.serving import (
     Endpoint,
@@ -81,6 +81,7 @@ __all__ = [
     "LifecycleState",
     "LoggedRequest",
     "MetricPoint",
+    "ModelLoader",
     "ModelSelector",
     "ModelVersion",
     "Monitor",

@@ -94,3 +94,11 @@ class Registry(Protocol):
     def set_state(self, model: str, version: int, state: LifecycleState) -> ModelVersion:
         """Move a version; entering an exclusive state retires its previous holder."""
         ...
+
+
+@runtime_checkable
+class ModelLoader(Protocol):
+    """Optional: load a version's model into this process, as an object with
+    `predict(frame)` (batch scoring, evaluation of a champion outside its endpoint)."""
+
+    def load_model(self, version: ModelVersion) -> object: ...

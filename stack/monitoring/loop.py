@@ -29,6 +29,7 @@ from stack.errors import StackError
 from stack.identity import current_actor
 from stack.lifecycle import recipe_of
 from stack.monitoring import alerts, policy
+from stack.monitoring.batch import BatchPredictionLog, batch_root
 from stack.monitoring.columns import plan_columns
 from stack.monitoring.reference import Columns, load_reference
 from stack.monitoring.retrain import RetrainOutcome, maybe_retrain
@@ -161,17 +162,13 @@ class MonitoringLoop:
         name = endpoint or section.endpoint or model
         end = until or now_utc()
         start = end - (window or section.window)
-        server = self.session.server
-        if not isinstance(server, PredictionLogReader):
-            raise StackError(
-                f"the server adapter {self.session.resolved[Role.SERVER].adapter!r} cannot "
-                "read its prediction log, so there is nothing to monitor"
-            )
-        logged = server.logged(name, since=start)
+        source = self._source(section)
+        logged = source.logged(name, since=start)
         windows = split_by_version(logged, end)
-        routed = _routed(server.endpoints(), name)
-        if routed is not None:  # versions taken off the endpoint are history, not alerts
-            windows = {ref: w for ref, w in windows.items() if ref in routed}
+        if section.source == "endpoint":  # versions taken off it are history, not alerts
+            routed = _routed(self.session.server.endpoints(), name)
+            if routed is not None:
+                windows = {ref: w for ref, w in windows.items() if ref in routed}
         labels = self.session.spine.labels(model, since=start) + feedback_labels(logged, model)
         stats = join_labels(
             windows,
@@ -374,6 +371,17 @@ class MonitoringLoop:
         return uri
 
     # -- lookups ------------------------------------------------------------------------
+
+    def _source(self, section: MonitoringSection) -> PredictionLogReader:
+        if section.source == "batch":
+            return BatchPredictionLog(batch_root(self.session))
+        server = self.session.server
+        if not isinstance(server, PredictionLogReader):
+            raise StackError(
+                f"the server adapter {self.session.resolved[Role.SERVER].adapter!r} cannot "
+                "read its prediction log, so there is nothing to monitor"
+            )
+        return server
 
     @staticmethod
     def _guard(result: CheckResult, what: str, call: Any) -> Any:

@@ -6,7 +6,6 @@ re-run is safe)."""
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import time
@@ -18,33 +17,14 @@ import pytest
 
 from stack.contract.states import LifecycleState
 from stack.session import StackSession
-from tests.adapters.bentoml.conftest import free_port
-from tests.support.cli import MLSTACK, ROOT
-
-STACK = """
-name: quickstart-test
-home: .mlstack
-tracker: {{adapter: mlflow}}
-registry: {{adapter: mlflow}}
-features: {{adapter: feast}}
-server: {{adapter: bentoml, port: {port}}}
-monitor: {{adapter: evidently}}
-orchestrator: {{adapter: local}}
-spine: {{url: "sqlite:///.mlstack/spine.db"}}
-identity:
-  groups:
-    ml-leads: [ml-lead]
-"""
+from tests.recipes.conftest import copy_recipe
+from tests.support.cli import MLSTACK
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("quickstart")
-    recipe = folder / "quickstart"
-    shutil.copytree(ROOT / "recipes" / "quickstart", recipe, ignore=shutil.ignore_patterns("data"))
-    text = (recipe / "recipe.yaml").read_text().replace("customers: 2000", "customers: 1200")
-    (recipe / "recipe.yaml").write_text(text)
-    (folder / "stack.yaml").write_text(STACK.format(port=free_port()))
+    copy_recipe("quickstart", folder, **{"customers: 2000": "customers: 1200"})
     yield folder
     with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
         for endpoint in session.server.endpoints():

@@ -20,6 +20,7 @@ from typing import Any
 from stack.contract import (
     ColumnDrift,
     ColumnPolicy,
+    ColumnQuality,
     DatasetFingerprint,
     DriftReport,
     Endpoint,
@@ -31,6 +32,7 @@ from stack.contract import (
     MetricPoint,
     ModelVersion,
     PerformanceReport,
+    QualityReport,
     RunRecord,
     RunRef,
     RunStatus,
@@ -355,6 +357,26 @@ class MemoryMonitor:
             else None
         )
         return DriftReport(tuple(self._column(reference, current, c) for c in columns), prediction)
+
+    def quality(self, reference: Any, current: Any, *, columns: Sequence[str]) -> QualityReport:
+        def missing(value: Any) -> bool:
+            return value is None or (isinstance(value, float) and math.isnan(value))
+
+        found = []
+        rows = len(next(iter(current.values()))) if current else 0
+        for name in columns:
+            before = [v for v in reference[name] if not missing(v)]
+            now = list(current[name])
+            present = [v for v in now if not missing(v)]
+            gone = (len(now) - len(present)) / len(now) if now else 0.0
+            if all(isinstance(v, int | float) for v in before + present):
+                low, high = min(before), max(before)
+                outside = sum(1 for v in present if v < low or v > high)
+                found.append(ColumnQuality(name, gone, outside / len(now) if now else 0.0))
+            else:
+                new = sorted({str(v) for v in present} - {str(v) for v in before})
+                found.append(ColumnQuality(name, gone, new_categories=tuple(new)))
+        return QualityReport(rows, tuple(found))
 
     def performance(
         self,

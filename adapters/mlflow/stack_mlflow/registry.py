@@ -68,6 +68,14 @@ class MlflowRegistry:
             )
         return self._convert(created, self._serving_version(model))
 
+    def load_model(self, version: ModelVersion) -> object:
+        """The version's model as an MLflow pyfunc (`predict(DataFrame)`), from this
+        registry's store."""
+        import mlflow.pyfunc
+
+        with _GLOBAL_URI_LOCK, _use_tracking_uri(self.client.tracking_uri):
+            return mlflow.pyfunc.load_model(version.source_uri)
+
     def models(self) -> list[str]:
         names: list[str] = []
         token = None
