@@ -129,13 +129,13 @@ def register(ctx: StepContext, train: Trained, evaluate: dict[str, float]) -> st
 
 
 def promote(ctx: StepContext, register: str) -> str:
-    """Approved, then serving if the gate agrees; a refusal is an outcome, not a failure."""
+    """Approved, then serving if the gates agree; a refusal is an outcome, not a failure."""
     governance = Governance(ctx.session, ctx.recipe)
-    governance.promote(register, LifecycleState.APPROVED, reason="passed the approved gate")
     try:
+        governance.promote(register, LifecycleState.APPROVED, reason="passed the approved gate")
         version = governance.promote(register, LifecycleState.SERVING, reason="passed the gate")
     except GateFailed as refused:
-        print(f"    {register} stays approved:\n    " + str(refused).replace("\n", "\n    "))
+        print("    " + str(refused).replace("\n", "\n    "))
         return register
     print(f"    {version.ref} is now {version.state.value}")
     return version.ref

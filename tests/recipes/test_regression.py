@@ -23,7 +23,7 @@ def test_regression_recipe_gate_serving_and_monitoring(tmp_path: Path) -> None:
 
     # a much more regularised model has a worse RMSE: the serving gate refuses it
     recipe = tmp_path / "regression" / "recipe.yaml"
-    recipe.write_text(recipe.read_text().replace("alpha: 1.0", "alpha: 20000.0"))
+    recipe.write_text(recipe.read_text().replace("alpha: 1.0", "alpha: 1000.0"))
     second = cli("run", "regression", check=True).stdout
     assert "delivery-time@2 stays approved" in second
     assert "FAIL" in second and "rmse" in second
