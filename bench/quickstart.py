@@ -74,7 +74,7 @@ def main() -> int:
             for endpoint in session.server.endpoints():
                 session.server.undeploy(endpoint.name)
     comparisons = [
-        Comparison("demo wall s", "make demo", "3-minute goal", total, GOAL_SECONDS, False)
+        Comparison("demo wall s", "run quickstart", "3-minute goal", total, GOAL_SECONDS, False)
     ]
     comparisons += [
         Comparison(f"step s: {name}", name, "whole demo", seconds, total, False)
