@@ -223,9 +223,10 @@ class Governance:
         present = set()
         if cards.card_paths(self.session, version.ref).markdown.exists():
             present.add("model_card")
-        downstream = self.session.spine.downstream(NodeRef(NodeKind.MODEL_VERSION, version.ref))
-        if any(e.relation == "drift_baseline" for e in downstream):
-            present.add("drift_baseline")
+        if version.run_id is not None:  # its training run saved a monitoring reference
+            upstream = self.session.spine.upstream(NodeRef(NodeKind.RUN, version.run_id))
+            if any(e.relation == "reference_of" for e in upstream):
+                present.add("drift_baseline")
         return frozenset(present)
 
     def _write_card(self, version: ModelVersion) -> None:

@@ -247,3 +247,31 @@ def test_schema_changes_become_messages_not_crashes(served: Served, steady: dict
     assert "column 'spend' changed type: text in the reference, numeric in the window" in messages
     assert result.drift is not None
     assert [c.column for c in result.drift.columns] == ["calls"]
+
+
+def test_the_drift_baseline_gate_check_sees_the_training_reference(served: Served) -> None:
+    from stack.governance.service import Governance
+    from stack.lifecycle import Lifecycle
+
+    with served.session() as session:
+        governance = Governance(session, served.recipe)
+        with_reference = governance.check(served.version, LifecycleState.SERVING)
+        assert "ok   check drift_baseline" in with_reference.explain()
+        # a version whose training run saved no reference
+        import pandas as pd
+        from sklearn.dummy import DummyClassifier
+
+        frame = pd.DataFrame({"tenure": [0.0, 1.0], "spend": [0.0, 1.0], "calls": [1.0, 0.0]})
+        run = session.tracker.start_run("monitored")
+        uri = session.tracker.log_model(
+            run,
+            DummyClassifier().fit(frame, [0, 1]),
+            name="bare",
+            framework="sklearn",
+            requirements=["scikit-learn"],
+            input_example=frame,
+        )
+        session.tracker.finish_run(run)
+        bare = Lifecycle(session).register("churn", uri, run_id=run.run_id, recipe=served.recipe)
+        without = governance.check(bare, LifecycleState.SERVING)
+        assert "FAIL check drift_baseline" in without.explain()
