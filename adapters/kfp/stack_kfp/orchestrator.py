@@ -1,0 +1,121 @@
+"""The Orchestrator role on Kubeflow Pipelines 2.
+
+`compile` writes the recipe as a KFP pipeline (IR YAML) for a cluster. `run` starts the run
+in the spine, then runs the pipeline: with `kfp.local`'s subprocess runner when no `host` is
+configured (each step in a process of its own, no cluster, no Docker), or on the KFP endpoint
+with `kfp.Client`, waiting for it to finish. Each component runs its step through mlstack's
+StepExecutor, so the spine reads as it does after a local run; the run's end (succeeded or
+failed at which step) is recorded by this process from what the steps wrote."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stack.config.recipe_file import Recipe
+from stack.contract.orchestration import PipelineRun
+from stack.errors import StackError, StepFailed
+from stack.orchestration.executor import (
+    StepExecutor,
+    outputs_root,
+    reusable_steps,
+    steps_to_reuse,
+)
+from stack.plugins.manifest import AdapterContext
+from stack_kfp.config import KfpConfig
+from stack_kfp.pipeline import build_pipeline
+
+if TYPE_CHECKING:
+    from stack.session import StackSession
+
+
+class KfpOrchestrator:
+    def __init__(self, config: KfpConfig | None, context: AdapterContext) -> None:
+        self.config = config or KfpConfig()
+        self.context = context
+        self.outputs_root = outputs_root(context.home)
+
+    def compile(self, recipe: Recipe, output: Path) -> Path:
+        """The recipe as KFP IR YAML (the stack file the steps open is `stack.yaml` in the
+        image's working directory)."""
+        from kfp import compiler
+
+        pipeline = build_pipeline(
+            recipe, stack_file="stack.yaml", base_dir=".", image=self.config.image
+        )
+        output.parent.mkdir(parents=True, exist_ok=True)
+        compiler.Compiler().compile(pipeline, str(output))
+        return output
+
+    def run(
+        self, recipe: Recipe, session: StackSession, *, resume: str | None = None
+    ) -> PipelineRun:
+        executor = StepExecutor(recipe, session, self.outputs_root, orchestrator="kfp")
+        executor.steps  # noqa: B018  (every step importable and callable before the run starts)
+        reuse = steps_to_reuse(recipe, reusable_steps(recipe, session, resume)) if resume else {}
+        run_id = executor.start(resumed_from=resume)
+        for name, previous in reuse.items():
+            assert previous.output_uri is not None
+            executor.reuse_step(run_id, name, previous.output_uri, previous.output_digest)
+        stack_file = str(session.source.resolve()) if session.source else ""
+        arguments = {"run_id": run_id, "skip": ",".join(reuse)}
+        try:
+            if self.config.host:
+                self._submit(recipe, arguments)
+            else:
+                self._run_locally(recipe, stack_file, str(session.base_dir), arguments)
+        except KeyboardInterrupt:
+            executor.fail(run_id, "pipeline", "KeyboardInterrupt")
+            raise
+        except Exception as exc:
+            raise _failure(executor, run_id, exc) from exc
+        return executor.succeed(run_id)
+
+    def _run_locally(
+        self, recipe: Recipe, stack_file: str, base_dir: str, arguments: dict[str, str]
+    ) -> None:
+        from kfp import local
+
+        root = self.context.home / "kfp"
+        root.mkdir(parents=True, exist_ok=True)
+        local.init(
+            runner=local.SubprocessRunner(use_venv=False),
+            pipeline_root=str(root),
+            raise_on_error=True,
+        )
+        pipeline = build_pipeline(
+            recipe, stack_file=stack_file, base_dir=base_dir, image=self.config.image
+        )
+        pipeline(**arguments)
+
+    def _submit(self, recipe: Recipe, arguments: dict[str, str]) -> None:
+        import kfp
+
+        client = kfp.Client(host=self.config.host, namespace=self.config.namespace)
+        with tempfile.TemporaryDirectory() as folder:
+            package = self.compile(recipe, Path(folder) / "pipeline.yaml")
+            started = client.create_run_from_pipeline_package(
+                str(package),
+                arguments=arguments,
+                run_name=f"{recipe.name}-{arguments['run_id'][:8]}",
+                experiment_name=self.config.experiment,
+                enable_caching=False,
+            )
+        finished: Any = client.wait_for_run_completion(
+            started.run_id, timeout=int(self.config.timeout_seconds)
+        )
+        state = str(getattr(finished, "state", "")).upper()
+        if state != "SUCCEEDED":
+            raise StackError(f"KFP run {started.run_id} ended {state or 'unknown'}")
+
+
+def _failure(executor: StepExecutor, run_id: str, cause: Exception) -> StackError:
+    """The step that failed, as its own process recorded it in the spine."""
+    record = executor.session.spine.pipeline_run(run_id)
+    failed = [s for s in (record.steps if record else ()) if s.status == "failed"]
+    if failed:
+        executor.fail(run_id, failed[0].step, failed[0].error or "failed")
+        return StepFailed(run_id, failed[0].step, RuntimeError(failed[0].error or "failed"))
+    executor.fail(run_id, "pipeline", f"{type(cause).__name__}: {cause}")
+    return StackError(f"the pipeline of run {run_id} failed: {type(cause).__name__}: {cause}")

@@ -1,0 +1,17 @@
+"""What this distribution provides, readable without importing Prefect."""
+
+from stack.contract.roles import Role
+from stack.plugins.manifest import AdapterManifest, RoleBinding
+
+MANIFEST = AdapterManifest(
+    name="prefect",
+    package="mlstack-prefect",
+    description="Runs a recipe as a Prefect flow (each step a task), locally or on a server.",
+    roles={
+        Role.ORCHESTRATOR: RoleBinding(
+            implementation="stack_prefect.orchestrator:PrefectOrchestrator",
+            config="stack_prefect.config:PrefectConfig",
+            capabilities=frozenset({"resume", "schedule", "parallel_steps", "in_process"}),
+        )
+    },
+)

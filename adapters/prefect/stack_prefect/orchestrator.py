@@ -1,0 +1,102 @@
+"""The Orchestrator role on Prefect 3: a recipe runs as a flow, each step a task.
+
+Prefect decides when each step runs (its dependencies as `wait_for`, independent steps in
+parallel up to `max_workers`) and shows the run in its UI; mlstack's StepExecutor runs each
+step exactly as the local orchestrator does, so the spine (step records, outputs, lineage,
+audit) reads the same. Without `api_url`, Prefect starts a temporary local API for the run,
+its database under the stack's home, and no analytics leave the machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from stack.config.recipe_file import Recipe
+from stack.contract.orchestration import PipelineRun
+from stack.errors import StackError, StepFailed
+from stack.orchestration.executor import (
+    StepExecutor,
+    outputs_root,
+    reusable_steps,
+    steps_to_reuse,
+)
+from stack.plugins.manifest import AdapterContext
+from stack_prefect.config import PrefectConfig
+
+if TYPE_CHECKING:
+    from stack.session import StackSession
+
+
+class PrefectOrchestrator:
+    def __init__(self, config: PrefectConfig | None, context: AdapterContext) -> None:
+        self.config = config or PrefectConfig()
+        self.context = context
+        self.outputs_root = outputs_root(context.home)
+
+    def run(
+        self, recipe: Recipe, session: StackSession, *, resume: str | None = None
+    ) -> PipelineRun:
+        prefect_environment(self.config, self.context.home)
+        from prefect import flow, task
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        executor = StepExecutor(recipe, session, self.outputs_root, orchestrator="prefect")
+        executor.steps  # noqa: B018  (every step importable and callable before the run starts)
+        reuse = steps_to_reuse(recipe, reusable_steps(recipe, session, resume)) if resume else {}
+        run_id = executor.start(resumed_from=resume)
+        for name, previous in reuse.items():
+            assert previous.output_uri is not None
+            executor.reuse_step(run_id, name, previous.output_uri, previous.output_digest)
+
+        @task(name="step", retries=0, persist_result=False)
+        def step(name: str) -> None:
+            executor.run_step(run_id, name)
+
+        @flow(
+            name=recipe.name,
+            flow_run_name=f"{recipe.name}-{run_id[:8]}",
+            task_runner=cast(Any, ThreadPoolTaskRunner(max_workers=self.config.max_workers)),
+            persist_result=False,
+            validate_parameters=False,
+        )
+        def pipeline() -> None:
+            futures: dict[str, Any] = {}
+            for name in recipe.order():
+                if name in reuse:
+                    continue
+                waits = [futures[n] for n in recipe.step(name).needs if n in futures]
+                named: Any = step.with_options(name=name)  # Prefect's overloads: one per state mode
+                futures[name] = named.submit(name, wait_for=waits)
+            for future in futures.values():
+                future.result()  # the first failure fails the flow
+
+        state = pipeline(return_state=True)
+        if state.is_completed():
+            return executor.succeed(run_id)
+        raise _failure(executor, run_id, state)
+
+
+def _failure(executor: StepExecutor, run_id: str, state: Any) -> StackError:
+    """The step that failed, as the spine recorded it (the executor wrote it down first)."""
+    record = executor.session.spine.pipeline_run(run_id)
+    failed = [s for s in (record.steps if record else ()) if s.status == "failed"]
+    if failed:
+        return StepFailed(run_id, failed[0].step, RuntimeError(failed[0].error or "failed"))
+    executor.fail(run_id, "flow", str(state.message))
+    return StackError(f"the Prefect flow of run {run_id} ended {state.name}: {state.message}")
+
+
+def prefect_environment(config: PrefectConfig, home: Path) -> None:
+    """Prefect reads its settings from the environment: its home under the stack's (so runs
+    of different stacks never share a database), the API, no analytics, quiet logs."""
+    os.environ.setdefault("PREFECT_HOME", str(home / "prefect"))
+    if config.api_url:
+        os.environ["PREFECT_API_URL"] = config.api_url
+    os.environ.setdefault(
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(int(config.startup_timeout_seconds))
+    )
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_RESULTS_PERSIST_BY_DEFAULT", "false")

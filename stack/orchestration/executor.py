@@ -1,0 +1,223 @@
+"""One step of a pipeline run, run the same way whichever orchestrator schedules it.
+
+An orchestrator decides *when* a step runs (in order, in parallel, in another process, on a
+cluster); `StepExecutor` decides *how*: its inputs are the saved outputs of the steps it
+needs, read back through the spine's record of this run (so the step may run in a process
+that never saw them), the function is called, the output saved, the step recorded in the
+spine and the lifecycle events fired. So the spine reads the same after a run on the local
+orchestrator, Prefect, ZenML or Kubeflow Pipelines."""
+
+from __future__ import annotations
+
+import traceback
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stack.config.recipe_file import Recipe
+from stack.contract.orchestration import PipelineRun, RunState, StepResult, StepStatus
+from stack.errors import StackError, StepFailed
+from stack.orchestration.outputs import load_output, save_output
+from stack.orchestration.steps import LoadedStep, StepContext, load_steps
+from stack.spine.timeutil import now_utc
+
+if TYPE_CHECKING:
+    from stack.session import StackSession
+    from stack.spine.records import StepRecord
+
+
+class StepExecutor:
+    def __init__(
+        self, recipe: Recipe, session: StackSession, outputs_root: Path, *, orchestrator: str
+    ) -> None:
+        self.recipe = recipe
+        self.session = session
+        self.outputs_root = outputs_root
+        self.orchestrator = orchestrator
+        self._steps: dict[str, LoadedStep] | None = None
+
+    @property
+    def steps(self) -> dict[str, LoadedStep]:
+        """Every step imported and checked (once) before the first one runs."""
+        if self._steps is None:
+            self._steps = load_steps(self.recipe)
+        return self._steps
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def start(self, *, run_id: str | None = None, resumed_from: str | None = None) -> str:
+        self.steps  # noqa: B018  (a typo in the recipe fails before the run is recorded)
+        run_id = run_id or uuid.uuid4().hex
+        self.session.spine.start_pipeline_run(
+            run_id,
+            recipe=self.recipe.name,
+            orchestrator=self.orchestrator,
+            resumed_from=resumed_from,
+        )
+        self._emit("on_run_started", run_id, run_id=run_id, recipe=self.recipe.name)
+        return run_id
+
+    def succeed(self, run_id: str) -> PipelineRun:
+        self.session.spine.finish_pipeline_run(run_id, state=RunState.SUCCEEDED)
+        self._emit(
+            "on_run_finished",
+            run_id,
+            run_id=run_id,
+            recipe=self.recipe.name,
+            state=RunState.SUCCEEDED.value,
+        )
+        return self.result(run_id)
+
+    def fail(self, run_id: str, step: str, error: str) -> None:
+        """The run failed at `step` (recorded once, whoever notices first)."""
+        record = self.session.spine.pipeline_run(run_id)
+        if record is not None and record.state == RunState.FAILED.value:
+            return
+        self.session.spine.finish_pipeline_run(
+            run_id, state=RunState.FAILED, error=f"{step}: {error}"
+        )
+        self._emit(
+            "on_run_finished",
+            run_id,
+            run_id=run_id,
+            recipe=self.recipe.name,
+            state=RunState.FAILED.value,
+        )
+
+    def result(self, run_id: str) -> PipelineRun:
+        record = self.session.spine.pipeline_run(run_id)
+        if record is None:
+            raise StackError(f"no run {run_id!r} in the spine")
+        steps = tuple(
+            StepResult(s.step, StepStatus(s.status), s.started_at, s.finished_at, s.error)
+            for s in sorted(record.steps, key=lambda s: self.recipe.order().index(s.step))
+        )
+        return PipelineRun(
+            run_id, record.recipe, RunState(record.state), steps, record.resumed_from
+        )
+
+    # -- one step ---------------------------------------------------------------------------
+
+    def run_step(self, run_id: str, name: str) -> Any:
+        """Run `name` with the outputs its needs saved in this run; record and announce it.
+        A failure is recorded (step and run) and raised as StepFailed; Ctrl-C is recorded
+        and raised as it is."""
+        spec = self.recipe.step(name)
+        loaded = self.steps[name]
+        started = now_utc()
+        kwargs: dict[str, Any] = self.inputs(run_id, spec.needs)
+        kwargs.update(spec.params)
+        if loaded.wants_context:
+            kwargs["ctx"] = StepContext(
+                run_id=run_id,
+                step=name,
+                recipe=self.recipe,
+                session=self.session,
+                workdir=self.outputs_root / run_id / f"{name}.files",
+                params=dict(spec.params),
+            )
+        self.session.spine.record_step(run_id, name, status=StepStatus.RUNNING, started_at=started)
+        self._emit("on_step_started", run_id, run_id=run_id, step=name)
+        try:
+            value = loaded.function(**kwargs)
+            uri, digest = save_output(self.outputs_root / run_id, name, value)
+        except BaseException as exc:  # Ctrl-C too: the spine must say where the run stopped
+            error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            self.session.spine.record_step(
+                run_id,
+                name,
+                status=StepStatus.FAILED,
+                started_at=started,
+                finished_at=now_utc(),
+                error=error,
+            )
+            self._emit(
+                "on_step_finished", run_id, run_id=run_id, step=name, status=StepStatus.FAILED.value
+            )
+            self.fail(run_id, name, error)
+            if not isinstance(exc, Exception):
+                raise
+            raise StepFailed(run_id, name, exc) from exc
+        self.session.spine.record_step(
+            run_id,
+            name,
+            status=StepStatus.SUCCEEDED,
+            started_at=started,
+            finished_at=now_utc(),
+            output_uri=uri,
+            output_digest=digest,
+        )
+        self._emit(
+            "on_step_finished", run_id, run_id=run_id, step=name, status=StepStatus.SUCCEEDED.value
+        )
+        return value
+
+    def reuse_step(self, run_id: str, name: str, uri: str, digest: str | None) -> None:
+        """Take over a step's output from the run being resumed (recorded as `reused`)."""
+        started = now_utc()
+        load_output(uri, digest)  # refuses an output changed on disk
+        self.session.spine.record_step(
+            run_id,
+            name,
+            status=StepStatus.REUSED,
+            started_at=started,
+            finished_at=now_utc(),
+            output_uri=uri,
+            output_digest=digest,
+        )
+        self._emit(
+            "on_step_finished", run_id, run_id=run_id, step=name, status=StepStatus.REUSED.value
+        )
+
+    def inputs(self, run_id: str, needs: tuple[str, ...]) -> dict[str, Any]:
+        """The saved outputs of `needs` in this run, read back from where the spine says."""
+        if not needs:
+            return {}
+        record = self.session.spine.pipeline_run(run_id)
+        saved = {s.step: s for s in record.steps} if record is not None else {}
+        values: dict[str, Any] = {}
+        for need in needs:
+            step = saved.get(need)
+            if step is None or step.output_uri is None:
+                raise StackError(f"step {need!r} has no saved output in run {run_id}")
+            values[need] = load_output(step.output_uri, step.output_digest)
+        return values
+
+    def _emit(self, event: str, subject: str, **arguments: Any) -> None:
+        self.session.emit(event, subject=subject, **arguments)
+
+
+_REUSABLE = (StepStatus.SUCCEEDED.value, StepStatus.REUSED.value)
+
+
+def reusable_steps(recipe: Recipe, session: StackSession, resume: str) -> dict[str, StepRecord]:
+    """The steps of failed run `resume` whose saved outputs a new run may take over."""
+    previous = session.spine.pipeline_run(resume)
+    if previous is None:
+        raise StackError(f"no run {resume!r} to resume; `mlstack runs` lists the runs")
+    if previous.recipe != recipe.name:
+        raise StackError(f"run {resume} is of recipe {previous.recipe!r}, not {recipe.name!r}")
+    if previous.state != RunState.FAILED.value:
+        raise StackError(f"run {resume} is {previous.state}, not failed: nothing to resume")
+    return {
+        s.step: s
+        for s in previous.steps
+        if s.status in _REUSABLE and s.output_uri and Path(s.output_uri).is_file()
+    }
+
+
+def steps_to_reuse(recipe: Recipe, reusable: dict[str, StepRecord]) -> dict[str, StepRecord]:
+    """Of the reusable steps, those whose inputs are reused too (a re-run input may differ
+    now, so everything after a re-run step runs again)."""
+    chosen: dict[str, StepRecord] = {}
+    for name in recipe.order():
+        previous = reusable.get(name)
+        if previous is not None and set(recipe.step(name).needs) <= set(chosen):
+            chosen[name] = previous
+    return chosen
+
+
+def outputs_root(home: Path, configured: str = "runs") -> Path:
+    """Where step outputs are kept: `configured` under the stack's home unless absolute."""
+    path = Path(configured)
+    return path if path.is_absolute() else home / path
