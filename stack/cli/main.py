@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "adapters": ("stack.cli.adapters_cmd:adapters", "List installed adapters and capabilities."),
     "approve": ("stack.cli.governance_cmd:approve", "Approve a model version for a state."),
     "card": ("stack.cli.governance_cmd:card", "Write a model card (Markdown and HTML)."),
+    "compile": ("stack.cli.pipeline_cmd:compile_recipe", "Compile a recipe for the orchestrator."),
+    "schedule": ("stack.cli.pipeline_cmd:schedule", "Run a recipe on a cron schedule."),
     "deploy": ("stack.cli.serving_cmd:deploy", "Serve a model version, rolled out by plan."),
     "rollback": ("stack.cli.serving_cmd:rollback", "Back to the previous serving version."),
     "rollout": ("stack.cli.serving_cmd:rollout_group", "Rollout status and serving history."),

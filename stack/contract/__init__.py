@@ -29,6 +29,7 @@ from stack.contract.orchestration import (
     PipelineCompiler,
     PipelineRun,
     RunState,
+    Scheduler,
     StepResult,
     StepStatus,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "RunRef",
     "RunState",
     "RunStatus",
+    "Scheduler",
     "Server",
     "StepResult",
     "StepStatus",

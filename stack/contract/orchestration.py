@@ -64,3 +64,11 @@ class PipelineCompiler(Protocol):
     """Orchestrators with the `compile` capability turn a recipe into their cluster format."""
 
     def compile(self, recipe: Recipe, output: Path) -> Path: ...
+
+
+@runtime_checkable
+class Scheduler(Protocol):
+    """Orchestrators with the `schedule` capability run a recipe on a cron schedule of their
+    own (a Prefect deployment, a KFP recurring run); returns what was created, in words."""
+
+    def schedule(self, recipe: Recipe, session: StackSession, *, cron: str, name: str) -> str: ...

@@ -76,6 +76,31 @@ class PrefectOrchestrator:
             return executor.succeed(run_id)
         raise _failure(executor, run_id, state)
 
+    def schedule(self, recipe: Recipe, session: StackSession, *, cron: str, name: str) -> str:
+        """A Prefect deployment of the recipe with a cron schedule, in the configured API
+        (or the local one under the stack's home); a `serve` process or a worker of the
+        work pool runs what it schedules."""
+        prefect_environment(self.config, self.context.home)
+        from stack_prefect.entry import run_recipe
+
+        deployment: Any = run_recipe.to_deployment(  # sync here: no running event loop
+            name=name,
+            cron=cron,
+            parameters={
+                "stack_file": str(session.source.resolve()) if session.source else "",
+                "base_dir": str(session.base_dir),
+                "recipe": str(recipe.path),
+            },
+            description=recipe.spec.description or recipe.name,
+            tags=["mlstack", recipe.name],
+        )
+        deployment_id = deployment.apply()
+        return (
+            f"Prefect deployment mlstack-recipe/{name} ({deployment_id}) runs {recipe.name} "
+            f"on '{cron}'; start its runs with: prefect deployment serve, or a worker "
+            f"(`prefect worker start --pool {self.config.work_pool}`) once it has a pool"
+        )
+
 
 def _failure(executor: StepExecutor, run_id: str, state: Any) -> StackError:
     """The step that failed, as the spine recorded it (the executor wrote it down first)."""
