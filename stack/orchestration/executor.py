@@ -58,6 +58,10 @@ class StepExecutor:
         return run_id
 
     def succeed(self, run_id: str) -> PipelineRun:
+        """The run succeeded (recorded once, whoever notices first)."""
+        record = self.session.spine.pipeline_run(run_id)
+        if record is not None and record.state == RunState.SUCCEEDED.value:
+            return self.result(run_id)
         self.session.spine.finish_pipeline_run(run_id, state=RunState.SUCCEEDED)
         self._emit(
             "on_run_finished",

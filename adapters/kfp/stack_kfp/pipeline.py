@@ -28,23 +28,47 @@ def build_pipeline(recipe: Recipe, *, stack_file: str, base_dir: str, image: str
             orchestrator="kfp",
         )
 
+    @dsl.component(base_image=image, install_kfp_package=False)
+    def mlstack_start(stack_file: str, base_dir: str, recipe: str, run_id: str) -> str:
+        from stack.orchestration.remote import start_run
+
+        return start_run(
+            stack_file=stack_file,
+            base_dir=base_dir,
+            recipe=recipe,
+            run_id=run_id,
+            orchestrator="kfp",
+        )
+
+    @dsl.component(base_image=image, install_kfp_package=False)
+    def mlstack_finish(stack_file: str, base_dir: str, recipe: str, run_id: str) -> None:
+        from stack.orchestration.remote import finish_run
+
+        finish_run(
+            stack_file=stack_file,
+            base_dir=base_dir,
+            recipe=recipe,
+            run_id=run_id,
+            orchestrator="kfp",
+        )
+
     @dsl.pipeline(name=_name(recipe.name), description=recipe.spec.description or recipe.name)
-    def pipeline(run_id: str, skip: str = "") -> None:
+    def pipeline(run_id: str = "", skip: str = "") -> None:
+        where = {"stack_file": stack_file, "base_dir": base_dir, "recipe": str(recipe.path)}
+        start = mlstack_start(run_id=run_id, **where)
+        start.set_display_name("start")
+        start.set_caching_options(False)
         tasks: dict[str, Any] = {}
         for name in recipe.order():
-            task = mlstack_step(
-                stack_file=stack_file,
-                base_dir=base_dir,
-                recipe=str(recipe.path),
-                run_id=run_id,
-                step=name,
-                skip=skip,
-            )
+            task = mlstack_step(run_id=start.output, step=name, skip=skip, **where)
             task.set_display_name(name)
             task.set_caching_options(False)  # mlstack decides what is reused (resume)
             for need in recipe.step(name).needs:
                 task.after(tasks[need])
             tasks[name] = task
+        finish = mlstack_finish(run_id=start.output, **where).after(*tasks.values())
+        finish.set_display_name("finish")
+        finish.set_caching_options(False)
 
     return pipeline
 

@@ -37,21 +37,17 @@ class TestKfpOrchestrator(OrchestratorSuite):
         document = yaml.safe_load(path.read_text())
         assert document["pipelineInfo"]["name"] == "suite-recipe"
         tasks = document["root"]["dag"]["tasks"]
-        by_step = {
-            t["inputs"]["parameters"]["step"]["runtimeValue"]["constant"]: t for t in tasks.values()
-        }
-        assert set(by_step) == {"load", "double", "total", "check"}
+        shown = {key: task["taskInfo"]["name"] for key, task in tasks.items()}
         upstream = {
-            step: sorted(
-                tasks[dep]["inputs"]["parameters"]["step"]["runtimeValue"]["constant"]
-                for dep in task.get("dependentTasks", [])
-            )
-            for step, task in by_step.items()
+            shown[key]: sorted(shown[dep] for dep in task.get("dependentTasks", []))
+            for key, task in tasks.items()
         }
         assert upstream == {
-            "load": [],
-            "double": ["load"],
-            "total": ["double", "load"],
-            "check": ["total"],
+            "start": [],
+            "load": ["start"],
+            "double": ["load", "start"],
+            "total": ["double", "load", "start"],
+            "check": ["start", "total"],
+            "finish": ["check", "double", "load", "start", "total"],
         }
         assert set(document["root"]["inputDefinitions"]["parameters"]) == {"run_id", "skip"}
