@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "adapters": ("stack.cli.adapters_cmd:adapters", "List installed adapters and capabilities."),
     "approve": ("stack.cli.governance_cmd:approve", "Approve a model version for a state."),
     "card": ("stack.cli.governance_cmd:card", "Write a model card (Markdown and HTML)."),
+    "ci": ("stack.cli.ci_cmd:ci_group", "Write CI workflows that train, gate and promote."),
     "compile": ("stack.cli.pipeline_cmd:compile_recipe", "Compile a recipe for the orchestrator."),
     "schedule": ("stack.cli.pipeline_cmd:schedule", "Run a recipe on a cron schedule."),
     "deploy": ("stack.cli.serving_cmd:deploy", "Serve a model version, rolled out by plan."),
