@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "undeploy": ("stack.cli.serving_cmd:undeploy", "Stop an endpoint."),
     "features": ("stack.cli.features_cmd:features_group", "Plan and apply feature definitions."),
     "identity": ("stack.cli.governance_cmd:identity_group", "Signed identities for CI."),
+    "image": ("stack.cli.image_cmd:image_group", "Build the image a recipe runs in."),
     "labels": ("stack.cli.monitor_cmd:labels_group", "Ingest late ground truth (labels)."),
     "monitor": ("stack.cli.monitor_cmd:monitor_group", "Drift, quality and performance checks."),
     "models": ("stack.cli.governance_cmd:models", "The model inventory."),
