@@ -42,14 +42,18 @@ steps:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def prefect_home(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    saved = os.environ.get("PREFECT_HOME")
-    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+def tool_homes(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Prefect's and ZenML's own stores in temporary folders, never the user's."""
+    names = ("PREFECT_HOME", "ZENML_CONFIG_PATH")
+    saved = {name: os.environ.get(name) for name in names}
+    for name in names:
+        os.environ[name] = str(tmp_path_factory.mktemp(name.lower()))
     yield
-    if saved is None:
-        os.environ.pop("PREFECT_HOME", None)
-    else:
-        os.environ["PREFECT_HOME"] = saved
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def run_on(orchestrator: str, folder: Path) -> dict[str, Any]:
@@ -81,8 +85,9 @@ def run_on(orchestrator: str, folder: Path) -> dict[str, Any]:
 
 
 def test_the_spine_reads_the_same_whichever_orchestrator_ran_the_recipe(tmp_path: Path) -> None:
-    results = {name: run_on(name, tmp_path / name) for name in ("local", "prefect", "kfp")}
-    assert {r["orchestrator"] for r in results.values()} == {"local", "prefect", "kfp"}
+    engines = ("local", "prefect", "zenml", "kfp")
+    results = {name: run_on(name, tmp_path / name) for name in engines}
+    assert {r["orchestrator"] for r in results.values()} == set(engines)
     local = results["local"]
     assert local["state"] == "succeeded" and local["audit_ok"]
     assert local["lineage"] == [("data_snapshot:sha256:prepared", "trained_on")]

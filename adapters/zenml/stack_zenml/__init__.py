@@ -1,0 +1,1 @@
+"""mlstack's Orchestrator role on ZenML."""
