@@ -15,18 +15,23 @@ export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_LINK_MODE := copy
 
-.PHONY: demo demo-clean test bench lint sync sync-bench clean
+.PHONY: demo demo-clean test bench lint sync sync-test sync-bench clean
 
 $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)/venv
 	$(TOOLS)/venv/bin/python -m pip install --quiet 'uv>=0.9'
 	mkdir -p $(TOOLS)/bin && ln -sf $(TOOLS)/venv/bin/uv $(TOOLS)/bin/uv
 
+# The demo's environment; --inexact keeps the infra group if `make test` installed it.
 sync: $(UV)
-	$(UV) sync --locked --all-packages
+	$(UV) sync --locked --all-packages --inexact
+
+# Tests also need the infrastructure program's cloud SDKs (the `infra` group, ~1 GB).
+sync-test: $(UV)
+	$(UV) sync --locked --all-packages --group infra
 
 sync-bench: $(UV)
-	$(UV) sync --locked --all-packages --group bench
+	$(UV) sync --locked --all-packages --group bench --inexact
 
 demo: sync
 	$(RUN)/mlstack run recipes/quickstart
@@ -38,15 +43,15 @@ demo-clean:
 	done
 	rm -rf .mlstack recipes/quickstart/data
 
-test: sync
+test: sync-test
 	$(RUN)/python -m pytest
 
 bench: sync-bench
 	$(RUN)/python bench/run_all.py
 
-lint: sync
-	$(RUN)/ruff check stack tests bench adapters recipes
-	$(RUN)/ruff format --check stack tests bench adapters recipes
+lint: sync-test
+	$(RUN)/ruff check stack tests bench adapters recipes infra
+	$(RUN)/ruff format --check stack tests bench adapters recipes infra
 	$(RUN)/mypy
 
 clean: demo-clean

@@ -1,0 +1,301 @@
+"""AWS: a private EKS cluster with managed node groups (the NVIDIA AMI on GPU pools), an
+encrypted private S3 bucket, an encrypted private RDS PostgreSQL, and IRSA for the services
+(no access keys anywhere)."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_random as random
+
+from mlstack_infra.common import DATABASE_USER, ClusterOutputs, child
+from mlstack_infra.spec import InfraSpec
+
+EFFECTS = {
+    "NoSchedule": "NO_SCHEDULE",
+    "PreferNoSchedule": "PREFER_NO_SCHEDULE",
+    "NoExecute": "NO_EXECUTE",
+}
+CIDR = "10.40.0.0/16"
+
+
+def _assume(service: str) -> str:
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+            ],
+        }
+    )
+
+
+class AwsGpuCluster(pulumi.ComponentResource):
+    def __init__(
+        self, name: str, spec: InfraSpec, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlstack:infra:AwsGpuCluster", name, None, opts)
+        tags = {"mlstack.io/stack": name}
+        vpc = aws.ec2.Vpc(
+            f"{name}-vpc",
+            cidr_block=CIDR,
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            tags=tags,
+            opts=child(self),
+        )
+        subnets = [
+            aws.ec2.Subnet(
+                f"{name}-private-{zone}",
+                vpc_id=vpc.id,
+                cidr_block=f"10.40.{index * 16}.0/20",
+                availability_zone=f"{spec.region}{zone}",
+                map_public_ip_on_launch=False,
+                tags={**tags, "kubernetes.io/role/internal-elb": "1"},
+                opts=child(self),
+            )
+            for index, zone in enumerate("abc")
+        ]
+        subnet_ids = [s.id for s in subnets]
+
+        cluster_role = aws.iam.Role(
+            f"{name}-cluster", assume_role_policy=_assume("eks.amazonaws.com"), opts=child(self)
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-cluster-policy",
+            role=cluster_role.name,
+            policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
+            opts=child(self),
+        )
+        node_role = aws.iam.Role(
+            f"{name}-nodes", assume_role_policy=_assume("ec2.amazonaws.com"), opts=child(self)
+        )
+        for policy in (
+            "AmazonEKSWorkerNodePolicy",
+            "AmazonEKS_CNI_Policy",
+            "AmazonEC2ContainerRegistryReadOnly",
+        ):
+            aws.iam.RolePolicyAttachment(
+                f"{name}-nodes-{policy}",
+                role=node_role.name,
+                policy_arn=f"arn:aws:iam::aws:policy/{policy}",
+                opts=child(self),
+            )
+        secrets_key = aws.kms.Key(
+            f"{name}-secrets",
+            description="EKS secrets envelope encryption",
+            enable_key_rotation=True,
+            opts=child(self),
+        )
+        self.cluster = aws.eks.Cluster(
+            name,
+            role_arn=cluster_role.arn,
+            version=spec.kubernetes_version,
+            vpc_config=aws.eks.ClusterVpcConfigArgs(
+                subnet_ids=subnet_ids,
+                endpoint_private_access=True,
+                endpoint_public_access=bool(spec.api_access_cidrs),
+                public_access_cidrs=list(spec.api_access_cidrs) or None,
+            ),
+            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+                provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=secrets_key.arn),
+                resources=["secrets"],
+            ),
+            access_config=aws.eks.ClusterAccessConfigArgs(authentication_mode="API"),
+            tags=tags,
+            opts=child(self),
+        )
+        self.node_groups = [
+            aws.eks.NodeGroup(
+                f"{name}-{pool.name}",
+                cluster_name=self.cluster.name,
+                node_role_arn=node_role.arn,
+                subnet_ids=subnet_ids,
+                instance_types=[pool.machine_type],
+                ami_type="AL2023_x86_64_NVIDIA" if pool.has_gpu else "AL2023_x86_64_STANDARD",
+                capacity_type="SPOT" if pool.spot else "ON_DEMAND",
+                scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                    desired_size=max(pool.min_size, 1) if pool.max_size else 0,
+                    min_size=pool.min_size,
+                    max_size=pool.max_size,
+                ),
+                labels=pool.all_labels(),
+                taints=[
+                    aws.eks.NodeGroupTaintArgs(
+                        key=t["key"], value=t["value"] or None, effect=EFFECTS[t["effect"]]
+                    )
+                    for t in pool.all_taints()
+                ],
+                tags=tags,
+                opts=child(self),
+            )
+            for pool in spec.node_pools
+        ]
+
+        # Object storage: private, encrypted, versioned.
+        self.bucket = aws.s3.Bucket(
+            f"{name}-artifacts", force_destroy=False, tags=tags, opts=child(self)
+        )
+        aws.s3.BucketPublicAccessBlock(
+            f"{name}-artifacts-private",
+            bucket=self.bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child(self),
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-artifacts-encrypted",
+            bucket=self.bucket.id,
+            rules=[
+                aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                    apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="aws:kms"
+                    ),
+                    bucket_key_enabled=True,
+                )
+            ],
+            opts=child(self),
+        )
+        aws.s3.BucketVersioning(
+            f"{name}-artifacts-versioning",
+            bucket=self.bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+                status="Enabled"
+            ),
+            opts=child(self),
+        )
+
+        # PostgreSQL: inside the VPC only, encrypted, its password a secret.
+        database_sg = aws.ec2.SecurityGroup(
+            f"{name}-database",
+            vpc_id=vpc.id,
+            description="PostgreSQL from inside the VPC only",
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp", from_port=5432, to_port=5432, cidr_blocks=[CIDR]
+                )
+            ],
+            tags=tags,
+            opts=child(self),
+        )
+        subnet_group = aws.rds.SubnetGroup(
+            f"{name}-database", subnet_ids=subnet_ids, tags=tags, opts=child(self)
+        )
+        self.password = random.RandomPassword(
+            f"{name}-database", length=32, special=False, opts=child(self)
+        )
+        self.database = aws.rds.Instance(
+            f"{name}-database",
+            engine="postgres",
+            engine_version="16",
+            instance_class=spec.database.size or "db.t4g.medium",
+            allocated_storage=spec.database.storage_gb,
+            db_name="mlflow",
+            username=DATABASE_USER,
+            password=self.password.result,
+            db_subnet_group_name=subnet_group.name,
+            vpc_security_group_ids=[database_sg.id],
+            publicly_accessible=False,
+            storage_encrypted=True,
+            iam_database_authentication_enabled=True,
+            deletion_protection=True,
+            skip_final_snapshot=False,
+            final_snapshot_identifier=f"{name}-database-final",
+            tags=tags,
+            opts=child(self),
+        )
+
+        # IRSA: the services' Kubernetes account assumes a role that may use the bucket.
+        issuer = self.cluster.identities.apply(lambda ids: ids[0]["oidcs"][0]["issuer"])
+        oidc = aws.iam.OpenIdConnectProvider(
+            f"{name}-oidc", url=issuer, client_id_lists=["sts.amazonaws.com"], opts=child(self)
+        )
+        trust = pulumi.Output.all(oidc.arn, issuer).apply(lambda v: _web_identity(v[0], v[1]))
+        self.services_role = aws.iam.Role(
+            f"{name}-services", assume_role_policy=trust, opts=child(self)
+        )
+        aws.iam.RolePolicy(
+            f"{name}-services-bucket",
+            role=self.services_role.id,
+            policy=self.bucket.arn.apply(
+                lambda arn: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [arn]},
+                            {
+                                "Effect": "Allow",
+                                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                                "Resource": [f"{arn}/*"],
+                            },
+                        ],
+                    }
+                )
+            ),
+            opts=child(self),
+        )
+        self.kubeconfig = pulumi.Output.all(
+            self.cluster.endpoint, self.cluster.certificate_authority, self.cluster.name
+        ).apply(lambda v: _kubeconfig(v[0], v[1]["data"], v[2], spec.region))
+        self.register_outputs({"cluster": self.cluster.name, "bucket": self.bucket.bucket})
+
+    def outputs(self) -> ClusterOutputs:
+        return ClusterOutputs(
+            kubeconfig=pulumi.Output.secret(self.kubeconfig),
+            artifact_root=self.bucket.bucket.apply(lambda b: f"s3://{b}/mlflow"),
+            database_host=self.database.address,
+            database_user=DATABASE_USER,
+            database_password=self.password.result,
+            identity_annotations=self.services_role.arn.apply(
+                lambda arn: {"eks.amazonaws.com/role-arn": arn}
+            ),
+        )
+
+
+def _web_identity(provider_arn: str, issuer: str) -> str:
+    """Only the services' Kubernetes account (mlstack/mlstack) may assume the role."""
+    subject = f"{issuer.removeprefix('https://')}:sub"
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Federated": provider_arn},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {subject: "system:serviceaccount:mlstack:mlstack"}},
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def _kubeconfig(endpoint: str, ca: str, cluster: str, region: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": cluster, "cluster": {"server": endpoint, "certificate-authority-data": ca}}
+            ],
+            "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
+            "current-context": cluster,
+            "users": [
+                {
+                    "name": cluster,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "aws",
+                            "args": [
+                                "eks",
+                                "get-token",
+                                "--cluster-name",
+                                cluster,
+                                "--region",
+                                region,
+                            ],
+                        }
+                    },
+                }
+            ],
+        }
+    )

@@ -1,0 +1,179 @@
+"""Azure: a private AKS cluster with GPU agent pools, workload identity for the services, a
+storage account that allows no public blobs, and PostgreSQL Flexible Server with public
+network access disabled."""
+
+from __future__ import annotations
+
+import base64
+
+import pulumi
+import pulumi_azure_native as azure
+import pulumi_random as random
+
+from mlstack_infra.common import DATABASE_USER, ClusterOutputs, child
+from mlstack_infra.spec import InfraSpec
+
+#: Storage Blob Data Contributor, a built-in role.
+BLOB_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+
+
+class AzureGpuCluster(pulumi.ComponentResource):
+    def __init__(
+        self, name: str, spec: InfraSpec, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("mlstack:infra:AzureGpuCluster", name, None, opts)
+        group = azure.resources.ResourceGroup(f"{name}-rg", location=spec.region, opts=child(self))
+        system, *others = spec.node_pools
+        self.cluster = azure.containerservice.ManagedCluster(
+            name,
+            resource_group_name=group.name,
+            location=spec.region,
+            dns_prefix=name,
+            kubernetes_version=spec.kubernetes_version,
+            identity=azure.containerservice.ManagedClusterIdentityArgs(type="SystemAssigned"),
+            agent_pool_profiles=[_profile(system, "System")],
+            api_server_access_profile=azure.containerservice.ManagedClusterAPIServerAccessProfileArgs(
+                enable_private_cluster=not spec.api_access_cidrs,
+                authorized_ip_ranges=list(spec.api_access_cidrs) or None,
+            ),
+            oidc_issuer_profile=azure.containerservice.ManagedClusterOIDCIssuerProfileArgs(
+                enabled=True
+            ),
+            security_profile=azure.containerservice.ManagedClusterSecurityProfileArgs(
+                workload_identity=azure.containerservice.ManagedClusterSecurityProfileWorkloadIdentityArgs(
+                    enabled=True
+                )
+            ),
+            disable_local_accounts=False,
+            opts=child(self),
+        )
+        self.agent_pools = [
+            azure.containerservice.AgentPool(
+                f"{name}-{pool.name}",
+                agent_pool_name=pool.name.replace("-", "")[:12],
+                resource_group_name=group.name,
+                resource_name_=self.cluster.name,
+                **_profile(pool, "User", as_kwargs=True),
+                opts=child(self),
+            )
+            for pool in others
+        ]
+
+        self.account = azure.storage.StorageAccount(
+            f"{name}art".replace("-", "")[:20],
+            resource_group_name=group.name,
+            location=spec.region,
+            kind="StorageV2",
+            sku=azure.storage.SkuArgs(name="Standard_ZRS"),
+            allow_blob_public_access=False,
+            enable_https_traffic_only=True,
+            minimum_tls_version="TLS1_2",
+            encryption=azure.storage.EncryptionArgs(
+                key_source="Microsoft.Storage",
+                services=azure.storage.EncryptionServicesArgs(
+                    blob=azure.storage.EncryptionServiceArgs(enabled=True, key_type="Account")
+                ),
+            ),
+            opts=child(self),
+        )
+        self.container = azure.storage.BlobContainer(
+            f"{name}-artifacts",
+            account_name=self.account.name,
+            resource_group_name=group.name,
+            container_name="mlflow",
+            public_access="None",
+            opts=child(self),
+        )
+
+        self.password = random.RandomPassword(
+            f"{name}-database", length=32, special=False, opts=child(self)
+        )
+        self.database = azure.dbforpostgresql.Server(
+            f"{name}-database",
+            resource_group_name=group.name,
+            location=spec.region,
+            version="16",
+            administrator_login=DATABASE_USER,
+            administrator_login_password=self.password.result,
+            sku=azure.dbforpostgresql.SkuArgs(
+                name=spec.database.size or "Standard_B2s", tier="Burstable"
+            ),
+            storage=azure.dbforpostgresql.StorageArgs(
+                storage_size_gb=max(32, spec.database.storage_gb)
+            ),
+            network=azure.dbforpostgresql.NetworkArgs(public_network_access="Disabled"),
+            opts=child(self),
+        )
+
+        # Workload identity: the services' Kubernetes account federates to this identity.
+        self.identity = azure.managedidentity.UserAssignedIdentity(
+            f"{name}-services",
+            resource_group_name=group.name,
+            location=spec.region,
+            opts=child(self),
+        )
+        azure.managedidentity.FederatedIdentityCredential(
+            f"{name}-services-federation",
+            resource_group_name=group.name,
+            resource_name_=self.identity.name,
+            issuer=self.cluster.oidc_issuer_profile.apply(lambda p: p.issuer_url if p else ""),
+            subject="system:serviceaccount:mlstack:mlstack",
+            audiences=["api://AzureADTokenExchange"],
+            opts=child(self),
+        )
+        azure.authorization.RoleAssignment(
+            f"{name}-services-blobs",
+            principal_id=self.identity.principal_id,
+            principal_type="ServicePrincipal",
+            role_definition_id=pulumi.Output.concat(
+                "/providers/Microsoft.Authorization/roleDefinitions/", BLOB_CONTRIBUTOR
+            ),
+            scope=self.account.id,
+            opts=child(self),
+        )
+        credentials = azure.containerservice.list_managed_cluster_user_credentials_output(
+            resource_group_name=group.name, resource_name=self.cluster.name
+        )
+        self.kubeconfig = credentials.kubeconfigs.apply(
+            lambda configs: base64.b64decode(configs[0].value).decode() if configs else ""
+        )
+        self.register_outputs({"cluster": self.cluster.name, "account": self.account.name})
+
+    def outputs(self) -> ClusterOutputs:
+        return ClusterOutputs(
+            kubeconfig=pulumi.Output.secret(self.kubeconfig),
+            artifact_root=self.account.name.apply(
+                lambda a: f"wasbs://mlflow@{a}.blob.core.windows.net/mlflow"
+            ),
+            database_host=self.database.fully_qualified_domain_name,
+            database_user=DATABASE_USER,
+            database_password=self.password.result,
+            identity_annotations=self.identity.client_id.apply(
+                lambda c: {"azure.workload.identity/client-id": c}
+            ),
+        )
+
+
+def _profile(pool: object, mode: str, *, as_kwargs: bool = False) -> object:
+    from mlstack_infra.spec import NodePool
+
+    assert isinstance(pool, NodePool)
+    values = {
+        "count": max(pool.min_size, 1),
+        "min_count": pool.min_size,
+        "max_count": pool.max_size,
+        "enable_auto_scaling": True,
+        "vm_size": pool.machine_type,
+        "os_type": "Linux",
+        "mode": mode,
+        "node_labels": pool.all_labels(),
+        "node_taints": [f"{t['key']}={t['value']}:{t['effect']}" for t in pool.all_taints()]
+        or None,
+        "scale_set_priority": "Spot" if pool.spot else None,
+        "enable_node_public_ip": False,
+    }
+    if as_kwargs:
+        return values
+    return azure.containerservice.ManagedClusterAgentPoolProfileArgs(
+        name=pool.name.replace("-", "")[:12], **values
+    )

@@ -1,0 +1,31 @@
+"""What every cloud layer hands to the services layer, and small shared helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+
+
+@dataclass
+class ClusterOutputs:
+    """A cluster ready for the services: how to reach it, where artifacts and metadata go,
+    and the annotation that gives the services' account its cloud identity (no static keys)."""
+
+    kubeconfig: pulumi.Output[str]
+    artifact_root: pulumi.Output[str]
+    database_host: pulumi.Output[str]
+    database_user: str
+    database_password: pulumi.Output[str]
+    identity_annotations: pulumi.Output[dict[str, str]]
+    artifact_env: dict[str, str] = field(default_factory=dict)
+    device_plugin: bool = True
+    in_cluster_manifests: list[dict[str, object]] = field(default_factory=list)
+
+
+def child(parent: pulumi.Resource, **extra: object) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions(parent=parent, **extra)  # type: ignore[arg-type]
+
+
+DATABASE_USER = "mlstack"
+DATABASES = ("mlflow", "feast", "mlstack")

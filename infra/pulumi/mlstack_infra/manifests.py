@@ -1,0 +1,343 @@
+"""The Kubernetes objects of the mlstack services, as plain manifests: rendered from the spec
+and the cloud's endpoints, validated offline (kubernetes-validate) in the tests, and applied
+by the `Services` component. Nothing here talks to a cluster."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlstack_infra.spec import GPU_TAINT, InfraSpec
+
+NAMESPACE = "mlstack"
+SERVING = "mlstack-serving"
+SECRET = "mlstack-database"  # keys: username, password (created by the program, never here)
+DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
+REDIS_IMAGE = "redis:7.4-alpine"
+FEAST_IMAGE = "feastdev/feature-server:0.67.0"
+GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]}
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """What the cloud layer provides to the services."""
+
+    artifact_root: str  # s3://bucket/mlflow, gs://bucket/mlflow, wasbs://…, s3://minio…
+    database_host: str
+    database_port: int = 5432
+    service_account_annotations: dict[str, str] = field(default_factory=dict)
+    artifact_env: dict[str, str] = field(default_factory=dict)  # e.g. MLFLOW_S3_ENDPOINT_URL
+    device_plugin: bool = True  # GKE installs its own
+
+
+def render(spec: InfraSpec, endpoints: Endpoints) -> list[Manifest]:
+    objects: list[Manifest] = [
+        _namespace(NAMESPACE, {"pod-security.kubernetes.io/enforce": "baseline"}),
+        _service_account("mlstack", endpoints.service_account_annotations),
+    ]
+    if spec.gpu_pools and endpoints.device_plugin:
+        objects.append(_device_plugin())
+    if spec.services.mlflow:
+        objects += _mlflow(spec, endpoints)
+    if spec.services.feast:
+        objects += _feast(endpoints)
+    if spec.services.serving:
+        objects += _serving(spec)
+    objects += [_monitoring_job(spec, job.model, job.schedule) for job in spec.services.monitoring]
+    return objects
+
+
+def _meta(name: str, namespace: str | None = NAMESPACE, **extra: Any) -> Manifest:
+    meta: Manifest = {"name": name, "labels": {"app.kubernetes.io/part-of": "mlstack"}}
+    if namespace:
+        meta["namespace"] = namespace
+    meta.update(extra)
+    return meta
+
+
+def _namespace(
+    name: str, labels: dict[str, str], annotations: dict[str, str] | None = None
+) -> Manifest:
+    meta = _meta(name, None)
+    meta["labels"].update(labels)
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+
+
+def _service_account(name: str, annotations: dict[str, str]) -> Manifest:
+    meta = _meta(name)
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
+
+
+def _secure(container: Manifest) -> Manifest:
+    container["securityContext"] = {
+        "allowPrivilegeEscalation": False,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    return container
+
+
+def _deployment(
+    name: str, container: Manifest, *, replicas: int = 1, account: str = "mlstack"
+) -> Manifest:
+    labels = {"app.kubernetes.io/name": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": {**labels, "app.kubernetes.io/part-of": "mlstack"}},
+                "spec": {"serviceAccountName": account, "containers": [_secure(container)]},
+            },
+        },
+    }
+
+
+def _service(
+    name: str, port: int, *, kind: str = "ClusterIP", namespace: str = NAMESPACE
+) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(name, namespace),
+        "spec": {
+            "type": kind,
+            "selector": {"app.kubernetes.io/name": name},
+            "ports": [{"name": "http", "port": port, "targetPort": port}],
+        },
+    }
+
+
+def _database_env() -> list[Manifest]:
+    return [
+        {"name": "DB_USER", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "username"}}},
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "password"}}},
+    ]
+
+
+def _device_plugin() -> Manifest:
+    labels = {"app.kubernetes.io/name": "nvidia-device-plugin"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": _meta("nvidia-device-plugin", "kube-system"),
+        "spec": {
+            "selector": {"matchLabels": labels},
+            "updateStrategy": {"type": "RollingUpdate"},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "priorityClassName": "system-node-critical",
+                    "nodeSelector": {"mlstack.io/gpu": "true"},
+                    "tolerations": [GPU_TOLERATION],
+                    "containers": [
+                        {
+                            "name": "nvidia-device-plugin",
+                            "image": DEVICE_PLUGIN_IMAGE,
+                            "env": [{"name": "FAIL_ON_INIT_ERROR", "value": "false"}],
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "volumeMounts": [
+                                {
+                                    "name": "device-plugin",
+                                    "mountPath": "/var/lib/kubelet/device-plugins",
+                                }
+                            ],
+                        }
+                    ],
+                    "volumes": [
+                        {
+                            "name": "device-plugin",
+                            "hostPath": {"path": "/var/lib/kubelet/device-plugins"},
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _mlflow(spec: InfraSpec, endpoints: Endpoints) -> list[Manifest]:
+    uri = f"postgresql://$(DB_USER):$(DB_PASSWORD)@{endpoints.database_host}:{endpoints.database_port}/mlflow"
+    container: Manifest = {
+        "name": "mlflow",
+        "image": spec.mlflow_image,
+        "args": [
+            "mlflow",
+            "server",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "5000",
+            "--backend-store-uri",
+            uri,
+            "--serve-artifacts",
+            "--artifacts-destination",
+            endpoints.artifact_root,
+        ],
+        "env": [
+            *_database_env(),
+            {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"},
+            *({"name": k, "value": v} for k, v in endpoints.artifact_env.items()),
+        ],
+        "ports": [{"containerPort": 5000}],
+        "readinessProbe": {"httpGet": {"path": "/health", "port": 5000}},
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
+    }
+    return [_deployment("mlflow", container, replicas=2), _service("mlflow", 5000)]
+
+
+def _feast(endpoints: Endpoints) -> list[Manifest]:
+    redis: Manifest = {
+        "name": "redis",
+        "image": REDIS_IMAGE,
+        "args": ["--save", "", "--appendonly", "no"],
+        "ports": [{"containerPort": 6379}],
+        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}},
+    }
+    store = {
+        "project": "mlstack",
+        "provider": "local",
+        "registry": {
+            "registry_type": "sql",
+            "path": f"postgresql://$(DB_USER):$(DB_PASSWORD)@{endpoints.database_host}:"
+            f"{endpoints.database_port}/feast",
+        },
+        "online_store": {"type": "redis", "connection_string": f"redis.{NAMESPACE}:6379"},
+        "entity_key_serialization_version": 3,
+    }
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta("feast-repo"),
+        "data": {"feature_store.yaml": json.dumps(store, indent=2)},
+    }
+    server: Manifest = {
+        "name": "feature-server",
+        "image": FEAST_IMAGE,
+        "args": ["feast", "--chdir", "/repo", "serve", "--host", "0.0.0.0", "--port", "6566"],
+        "env": [*_database_env(), {"name": "FEAST_USAGE", "value": "False"}],
+        "ports": [{"containerPort": 6566}],
+        "volumeMounts": [{"name": "repo", "mountPath": "/repo"}],
+    }
+    deployment = _deployment("feature-server", server)
+    deployment["spec"]["template"]["spec"]["volumes"] = [
+        {"name": "repo", "configMap": {"name": "feast-repo"}}
+    ]
+    return [
+        _deployment("redis", redis),
+        _service("redis", 6379),
+        config,
+        deployment,
+        _service("feature-server", 6566),
+    ]
+
+
+def _serving(spec: InfraSpec) -> list[Manifest]:
+    """The namespace model endpoints are deployed into: GPU pods tolerate the GPU taint by
+    default there, get a priority above batch work, and only the gateway is reachable."""
+    tolerations = json.dumps([GPU_TOLERATION])
+    objects: list[Manifest] = [
+        _namespace(
+            SERVING,
+            {"pod-security.kubernetes.io/enforce": "baseline"},
+            {"scheduler.alpha.kubernetes.io/defaultTolerations": tolerations},
+        ),
+        {
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": _meta("mlstack-serving", None),
+            "value": 100000,
+            "globalDefault": False,
+            "description": "Model endpoints: scheduled before batch and training pods.",
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": _meta("only-the-gateway", SERVING),
+            "spec": {
+                "podSelector": {},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {
+                                "namespaceSelector": {
+                                    "matchLabels": {"kubernetes.io/metadata.name": SERVING}
+                                }
+                            }
+                        ]
+                    },
+                    {
+                        "from": [
+                            {
+                                "namespaceSelector": {
+                                    "matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}
+                                }
+                            }
+                        ]
+                    },
+                ],
+            },
+        },
+    ]
+    gateway = _service(
+        "mlstack-gateway",
+        80,
+        kind="LoadBalancer" if spec.serving_public else "ClusterIP",
+        namespace=SERVING,
+    )
+    gateway["spec"]["selector"] = {"mlstack.io/gateway": "true"}
+    gateway["spec"]["ports"][0]["targetPort"] = 3000
+    objects.append(gateway)
+    return objects
+
+
+def _monitoring_job(spec: InfraSpec, model: str, schedule: str) -> Manifest:
+    name = f"monitor-{model.lower().replace('_', '-').replace('.', '-')}"[:52]
+    container: Manifest = {
+        "name": "monitor",
+        "image": spec.image,
+        "args": ["monitor", "run", model],
+        "env": [
+            *_database_env(),
+            {"name": "MLSTACK_STACK", "value": "/etc/mlstack/stack.yaml"},
+        ],
+        "volumeMounts": [{"name": "stack", "mountPath": "/etc/mlstack", "readOnly": True}],
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": _meta(name),
+        "spec": {
+            "schedule": schedule,
+            "concurrencyPolicy": "Forbid",
+            "jobTemplate": {
+                "spec": {
+                    "backoffLimit": 1,
+                    "template": {
+                        "spec": {
+                            "serviceAccountName": "mlstack",
+                            "restartPolicy": "Never",
+                            "containers": [_secure(container)],
+                            "volumes": [
+                                {"name": "stack", "secret": {"secretName": "mlstack-stack"}}
+                            ],
+                        }
+                    },
+                }
+            },
+        },
+    }

@@ -1,0 +1,110 @@
+"""The mlstack services on the cluster: the manifests of `manifests.render` (and, on-prem,
+the in-cluster stores), the database secret, the stack file the monitoring jobs read, and
+Kubeflow Pipelines from its released manifests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from mlstack_infra.common import ClusterOutputs, child
+from mlstack_infra.manifests import NAMESPACE, SECRET, Endpoints, render
+from mlstack_infra.onprem import MINIO_SECRET
+from mlstack_infra.spec import InfraSpec
+from mlstack_infra.stack_output import render_stack
+
+KFP_MANIFESTS = (
+    "https://github.com/kubeflow/pipelines/manifests/kustomize/env/platform-agnostic?ref=2.5.0"
+)
+
+
+class MlstackServices(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        spec: InfraSpec,
+        cluster: ClusterOutputs,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        minio_key: pulumi.Output[str] | None = None,
+    ) -> None:
+        super().__init__("mlstack:infra:MlstackServices", name, None, opts)
+        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=cluster.kubeconfig, opts=child(self))
+        on_cluster = child(self, provider=self.provider)
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=NAMESPACE, labels={"pod-security.kubernetes.io/enforce": "baseline"}
+            ),
+            opts=on_cluster,
+        )
+        in_namespace = child(self, provider=self.provider, depends_on=[namespace])
+        secrets = [
+            k8s.core.v1.Secret(
+                f"{name}-database",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=SECRET, namespace=NAMESPACE),
+                string_data={
+                    "username": cluster.database_user,
+                    "password": cluster.database_password,
+                },
+                opts=in_namespace,
+            ),
+            k8s.core.v1.Secret(
+                f"{name}-stack",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name="mlstack-stack", namespace=NAMESPACE),
+                string_data={"stack.yaml": self.stack_yaml(spec, cluster)},
+                opts=in_namespace,
+            ),
+        ]
+        if minio_key is not None:
+            secrets.append(
+                k8s.core.v1.Secret(
+                    f"{name}-minio",
+                    metadata=k8s.meta.v1.ObjectMetaArgs(name=MINIO_SECRET, namespace=NAMESPACE),
+                    string_data={"access_key": "mlstack", "secret_key": minio_key},
+                    opts=in_namespace,
+                )
+            )
+        objects = pulumi.Output.all(
+            cluster.artifact_root, cluster.database_host, cluster.identity_annotations
+        ).apply(lambda values: self._objects(spec, cluster, *values))
+        self.services = k8s.yaml.v2.ConfigGroup(
+            f"{name}-services",
+            objs=objects,
+            opts=child(self, provider=self.provider, depends_on=secrets),
+        )
+        if spec.services.kubeflow_pipelines:
+            k8s.kustomize.v2.Directory(
+                f"{name}-kubeflow-pipelines", directory=KFP_MANIFESTS, opts=on_cluster
+            )
+        self.register_outputs({})
+
+    @staticmethod
+    def stack_yaml(spec: InfraSpec, cluster: ClusterOutputs) -> pulumi.Output[str]:
+        return pulumi.Output.all(cluster.database_host, cluster.artifact_root).apply(
+            lambda v: render_stack(spec, database_host=v[0], artifact_root=v[1])
+        )
+
+    @staticmethod
+    def _objects(
+        spec: InfraSpec,
+        cluster: ClusterOutputs,
+        artifact_root: str,
+        host: str,
+        annotations: dict[str, str],
+    ) -> list[dict[str, Any]]:
+        endpoints = Endpoints(
+            artifact_root=artifact_root,
+            database_host=host,
+            service_account_annotations=dict(annotations),
+            artifact_env=cluster.artifact_env,
+            device_plugin=cluster.device_plugin,
+        )
+        rendered = [
+            m
+            for m in render(spec, endpoints)
+            if m["kind"] != "Namespace" or m["metadata"]["name"] != NAMESPACE
+        ]
+        return rendered + list(cluster.in_cluster_manifests)

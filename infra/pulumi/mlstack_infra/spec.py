@@ -1,0 +1,167 @@
+"""The one spec a platform team writes (Pulumi config `mlstack:spec`), checked whole before
+any resource is created: a bad value names its field."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+_NAME = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
+
+Target = Literal["aws", "gcp", "azure", "onprem"]
+
+REGION_FORMATS: dict[str, tuple[str, str]] = {
+    "aws": (r"^[a-z]{2}(-gov)?-[a-z]+-\d$", "us-east-1"),
+    "gcp": (r"^[a-z]+-[a-z]+\d$", "europe-west4"),
+    "azure": (r"^[a-z]+[a-z0-9]*$", "westeurope"),
+    "onprem": (r"^.+$", "dc-1"),
+}
+
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+
+
+class SpecError(ValueError):
+    """The spec is wrong; the message names each field at fault."""
+
+
+class Taint(BaseModel):
+    model_config = _FROZEN
+
+    key: str = Field(min_length=1)
+    value: str = ""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+
+
+class NodePool(BaseModel):
+    model_config = _FROZEN
+
+    name: str = Field(pattern=_NAME)
+    machine_type: str = Field(min_length=1, description="m5.xlarge, n2-standard-8, Standard_D8s_v5")
+    gpu_type: str | None = Field(
+        default=None, description="nvidia-tesla-t4 / nvidia-l4 (GCP); informative on AWS/Azure"
+    )
+    gpu_count: int = Field(default=0, ge=0, le=16)
+    min_size: int = Field(default=1, ge=0)
+    max_size: int = Field(default=3, ge=1)
+    spot: bool = False
+    taints: tuple[Taint, ...] = ()
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NodePool:
+        if self.gpu_count and not self.gpu_type:
+            raise ValueError("gpu_count is set but gpu_type is not: name the GPU")
+        if self.gpu_type and not self.gpu_count:
+            raise ValueError("gpu_type is set but gpu_count is 0")
+        if self.min_size > self.max_size:
+            raise ValueError(f"min_size {self.min_size} is larger than max_size {self.max_size}")
+        return self
+
+    @property
+    def has_gpu(self) -> bool:
+        return self.gpu_count > 0
+
+    def all_taints(self) -> list[dict[str, str]]:
+        """GPU pools take only pods that ask for GPUs (the taint the device plugin tolerates)."""
+        taints = [t.model_dump() for t in self.taints]
+        if self.has_gpu and not any(t["key"] == GPU_TAINT["key"] for t in taints):
+            taints.append(dict(GPU_TAINT))
+        return taints
+
+    def all_labels(self) -> dict[str, str]:
+        labels = {"mlstack.io/pool": self.name, **self.labels}
+        if self.has_gpu:
+            labels.update({"mlstack.io/gpu": "true", "mlstack.io/gpu-type": str(self.gpu_type)})
+        return labels
+
+
+class MonitoringJob(BaseModel):
+    model_config = _FROZEN
+
+    model: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    schedule: str = Field(default="*/15 * * * *", description="cron")
+
+
+class Services(BaseModel):
+    model_config = _FROZEN
+
+    mlflow: bool = True
+    feast: bool = True
+    kubeflow_pipelines: bool = True
+    serving: bool = True
+    monitoring: tuple[MonitoringJob, ...] = ()
+
+
+class Database(BaseModel):
+    model_config = _FROZEN
+
+    size: str | None = Field(
+        default=None, description="db.t4g.medium, db-custom-2-7680, B_Standard_B2s"
+    )
+    storage_gb: int = Field(default=20, ge=10, le=65536)
+
+
+class InfraSpec(BaseModel):
+    model_config = _FROZEN
+
+    target: Target
+    region: str
+    name: str = Field(default="mlstack", pattern=_NAME)
+    kubernetes_version: str = Field(default="1.33", pattern=r"^1\.\d{2}$")
+    node_pools: tuple[NodePool, ...] = Field(min_length=1)
+    services: Services = Services()
+    database: Database = Database()
+    api_access_cidrs: tuple[str, ...] = Field(
+        default=(),
+        description="Networks that may reach the Kubernetes API; empty: private endpoint only "
+        "(run `pulumi up` from inside the network, a VPN or a bastion).",
+    )
+    serving_public: bool = Field(
+        default=False, description="A public load balancer for the serving gateway (only this)."
+    )
+    image: str = Field(default="ghcr.io/mlstack/mlstack:0.1.0", description="mlstack's image")
+    mlflow_image: str = "ghcr.io/mlflow/mlflow:v3.17.2"
+    project: str | None = Field(default=None, description="GCP project")
+
+    @model_validator(mode="after")
+    def _target_rules(self) -> InfraSpec:
+        pattern, example = REGION_FORMATS[self.target]
+        if not re.match(pattern, self.region):
+            raise ValueError(
+                f"region {self.region!r} is not a {self.target} region (like {example!r})"
+            )
+        if self.target == "gcp" and not self.project:
+            raise ValueError("target gcp needs `project`")
+        for cidr in self.api_access_cidrs:
+            if not re.match(r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$", cidr):
+                raise ValueError(f"api_access_cidrs: {cidr!r} is not an IPv4 CIDR")
+            if cidr.endswith("/0"):
+                raise ValueError("api_access_cidrs: 0.0.0.0/0 opens the Kubernetes API to all")
+        if self.target == "azure" and self.node_pools[0].has_gpu:
+            raise ValueError("on azure the first node pool is AKS's system pool: give it no GPU")
+        names = [p.name for p in self.node_pools]
+        if len(set(names)) != len(names):
+            raise ValueError(f"node pool names repeat: {names}")
+        return self
+
+    @property
+    def gpu_pools(self) -> tuple[NodePool, ...]:
+        return tuple(p for p in self.node_pools if p.has_gpu)
+
+
+def parse_spec(data: object, *, where: str = "mlstack:spec") -> InfraSpec:
+    """The spec, or a SpecError naming every field at fault (`node_pools[1].gpu_count`)."""
+    try:
+        return InfraSpec.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_url=False):
+            location = ""
+            for part in error["loc"]:
+                location += f"[{part}]" if isinstance(part, int) else f".{part}"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"{where}{location}: {message}")
+        raise SpecError("\n".join(lines)) from None

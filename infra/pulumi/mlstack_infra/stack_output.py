@@ -1,0 +1,72 @@
+"""The production `stack.yaml` the program exports: mlstack pointed at the new cluster.
+
+Secrets are references (`${MLSTACK_DB_PASSWORD}`, read from the environment when mlstack
+reads the file), never values: the file can be shared and committed; the password comes from
+`pulumi stack output database_password --show-secrets` or the cloud's secret manager."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from mlstack_infra.manifests import NAMESPACE, SERVING
+from mlstack_infra.spec import InfraSpec
+
+PASSWORD_REF = "${MLSTACK_DB_PASSWORD}"
+
+
+def stack_document(spec: InfraSpec, *, database_host: str, artifact_root: str) -> dict[str, Any]:
+    tracking = f"http://mlflow.{NAMESPACE}:5000"
+    gpu_pool = next((p for p in spec.gpu_pools), None)
+    kubernetes: dict[str, Any] = {"namespace": SERVING}
+    if gpu_pool is not None:
+        kubernetes.update(
+            gpus=1,
+            node_selector={"mlstack.io/gpu": "true"},
+            tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        )
+    document: dict[str, Any] = {
+        "name": spec.name,
+        "home": ".mlstack",
+        "tracker": {
+            "adapter": "mlflow",
+            "tracking_uri": tracking,
+            "artifact_location": artifact_root,
+        },
+        "registry": {"adapter": "mlflow", "tracking_uri": tracking},
+        "server": {
+            "adapter": "bentoml",
+            "models_from": {"tracking_uri": tracking},
+            "prediction_log": {
+                "url": f"postgresql://mlstack@{database_host}:5432/mlstack",
+                "password": PASSWORD_REF,
+            },
+            "kubernetes": kubernetes,
+        },
+        "monitor": {"adapter": "evidently"},
+        "orchestrator": (
+            {"adapter": "kfp", "host": "http://ml-pipeline.kubeflow:8888", "image": spec.image}
+            if spec.services.kubeflow_pipelines
+            else {"adapter": "local"}
+        ),
+        "spine": {
+            "url": f"postgresql://mlstack@{database_host}:5432/mlstack",
+            "password": PASSWORD_REF,
+        },
+    }
+    if spec.services.feast:
+        document["features"] = {
+            "adapter": "feast",
+            "online_store": {"type": "redis", "connection_string": f"redis.{NAMESPACE}:6379"},
+        }
+    return document
+
+
+def render_stack(spec: InfraSpec, *, database_host: str, artifact_root: str) -> str:
+    header = (
+        f"# mlstack on the {spec.target} cluster {spec.name!r}, written by `pulumi up`.\n"
+        "# export MLSTACK_DB_PASSWORD=$(pulumi stack output database_password --show-secrets)\n"
+    )
+    document = stack_document(spec, database_host=database_host, artifact_root=artifact_root)
+    return header + yaml.safe_dump(document, sort_keys=False)

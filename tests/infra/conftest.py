@@ -1,0 +1,83 @@
+"""The infrastructure program under Pulumi's own mocks (`pulumi.runtime.set_mocks`): no CLI,
+no cloud; every resource the program declares is recorded with its inputs."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "infra" / "pulumi"))
+
+pulumi = pytest.importorskip(
+    "pulumi", reason="the infra group is not installed (make test installs it)"
+)
+
+from mlstack_infra.policies import Declared  # noqa: E402
+
+
+class RecordingMocks(pulumi.runtime.Mocks):  # type: ignore[misc]
+    """Records each resource; answers with its inputs plus what the program reads back."""
+
+    def __init__(self) -> None:
+        self.resources: list[Declared] = []
+
+    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
+        self.resources.append(Declared(args.typ, args.name, dict(args.inputs)))
+        outputs = dict(args.inputs)
+        outputs.setdefault("name", args.name)
+        if args.typ == "aws:eks/cluster:Cluster":
+            outputs.update(
+                endpoint="https://eks.example",
+                certificateAuthority={"data": "Q0E="},
+                identities=[
+                    {"oidcs": [{"issuer": "https://oidc.eks.us-east-1.amazonaws.com/id/X"}]}
+                ],
+            )
+        if args.typ == "aws:s3/bucket:Bucket":
+            outputs.update(bucket=f"{args.name}-bucket", arn=f"arn:aws:s3:::{args.name}")
+        if args.typ == "aws:rds/instance:Instance":
+            outputs.update(address=f"{args.name}.rds.example")
+        if args.typ == "gcp:container/cluster:Cluster":
+            outputs.update(endpoint="10.0.0.2", masterAuth={"clusterCaCertificate": "Q0E="})
+        if args.typ == "gcp:sql/databaseInstance:DatabaseInstance":
+            outputs.update(privateIpAddress="10.80.0.3")
+        if args.typ == "gcp:serviceaccount/account:Account":
+            outputs.update(email=f"{args.name}@project.iam.gserviceaccount.com")
+        if args.typ == "azure-native:containerservice:ManagedCluster":
+            outputs.update(oidcIssuerProfile={"issuerURL": "https://oidc.azure.example/x"})
+        if args.typ == "azure-native:dbforpostgresql:Server":
+            outputs.update(fullyQualifiedDomainName=f"{args.name}.postgres.database.azure.com")
+        if args.typ == "azure-native:managedidentity:UserAssignedIdentity":
+            outputs.update(clientId="client-1", principalId="principal-1")
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            outputs.update(result="generated-password")
+        return f"{args.name}-id", outputs
+
+    def call(self, args: Any) -> tuple[dict[str, Any], list[tuple[str, str]]] | dict[str, Any]:
+        if args.token == "azure-native:containerservice:listManagedClusterUserCredentials":
+            config = base64.b64encode(b"apiVersion: v1\nkind: Config\n").decode()
+            return {"kubeconfigs": [{"name": "clusterUser", "value": config}]}
+        return {}
+
+
+@pytest.fixture
+def mocks() -> Iterator[RecordingMocks]:
+    recording = RecordingMocks()
+    pulumi.runtime.set_mocks(recording, project="mlstack-infra", stack="test", preview=False)
+    yield recording
+
+
+def run_program(program: Callable[[], Any]) -> None:
+    """Run `program` to completion under the mocks (every output resolved)."""
+
+    @pulumi.runtime.test  # type: ignore[misc]
+    def wrapped() -> Any:
+        return program()
+
+    wrapped()

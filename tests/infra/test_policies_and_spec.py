@@ -1,0 +1,261 @@
+"""The rules that make the stack secure by default, seen to fail on resources that break
+them; the spec refusing bad values by field before any resource exists; the Kubernetes
+manifests valid against the Kubernetes schema; the exported stack.yaml valid for mlstack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from mlstack_infra.manifests import Endpoints, render
+from mlstack_infra.onprem import in_cluster_stores
+from mlstack_infra.policies import Declared, violations
+from mlstack_infra.spec import SpecError, parse_spec
+from mlstack_infra.stack_output import render_stack
+
+from tests.infra.conftest import ROOT, RecordingMocks, run_program
+
+POOLS = [
+    {"name": "system", "machine_type": "m6i.xlarge"},
+    {
+        "name": "gpu",
+        "machine_type": "g5.xlarge",
+        "gpu_type": "nvidia-a10g",
+        "gpu_count": 1,
+        "max_size": 2,
+    },
+]
+
+
+def test_each_rule_fails_on_what_it_forbids() -> None:
+    bad = [
+        Declared("aws:s3/bucket:Bucket", "open", {}),
+        Declared(
+            "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+            "half",
+            {"blockPublicAcls": True},
+        ),
+        Declared("gcp:storage/bucket:Bucket", "gcs", {"publicAccessPrevention": "inherited"}),
+        Declared(
+            "aws:rds/instance:Instance",
+            "db",
+            {"publiclyAccessible": True, "storageEncrypted": False},
+        ),
+        Declared(
+            "gcp:sql/databaseInstance:DatabaseInstance",
+            "sql",
+            {"settings": {"ipConfiguration": {"ipv4Enabled": True}}},
+        ),
+        Declared(
+            "aws:ec2/securityGroup:SecurityGroup",
+            "sg",
+            {"ingress": [{"cidrBlocks": ["0.0.0.0/0"]}]},
+        ),
+        Declared("aws:eks/cluster:Cluster", "eks", {"vpcConfig": {"endpointPublicAccess": True}}),
+        Declared("gcp:container/cluster:Cluster", "gke", {"privateClusterConfig": {}}),
+        Declared("aws:iam/accessKey:AccessKey", "key", {}),
+        Declared("azure-native:storage:StorageAccount", "acct", {"allowBlobPublicAccess": True}),
+        Declared(
+            "kubernetes:yaml/v2:ConfigGroup",
+            "svc",
+            {
+                "objs": [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Service",
+                        "metadata": {"name": "mlflow"},
+                        "spec": {"type": "LoadBalancer"},
+                    }
+                ]
+            },
+        ),
+    ]
+    found = violations(bad)
+    assert set(found) == {
+        "buckets_are_private",
+        "storage_is_encrypted",
+        "databases_are_private",
+        "no_open_ingress",
+        "cluster_endpoint_is_private",
+        "no_static_keys",
+    }
+    assert "service mlflow is a public load balancer" in found["no_open_ingress"]
+    assert any("0.0.0.0/0" in v for v in found["no_open_ingress"])
+
+
+def test_only_the_serving_gateway_may_be_public_and_only_when_asked() -> None:
+    def gateway(public: bool) -> list[Declared]:
+        spec = parse_spec(
+            {"target": "aws", "region": "us-east-1", "node_pools": POOLS, "serving_public": public}
+        )
+        objs = render(spec, Endpoints("s3://b/mlflow", "db"))
+        return [Declared("kubernetes:yaml/v2:ConfigGroup", "services", {"objs": objs})]
+
+    public = gateway(True)
+    assert violations(public, serving_public=True) == {}
+    assert "no_open_ingress" in violations(public, serving_public=False)
+    assert violations(gateway(False)) == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {"node_pools": [{"name": "gpu", "machine_type": "g5", "gpu_count": 2}]},
+            "mlstack:spec.node_pools[0]: gpu_count is set but gpu_type is not",
+        ),
+        ({"region": "Frankfurt"}, "region 'Frankfurt' is not a aws region (like 'us-east-1')"),
+        (
+            {"node_pools": [{"name": "cpu", "machine_type": "m5", "min_size": 5, "max_size": 2}]},
+            "mlstack:spec.node_pools[0]: min_size 5 is larger than max_size 2",
+        ),
+        (
+            {"node_pools": [{"name": "cpu", "machine_type": "m5", "min_size": -1}]},
+            "mlstack:spec.node_pools[0].min_size: Input should be greater than or equal to 0",
+        ),
+        ({"target": "gcp", "region": "europe-west4"}, "target gcp needs `project`"),
+    ],
+)
+def test_a_bad_spec_names_the_field(change: dict[str, Any], message: str) -> None:
+    data = {"target": "aws", "region": "us-east-1", "node_pools": POOLS, **change}
+    with pytest.raises(SpecError) as caught:
+        parse_spec(data)
+    assert message in str(caught.value)
+
+
+def test_a_bad_spec_stops_the_program_before_any_resource(mocks: RecordingMocks) -> None:
+    import pulumi
+    from mlstack_infra.program import main
+
+    spec = {
+        "target": "aws",
+        "region": "us-east-1",
+        "node_pools": [{"name": "gpu", "machine_type": "g5", "gpu_count": 1}],
+    }
+    pulumi.runtime.set_all_config({"mlstack:spec": json.dumps(spec)})
+    try:
+        with pytest.raises(
+            SpecError, match=r"node_pools\[0\]: gpu_count is set but gpu_type is not"
+        ):
+            run_program(main)
+    finally:
+        pulumi.runtime.set_all_config({})
+    assert mocks.resources == []
+
+
+@pytest.mark.parametrize("target", ["aws", "gcp", "azure", "onprem"])
+def test_the_kubernetes_manifests_are_valid(target: str, tmp_path: Path) -> None:
+    region = {"aws": "us-east-1", "gcp": "europe-west4", "azure": "westeurope", "onprem": "dc-1"}[
+        target
+    ]
+    spec = parse_spec(
+        {
+            "target": target,
+            "region": region,
+            "project": "p" if target == "gcp" else None,
+            "node_pools": POOLS,
+            "serving_public": True,
+            "services": {
+                "monitoring": [{"model": "churn"}, {"model": "fraud.v2", "schedule": "0 * * * *"}]
+            },
+        }
+    )
+    endpoints = Endpoints(
+        "s3://b/mlflow",
+        "db.internal",
+        service_account_annotations={"eks.amazonaws.com/role-arn": "arn:x"},
+    )
+    objects = render(spec, endpoints)
+    if target == "onprem":
+        objects += in_cluster_stores(spec)
+    path = tmp_path / "manifests.yaml"
+    path.write_text(yaml.safe_dump_all(objects))
+    checked = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "kubernetes-validate"),
+            "--strict",
+            "--quiet",
+            "--kubernetes-version",
+            "1.33",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    kinds = {o["kind"] for o in objects}
+    assert {
+        "Deployment",
+        "Service",
+        "CronJob",
+        "DaemonSet",
+        "NetworkPolicy",
+        "PriorityClass",
+    } <= kinds
+    [serving] = [
+        o
+        for o in objects
+        if o["kind"] == "Namespace" and o["metadata"]["name"] == "mlstack-serving"
+    ]
+    tolerations = json.loads(
+        serving["metadata"]["annotations"]["scheduler.alpha.kubernetes.io/defaultTolerations"]
+    )
+    assert tolerations == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    mlflow = next(
+        o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "mlflow"
+    )
+    args = mlflow["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "postgresql://$(DB_USER):$(DB_PASSWORD)@db.internal:5432/mlflow" in args
+    assert args[args.index("--artifacts-destination") + 1] == "s3://b/mlflow"
+
+
+def test_the_exported_stack_file_is_a_valid_mlstack_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stack.config.stack_file import read_stack_file
+    from stack.plugins.registry import default_registry
+    from stack.resolution import resolve_stack
+
+    spec = parse_spec(
+        {"target": "gcp", "region": "europe-west4", "project": "p", "node_pools": POOLS}
+    )
+    text = render_stack(spec, database_host="10.80.0.3", artifact_root="gs://b/mlflow")
+    assert "generated-password" not in text and "${MLSTACK_DB_PASSWORD}" in text
+    path = tmp_path / "stack.yaml"
+    path.write_text(text)
+    monkeypatch.setenv("MLSTACK_DB_PASSWORD", "s3cret")
+    stack, doc = read_stack_file(path)
+    roles = resolve_stack(stack, doc, default_registry(), None)
+    assert {r.value for r in roles} >= {
+        "tracker",
+        "registry",
+        "server",
+        "monitor",
+        "orchestrator",
+        "features",
+    }
+    assert stack.spine.password is not None and stack.spine.password.get_secret_value() == "s3cret"
+    assert "s3cret" not in stack.spine.safe_url
+    assert os.environ["MLSTACK_DB_PASSWORD"] == "s3cret"
+    server = roles[next(r for r in roles if r.value == "server")].config
+    assert server.kubernetes.node_selector == {"mlstack.io/gpu": "true"}  # type: ignore[attr-defined]
+
+
+def test_the_example_stacks_are_valid_specs() -> None:
+    paths = sorted((ROOT / "infra" / "pulumi").glob("Pulumi.*.yaml"))
+    assert [p.name for p in paths] == [
+        "Pulumi.aws-gpu.yaml",
+        "Pulumi.azure-gpu.yaml",
+        "Pulumi.gcp-gpu.yaml",
+        "Pulumi.onprem.yaml",
+    ]
+    for path in paths:
+        config = yaml.safe_load(path.read_text())["config"]
+        spec = parse_spec(config["mlstack:spec"], where=path.name)
+        assert spec.gpu_pools, f"{path.name} has no GPU pool"

@@ -1,0 +1,179 @@
+"""Each target under Pulumi's mocks: the resources it declares, their security properties,
+the GPU node pools, and the services on the cluster."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from mlstack_infra.policies import Declared, violations
+from mlstack_infra.spec import parse_spec
+
+from tests.infra.conftest import RecordingMocks, run_program
+
+GPU_POOLS = [
+    {"name": "system", "machine_type": "MACHINE", "min_size": 1, "max_size": 3},
+    {
+        "name": "gpu",
+        "machine_type": "GPU_MACHINE",
+        "gpu_type": "GPU_TYPE",
+        "gpu_count": 1,
+        "min_size": 0,
+        "max_size": 4,
+        "spot": True,
+        "labels": {"team": "ml"},
+    },
+]
+
+TARGETS: dict[str, dict[str, Any]] = {
+    "aws": {
+        "region": "us-east-1",
+        "machine": "m6i.xlarge",
+        "gpu_machine": "g5.xlarge",
+        "gpu": "nvidia-a10g",
+    },
+    "gcp": {
+        "region": "europe-west4",
+        "machine": "n2-standard-8",
+        "gpu_machine": "g2-standard-8",
+        "gpu": "nvidia-l4",
+        "project": "acme-ml",
+    },
+    "azure": {
+        "region": "westeurope",
+        "machine": "Standard_D8s_v5",
+        "gpu_machine": "Standard_NC4as_T4_v3",
+        "gpu": "nvidia-t4",
+    },
+}
+
+
+def spec_for(target: str, **extra: Any) -> Any:
+    facts = TARGETS[target]
+    pools = json.loads(
+        json.dumps(GPU_POOLS)
+        .replace("GPU_MACHINE", facts["gpu_machine"])
+        .replace("MACHINE", facts["machine"])
+        .replace("GPU_TYPE", facts["gpu"])
+    )
+    data: dict[str, Any] = {
+        "target": target,
+        "region": facts["region"],
+        "node_pools": pools,
+        "services": {"monitoring": [{"model": "churn", "schedule": "*/10 * * * *"}]},
+        **extra,
+    }
+    if "project" in facts:
+        data["project"] = facts["project"]
+    return parse_spec(data)
+
+
+def declare(mocks: RecordingMocks, spec: Any) -> list[Declared]:
+    from mlstack_infra.program import build
+
+    run_program(lambda: build(spec))
+    return mocks.resources
+
+
+def of(resources: list[Declared], type_: str) -> list[Declared]:
+    return [r for r in resources if r.type == type_]
+
+
+@pytest.mark.parametrize("target", ["aws", "gcp", "azure"])
+def test_every_cloud_is_secure_by_default(mocks: RecordingMocks, target: str) -> None:
+    resources = declare(mocks, spec_for(target))
+    assert violations(resources) == {}
+    services = of(resources, "kubernetes:yaml/v2:ConfigGroup")
+    assert len(services) == 1  # the mlstack services, applied on the new cluster
+    assert of(resources, "kubernetes:core/v1:Secret")
+
+
+def test_aws_gpu_pool_uses_the_nvidia_ami_with_taint_labels_and_spot(mocks: RecordingMocks) -> None:
+    resources = declare(mocks, spec_for("aws"))
+    pools = {r.name: r.inputs for r in of(resources, "aws:eks/nodeGroup:NodeGroup")}
+    gpu, system = pools["mlstack-gpu"], pools["mlstack-system"]
+    assert (
+        gpu["amiType"] == "AL2023_x86_64_NVIDIA" and system["amiType"] == "AL2023_x86_64_STANDARD"
+    )
+    assert gpu["capacityType"] == "SPOT" and gpu["instanceTypes"] == ["g5.xlarge"]
+    assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"} in gpu["taints"]
+    assert gpu["labels"]["mlstack.io/gpu"] == "true" and gpu["labels"]["team"] == "ml"
+    assert gpu["scalingConfig"] == {"desiredSize": 1, "minSize": 0, "maxSize": 4}
+    assert not system.get("taints")
+    [cluster] = of(resources, "aws:eks/cluster:Cluster")
+    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is False
+    assert cluster.inputs["encryptionConfig"]["resources"] == ["secrets"]
+    [database] = of(resources, "aws:rds/instance:Instance")
+    assert database.inputs["publiclyAccessible"] is False and database.inputs["storageEncrypted"]
+    # IRSA, not keys: the services' role trusts the cluster's OIDC provider for one account
+    roles = [json.loads(r.inputs["assumeRolePolicy"]) for r in of(resources, "aws:iam/role:Role")]
+    web = [
+        s for r in roles for s in r["Statement"] if s["Action"] == "sts:AssumeRoleWithWebIdentity"
+    ]
+    assert web and "system:serviceaccount:mlstack:mlstack" in json.dumps(web)
+
+
+def test_gcp_gpu_pool_has_accelerators_and_the_driver_installed(mocks: RecordingMocks) -> None:
+    resources = declare(mocks, spec_for("gcp"))
+    pools = {r.name: r.inputs for r in of(resources, "gcp:container/nodePool:NodePool")}
+    config = pools["mlstack-gpu"]["nodeConfig"]
+    [accelerator] = config["guestAccelerators"]
+    assert accelerator["type"] == "nvidia-l4" and accelerator["count"] == 1
+    assert accelerator["gpuDriverInstallationConfig"]["gpuDriverVersion"] == "LATEST"
+    assert config["spot"] is True
+    assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"} in config[
+        "taints"
+    ]
+    assert config["workloadMetadataConfig"]["mode"] == "GKE_METADATA"
+    [cluster] = of(resources, "gcp:container/cluster:Cluster")
+    assert cluster.inputs["workloadIdentityConfig"]["workloadPool"] == "acme-ml.svc.id.goog"
+    assert cluster.inputs["privateClusterConfig"]["enablePrivateEndpoint"] is True
+    [sql] = of(resources, "gcp:sql/databaseInstance:DatabaseInstance")
+    assert sql.inputs["settings"]["ipConfiguration"]["ipv4Enabled"] is False
+
+
+def test_azure_gpu_pool_is_a_user_pool_with_the_gpu_taint(mocks: RecordingMocks) -> None:
+    resources = declare(mocks, spec_for("azure"))
+    [pool] = of(resources, "azure-native:containerservice:AgentPool")
+    assert pool.inputs["vmSize"] == "Standard_NC4as_T4_v3" and pool.inputs["mode"] == "User"
+    assert "nvidia.com/gpu=present:NoSchedule" in pool.inputs["nodeTaints"]
+    assert pool.inputs["scaleSetPriority"] == "Spot"
+    [cluster] = of(resources, "azure-native:containerservice:ManagedCluster")
+    assert cluster.inputs["securityProfile"]["workloadIdentity"]["enabled"] is True
+    assert cluster.inputs["apiServerAccessProfile"]["enablePrivateCluster"] is True
+    [credential] = of(resources, "azure-native:managedidentity:FederatedIdentityCredential")
+    assert credential.inputs["subject"] == "system:serviceaccount:mlstack:mlstack"
+
+
+def test_onprem_runs_the_stores_in_the_cluster(mocks: RecordingMocks) -> None:
+    import pulumi
+    from mlstack_infra.program import build
+
+    spec = parse_spec({"target": "onprem", "region": "dc-1", "node_pools": GPU_POOLS_ONPREM})
+    run_program(lambda: build(spec, kubeconfig=pulumi.Output.secret("apiVersion: v1")))
+    [group] = of(mocks.resources, "kubernetes:yaml/v2:ConfigGroup")
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in group.inputs["objs"]}
+    assert {
+        ("StatefulSet", "postgres"),
+        ("StatefulSet", "minio"),
+        ("Deployment", "mlflow"),
+    } <= kinds
+    minio = [r for r in of(mocks.resources, "kubernetes:core/v1:Secret") if "minio" in r.name]
+    assert minio
+
+
+GPU_POOLS_ONPREM = [
+    {
+        "name": "gpu",
+        "machine_type": "existing",
+        "gpu_type": "nvidia-a100",
+        "gpu_count": 8,
+        "max_size": 2,
+    }
+]
+
+
+def test_an_api_endpoint_open_to_the_world_is_refused_in_the_spec() -> None:
+    with pytest.raises(ValueError, match=r"0\.0\.0\.0/0 opens the Kubernetes API"):
+        spec_for("aws", api_access_cidrs=["0.0.0.0/0"])
