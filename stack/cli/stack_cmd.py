@@ -71,3 +71,50 @@ def show(ctx: click.Context, file: str | None) -> None:
     data["spine"] = {"url": stack.spine.safe_url}
     data["identity"] = stack.identity.model_dump(mode="json")
     click.echo(json.dumps(data, indent=2))
+
+
+@stack_group.command("from-pulumi")
+@click.option("--cwd", default="infra/pulumi", show_default=True, help="The Pulumi program.")
+@click.option("--stack", "pulumi_stack", help="The Pulumi stack (default: the selected one).")
+@click.option("--output", "-o", default="stack.yaml", show_default=True)
+def from_pulumi(cwd: str, pulumi_stack: str | None, output: str) -> None:
+    """Write the stack file `pulumi up` exported (its `mlstack` output), then validate it."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from stack.config.stack_file import read_stack_file
+    from stack.errors import StackError
+    from stack.plugins.registry import default_registry
+    from stack.resolution import resolve_stack
+
+    pulumi = shutil.which("pulumi")
+    if pulumi is None:
+        raise StackError(
+            "the Pulumi CLI is not installed (https://www.pulumi.com/docs/install/); or run: "
+            "pulumi stack output mlstack --show-secrets > stack.yaml"
+        )
+    command = [pulumi, "stack", "output", "mlstack", "--show-secrets"]
+    if pulumi_stack:
+        command += ["--stack", pulumi_stack]
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise StackError(f"pulumi stack output failed in {cwd}:\n{done.stderr.strip()}")
+    target = Path(output)
+    partial = target.with_suffix(".partial")
+    partial.write_text(done.stdout)
+    placeholder = "MLSTACK_DB_PASSWORD" not in os.environ  # a reference, checked for shape
+    if placeholder:
+        os.environ["MLSTACK_DB_PASSWORD"] = "unset"
+    try:
+        stack, doc = read_stack_file(partial)
+        resolve_stack(stack, doc, default_registry(), None)  # every adapter's options too
+    except StackError:
+        partial.unlink()
+        raise
+    finally:
+        if placeholder:
+            del os.environ["MLSTACK_DB_PASSWORD"]
+    partial.replace(target)
+    click.echo(f"wrote {target} (set MLSTACK_DB_PASSWORD before using it)")
