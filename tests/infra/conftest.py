@@ -31,6 +31,10 @@ class RecordingMocks(pulumi.runtime.Mocks):  # type: ignore[misc]
         self.resources.append(Declared(args.typ, args.name, dict(args.inputs)))
         outputs = dict(args.inputs)
         outputs.setdefault("name", args.name)
+        if args.typ.startswith("aws:"):
+            outputs.setdefault(
+                "arn", f"arn:aws:{args.typ.split(':')[1].split('/')[0]}::123456789012:{args.name}"
+            )
         if args.typ == "aws:eks/cluster:Cluster":
             outputs.update(
                 endpoint="https://eks.example",

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from mlstack_infra import autoscaler
 from mlstack_infra.manifests import Endpoints, render
 from mlstack_infra.onprem import in_cluster_stores
 from mlstack_infra.policies import Declared, violations
@@ -174,6 +175,8 @@ def test_the_kubernetes_manifests_are_valid(target: str, tmp_path: Path) -> None
     objects = render(spec, endpoints)
     if target == "onprem":
         objects += in_cluster_stores(spec)
+    if target == "aws":
+        objects += autoscaler.manifests("mlstack", "us-east-1", "arn:aws:iam::1:role/autoscaler")
     path = tmp_path / "manifests.yaml"
     path.write_text(yaml.safe_dump_all(objects))
     checked = subprocess.run(

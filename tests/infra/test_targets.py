@@ -104,6 +104,25 @@ def test_aws_gpu_pool_uses_the_nvidia_ami_with_taint_labels_and_spot(mocks: Reco
     [cluster] = of(resources, "aws:eks/cluster:Cluster")
     assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is False
     assert cluster.inputs["encryptionConfig"]["resources"] == ["secrets"]
+    # nodes scale: the cluster-autoscaler (through IRSA) finds the node groups; pods scale:
+    # the metrics-server add-on feeds the endpoints' HPAs
+    assert [a.inputs["addonName"] for a in of(resources, "aws:eks/addon:Addon")] == [
+        "metrics-server"
+    ]
+    [group] = of(resources, "kubernetes:yaml/v2:ConfigGroup")
+    [scaler] = [
+        o
+        for o in group.inputs["objs"]
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == "cluster-autoscaler"
+    ]
+    command = scaler["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert any("k8s.io/cluster-autoscaler/mlstack" in c for c in command)
+    [account] = [
+        o
+        for o in group.inputs["objs"]
+        if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "cluster-autoscaler"
+    ]
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
     [database] = of(resources, "aws:rds/instance:Instance")
     assert database.inputs["publiclyAccessible"] is False and database.inputs["storageEncrypted"]
     # IRSA, not keys: the services' role trusts the cluster's OIDC provider for one account

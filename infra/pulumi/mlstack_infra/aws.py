@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from mlstack_infra import autoscaler
 from mlstack_infra.common import DATABASE_USER, ClusterOutputs, child
 from mlstack_infra.spec import InfraSpec
 
@@ -37,6 +38,7 @@ class AwsGpuCluster(pulumi.ComponentResource):
         self, name: str, spec: InfraSpec, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("mlstack:infra:AwsGpuCluster", name, None, opts)
+        self.region = spec.region
         tags = {"mlstack.io/stack": name}
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
@@ -129,10 +131,17 @@ class AwsGpuCluster(pulumi.ComponentResource):
                     for t in pool.all_taints()
                 ],
                 tags=tags,
-                opts=child(self),
+                # the cluster-autoscaler moves the desired size; Pulumi must not move it back
+                opts=child(self, ignore_changes=["scalingConfig.desiredSize"]),
             )
             for pool in spec.node_pools
         ]
+        aws.eks.Addon(
+            f"{name}-metrics-server",
+            cluster_name=self.cluster.name,
+            addon_name="metrics-server",
+            opts=child(self, depends_on=self.node_groups),
+        )  # pod autoscalers (the endpoints' HPAs) read it
 
         # Object storage: private, encrypted, versioned.
         self.bucket = aws.s3.Bucket(
@@ -238,6 +247,18 @@ class AwsGpuCluster(pulumi.ComponentResource):
             ),
             opts=child(self),
         )
+        autoscaler_trust = pulumi.Output.all(oidc.arn, issuer).apply(
+            lambda v: _web_identity(v[0], v[1], account=f"kube-system:{autoscaler.NAME}")
+        )
+        self.autoscaler_role = aws.iam.Role(
+            f"{name}-autoscaler", assume_role_policy=autoscaler_trust, opts=child(self)
+        )
+        aws.iam.RolePolicy(
+            f"{name}-autoscaler",
+            role=self.autoscaler_role.id,
+            policy=json.dumps(autoscaler.POLICY),
+            opts=child(self),
+        )
         self.kubeconfig = pulumi.Output.all(
             self.cluster.endpoint, self.cluster.certificate_authority, self.cluster.name
         ).apply(lambda v: _kubeconfig(v[0], v[1]["data"], v[2], spec.region))
@@ -253,17 +274,20 @@ class AwsGpuCluster(pulumi.ComponentResource):
             identity_annotations=self.services_role.arn.apply(
                 lambda arn: {"eks.amazonaws.com/role-arn": arn}
             ),
+            in_cluster_manifests=pulumi.Output.all(
+                self.cluster.name, self.autoscaler_role.arn
+            ).apply(lambda v: autoscaler.manifests(v[0], self.region, v[1])),
         )
 
 
-def _web_identity(provider_arn: str, issuer: str) -> str:
-    """Only the services' Kubernetes account (mlstack/mlstack) may assume the role."""
+def _web_identity(provider_arn: str, issuer: str, account: str = "mlstack:mlstack") -> str:
+    """Only one Kubernetes account (`namespace:name`) may assume the role."""
     subject = f"{issuer.removeprefix('https://')}:sub"
     statement = {
         "Effect": "Allow",
         "Principal": {"Federated": provider_arn},
         "Action": "sts:AssumeRoleWithWebIdentity",
-        "Condition": {"StringEquals": {subject: "system:serviceaccount:mlstack:mlstack"}},
+        "Condition": {"StringEquals": {subject: f"system:serviceaccount:{account}"}},
     }
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 
@@ -20,7 +21,9 @@ class ClusterOutputs:
     identity_annotations: pulumi.Output[dict[str, str]]
     artifact_env: dict[str, str] = field(default_factory=dict)
     device_plugin: bool = True
-    in_cluster_manifests: list[dict[str, object]] = field(default_factory=list)
+    #: Objects of the cloud layer's own to apply with the services (on-prem stores, EKS's
+    #: cluster-autoscaler); an Output when they carry values known only after creation.
+    in_cluster_manifests: Any = field(default_factory=list)
 
 
 def child(parent: pulumi.Resource, **extra: object) -> pulumi.ResourceOptions:

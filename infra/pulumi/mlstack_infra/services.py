@@ -68,7 +68,10 @@ class MlstackServices(pulumi.ComponentResource):
                 )
             )
         objects = pulumi.Output.all(
-            cluster.artifact_root, cluster.database_host, cluster.identity_annotations
+            cluster.artifact_root,
+            cluster.database_host,
+            cluster.identity_annotations,
+            pulumi.Output.from_input(cluster.in_cluster_manifests),
         ).apply(lambda values: self._objects(spec, cluster, *values))
         self.services = k8s.yaml.v2.ConfigGroup(
             f"{name}-services",
@@ -94,6 +97,7 @@ class MlstackServices(pulumi.ComponentResource):
         artifact_root: str,
         host: str,
         annotations: dict[str, str],
+        extra: list[dict[str, Any]],
     ) -> list[dict[str, Any]]:
         endpoints = Endpoints(
             artifact_root=artifact_root,
@@ -107,4 +111,4 @@ class MlstackServices(pulumi.ComponentResource):
             for m in render(spec, endpoints)
             if m["kind"] != "Namespace" or m["metadata"]["name"] != NAMESPACE
         ]
-        return rendered + list(cluster.in_cluster_manifests)
+        return rendered + list(extra)
