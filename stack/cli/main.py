@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "labels": ("stack.cli.monitor_cmd:labels_group", "Ingest late ground truth (labels)."),
     "monitor": ("stack.cli.monitor_cmd:monitor_group", "Drift, quality and performance checks."),
     "models": ("stack.cli.governance_cmd:models", "The model inventory."),
+    "prompts": ("stack.cli.prompts_cmd:prompts_group", "Versioned prompts, same lifecycle."),
     "promote": ("stack.cli.governance_cmd:promote", "Move a model version through its gate."),
     "reject": ("stack.cli.governance_cmd:reject", "Reject a model version."),
     "stack": ("stack.cli.stack_cmd:stack_group", "Validate or show a stack file."),

@@ -94,6 +94,18 @@ class OpenLineageSection(BaseModel):
     api_key: SecretStr | None = None
 
 
+class JudgeSection(BaseModel):
+    """An OpenAI-compatible endpoint that LLM-as-judge scorers ask (`/v1/chat/completions`).
+    Put the key in `api_key` from ${ENV}: it is kept as a secret."""
+
+    model_config = _FROZEN
+
+    base_url: str = Field(pattern=r"^https?://")
+    model: str = Field(min_length=1)
+    api_key: SecretStr | None = None
+    timeout_seconds: float = Field(default=60, gt=0)
+
+
 class StackFile(BaseModel):
     model_config = _FROZEN
 
@@ -108,6 +120,7 @@ class StackFile(BaseModel):
     spine: SpineSection = SpineSection()
     identity: IdentitySection = IdentitySection()
     openlineage: OpenLineageSection = OpenLineageSection()
+    judge: JudgeSection | None = None
 
     def section(self, role: Role) -> RoleSection | None:
         section: RoleSection | None = getattr(self, role.value)

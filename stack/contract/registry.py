@@ -102,3 +102,11 @@ class ModelLoader(Protocol):
     `predict(frame)` (batch scoring, evaluation of a champion outside its endpoint)."""
 
     def load_model(self, version: ModelVersion) -> object: ...
+
+
+@runtime_checkable
+class PromptStore(Protocol):
+    """Optional: prompts as versioned assets, in a Registry of their own that follows the
+    same lifecycle (so gates, approvals, audit and rollout apply to prompt versions)."""
+
+    def prompts(self) -> Registry: ...

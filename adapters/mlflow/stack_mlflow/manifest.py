@@ -19,7 +19,7 @@ MANIFEST = AdapterManifest(
         Role.REGISTRY: RoleBinding(
             implementation="stack_mlflow.registry:MlflowRegistry",
             config="stack_mlflow.config:MlflowRegistryConfig",
-            capabilities=frozenset({"aliases", "exclusive_serving", "load_model"}),
+            capabilities=frozenset({"aliases", "exclusive_serving", "load_model", "prompts"}),
         ),
     },
 )

@@ -26,6 +26,7 @@ from stack.errors import InvalidTransition, NotFound, StackError
 from stack.plugins.manifest import AdapterContext
 from stack_mlflow.config import MlflowRegistryConfig
 from stack_mlflow.connection import make_client
+from stack_mlflow.prompts import MlflowPromptRegistry
 
 STATE_TAG = "mlstack.state"
 SERVING_ALIAS = "serving"
@@ -67,6 +68,10 @@ class MlflowRegistry:
                 model_id=model_id,
             )
         return self._convert(created, self._serving_version(model))
+
+    def prompts(self) -> MlflowPromptRegistry:
+        """Prompts in the same MLflow, under the same lifecycle (the `prompts` capability)."""
+        return MlflowPromptRegistry(self.client)
 
     def load_model(self, version: ModelVersion) -> object:
         """The version's model as an MLflow pyfunc (`predict(DataFrame)`), from this

@@ -1,0 +1,44 @@
+"""An evaluation: scorers over a dataset's examples, the means logged as metrics of a tracker
+run (which is what promotion gates read), and a failure — a judge down or answering garbage —
+raised, never recorded as a pass."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from stack.contract.tracking import RunRef, RunStatus
+from stack.llm.scorers import Example, Scorer, mean_scores
+from stack.session import StackSession
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    run: RunRef
+    scores: dict[str, float]
+    examples: int
+
+
+def evaluate(
+    session: StackSession,
+    examples: Sequence[Example],
+    scorers: Sequence[Scorer],
+    *,
+    experiment: str,
+    name: str,
+    params: dict[str, object] | None = None,
+) -> Evaluation:
+    """Score every example; log the means to a new run in `experiment` (failed if a scorer
+    fails, and the error raised)."""
+    tracker = session.tracker
+    run = tracker.start_run(experiment, name=name, tags={"mlstack.kind": "evaluation"})
+    if params:
+        tracker.log_params(run, params)
+    try:
+        scores = mean_scores(scorers, examples)
+    except BaseException:
+        tracker.finish_run(run, RunStatus.FAILED)
+        raise
+    tracker.log_metrics(run, {**scores, "examples": float(len(examples))})
+    tracker.finish_run(run)
+    return Evaluation(run, scores, len(examples))

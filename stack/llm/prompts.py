@@ -1,0 +1,51 @@
+"""Prompt versions under the lifecycle of model versions.
+
+The registry adapter's prompt store (the `prompts` capability: MLflow's prompt registry) is
+a Registry like the model one; `prompt_session` is the stack session seen through it, so
+Lifecycle, Governance and the rollout controller act on prompt versions unchanged: gates,
+approvals, audit entries, lineage."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, cast
+
+from stack.contract.registry import PromptStore, Registry
+from stack.errors import StackError
+from stack.session import StackSession
+
+
+class _PromptView:
+    """A session whose registry is the prompt store; everything else is the session's."""
+
+    def __init__(self, session: StackSession, registry: Registry) -> None:
+        self._session = session
+        self.registry = registry
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+
+def prompt_registry(session: StackSession) -> Registry:
+    registry = session.registry
+    if not isinstance(registry, PromptStore):
+        raise StackError(
+            "this stack's registry keeps no prompts (the `prompts` capability: the mlflow "
+            "registry has it)"
+        )
+    return registry.prompts()
+
+
+def prompt_session(session: StackSession) -> StackSession:
+    return cast(StackSession, _PromptView(session, prompt_registry(session)))
+
+
+def diff(name: str, before: tuple[int, str], after: tuple[int, str]) -> str:
+    """A unified diff of two versions' templates."""
+    lines = difflib.unified_diff(
+        before[1].splitlines(keepends=True),
+        after[1].splitlines(keepends=True),
+        fromfile=f"{name}@{before[0]}",
+        tofile=f"{name}@{after[0]}",
+    )
+    return "".join(lines) or f"{name}@{before[0]} and {name}@{after[0]} are the same\n"
