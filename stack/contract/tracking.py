@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -119,3 +120,50 @@ class SpillReplayer(Protocol):
     unreachable (`mlstack tracking replay FILE`)."""
 
     def replay(self, path: Path) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRecord:
+    """One traced request: its root span's inputs and outputs, tags (the prompt and model
+    versions that served it), and when it started."""
+
+    trace_id: str
+    inputs: Mapping[str, object]
+    outputs: object
+    tags: Mapping[str, str]
+    started_at: datetime
+    spans: tuple[str, ...] = ()
+
+
+class Span(Protocol):
+    def set_outputs(self, outputs: object) -> None: ...
+
+    def set_attribute(self, key: str, value: object) -> None: ...
+
+
+@runtime_checkable
+class Tracer(Protocol):
+    """Traces of an LLM app: spans with inputs, outputs and attributes (latency is measured);
+    read back for online evaluation, which writes its scores onto them as feedback."""
+
+    def span(
+        self,
+        name: str,
+        *,
+        kind: str = "CHAIN",
+        inputs: Mapping[str, object] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> AbstractContextManager[Span]: ...
+
+    def traces(self, *, since: datetime | None = None, limit: int = 100) -> list[TraceRecord]: ...
+
+    def log_feedback(
+        self, trace_id: str, name: str, value: float, *, rationale: str | None = None
+    ) -> None: ...
+
+
+@runtime_checkable
+class TracingTracker(Protocol):
+    """Trackers with the `tracing` capability give a Tracer for an experiment."""
+
+    def tracer(self, experiment: str) -> Tracer: ...

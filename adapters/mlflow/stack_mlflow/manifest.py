@@ -13,7 +13,15 @@ MANIFEST = AdapterManifest(
             implementation="stack_mlflow.tracker:MlflowTracker",
             config="stack_mlflow.config:MlflowTrackerConfig",
             capabilities=frozenset(
-                {"artifacts", "datasets", "models", "code_version", "buffered_metrics", "replay"}
+                {
+                    "artifacts",
+                    "datasets",
+                    "models",
+                    "code_version",
+                    "buffered_metrics",
+                    "replay",
+                    "tracing",
+                }
             ),
         ),
         Role.REGISTRY: RoleBinding(

@@ -43,6 +43,7 @@ from stack_mlflow.connection import (
     tracking_uri,
 )
 from stack_mlflow.models import save_model
+from stack_mlflow.tracing import MlflowTracer
 
 COMMIT_TAG = "mlflow.source.git.commit"
 DIRTY_TAG = "mlstack.git.dirty"
@@ -83,6 +84,13 @@ class MlflowTracker:
         exits.watch(self)
 
     # -- runs ---------------------------------------------------------------------------
+
+    def tracer(self, experiment: str) -> MlflowTracer:
+        """MLflow tracing into `experiment` of this store (the `tracing` capability); the
+        experiment is created with this stack's artifact location, so no trace data lands
+        in a `./mlruns` of whatever folder the app runs in."""
+        self._experiment_id(experiment)
+        return MlflowTracer(self.uri, experiment)
 
     def start_run(
         self, experiment: str, *, name: str | None = None, tags: Mapping[str, str] | None = None

@@ -1,0 +1,94 @@
+"""Traces of an LLM app in MLflow (MLflow tracing), and feedback written onto them.
+
+MLflow's tracing API works through the process's tracking URI and active experiment: a
+Tracer points them at this stack's store and experiment once, under the adapter's lock, and
+every span then lands there, with its inputs, outputs, attributes (token counts, versions)
+and timing. Traces are flushed before they are read back, so a check sees what was traced."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from stack.contract.tracking import TraceRecord
+
+
+class _Span:
+    def __init__(self, span: Any) -> None:
+        self._span = span
+
+    def set_outputs(self, outputs: object) -> None:
+        self._span.set_outputs(outputs)
+
+    def set_attribute(self, key: str, value: object) -> None:
+        self._span.set_attribute(key, value)
+
+
+class MlflowTracer:
+    def __init__(self, tracking_uri: str, experiment: str) -> None:
+        import mlflow
+
+        self.experiment = experiment
+        mlflow.set_tracking_uri(tracking_uri)
+        self.experiment_id = mlflow.set_experiment(experiment).experiment_id
+        self._client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+
+    @contextmanager
+    def span(
+        self,
+        name: str,
+        *,
+        kind: str = "CHAIN",
+        inputs: Mapping[str, object] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> Iterator[_Span]:
+        import mlflow
+
+        with mlflow.start_span(name=name, span_type=kind) as span:
+            if inputs is not None:
+                span.set_inputs(dict(inputs))
+            if tags:
+                mlflow.update_current_trace(tags=dict(tags))
+            yield _Span(span)
+
+    def traces(self, *, since: datetime | None = None, limit: int = 100) -> list[TraceRecord]:
+        import mlflow
+
+        mlflow.flush_trace_async_logging()
+        where = f"trace.timestamp_ms >= {int(since.timestamp() * 1000)}" if since else None
+        found = self._client.search_traces(
+            experiment_ids=[self.experiment_id],
+            filter_string=where,
+            max_results=limit,
+            order_by=["timestamp_ms DESC"],
+        )
+        records = []
+        for trace in found:
+            root = next((s for s in trace.data.spans if s.parent_id is None), None)
+            records.append(
+                TraceRecord(
+                    trace_id=trace.info.trace_id,
+                    inputs=dict(root.inputs or {}) if root is not None else {},
+                    outputs=root.outputs if root is not None else None,
+                    tags=dict(trace.info.tags or {}),
+                    started_at=datetime.fromtimestamp(trace.info.request_time / 1000, UTC),
+                    spans=tuple(s.name for s in trace.data.spans),
+                )
+            )
+        return records
+
+    def log_feedback(
+        self, trace_id: str, name: str, value: float, *, rationale: str | None = None
+    ) -> None:
+        import mlflow
+        from mlflow.entities import AssessmentSource
+
+        mlflow.log_feedback(
+            trace_id=trace_id,
+            name=name,
+            value=value,
+            rationale=rationale,
+            source=AssessmentSource(source_type="CODE", source_id="mlstack-online-evaluation"),
+        )

@@ -1,0 +1,93 @@
+"""Online evaluation: production traces sampled, scored with the recipe's scorers, the scores
+written onto the traces as feedback (visible beside them in MLflow), and the same kind of
+policy as for drift: a mean below its floor is a breach, alerted like any other."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from stack.config.monitoring import AlertsSection
+from stack.contract.tracking import Tracer, TraceRecord, TracingTracker
+from stack.errors import StackError
+from stack.identity import current_actor
+from stack.llm.scorers import Example, JudgeError, Scorer
+from stack.monitoring import alerts
+from stack.session import StackSession
+
+ToExample = Callable[[TraceRecord], Example]
+
+
+@dataclass
+class OnlineResult:
+    traces: int
+    scores: dict[str, float]
+    breaches: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    alert_error: str | None = None
+
+
+def tracer(session: StackSession, experiment: str) -> Tracer:
+    tracker = session.tracker
+    if not isinstance(tracker, TracingTracker):
+        raise StackError("this stack's tracker keeps no traces (the `tracing` capability)")
+    return tracker.tracer(experiment)
+
+
+def evaluate_traces(
+    session: StackSession,
+    *,
+    experiment: str,
+    scorers: Sequence[Scorer],
+    to_example: ToExample,
+    since: datetime | None = None,
+    sample: int = 50,
+    min_scores: Mapping[str, float] | None = None,
+    alerts_to: AlertsSection | None = None,
+    subject: str = "",
+    seed: int | None = None,
+) -> OnlineResult:
+    """Score up to `sample` traces since `since`; write each score as feedback; a judge that
+    fails on a trace is reported (and that trace left unscored), never counted as a pass."""
+    source = tracer(session, experiment)
+    found = source.traces(since=since, limit=max(sample * 4, sample))
+    chosen = random.Random(seed).sample(found, min(sample, len(found)))
+    totals: dict[str, list[float]] = {s.name: [] for s in scorers}
+    result = OnlineResult(traces=len(chosen), scores={})
+    for trace in chosen:
+        example = to_example(trace)
+        for scorer in scorers:
+            try:
+                value = scorer.score(example)
+            except JudgeError as exc:
+                result.failures.append(f"{trace.trace_id}: {exc}")
+                continue
+            source.log_feedback(trace.trace_id, scorer.name, value)
+            totals[scorer.name].append(value)
+    result.scores = {name: sum(v) / len(v) for name, v in totals.items() if v}
+    for name, floor in (min_scores or {}).items():
+        if name not in result.scores:
+            result.breaches.append(f"{name}: no trace could be scored")
+        elif result.scores[name] < floor:
+            result.breaches.append(f"{name} {result.scores[name]:.3f} below {floor:g}")
+    if result.breaches:
+        session.spine.audit(
+            actor=current_actor(),
+            action="monitoring.breached",
+            subject=subject or experiment,
+            reason="; ".join(result.breaches),
+            payload={"traces": result.traces, "scores": result.scores},
+        )
+        if alerts_to is not None:
+            result.alert_error = alerts.send_alert(
+                alerts_to,
+                {
+                    "version": subject or experiment,
+                    "endpoint": experiment,
+                    "breaches": result.breaches,
+                    "scores": result.scores,
+                },
+            )
+    return result
