@@ -187,6 +187,34 @@ class StepExecutor:
             values[need] = load_output(step.output_uri, step.output_digest)
         return values
 
+    def begin(self, resume: str | None = None) -> tuple[str, dict[str, StepRecord]]:
+        """Start a run; with `resume`, take over what the failed run may lend (recorded as
+        `reused` at once). Returns the run id and the reused steps, which need no running."""
+        self.steps  # noqa: B018  (every step importable and callable before the run starts)
+        reuse = (
+            steps_to_reuse(self.recipe, reusable_steps(self.recipe, self.session, resume))
+            if resume
+            else {}
+        )
+        run_id = self.start(resumed_from=resume)
+        for name, previous in reuse.items():
+            assert previous.output_uri is not None
+            self.reuse_step(run_id, name, previous.output_uri, previous.output_digest)
+        return run_id, reuse
+
+    def failure(self, run_id: str, cause: BaseException) -> StackError:
+        """What to raise when an engine reports a failed run: the step that failed, as that
+        step recorded it in the spine (or the engine's own error when no step did)."""
+        record = self.session.spine.pipeline_run(run_id)
+        failed = [s for s in (record.steps if record else ()) if s.status == "failed"]
+        if failed:
+            self.fail(run_id, failed[0].step, failed[0].error or "failed")
+            return StepFailed(run_id, failed[0].step, RuntimeError(failed[0].error or "failed"))
+        self.fail(run_id, "pipeline", f"{type(cause).__name__}: {cause}")
+        return StackError(
+            f"the {self.orchestrator} run {run_id} failed: {type(cause).__name__}: {cause}"
+        )
+
     def _emit(self, event: str, subject: str, **arguments: Any) -> None:
         self.session.emit(event, subject=subject, **arguments)
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from stack.config.recipe_file import Recipe
 from stack.contract.orchestration import PipelineRun
-from stack.orchestration.executor import StepExecutor, reusable_steps, steps_to_reuse
+from stack.orchestration.executor import StepExecutor
 from stack.orchestration.local_config import LocalOrchestratorConfig
 from stack.plugins.manifest import AdapterContext
 
@@ -26,13 +26,8 @@ class LocalOrchestrator:
     ) -> PipelineRun:
         """Run every step; on failure record it, fire the events, and raise StepFailed."""
         executor = StepExecutor(recipe, session, self.outputs_root, orchestrator="local")
-        executor.steps  # noqa: B018  (every step importable and callable before the first runs)
-        reuse = steps_to_reuse(recipe, reusable_steps(recipe, session, resume)) if resume else {}
-        run_id = executor.start(resumed_from=resume)
+        run_id, reused = executor.begin(resume)
         for name in recipe.order():
-            previous = reuse.get(name)
-            if previous is not None and previous.output_uri:
-                executor.reuse_step(run_id, name, previous.output_uri, previous.output_digest)
-            else:
+            if name not in reused:
                 executor.run_step(run_id, name)
         return executor.succeed(run_id)

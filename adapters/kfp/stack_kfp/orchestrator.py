@@ -15,13 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from stack.config.recipe_file import Recipe
 from stack.contract.orchestration import PipelineRun
-from stack.errors import StackError, StepFailed
-from stack.orchestration.executor import (
-    StepExecutor,
-    outputs_root,
-    reusable_steps,
-    steps_to_reuse,
-)
+from stack.errors import StackError
+from stack.orchestration.executor import StepExecutor, outputs_root
 from stack.plugins.manifest import AdapterContext
 from stack_kfp.config import KfpConfig
 from stack_kfp.pipeline import build_pipeline
@@ -52,12 +47,7 @@ class KfpOrchestrator:
         self, recipe: Recipe, session: StackSession, *, resume: str | None = None
     ) -> PipelineRun:
         executor = StepExecutor(recipe, session, self.outputs_root, orchestrator="kfp")
-        executor.steps  # noqa: B018  (every step importable and callable before the run starts)
-        reuse = steps_to_reuse(recipe, reusable_steps(recipe, session, resume)) if resume else {}
-        run_id = executor.start(resumed_from=resume)
-        for name, previous in reuse.items():
-            assert previous.output_uri is not None
-            executor.reuse_step(run_id, name, previous.output_uri, previous.output_digest)
+        run_id, reuse = executor.begin(resume)
         stack_file = str(session.source.resolve()) if session.source else ""
         arguments = {"run_id": run_id, "skip": ",".join(reuse)}
         try:
@@ -69,7 +59,7 @@ class KfpOrchestrator:
             executor.fail(run_id, "pipeline", "KeyboardInterrupt")
             raise
         except Exception as exc:
-            raise _failure(executor, run_id, exc) from exc
+            raise executor.failure(run_id, exc) from exc
         return executor.succeed(run_id)
 
     def _run_locally(
@@ -134,14 +124,3 @@ class KfpOrchestrator:
                 enable_caching=False,
             )
         return f"KFP recurring run {name} ({job.recurring_run_id}) runs {recipe.name} on '{cron}'"
-
-
-def _failure(executor: StepExecutor, run_id: str, cause: Exception) -> StackError:
-    """The step that failed, as its own process recorded it in the spine."""
-    record = executor.session.spine.pipeline_run(run_id)
-    failed = [s for s in (record.steps if record else ()) if s.status == "failed"]
-    if failed:
-        executor.fail(run_id, failed[0].step, failed[0].error or "failed")
-        return StepFailed(run_id, failed[0].step, RuntimeError(failed[0].error or "failed"))
-    executor.fail(run_id, "pipeline", f"{type(cause).__name__}: {cause}")
-    return StackError(f"the pipeline of run {run_id} failed: {type(cause).__name__}: {cause}")

@@ -14,13 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from stack.config.recipe_file import Recipe
 from stack.contract.orchestration import PipelineRun
-from stack.errors import StackError, StepFailed
-from stack.orchestration.executor import (
-    StepExecutor,
-    outputs_root,
-    reusable_steps,
-    steps_to_reuse,
-)
+from stack.orchestration.executor import StepExecutor, outputs_root
 from stack.plugins.manifest import AdapterContext
 from stack_prefect.config import PrefectConfig
 
@@ -42,12 +36,7 @@ class PrefectOrchestrator:
         from prefect.task_runners import ThreadPoolTaskRunner
 
         executor = StepExecutor(recipe, session, self.outputs_root, orchestrator="prefect")
-        executor.steps  # noqa: B018  (every step importable and callable before the run starts)
-        reuse = steps_to_reuse(recipe, reusable_steps(recipe, session, resume)) if resume else {}
-        run_id = executor.start(resumed_from=resume)
-        for name, previous in reuse.items():
-            assert previous.output_uri is not None
-            executor.reuse_step(run_id, name, previous.output_uri, previous.output_digest)
+        run_id, reuse = executor.begin(resume)
 
         @task(name="step", retries=0, persist_result=False)
         def step(name: str) -> None:
@@ -74,7 +63,7 @@ class PrefectOrchestrator:
         state = pipeline(return_state=True)
         if state.is_completed():
             return executor.succeed(run_id)
-        raise _failure(executor, run_id, state)
+        raise executor.failure(run_id, RuntimeError(f"flow ended {state.name}: {state.message}"))
 
     def schedule(self, recipe: Recipe, session: StackSession, *, cron: str, name: str) -> str:
         """A Prefect deployment of the recipe with a cron schedule, in the configured API
@@ -100,16 +89,6 @@ class PrefectOrchestrator:
             f"on '{cron}'; start its runs with: prefect deployment serve, or a worker "
             f"(`prefect worker start --pool {self.config.work_pool}`) once it has a pool"
         )
-
-
-def _failure(executor: StepExecutor, run_id: str, state: Any) -> StackError:
-    """The step that failed, as the spine recorded it (the executor wrote it down first)."""
-    record = executor.session.spine.pipeline_run(run_id)
-    failed = [s for s in (record.steps if record else ()) if s.status == "failed"]
-    if failed:
-        return StepFailed(run_id, failed[0].step, RuntimeError(failed[0].error or "failed"))
-    executor.fail(run_id, "flow", str(state.message))
-    return StackError(f"the Prefect flow of run {run_id} ended {state.name}: {state.message}")
 
 
 def prefect_environment(config: PrefectConfig, home: Path) -> None:

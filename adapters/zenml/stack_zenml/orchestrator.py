@@ -12,13 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from stack.config.recipe_file import Recipe
 from stack.contract.orchestration import PipelineRun
-from stack.errors import StackError, StepFailed
-from stack.orchestration.executor import (
-    StepExecutor,
-    outputs_root,
-    reusable_steps,
-    steps_to_reuse,
-)
+from stack.orchestration.executor import StepExecutor, outputs_root
 from stack.plugins.manifest import AdapterContext
 from stack_zenml.config import ZenmlConfig
 
@@ -36,19 +30,14 @@ class ZenmlOrchestrator:
         self, recipe: Recipe, session: StackSession, *, resume: str | None = None
     ) -> PipelineRun:
         executor = StepExecutor(recipe, session, self.outputs_root, orchestrator="zenml")
-        executor.steps  # noqa: B018  (every step importable and callable before the run starts)
-        reuse = steps_to_reuse(recipe, reusable_steps(recipe, session, resume)) if resume else {}
-        run_id = executor.start(resumed_from=resume)
-        for name, previous in reuse.items():
-            assert previous.output_uri is not None
-            executor.reuse_step(run_id, name, previous.output_uri, previous.output_digest)
+        run_id, reuse = executor.begin(resume)
         try:
             self._pipeline(recipe, session)(run_id=run_id, skip=",".join(reuse))
         except KeyboardInterrupt:
             executor.fail(run_id, "pipeline", "KeyboardInterrupt")
             raise
         except Exception as exc:
-            raise _failure(executor, run_id, exc) from exc
+            raise executor.failure(run_id, exc) from exc
         return executor.succeed(run_id)
 
     def schedule(self, recipe: Recipe, session: StackSession, *, cron: str, name: str) -> str:
@@ -88,17 +77,6 @@ class ZenmlOrchestrator:
                 )
 
         return recipe_pipeline
-
-
-def _failure(executor: StepExecutor, run_id: str, cause: Exception) -> StackError:
-    """The step that failed, as its runner recorded it in the spine."""
-    record = executor.session.spine.pipeline_run(run_id)
-    failed = [s for s in (record.steps if record else ()) if s.status == "failed"]
-    if failed:
-        executor.fail(run_id, failed[0].step, failed[0].error or "failed")
-        return StepFailed(run_id, failed[0].step, RuntimeError(failed[0].error or "failed"))
-    executor.fail(run_id, "pipeline", f"{type(cause).__name__}: {cause}")
-    return StackError(f"the ZenML pipeline of run {run_id} failed: {type(cause).__name__}: {cause}")
 
 
 def zenml_environment(config: ZenmlConfig, home: Path) -> None:
