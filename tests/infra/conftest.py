@@ -3,6 +3,7 @@ no cloud; every resource the program declares is recorded with its inputs."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import sys
 from collections.abc import Callable, Iterator
@@ -72,9 +73,15 @@ class RecordingMocks(pulumi.runtime.Mocks):  # type: ignore[misc]
 
 @pytest.fixture
 def mocks() -> Iterator[RecordingMocks]:
+    # Pulumi's runtime wants a current event loop; an earlier test's asyncio.run() may have
+    # left the main thread without one.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
     recording = RecordingMocks()
     pulumi.runtime.set_mocks(recording, project="mlstack-infra", stack="test", preview=False)
     yield recording
+    asyncio.set_event_loop(None)
+    loop.close()
 
 
 def run_program(program: Callable[[], Any]) -> None:
