@@ -13,10 +13,13 @@ from typing import Any, cast
 from stack.contract.registry import PromptStore, Registry
 from stack.errors import StackError
 from stack.session import StackSession
+from stack.spine.lineage import NodeKind
 
 
 class _PromptView:
     """A session whose registry is the prompt store; everything else is the session's."""
+
+    version_kind = NodeKind.PROMPT_VERSION
 
     def __init__(self, session: StackSession, registry: Registry) -> None:
         self._session = session

@@ -312,13 +312,15 @@ class RolloutController:
         for ref, weight in endpoint.split.weights.items():
             if weight > 0:
                 self.session.spine.link(
-                    NodeRef(NodeKind.MODEL_VERSION, ref),
+                    NodeRef(self.session.version_kind, ref),
                     revision,
                     "served_by",
                     attributes={revision: {"url": endpoint.url}},
                 )
         for ref in endpoint.split.shadows:
-            self.session.spine.link(NodeRef(NodeKind.MODEL_VERSION, ref), revision, "shadowed_by")
+            self.session.spine.link(
+                NodeRef(self.session.version_kind, ref), revision, "shadowed_by"
+            )
         return endpoint
 
     def _audit_split(self, name: str, split: TrafficSplit, reason: str) -> None:

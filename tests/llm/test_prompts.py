@@ -4,6 +4,7 @@ promoted through a gate that reads the evaluation run's scores and wants an appr
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -127,6 +128,11 @@ def test_prompt_versions_follow_the_lifecycle(
     assert int(client.get_prompt_version_by_alias("qa-system", "serving").version) == 2
     mlflow.set_tracking_uri(f"sqlite:///{project / '.mlstack' / 'mlflow.db'}")
     assert "{{context}}" in mlflow.genai.load_prompt("prompts:/qa-system@serving").template
+
+    # lineage: the evaluation run produced the prompt version (a prompt_version node)
+    lineage = json.loads(cli("lineage", "prompt_version:qa-system@2", "--json", check=True).stdout)
+    assert lineage["node"] == "prompt_version:qa-system@2"
+    assert [e["source"] for e in lineage["upstream"]] == [f"run:{strong}"]
 
     audit = cli("audit", "log", "--jsonl", check=True).stdout
     assert '"subject":"qa-system@2"' in audit.replace(" ", "") and "approval.approved" in audit
