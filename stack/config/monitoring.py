@@ -95,14 +95,43 @@ class LabelJoin(BaseModel):
     )
 
 
+class TraceJudge(BaseModel):
+    """An LLM-as-judge scorer on the stack's `judge:` endpoint."""
+
+    model_config = _FROZEN
+
+    judge: str = Field(pattern=r"^[a-z_][a-z0-9_]*$", description="The score's name.")
+    criteria: str = Field(min_length=1)
+
+
+class TracesCheck(BaseModel):
+    """Online evaluation of an LLM app's traces (`source: traces`): a sample of the window's
+    traces scored, each score written onto its trace as feedback, means held to floors."""
+
+    model_config = _FROZEN
+
+    experiment: str = Field(min_length=1, description="Where the app's traces are.")
+    sample: int = Field(default=50, ge=1, le=10000)
+    scorers: tuple[str | TraceJudge, ...] = Field(
+        min_length=1,
+        description="Code scorers by name (exact_match, json_valid, retrieval_hit_rate, "
+        "context_overlap, length_ok) or {judge: name, criteria: …}.",
+    )
+    min_scores: dict[str, float] = Field(default_factory=dict)
+    question_field: str = "question"  # in the root span's inputs
+    answer_field: str = "answer"  # in the root span's outputs (a mapping) or the outputs
+    context_field: str = "context"
+
+
 class MonitoringSection(BaseModel):
     model_config = _FROZEN
 
-    source: Literal["endpoint", "batch"] = Field(
+    source: Literal["endpoint", "batch", "traces"] = Field(
         default="endpoint",
-        description="Whose predictions: an endpoint's log, or the batches a scoring job "
-        "recorded (stack.monitoring.BatchPredictionLog).",
+        description="Whose predictions: an endpoint's log, the batches a scoring job "
+        "recorded (stack.monitoring.BatchPredictionLog), or an LLM app's traces (`traces:`).",
     )
+    traces: TracesCheck | None = None
     endpoint: str | None = Field(
         default=None, description="The endpoint (or batch log) name; default: the model's."
     )

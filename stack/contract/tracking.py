@@ -161,6 +161,10 @@ class Tracer(Protocol):
         self, trace_id: str, name: str, value: float, *, rationale: str | None = None
     ) -> None: ...
 
+    def flush(self) -> None:
+        """Write out traces still queued (tools export them in the background)."""
+        ...
+
 
 @runtime_checkable
 class TracingTracker(Protocol):

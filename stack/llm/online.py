@@ -8,12 +8,13 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from stack.config.monitoring import AlertsSection
 from stack.contract.tracking import Tracer, TraceRecord, TracingTracker
 from stack.errors import StackError
 from stack.identity import current_actor
-from stack.llm.scorers import Example, JudgeError, Scorer
+from stack.llm.scorers import CODE_SCORERS, Example, JudgeError, Scorer, stack_judge
 from stack.monitoring import alerts
 from stack.session import StackSession
 
@@ -27,6 +28,37 @@ class OnlineResult:
     breaches: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     alert_error: str | None = None
+
+
+def scorers_for(session: StackSession, names: Sequence[Any]) -> list[Scorer]:
+    """The recipe's scorers: code scorers by name, judges on the stack's `judge:` endpoint."""
+    found: list[Scorer] = []
+    for entry in names:
+        if isinstance(entry, str):
+            if entry not in CODE_SCORERS:
+                known = ", ".join(sorted(CODE_SCORERS))
+                raise StackError(f"no scorer {entry!r}; code scorers are {known}")
+            found.append(CODE_SCORERS[entry]())
+        else:
+            found.append(stack_judge(session.stack.judge, entry.judge, entry.criteria))
+    return found
+
+
+def example_reader(check: Any) -> ToExample:
+    """How a trace becomes an example: the question from the root span's inputs, the answer
+    and context from its outputs (a mapping), by the field names the recipe gives."""
+
+    def read(trace: TraceRecord) -> Example:
+        outputs = trace.outputs if isinstance(trace.outputs, Mapping) else {}
+        answer = outputs.get(check.answer_field, trace.outputs if not outputs else "")
+        context = outputs.get(check.context_field, ())
+        return Example(
+            question=str(trace.inputs.get(check.question_field, "")),
+            answer=str(answer),
+            context=tuple(context) if isinstance(context, list | tuple) else (str(context),),
+        )
+
+    return read
 
 
 def tracer(session: StackSession, experiment: str) -> Tracer:

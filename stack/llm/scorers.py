@@ -36,7 +36,8 @@ class Example:
 
 
 class Scorer(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def score(self, example: Example) -> float: ...
 

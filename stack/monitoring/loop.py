@@ -162,6 +162,8 @@ class MonitoringLoop:
         name = endpoint or section.endpoint or model
         end = until or now_utc()
         start = end - (window or section.window)
+        if section.source == "traces":
+            return self._assess_traces(model, recipe, section, (start, end))
         source = self._source(section)
         logged = source.logged(name, since=start)
         windows = split_by_version(logged, end)
@@ -191,6 +193,42 @@ class MonitoringLoop:
         for result in checks:
             self._record(result, section)
         return MonitoringOutcome(checks, model=model, recipe=recipe, section=section, until=end)
+
+    def _assess_traces(
+        self,
+        model: str,
+        recipe: Recipe | None,
+        section: MonitoringSection,
+        span: tuple[datetime, datetime],
+    ) -> MonitoringOutcome:
+        """Online evaluation of an LLM app: its traces in the window, scored and held to the
+        floors; the check recorded like any other (its scores as the performance)."""
+        from stack.llm.online import evaluate_traces, example_reader, scorers_for
+
+        check = section.traces
+        if check is None:
+            raise StackError("monitoring `source: traces` needs a `traces:` section")
+        online = evaluate_traces(
+            self.session,
+            experiment=check.experiment,
+            scorers=scorers_for(self.session, check.scorers),
+            to_example=example_reader(check),
+            since=span[0],
+            sample=check.sample,
+            min_scores=check.min_scores,
+            subject=model,
+        )
+        result = CheckResult(model, model, check.experiment, span, rows=online.traces)
+        result.performance = PerformanceReport(
+            online.scores, online.traces, online.traces, sufficient=online.traces > 0
+        )
+        result.messages += online.failures
+        result.breaches = online.breaches
+        result.status = "breach" if online.breaches else ("empty" if not online.traces else "ok")
+        self._record(result, section)
+        return MonitoringOutcome(
+            [result], model=model, recipe=recipe, section=section, until=span[1]
+        )
 
     def retrain(self, outcome: MonitoringOutcome) -> RetrainOutcome | None:
         """The retraining a breached assessment calls for (None when the policy asks none)."""

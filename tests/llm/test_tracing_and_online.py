@@ -4,7 +4,9 @@ below its floor is a breach, audited."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import mlflow
 
@@ -89,3 +91,33 @@ def test_traces_are_scored_online_and_a_low_mean_breaches(workdir: Path) -> None
     assert "context_overlap" in names
     generate = next(s for s in trace.data.spans if s.name == "generate")
     assert generate.attributes["tokens.prompt"] == 42
+
+
+def test_monitor_run_evaluates_an_apps_traces(workdir: Path, cli: Any) -> None:
+    """`mlstack monitor run` with `source: traces`: the recipe's scorers on the window's
+    traces, the check stored like any other, exit 3 on a breach."""
+    (workdir / "stack.yaml").write_text(
+        "name: llm\nhome: .mlstack\ntracker: {adapter: mlflow}\n"
+        "spine: {url: 'sqlite:///.mlstack/spine.db'}\n"
+    )
+    recipe = workdir / "qa"
+    recipe.mkdir()
+    (recipe / "steps.py").write_text("def noop():\n    return None\n")
+    (recipe / "recipe.yaml").write_text(
+        "name: qa\nmonitoring:\n  source: traces\n  window: 1h\n"
+        "  traces: {experiment: qa-app, scorers: [context_overlap],\n"
+        "           min_scores: {context_overlap: 0.9}}\n"
+        "steps:\n  - {name: noop, run: 'steps:noop'}\n"
+    )
+    with StackSession.open(workdir / "stack.yaml", base_dir=workdir) as session:
+        for i in range(3):
+            answer(session, "What is the capital of France?", grounded=i == 0)
+        tracer(session, "qa-app").flush()  # the app's exporter runs in the background
+    result = cli("monitor", "run", "qa-system", "--recipe", "qa", "--json")
+    assert result.returncode == 3, result.stdout + result.stderr
+    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["status"] == "breach" and record["rows"] == 3
+    assert record["breaches"][0].startswith("context_overlap")
+    assert 0.2 < record["performance"]["metrics"]["context_overlap"] < 0.6
+    history = cli("monitor", "history", "qa-system")
+    assert "breach" in history.stdout

@@ -53,10 +53,13 @@ class MlflowTracer:
                 mlflow.update_current_trace(tags=dict(tags))
             yield _Span(span)
 
-    def traces(self, *, since: datetime | None = None, limit: int = 100) -> list[TraceRecord]:
+    def flush(self) -> None:
         import mlflow
 
         mlflow.flush_trace_async_logging()
+
+    def traces(self, *, since: datetime | None = None, limit: int = 100) -> list[TraceRecord]:
+        self.flush()
         where = f"trace.timestamp_ms >= {int(since.timestamp() * 1000)}" if since else None
         found = self._client.search_traces(
             experiment_ids=[self.experiment_id],
