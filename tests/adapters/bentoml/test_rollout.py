@@ -180,3 +180,27 @@ def test_a_challenger_process_killed_mid_canary_drops_no_request(stack: Stack) -
     assert statuses and set(statuses) == {200}, "every request was answered"
     answered = {version for _, version in traffic.answers}
     assert answered == {stack.versions.champion.ref, challenger.ref}
+
+
+def test_a_first_canary_bakes_alone_then_serves_or_stops(stack: Stack) -> None:
+    """With nothing serving on the endpoint, a canary that gets no traffic in its bake cannot
+    be judged: the endpoint is stopped and the version rejected (nothing to fall back to).
+    The passing path, under traffic, is the quickstart's deploy step (tests/recipes)."""
+    plan = RolloutPlan(
+        strategy="canary",
+        endpoint="fresh",
+        steps=(1.0,),
+        bake_seconds=2,
+        check_seconds=0.5,
+        slo=FAST,
+    )
+    rollbacks = Rollbacks()
+    with session_with(stack, rollbacks) as session:
+        Governance(session).promote(stack.versions.quirky.ref, S.APPROVED)
+        controller = RolloutController(session)
+        quiet = controller.deploy(stack.versions.quirky.ref, plan)
+        assert quiet.outcome == "rolled_back"
+        assert "fewer than" in quiet.reasons[0] or "requests" in quiet.reasons[0]
+        assert controller.find("fresh") is None
+        assert Governance(session).version(stack.versions.quirky.ref).state is S.REJECTED
+        assert rollbacks.seen == [("fresh", stack.versions.quirky.ref, "")]
