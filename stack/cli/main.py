@@ -77,6 +77,13 @@ def cli(ctx: click.Context, stack_file: str | None) -> None:
     ctx.obj = {"stack_file": stack_file}
 
 
+#: Hints the wrapped tools print that are about their own internals, not the user's work.
+_TOOL_NOTES = (
+    "Inferred schema contains integer",
+    "Add type hints to the `predict` method",
+)
+
+
 def quiet_libraries() -> None:
     """The wrapped tools' deprecation notices and hints are for their developers, not for
     someone running a recipe; `MLSTACK_WARNINGS=1` (or python -W) shows them again.
@@ -89,7 +96,8 @@ def quiet_libraries() -> None:
     hidden = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 
     def shown(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        if issubclass(category, hidden) or "Inferred schema contains integer" in str(message):
+        text = str(message)
+        if issubclass(category, hidden) or any(note in text for note in _TOOL_NOTES):
             return
         show(message, category, *args, **kwargs)
 

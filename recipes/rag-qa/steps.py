@@ -1,0 +1,201 @@
+"""Step code of the RAG recipe: index, prompt versions evaluated and registered, an app built
+per prompt version, and a canary between them on a real endpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from rag import Index, fill, generate, rag_app
+
+from stack.contract.states import LifecycleState
+from stack.errors import StackError
+from stack.governance.service import Governance
+from stack.lifecycle import Lifecycle
+from stack.llm.evaluation import evaluate
+from stack.llm.online import tracer
+from stack.llm.prompts import prompt_session
+from stack.llm.scorers import ContextOverlap, Example, RetrievalHitRate, Scorer, stack_judge
+from stack.orchestration.steps import StepContext
+from stack.rollout.controller import RolloutController
+
+PROMPT = "rag-qa-prompt"
+MODEL = "rag-qa"
+
+
+def generator() -> tuple[str, str]:
+    """The OpenAI-compatible endpoint that generates answers (a local llama.cpp server with
+    SmolLM2, or any hosted one)."""
+    url = os.environ.get("MLSTACK_LLM_BASE_URL")
+    if not url:
+        raise StackError(
+            "set MLSTACK_LLM_BASE_URL to an OpenAI-compatible endpoint (for instance a local "
+            "llama.cpp server: llama-server -m SmolLM2-135M-Instruct.gguf --port 8080, then "
+            "MLSTACK_LLM_BASE_URL=http://127.0.0.1:8080/v1)"
+        )
+    return url, os.environ.get("MLSTACK_LLM_MODEL", "smollm2")
+
+
+def index(ctx: StepContext) -> Index:
+    built = Index.from_folder(ctx.recipe.directory / "docs")
+    print(f"    {len(built.ids)} documents embedded ({built.vectors.shape[1]} dimensions)")
+    return built
+
+
+def prompts(ctx: StepContext, index: Index, templates: list[str]) -> list[str]:
+    """Each prompt template evaluated on the questions (traced), then registered as a prompt
+    version with that evaluation run, and taken through its `approved` gate."""
+    base_url, model = generator()
+    questions = [
+        json.loads(line)
+        for line in (ctx.recipe.directory / "questions.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    spans = tracer(ctx.session, "rag-qa-app")
+    scorers: list[Scorer] = [ContextOverlap(), RetrievalHitRate()]
+    if ctx.session.stack.judge is not None:
+        scorers.append(
+            stack_judge(
+                ctx.session.stack.judge,
+                "groundedness",
+                "Is every claim in the answer supported by the context?",
+            )
+        )
+    view = prompt_session(ctx.session)
+    refs = []
+    for name in templates:
+        path = ctx.recipe.directory / "prompts" / f"{name}.txt"
+        template = path.read_text()
+        examples = []
+        for item in questions:
+            with spans.span(
+                "qa", inputs={"question": item["question"]}, tags={"mlstack.prompt": name}
+            ) as chain:
+                with spans.span(
+                    "retrieve", kind="RETRIEVER", inputs={"query": item["question"]}
+                ) as found:
+                    hits = index.search(item["question"])
+                    found.set_outputs([{"id": i, "text": t} for i, t in hits])
+                with spans.span("generate", kind="LLM") as llm:
+                    answer, tokens = generate(
+                        base_url, model, fill(template, item["question"], hits[0][1])
+                    )
+                    llm.set_attribute("tokens.completion", tokens)
+                    llm.set_outputs(answer)
+                chain.set_outputs({"answer": answer, "context": hits[0][1]})
+            examples.append(
+                Example(
+                    item["question"],
+                    answer,
+                    context=(hits[0][1],),
+                    retrieved=tuple(i for i, _ in hits),
+                    relevant=tuple(item["relevant"]),
+                )
+            )
+        result = evaluate(
+            ctx.session, examples, scorers, experiment="rag-qa-evaluations", name=name
+        )
+        version = Lifecycle(view).register(
+            PROMPT,
+            str(path),
+            run_id=result.run.run_id,
+            tags={"message": name},
+            recipe=ctx.recipe,
+            reason=f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in result.scores.items()),
+        )
+        Governance(view, ctx.recipe).promote(
+            version.ref, LifecycleState.APPROVED, reason="evaluated"
+        )
+        print(
+            f"    prompt {version.ref} ({name}): "
+            + ", ".join(f"{k}={v:.2f}" for k, v in result.scores.items())
+        )
+        refs.append(version.ref)
+    return refs
+
+
+def build(ctx: StepContext, index: Index, prompts: list[str]) -> list[str]:
+    """One app per prompt version, registered as a model version that pins its prompt."""
+    import cloudpickle
+    import pandas as pd
+
+    cloudpickle.register_pickle_by_value(
+        sys.modules[rag_app.__module__]
+    )  # the server cannot import it
+    base_url, model = generator()
+    registry = prompt_session(ctx.session).registry
+    tracker = ctx.session.tracker
+    refs = []
+    for prompt_ref in prompts:
+        name, _, number = prompt_ref.partition("@")
+        template = registry.template(name, int(number))  # type: ignore[attr-defined]
+        run = tracker.start_run(
+            "rag-qa", name=f"app-{prompt_ref}", tags={"mlstack.prompt_version": prompt_ref}
+        )
+        evaluation = registry.get_version(name, int(number)).run_id
+        scores = tracker.get_run(evaluation).metrics if evaluation else {}
+        tracker.log_metrics(run, {k: float(v) for k, v in scores.items()})
+        uri = tracker.log_model(
+            run,
+            rag_app(index, template, prompt_ref, base_url, model),
+            name=MODEL,
+            framework="python",
+            requirements=["numpy", "pandas"],
+            input_example=pd.DataFrame({"question": ["How do I reset it?"]}),
+        )
+        tracker.finish_run(run)
+        version = Lifecycle(ctx.session).register(
+            MODEL,
+            uri,
+            run_id=run.run_id,
+            tags={"mlstack.prompt_version": prompt_ref},
+            recipe=ctx.recipe,
+            reason=f"app on {prompt_ref}",
+        )
+        governance = Governance(ctx.session, ctx.recipe)
+        governance.promote(version.ref, LifecycleState.APPROVED, reason="evaluated prompt")
+        print(f"    {version.ref} answers with prompt {prompt_ref}")
+        refs.append(version.ref)
+    return refs
+
+
+def canary(ctx: StepContext, build: list[str], questions: int) -> str:
+    """The first app serves; the second rolls out as a canary beside it, under traffic."""
+    import threading
+
+    import httpx
+
+    from stack.config.rollout import RolloutPlan
+
+    first, second = build[0], build[-1]
+    controller = RolloutController(ctx.session, ctx.recipe)
+    if controller.find(MODEL) is None:
+        controller.deploy(first, RolloutPlan(strategy="direct", endpoint=MODEL), reason="first app")
+    url = controller.find(MODEL).url  # type: ignore[union-attr]
+    stop = threading.Event()
+    asked: list[int] = []
+
+    def traffic() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                question = ("How do I reset the router?", "How long is the warranty?")[
+                    len(asked) % 2
+                ]
+                answer = client.post(f"{url}/predict", json={"question": question})
+                asked.append(answer.status_code)
+                stop.wait(1 / questions)  # `questions` a second
+
+    thread = threading.Thread(target=traffic, daemon=True)
+    thread.start()
+    try:
+        result = controller.deploy(second, reason="new prompt version")
+    finally:
+        stop.set()
+        thread.join(30)
+    print(
+        f"    {result.outcome}: {result.version} on {url} ({asked.count(200)} answers while baking)"
+    )
+    for reason in result.reasons:
+        print(f"      {reason}")
+    return result.version

@@ -1,0 +1,109 @@
+"""The RAG recipe end to end with its generator on 127.0.0.1: an OpenAI-compatible server
+the test starts (scripted: the model behind the endpoint is outside mlstack, the plumbing is
+not). Prompt versions evaluated and registered in MLflow's prompt registry, one app per
+prompt version, and a canary from the first app to the second on a real BentoML endpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import mlflow
+import pytest
+
+from stack.contract.states import LifecycleState
+from stack.session import StackSession
+from tests.recipes.conftest import copy_recipe
+from tests.support.cli import MLSTACK
+
+
+@pytest.fixture
+def generator() -> Iterator[str]:
+    """Answers with the context's first sentence when the prompt gives one, else guesses."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+            prompt = body["messages"][-1]["content"]
+            found = re.search(r"Context: #[^\n]*?\n?(.*?\.)", prompt, re.S)
+            answer = found.group(1).strip() if found else "Probably, check the website."
+            payload = {
+                "choices": [{"message": {"role": "assistant", "content": answer}}],
+                "usage": {"completion_tokens": len(answer.split())},
+            }
+            data = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def test_prompts_are_gated_and_the_new_app_rolls_out_as_a_canary(
+    tmp_path: Path, generator: str
+) -> None:
+    import subprocess
+
+    copy_recipe("rag-qa", tmp_path)
+    env = {**os.environ, "MLSTACK_LLM_BASE_URL": generator}
+    try:
+        done = subprocess.run(
+            [str(MLSTACK), "run", "rag-qa"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, output
+        assert "6 documents embedded" in output
+        assert "promoted: rag-qa@2" in output, output
+        with StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path) as session:
+            serving = session.registry.find_by_state("rag-qa", LifecycleState.SERVING)
+            assert [v.ref for v in serving] == ["rag-qa@2"]
+            assert serving[0].tags["mlstack.prompt_version"] == "rag-qa-prompt@2"
+            [endpoint] = session.server.endpoints()
+            answer = httpx.post(
+                f"{endpoint.url}/predict",
+                json={"question": "How long is the warranty?"},
+                timeout=30,
+            )
+            assert answer.status_code == 200
+            assert "two-year warranty" in answer.json()["predictions"][0]
+            client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{session.home / 'mlflow.db'}")
+            versions = client.search_prompt_versions("rag-qa-prompt")
+            assert sorted(int(v.version) for v in versions) == [1, 2]
+            # the grounded prompt scored higher on the evaluation the gate reads
+            runs = {
+                v.version: v.run_id
+                for v in (
+                    session.registry.prompts().versions("rag-qa-prompt")  # type: ignore[attr-defined]
+                )
+            }
+            overlap = {
+                n: session.tracker.get_run(r).metrics["context_overlap"] for n, r in runs.items()
+            }
+            assert overlap[2] > overlap[1]
+            traces = client.search_traces(
+                experiment_ids=[client.get_experiment_by_name("rag-qa-app").experiment_id]
+            )
+            assert len(traces) == 12  # six questions, two prompt versions
+    finally:
+        with StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path) as session:
+            for endpoint in session.server.endpoints():
+                session.server.undeploy(endpoint.name)
