@@ -10,7 +10,7 @@ import sys
 from rag import Index, fill, generate, rag_app
 
 from stack.contract.states import LifecycleState
-from stack.errors import StackError
+from stack.errors import GateFailed, StackError
 from stack.governance.service import Governance
 from stack.lifecycle import Lifecycle
 from stack.llm.evaluation import evaluate
@@ -19,6 +19,7 @@ from stack.llm.prompts import prompt_session
 from stack.llm.scorers import ContextOverlap, Example, RetrievalHitRate, Scorer, stack_judge
 from stack.orchestration.steps import StepContext
 from stack.rollout.controller import RolloutController
+from stack.spine import NodeKind, NodeRef
 
 PROMPT = "rag-qa-prompt"
 MODEL = "rag-qa"
@@ -94,7 +95,12 @@ def prompts(ctx: StepContext, index: Index, templates: list[str]) -> list[str]:
                 )
             )
         result = evaluate(
-            ctx.session, examples, scorers, experiment="rag-qa-evaluations", name=name
+            ctx.session,
+            examples,
+            scorers,
+            experiment="rag-qa-evaluations",
+            name=name,
+            dataset="rag-qa-questions",
         )
         version = Lifecycle(view).register(
             PROMPT,
@@ -134,8 +140,11 @@ def build(ctx: StepContext, index: Index, prompts: list[str]) -> list[str]:
             "rag-qa", name=f"app-{prompt_ref}", tags={"mlstack.prompt_version": prompt_ref}
         )
         evaluation = registry.get_version(name, int(number)).run_id
-        scores = tracker.get_run(evaluation).metrics if evaluation else {}
-        tracker.log_metrics(run, {k: float(v) for k, v in scores.items()})
+        if evaluation:  # the app carries its prompt's scores, and what they were measured on
+            measured = tracker.get_run(evaluation)
+            tracker.log_metrics(run, {k: float(v) for k, v in measured.metrics.items()})
+            for dataset in measured.datasets:
+                tracker.log_dataset(run, dataset, context="evaluation")
         uri = tracker.log_model(
             run,
             rag_app(index, template, prompt_ref, base_url, model),
@@ -153,8 +162,19 @@ def build(ctx: StepContext, index: Index, prompts: list[str]) -> list[str]:
             recipe=ctx.recipe,
             reason=f"app on {prompt_ref}",
         )
-        governance = Governance(ctx.session, ctx.recipe)
-        governance.promote(version.ref, LifecycleState.APPROVED, reason="evaluated prompt")
+        # lineage: evaluation run -> prompt version -> app version -> endpoint revisions
+        ctx.session.spine.link(
+            NodeRef(NodeKind.PROMPT_VERSION, prompt_ref),
+            NodeRef(NodeKind.MODEL_VERSION, version.ref),
+            "pinned_by",
+        )
+        try:
+            Governance(ctx.session, ctx.recipe).promote(
+                version.ref, LifecycleState.APPROVED, reason="evaluated prompt"
+            )
+        except GateFailed as refused:  # worse than the serving app: an outcome, not a failure
+            print("    " + str(refused).replace("\n", "\n    "))
+            continue
         print(f"    {version.ref} answers with prompt {prompt_ref}")
         refs.append(version.ref)
     return refs
@@ -168,6 +188,9 @@ def canary(ctx: StepContext, build: list[str], questions: int) -> str:
 
     from stack.config.rollout import RolloutPlan
 
+    if not build:
+        print("    no new app passed its gate: nothing to roll out")
+        return ""
     first, second = build[0], build[-1]
     controller = RolloutController(ctx.session, ctx.recipe)
     if controller.find(MODEL) is None:

@@ -19,6 +19,7 @@ import pytest
 
 from stack.contract.states import LifecycleState
 from stack.session import StackSession
+from stack.spine import NodeKind, NodeRef
 from tests.recipes.conftest import copy_recipe
 from tests.support.cli import MLSTACK
 
@@ -99,10 +100,26 @@ def test_prompts_are_gated_and_the_new_app_rolls_out_as_a_canary(
                 n: session.tracker.get_run(r).metrics["context_overlap"] for n, r in runs.items()
             }
             assert overlap[2] > overlap[1]
+            # lineage: evaluation run -> prompt version -> app version -> endpoint revision
+            lineage = session.spine.downstream(NodeRef(NodeKind.PROMPT_VERSION, "rag-qa-prompt@2"))
+            relations = {(e.relation, str(e.target).split(":")[0]) for e in lineage}
+            assert ("pinned_by", "model_version") in relations
+            assert ("served_by", "endpoint_revision") in relations
             traces = client.search_traces(
                 experiment_ids=[client.get_experiment_by_name("rag-qa-app").experiment_id]
             )
             assert len(traces) == 12  # six questions, two prompt versions
+        # a second run gates the new versions against the serving ones on the same questions
+        again = subprocess.run(
+            [str(MLSTACK), "run", "rag-qa"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "rag-qa-prompt@4" in again.stdout
     finally:
         with StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path) as session:
             for endpoint in session.server.endpoints():
