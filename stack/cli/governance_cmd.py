@@ -19,13 +19,56 @@ RECIPE = click.option(
 )
 
 
-def _governance(ctx: click.Context, recipe_location: str | None):  # type: ignore[no-untyped-def]
+def _governance(  # type: ignore[no-untyped-def]
+    ctx: click.Context, recipe_location: str | None, *, prompts: bool = False
+):
+    """The session and its governance; with `prompts`, seen through the prompt registry."""
     from stack.config.recipe_file import load_recipe
     from stack.governance.service import Governance
 
     session = open_session(ctx)
     recipe = load_recipe(Path(recipe_location)) if recipe_location else None
+    if prompts:
+        from stack.llm.prompts import prompt_session
+
+        return session, Governance(prompt_session(session), recipe)
     return session, Governance(session, recipe)
+
+
+def run_promote(
+    ctx: click.Context,
+    selector: str,
+    target: str,
+    *,
+    reason: str,
+    dry_run: bool,
+    recipe_location: str | None,
+    prompts: bool = False,
+) -> None:
+    """`promote` for model versions and for prompt versions (`mlstack prompts promote`)."""
+    session, governance = _governance(ctx, recipe_location, prompts=prompts)
+    with session:
+        state = LifecycleState(target)
+        if dry_run:
+            click.echo(governance.check(governance.version(selector), state).explain())
+            return
+        updated = governance.promote(selector, state, reason=reason)
+    click.echo(f"{'prompt ' if prompts else ''}{updated.ref} is now {updated.state.value}")
+
+
+def run_approve(
+    ctx: click.Context,
+    selector: str,
+    target: str,
+    *,
+    reason: str,
+    recipe_location: str | None,
+    prompts: bool = False,
+) -> None:
+    session, governance = _governance(ctx, recipe_location, prompts=prompts)
+    with session:
+        approval = governance.approve(selector, LifecycleState(target), reason=reason)
+    click.echo(f"{approval.actor} approved {approval.subject} for {approval.target_state}")
 
 
 @click.command()
@@ -44,14 +87,9 @@ def promote(
     recipe_location: str | None,
 ) -> None:
     """Move MODEL@VERSION to a state through its gate; a failed gate changes nothing."""
-    session, governance = _governance(ctx, recipe_location)
-    with session:
-        state = LifecycleState(target)
-        if dry_run:
-            click.echo(governance.check(governance.version(selector), state).explain())
-            return
-        updated = governance.promote(selector, state, reason=reason)
-    click.echo(f"{updated.ref} is now {updated.state.value}")
+    run_promote(
+        ctx, selector, target, reason=reason, dry_run=dry_run, recipe_location=recipe_location
+    )
 
 
 @click.command()
@@ -64,10 +102,7 @@ def approve(
     ctx: click.Context, selector: str, target: str, reason: str, recipe_location: str | None
 ) -> None:
     """Approve MODEL@VERSION for a state (checked against the policy's group and author)."""
-    session, governance = _governance(ctx, recipe_location)
-    with session:
-        approval = governance.approve(selector, LifecycleState(target), reason=reason)
-    click.echo(f"{approval.actor} approved {approval.subject} for {approval.target_state}")
+    run_approve(ctx, selector, target, reason=reason, recipe_location=recipe_location)
 
 
 @click.command()

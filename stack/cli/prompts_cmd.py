@@ -111,20 +111,17 @@ def promote(
     recipe_location: str | None,
 ) -> None:
     """Move a prompt version to a state through its gate (as `mlstack promote` for models)."""
-    from stack.config.recipe_file import load_recipe
-    from stack.contract.states import LifecycleState
-    from stack.governance.service import Governance
-    from stack.llm.prompts import prompt_session
+    from stack.cli.governance_cmd import run_promote
 
-    recipe = load_recipe(Path(recipe_location)) if recipe_location else None
-    with open_session(ctx, recipe) as session:
-        governance = Governance(prompt_session(session), recipe)
-        state = LifecycleState(target)
-        if dry_run:
-            click.echo(governance.check(governance.version(selector), state).explain())
-            return
-        updated = governance.promote(selector, state, reason=reason)
-    click.echo(f"prompt {updated.ref} is now {updated.state.value}")
+    run_promote(
+        ctx,
+        selector,
+        target,
+        reason=reason,
+        dry_run=dry_run,
+        recipe_location=recipe_location,
+        prompts=True,
+    )
 
 
 @prompts_group.command()
@@ -137,14 +134,6 @@ def approve(
     ctx: click.Context, selector: str, target: str, reason: str, recipe_location: str | None
 ) -> None:
     """Approve a prompt version for a state (the policy's group, never its author)."""
-    from stack.config.recipe_file import load_recipe
-    from stack.contract.states import LifecycleState
-    from stack.governance.service import Governance
-    from stack.llm.prompts import prompt_session
+    from stack.cli.governance_cmd import run_approve
 
-    recipe = load_recipe(Path(recipe_location)) if recipe_location else None
-    with open_session(ctx, recipe) as session:
-        Governance(prompt_session(session), recipe).approve(
-            selector, LifecycleState(target), reason=reason
-        )
-    click.echo(f"approved prompt {selector} for {target}")
+    run_approve(ctx, selector, target, reason=reason, recipe_location=recipe_location, prompts=True)

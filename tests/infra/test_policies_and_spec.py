@@ -262,3 +262,26 @@ def test_the_example_stacks_are_valid_specs() -> None:
         config = yaml.safe_load(path.read_text())["config"]
         spec = parse_spec(config["mlstack:spec"], where=path.name)
         assert spec.gpu_pools, f"{path.name} has no GPU pool"
+
+
+def test_kubeconfigs_get_short_lived_tokens_from_the_clouds_cli() -> None:
+    from mlstack_infra.common import exec_kubeconfig
+
+    eks = json.loads(
+        exec_kubeconfig(
+            server="https://x",
+            ca="Q0E=",
+            cluster="c",
+            command="aws",
+            args=["eks", "get-token", "--cluster-name", "c"],
+        )
+    )
+    user = eks["users"][0]["user"]
+    assert user["exec"]["command"] == "aws" and "token" not in user
+    gke = json.loads(
+        exec_kubeconfig(
+            server="https://y", ca="Q0E=", cluster="g", command="gke-gcloud-auth-plugin"
+        )
+    )
+    assert gke["users"][0]["user"]["exec"]["provideClusterInfo"] is True
+    assert gke["clusters"][0]["cluster"]["certificate-authority-data"] == "Q0E="

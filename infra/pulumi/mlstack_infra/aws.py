@@ -11,7 +11,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from mlstack_infra import autoscaler
-from mlstack_infra.common import DATABASE_USER, ClusterOutputs, child
+from mlstack_infra.common import DATABASE_USER, ClusterOutputs, child, exec_kubeconfig
 from mlstack_infra.spec import InfraSpec
 
 EFFECTS = {
@@ -261,7 +261,15 @@ class AwsGpuCluster(pulumi.ComponentResource):
         )
         self.kubeconfig = pulumi.Output.all(
             self.cluster.endpoint, self.cluster.certificate_authority, self.cluster.name
-        ).apply(lambda v: _kubeconfig(v[0], v[1]["data"], v[2], spec.region))
+        ).apply(
+            lambda v: exec_kubeconfig(
+                server=v[0],
+                ca=v[1]["data"],
+                cluster=v[2],
+                command="aws",
+                args=["eks", "get-token", "--cluster-name", v[2], "--region", spec.region],
+            )
+        )
         self.register_outputs({"cluster": self.cluster.name, "bucket": self.bucket.bucket})
 
     def outputs(self) -> ClusterOutputs:
@@ -290,36 +298,3 @@ def _web_identity(provider_arn: str, issuer: str, account: str = "mlstack:mlstac
         "Condition": {"StringEquals": {subject: f"system:serviceaccount:{account}"}},
     }
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
-
-
-def _kubeconfig(endpoint: str, ca: str, cluster: str, region: str) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {"name": cluster, "cluster": {"server": endpoint, "certificate-authority-data": ca}}
-            ],
-            "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
-            "current-context": cluster,
-            "users": [
-                {
-                    "name": cluster,
-                    "user": {
-                        "exec": {
-                            "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "aws",
-                            "args": [
-                                "eks",
-                                "get-token",
-                                "--cluster-name",
-                                cluster,
-                                "--region",
-                                region,
-                            ],
-                        }
-                    },
-                }
-            ],
-        }
-    )

@@ -3,13 +3,11 @@ Identity for the services, a private GCS bucket, and Cloud SQL PostgreSQL on a p
 
 from __future__ import annotations
 
-import json
-
 import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
-from mlstack_infra.common import DATABASE_USER, DATABASES, ClusterOutputs, child
+from mlstack_infra.common import DATABASE_USER, DATABASES, ClusterOutputs, child, exec_kubeconfig
 from mlstack_infra.spec import InfraSpec
 
 EFFECTS = {
@@ -215,7 +213,14 @@ class GcpGpuCluster(pulumi.ComponentResource):
         )
         self.kubeconfig = pulumi.Output.all(
             self.cluster.endpoint, self.cluster.master_auth, self.cluster.name
-        ).apply(lambda v: _kubeconfig(v[0], v[1]["cluster_ca_certificate"], v[2]))
+        ).apply(
+            lambda v: exec_kubeconfig(
+                server=f"https://{v[0]}",
+                ca=v[1]["cluster_ca_certificate"],
+                cluster=v[2],
+                command="gke-gcloud-auth-plugin",
+            )
+        )
         self.register_outputs({"cluster": self.cluster.name, "bucket": self.bucket.name})
 
     def outputs(self) -> ClusterOutputs:
@@ -230,32 +235,3 @@ class GcpGpuCluster(pulumi.ComponentResource):
             ),
             device_plugin=False,  # GKE runs its own with the driver it installs
         )
-
-
-def _kubeconfig(endpoint: str, ca: str, cluster: str) -> str:
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": cluster,
-                    "cluster": {"server": f"https://{endpoint}", "certificate-authority-data": ca},
-                }
-            ],
-            "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
-            "current-context": cluster,
-            "users": [
-                {
-                    "name": cluster,
-                    "user": {
-                        "exec": {
-                            "apiVersion": "client.authentication.k8s.io/v1beta1",
-                            "command": "gke-gcloud-auth-plugin",
-                            "provideClusterInfo": True,
-                        }
-                    },
-                }
-            ],
-        }
-    )
