@@ -74,7 +74,7 @@ class Lifecycle:
         if run_id:
             spine.link(
                 NodeRef(NodeKind.RUN, run_id),
-                NodeRef(self.session.version_kind, version.ref),
+                NodeRef(NodeKind(self.session.version_kind), version.ref),
                 "produced",
             )
         self.session.emit("on_model_registered", subject=version.ref, version=version)

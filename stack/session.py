@@ -19,7 +19,6 @@ from stack.hooks.bus import HookBus
 from stack.plugins.manifest import AdapterContext
 from stack.plugins.registry import AdapterRegistry, default_registry
 from stack.resolution import ResolvedRole, resolve_stack
-from stack.spine.lineage import NodeKind
 
 if TYPE_CHECKING:
     from stack.contract import FeatureStore, Monitor, Orchestrator, Registry, Server, Tracker
@@ -27,9 +26,10 @@ if TYPE_CHECKING:
 
 
 class StackSession:
-    #: The lineage kind of the versions this session's registry holds (a prompt view says
-    #: `prompt_version`), so lineage written through the lifecycle names them rightly.
-    version_kind: NodeKind = NodeKind.MODEL_VERSION
+    #: The lineage kind (a `NodeKind` value) of the versions this session's registry holds:
+    #: a prompt view says `prompt_version`. Plain text, so importing the session stays free
+    #: of the spine's database layer.
+    version_kind: str = "model_version"
 
     def __init__(
         self,

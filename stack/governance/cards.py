@@ -15,7 +15,7 @@ from stack.contract.roles import Role
 from stack.contract.tracking import RunRecord
 from stack.governance.history import serving_history
 from stack.session import StackSession
-from stack.spine.lineage import NodeRef
+from stack.spine.lineage import NodeKind, NodeRef
 
 Section = tuple[str, list[str] | list[tuple[str, str]]]
 
@@ -98,7 +98,7 @@ def _sections(
         sections.append(
             ("Evaluation", sorted((k, f"{v:g}") for k, v in run.metrics.items()) or ["—"])
         )
-    upstream = spine.upstream(NodeRef(session.version_kind, version.ref))
+    upstream = spine.upstream(NodeRef(NodeKind(session.version_kind), version.ref))
     sections.append(
         ("Lineage", [f"{e.source} —{e.relation}→ {e.target}" for e in upstream] or ["—"])
     )

@@ -1,6 +1,7 @@
 """Online evaluation: production traces sampled, scored with the recipe's scorers, the scores
 written onto the traces as feedback (visible beside them in MLflow), and the same kind of
-policy as for drift: a mean below its floor is a breach, alerted like any other."""
+policy as for drift: a mean below its floor is a breach (the monitoring loop records and
+alerts it like any other)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from stack.config.monitoring import AlertsSection
 from stack.contract.tracking import Tracer, TraceRecord, TracingTracker
 from stack.errors import StackError
-from stack.identity import current_actor
 from stack.llm.scorers import CODE_SCORERS, Example, JudgeError, Scorer, stack_judge
-from stack.monitoring import alerts
 from stack.session import StackSession
 
 ToExample = Callable[[TraceRecord], Example]
@@ -27,7 +25,6 @@ class OnlineResult:
     scores: dict[str, float]
     breaches: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-    alert_error: str | None = None
 
 
 def scorers_for(session: StackSession, names: Sequence[Any]) -> list[Scorer]:
@@ -77,12 +74,12 @@ def evaluate_traces(
     since: datetime | None = None,
     sample: int = 50,
     min_scores: Mapping[str, float] | None = None,
-    alerts_to: AlertsSection | None = None,
-    subject: str = "",
     seed: int | None = None,
 ) -> OnlineResult:
     """Score up to `sample` traces since `since`; write each score as feedback; a judge that
-    fails on a trace is reported (and that trace left unscored), never counted as a pass."""
+    fails on a trace is reported (and that trace left unscored), never counted as a pass.
+    Breaches are returned, not acted on: `mlstack monitor run` (`source: traces`) records,
+    audits and alerts them as it does every check."""
     source = tracer(session, experiment)
     found = source.traces(since=since, limit=max(sample * 4, sample))
     chosen = random.Random(seed).sample(found, min(sample, len(found)))
@@ -104,22 +101,4 @@ def evaluate_traces(
             result.breaches.append(f"{name}: no trace could be scored")
         elif result.scores[name] < floor:
             result.breaches.append(f"{name} {result.scores[name]:.3f} below {floor:g}")
-    if result.breaches:
-        session.spine.audit(
-            actor=current_actor(),
-            action="monitoring.breached",
-            subject=subject or experiment,
-            reason="; ".join(result.breaches),
-            payload={"traces": result.traces, "scores": result.scores},
-        )
-        if alerts_to is not None:
-            result.alert_error = alerts.send_alert(
-                alerts_to,
-                {
-                    "version": subject or experiment,
-                    "endpoint": experiment,
-                    "breaches": result.breaches,
-                    "scores": result.scores,
-                },
-            )
     return result

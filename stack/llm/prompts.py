@@ -19,7 +19,7 @@ from stack.spine.lineage import NodeKind
 class _PromptView:
     """A session whose registry is the prompt store; everything else is the session's."""
 
-    version_kind = NodeKind.PROMPT_VERSION
+    version_kind = NodeKind.PROMPT_VERSION.value
 
     def __init__(self, session: StackSession, registry: Registry) -> None:
         self._session = session

@@ -20,7 +20,7 @@ from stack.contract.monitoring import (
     PerformanceReport,
     QualityReport,
 )
-from stack.contract.registry import ModelVersion
+from stack.contract.registry import ModelSelector, ModelVersion
 from stack.contract.roles import Role
 from stack.contract.serving import Endpoint, PredictionLogReader
 from stack.contract.states import LifecycleState
@@ -63,6 +63,7 @@ class CheckResult:
     report_uri: str | None = None
     alert_error: str | None = None
     id: int | None = None
+    failed: bool = False  # a statistic raised (its message says which)
 
     def as_record(self) -> dict[str, Any]:
         """What the spine keeps of the check (and a webhook receives)."""
@@ -216,7 +217,6 @@ class MonitoringLoop:
             since=span[0],
             sample=check.sample,
             min_scores=check.min_scores,
-            subject=model,
         )
         result = CheckResult(model, model, check.experiment, span, rows=online.traces)
         result.performance = PerformanceReport(
@@ -254,13 +254,15 @@ class MonitoringLoop:
     ) -> CheckResult:
         result = CheckResult(model, window.version, endpoint, span, rows=window.rows)
         monitor = self.session.monitor
+        reference: Columns | None = None
         try:
-            version = self._version(window.version)
-            reference: Columns | None = self._reference(version)
+            version = self.session.registry.get_version(
+                *_model_and_number(ModelSelector.parse(window.version))
+            )
+            reference = self._reference(version)
             result.baseline = self._baseline(version)
         except StackError as exc:
             result.messages.append(str(exc))
-            version, reference = None, None
         current = window.columns(window.input_names())
         prediction = section.prediction_column
         current[prediction] = window.predictions
@@ -332,7 +334,7 @@ class MonitoringLoop:
             result.status = "breach"
         elif window.rows == 0:
             result.status = "empty"
-        elif any(m.startswith("check failed") for m in result.messages) or reference is None:
+        elif result.failed or reference is None:
             result.status = "error"
         report = result.drift.html_path if result.drift is not None else None
         on_breach = section.html_report == "on_breach" and result.breaches
@@ -426,18 +428,13 @@ class MonitoringLoop:
         try:
             return call()
         except Exception as exc:  # a bad window is a message, never the loop's end
+            result.failed = True
             result.messages.append(f"check failed ({what}): {type(exc).__name__}: {exc}")
             return None
 
     def _html_path(self, model: str, version: str, end: datetime) -> Path:
         name = f"{version.replace('@', '-v')}-{end:%Y%m%dT%H%M%S}.html"
         return self.session.home / "monitoring" / "reports" / model / name
-
-    def _version(self, ref: str) -> ModelVersion:
-        model, _, number = ref.rpartition("@")
-        if not model or not number.isdigit():
-            raise StackError(f"the log names version {ref!r}, which is not model@number")
-        return self.session.registry.get_version(model, int(number))
 
     def _reference(self, version: ModelVersion) -> Columns:
         key = version.run_id or version.ref
@@ -456,6 +453,13 @@ class MonitoringLoop:
         serving = self.session.registry.find_by_state(model, LifecycleState.SERVING)
         versions = serving or self.session.registry.versions(model)[-1:]
         return recipe_of(versions[0]) if versions else None
+
+
+def _model_and_number(selector: ModelSelector) -> tuple[str, int]:
+    """The log names versions as `model@number`; a state there would be a corrupt log."""
+    if selector.version is None:
+        raise StackError(f"the log names {selector}, which is not a version number")
+    return selector.model, selector.version
 
 
 def _overrides(section: MonitoringSection, column: str) -> tuple[str | None, float | None]:

@@ -117,6 +117,7 @@ def join_labels(
                     )
     for candidates in by_entity.values():
         candidates.sort(key=lambda c: c[0])
+    times = {key: [c[0] for c in candidates] for key, candidates in by_entity.items()}
     total = matched = 0
     for label in sorted(labels, key=lambda g: g.observed_at):
         total += 1
@@ -124,8 +125,12 @@ def join_labels(
         if label.request_id is not None:
             found = by_key.get((label.request_id, label.row))
         elif label.entity is not None:
+            entity_key = _entity_key(label.entity)
             found = _latest_before(
-                by_entity.get(_entity_key(label.entity), []), label.observed_at, join_window
+                by_entity.get(entity_key, []),
+                times.get(entity_key, []),
+                label.observed_at,
+                join_window,
             )
         if found is not None:
             window, index = found
@@ -135,9 +140,12 @@ def join_labels(
 
 
 def _latest_before(
-    candidates: list[tuple[datetime, VersionWindow, int]], moment: datetime, span: timedelta
+    candidates: list[tuple[datetime, VersionWindow, int]],
+    times: list[datetime],  # the candidates' times, sorted once per join
+    moment: datetime,
+    span: timedelta,
 ) -> tuple[VersionWindow, int] | None:
-    position = bisect.bisect_right([c[0] for c in candidates], moment)
+    position = bisect.bisect_right(times, moment)
     if position == 0:
         return None
     at, window, index = candidates[position - 1]

@@ -312,14 +312,14 @@ class RolloutController:
         for ref, weight in endpoint.split.weights.items():
             if weight > 0:
                 self.session.spine.link(
-                    NodeRef(self.session.version_kind, ref),
+                    NodeRef(NodeKind(self.session.version_kind), ref),
                     revision,
                     "served_by",
                     attributes={revision: {"url": endpoint.url}},
                 )
         for ref in endpoint.split.shadows:
             self.session.spine.link(
-                NodeRef(self.session.version_kind, ref), revision, "shadowed_by"
+                NodeRef(NodeKind(self.session.version_kind), ref), revision, "shadowed_by"
             )
         return endpoint
 
