@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "identity": ("stack.cli.governance_cmd:identity_group", "Signed identities for CI."),
     "image": ("stack.cli.image_cmd:image_group", "Build the image a recipe runs in."),
     "labels": ("stack.cli.monitor_cmd:labels_group", "Ingest late ground truth (labels)."),
+    "llm": ("stack.cli.llm_cmd:llm_group", "Start or stop the local LLM generator."),
     "monitor": ("stack.cli.monitor_cmd:monitor_group", "Drift, quality and performance checks."),
     "models": ("stack.cli.governance_cmd:models", "The model inventory."),
     "prompts": ("stack.cli.prompts_cmd:prompts_group", "Versioned prompts, same lifecycle."),

@@ -122,6 +122,8 @@ def _show(outcome: MonitoringOutcome, as_json: bool) -> None:
             click.echo(json.dumps({"check": check.id, **check.as_record()}, default=str))
         else:
             _print_check(check)
+    for line in outcome.rolled_back:
+        click.echo(f"ROLLBACK {line}")
     if outcome.retrain is not None:
         started = "started" if outcome.retrain.started else "not started"
         detail = (

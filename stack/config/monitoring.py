@@ -81,6 +81,16 @@ class RetrainPolicy(BaseModel):
     )
 
 
+class RollbackPolicy(BaseModel):
+    """On a breach of a version that is rolling out beside the serving one (a canary, an A/B
+    arm or a shadow), send all traffic back to the serving version and reject the
+    challenger: the rollout controller's rollback, audited as any other."""
+
+    model_config = _FROZEN
+
+    enabled: bool = False
+
+
 class LabelJoin(BaseModel):
     """How late labels find their prediction: by request id always; by `entity` columns
     (present in the logged inputs) when a label carries an entity key, matching the latest
@@ -118,7 +128,12 @@ class TracesCheck(BaseModel):
         "context_overlap, length_ok) or {judge: name, criteria: …}.",
     )
     min_scores: dict[str, float] = Field(default_factory=dict)
-    question_field: str = "question"  # in the root span's inputs
+    span: str | None = Field(
+        default=None,
+        description="The span whose inputs hold the question and whose outputs hold the "
+        "answer and context (default: the root span).",
+    )
+    question_field: str = "question"  # in that span's inputs
     answer_field: str = "answer"  # in the root span's outputs (a mapping) or the outputs
     context_field: str = "context"
 
@@ -146,5 +161,6 @@ class MonitoringSection(BaseModel):
     labels: LabelJoin = LabelJoin()
     policy: MonitoringPolicy = MonitoringPolicy()
     alerts: AlertsSection = AlertsSection()
+    rollback: RollbackPolicy = RollbackPolicy()
     retrain: RetrainPolicy = RetrainPolicy()
     html_report: Literal["always", "on_breach", "never"] = "always"

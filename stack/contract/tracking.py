@@ -123,16 +123,38 @@ class SpillReplayer(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class TraceRecord:
-    """One traced request: its root span's inputs and outputs, tags (the prompt and model
-    versions that served it), and when it started."""
+class SpanRecord:
+    """One span of a trace: what it was given and what it returned."""
 
-    trace_id: str
+    name: str
     inputs: Mapping[str, object]
     outputs: object
+    root: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRecord:
+    """One traced request: its spans (the root first), tags (the prompt and model versions
+    that served it), and when it started."""
+
+    trace_id: str
     tags: Mapping[str, str]
     started_at: datetime
-    spans: tuple[str, ...] = ()
+    spans: tuple[SpanRecord, ...] = ()
+
+    def span(self, name: str | None = None) -> SpanRecord | None:
+        """The first span called `name` (the root when no name is given)."""
+        return next((s for s in self.spans if (s.name == name if name else s.root)), None)
+
+    @property
+    def inputs(self) -> Mapping[str, object]:
+        root = self.span()
+        return root.inputs if root is not None else {}
+
+    @property
+    def outputs(self) -> object:
+        root = self.span()
+        return root.outputs if root is not None else None
 
 
 class Span(Protocol):

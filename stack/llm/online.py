@@ -17,6 +17,7 @@ from stack.llm.scorers import CODE_SCORERS, Example, JudgeError, Scorer, stack_j
 from stack.session import StackSession
 
 ToExample = Callable[[TraceRecord], Example]
+VERSION_TAG = "mlstack.version"  # set on each trace by the serving adapter
 
 
 @dataclass
@@ -42,20 +43,33 @@ def scorers_for(session: StackSession, names: Sequence[Any]) -> list[Scorer]:
 
 
 def example_reader(check: Any) -> ToExample:
-    """How a trace becomes an example: the question from the root span's inputs, the answer
-    and context from its outputs (a mapping), by the field names the recipe gives."""
+    """How a trace becomes an example: the question from the inputs, the answer and context
+    from the outputs (a mapping) of the span the recipe names (`span`, default the root),
+    by the field names the recipe gives."""
 
     def read(trace: TraceRecord) -> Example:
-        outputs = trace.outputs if isinstance(trace.outputs, Mapping) else {}
-        answer = outputs.get(check.answer_field, trace.outputs if not outputs else "")
+        span = trace.span(getattr(check, "span", None)) or trace.span()
+        inputs = span.inputs if span is not None else {}
+        produced = span.outputs if span is not None else None
+        outputs = produced if isinstance(produced, Mapping) else {}
+        answer = outputs.get(check.answer_field, produced if not outputs else "")
         context = outputs.get(check.context_field, ())
         return Example(
-            question=str(trace.inputs.get(check.question_field, "")),
+            question=str(inputs.get(check.question_field, "")),
             answer=str(answer),
             context=tuple(context) if isinstance(context, list | tuple) else (str(context),),
         )
 
     return read
+
+
+def by_version(traces: Sequence[TraceRecord], default: str) -> dict[str, list[TraceRecord]]:
+    """Traces by the version that answered them (the `mlstack.version` tag a served app's
+    traces carry; `default` for traces made elsewhere, such as an offline evaluation)."""
+    groups: dict[str, list[TraceRecord]] = {}
+    for trace in traces:
+        groups.setdefault(trace.tags.get(VERSION_TAG, default), []).append(trace)
+    return groups
 
 
 def tracer(session: StackSession, experiment: str) -> Tracer:
@@ -76,13 +90,29 @@ def evaluate_traces(
     min_scores: Mapping[str, float] | None = None,
     seed: int | None = None,
 ) -> OnlineResult:
-    """Score up to `sample` traces since `since`; write each score as feedback; a judge that
-    fails on a trace is reported (and that trace left unscored), never counted as a pass.
-    Breaches are returned, not acted on: `mlstack monitor run` (`source: traces`) records,
-    audits and alerts them as it does every check."""
+    """Score up to `sample` traces since `since` (see `score_traces`)."""
     source = tracer(session, experiment)
     found = source.traces(since=since, limit=max(sample * 4, sample))
-    chosen = random.Random(seed).sample(found, min(sample, len(found)))
+    return score_traces(
+        source, found, scorers, to_example, sample=sample, min_scores=min_scores, seed=seed
+    )
+
+
+def score_traces(
+    source: Tracer,
+    traces: Sequence[TraceRecord],
+    scorers: Sequence[Scorer],
+    to_example: ToExample,
+    *,
+    sample: int = 50,
+    min_scores: Mapping[str, float] | None = None,
+    seed: int | None = None,
+) -> OnlineResult:
+    """Score a sample of `traces`; write each score as feedback; a judge that fails on a
+    trace is reported (and that trace left unscored), never counted as a pass. Breaches are
+    returned, not acted on: `mlstack monitor run` (`source: traces`) records, audits, alerts
+    and rolls back as it does for every check."""
+    chosen = random.Random(seed).sample(list(traces), min(sample, len(traces)))
     totals: dict[str, list[float]] = {s.name: [] for s in scorers}
     result = OnlineResult(traces=len(chosen), scores={})
     for trace in chosen:

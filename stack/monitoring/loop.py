@@ -114,6 +114,7 @@ class MonitoringOutcome:
     section: MonitoringSection
     until: datetime
     retrain: RetrainOutcome | None = None
+    rolled_back: list[str] = field(default_factory=list)
 
     @property
     def breached(self) -> bool:
@@ -142,8 +143,9 @@ class MonitoringLoop:
         until: datetime | None = None,
         window: timedelta | None = None,
     ) -> MonitoringOutcome:
-        """Assess the window, then retrain if the policy asks for it."""
+        """Assess the window, then roll back and retrain if the policy asks for it."""
         outcome = self.assess(model, endpoint=endpoint, until=until, window=window)
+        outcome.rolled_back = self.roll_back(outcome)
         outcome.retrain = self.retrain(outcome)
         return outcome
 
@@ -169,7 +171,7 @@ class MonitoringLoop:
         logged = source.logged(name, since=start)
         windows = split_by_version(logged, end)
         if section.source == "endpoint":  # versions taken off it are history, not alerts
-            routed = _routed(self.session.server.endpoints(), name)
+            routed = self._routed_versions(name)
             if routed is not None:
                 windows = {ref: w for ref, w in windows.items() if ref in routed}
         labels = self.session.spine.labels(model, since=start) + feedback_labels(logged, model)
@@ -202,33 +204,71 @@ class MonitoringLoop:
         section: MonitoringSection,
         span: tuple[datetime, datetime],
     ) -> MonitoringOutcome:
-        """Online evaluation of an LLM app: its traces in the window, scored and held to the
-        floors; the check recorded like any other (its scores as the performance)."""
-        from stack.llm.online import evaluate_traces, example_reader, scorers_for
+        """Online evaluation of an LLM app: its traces in the window, by the version that
+        answered them (a canary's apart from the serving one's), each sample scored and held
+        to the floors; each check recorded like any other (its scores as the performance)."""
+        from stack.llm.online import by_version, example_reader, score_traces, scorers_for, tracer
 
         check = section.traces
         if check is None:
             raise StackError("monitoring `source: traces` needs a `traces:` section")
-        online = evaluate_traces(
-            self.session,
-            experiment=check.experiment,
-            scorers=scorers_for(self.session, check.scorers),
-            to_example=example_reader(check),
-            since=span[0],
-            sample=check.sample,
-            min_scores=check.min_scores,
-        )
-        result = CheckResult(model, model, check.experiment, span, rows=online.traces)
-        result.performance = PerformanceReport(
-            online.scores, online.traces, online.traces, sufficient=online.traces > 0
-        )
-        result.messages += online.failures
-        result.breaches = online.breaches
-        result.status = "breach" if online.breaches else ("empty" if not online.traces else "ok")
-        self._record(result, section)
-        return MonitoringOutcome(
-            [result], model=model, recipe=recipe, section=section, until=span[1]
-        )
+        source = tracer(self.session, check.experiment)
+        found = source.traces(since=span[0], limit=check.sample * 20)
+        groups = by_version([t for t in found if t.started_at <= span[1]], default=model)
+        routed = self._routed_versions(section.endpoint or model)
+        if routed is not None:  # versions taken off the endpoint are history, not alerts
+            groups = {ref: g for ref, g in groups.items() if "@" not in ref or ref in routed}
+        scorers = scorers_for(self.session, check.scorers)
+        checks: list[CheckResult] = []
+        for ref, traces in sorted(groups.items()):
+            online = score_traces(
+                source,
+                traces,
+                scorers,
+                example_reader(check),
+                sample=check.sample,
+                min_scores=check.min_scores,
+            )
+            result = CheckResult(model, ref, check.experiment, span, rows=online.traces)
+            result.performance = PerformanceReport(
+                online.scores, online.traces, online.traces, sufficient=online.traces > 0
+            )
+            result.messages += online.failures
+            result.breaches = online.breaches
+            result.status = "breach" if online.breaches else "ok"
+            checks.append(result)
+        if not checks:
+            empty = CheckResult(model, model, check.experiment, span, rows=0, status="empty")
+            empty.messages.append(f"no traces in experiment {check.experiment!r} in the window")
+            checks.append(empty)
+        for result in checks:
+            self._record(result, section)
+        return MonitoringOutcome(checks, model=model, recipe=recipe, section=section, until=span[1])
+
+    def roll_back(self, outcome: MonitoringOutcome) -> list[str]:
+        """Each breached version that is rolling out beside the serving one, rolled back
+        (when the recipe's `rollback` policy asks); what was done, as lines to show."""
+        if not outcome.section.rollback.enabled or not outcome.breached:
+            return []
+        from stack.rollout.controller import RolloutController
+
+        controller = RolloutController(self.session, outcome.recipe)
+        name = outcome.section.endpoint or outcome.model
+        done: list[str] = []
+        for check in outcome.checks:
+            if check.status != "breach" or check.version not in controller.challengers(name):
+                continue
+            why = f"monitoring: {'; '.join(check.breaches)}"
+            result = controller.rollback(
+                outcome.model, endpoint=name, challenger=check.version, reason=why
+            )
+            done.append(f"{check.version} rolled back on {name}; {result.version} serves ({why})")
+        return done
+
+    def _routed_versions(self, endpoint: str) -> set[str] | None:
+        if not self.session.has(Role.SERVER):
+            return None
+        return _routed(self.session.server.endpoints(), endpoint)
 
     def retrain(self, outcome: MonitoringOutcome) -> RetrainOutcome | None:
         """The retraining a breached assessment calls for (None when the policy asks none)."""

@@ -172,6 +172,10 @@ class RolloutController:
         for stage in stages:
             endpoint = self._route(name, stage.split, stage.reason)
             reasons, report = self._bake(name, version.ref, plan, shadow=stage.shadow)
+            if reasons and self._rejected(version.ref):  # rolled back while it baked
+                return RolloutResult(
+                    self.find(name) or endpoint, "rolled_back", version.ref, tuple(reasons)
+                )
             if reasons:
                 return self._roll_back(name, champion, version, reasons, report)
         assert endpoint is not None
@@ -185,24 +189,24 @@ class RolloutController:
     # -- rollback ---------------------------------------------------------------------------
 
     def rollback(
-        self, model: str, *, endpoint: str | None = None, reason: str = ""
+        self,
+        model: str,
+        *,
+        endpoint: str | None = None,
+        challenger: str | None = None,
+        reason: str = "",
     ) -> RolloutResult:
-        """Back to the previous serving version: the champion of a running rollout, or else
-        the version that served before the current one (moved back to `serving`, audited)."""
+        """Back to the previous serving version: the champion of a running rollout (from
+        `challenger`, or the first one), or else the version that served before the current
+        one (moved back to `serving`, audited)."""
         name = endpoint or model
-        current = self.find(name)
-        if current is None:
-            raise NotFound(f"no endpoint {name!r} is deployed")
-        registry = self.session.registry
-        weights = current.split.weights
-        live = [*(ref for ref, w in weights.items() if w > 0), *current.split.shadows]
-        serving = [v.ref for v in registry.find_by_state(model, S.SERVING)]
-        champion = next((ref for ref in live if ref in serving), None)
-        challengers = [ref for ref in live if ref != champion]
+        champion, challengers = self._live(name, model)
         why = reason or "rolled back by hand"
+        if challenger is not None and challenger not in challengers:
+            raise StackError(f"{challenger} is not rolling out on endpoint {name!r}")
         if champion is not None and challengers:
-            challenger = self.governance.version(challengers[0])
-            return self._roll_back(name, champion, challenger, [why], None)
+            rolled = self.governance.version(challenger or challengers[0])
+            return self._roll_back(name, champion, rolled, [why], None)
         history = [c.version for c in serving_history(self.session.spine, model) if c.version]
         now = history[-1] if history else None
         previous = next((ref for ref in reversed(history) if ref != now), None)
@@ -257,6 +261,27 @@ class RolloutController:
 
     # -- helpers ----------------------------------------------------------------------------
 
+    def challengers(self, name: str, model: str | None = None) -> list[str]:
+        """The versions rolling out on endpoint `name` beside its serving version (none when
+        nothing serves there, as in a first canary: there is nothing to roll back to)."""
+        try:
+            champion, challengers = self._live(name, model)
+        except NotFound:
+            return []
+        return challengers if champion is not None else []
+
+    def _live(self, name: str, model: str | None) -> tuple[str | None, list[str]]:
+        """The serving version among those that answer or shadow, and the others."""
+        current = self.find(name)
+        if current is None:
+            raise NotFound(f"no endpoint {name!r} is deployed")
+        weights = current.split.weights
+        live = [*(ref for ref, w in weights.items() if w > 0), *current.split.shadows]
+        models = {model} if model else {ref.partition("@")[0] for ref in live}
+        serving = {v.ref for m in models for v in self.session.registry.find_by_state(m, S.SERVING)}
+        champion = next((ref for ref in live if ref in serving), None)
+        return champion, [ref for ref in live if ref != champion]
+
     def find(self, name: str) -> Endpoint | None:
         return next((e for e in self.server.endpoints() if e.name == name), None)
 
@@ -278,6 +303,10 @@ class RolloutController:
         self.session.emit("on_deployed", subject=promoted.ref, version=promoted, endpoint=endpoint)
         return RolloutResult(endpoint, "promoted", promoted.ref)
 
+    def _rejected(self, ref: str) -> bool:
+        """Rolled back by someone else during the bake (a monitoring policy, a person)."""
+        return self.governance.version(ref).state is S.REJECTED
+
     def _enter(self, version: ModelVersion, state: LifecycleState) -> None:
         if version.state is not state:
             self.governance.promote(version.ref, state, reason=f"rollout: {state.value}")
@@ -293,6 +322,8 @@ class RolloutController:
             final = remaining <= 0
             report = self.server.health(name, since=started)
             reasons = breaches(plan.slo, report, ref, shadow=shadow, final=final)
+            if not reasons and self._rejected(ref):
+                reasons = [f"{ref} was rejected while it baked (see the audit log)"]
             if reasons or final:
                 return reasons, report
             self.sleep(min(plan.check_seconds, remaining))

@@ -17,7 +17,9 @@ import yaml
 
 from stack.contract.registry import ModelVersion
 from stack.errors import StackError
-from stack_bentoml.spec import Column, VersionSpec
+from stack_bentoml.spec import Column, TraceSink, VersionSpec
+
+TRACE_TAG = "mlstack.trace_experiment"
 
 
 def model_store(bentoml_home: Path) -> Any:
@@ -34,7 +36,9 @@ def model_tag(version: ModelVersion) -> str:
     return f"{name}:v{version.version}"
 
 
-def import_version(version: ModelVersion, tracking_uri: str, bentoml_home: Path) -> VersionSpec:
+def import_version(
+    version: ModelVersion, tracking_uri: str, bentoml_home: Path, *, artifact_location: str
+) -> VersionSpec:
     import bentoml
     from bentoml.exceptions import NotFound as BentoNotFound
 
@@ -63,6 +67,20 @@ def import_version(version: ModelVersion, tracking_uri: str, bentoml_home: Path)
         model_dir=str(model_dir),
         flavor="sklearn" if "sklearn" in _mlmodel(model_dir).get("flavors", {}) else "pyfunc",
         inputs=_signature(model_dir, version),
+        traces=_trace_sink(version, tracking_uri, artifact_location),
+    )
+
+
+def _trace_sink(
+    version: ModelVersion, tracking_uri: str, artifact_location: str
+) -> TraceSink | None:
+    """An app registered with the tag `mlstack.trace_experiment` is traced where it is served,
+    into that experiment of the stack's tracking store (online evaluation reads it there)."""
+    experiment = version.tags.get(TRACE_TAG)
+    if not experiment:
+        return None
+    return TraceSink(
+        tracking_uri=tracking_uri, experiment=experiment, artifact_location=artifact_location
     )
 
 

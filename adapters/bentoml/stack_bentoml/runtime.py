@@ -6,6 +6,7 @@ and validation already happened on the request. Other flavors go through pyfunc.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,7 +52,39 @@ def load_version(spec: VersionSpec) -> LoadedVersion:
     def predict_pyfunc(rows: list[list[Any]]) -> list[Any]:
         return _plain(pyfunc.predict(pd.DataFrame(rows, columns=names)))
 
+    if spec.traces is not None:
+        return LoadedVersion(spec.ref, traced(spec, names, predict_pyfunc))
     return LoadedVersion(spec.ref, predict_pyfunc)
+
+
+def traced(
+    spec: VersionSpec, names: list[str], predict: Callable[[list[list[Any]]], list[Any]]
+) -> Callable[[list[list[Any]]], list[Any]]:
+    """Each request a trace in the stack's tracking store: a root span with the rows and the
+    answers, tagged with the version that answered; the app's own spans (retrieval,
+    generation) nest under it. One version per process (challengers run in their own), so
+    the process-wide experiment MLflow tracing writes to is this version's."""
+    import mlflow
+
+    sink = spec.traces
+    assert sink is not None
+    mlflow.set_tracking_uri(sink.tracking_uri)
+    if mlflow.get_experiment_by_name(sink.experiment) is None:
+        with contextlib.suppress(mlflow.exceptions.MlflowException):  # another worker won
+            mlflow.create_experiment(sink.experiment, artifact_location=sink.artifact_location)
+    mlflow.set_experiment(sink.experiment)
+    model = spec.ref.partition("@")[0]
+    tags = {"mlstack.version": spec.ref, "mlstack.model": model}
+
+    def predict_traced(rows: list[list[Any]]) -> list[Any]:
+        with mlflow.start_span(name=model, span_type="CHAIN") as span:
+            span.set_inputs({"rows": [dict(zip(names, row, strict=True)) for row in rows]})
+            mlflow.update_current_trace(tags=tags)
+            answers = predict(rows)
+            span.set_outputs(answers)
+            return answers
+
+    return predict_traced
 
 
 def _plain(result: Any) -> list[Any]:

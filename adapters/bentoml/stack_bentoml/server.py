@@ -30,7 +30,7 @@ from stack.plugins.manifest import AdapterContext
 from stack_bentoml.app import LOG_URL_ENV
 from stack_bentoml.config import BentoConfig
 from stack_bentoml.models import import_version
-from stack_bentoml.spec import EndpointSpec, read_spec, write_spec
+from stack_bentoml.spec import EndpointSpec, VersionSpec, read_spec, write_spec
 
 SPEC_FILE = "endpoint.json"
 PID_FILE = "server.pid"
@@ -53,7 +53,7 @@ class BentoServer:
         if self._running(endpoint):
             self.add_version(version, endpoint=endpoint)
             return self.route(endpoint, TrafficSplit({version.ref: 1.0}))
-        loaded = import_version(version, self._tracking_uri(), self.bentoml_home)
+        loaded = self._import(version)
         spec = EndpointSpec(
             name=endpoint,
             revision=1,
@@ -74,7 +74,7 @@ class BentoServer:
 
     def add_version(self, version: ModelVersion, *, endpoint: str) -> None:
         spec = self._spec(endpoint)
-        loaded = import_version(version, self._tracking_uri(), self.bentoml_home)
+        loaded = self._import(version)
         live = spec.live_inputs()
         if loaded.inputs != live:
             raise StackError(
@@ -169,7 +169,7 @@ class BentoServer:
         import yaml
 
         _check_name(endpoint)
-        loaded = import_version(version, self._tracking_uri(), self.bentoml_home)
+        loaded = self._import(version)
         spec = EndpointSpec(
             name=endpoint,
             revision=1,
@@ -348,6 +348,16 @@ class BentoServer:
         while port in taken or not _bindable(self.config.host, port):
             port += 1
         return port
+
+    def _import(self, version: ModelVersion) -> VersionSpec:
+        from stack_mlflow.connection import default_artifact_location
+
+        return import_version(
+            version,
+            self._tracking_uri(),
+            self.bentoml_home,
+            artifact_location=default_artifact_location(self.context),
+        )
 
     def _tracking_uri(self) -> str:
         from stack_mlflow.connection import tracking_uri

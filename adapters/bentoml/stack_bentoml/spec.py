@@ -23,6 +23,17 @@ class Column(BaseModel):
     required: bool = True
 
 
+class TraceSink(BaseModel):
+    """Where a served version's requests are traced (MLflow tracing): the stack's tracking
+    store and an experiment, created with the stack's artifact location when missing."""
+
+    model_config = _FROZEN
+
+    tracking_uri: str
+    experiment: str
+    artifact_location: str
+
+
 class VersionSpec(BaseModel):
     model_config = _FROZEN
 
@@ -31,6 +42,9 @@ class VersionSpec(BaseModel):
     model_dir: str
     flavor: str = Field(description="`sklearn` is served natively; anything else via pyfunc.")
     inputs: tuple[Column, ...]
+    traces: TraceSink | None = Field(
+        default=None, description="Set when the version's tag `mlstack.trace_experiment` asks."
+    )
 
 
 class EndpointSpec(BaseModel):

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from stack.contract.tracking import TraceRecord
+from stack.contract.tracking import SpanRecord, TraceRecord
 
 
 class _Span:
@@ -69,15 +69,23 @@ class MlflowTracer:
         )
         records = []
         for trace in found:
-            root = next((s for s in trace.data.spans if s.parent_id is None), None)
+            spans = sorted(
+                trace.data.spans, key=lambda s: (s.parent_id is not None, s.start_time_ns)
+            )
             records.append(
                 TraceRecord(
                     trace_id=trace.info.trace_id,
-                    inputs=dict(root.inputs or {}) if root is not None else {},
-                    outputs=root.outputs if root is not None else None,
                     tags=dict(trace.info.tags or {}),
                     started_at=datetime.fromtimestamp(trace.info.request_time / 1000, UTC),
-                    spans=tuple(s.name for s in trace.data.spans),
+                    spans=tuple(
+                        SpanRecord(
+                            s.name,
+                            _mapping(s.inputs),
+                            s.outputs,
+                            root=s.parent_id is None,
+                        )
+                        for s in spans
+                    ),
                 )
             )
         return records
@@ -95,3 +103,10 @@ class MlflowTracer:
             rationale=rationale,
             source=AssessmentSource(source_type="CODE", source_id="mlstack-online-evaluation"),
         )
+
+
+def _mapping(inputs: Any) -> dict[str, object]:
+    """Span inputs as a mapping (a span given one plain value keeps it under `value`)."""
+    if isinstance(inputs, dict):
+        return dict(inputs)
+    return {} if inputs is None else {"value": inputs}
