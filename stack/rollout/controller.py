@@ -271,15 +271,17 @@ class RolloutController:
         return challengers if champion is not None else []
 
     def _live(self, name: str, model: str | None) -> tuple[str | None, list[str]]:
-        """The serving version among those that answer or shadow, and the others."""
+        """The serving version on the endpoint (answering, or kept at weight 0 while a canary
+        takes all the traffic in its last step), and the others that answer or shadow."""
         current = self.find(name)
         if current is None:
             raise NotFound(f"no endpoint {name!r} is deployed")
         weights = current.split.weights
         live = [*(ref for ref, w in weights.items() if w > 0), *current.split.shadows]
-        models = {model} if model else {ref.partition("@")[0] for ref in live}
+        models = {model} if model else {ref.partition("@")[0] for ref in weights}
         serving = {v.ref for m in models for v in self.session.registry.find_by_state(m, S.SERVING)}
-        champion = next((ref for ref in live if ref in serving), None)
+        by_weight = sorted(weights, key=lambda ref: -weights[ref])
+        champion = next((ref for ref in by_weight if ref in serving), None)
         return champion, [ref for ref in live if ref != champion]
 
     def find(self, name: str) -> Endpoint | None:

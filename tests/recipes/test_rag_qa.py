@@ -72,7 +72,7 @@ def test_prompts_are_gated_and_the_new_app_rolls_out_as_a_canary(
         )
         output = done.stdout + done.stderr
         assert done.returncode == 0, output
-        assert "6 documents embedded" in output
+        assert "6 documents embedded (384 dimensions)" in output
         assert "promoted: rag-qa@2" in output, output
         with StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path) as session:
             serving = session.registry.find_by_state("rag-qa", LifecycleState.SERVING)
@@ -109,6 +109,22 @@ def test_prompts_are_gated_and_the_new_app_rolls_out_as_a_canary(
                 experiment_ids=[client.get_experiment_by_name("rag-qa-app").experiment_id]
             )
             assert len(traces) == 12  # six questions, two prompt versions
+            # served: each request a trace tagged with the version that answered it, the
+            # app's own spans under it; online evaluation scored them per version while the
+            # canary baked, and wrote the scores onto them
+            served = client.search_traces(
+                experiment_ids=[client.get_experiment_by_name("rag-qa-serving").experiment_id],
+                max_results=500,
+            )
+            answered = {t.info.tags.get("mlstack.version") for t in served}
+            assert answered == {"rag-qa@1", "rag-qa@2"}, answered
+            names = {s.name for s in served[0].data.spans}
+            assert {"rag-qa", "qa", "retrieve", "generate"} <= names
+            scored = [t for t in served if t.info.assessments]
+            assert scored and {a.name for a in scored[0].info.assessments} >= {"context_overlap"}
+            assert re.search(r"online evaluation: rag-qa@2: ok, context_overlap", output), output
+            checks = session.spine.checks("rag-qa", limit=50)
+            assert {c.version for c in checks} >= {"rag-qa@1", "rag-qa@2"}
         # a second run gates the new versions against the serving ones on the same questions
         again = subprocess.run(
             [str(MLSTACK), "run", "rag-qa"],

@@ -69,6 +69,8 @@ class MlflowTracer:
         )
         records = []
         for trace in found:
+            if "IN_PROGRESS" in str(trace.info.state):  # no spans or tags yet: next check
+                continue
             spans = sorted(
                 trace.data.spans, key=lambda s: (s.parent_id is not None, s.start_time_ns)
             )

