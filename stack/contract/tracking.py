@@ -130,6 +130,7 @@ class SpanRecord:
     inputs: Mapping[str, object]
     outputs: object
     root: bool = False
+    attributes: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,7 @@ class TraceRecord:
     tags: Mapping[str, str]
     started_at: datetime
     spans: tuple[SpanRecord, ...] = ()
+    scores: Mapping[str, float] = field(default_factory=dict)  # online evaluation's, so far
 
     def span(self, name: str | None = None) -> SpanRecord | None:
         """The first span called `name` (the root when no name is given)."""

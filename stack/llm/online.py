@@ -64,11 +64,15 @@ def example_reader(check: Any) -> ToExample:
 
 
 def by_version(traces: Sequence[TraceRecord], default: str) -> dict[str, list[TraceRecord]]:
-    """Traces by the version that answered them (the `mlstack.version` tag a served app's
-    traces carry; `default` for traces made elsewhere, such as an offline evaluation)."""
+    """Traces by the version that answered them (the serving adapter sets `mlstack.version`
+    on the root span, stored with the spans, and as a trace tag, which the store may write a
+    moment later); `default` for traces made elsewhere, such as an offline evaluation."""
     groups: dict[str, list[TraceRecord]] = {}
     for trace in traces:
-        groups.setdefault(trace.tags.get(VERSION_TAG, default), []).append(trace)
+        root = trace.span()
+        version = root.attributes.get(VERSION_TAG) if root is not None else None
+        key = str(version or trace.tags.get(VERSION_TAG) or default)
+        groups.setdefault(key, []).append(trace)
     return groups
 
 
@@ -108,7 +112,8 @@ def score_traces(
     min_scores: Mapping[str, float] | None = None,
     seed: int | None = None,
 ) -> OnlineResult:
-    """Score a sample of `traces`; write each score as feedback; a judge that fails on a
+    """Score a sample of `traces`; write each score as feedback (a trace an earlier check
+    scored keeps its score, not written again); a judge that fails on a
     trace is reported (and that trace left unscored), never counted as a pass. Breaches are
     returned, not acted on: `mlstack monitor run` (`source: traces`) records, audits, alerts
     and rolls back as it does for every check."""
@@ -118,6 +123,9 @@ def score_traces(
     for trace in chosen:
         example = to_example(trace)
         for scorer in scorers:
+            if scorer.name in trace.scores:  # scored by an earlier check: once is enough
+                totals[scorer.name].append(trace.scores[scorer.name])
+                continue
             try:
                 value = scorer.score(example)
             except JudgeError as exc:

@@ -323,9 +323,9 @@ class RolloutController:
             remaining = deadline - time.monotonic()
             final = remaining <= 0
             report = self.server.health(name, since=started)
+            if self._rejected(ref):
+                return [f"{ref} was rejected while it baked (see the audit log)"], report
             reasons = breaches(plan.slo, report, ref, shadow=shadow, final=final)
-            if not reasons and self._rejected(ref):
-                reasons = [f"{ref} was rejected while it baked (see the audit log)"]
             if reasons or final:
                 return reasons, report
             self.sleep(min(plan.check_seconds, remaining))

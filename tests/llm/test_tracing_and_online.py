@@ -80,12 +80,25 @@ def test_traces_are_scored_online_and_a_low_mean_breaches(workdir: Path) -> None
         assert result.breaches == [
             f"context_overlap {result.scores['context_overlap']:.3f} below 0.8"
         ]
+        # a later check reads the scores back: each trace is scored (and annotated) once
+        again = evaluate_traces(
+            session,
+            experiment="qa-app",
+            scorers=[ContextOverlap()],
+            to_example=to_example,
+            sample=10,
+            seed=2,
+        )
+        assert again.scores == result.scores
+        assert all(
+            t.scores.keys() == {"context_overlap"} for t in tracer(session, "qa-app").traces()
+        )
 
     # the scores are on the traces, as feedback MLflow shows beside them
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{workdir / '.mlstack' / 'mlflow.db'}")
     trace = client.get_trace(traces[0].trace_id)
     names = [a.name for a in trace.info.assessments]
-    assert "context_overlap" in names
+    assert names == ["context_overlap"]  # not written again by the second check
     generate = next(s for s in trace.data.spans if s.name == "generate")
     assert generate.attributes["tokens.prompt"] == 42
 

@@ -23,17 +23,28 @@ from stack.spine import NodeKind, NodeRef
 from tests.recipes.conftest import copy_recipe
 from tests.support.cli import MLSTACK
 
+QUESTIONS = Path(__file__).parents[2] / "recipes" / "rag-qa" / "questions.jsonl"
 
-@pytest.fixture
-def generator() -> Iterator[str]:
-    """Answers with the context's first sentence when the prompt gives one, else guesses."""
+
+def scripted_generator(*, unseen_questions_answered_badly: bool) -> ThreadingHTTPServer:
+    """Answers with the context's first sentence when the prompt gives one, else guesses; with
+    `unseen_questions_answered_badly`, it also guesses for any question the evaluation set
+    does not hold (a model that passed its evaluation and fails on production questions)."""
+    known = {
+        json.loads(line)["question"] for line in QUESTIONS.read_text().splitlines() if line.strip()
+    }
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers["content-length"])))
             prompt = body["messages"][-1]["content"]
             found = re.search(r"Context: #[^\n]*?\n?(.*?\.)", prompt, re.S)
-            answer = found.group(1).strip() if found else "Probably, check the website."
+            asked = re.search(r"Question: (.*)$", prompt.strip())
+            unseen = asked is not None and asked.group(1).strip() not in known
+            if found and not (unseen and unseen_questions_answered_badly):
+                answer = found.group(1).strip()
+            else:
+                answer = "Probably, check the website."
             payload = {
                 "choices": [{"message": {"role": "assistant", "content": answer}}],
                 "usage": {"completion_tokens": len(answer.split())},
@@ -50,6 +61,19 @@ def generator() -> Iterator[str]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def generator() -> Iterator[str]:
+    server = scripted_generator(unseen_questions_answered_badly=False)
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+@pytest.fixture
+def failing_in_production() -> Iterator[str]:
+    server = scripted_generator(unseen_questions_answered_badly=True)
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()
 
@@ -136,6 +160,51 @@ def test_prompts_are_gated_and_the_new_app_rolls_out_as_a_canary(
         )
         assert again.returncode == 0, again.stdout + again.stderr
         assert "rag-qa-prompt@4" in again.stdout
+    finally:
+        with StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path) as session:
+            for endpoint in session.server.endpoints():
+                session.server.undeploy(endpoint.name)
+
+
+def test_a_canary_that_fails_online_evaluation_is_rolled_back(
+    tmp_path: Path, failing_in_production: str
+) -> None:
+    """The new app passes its offline evaluation, then answers production questions badly:
+    the online evaluation of its served traces, run while it bakes, breaches the recipe's
+    floor, and the `rollback` policy sends the traffic back to the serving app."""
+    import subprocess
+
+    copy_recipe("rag-qa", tmp_path)
+    env = {**os.environ, "MLSTACK_LLM_BASE_URL": failing_in_production}
+    try:
+        done = subprocess.run(
+            [str(MLSTACK), "run", "rag-qa"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        output = done.stdout + done.stderr
+        assert done.returncode == 0, output
+        assert "rolled_back: rag-qa@2" in output, output
+        assert "rag-qa@2 rolled back on rag-qa; rag-qa@1 serves (monitoring: context_overlap" in (
+            output
+        ), output
+        with StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path) as session:
+            assert session.registry.get_version("rag-qa", 2).state is LifecycleState.REJECTED
+            serving = session.registry.find_by_state("rag-qa", LifecycleState.SERVING)
+            assert [v.ref for v in serving] == ["rag-qa@1"]
+            [endpoint] = session.server.endpoints()
+            assert {r for r, w in endpoint.split.weights.items() if w > 0} == {"rag-qa@1"}
+            rolled = [
+                e
+                for e in session.spine.audit_entries(action="rollout.rolled_back")
+                if e.subject == "endpoint:rag-qa"
+            ]
+            assert len(rolled) == 1, rolled  # by the monitor; the bake saw it and stopped
+            assert rolled[0].reason.startswith("monitoring: context_overlap")
+            assert rolled[0].payload["from"] == "rag-qa@2"
     finally:
         with StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path) as session:
             for endpoint in session.server.endpoints():

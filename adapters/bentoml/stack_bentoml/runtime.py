@@ -77,7 +77,7 @@ def traced(
     tags = {"mlstack.version": spec.ref, "mlstack.model": model}
 
     def predict_traced(rows: list[list[Any]]) -> list[Any]:
-        with mlflow.start_span(name=model, span_type="CHAIN") as span:
+        with mlflow.start_span(name=model, span_type="CHAIN", attributes=tags) as span:
             span.set_inputs({"rows": [dict(zip(names, row, strict=True)) for row in rows]})
             mlflow.update_current_trace(tags=tags)
             answers = predict(rows)

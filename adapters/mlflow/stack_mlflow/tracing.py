@@ -14,6 +14,8 @@ from typing import Any
 
 from stack.contract.tracking import SpanRecord, TraceRecord
 
+SOURCE_ID = "mlstack-online-evaluation"  # who wrote a feedback: read back as scores
+
 
 class _Span:
     def __init__(self, span: Any) -> None:
@@ -79,12 +81,14 @@ class MlflowTracer:
                     trace_id=trace.info.trace_id,
                     tags=dict(trace.info.tags or {}),
                     started_at=datetime.fromtimestamp(trace.info.request_time / 1000, UTC),
+                    scores=_scores(trace.info.assessments or ()),
                     spans=tuple(
                         SpanRecord(
                             s.name,
                             _mapping(s.inputs),
                             s.outputs,
                             root=s.parent_id is None,
+                            attributes=dict(s.attributes or {}),
                         )
                         for s in spans
                     ),
@@ -103,7 +107,7 @@ class MlflowTracer:
             name=name,
             value=value,
             rationale=rationale,
-            source=AssessmentSource(source_type="CODE", source_id="mlstack-online-evaluation"),
+            source=AssessmentSource(source_type="CODE", source_id=SOURCE_ID),
         )
 
 
@@ -112,3 +116,14 @@ def _mapping(inputs: Any) -> dict[str, object]:
     if isinstance(inputs, dict):
         return dict(inputs)
     return {} if inputs is None else {"value": inputs}
+
+
+def _scores(assessments: Any) -> dict[str, float]:
+    """The numeric feedback online evaluation already wrote on a trace."""
+    found: dict[str, float] = {}
+    for assessment in assessments:
+        source = getattr(assessment, "source", None)
+        value = getattr(assessment, "value", None)
+        if getattr(source, "source_id", None) == SOURCE_ID and isinstance(value, int | float):
+            found[assessment.name] = float(value)
+    return found
