@@ -104,13 +104,17 @@ def prompts(ctx: StepContext, index: Index, templates: list[str]) -> list[str]:
             recipe=ctx.recipe,
             reason=f"{name}: " + ", ".join(f"{k} {v:.2f}" for k, v in result.scores.items()),
         )
-        Governance(view, ctx.recipe).promote(
-            version.ref, LifecycleState.APPROVED, reason="evaluated"
-        )
         print(
             f"    prompt {version.ref} ({name}): "
             + ", ".join(f"{k}={v:.2f}" for k, v in result.scores.items())
         )
+        try:
+            Governance(view, ctx.recipe).promote(
+                version.ref, LifecycleState.APPROVED, reason="evaluated"
+            )
+        except GateFailed as refused:  # worse than the serving prompt: an outcome
+            print("    " + str(refused).replace("\n", "\n    "))
+            continue
         refs.append(version.ref)
     return refs
 
@@ -196,6 +200,7 @@ def canary(ctx: StepContext, build: list[str], questions: int, watch_seconds: fl
     controller = RolloutController(ctx.session, ctx.recipe)
     if controller.find(MODEL) is None:
         controller.deploy(first, RolloutPlan(strategy="direct", endpoint=MODEL), reason="first app")
+        prompt_follows(ctx, first, LifecycleState.SERVING, "its app serves")
     url = controller.find(MODEL).url  # type: ignore[union-attr]
     stop = threading.Event()
     asked: list[int] = []
@@ -233,6 +238,7 @@ def canary(ctx: StepContext, build: list[str], questions: int, watch_seconds: fl
     threads = [threading.Thread(target=t, daemon=True) for t in (traffic, traffic, monitor)]
     for thread in threads:
         thread.start()
+    prompt = prompt_follows(ctx, second, LifecycleState.CANARY, "its app is the canary")
     try:
         result = controller.deploy(second, reason="new prompt version")
     finally:
@@ -246,4 +252,24 @@ def canary(ctx: StepContext, build: list[str], questions: int, watch_seconds: fl
         print(f"      {reason}")
     for line in [*latest.values(), *watched]:
         print(f"      online evaluation: {line}")
+    if result.outcome == "promoted":
+        prompt_follows(ctx, second, LifecycleState.SERVING, "its app was promoted")
+    else:
+        prompt_follows(ctx, second, LifecycleState.REJECTED, "its app was rolled back")
+    state = Governance(prompt_session(ctx.session)).version(prompt).state
+    print(f"    prompt {prompt} is now {state.value}")
     return result.version
+
+
+def prompt_follows(ctx: StepContext, app: str, state: LifecycleState, reason: str) -> str:
+    """The app's prompt version follows the app through its rollout: canary while it bakes,
+    then serving, or rejected with it; the prompt's own gates and audit entries apply."""
+    model, _, number = app.partition("@")
+    prompt = ctx.session.registry.get_version(model, int(number)).tags["mlstack.prompt_version"]
+    governance = Governance(prompt_session(ctx.session), ctx.recipe)
+    current = governance.version(prompt).state
+    if state is LifecycleState.REJECTED and current is not state:
+        governance.reject(prompt, reason=reason)
+    elif current is not state:
+        governance.promote(prompt, state, reason=reason)
+    return prompt

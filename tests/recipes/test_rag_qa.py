@@ -98,6 +98,7 @@ def test_prompts_are_gated_and_the_new_app_rolls_out_as_a_canary(
         assert done.returncode == 0, output
         assert "6 documents embedded (384 dimensions)" in output
         assert "promoted: rag-qa@2" in output, output
+        assert "prompt rag-qa-prompt@2 is now serving" in output, output
         with StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path) as session:
             serving = session.registry.find_by_state("rag-qa", LifecycleState.SERVING)
             assert [v.ref for v in serving] == ["rag-qa@2"]
@@ -167,6 +168,8 @@ def test_prompts_are_gated_and_the_new_app_rolls_out_as_a_canary(
         )
         assert again.returncode == 0, again.stdout + again.stderr
         assert "rag-qa-prompt@4" in again.stdout
+        # the first template again: worse than the serving prompt on the same questions
+        assert "gate to approved for rag-qa-prompt@3: FAILED" in again.stdout, again.stdout
     finally:
         with StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path) as session:
             for endpoint in session.server.endpoints():
@@ -195,6 +198,7 @@ def test_a_canary_that_fails_online_evaluation_is_rolled_back(
         output = done.stdout + done.stderr
         assert done.returncode == 0, output
         assert "rolled_back: rag-qa@2" in output, output
+        assert "prompt rag-qa-prompt@2 is now rejected" in output, output
         assert "rag-qa@2 rolled back on rag-qa; rag-qa@1 serves (monitoring: context_overlap" in (
             output
         ), output
