@@ -11,6 +11,7 @@ import pytest
 
 from stack.config.rollout import RolloutPlan, ServiceLevels
 from stack.contract.states import LifecycleState as S
+from stack.errors import StackError
 from stack.governance.history import served_at
 from stack.governance.service import Governance
 from stack.hooks import hookimpl
@@ -204,3 +205,50 @@ def test_a_first_canary_bakes_alone_then_serves_or_stops(stack: Stack) -> None:
         assert controller.find("fresh") is None
         assert Governance(session).version(stack.versions.quirky.ref).state is S.REJECTED
         assert rollbacks.seen == [("fresh", stack.versions.quirky.ref, "")]
+
+
+def test_a_rollback_from_elsewhere_during_the_bake_ends_the_rollout_once(stack: Stack) -> None:
+    """A monitor (another session) rolls the canary back while the rollout bakes it, in the
+    step where the canary takes all the traffic and the serving version waits at weight 0:
+    the rollout sees the rejection and stops, without routing or auditing a second time."""
+    import threading
+
+    champion, challenger = stack.versions.champion, stack.versions.challenger
+    outcome: list[object] = []
+    with stack.session() as session:
+        Governance(session).promote(challenger.ref, S.APPROVED)
+        url = session.server.endpoints()[0].url
+        plan = RolloutPlan(steps=(1.0,), bake_seconds=60, check_seconds=0.5, slo=FAST)
+        with Traffic(url, row()):
+            baking = threading.Thread(
+                target=lambda: outcome.append(
+                    RolloutController(session).deploy(challenger.ref, plan)
+                )
+            )
+            baking.start()
+            with stack.session() as monitor:
+                controller = RolloutController(monitor)
+                deadline = time.monotonic() + 60
+                while controller.challengers("churn") != [challenger.ref]:
+                    assert time.monotonic() < deadline, "the canary never took the traffic"
+                    time.sleep(0.2)
+                weights = controller.find("churn").split.weights  # type: ignore[union-attr]
+                assert weights == {champion.ref: 0.0, challenger.ref: 1.0}
+                back = controller.rollback(
+                    "churn", challenger=challenger.ref, reason="monitoring: answers breached"
+                )
+                assert dict(back.endpoint.split.weights) == {champion.ref: 1.0}
+            baking.join(30)
+        [result] = outcome
+        assert result.outcome == "rolled_back"  # type: ignore[attr-defined]
+        assert "rejected while it baked" in result.reasons[0]  # type: ignore[attr-defined]
+        assert session.registry.get_version("churn", challenger.version).state is S.REJECTED
+        assert session.registry.find_by_state("churn", S.SERVING)[0].ref == champion.ref
+        rolled = [
+            e
+            for e in session.spine.audit_entries(subject="endpoint:churn")
+            if e.action == "rollout.rolled_back"
+        ]
+        assert [e.reason for e in rolled] == ["monitoring: answers breached"]
+        with pytest.raises(StackError, match="not rolling out"):
+            RolloutController(session).rollback("churn", challenger=challenger.ref)
