@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from churn import FEATURES, REFS, Generated
 
+from stack import interrupts
 from stack.contract.states import LifecycleState
 from stack.monitoring.labels import read_labels
 from stack.monitoring.loop import MonitoringLoop
@@ -33,7 +34,9 @@ def stops_endpoint_on_interrupt(step: F) -> F:
     @functools.wraps(step)
     def wrapper(ctx: StepContext, *args: Any, **kwargs: Any) -> Any:
         try:
-            return step(ctx, *args, **kwargs)
+            result = step(ctx, *args, **kwargs)
+            interrupts.check()  # pressed, but swallowed by a finalizer: still stop here
+            return result
         except KeyboardInterrupt:
             if any(e.name == ENDPOINT for e in ctx.session.server.endpoints()):
                 ctx.session.server.undeploy(ENDPOINT)

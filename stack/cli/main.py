@@ -106,9 +106,11 @@ def quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
+    from stack import interrupts
     from stack.errors import StackError  # light: errors imports nothing
 
     quiet_libraries()
+    interrupts.install()
     try:
         return cli.main(args=argv, prog_name="mlstack", standalone_mode=False)
     except KeyboardInterrupt:

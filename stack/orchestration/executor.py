@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stack import interrupts
 from stack.config.recipe_file import Recipe
 from stack.contract.orchestration import PipelineRun, RunState, StepResult, StepStatus
 from stack.errors import StackError, StepFailed
@@ -124,6 +125,7 @@ class StepExecutor:
         self._emit("on_step_started", run_id, run_id=run_id, step=name)
         try:
             value = loaded.function(**kwargs)
+            interrupts.check()  # a Ctrl-C some finalizer swallowed still stops the run here
             uri, digest = save_output(self.outputs_root / run_id, name, value)
         except BaseException as exc:  # Ctrl-C too: the spine must say where the run stopped
             error = "".join(traceback.format_exception_only(type(exc), exc)).strip()

@@ -103,3 +103,41 @@ def test_ctrl_c_leaves_the_spine_consistent(cli: Cli, workdir: Path) -> None:
     assert "slow  failed" in runs
     assert "KeyboardInterrupt" in runs
     assert cli("audit", "verify").returncode == 0
+
+
+SWALLOWING_STEPS = """
+import signal
+
+
+class Finalized:
+    def __del__(self):  # Ctrl-C arrives while a finalizer runs: Python ignores the exception
+        signal.raise_signal(signal.SIGINT)
+
+
+def swallow():
+    Finalized()
+    return "finished as if nothing was pressed"
+
+
+def after(swallow):
+    raise AssertionError("the run went on after Ctrl-C")
+"""
+
+
+def test_ctrl_c_swallowed_by_a_finalizer_still_stops_the_run(cli: Cli, workdir: Path) -> None:
+    recipe = make_recipe(
+        workdir / "swallow",
+        """
+        name: swallow
+        steps:
+          - {name: swallow, run: "steps:swallow"}
+          - {name: after, run: "steps:after", needs: [swallow]}
+        """,
+        SWALLOWING_STEPS,
+    )
+    result = cli("run", str(recipe))
+    assert "Exception ignored" in result.stderr  # Python's own report of the lost interrupt
+    assert result.returncode == 130, result.stdout + result.stderr
+    runs = cli("runs", check=True).stdout
+    assert "swallow  failed" in runs and "KeyboardInterrupt" in runs
+    assert "after" not in runs.split("swallow  failed", 1)[1]
