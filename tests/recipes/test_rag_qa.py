@@ -26,6 +26,13 @@ from tests.support.cli import MLSTACK
 QUESTIONS = Path(__file__).parents[2] / "recipes" / "rag-qa" / "questions.jsonl"
 
 
+def copy_with_short_bakes(folder: Path) -> None:
+    """The recipe as shipped bakes 15 s per step for the local model's pace; the scripted
+    generator answers at once, so a few seconds give every check plenty of requests."""
+    short = {"bake_seconds: 15": "bake_seconds: 5", "watch_seconds: 4": "watch_seconds: 2"}
+    copy_recipe("rag-qa", folder, **short)
+
+
 def scripted_generator(*, unseen_questions_answered_badly: bool) -> ThreadingHTTPServer:
     """Answers with the context's first sentence when the prompt gives one, else guesses; with
     `unseen_questions_answered_badly`, it also guesses for any question the evaluation set
@@ -83,7 +90,7 @@ def test_prompts_are_gated_and_the_new_app_rolls_out_as_a_canary(
 ) -> None:
     import subprocess
 
-    copy_recipe("rag-qa", tmp_path)
+    copy_with_short_bakes(tmp_path)
     env = {**os.environ, "MLSTACK_LLM_BASE_URL": generator}
     try:
         done = subprocess.run(
@@ -184,7 +191,7 @@ def test_a_canary_that_fails_online_evaluation_is_rolled_back(
     floor, and the `rollback` policy sends the traffic back to the serving app."""
     import subprocess
 
-    copy_recipe("rag-qa", tmp_path)
+    copy_with_short_bakes(tmp_path)
     env = {**os.environ, "MLSTACK_LLM_BASE_URL": failing_in_production}
     try:
         done = subprocess.run(
