@@ -10,6 +10,7 @@ import sys
 from rag import Index, rag_app
 
 from stack.contract.states import LifecycleState
+from stack.contract.tracking import TRACE_EXPERIMENT_TAG
 from stack.errors import GateFailed
 from stack.governance.service import Governance
 from stack.lifecycle import Lifecycle
@@ -108,15 +109,20 @@ def prompts(ctx: StepContext, index: Index, templates: list[str]) -> list[str]:
             f"    prompt {version.ref} ({name}): "
             + ", ".join(f"{k}={v:.2f}" for k, v in result.scores.items())
         )
-        try:
-            Governance(view, ctx.recipe).promote(
-                version.ref, LifecycleState.APPROVED, reason="evaluated"
-            )
-        except GateFailed as refused:  # worse than the serving prompt: an outcome
-            print("    " + str(refused).replace("\n", "\n    "))
-            continue
-        refs.append(version.ref)
+        if approved(Governance(view, ctx.recipe), version.ref, "evaluated"):
+            refs.append(version.ref)
     return refs
+
+
+def approved(governance: Governance, ref: str, reason: str) -> bool:
+    """Through the `approved` gate; a refusal (worse than what serves, on the same questions)
+    is printed: an outcome of the run, not its failure."""
+    try:
+        governance.promote(ref, LifecycleState.APPROVED, reason=reason)
+    except GateFailed as refused:
+        print("    " + str(refused).replace("\n", "\n    "))
+        return False
+    return True
 
 
 def build(ctx: StepContext, index: Index, prompts: list[str]) -> list[str]:
@@ -129,16 +135,17 @@ def build(ctx: StepContext, index: Index, prompts: list[str]) -> list[str]:
     )  # the server cannot import it
     base_url, model = generator(ctx)
     tracer(ctx.session, SERVING_TRACES)  # the served apps trace there (stack's artifact store)
-    registry = prompt_session(ctx.session).registry
+    view = prompt_session(ctx.session)
+    registry = view.registry
     tracker = ctx.session.tracker
     refs = []
     for prompt_ref in prompts:
-        name, _, number = prompt_ref.partition("@")
-        template = registry.template(name, int(number))  # type: ignore[attr-defined]
+        prompt = Governance(view).version(prompt_ref)
+        template = registry.template(prompt.model, prompt.version)  # type: ignore[attr-defined]
         run = tracker.start_run(
             "rag-qa", name=f"app-{prompt_ref}", tags={"mlstack.prompt_version": prompt_ref}
         )
-        evaluation = registry.get_version(name, int(number)).run_id
+        evaluation = prompt.run_id
         if evaluation:  # the app carries its prompt's scores, and what they were measured on
             measured = tracker.get_run(evaluation)
             tracker.log_metrics(run, {k: float(v) for k, v in measured.metrics.items()})
@@ -158,7 +165,7 @@ def build(ctx: StepContext, index: Index, prompts: list[str]) -> list[str]:
             uri,
             run_id=run.run_id,
             # served, each request is traced into SERVING_TRACES (read by online evaluation)
-            tags={"mlstack.prompt_version": prompt_ref, "mlstack.trace_experiment": SERVING_TRACES},
+            tags={"mlstack.prompt_version": prompt_ref, TRACE_EXPERIMENT_TAG: SERVING_TRACES},
             recipe=ctx.recipe,
             reason=f"app on {prompt_ref}",
         )
@@ -168,15 +175,9 @@ def build(ctx: StepContext, index: Index, prompts: list[str]) -> list[str]:
             NodeRef(NodeKind.MODEL_VERSION, version.ref),
             "pinned_by",
         )
-        try:
-            Governance(ctx.session, ctx.recipe).promote(
-                version.ref, LifecycleState.APPROVED, reason="evaluated prompt"
-            )
-        except GateFailed as refused:  # worse than the serving app: an outcome, not a failure
-            print("    " + str(refused).replace("\n", "\n    "))
-            continue
-        print(f"    {version.ref} answers with prompt {prompt_ref}")
-        refs.append(version.ref)
+        if approved(Governance(ctx.session, ctx.recipe), version.ref, "evaluated prompt"):
+            print(f"    {version.ref} answers with prompt {prompt_ref}")
+            refs.append(version.ref)
     return refs
 
 
@@ -264,8 +265,7 @@ def canary(ctx: StepContext, build: list[str], questions: int, watch_seconds: fl
 def prompt_follows(ctx: StepContext, app: str, state: LifecycleState, reason: str) -> str:
     """The app's prompt version follows the app through its rollout: canary while it bakes,
     then serving, or rejected with it; the prompt's own gates and audit entries apply."""
-    model, _, number = app.partition("@")
-    prompt = ctx.session.registry.get_version(model, int(number)).tags["mlstack.prompt_version"]
+    prompt = Governance(ctx.session).version(app).tags["mlstack.prompt_version"]
     governance = Governance(prompt_session(ctx.session), ctx.recipe)
     current = governance.version(prompt).state
     if state is LifecycleState.REJECTED and current is not state:

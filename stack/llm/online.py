@@ -9,15 +9,14 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-from stack.contract.tracking import Tracer, TraceRecord, TracingTracker
+from stack.config.monitoring import TraceJudge, TracesCheck
+from stack.contract.tracking import SERVED_VERSION, Tracer, TraceRecord, TracingTracker
 from stack.errors import StackError
 from stack.llm.scorers import CODE_SCORERS, Example, JudgeError, Scorer, stack_judge
 from stack.session import StackSession
 
 ToExample = Callable[[TraceRecord], Example]
-VERSION_TAG = "mlstack.version"  # set on each trace by the serving adapter
 
 
 @dataclass
@@ -28,7 +27,7 @@ class OnlineResult:
     failures: list[str] = field(default_factory=list)
 
 
-def scorers_for(session: StackSession, names: Sequence[Any]) -> list[Scorer]:
+def scorers_for(session: StackSession, names: Sequence[str | TraceJudge]) -> list[Scorer]:
     """The recipe's scorers: code scorers by name, judges on the stack's `judge:` endpoint."""
     found: list[Scorer] = []
     for entry in names:
@@ -42,13 +41,13 @@ def scorers_for(session: StackSession, names: Sequence[Any]) -> list[Scorer]:
     return found
 
 
-def example_reader(check: Any) -> ToExample:
+def example_reader(check: TracesCheck) -> ToExample:
     """How a trace becomes an example: the question from the inputs, the answer and context
     from the outputs (a mapping) of the span the recipe names (`span`, default the root),
     by the field names the recipe gives."""
 
     def read(trace: TraceRecord) -> Example:
-        span = trace.span(getattr(check, "span", None)) or trace.span()
+        span = trace.span(check.span) or trace.span()
         inputs = span.inputs if span is not None else {}
         produced = span.outputs if span is not None else None
         outputs = produced if isinstance(produced, Mapping) else {}
@@ -70,8 +69,8 @@ def by_version(traces: Sequence[TraceRecord], default: str) -> dict[str, list[Tr
     groups: dict[str, list[TraceRecord]] = {}
     for trace in traces:
         root = trace.span()
-        version = root.attributes.get(VERSION_TAG) if root is not None else None
-        key = str(version or trace.tags.get(VERSION_TAG) or default)
+        version = root.attributes.get(SERVED_VERSION) if root is not None else None
+        key = str(version or trace.tags.get(SERVED_VERSION) or default)
         groups.setdefault(key, []).append(trace)
     return groups
 

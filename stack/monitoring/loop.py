@@ -217,7 +217,7 @@ class MonitoringLoop:
         groups = by_version([t for t in found if t.started_at <= span[1]], default=model)
         routed = self._routed_versions(section.endpoint or model)
         if routed is not None:  # versions taken off the endpoint are history, not alerts
-            groups = {ref: g for ref, g in groups.items() if "@" not in ref or ref in routed}
+            groups = {ref: g for ref, g in groups.items() if ref == model or ref in routed}
         scorers = scorers_for(self.session, check.scorers)
         checks: list[CheckResult] = []
         for ref, traces in sorted(groups.items()):

@@ -18,7 +18,7 @@ from typing import Any
 
 from stack.config.recipe_file import Recipe
 from stack.config.rollout import RolloutPlan
-from stack.contract.registry import ModelVersion
+from stack.contract.registry import ModelSelector, ModelVersion
 from stack.contract.serving import Endpoint, HealthReport, Server, TrafficSplit
 from stack.contract.states import LifecycleState, can_transition
 from stack.errors import GateFailed, NotFound, StackError
@@ -200,7 +200,7 @@ class RolloutController:
         `challenger`, or the first one), or else the version that served before the current
         one (moved back to `serving`, audited)."""
         name = endpoint or model
-        champion, challengers = self._live(name, model)
+        champion, challengers = self._live(name)
         why = reason or "rolled back by hand"
         if challenger is not None and challenger not in challengers:
             raise StackError(f"{challenger} is not rolling out on endpoint {name!r}")
@@ -261,16 +261,16 @@ class RolloutController:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def challengers(self, name: str, model: str | None = None) -> list[str]:
+    def challengers(self, name: str) -> list[str]:
         """The versions rolling out on endpoint `name` beside its serving version (none when
         nothing serves there, as in a first canary: there is nothing to roll back to)."""
         try:
-            champion, challengers = self._live(name, model)
+            champion, challengers = self._live(name)
         except NotFound:
             return []
         return challengers if champion is not None else []
 
-    def _live(self, name: str, model: str | None) -> tuple[str | None, list[str]]:
+    def _live(self, name: str) -> tuple[str | None, list[str]]:
         """The serving version on the endpoint (answering, or kept at weight 0 while a canary
         takes all the traffic in its last step), and the others that answer or shadow."""
         current = self.find(name)
@@ -278,8 +278,9 @@ class RolloutController:
             raise NotFound(f"no endpoint {name!r} is deployed")
         weights = current.split.weights
         live = [*(ref for ref, w in weights.items() if w > 0), *current.split.shadows]
-        models = {model} if model else {ref.partition("@")[0] for ref in weights}
-        serving = {v.ref for m in models for v in self.session.registry.find_by_state(m, S.SERVING)}
+        models = {ModelSelector.parse(ref).model for ref in weights}
+        registry = self.session.registry
+        serving = {v.ref for m in models for v in registry.find_by_state(m, S.SERVING)}
         by_weight = sorted(weights, key=lambda ref: -weights[ref])
         champion = next((ref for ref in by_weight if ref in serving), None)
         return champion, [ref for ref in live if ref != champion]

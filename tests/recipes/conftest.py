@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
+from stack.session import StackSession
 from tests.adapters.bentoml.conftest import free_port
-from tests.support.cli import ROOT
+from tests.support.cli import MLSTACK, ROOT
 
 STACK = """
 name: recipe-test
@@ -37,3 +42,29 @@ def copy_recipe(name: str, folder: Path, **replace: str) -> Path:
     (target / "recipe.yaml").write_text(text)
     (folder / "stack.yaml").write_text(STACK.format(port=free_port()))
     return target
+
+
+def run_recipe(
+    folder: Path, name: str, env: Mapping[str, str] | None = None, timeout: float = 600
+) -> tuple[int, str]:
+    """`mlstack run NAME` in `folder`, as a user runs it: its exit code and its output."""
+    done = subprocess.run(
+        [str(MLSTACK), "run", name],
+        cwd=folder,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return done.returncode, done.stdout + done.stderr
+
+
+@contextmanager
+def endpoints_stopped(folder: Path) -> Iterator[None]:
+    """Every endpoint of `folder`'s stack stopped when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
+            for endpoint in session.server.endpoints():
+                session.server.undeploy(endpoint.name)

@@ -6,7 +6,6 @@ prompt version, and a canary from the first app to the second on a real BentoML 
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -20,8 +19,7 @@ import pytest
 from stack.contract.states import LifecycleState
 from stack.session import StackSession
 from stack.spine import NodeKind, NodeRef
-from tests.recipes.conftest import copy_recipe
-from tests.support.cli import MLSTACK
+from tests.recipes.conftest import copy_recipe, endpoints_stopped, run_recipe
 
 QUESTIONS = Path(__file__).parents[2] / "recipes" / "rag-qa" / "questions.jsonl"
 
@@ -88,21 +86,11 @@ def failing_in_production() -> Iterator[str]:
 def test_prompts_are_gated_and_the_new_app_rolls_out_as_a_canary(
     tmp_path: Path, generator: str
 ) -> None:
-    import subprocess
-
     copy_with_short_bakes(tmp_path)
-    env = {**os.environ, "MLSTACK_LLM_BASE_URL": generator}
-    try:
-        done = subprocess.run(
-            [str(MLSTACK), "run", "rag-qa"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        output = done.stdout + done.stderr
-        assert done.returncode == 0, output
+    env = {"MLSTACK_LLM_BASE_URL": generator}
+    with endpoints_stopped(tmp_path):
+        code, output = run_recipe(tmp_path, "rag-qa", env)
+        assert code == 0, output
         assert "6 documents embedded (384 dimensions)" in output
         assert "promoted: rag-qa@2" in output, output
         assert "prompt rag-qa-prompt@2 is now serving" in output, output
@@ -165,22 +153,11 @@ def test_prompts_are_gated_and_the_new_app_rolls_out_as_a_canary(
             checks = session.spine.checks("rag-qa", limit=50)
             assert {c.version for c in checks} >= {"rag-qa@1", "rag-qa@2"}
         # a second run gates the new versions against the serving ones on the same questions
-        again = subprocess.run(
-            [str(MLSTACK), "run", "rag-qa"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert again.returncode == 0, again.stdout + again.stderr
-        assert "rag-qa-prompt@4" in again.stdout
+        code, again = run_recipe(tmp_path, "rag-qa", env)
+        assert code == 0, again
+        assert "rag-qa-prompt@4" in again
         # the first template again: worse than the serving prompt on the same questions
-        assert "gate to approved for rag-qa-prompt@3: FAILED" in again.stdout, again.stdout
-    finally:
-        with StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path) as session:
-            for endpoint in session.server.endpoints():
-                session.server.undeploy(endpoint.name)
+        assert "gate to approved for rag-qa-prompt@3: FAILED" in again, again
 
 
 def test_a_canary_that_fails_online_evaluation_is_rolled_back(
@@ -189,21 +166,11 @@ def test_a_canary_that_fails_online_evaluation_is_rolled_back(
     """The new app passes its offline evaluation, then answers production questions badly:
     the online evaluation of its served traces, run while it bakes, breaches the recipe's
     floor, and the `rollback` policy sends the traffic back to the serving app."""
-    import subprocess
-
     copy_with_short_bakes(tmp_path)
-    env = {**os.environ, "MLSTACK_LLM_BASE_URL": failing_in_production}
-    try:
-        done = subprocess.run(
-            [str(MLSTACK), "run", "rag-qa"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        output = done.stdout + done.stderr
-        assert done.returncode == 0, output
+    env = {"MLSTACK_LLM_BASE_URL": failing_in_production}
+    with endpoints_stopped(tmp_path):
+        code, output = run_recipe(tmp_path, "rag-qa", env)
+        assert code == 0, output
         assert "rolled_back: rag-qa@2" in output, output
         assert "prompt rag-qa-prompt@2 is now rejected" in output, output
         assert "rag-qa@2 rolled back on rag-qa; rag-qa@1 serves (monitoring: context_overlap" in (
@@ -223,7 +190,3 @@ def test_a_canary_that_fails_online_evaluation_is_rolled_back(
             assert len(rolled) == 1, rolled  # by the monitor; the bake saw it and stopped
             assert rolled[0].reason.startswith("monitoring: context_overlap")
             assert rolled[0].payload["from"] == "rag-qa@2"
-    finally:
-        with StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path) as session:
-            for endpoint in session.server.endpoints():
-                session.server.undeploy(endpoint.name)

@@ -16,10 +16,9 @@ from typing import Any
 import yaml
 
 from stack.contract.registry import ModelVersion
+from stack.contract.tracking import TRACE_EXPERIMENT_TAG
 from stack.errors import StackError
 from stack_bentoml.spec import Column, TraceSink, VersionSpec
-
-TRACE_TAG = "mlstack.trace_experiment"
 
 
 def model_store(bentoml_home: Path) -> Any:
@@ -76,7 +75,7 @@ def _trace_sink(
 ) -> TraceSink | None:
     """An app registered with the tag `mlstack.trace_experiment` is traced where it is served,
     into that experiment of the stack's tracking store (online evaluation reads it there)."""
-    experiment = version.tags.get(TRACE_TAG)
+    experiment = version.tags.get(TRACE_EXPERIMENT_TAG)
     if not experiment:
         return None
     return TraceSink(

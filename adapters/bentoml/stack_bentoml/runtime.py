@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stack.contract.tracking import SERVED_VERSION
 from stack_bentoml.spec import VersionSpec
 
 
@@ -74,7 +75,7 @@ def traced(
             mlflow.create_experiment(sink.experiment, artifact_location=sink.artifact_location)
     mlflow.set_experiment(sink.experiment)
     model = spec.ref.partition("@")[0]
-    tags = {"mlstack.version": spec.ref, "mlstack.model": model}
+    tags = {SERVED_VERSION: spec.ref, "mlstack.model": model}
 
     def predict_traced(rows: list[list[Any]]) -> list[Any]:
         with mlflow.start_span(name=model, span_type="CHAIN", attributes=tags) as span:

@@ -27,6 +27,7 @@ from stack.contract.registry import ModelVersion
 from stack.contract.serving import Endpoint, HealthReport, LoggedRequest, TrafficSplit
 from stack.errors import NotFound, StackError
 from stack.plugins.manifest import AdapterContext
+from stack.processes import alive
 from stack_bentoml.app import LOG_URL_ENV
 from stack_bentoml.config import BentoConfig
 from stack_bentoml.models import import_version
@@ -296,10 +297,10 @@ class BentoServer:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(_alive(p) for p in [pid, *family]):
+        while time.monotonic() < deadline and any(alive(p) for p in [pid, *family]):
             time.sleep(0.1)
         for member in [pid, *family]:
-            if _alive(member):
+            if alive(member):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(member, signal.SIGKILL)
 
@@ -315,7 +316,7 @@ class BentoServer:
 
     def _running(self, endpoint: str) -> bool:
         pid = self._pid(endpoint)
-        return pid is not None and _alive(pid) and self._spec_path(endpoint).is_file()
+        return pid is not None and alive(pid) and self._spec_path(endpoint).is_file()
 
     def _wait_for_revision(self, spec: EndpointSpec, timeout: float = 15.0) -> None:
         """Until a worker answers with the new revision (each re-reads within ~0.25 s)."""
@@ -397,20 +398,6 @@ def _endpoint(spec: EndpointSpec) -> Endpoint:
 def _check_name(endpoint: str) -> None:
     if not endpoint or not all(ch.isalnum() or ch in "-_" for ch in endpoint):
         raise StackError(f"endpoint name {endpoint!r}: use letters, digits, '-' and '_'")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)  # reap our own child if it exited
-        if done == pid:
-            return False
-    return True
 
 
 def _descendants(pid: int) -> list[int]:
