@@ -96,6 +96,33 @@ class Registry(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class InputColumn:
+    """One column of a version's request schema, in the model signature's type names
+    (`double`, `float`, `long`, `integer`, `boolean`, `string`…)."""
+
+    name: str
+    type: str
+    required: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class InputSchema:
+    """What a version's endpoint can validate requests against. `problem` says why it cannot
+    (no signature, unnamed tensor inputs…) and what to do; None when the schema is usable."""
+
+    columns: tuple[InputColumn, ...] = ()
+    problem: str | None = None
+
+
+@runtime_checkable
+class InputSchemaReader(Protocol):
+    """Optional: read a version's request schema from its stored model, so the `approved`
+    gate can refuse a version no endpoint could validate requests for."""
+
+    def input_schema(self, version: ModelVersion) -> InputSchema: ...
+
+
 @runtime_checkable
 class ModelLoader(Protocol):
     """Optional: load a version's model into this process, as an object with

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 class RunStatus(StrEnum):
@@ -97,11 +97,19 @@ class Tracker(Protocol):
         framework: str,
         requirements: Sequence[str],
         input_example: object | None = None,
+        **options: Any,
     ) -> str:
         """Store a trained model with the run and return the URI the registry registers.
 
-        `requirements` are pip requirement lines, given explicitly: inferring them means
-        importing the model's code in a subprocess, which costs seconds per model.
+        `framework` names the flavor (`sklearn`, `xgboost`, `lightgbm`, `onnx`, `python` for a
+        custom model class). `requirements` are pip requirement lines, given explicitly:
+        inferring them means importing the model's code in a subprocess, which costs seconds
+        per model. `input_example` is a few rows as the endpoint will receive them (a pandas
+        DataFrame): the request schema is derived from it. `options` are the flavor's own
+        (e.g. `pyfunc_predict_fn="predict_proba"` to serve scores).
+
+        Raises StackError (ModelNotServable in the MLflow adapter) naming the cause and the
+        fix when the model could not be served as logged; nothing is stored then.
         """
         ...
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stack.config.policy import ChampionRule, Gate
-from stack.contract.registry import ModelVersion
+from stack.contract.registry import InputSchema, ModelVersion
 from stack.contract.states import LifecycleState
 from stack.contract.tracking import RunRecord
 
@@ -60,6 +60,19 @@ class GateInputs:
     champion_run: RunRecord | None
     checks_present: frozenset[str]
     eligible_approvers: tuple[str, ...]
+    input_schema: InputSchema | None = None  # None: the registry cannot tell
+
+
+# States a version can only reach if an endpoint could serve it: one that cannot validate
+# requests never gets past `approved`.
+SERVABLE_STATES = frozenset(
+    {
+        LifecycleState.APPROVED,
+        LifecycleState.CANARY,
+        LifecycleState.SHADOW,
+        LifecycleState.SERVING,
+    }
+)
 
 
 def evaluate(gate: Gate, target: LifecycleState, inputs: GateInputs) -> GateDecision:
@@ -90,6 +103,10 @@ def evaluate(gate: Gate, target: LifecycleState, inputs: GateInputs) -> GateDeci
         who = ", ".join(inputs.eligible_approvers) or "nobody"
         group = f" from {gate.approvals.group}" if gate.approvals.group else ""
         results.append(RuleResult("approvals", have >= need, f"{have} of {need}{group} ({who})"))
+    schema = inputs.input_schema
+    if schema is not None and target in SERVABLE_STATES:
+        columns = ", ".join(f"{c.name}:{c.type}" for c in schema.columns)
+        results.append(RuleResult("signature", schema.problem is None, schema.problem or columns))
     return GateDecision(inputs.version.ref, target, tuple(results))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from stack.config.policy import Gate
 from stack.config.recipe_file import Recipe
-from stack.contract.registry import ModelSelector, ModelVersion
+from stack.contract.registry import InputSchema, InputSchemaReader, ModelSelector, ModelVersion
 from stack.contract.roles import Role
 from stack.contract.states import LifecycleState, can_transition
 from stack.contract.tracking import RunRecord
@@ -175,8 +175,15 @@ class Governance:
                 champion_run=self._run(champion) if champion else None,
                 checks_present=self._checks_present(version),
                 eligible_approvers=self.eligible_approvers(version, target),
+                input_schema=self._input_schema(version, target),
             ),
         )
+
+    def _input_schema(self, version: ModelVersion, target: LifecycleState) -> InputSchema | None:
+        registry = self.session.registry
+        if target not in gates.SERVABLE_STATES or not isinstance(registry, InputSchemaReader):
+            return None
+        return registry.input_schema(version)
 
     def promote(
         self,

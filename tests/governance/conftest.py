@@ -15,6 +15,7 @@ from stack.contract.tracking import DatasetFingerprint
 from stack.governance.service import Governance
 from stack.lifecycle import Lifecycle
 from stack.session import StackSession
+from tests.support.logged_models import signed_logged_model
 
 RECIPE = """
 name: gated
@@ -81,11 +82,10 @@ def make_version(session: StackSession, recipe: Recipe, model: str) -> Factory:
         run = tracker.start_run("governance")
         tracker.log_metrics(run, {"auc": auc})
         tracker.log_dataset(run, DatasetFingerprint("holdout", holdout, 500, ("x",)))
-        experiment = tracker.client.get_run(run.run_id).info.experiment_id  # type: ignore[attr-defined]
-        logged = tracker.client.create_logged_model(experiment, source_run_id=run.run_id)  # type: ignore[attr-defined]
+        uri = signed_logged_model(tracker.client, run.run_id)  # type: ignore[attr-defined]
         tracker.finish_run(run)
         return Lifecycle(session).register(
-            model, f"models:/{logged.model_id}", run_id=run.run_id, actor=author, recipe=recipe
+            model, uri, run_id=run.run_id, actor=author, recipe=recipe
         )
 
     return make

@@ -118,6 +118,7 @@ class MemoryTracker:
         framework: str,
         requirements: Sequence[str],
         input_example: object | None = None,
+        **options: Any,
     ) -> str:
         self._run(run.run_id).setdefault("models", {})[name] = model
         return f"memory://{run.run_id}/models/{name}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 
@@ -43,6 +45,12 @@ class MlflowTrackerConfig(MlflowConnection):
     spill_dir: str = Field(
         default="tracking-spill",
         description="Where unwritten metrics are saved (relative to the stack's home).",
+    )
+    serialization: Literal["skops", "cloudpickle"] = Field(
+        default="skops",
+        description="Format of scikit-learn models: skops (safe: only the types the model "
+        "held when it was logged load) or cloudpickle (any object; loading runs code). "
+        "Models holding recipe code are stored with cloudpickle either way.",
     )
 
 

@@ -20,7 +20,7 @@ from mlflow.entities.model_registry import ModelVersion as MlflowModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
-from stack.contract.registry import ModelVersion
+from stack.contract.registry import InputSchema, ModelVersion
 from stack.contract.states import LifecycleState, can_transition
 from stack.errors import InvalidTransition, NotFound, StackError
 from stack.plugins.manifest import AdapterContext
@@ -72,6 +72,12 @@ class MlflowRegistry:
     def prompts(self) -> MlflowPromptRegistry:
         """Prompts in the same MLflow, under the same lifecycle (the `prompts` capability)."""
         return MlflowPromptRegistry(self.client)
+
+    def input_schema(self, version: ModelVersion) -> InputSchema:
+        """The request schema in the version's MLmodel signature (the `approved` gate's)."""
+        from stack_mlflow.signature import read_input_schema
+
+        return read_input_schema(version.source_uri, self.client)
 
     def load_model(self, version: ModelVersion) -> object:
         """The version's model as an MLflow pyfunc (`predict(DataFrame)`), from this

@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from mlflow.entities import (
     Dataset,
@@ -171,24 +172,37 @@ class MlflowTracker:
         framework: str,
         requirements: Sequence[str],
         input_example: object | None = None,
+        **options: Any,
     ) -> str:
-        """A LoggedModel of `run` (MLflow 3), returned as `models:/<model id>`."""
-        experiment_id = self.client.get_run(run.run_id).info.experiment_id
-        logged = self.client.create_logged_model(experiment_id, source_run_id=run.run_id, name=name)
-        try:
-            with tempfile.TemporaryDirectory(prefix="mlstack-model-") as folder:
-                target = Path(folder) / "model"
-                save_model(
-                    model,
-                    target,
-                    framework=framework,
-                    requirements=list(requirements),
-                    input_example=input_example,
-                )
+        """A LoggedModel of `run` (MLflow 3), returned as `models:/<model id>`.
+
+        `options` go to the flavor's `save_model` as they are (`pyfunc_predict_fn=`,
+        `signature=`, `code_paths=`, `serialization_format=`…). The model is proven servable
+        before anything is stored (see `stack_mlflow.models`): one that fails to load in a
+        fresh process, to predict its input example, or to have a column signature raises
+        ModelNotServable, and the LoggedModel is not created.
+        """
+        with tempfile.TemporaryDirectory(prefix="mlstack-model-") as folder:
+            target = Path(folder) / "model"
+            save_model(
+                model,
+                target,
+                framework=framework,
+                requirements=list(requirements),
+                input_example=input_example,
+                serialization=self.config.serialization,
+                options=options,
+                label=f"model {name!r} ({framework}, run {run.run_id})",
+            )
+            experiment_id = self.client.get_run(run.run_id).info.experiment_id
+            logged = self.client.create_logged_model(
+                experiment_id, source_run_id=run.run_id, name=name
+            )
+            try:
                 self.client.log_model_artifacts(logged.model_id, str(target))
-        except BaseException:
-            self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
-            raise
+            except BaseException:
+                self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+                raise
         self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
         return f"models:/{logged.model_id}"
 

@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 from mlflow import MlflowClient
 
 from stack.contract.tracking import DatasetFingerprint, RunStatus
@@ -95,9 +96,15 @@ def test_logged_model_registers_and_loads_by_alias(
     tracker = tracker_on(sqlite_uri, context)
     registry = MlflowRegistry(MlflowRegistryConfig(tracking_uri=tracker.uri), context)
     run = tracker.start_run("models")
-    model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
+    frame = pd.DataFrame({"tenure": [0.0, 1.0, 2.0, 3.0]})
+    model = LogisticRegression().fit(frame, [0, 0, 1, 1])
     uri = tracker.log_model(
-        run, model, name="churn", framework="sklearn", requirements=["scikit-learn"]
+        run,
+        model,
+        name="churn",
+        framework="sklearn",
+        requirements=["scikit-learn"],
+        input_example=frame,
     )
     tracker.finish_run(run)
     version = registry.register(model_name, uri, run_id=run.run_id)
@@ -115,7 +122,7 @@ def test_logged_model_registers_and_loads_by_alias(
         loaded = mlflow.pyfunc.load_model(f"models:/{model_name}@serving")
     finally:
         mlflow.set_tracking_uri(previous)
-    assert list(loaded.predict([[0.0], [3.0]])) == [0, 1]
+    assert list(loaded.predict(pd.DataFrame({"tenure": [0.0, 3.0]}))) == [0, 1]
 
 
 def test_requirements_are_the_ones_given(
@@ -125,9 +132,15 @@ def test_requirements_are_the_ones_given(
 
     tracker = tracker_on(sqlite_uri, context)
     run = tracker.start_run("models")
-    model = LogisticRegression().fit([[0.0], [1.0]], [0, 1])
+    frame = pd.DataFrame({"x": [0.0, 1.0]})
+    model = LogisticRegression().fit(frame, [0, 1])
     uri = tracker.log_model(
-        run, model, name="m", framework="sklearn", requirements=["scikit-learn==1.99"]
+        run,
+        model,
+        name="m",
+        framework="sklearn",
+        requirements=["scikit-learn==1.99"],
+        input_example=frame,
     )
     tracker.finish_run(run)
     local = mlflow.artifacts.download_artifacts(
