@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from stack.cli.common import open_session
 from stack.hooks.specs import hookimpl
+
+if TYPE_CHECKING:
+    from stack.config.param_overrides import ParamOverride
 
 
 class ConsoleProgress:
@@ -40,16 +43,62 @@ class ConsoleProgress:
         self.console.print(f"[{colour}]{state}[/{colour}] {recipe} [dim]{run_id}[/dim]")
 
 
+def _parse_params(
+    ctx: click.Context, option: click.Parameter, values: tuple[str, ...]
+) -> tuple[ParamOverride, ...]:
+    """Each `--param` as a ParamOverride; a malformed one is a usage error naming it."""
+    if not values:
+        return ()
+    from stack.config.param_overrides import MalformedOverride, parse_override
+
+    try:
+        return tuple(parse_override(value) for value in values)
+    except MalformedOverride as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=option) from None
+
+
 @click.command()
 @click.argument("recipe_location", metavar="RECIPE", type=click.Path(exists=True))
+@click.option(
+    "--param",
+    "-P",
+    "params",
+    multiple=True,
+    metavar="STEP.NAME=VALUE",
+    callback=_parse_params,
+    help="Set a param that recipe.yaml declares for STEP, for this run (repeatable). "
+    "VALUE is YAML, as in the recipe: 300 is an int, 0.1 a float, true a bool, [a, b] a "
+    "list, '\"300\"' a string. Recorded with the run (`mlstack runs`); a resumed run keeps "
+    "the params of the run it resumes.",
+)
 @click.option("--resume", metavar="RUN_ID", help="Resume this failed run from its failed step.")
 @click.option("--quiet", "-q", is_flag=True, help="No per-step lines.")
 @click.pass_context
-def run(ctx: click.Context, recipe_location: str, resume: str | None, quiet: bool) -> None:
-    """Run RECIPE (a folder with recipe.yaml, or the file) on the stack."""
+def run(
+    ctx: click.Context,
+    recipe_location: str,
+    params: tuple[ParamOverride, ...],
+    resume: str | None,
+    quiet: bool,
+) -> None:
+    """Run RECIPE (a folder with recipe.yaml, or the file) on the stack.
+
+    \b
+      mlstack run recipes/churn
+      mlstack run recipes/churn --param train.n_estimators=300 --param train.lr=0.05
+      mlstack run recipes/churn --resume RUN_ID
+
+    Each --param must name a step of the recipe and a param that step declares under
+    `params:` in recipe.yaml (to vary another argument of the step's function, declare it
+    there with its default). Every --param is checked against the steps' functions before
+    anything runs."""
     from stack.config.recipe_file import load_recipe
 
-    recipe = load_recipe(Path(recipe_location))
+    recipe = load_recipe(Path(recipe_location)).with_overrides(params)
+    if params:
+        from stack.orchestration.steps import load_steps
+
+        load_steps(recipe)  # a bad --param fails before the stack (or any run) is touched
     with open_session(ctx, recipe) as session:
         for target in recipe.spec.hooks:
             session.hooks.register_target(target, origin=str(recipe.path))
@@ -75,6 +124,8 @@ def runs(ctx: click.Context, recipe: str | None, limit: int) -> None:
             f"{record.run_id}  {record.recipe}  {record.state}  "
             f"{record.started_at:%Y-%m-%d %H:%M:%S}{resumed}"
         )
+        if record.param_overrides:
+            click.echo("    params  " + " ".join(record.param_overrides))
         for step in record.steps:
             detail: Any = f"  {step.error}" if step.error else ""
             click.echo(f"    {step.status:<10} {step.step}{detail}")

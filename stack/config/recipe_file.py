@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import graphlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from stack.config.diagnostics import collect, config_error, describe
 from stack.config.features_section import FeaturesSection
 from stack.config.monitoring import MonitoringSection
+from stack.config.param_overrides import ParamOverride, overrides_for
 from stack.config.policy import ModelSpec, PromotionPolicy
 from stack.config.rollout import RolloutPlan
 from stack.config.yaml_source import YamlDocument, load_yaml
@@ -54,11 +56,15 @@ class RecipeFile(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Recipe:
-    """A validated recipe and the folder its step code lives in."""
+    """A validated recipe and the folder its step code lives in.
+
+    `overrides` are the `--param`s of the run about to start (checked against the steps by
+    `stack.orchestration.steps.load_steps`); `spec` stays what the file says."""
 
     spec: RecipeFile
     path: Path
     doc: YamlDocument
+    overrides: tuple[ParamOverride, ...] = ()
 
     @property
     def name(self) -> str:
@@ -70,6 +76,18 @@ class Recipe:
 
     def step(self, name: str) -> StepSpec:
         return next(s for s in self.spec.steps if s.name == name)
+
+    def with_overrides(self, overrides: tuple[ParamOverride, ...]) -> Recipe:
+        """This recipe, its next run to start with `overrides` instead of `self.overrides`."""
+        return dataclasses.replace(self, overrides=tuple(overrides))
+
+    def params(
+        self, step: str, overrides: tuple[ParamOverride, ...] | None = None
+    ) -> dict[str, Any]:
+        """What `step` receives as params: its `params:`, then `overrides` (default: this
+        recipe's) on top."""
+        chosen = self.overrides if overrides is None else overrides
+        return {**self.step(step).params, **overrides_for(chosen, step)}
 
     def order(self) -> list[str]:
         """Step names in dependency order; ties keep the order they are written in."""

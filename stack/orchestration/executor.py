@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stack import interrupts
+from stack.config.param_overrides import ParamOverride, parse_override, same_value
 from stack.config.recipe_file import Recipe
 from stack.contract.orchestration import PipelineRun, RunState, StepResult, StepStatus
 from stack.errors import StackError, StepFailed
 from stack.orchestration.outputs import load_output, save_output
-from stack.orchestration.steps import LoadedStep, StepContext, load_steps
+from stack.orchestration.steps import LoadedStep, StepContext, check_overrides, load_steps
 from stack.spine.timeutil import now_utc
 
 if TYPE_CHECKING:
@@ -46,14 +47,24 @@ class StepExecutor:
 
     # -- the run ----------------------------------------------------------------------------
 
-    def start(self, *, run_id: str | None = None, resumed_from: str | None = None) -> str:
+    def start(
+        self,
+        *,
+        run_id: str | None = None,
+        resumed_from: str | None = None,
+        overrides: tuple[ParamOverride, ...] | None = None,
+    ) -> str:
+        """Record a new run with its `--param` overrides (default: the recipe's), which
+        every step of it then receives, in whichever process it runs."""
         self.steps  # noqa: B018  (a typo in the recipe fails before the run is recorded)
+        chosen = self.recipe.overrides if overrides is None else overrides
         run_id = run_id or uuid.uuid4().hex
         self.session.spine.start_pipeline_run(
             run_id,
             recipe=self.recipe.name,
             orchestrator=self.orchestrator,
             resumed_from=resumed_from,
+            param_overrides=[str(o) for o in chosen],
         )
         self._emit("on_run_started", run_id, run_id=run_id, recipe=self.recipe.name)
         return run_id
@@ -111,7 +122,8 @@ class StepExecutor:
         loaded = self.steps[name]
         started = now_utc()
         kwargs: dict[str, Any] = self.inputs(run_id, spec.needs)
-        kwargs.update(spec.params)
+        params = self.recipe.params(name, self.overrides(run_id))
+        kwargs.update(params)
         if loaded.wants_context:
             kwargs["ctx"] = StepContext(
                 run_id=run_id,
@@ -119,7 +131,7 @@ class StepExecutor:
                 recipe=self.recipe,
                 session=self.session,
                 workdir=self.outputs_root / run_id / f"{name}.files",
-                params=dict(spec.params),
+                params=dict(params),
             )
         self.session.spine.record_step(run_id, name, status=StepStatus.RUNNING, started_at=started)
         self._emit("on_step_started", run_id, run_id=run_id, step=name)
@@ -189,16 +201,27 @@ class StepExecutor:
             values[need] = load_output(step.output_uri, step.output_digest)
         return values
 
+    def overrides(self, run_id: str) -> tuple[ParamOverride, ...]:
+        """The `--param`s run `run_id` was started with, as the spine recorded them (so a
+        step run in another process receives them too)."""
+        record = self.session.spine.pipeline_run(run_id)
+        return tuple(parse_override(o) for o in (record.param_overrides if record else ()))
+
     def begin(self, resume: str | None = None) -> tuple[str, dict[str, StepRecord]]:
         """Start a run; with `resume`, take over what the failed run may lend (recorded as
-        `reused` at once). Returns the run id and the reused steps, which need no running."""
+        `reused` at once). Returns the run id and the reused steps, which need no running.
+
+        A resumed run keeps the `--param`s of the run it resumes (its reused outputs were
+        made with them); one given now that differs is refused (StackError) before the run
+        starts."""
         self.steps  # noqa: B018  (every step importable and callable before the run starts)
-        reuse = (
-            steps_to_reuse(self.recipe, reusable_steps(self.recipe, self.session, resume))
-            if resume
-            else {}
-        )
-        run_id = self.start(resumed_from=resume)
+        overrides = self.recipe.overrides
+        reuse: dict[str, StepRecord] = {}
+        if resume:
+            reuse = steps_to_reuse(self.recipe, reusable_steps(self.recipe, self.session, resume))
+            overrides = resumed_overrides(resume, self.overrides(resume), overrides)
+            check_overrides(self.recipe, overrides, self.steps)  # the recipe may have changed
+        run_id = self.start(resumed_from=resume, overrides=overrides)
         for name, previous in reuse.items():
             assert previous.output_uri is not None
             self.reuse_step(run_id, name, previous.output_uri, previous.output_digest)
@@ -238,6 +261,36 @@ def reusable_steps(recipe: Recipe, session: StackSession, resume: str) -> dict[s
         for s in previous.steps
         if s.status in _REUSABLE and s.output_uri and Path(s.output_uri).is_file()
     }
+
+
+def resumed_overrides(
+    resume: str, recorded: tuple[ParamOverride, ...], given: tuple[ParamOverride, ...]
+) -> tuple[ParamOverride, ...]:
+    """The `--param`s of a run that resumes run `resume`: those it was started with.
+
+    A `--param` given again with the same value is accepted (the command line of the failed
+    run, with `--resume` added); one with another value, or one the run did not have, would
+    give the re-run steps params the reused outputs were not made with: StackError."""
+    by_key = {o.key: o for o in recorded}
+    conflicts = [
+        o
+        for o in given
+        if (kept := by_key.get(o.key)) is None or not same_value(kept.value, o.value)
+    ]
+    if not conflicts:
+        return recorded
+    started = " ".join(f"--param {o}" for o in recorded) or "no --param"
+    lines = "".join(
+        f"\n  --param {o}: run {resume} had "
+        + (f"--param {by_key[o.key]}" if o.key in by_key else f"no --param {o.step}.{o.name}")
+        for o in conflicts
+    )
+    raise StackError(
+        f"cannot resume run {resume} with other params: it was started with {started}, and "
+        f"a resumed run keeps them (its reused outputs were made with them){lines}\n"
+        "  hint: resume without --param (the run's own are kept), or leave out --resume "
+        "to start a new run with the new values"
+    )
 
 
 def steps_to_reuse(recipe: Recipe, reusable: dict[str, StepRecord]) -> dict[str, StepRecord]:

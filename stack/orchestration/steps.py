@@ -6,6 +6,7 @@ A step is a plain function. It receives its inputs (outputs of the steps it `nee
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import inspect
@@ -17,8 +18,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from stack.config.diagnostics import collect, describe
-from stack.config.recipe_file import Recipe
+from stack.config.param_overrides import ParamOverride
+from stack.config.recipe_file import Recipe, StepSpec
 from stack.errors import StackConfigError
 
 if TYPE_CHECKING:
@@ -45,7 +49,10 @@ class LoadedStep:
 
 
 def load_steps(recipe: Recipe) -> dict[str, LoadedStep]:
-    """Import every step's function and check it accepts its inputs and params."""
+    """Import every step's function and check it accepts its inputs and params, and that
+    each of `recipe.overrides` sets a param its step declares (see `override_problems`).
+
+    Raises StackConfigError listing every problem, each at its line or `--param`."""
     problems: list[str] = []
     loaded: dict[str, LoadedStep] = {}
     for index, spec in enumerate(recipe.spec.steps):
@@ -83,9 +90,104 @@ def load_steps(recipe: Recipe) -> dict[str, LoadedStep]:
             )
             continue
         loaded[spec.name] = LoadedStep(spec.name, function, wants_context)
+    if not problems:
+        problems = override_problems(recipe, recipe.overrides, loaded)
     if problems:
         raise collect(recipe.doc, problems, title=f"recipe {recipe.name!r} cannot run")
     return loaded
+
+
+def check_overrides(
+    recipe: Recipe, overrides: tuple[ParamOverride, ...], loaded: dict[str, LoadedStep]
+) -> None:
+    """Raise StackConfigError unless every override fits (see `override_problems`)."""
+    problems = override_problems(recipe, overrides, loaded)
+    if problems:
+        raise collect(recipe.doc, problems, title=f"recipe {recipe.name!r} cannot run")
+
+
+def override_problems(
+    recipe: Recipe, overrides: tuple[ParamOverride, ...], loaded: dict[str, LoadedStep]
+) -> list[str]:
+    """One line (and hint) per `--param` that names no step, sets a param its step does not
+    declare in the recipe, or is given twice. Only declared params may be set, as in Kedro
+    and MLflow Projects: the recipe file stays the list of what a run can vary. The step's
+    function signature is checked as for the recipe's own params (`load_steps`), so a name
+    the function does not take is told apart from one it takes but the recipe leaves out."""
+    problems: list[str] = []
+    steps = {spec.name: (index, spec) for index, spec in enumerate(recipe.spec.steps)}
+    seen: set[tuple[str, str]] = set()
+    for override in overrides:
+        where = f"--param {override}"
+        if override.key in seen:
+            problems.append(f"{where}: {override.step}.{override.name} is given twice")
+            continue
+        seen.add(override.key)
+        found = steps.get(override.step)
+        if found is None:
+            close = difflib.get_close_matches(override.step, list(steps), n=1)
+            guess = f"did you mean {close[0]!r}? " if close else ""
+            problems.append(
+                f"{where}: recipe {recipe.name!r} has no step {override.step!r}\n"
+                f"    hint: {guess}steps are: {', '.join(steps)}"
+            )
+            continue
+        index, spec = found
+        if override.name not in spec.params:
+            problems.append(f"{where}: {_undeclared(recipe, index, spec, override.name, loaded)}")
+    return problems
+
+
+def _undeclared(
+    recipe: Recipe, index: int, spec: StepSpec, name: str, loaded: dict[str, LoadedStep]
+) -> str:
+    """Why `name` cannot be set on `spec`, with what can be, and how to declare it."""
+    declared = ", ".join(spec.params) or "none"
+    settable = f"params of step {spec.name!r} you can set: {declared}"
+    if name in spec.needs:
+        return (
+            f"{name!r} is an input of step {spec.name!r} (the output of step {name!r}), "
+            f"not a param\n    hint: {settable}"
+        )
+    if name == "ctx":
+        return f"'ctx' is the step's context (a StepContext), not a param\n    hint: {settable}"
+    step = loaded.get(spec.name)
+    signature = inspect.signature(step.function) if step is not None else None
+    if signature is None or not _accepts(signature, spec, name):
+        close = difflib.get_close_matches(name, list(spec.params), n=1)
+        guess = f"did you mean {close[0]!r}? " if close else ""
+        return f"{spec.run} takes no parameter {name!r}\n    hint: {guess}{settable}"
+    parameter = signature.parameters.get(name)
+    default = parameter.default if parameter is not None else inspect.Parameter.empty
+    where = recipe.doc.where(("steps", index, "params") if spec.params else ("steps", index))
+    return (
+        f"step {spec.name!r} does not declare param {name!r} in {where}\n"
+        f"    hint: --param sets only params the recipe declares; {spec.run} takes {name!r}, "
+        f"so declare it under the step's params ({_entry(name, default)}) to set it from the "
+        f"command line; {settable}"
+    )
+
+
+def _entry(name: str, default: Any) -> str:
+    """`{name: default}` as YAML, for the hint: the function's default, else a placeholder."""
+    if default is not inspect.Parameter.empty:
+        try:
+            return yaml.safe_dump({name: default}, default_flow_style=True, width=200).strip()
+        except yaml.YAMLError:  # a default YAML cannot write (an object)
+            pass
+    return f"{{{name}: VALUE}}"
+
+
+def _accepts(signature: inspect.Signature, spec: StepSpec, name: str) -> bool:
+    """Whether the function takes `name` by keyword beside its inputs and declared params."""
+    names = [*spec.needs, *spec.params, name]
+    if "ctx" in signature.parameters:
+        names.append("ctx")
+    try:
+        signature.bind(**dict.fromkeys(names))
+    except TypeError:
+        return False
+    return True
 
 
 def _import_step_module(recipe: Recipe, module_name: str) -> ModuleType:

@@ -48,6 +48,8 @@ class PipelineRunRecord:
     finished_at: datetime | None
     error: str | None
     steps: tuple[StepRecord, ...]
+    # The `--param`s the run was started with, as typed ("train.epochs=20"), in order.
+    param_overrides: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

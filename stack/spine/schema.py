@@ -127,6 +127,8 @@ class PipelineRunRow(Base):
     started_at: Mapped[str] = mapped_column(Timestamp)
     finished_at: Mapped[str | None] = mapped_column(Timestamp, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # JSON list of the run's `--param STEP.NAME=VALUE` overrides, as typed; NULL for none.
+    param_overrides: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class StepRunRow(Base):

@@ -7,7 +7,7 @@ not at all.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -339,8 +339,15 @@ class SpineStore:
     # -- pipeline runs ------------------------------------------------------------------
 
     def start_pipeline_run(
-        self, run_id: str, *, recipe: str, orchestrator: str, resumed_from: str | None = None
+        self,
+        run_id: str,
+        *,
+        recipe: str,
+        orchestrator: str,
+        resumed_from: str | None = None,
+        param_overrides: Sequence[str] = (),
     ) -> None:
+        """Record a run as running; `param_overrides` are its `--param`s as typed."""
         with self._transaction() as session:
             session.add(
                 PipelineRunRow(
@@ -350,6 +357,7 @@ class SpineStore:
                     state="running",
                     resumed_from=resumed_from,
                     started_at=to_text(now_utc()),
+                    param_overrides=json.dumps(list(param_overrides)) if param_overrides else None,
                 )
             )
 
@@ -511,6 +519,7 @@ def _run_record(row: PipelineRunRow, steps: list[StepRunRow]) -> PipelineRunReco
         started_at=from_text(row.started_at),
         finished_at=from_text(row.finished_at) if row.finished_at else None,
         error=row.error,
+        param_overrides=tuple(json.loads(row.param_overrides)) if row.param_overrides else (),
         steps=tuple(
             StepRecord(
                 step=s.step,

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from stack.config.param_overrides import parse_override
 from stack.config.recipe_file import load_recipe
+from stack.orchestration.outputs import load_output
 from stack.session import StackSession
 from stack.spine import NodeKind, NodeRef
 
@@ -67,10 +69,16 @@ def run_on(orchestrator: str, folder: Path) -> dict[str, Any]:
         "spine: {url: 'sqlite:///.mlstack/spine.db'}\n"
     )
     with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
-        run = session.orchestrator.run(load_recipe(recipe_dir), session)
+        # `--param train.scale=3`: a step in another process (kfp, zenml) reads it from the spine
+        recipe = load_recipe(recipe_dir).with_overrides((parse_override("train.scale=3"),))
+        run = session.orchestrator.run(recipe, session)
         record = session.spine.pipeline_run(run.run_id)
         assert record is not None
+        report = next(s for s in record.steps if s.step == "report")
+        assert report.output_uri is not None
         return {
+            "params": record.param_overrides,
+            "report": load_output(report.output_uri, report.output_digest),
             "orchestrator": record.orchestrator,
             "state": record.state,
             "steps": {s.step: (s.status, s.output_digest) for s in record.steps},
@@ -90,7 +98,9 @@ def test_the_spine_reads_the_same_whichever_orchestrator_ran_the_recipe(tmp_path
     assert {r["orchestrator"] for r in results.values()} == set(engines)
     local = results["local"]
     assert local["state"] == "succeeded" and local["audit_ok"]
+    assert local["params"] == ("train.scale=3",)
+    assert local["report"] == {"n": 3, "top": 9}  # 3 * scale 3, not the recipe's 10
     assert local["lineage"] == [("data_snapshot:sha256:prepared", "trained_on")]
     for name, result in results.items():
-        for key in ("state", "steps", "events", "audit", "lineage", "audit_ok"):
+        for key in ("state", "steps", "events", "audit", "lineage", "audit_ok", "params", "report"):
             assert result[key] == local[key], f"{name} differs from local in {key}"
