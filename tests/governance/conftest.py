@@ -77,12 +77,14 @@ Factory = Callable[..., ModelVersion]
 def make_version(session: StackSession, recipe: Recipe, model: str) -> Factory:
     """Train (metrics and a holdout fingerprint only) and register, as `author`."""
 
-    def make(auc: float, *, author: str = "ana", holdout: str = "sha256:h1") -> ModelVersion:
+    def make(
+        auc: float, *, author: str = "ana", holdout: str = "sha256:h1", signed: bool = True
+    ) -> ModelVersion:
         tracker = session.tracker
         run = tracker.start_run("governance")
         tracker.log_metrics(run, {"auc": auc})
         tracker.log_dataset(run, DatasetFingerprint("holdout", holdout, 500, ("x",)))
-        uri = signed_logged_model(tracker.client, run.run_id)  # type: ignore[attr-defined]
+        uri = signed_logged_model(tracker.client, run.run_id, signed=signed)  # type: ignore[attr-defined]
         tracker.finish_run(run)
         return Lifecycle(session).register(
             model, uri, run_id=run.run_id, actor=author, recipe=recipe

@@ -46,6 +46,18 @@ def test_failed_threshold_names_the_rule_and_numbers_and_changes_nothing(
     }
 
 
+def test_a_version_without_a_signature_cannot_be_approved(
+    governance: Governance, make_version: Factory, session: StackSession, as_user: User
+) -> None:
+    version = make_version(0.91, signed=False)  # good metrics, but no endpoint could check input
+    as_user("ana")
+    with pytest.raises(GateFailed) as caught:
+        governance.promote(version.ref, S.APPROVED)
+    assert "FAIL signature: the model has no signature" in str(caught.value)
+    assert "input_example" in str(caught.value)  # what to do
+    assert session.registry.get_version(version.model, version.version).state == S.CANDIDATE
+
+
 def test_serving_needs_an_approval_from_the_group(
     governance: Governance, make_version: Factory, as_user: User
 ) -> None:

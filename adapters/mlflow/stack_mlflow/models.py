@@ -124,6 +124,9 @@ def save_model(
     untyped = problem is not None and input_example is not None and _untyped(input_example)
     if untyped:  # the cause, whatever predicting the example says
         raise ModelNotServable(f"{label}: {untyped}")
+    if problem is not None and input_example is not None:
+        _sign_inputs(path, input_example)  # flavors that infer none (ONNX, …) or failed to
+        problem = signature_problem(path, input_example)
     verdict = check_servable(path)
     if not verdict.ok:
         raise ModelNotServable(_explain(label, framework, verdict))
@@ -167,12 +170,32 @@ def _explain(label: str, framework: str, verdict: Verdict) -> str:
             f"code_paths=[...] to log_model (MLflow adds them to sys.path when it loads "
             f"{framework} models)"
         )
+    if "python_function" in verdict.error:
+        return message + (
+            "\nfix: log an estimator that predicts (a Pipeline ending in one): a transformer "
+            "alone cannot answer requests"
+        )
     if verdict.stage == "predict":
         return message + (
             "\nfix: the input example must be rows the model can predict as they will arrive "
             "at the endpoint (the same columns and types)"
         )
     return message
+
+
+def _sign_inputs(model_dir: Path, input_example: Any) -> None:
+    """Write the input example's columns as the saved model's signature, when the flavor wrote
+    none: ONNX's flavor infers nothing from an example, and scikit-learn's gives up when the
+    model fails to predict it (the check that follows then says why)."""
+    from mlflow.models import Model, ModelSignature, infer_signature
+
+    try:
+        inputs = infer_signature(input_example).inputs
+    except Exception:
+        return
+    saved = Model.load(str(model_dir))
+    saved.signature = ModelSignature(inputs=inputs)
+    saved.save(str(model_dir / "MLmodel"))
 
 
 def signature_problem(model_dir: Path, input_example: Any = None) -> str | None:
