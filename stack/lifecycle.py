@@ -37,6 +37,9 @@ def recipe_of(version: ModelVersion) -> Recipe | None:
 
 
 class Lifecycle:
+    """Registers versions and moves them between states through the core: every change
+    audited, linked in lineage, offered to the hooks. `Lifecycle(ctx.session)` in a step."""
+
     def __init__(self, session: StackSession) -> None:
         self.session = session
 
@@ -53,8 +56,11 @@ class Lifecycle:
     ) -> ModelVersion:
         """A new candidate version, audited, linked to its run, announced to the hooks.
 
-        With `recipe`, the version is tagged with it (its gates apply to later promotions)
-        and with the owner and risk tier the recipe declares."""
+        `source_uri`: what `Tracker.log_model` returned; `run_id`: the training run (gates
+        read its metrics and datasets). With `recipe`, the version is tagged with it (its
+        gates apply to later promotions) and with the owner and risk tier the recipe
+        declares. Returns the version (`.ref` is `model@N`, state `candidate`). Raises
+        Vetoed when a hook refuses, StackError for a bad model name."""
         who = actor or current_actor()
         all_tags = dict(tags or {})
         if recipe is not None:

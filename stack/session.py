@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 
 
 class StackSession:
+    """An opened stack: one adapter per role (`tracker`, `registry`, `features`, `server`,
+    `monitor`, `orchestrator`), the spine, the hooks. A step gets one as `ctx.session`;
+    a script opens one with `StackSession.open()` and closes it (it is a context manager)."""
+
     #: The lineage kind (a `NodeKind` value) of the versions this session's registry holds:
     #: a prompt view says `prompt_version`. Plain text, so importing the session stays free
     #: of the spine's database layer.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 from rag import Index, rag_app
 
@@ -127,12 +126,8 @@ def approved(governance: Governance, ref: str, reason: str) -> bool:
 
 def build(ctx: StepContext, index: Index, prompts: list[str]) -> list[str]:
     """One app per prompt version, registered as a model version that pins its prompt."""
-    import cloudpickle
     import pandas as pd
 
-    cloudpickle.register_pickle_by_value(
-        sys.modules[rag_app.__module__]
-    )  # the server cannot import it
     base_url, model = generator(ctx)
     tracer(ctx.session, SERVING_TRACES)  # the served apps trace there (stack's artifact store)
     view = prompt_session(ctx.session)

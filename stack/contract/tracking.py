@@ -70,15 +70,28 @@ class Tracker(Protocol):
 
     def start_run(
         self, experiment: str, *, name: str | None = None, tags: Mapping[str, str] | None = None
-    ) -> RunRef: ...
+    ) -> RunRef:
+        """Open a run in `experiment` (created if new) and return its reference. The code
+        version (git commit, dirty or not) is recorded with it. Raises TrackingUnavailable
+        when the backend cannot be reached."""
+        ...
 
-    def log_params(self, run: RunRef, params: Mapping[str, object]) -> None: ...
+    def log_params(self, run: RunRef, params: Mapping[str, object]) -> None:
+        """Record the run's parameters; each value is stored as its `str()`. A parameter is
+        written once: logging the same key with another value raises the backend's error."""
+        ...
 
     def log_metrics(
         self, run: RunRef, metrics: Mapping[str, float], *, step: int | None = None
-    ) -> None: ...
+    ) -> None:
+        """Record metric values (floats, in the metric's own unit) at `step` (0 if None),
+        timestamped now. Points are buffered and written in batches; `finish_run` makes
+        them durable. Gates read the latest value of each key."""
+        ...
 
-    def set_tags(self, run: RunRef, tags: Mapping[str, str]) -> None: ...
+    def set_tags(self, run: RunRef, tags: Mapping[str, str]) -> None:
+        """Set string tags on the run (a later value replaces an earlier one)."""
+        ...
 
     def log_artifact(self, run: RunRef, path: Path, *, artifact_path: str | None = None) -> str:
         """Store a local file with the run and return its URI."""
@@ -86,7 +99,11 @@ class Tracker(Protocol):
 
     def log_dataset(
         self, run: RunRef, dataset: DatasetFingerprint, *, context: str = "training"
-    ) -> None: ...
+    ) -> None:
+        """Record a dataset the run used (`context`: training, evaluation, …), by name,
+        content digest, row count and columns. A gate's `champion.same_dataset` compares
+        these digests."""
+        ...
 
     def log_model(
         self,
@@ -117,9 +134,14 @@ class Tracker(Protocol):
         """End the run; everything logged before this call is durable after it."""
         ...
 
-    def get_run(self, run_id: str) -> RunRecord: ...
+    def get_run(self, run_id: str) -> RunRecord:
+        """The run as stored (params, latest metrics, tags, datasets, code version). Raises
+        NotFound for an unknown id."""
+        ...
 
-    def metric_history(self, run: RunRef, key: str) -> list[MetricPoint]: ...
+    def metric_history(self, run: RunRef, key: str) -> list[MetricPoint]:
+        """Every point of metric `key`, ordered by step then time."""
+        ...
 
 
 @runtime_checkable

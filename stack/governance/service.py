@@ -27,6 +27,9 @@ _NOT_APPROVABLE = (LifecycleState.REJECTED, LifecycleState.RETIRED)
 
 
 class Governance:
+    """Approvals and gated promotions of a session's versions: `Governance(ctx.session)` in a
+    step, `mlstack promote|approve|reject` on the command line."""
+
     def __init__(self, session: StackSession, recipe: Recipe | None = None) -> None:
         self.session = session
         self.recipe = recipe
@@ -44,7 +47,8 @@ class Governance:
         return resolve_actor(dict(identity.groups), secret)
 
     def version(self, selector: str) -> ModelVersion:
-        """`churn@3` or `churn@serving`, or a clear NotFound."""
+        """The version `selector` names (`churn@3`, or `churn@serving`: the newest in that
+        state). Raises NotFound when there is none, StackError for a malformed selector."""
         parsed = ModelSelector.parse(selector)
         registry = self.session.registry
         if parsed.version is not None:
@@ -78,6 +82,9 @@ class Governance:
         reason: str = "",
         as_actor: str | None = None,
     ) -> Approval:
+        """Record the acting identity's approval of `selector` for `target` (what a gate's
+        `approvals` rule counts). Raises ApprovalRefused (audited) when the actor is not in
+        the gate's group, registered the version itself, or the version is rejected/retired."""
         actor = self.actor(as_actor)
         version = self.version(selector)
         refusal = self._approval_refusal(version, target, actor)
@@ -193,7 +200,12 @@ class Governance:
         reason: str = "",
         as_actor: str | None = None,
     ) -> ModelVersion:
-        """Pass the gate, then move the version; a failed gate changes nothing but the log."""
+        """Pass the gate for `target`, then move the version; returns it in its new state.
+
+        The gate's every rule (thresholds, champion, checks, approvals, signature) is
+        audited (`gate.passed` / `gate.failed`). Raises GateFailed (its `decision` holds each
+        rule with its numbers; the version stays where it was), InvalidTransition for a move
+        the lifecycle does not allow, Vetoed when a hook refuses."""
         actor = self.actor(as_actor)
         version = self.version(selector)
         if not can_transition(version.state, target):  # no gate for a move that cannot happen

@@ -29,8 +29,13 @@ def reference_path(session: StackSession, run_id: str) -> Path:
 def save_reference(
     session: StackSession, run_id: str, frame: Mapping[str, Sequence[Any]] | Any
 ) -> Path:
-    """Store `frame` (a mapping of columns, or a pandas DataFrame) as the reference of the
-    models `run_id` trains."""
+    """Store `frame` as the monitoring reference of the models run `run_id` trains, and
+    return the parquet file written under the stack's home.
+
+    `frame`: a pandas DataFrame or a mapping of column name to equal-length sequences, with
+    the model's input columns as the endpoint receives them (rows: usually the training
+    set; a few thousand are plenty). `mlstack monitor run` compares each window of traffic
+    with it. Raises StackError for no rows or columns of different lengths."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -31,7 +31,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class StepContext:
-    """What a step may use beyond its inputs: the stack's roles, the spine, a scratch folder."""
+    """What a step may use beyond its inputs: the stack's roles, the spine, a scratch folder.
+
+    `run_id`: the pipeline run (`mlstack runs`); `step`: this step's name; `recipe`: the
+    recipe being run; `session`: the stack (`session.tracker`, `session.registry`,
+    `session.features`, `session.server`, `session.spine`); `workdir`: a folder for this
+    step's files, kept with the run; `params`: the step's params as it receives them
+    (the recipe's, with `--param` overrides)."""
 
     run_id: str
     step: str
