@@ -58,6 +58,24 @@ def plan_columns(
     return plan
 
 
+def prediction_scores(values: Sequence[Any]) -> list[Any]:
+    """The prediction column as drift compares it: class probabilities (a list of numbers per
+    row, as a model served with `predict_proba` answers) become one score per row, the second
+    class's for two classes (the positive one, in the model's `classes_` order) and the
+    highest for more (the model's confidence); a probability drifts where a label may not.
+    Any other value (a label, a regression output) is kept; applied twice, it changes nothing,
+    so a reference saved with the scores already compares with a window of lists."""
+    return [_score(value) for value in values]
+
+
+def _score(value: Any) -> Any:
+    if not isinstance(value, list | tuple) or not value:
+        return value
+    if not all(_kind(v) == "numeric" for v in value):
+        return value
+    return float(value[1]) if len(value) == 2 else float(max(value))
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 

@@ -30,7 +30,7 @@ from stack.identity import current_actor
 from stack.lifecycle import recipe_of
 from stack.monitoring import alerts, policy
 from stack.monitoring.batch import BatchPredictionLog, batch_root
-from stack.monitoring.columns import plan_columns
+from stack.monitoring.columns import plan_columns, prediction_scores
 from stack.monitoring.reference import Columns, load_reference
 from stack.monitoring.retrain import RetrainOutcome, maybe_retrain
 from stack.monitoring.window import (
@@ -307,7 +307,9 @@ class MonitoringLoop:
             result.messages.append(str(exc))
         current = window.columns(window.input_names())
         prediction = section.prediction_column
-        current[prediction] = window.predictions
+        current[prediction] = prediction_scores(window.predictions)
+        if reference is not None and prediction in reference:  # the cached one: idempotent
+            reference[prediction] = prediction_scores(reference[prediction])
         drift: Callable[[Path | None], DriftReport] | None = None
         html = self._html_path(model, window.version, span[1])
         if window.rows < section.min_rows:

@@ -2,7 +2,14 @@
 
 A scikit-learn model is called natively on a numpy array: MLflow's pyfunc wrapper (a pandas
 frame and schema enforcement per call) costs several times sklearn's own predict for one row,
-and validation already happened on the request. Other flavors go through pyfunc."""
+and validation already happened on the request. Other flavors go through pyfunc. Either way
+the columns are framed with the dtypes the signature names (frames.py).
+
+A scikit-learn model answers with the method it was logged with: MLflow's flavor option
+`pyfunc_predict_fn` (`mlflow.sklearn.log_model(..., pyfunc_predict_fn="predict_proba")`,
+recorded as `predict_fn` of the `python_function` flavor in the MLmodel file). With
+`predict_proba` the endpoint answers class probabilities, a list per row (in the order of
+the model's `classes_`); the prediction log stores them as such."""
 
 from __future__ import annotations
 
@@ -23,39 +30,70 @@ class LoadedVersion:
     predict: Callable[[list[list[Any]]], list[Any]]
 
 
+#: The sklearn methods MLflow lets a model be logged with (`pyfunc_predict_fn`) that take
+#: the features alone, and so can be called natively; any other goes through pyfunc.
+NATIVE_PREDICT_FNS = frozenset(
+    {"predict", "predict_proba", "predict_log_proba", "predict_joint_log_proba"}
+)
+
+
 def load_version(spec: VersionSpec) -> LoadedVersion:
-    names = [c.name for c in spec.inputs]
+    from stack_bentoml.frames import Framer
+
     if not spec.model_dir or not Path(spec.model_dir).is_dir():
         spec = spec.model_copy(update={"model_dir": _stored_model_dir(spec.model_tag)})
-    if spec.flavor == "sklearn":
+    framer = Framer(spec.inputs)
+    method = predict_fn(Path(spec.model_dir))
+    if spec.flavor == "sklearn" and method in NATIVE_PREDICT_FNS:
         import mlflow.sklearn
         import numpy as np
 
         model = mlflow.sklearn.load_model(spec.model_dir)
+        answer = getattr(model, method)
         # Fitted on a frame, sklearn warns on every numpy call; the columns are in order.
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
         numeric = all(c.type in ("double", "float", "long", "integer") for c in spec.inputs)
 
         def predict_sklearn(rows: list[list[Any]]) -> list[Any]:
-            if numeric:
-                return _plain(model.predict(np.asarray(rows, dtype=float)))
-            import pandas as pd
-
-            return _plain(model.predict(pd.DataFrame(rows, columns=names)))
+            if numeric:  # one float64 array: what most estimators compute in anyway
+                return _plain(answer(np.asarray(rows, dtype=float)))
+            return _plain(answer(framer.frame(rows)))
 
         return LoadedVersion(spec.ref, predict_sklearn)
 
     import mlflow.pyfunc
-    import pandas as pd
 
     pyfunc = mlflow.pyfunc.load_model(spec.model_dir)
 
     def predict_pyfunc(rows: list[list[Any]]) -> list[Any]:
-        return _plain(pyfunc.predict(pd.DataFrame(rows, columns=names)))
+        groups = framer.groups(rows)
+        if len(groups) == 1:
+            return _plain(pyfunc.predict(groups[0][1]))
+        answers: list[Any] = [None] * len(rows)
+        for positions, frame in groups:
+            answered = _plain(pyfunc.predict(frame))
+            if len(answered) != len(positions):
+                raise ValueError(
+                    f"{spec.ref} answered {len(answered)} values for {len(positions)} rows"
+                )
+            for position, answer in zip(positions, answered, strict=True):
+                answers[position] = answer
+        return answers
 
+    names = [c.name for c in spec.inputs]
     if spec.traces is not None:
         return LoadedVersion(spec.ref, traced(spec, names, predict_pyfunc))
     return LoadedVersion(spec.ref, predict_pyfunc)
+
+
+def predict_fn(model_dir: Path) -> str:
+    """The method the model was logged to answer with (`predict` unless the flavor's
+    `pyfunc_predict_fn` named another), read from its MLmodel file."""
+    import yaml
+
+    mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text()) or {}
+    pyfunc_conf = (mlmodel.get("flavors") or {}).get("python_function") or {}
+    return str(pyfunc_conf.get("predict_fn") or "predict")
 
 
 def traced(

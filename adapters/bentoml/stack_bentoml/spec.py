@@ -8,19 +8,78 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+#: MLflow's scalar column types, each a JSON value in a request (see schema.py for how).
+SCALAR_TYPES = frozenset(
+    {"double", "float", "long", "integer", "boolean", "string", "datetime", "binary"}
+)
+#: MLflow 3's structured types: their structure (items, properties, values) is kept.
+NESTED_TYPES = frozenset({"array", "object", "map", "any"})
 
 
 class Column(BaseModel):
     model_config = _FROZEN
 
     name: str
-    type: str  # MLflow's signature type: double, float, long, integer, boolean, string
+    type: str  # MLflow's signature type: one of SCALAR_TYPES or NESTED_TYPES
     required: bool = True
+    nested: dict[str, Any] | None = Field(
+        default=None,
+        description="For array/object/map/any: MLflow's JSON of the type (its `items`, "
+        "`properties` or `values`), as the signature holds it.",
+    )
+
+    @classmethod
+    def from_signature(cls, entry: Mapping[str, Any]) -> Column:
+        """A column of an MLflow column signature, from its JSON entry
+        (`{"type": "integer", "name": "rooms", "required": true}`, or an array/object/map
+        with its structure). Raises ValueError naming the column when serving cannot take
+        its type: a tensor signature, or a type this MLflow does not define."""
+        name = str(entry.get("name", ""))
+        kind = str(entry.get("type", ""))
+        required = bool(entry.get("required", True))
+        if kind in SCALAR_TYPES:
+            return cls(name=name, type=kind, required=required)
+        body = {k: v for k, v in entry.items() if k not in ("name", "required")}
+        check_type(body, f"column {name!r}")
+        return cls(name=name, type=kind, required=required, nested=body)
+
+    def type_json(self) -> dict[str, Any]:
+        """The column's type as MLflow writes it: `{"type": ...}` plus any structure."""
+        return dict(self.nested) if self.nested is not None else {"type": self.type}
+
+
+def check_type(node: Any, where: str) -> None:
+    """Raise ValueError (naming `where`) unless `node` is an MLflow type JSON serving knows."""
+    kind = node.get("type") if isinstance(node, Mapping) else None
+    if kind in SCALAR_TYPES or kind == "any":
+        return
+    if kind == "array" and "items" in node:
+        check_type(node["items"], f"{where} (items)")
+    elif kind == "map" and "values" in node:
+        check_type(node["values"], f"{where} (values)")
+    elif kind == "object" and isinstance(node.get("properties"), Mapping):
+        for key, value in node["properties"].items():
+            check_type(value, f"{where}.{key}")
+    elif kind in NESTED_TYPES:
+        raise ValueError(
+            f"{where} is an {kind} without its structure (items, properties or values), so "
+            "its values cannot be checked: import it with Column.from_signature"
+        )
+    elif kind == "tensor":
+        raise ValueError(
+            f"{where} is a tensor: serving takes a column signature (log the model with a "
+            "pandas DataFrame as its input example)"
+        )
+    else:
+        raise ValueError(f"{where} has a type serving does not know: {node!r}")
 
 
 class TraceSink(BaseModel):
