@@ -88,14 +88,10 @@ def _download(version: ModelVersion, tracking_uri: str, scratch: Path) -> Path:
     from mlflow import MlflowClient
     from mlflow.artifacts import download_artifacts
 
+    from stack_mlflow.signature import model_folder_uri
+
     try:
-        uri = version.source_uri
-        if uri.startswith("models:/m-"):  # an MLflow 3 LoggedModel: its artifact folder
-            uri = (
-                MlflowClient(tracking_uri)
-                .get_logged_model(uri[len("models:/") :])
-                .artifact_location
-            )
+        uri = model_folder_uri(version.source_uri, MlflowClient(tracking_uri))
         return Path(
             download_artifacts(artifact_uri=uri, dst_path=str(scratch), tracking_uri=tracking_uri)
         )
@@ -114,14 +110,17 @@ def _mlmodel(model_dir: Path) -> dict[str, Any]:
 
 
 def _signature(model_dir: Path, version: ModelVersion) -> tuple[Column, ...]:
-    signature = _mlmodel(model_dir).get("signature") or {}
-    inputs = json.loads(signature.get("inputs") or "null")
-    if not inputs or not all(isinstance(c, dict) and c.get("name") for c in inputs):
-        raise StackError(
-            f"{version.ref}: the model has no column signature, so its endpoint could not "
-            "refuse bad input; log it with an input example (or a signature) and register it again"
+    """The request columns of the model's signature, structure included (arrays, objects);
+    refused, naming the version, when no endpoint could validate requests with it."""
+    from stack_mlflow.signature import input_schema_of
+
+    mlmodel = _mlmodel(model_dir)
+    schema = input_schema_of(mlmodel)
+    if schema.problem is not None:
+        raise StackError(f"{version.ref}: {schema.problem}")
+    try:
+        return tuple(
+            Column.from_signature(entry) for entry in json.loads(mlmodel["signature"]["inputs"])
         )
-    return tuple(
-        Column(name=c["name"], type=str(c.get("type", "string")), required=c.get("required", True))
-        for c in inputs
-    )
+    except ValueError as exc:
+        raise StackError(f"{version.ref}: {exc}") from exc

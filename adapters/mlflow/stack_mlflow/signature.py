@@ -23,6 +23,10 @@ NO_SIGNATURE = (
 )
 
 
+_STRUCTURED = ("array", "object", "map")
+_STRUCTURE = ("items", "properties", "values")
+
+
 def model_folder_uri(source_uri: str, client: MlflowClient) -> str:
     """The artifact folder of a registered source: an MLflow 3 LoggedModel (`models:/m-…`)
     is resolved to its artifact location; other URIs are folders already."""
@@ -56,7 +60,13 @@ def input_schema_of(mlmodel: dict[str, Any]) -> InputSchema:
             problem="the signature's inputs are unnamed tensors, not columns: log it again with "
             "the input example as a pandas DataFrame with named columns"
         )
-    untyped = [c["name"] for c in inputs if not isinstance(c.get("type"), str)]
+    # a structured column (MLflow 3) says what it holds, or nothing can check its values
+    untyped = [
+        c["name"]
+        for c in inputs
+        if not isinstance(c.get("type"), str)
+        or (c["type"] in _STRUCTURED and not any(k in c for k in _STRUCTURE))
+    ]
     columns = tuple(
         InputColumn(name=c["name"], type=str(c.get("type")), required=c.get("required", True))
         for c in inputs
@@ -64,8 +74,9 @@ def input_schema_of(mlmodel: dict[str, Any]) -> InputSchema:
     if untyped:
         return InputSchema(
             columns,
-            problem=f"columns {', '.join(map(repr, untyped))} have no scalar type in the "
-            "signature (arrays or objects): give them as numbers, booleans or strings",
+            problem=f"columns {', '.join(map(repr, untyped))} have no type (or an array/object "
+            "type without its items or properties) in the signature: give them as numbers, "
+            "booleans or strings, or pass signature= with their structure",
         )
     return InputSchema(columns)
 
