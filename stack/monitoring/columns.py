@@ -68,6 +68,21 @@ def prediction_scores(values: Sequence[Any]) -> list[Any]:
     return [_score(value) for value in values]
 
 
+def prediction_labels(values: Sequence[Any]) -> list[Any]:
+    """The prediction column as performance compares it with labels: class probabilities
+    become the index of the most probable class (labels 0..k-1, the model's `classes_`
+    order, as scikit-learn encodes a 0/1 target); any other value is kept."""
+    return [_label(value) for value in values]
+
+
+def _label(value: Any) -> Any:
+    if not isinstance(value, list | tuple) or not value:
+        return value
+    if not all(_kind(v) == "numeric" for v in value):
+        return value
+    return max(range(len(value)), key=lambda i: value[i])
+
+
 def _score(value: Any) -> Any:
     if not isinstance(value, list | tuple) or not value:
         return value

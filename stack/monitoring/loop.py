@@ -30,7 +30,7 @@ from stack.identity import current_actor
 from stack.lifecycle import recipe_of
 from stack.monitoring import alerts, policy
 from stack.monitoring.batch import BatchPredictionLog, batch_root
-from stack.monitoring.columns import plan_columns, prediction_scores
+from stack.monitoring.columns import plan_columns, prediction_labels, prediction_scores
 from stack.monitoring.reference import Columns, load_reference
 from stack.monitoring.retrain import RetrainOutcome, maybe_retrain
 from stack.monitoring.window import (
@@ -355,7 +355,7 @@ class MonitoringLoop:
             result,
             "performance",
             lambda: monitor.performance(
-                {"target": window.labels, "prediction": window.predictions},
+                {"target": window.labels, "prediction": prediction_labels(window.predictions)},
                 task=section.task,
                 target="target",
                 prediction="prediction",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from stack.contract.serving import LoggedRequest
-from stack.monitoring.columns import plan_columns
+from stack.monitoring.columns import plan_columns, prediction_labels, prediction_scores
 from stack.monitoring.window import join_labels, split_by_version
 from stack.spine.records import GroundTruth
 
@@ -32,6 +32,13 @@ def request(request_id: str, at: datetime, customer: int, answer: int) -> Logged
     return LoggedRequest(
         request_id, at, "churn@1", "live", 200, ({"customer": customer, "x": 1.0},), (answer,)
     )
+
+
+def test_class_probabilities_are_scores_for_drift_and_classes_for_performance() -> None:
+    served = [[0.9, 0.1], [0.3, 0.7], [0.2, 0.5, 0.3], 1, "yes", None]
+    assert prediction_scores(served) == [0.1, 0.7, 0.5, 1, "yes", None]
+    assert prediction_labels(served) == [0, 1, 1, 1, "yes", None]
+    assert prediction_labels([[0.5, 0.5]]) == [0]  # a tie goes to the first class, as argmax
 
 
 def test_labels_join_by_request_id_and_by_entity_within_the_window() -> None:
