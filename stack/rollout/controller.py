@@ -1,12 +1,19 @@
 """Deploy, canary, shadow, A/B and rollback: the core decides, the Server role applies.
 
-Every traffic change is an audit entry (`endpoint.routed`, written before the server
-changes), every rollout leaves `rollout.started` and then `rollout.completed` or
-`rollout.rolled_back` with the reasons and the numbers. State changes go through the
-governance gates like any promotion: a canary is moved to `canary` through its gate, and
-only a challenger that held its SLOs is offered to the `serving` gate (approvals included).
-A breach routes all traffic back to the champion, rejects the challenger, and fires
-`on_rollback`."""
+Every traffic change that happened is an audit entry (`endpoint.routed`, written once the
+server made it; a route the server refused is `endpoint.route_failed` and changed nothing),
+every rollout leaves `rollout.started` and then `rollout.completed` or `rollout.rolled_back`
+with the reasons and the numbers. State changes go through the governance gates like any
+promotion: a canary is moved to `canary` through its gate, and only a challenger that held
+its SLOs is offered to the `serving` gate (approvals included). A breach routes all traffic
+back to the champion, rejects the challenger, and fires `on_rollback`.
+
+Putting a version in front of traffic runs in one order: its gate is decided (without
+acting) before any request reaches it, the server change is made, and only once the server
+took it is the version's state moved and the deploy audited. A server that cannot start (or
+refuses the route) therefore leaves the registry, the audit log and the processes as they
+were; a state change refused after the server changed (a veto, a race) undoes the server
+change, and both traffic changes are audited, as they happened."""
 
 from __future__ import annotations
 
@@ -21,7 +28,7 @@ from stack.config.rollout import RolloutPlan
 from stack.contract.registry import ModelSelector, ModelVersion
 from stack.contract.serving import Endpoint, HealthReport, Server, TrafficSplit
 from stack.contract.states import LifecycleState, can_transition
-from stack.errors import GateFailed, NotFound, StackError
+from stack.errors import GateFailed, InvalidTransition, NotFound, StackError
 from stack.governance.history import serving_history
 from stack.governance.service import Governance
 from stack.lifecycle import Lifecycle
@@ -82,6 +89,9 @@ class RolloutController:
         champion = _champion(current)
         if champion == version.ref:
             return RolloutResult(current, "unchanged", version.ref)
+        # Loaded (and its inputs checked) before the rollout starts: a version the endpoint
+        # cannot take fails here and leaves no rollout half begun.
+        self.server.add_version(version, endpoint=name)
         self._audit(
             "rollout.started",
             name,
@@ -96,11 +106,22 @@ class RolloutController:
     def _direct(
         self, version: ModelVersion, name: str, current: Endpoint | None, reason: str
     ) -> RolloutResult:
-        if version.state is not S.SERVING:
-            version = self.governance.promote(version.ref, S.SERVING, reason=reason)
-        self._audit("endpoint.deployed", name, reason, version=version.ref)
-        endpoint = self._link(self.server.deploy(version, endpoint=name))
-        self._audit_split(name, endpoint.split, f"{version.ref} takes all traffic")
+        """The `serving` gate decided, the server serves the version alone, then the version
+        is moved to `serving` and the deploy audited."""
+        moving = version.state is not S.SERVING
+        if moving:
+            self._precheck(version, S.SERVING, reason)
+        started = self.server.deploy(version, endpoint=name)  # raises having changed nothing
+        if moving:
+            version = self._move_or_undo(
+                lambda: self.governance.promote(version.ref, S.SERVING, reason=reason),
+                name,
+                started,
+                current,
+            )
+        endpoint = self._deployed(
+            name, started, version.ref, reason, f"{version.ref} takes all traffic"
+        )
         self.session.emit("on_deployed", subject=version.ref, version=version, endpoint=endpoint)
         return RolloutResult(endpoint, "deployed", version.ref)
 
@@ -110,7 +131,21 @@ class RolloutController:
         """Nothing serves yet: the version takes the traffic in state `canary`, holds its
         SLOs for one bake, and only then is offered to the `serving` gate. A breach (or a
         refusing gate) stops the endpoint and rejects the version: there is nothing to fall
-        back to, and an endpoint that failed its bake must not keep answering."""
+        back to, and an endpoint that failed its bake must not keep answering.
+
+        The rollout starts (`rollout.started`) once the server is ready and the version is
+        `canary`: a server that never starts leaves no rollout, no state and no process."""
+        entering = version.state is not S.CANARY
+        if entering:
+            self._precheck(version, S.CANARY, "rollout: canary")
+        started = self.server.deploy(version, endpoint=name)  # raises having changed nothing
+        if entering:
+            version = self._move_or_undo(
+                lambda: self.governance.promote(version.ref, S.CANARY, reason="rollout: canary"),
+                name,
+                started,
+                None,
+            )
         self._audit(
             "rollout.started",
             name,
@@ -120,10 +155,9 @@ class RolloutController:
             challenger=version.ref,
             plan=plan.model_dump(mode="json"),
         )
-        self._enter(version, S.CANARY)
-        self._audit("endpoint.deployed", name, reason, version=version.ref)
-        endpoint = self._link(self.server.deploy(version, endpoint=name))
-        self._audit_split(name, endpoint.split, f"canary: {version.ref} serves alone")
+        endpoint = self._deployed(
+            name, started, version.ref, reason, f"canary: {version.ref} serves alone"
+        )
         reasons, report = self._bake(name, version.ref, plan, shadow=False)
         if not reasons:
             try:
@@ -166,11 +200,14 @@ class RolloutController:
         stage route, bake and judge; the first breach rolls back."""
         state, stages = _stages(plan, champion, version.ref)
         self._enter(version, state)
-        self.server.add_version(version, endpoint=name)
         report: HealthReport | None = None
         endpoint: Endpoint | None = None
         for stage in stages:
-            endpoint = self._route(name, stage.split, stage.reason)
+            try:
+                endpoint = self._route(name, stage.split, stage.reason)
+            except StackError as exc:  # refused by the server: nothing changed
+                why = f"{version.ref} could not take its traffic: {_first_line(exc)}"
+                return self._roll_back(name, champion, version, [why], report)
             reasons, report = self._bake(name, version.ref, plan, shadow=stage.shadow)
             if reasons and self._rejected(version.ref):  # rolled back while it baked
                 return RolloutResult(
@@ -213,10 +250,21 @@ class RolloutController:
         if previous is None:
             raise StackError(f"{model} has no earlier serving version to roll back to")
         target = self.governance.version(previous)
-        Lifecycle(self.session).transition(model, target.version, S.SERVING, reason=why)
-        self._audit("endpoint.deployed", name, why, version=previous)
-        deployed = self._link(self.server.deploy(self.governance.version(previous), endpoint=name))
-        self._audit_split(name, deployed.split, why)
+        if not can_transition(target.state, S.SERVING):  # before the server changes
+            raise InvalidTransition(
+                f"{target.ref} is {target.state.value}; it cannot move back to serving"
+            )
+        before = self.find(name)
+        started = self.server.deploy(target, endpoint=name)  # raises having changed nothing
+        self._move_or_undo(
+            lambda: Lifecycle(self.session).transition(
+                model, target.version, S.SERVING, reason=why
+            ),
+            name,
+            started,
+            before,
+        )
+        deployed = self._deployed(name, started, previous, why, why)
         self._audit("rollout.rolled_back", name, why, **{"from": now, "to": previous})
         self.session.emit(
             "on_rollback",
@@ -296,12 +344,25 @@ class RolloutController:
         report: HealthReport | None,
         why: str,
     ) -> RolloutResult:
+        """The `serving` gate decided, the version takes all traffic (the old one stays
+        loaded at weight 0, as fallback), then the version is moved to `serving`; a refusal
+        at any point rolls back to the champion."""
         try:
-            promoted = self.governance.promote(version.ref, S.SERVING, reason=why)
+            self._precheck(self.governance.version(version.ref), S.SERVING, why)
         except GateFailed as exc:
             return self._roll_back(name, champion, version, [f"serving gate: {exc}"], report)
-        split = TrafficSplit({promoted.ref: 1.0, champion: 0.0})  # the old one stays as fallback
-        endpoint = self._route(name, split, f"{promoted.ref} promoted: {why}")
+        split = TrafficSplit({version.ref: 1.0, champion: 0.0})
+        try:
+            endpoint = self._route(name, split, f"{version.ref} promoted: {why}")
+        except StackError as exc:  # refused by the server: nothing changed
+            why_not = f"{version.ref} could not take all traffic: {_first_line(exc)}"
+            return self._roll_back(name, champion, version, [why_not], report)
+        try:
+            promoted = self.governance.promote(version.ref, S.SERVING, reason=why)
+        except GateFailed as exc:  # decided again, differently (a race)
+            return self._roll_back(name, champion, version, [f"serving gate: {exc}"], report)
+        except StackError as exc:  # a veto, a move made meanwhile: back to the champion
+            return self._roll_back(name, champion, version, [f"serving: {exc}"], report)
         self._audit("rollout.completed", name, why, version=promoted.ref, health=_json(report))
         self.session.emit("on_deployed", subject=promoted.ref, version=promoted, endpoint=endpoint)
         return RolloutResult(endpoint, "promoted", promoted.ref)
@@ -332,13 +393,78 @@ class RolloutController:
             self.sleep(min(plan.check_seconds, remaining))
 
     def _route(self, name: str, split: TrafficSplit, reason: str) -> Endpoint:
-        self._audit_split(name, split, reason)
+        """Route, then audit the change; a route the server refused (and undid) is audited
+        as `endpoint.route_failed`, with the split it was asked for."""
         try:
             endpoint = self.server.route(name, split)
         except Exception as exc:
-            self._audit("endpoint.route_failed", name, f"{type(exc).__name__}: {exc}")
+            self._audit(
+                "endpoint.route_failed",
+                name,
+                f"{type(exc).__name__}: {_first_line(exc)}",
+                weights=dict(split.weights),
+                shadows=list(split.shadows),
+                wanted=reason,
+            )
             raise
+        self._audit_split(name, split, reason)
         return self._link(endpoint)
+
+    def _precheck(self, version: ModelVersion, target: LifecycleState, reason: str) -> None:
+        """Decide `target`'s gate before any traffic reaches the version (Governance.promote
+        decides it again when it moves the version): a refusal is audited and raised as
+        promote would, and nothing else happens."""
+        if not can_transition(version.state, target):
+            raise InvalidTransition(
+                f"{version.ref} is {version.state.value}; it cannot move to {target.value}"
+            )
+        decision = self.governance.check(version, target)
+        if decision.passed:
+            return
+        self.session.spine.audit(
+            actor=self.governance.actor().name,
+            action="gate.failed",
+            subject=version.ref,
+            reason=reason,
+            payload=decision.to_json(),
+        )
+        raise GateFailed(
+            decision.explain() + f"\n{version.ref} stays {version.state.value}", decision
+        )
+
+    def _move_or_undo(
+        self,
+        move: Callable[[], ModelVersion],
+        name: str,
+        started: Endpoint,
+        before: Endpoint | None,
+    ) -> ModelVersion:
+        """Move the version now that the server serves it; if the move fails, put the
+        endpoint back as it was `before` (stopped when there was none). Both traffic changes
+        happened, so both are audited."""
+        try:
+            return move()
+        except BaseException as exc:
+            why = f"undone: {type(exc).__name__}: {_first_line(exc)}"
+            self._audit_split(name, started.split, f"served while its state was decided ({why})")
+            try:
+                if before is None:
+                    self.server.undeploy(name)
+                    self._audit("endpoint.undeployed", name, why)
+                else:
+                    self._route(name, before.split, why)
+            except Exception as undo:
+                exc.add_note(f"undoing the server change on {name!r} failed: {undo}")
+            raise
+
+    def _deployed(
+        self, name: str, endpoint: Endpoint, ref: str, reason: str, routed: str
+    ) -> Endpoint:
+        """Audit a deploy the server made: `endpoint.deployed`, then the split it serves."""
+        self._audit("endpoint.deployed", name, reason, version=ref)
+        linked = self._link(endpoint)
+        self._audit_split(name, endpoint.split, routed)
+        return linked
 
     def _link(self, endpoint: Endpoint) -> Endpoint:
         """Lineage: each version that answers (or shadows) on this endpoint revision."""
@@ -404,6 +530,11 @@ def _stages(plan: RolloutPlan, champion: str, ref: str) -> tuple[LifecycleState,
 
 def _champion(endpoint: Endpoint) -> str:
     return max(endpoint.split.weights, key=lambda ref: endpoint.split.weights[ref])
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error's first line (a server's errors go on with its log)."""
+    return str(exc).partition("\n")[0]
 
 
 def _json(report: HealthReport | None) -> dict[str, Any] | None:

@@ -1,5 +1,5 @@
 """What each endpoint answered with, and when: read back from the audit log's
-`endpoint.routed` entries (written before every traffic change)."""
+`endpoint.routed` entries (written once each traffic change is made)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,13 @@ It is mounted on the BentoML service (which owns the process, workers, health pr
 graceful shutdown); the request itself skips BentoML's per-request machinery, which costs
 several times sklearn's predict. Routing state lives in an immutable `Routing` object that
 a background thread rebuilds when the endpoint file changes, so a request reads one
-attribute and never waits for a model to load."""
+attribute and never waits for a model to load.
+
+A revision a worker cannot load (a model that fails to load, code it cannot import) is
+refused: the worker keeps its last good routing (or, at start, exits as BentoML makes it) and
+writes `refused-r<revision>.txt` beside the endpoint file with the exception and its
+traceback. The adapter waits on that file, so a deploy or a route fails at once saying why
+instead of waiting out its timeout (BentoML's arbiter restarts a failed worker forever)."""
 
 from __future__ import annotations
 
@@ -12,8 +18,10 @@ import gc
 import json
 import os
 import random
+import tempfile
 import threading
 import time
+import traceback
 import uuid
 import zlib
 from bisect import bisect_right
@@ -41,6 +49,31 @@ from stack_bentoml.spec import EndpointSpec, read_spec
 Scope = dict[str, Any]
 LOG_URL_ENV = "MLSTACK_PREDICTION_LOG_URL"
 JSON_HEADERS = [(b"content-type", b"application/json")]
+REFUSAL_PREFIX = "refused-r"
+
+
+class VersionLoadFailed(RuntimeError):
+    """A version named in the endpoint file could not be loaded in this worker."""
+
+
+def refusal_path(folder: Path, revision: int) -> Path:
+    """The file in which a worker says it refused `revision` of the endpoint in `folder`:
+    its first line is the exception (`VersionLoadFailed: churn@3 could not be loaded: …`),
+    then the traceback. Revisions are never reused, so the file is never stale."""
+    return folder / f"{REFUSAL_PREFIX}{revision}.txt"
+
+
+def write_refusal(folder: Path, revision: int, exc: BaseException) -> None:
+    """Written atomically (several workers may refuse the same revision); never raises, so
+    that the refusal itself is what the worker reports."""
+    text = f"{type(exc).__name__}: {exc}\n\n" + "".join(traceback.format_exception(exc))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{REFUSAL_PREFIX}")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, refusal_path(folder, revision))
+    except OSError as error:  # a read-only folder (a container): the log still says why
+        print(f"mlstack endpoint: cannot record the refusal ({error})", flush=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +108,14 @@ def build_routing(
         key = (ref, ref != champion)
         if key not in loaded:
             version_spec = spec.versions[ref]
-            loaded[key] = (
-                load_isolated(version_spec, pid_dir) if key[1] else load_version(version_spec)
-            )
+            try:
+                loaded[key] = (
+                    load_isolated(version_spec, pid_dir) if key[1] else load_version(version_spec)
+                )
+            except Exception as exc:
+                raise VersionLoadFailed(
+                    f"{ref} could not be loaded: {type(exc).__name__}: {exc}"
+                ) from exc
         versions[ref] = loaded[key]
     refs = tuple(ref for ref, weight in spec.weights.items() if weight > 0)
     total = sum(spec.weights[r] for r in refs)
@@ -93,7 +131,7 @@ class PredictionApp:
         self.routing: Routing | None = None
         self.log: PredictionLogWriter | None = None
         self._loaded: dict[tuple[str, bool], LoadedVersion] = {}
-        self._mtime = 0
+        self._seen: tuple[int, int] = (0, 0)  # the endpoint file's inode and mtime
         self._stop = threading.Event()
         self.batcher = MicroBatcher()
 
@@ -135,12 +173,21 @@ class PredictionApp:
                 print(f"mlstack endpoint: keeping revision; {exc}", flush=True)
 
     def _refresh(self) -> None:
-        mtime = os.stat(self.spec_path).st_mtime_ns
-        if mtime == self._mtime:
+        # Each write is a new file (renamed over the old): its inode tells two writes apart
+        # even within the file system's timestamp granularity.
+        stat = os.stat(self.spec_path)
+        seen = (stat.st_ino, stat.st_mtime_ns)
+        if seen == self._seen:
             return
+        # A file that fails is tried once, not every 0.25 s: the adapter writes a new one.
+        self._seen = seen
         spec = read_spec(self.spec_path)
-        self.routing = build_routing(spec, self._loaded, self.spec_path.parent / "isolated")
-        self._mtime = mtime
+        folder = self.spec_path.parent
+        try:
+            self.routing = build_routing(spec, self._loaded, folder / "isolated")
+        except Exception as exc:
+            write_refusal(folder, spec.revision, exc)
+            raise
 
     def _routing(self) -> Routing:
         assert self.routing is not None, "the endpoint has not started"

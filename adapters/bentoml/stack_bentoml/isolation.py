@@ -28,7 +28,11 @@ class ChallengerDied(RuntimeError):
 
 def _serve(spec_json: str, connection: Connection, pid_dir: str) -> None:  # in the child
     spec = VersionSpec.model_validate_json(spec_json)
-    version = load_version(spec)
+    try:
+        version = load_version(spec)
+    except Exception as exc:  # so that the worker can say why, not only that it exited
+        connection.send(("failed", f"{type(exc).__name__}: {exc}"))
+        raise
     pid_file = Path(pid_dir) / f"{spec.ref.replace('@', '-v')}.{os.getpid()}.pid"
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()))  # once it serves
@@ -59,12 +63,12 @@ def load_isolated(spec: VersionSpec, pid_dir: Path, timeout: float = 300.0) -> L
         process.kill()
         raise RuntimeError(f"{spec.ref}: its process did not load the model in {timeout:g} s")
     try:
-        status, _ = parent.recv()
+        status, detail = parent.recv()
     except EOFError:
-        status = "exited"
+        status, detail = "exited", None
     if status != "ready":
         process.join(5)
-        raise RuntimeError(f"{spec.ref}: its process failed to load the model ({status})")
+        raise RuntimeError(f"{spec.ref}: its process failed to load the model ({detail or status})")
     lock = threading.Lock()  # the request path and the shadow thread share the pipe
 
     def predict(rows: list[list[Any]]) -> list[Any]:

@@ -5,7 +5,14 @@ their schema and the traffic split), the server's pid and its log. Deploying sta
 process and waits for BentoML's `/readyz`; routing writes a new revision of the file, which
 every worker picks up within a second (no restart, no dropped request); undeploying sends
 SIGTERM, which BentoML turns into a graceful shutdown (in-flight requests finish, the
-prediction log is written)."""
+prediction log is written).
+
+A deploy or a route either takes effect or changes nothing, and fails as soon as the server
+shows it cannot take effect: a worker that refuses the revision (it writes why, see app.py),
+a worker that exits before the server is ready (BentoML's arbiter would restart it forever),
+or the server itself exiting. A server that failed to start is killed with every process
+below it and its folder removed; a refused route is undone by a revision with the previous
+split. The error carries the server log's last lines from that attempt."""
 
 from __future__ import annotations
 
@@ -28,7 +35,7 @@ from stack.contract.serving import Endpoint, HealthReport, LoggedRequest, Traffi
 from stack.errors import NotFound, StackError
 from stack.plugins.manifest import AdapterContext
 from stack.processes import alive
-from stack_bentoml.app import LOG_URL_ENV
+from stack_bentoml.app import LOG_URL_ENV, REFUSAL_PREFIX, refusal_path
 from stack_bentoml.config import BentoConfig
 from stack_bentoml.models import import_version
 from stack_bentoml.spec import EndpointSpec, VersionSpec, read_spec, write_spec
@@ -69,6 +76,9 @@ class BentoServer:
             max_rows=self.config.max_rows,
             log_flush_seconds=self.config.log_flush_seconds,
         )
+        folder = self.root / endpoint
+        for stale in folder.glob(f"{REFUSAL_PREFIX}*"):  # left by a server that died
+            stale.unlink(missing_ok=True)
         write_spec(spec, self._spec_path(endpoint))
         self._start(spec)
         return _endpoint(spec)
@@ -105,8 +115,22 @@ class BentoServer:
             }
         )
         write_spec(updated, self._spec_path(endpoint))
-        self._wait_for_revision(updated)
+        try:
+            self._wait_for_revision(updated)
+        except BaseException as exc:
+            self._restore(spec, updated.revision + 1, exc)
+            raise
         return _endpoint(updated)
+
+    def _restore(self, previous: EndpointSpec, revision: int, cause: BaseException) -> None:
+        """Put the split in force before a refused route back, as a new revision (a revision
+        number is never reused, so a late refusal of the old one cannot be mistaken)."""
+        restored = previous.model_copy(update={"revision": revision})
+        write_spec(restored, self._spec_path(previous.name))
+        try:
+            self._wait_for_revision(restored)
+        except StackError as again:
+            cause.add_note(f"restoring revision {previous.revision}'s split failed too: {again}")
 
     def health(self, endpoint: str, *, since: datetime | None = None) -> HealthReport:
         from stack_bentoml.health import version_health
@@ -237,7 +261,10 @@ class BentoServer:
     # -- processes ----------------------------------------------------------------------
 
     def _start(self, spec: EndpointSpec) -> None:
+        """Start the server and wait until it is ready; otherwise kill it, remove its folder
+        and raise with the reason and the server log's last lines."""
         folder = self.root / spec.name
+        log_path = folder / LOG_FILE
         env = {
             **os.environ,
             "MLSTACK_ENDPOINT_SPEC": str(self._spec_path(spec.name).resolve()),
@@ -258,34 +285,59 @@ class BentoServer:
             "--port",
             str(spec.port),
         ]
-        with open(folder / LOG_FILE, "ab") as log:
-            process = subprocess.Popen(
-                command,
-                cwd=folder,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        (folder / PID_FILE).write_text(str(process.pid))
-        deadline = time.monotonic() + self.config.ready_timeout_seconds
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                self._forget(spec.name)
-                raise StackError(
-                    f"endpoint {spec.name!r} exited while starting (code {process.returncode}):\n"
-                    + _tail(folder / LOG_FILE)
+        try:
+            with open(log_path, "ab") as log:
+                offset = log.tell()  # this start's lines only, in the error
+                process = subprocess.Popen(
+                    command,
+                    cwd=folder,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
                 )
-            if _get(f"{spec.url}/readyz") == 200:
-                return
-            time.sleep(0.25)
-        self._stop(spec.name)
+        except BaseException:
+            self._forget(spec.name)
+            raise
+        try:
+            (folder / PID_FILE).write_text(str(process.pid))
+            failure = self._await_ready(spec, process)
+        except BaseException:  # Ctrl-C while it starts: no server is left behind
+            _kill_server(process)
+            self._forget(spec.name)
+            raise
+        if failure is None:
+            return
+        _kill_server(process)
+        tail = _tail(log_path, offset=offset)  # before the folder (and the log) goes
         self._forget(spec.name)
         raise StackError(
-            f"endpoint {spec.name!r} was not ready after {self.config.ready_timeout_seconds:g} s:\n"
-            + _tail(folder / LOG_FILE)
+            f"endpoint {spec.name!r} did not start: {failure}\n"
+            f"--- the server's log, last lines:\n{tail}"
         )
+
+    def _await_ready(self, spec: EndpointSpec, process: subprocess.Popen[bytes]) -> str | None:
+        """None once `/readyz` answers; else why the server will never be ready, as soon as
+        that shows: a worker refused the revision, a worker exited before the server was
+        ready, the server exited, or `ready_timeout_seconds` passed."""
+        refusal = refusal_path(self.root / spec.name, spec.revision)
+        workers = _Workers(process.pid)
+        deadline = time.monotonic() + self.config.ready_timeout_seconds
+        while time.monotonic() < deadline:
+            if refusal.is_file():
+                workers.wait_for_exit(10.0)  # so that BentoML's own lines reach the log
+                return _first_line(refusal)
+            if process.poll() is not None:
+                return f"the server exited (code {process.returncode})"
+            if workers.one_exited():
+                if refusal.is_file():  # written just before the worker exited
+                    return _first_line(refusal)
+                return "a worker exited before the server was ready"
+            if _get(f"{spec.url}/readyz") == 200:
+                return None
+            time.sleep(0.25)
+        return f"not ready after {self.config.ready_timeout_seconds:g} s (ready_timeout_seconds)"
 
     def _stop(self, endpoint: str, timeout: float = 30.0) -> None:
         pid = self._pid(endpoint)
@@ -318,16 +370,36 @@ class BentoServer:
         pid = self._pid(endpoint)
         return pid is not None and alive(pid) and self._spec_path(endpoint).is_file()
 
-    def _wait_for_revision(self, spec: EndpointSpec, timeout: float = 15.0) -> None:
-        """Until a worker answers with the new revision (each re-reads within ~0.25 s)."""
+    def _wait_for_revision(self, spec: EndpointSpec) -> None:
+        """Until a worker answers with the new revision (each re-reads within ~0.25 s); a
+        revision a worker refuses, a server that stops, or `ready_timeout_seconds` (loading
+        a version may take that long) raise with the reason and the server log's last lines."""
         if not self._running(spec.name):
             return
-        deadline = time.monotonic() + timeout
+        folder = self.root / spec.name
+        refusal = refusal_path(folder, spec.revision)
+        offset = _size(folder / LOG_FILE)
+        deadline = time.monotonic() + self.config.ready_timeout_seconds
+        failure = f"not taken within {self.config.ready_timeout_seconds:g} s"
         while time.monotonic() < deadline:
-            if _get_json(f"{spec.url}/endpoint").get("revision") == spec.revision:
+            if refusal.is_file():
+                failure = _first_line(refusal)
+                break
+            if not self._running(spec.name):
+                failure = "the server stopped"
+                break
+            taken = _get_json(f"{spec.url}/endpoint").get("revision")
+            if isinstance(taken, int) and taken >= spec.revision:  # or a later one's
                 time.sleep(0.5)  # the other workers poll on the same period
-                return
-            time.sleep(0.1)
+                if not refusal.is_file():
+                    return
+            else:
+                time.sleep(0.1)
+        time.sleep(0.5)  # the worker's own lines after the refusal
+        raise StackError(
+            f"endpoint {spec.name!r} did not take revision {spec.revision}: {failure}\n"
+            f"--- the server's log, last lines:\n{_tail(folder / LOG_FILE, offset=offset)}"
+        )
 
     # -- files --------------------------------------------------------------------------
 
@@ -405,13 +477,21 @@ def _descendants(pid: int) -> list[int]:
     found: list[int] = []
     queue = [pid]
     while queue:
-        current = queue.pop()
+        children = _children(queue.pop())
+        found.extend(children)
+        queue.extend(children)
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    """The children of every thread of `pid` (a worker starts an isolated version's process
+    from its watcher thread, and /proc lists a child under the thread that started it)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-        except OSError:
+            found.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError):
             continue
-        found.extend(int(c) for c in children)
-        queue.extend(int(c) for c in children)
     return found
 
 
@@ -443,8 +523,81 @@ def _get_json(url: str) -> dict[str, Any]:
         return {}
 
 
-def _tail(path: Path, lines: int = 30) -> str:
+def _tail(path: Path, lines: int = 30, *, offset: int = 0) -> str:
+    """The last `lines` lines of the log from byte `offset` on."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        with open(path, "rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
+    except OSError as exc:
+        return f"(no server log: {exc})"
+    return "\n".join(text.splitlines()[-lines:]) or "(the server wrote nothing)"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
     except OSError:
-        return "(no server log)"
+        return 0
+
+
+def _first_line(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace").partition("\n")[0]
+    except OSError:
+        return "a worker refused the revision"
+
+
+class _Workers:
+    """The server's worker processes (its children, Linux /proc): whether one exited. A
+    worker that fails to start exits, and BentoML's arbiter starts another, forever."""
+
+    def __init__(self, server: int) -> None:
+        self.server = server
+        self.seen: set[int] = set()
+
+    def one_exited(self) -> bool:
+        children = set(_children(self.server))
+        gone = bool(self.seen - children) or any(_zombie(pid) for pid in children)
+        self.seen |= children
+        return gone
+
+    def wait_for_exit(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.one_exited():
+            time.sleep(0.1)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # gone between the listing and now
+    return stat.rpartition(")")[2].split()[0] == "Z"
+
+
+def _kill_server(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:  # once reaped, its pid may be another process's
+        _kill_tree(process.pid)
+        process.poll()  # reaped by _kill_tree: settles the Popen
+
+
+def _kill_tree(pid: int) -> None:
+    """Kill a server that never served (no graceful shutdown to wait for) and every process
+    below it. Each is stopped first, until no new one appears, so that none can start
+    another (the arbiter restarts workers) between the listing and the kill."""
+    family: list[int] = []
+    members = [pid]
+    while members:
+        for member in members:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(member, signal.SIGSTOP)
+        family.extend(members)
+        members = [p for p in _descendants(pid) if p not in family]
+    for member in family:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(member, signal.SIGKILL)
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and any(alive(p) and not _zombie(p) for p in family):
+        time.sleep(0.05)
+    alive(pid)  # reap the server, our child
