@@ -208,11 +208,33 @@ class Governance:
         the lifecycle does not allow, Vetoed when a hook refuses."""
         actor = self.actor(as_actor)
         version = self.version(selector)
+        self._decide(version, target, actor, reason, audit_pass=True)
+        return Lifecycle(self.session).transition(
+            version.model, version.version, target, actor=actor.name, reason=reason
+        )
+
+    def require(self, version: ModelVersion, target: LifecycleState, *, reason: str = "") -> None:
+        """Decide `target`'s gate for `version` without moving it (before a deploy sends it
+        traffic): a refusal is audited and raised exactly as `promote` would; a pass is left
+        for the `promote` that follows to record."""
+        self._decide(version, target, self.actor(), reason, audit_pass=False)
+
+    def _decide(
+        self,
+        version: ModelVersion,
+        target: LifecycleState,
+        actor: Actor,
+        reason: str,
+        *,
+        audit_pass: bool,
+    ) -> None:
         if not can_transition(version.state, target):  # no gate for a move that cannot happen
             raise InvalidTransition(
                 f"{version.ref} is {version.state.value}; it cannot move to {target.value}"
             )
         decision = self.check(version, target)
+        if decision.passed and not audit_pass:
+            return
         self.session.spine.audit(
             actor=actor.name,
             action="gate.passed" if decision.passed else "gate.failed",
@@ -224,9 +246,6 @@ class Governance:
             raise GateFailed(
                 decision.explain() + f"\n{version.ref} stays {version.state.value}", decision
             )
-        return Lifecycle(self.session).transition(
-            version.model, version.version, target, actor=actor.name, reason=reason
-        )
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -110,7 +110,7 @@ class RolloutController:
         is moved to `serving` and the deploy audited."""
         moving = version.state is not S.SERVING
         if moving:
-            self._precheck(version, S.SERVING, reason)
+            self.governance.require(version, S.SERVING, reason=reason)
         started = self.server.deploy(version, endpoint=name)  # raises having changed nothing
         if moving:
             version = self._move_or_undo(
@@ -137,7 +137,7 @@ class RolloutController:
         `canary`: a server that never starts leaves no rollout, no state and no process."""
         entering = version.state is not S.CANARY
         if entering:
-            self._precheck(version, S.CANARY, "rollout: canary")
+            self.governance.require(version, S.CANARY, reason="rollout: canary")
         started = self.server.deploy(version, endpoint=name)  # raises having changed nothing
         if entering:
             version = self._move_or_undo(
@@ -348,7 +348,7 @@ class RolloutController:
         loaded at weight 0, as fallback), then the version is moved to `serving`; a refusal
         at any point rolls back to the champion."""
         try:
-            self._precheck(self.governance.version(version.ref), S.SERVING, why)
+            self.governance.require(self.governance.version(version.ref), S.SERVING, reason=why)
         except GateFailed as exc:
             return self._roll_back(name, champion, version, [f"serving gate: {exc}"], report)
         split = TrafficSplit({version.ref: 1.0, champion: 0.0})
@@ -409,28 +409,6 @@ class RolloutController:
             raise
         self._audit_split(name, split, reason)
         return self._link(endpoint)
-
-    def _precheck(self, version: ModelVersion, target: LifecycleState, reason: str) -> None:
-        """Decide `target`'s gate before any traffic reaches the version (Governance.promote
-        decides it again when it moves the version): a refusal is audited and raised as
-        promote would, and nothing else happens."""
-        if not can_transition(version.state, target):
-            raise InvalidTransition(
-                f"{version.ref} is {version.state.value}; it cannot move to {target.value}"
-            )
-        decision = self.governance.check(version, target)
-        if decision.passed:
-            return
-        self.session.spine.audit(
-            actor=self.governance.actor().name,
-            action="gate.failed",
-            subject=version.ref,
-            reason=reason,
-            payload=decision.to_json(),
-        )
-        raise GateFailed(
-            decision.explain() + f"\n{version.ref} stays {version.state.value}", decision
-        )
 
     def _move_or_undo(
         self,

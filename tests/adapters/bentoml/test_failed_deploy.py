@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -86,13 +85,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def unloadable(session: StackSession, payload: bytes) -> ModelVersion:
     """A new approved version of `churn` whose model file, in the store the server loads
     from, holds `payload`."""
-    import cloudpickle
     import pandas as pd
 
     from stack.lifecycle import Lifecycle
     from stack_bentoml.server import BentoServer
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the server cannot import tests
     tracker = session.tracker
     run = tracker.start_run("unloadable")
     uri = tracker.log_model(
