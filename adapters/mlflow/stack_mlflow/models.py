@@ -118,7 +118,7 @@ def save_model(
         raise ModelNotServable(f"{label}: {flavor_module}.save_model: {exc}") from exc
     except Exception as exc:
         raise ModelNotServable(
-            f"{label}: {flavor_module} could not save it: {type(exc).__name__}: {exc}"
+            f"{label}: {flavor_module} could not save it: {_with_causes(exc)}"
         ) from exc
     problem = signature_problem(path, input_example)
     untyped = problem is not None and input_example is not None and _untyped(input_example)
@@ -150,6 +150,19 @@ def _sklearn_format(
     if any(t.rpartition(".")[0] in users for t in types):
         return {"serialization_format": "cloudpickle"}
     return {"serialization_format": "skops", "skops_trusted_types": list(types)}
+
+
+def _with_causes(exc: BaseException) -> str:
+    """The error and what caused it (MLflow wraps the real reason, e.g. what cannot be
+    pickled, in a generic message)."""
+    text = f"{type(exc).__name__}: {exc}"
+    seen = {id(exc)}
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        text += f" (caused by {type(cause).__name__}: {cause})"
+        cause = cause.__cause__ or cause.__context__
+    return text
 
 
 def _explain(label: str, framework: str, verdict: Verdict) -> str:

@@ -401,3 +401,15 @@ def test_an_option_the_flavor_does_not_take_is_refused_naming_it(
     x, y = frame
     with pytest.raises(ModelNotServable, match="n_trees"):
         log(tracker, LogisticRegression().fit(x, y), x.head(3), n_trees=3)
+
+
+def test_a_model_that_cannot_be_pickled_is_refused_naming_the_cause(
+    tracker: MlflowTracker, frame: tuple[pd.DataFrame, pd.Series], recipe_module: Any
+) -> None:
+    import threading
+
+    x, _ = frame
+    model = recipe_module.Priority()
+    model.lock = threading.Lock()  # a model holding a lock (a client, a connection…)
+    with pytest.raises(ModelNotServable, match=r"could not save it: .*lock"):
+        log(tracker, model, x.head(3), framework="python")
