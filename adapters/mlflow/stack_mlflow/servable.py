@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import json
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 CHILD_TIMEOUT_SECONDS = 300.0
+IDLE_SECONDS = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +115,14 @@ def _serve(stdin: IO[str], stdout: IO[str]) -> None:
     import mlflow.pyfunc  # noqa: F401  (imported once, shared by every forked child)
     import pandas  # noqa: F401
 
-    for line in stdin:
+    while True:
+        # one request at a time (the client waits for each answer), so nothing is left in
+        # stdin's buffer when select says the pipe is idle: a checker unused for a while exits
+        # and frees its memory; the next log_model starts another
+        ready, _, _ = select.select([stdin], [], [], IDLE_SECONDS)
+        line = stdin.readline() if ready else ""
+        if not line:
+            return
         model_dir = line.strip()
         if model_dir:
             verdict = _fork_and_check(model_dir)
@@ -137,7 +146,6 @@ def _warm(names: Any) -> None:
 
 
 def _fork_and_check(model_dir: str) -> dict[str, Any]:
-    import select
     import signal
 
     read_end, write_end = os.pipe()

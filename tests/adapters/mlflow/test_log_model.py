@@ -413,3 +413,23 @@ def test_a_model_that_cannot_be_pickled_is_refused_naming_the_cause(
     model.lock = threading.Lock()  # a model holding a lock (a client, a connection…)
     with pytest.raises(ModelNotServable, match=r"could not save it: .*lock"):
         log(tracker, model, x.head(3), framework="python")
+
+
+def test_the_checking_process_killed_between_models_is_started_again(
+    tracker: MlflowTracker, frame: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    import os
+    import signal
+
+    from sklearn.linear_model import LogisticRegression
+
+    from stack_mlflow import servable
+
+    x, y = frame
+    model = LogisticRegression().fit(x, y)
+    log(tracker, model, x.head(3))
+    checker = servable._CHECKER._process
+    assert checker is not None and checker.poll() is None
+    os.kill(checker.pid, signal.SIGKILL)
+    checker.wait()
+    assert log(tracker, model, x.head(3)).startswith("models:/")
