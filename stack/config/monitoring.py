@@ -17,8 +17,11 @@ from stack.contract.monitoring import TaskKind
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
-#: Metrics where a smaller value is better: a "drop" in performance is their rise.
-LOWER_IS_BETTER = frozenset({"mae", "rmse", "mse", "log_loss"})
+#: Metrics where a smaller value is better: a "drop" in performance is their rise, and a
+#: champion rule on one compares the other way unless it says `higher_is_better`.
+LOWER_IS_BETTER = frozenset(
+    {"mae", "rmse", "mse", "log_loss", "mape", "brier_score", "loss", "error_rate"}
+)
 
 
 class ColumnCheck(BaseModel):

@@ -3,7 +3,7 @@ lifecycle state has to pass (metric thresholds, champion comparison, checks, app
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -43,14 +43,25 @@ class Threshold(BaseModel):
 class ChampionRule(BaseModel):
     """The challenger may not be worse than the serving version by more than `max_regression`
     on `metric`; with `same_dataset`, both must have been evaluated on the dataset of that
-    name with the same fingerprint."""
+    name with the same fingerprint. `higher_is_better` defaults by the metric's name: false for
+    errors and losses (`rmse`, `mae`, `mse`, `log_loss`, `mape`, `brier_score`, `loss`,
+    `error_rate`), true for any other."""
 
     model_config = _FROZEN
 
     metric: str
     max_regression: float = Field(default=0.0, ge=0)
-    higher_is_better: bool = True
+    higher_is_better: bool = None  # type: ignore[assignment]  # set from `metric` below
     same_dataset: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _direction(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("higher_is_better") is None and "metric" in data:
+            from stack.config.monitoring import LOWER_IS_BETTER
+
+            data = {**data, "higher_is_better": data["metric"] not in LOWER_IS_BETTER}
+        return data
 
 
 class ApprovalRule(BaseModel):

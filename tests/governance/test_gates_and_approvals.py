@@ -222,3 +222,37 @@ def test_racing_approvals_are_each_answered_and_the_chain_holds(spine_url: str) 
     assert sorted(a.actor for a in store.approvals("m@1")) == ["lead", "lead2"]
     assert store.verify_audit().ok
     store.close()
+
+
+def test_a_champion_rule_on_an_error_metric_compares_lower_as_better() -> None:
+    """rmse, mae, log_loss…: a challenger with a larger error regressed, unless the rule says
+    otherwise (`higher_is_better: true`)."""
+    from stack.config.policy import ChampionRule, Gate
+    from stack.contract.registry import ModelVersion
+    from stack.contract.tracking import RunRecord, RunRef, RunStatus
+    from stack.governance import gates
+
+    def version(number: int) -> ModelVersion:
+        return ModelVersion("delivery", number, S.APPROVED, "models:/m", run_id=f"r{number}")
+
+    def run(rmse: float) -> RunRecord:
+        return RunRecord(RunRef("r", "e"), RunStatus.FINISHED, metrics={"rmse": rmse})
+
+    def decide(rule: ChampionRule, challenger_rmse: float) -> gates.GateDecision:
+        inputs = gates.GateInputs(
+            version=version(3),
+            run=run(challenger_rmse),
+            champion=version(2),
+            champion_run=run(59.46),
+            checks_present=frozenset(),
+            eligible_approvers=(),
+        )
+        return gates.evaluate(Gate(champion=rule), S.SERVING, inputs)
+
+    rule = ChampionRule.model_validate({"metric": "rmse", "max_regression": 3})
+    worse = decide(rule, 65.11)
+    assert not worse.passed
+    assert "regression 5.65" in worse.explain()
+    assert decide(rule, 58.0).passed  # a smaller error is an improvement
+    told = ChampionRule.model_validate({"metric": "rmse", "higher_is_better": True})
+    assert decide(told, 65.11).passed  # as the recipe says
