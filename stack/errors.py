@@ -52,13 +52,15 @@ class InvalidTransition(StackError):
 class StepFailed(StackError):
     """A recipe step raised; the run stops there and can be resumed from that step."""
 
-    def __init__(self, run_id: str, step: str, cause: BaseException) -> None:
+    def __init__(
+        self, run_id: str, step: str, cause: BaseException, recipe: str = "<recipe>"
+    ) -> None:
         self.run_id = run_id
         self.step = step
         self.cause = cause
         super().__init__(
             f"step {step!r} failed in run {run_id}: {type(cause).__name__}: {cause}\n"
-            f"fix it, then resume with: mlstack run <recipe> --resume {run_id}"
+            f"fix it, then resume with: mlstack run {recipe} --resume {run_id}"
         )
 
 

@@ -155,7 +155,7 @@ class StepExecutor:
             self.fail(run_id, name, error)
             if not isinstance(exc, Exception):
                 raise
-            raise StepFailed(run_id, name, exc) from exc
+            raise StepFailed(run_id, name, exc, self.recipe_argument()) from exc
         self.session.spine.record_step(
             run_id,
             name,
@@ -227,6 +227,18 @@ class StepExecutor:
             self.reuse_step(run_id, name, previous.output_uri, previous.output_digest)
         return run_id, reuse
 
+    def recipe_argument(self) -> str:
+        """The recipe as `mlstack run` takes it: its folder (or its file when not named
+        recipe.yaml), relative to the working folder when inside it."""
+        from stack.config.recipe_file import RECIPE_FILENAME
+
+        path = self.recipe.path.resolve()
+        target = path.parent if path.name == RECIPE_FILENAME else path
+        try:
+            return str(target.relative_to(Path.cwd())) or "."
+        except ValueError:
+            return str(target)
+
     def failure(self, run_id: str, cause: BaseException) -> StackError:
         """What to raise when an engine reports a failed run: the step that failed, as that
         step recorded it in the spine (or the engine's own error when no step did)."""
@@ -234,7 +246,12 @@ class StepExecutor:
         failed = [s for s in (record.steps if record else ()) if s.status == "failed"]
         if failed:
             self.fail(run_id, failed[0].step, failed[0].error or "failed")
-            return StepFailed(run_id, failed[0].step, RuntimeError(failed[0].error or "failed"))
+            return StepFailed(
+                run_id,
+                failed[0].step,
+                RuntimeError(failed[0].error or "failed"),
+                self.recipe_argument(),
+            )
         self.fail(run_id, "pipeline", f"{type(cause).__name__}: {cause}")
         return StackError(
             f"the {self.orchestrator} run {run_id} failed: {type(cause).__name__}: {cause}"

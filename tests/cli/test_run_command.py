@@ -45,9 +45,11 @@ def test_failed_step_is_named_and_the_run_resumes_from_it(cli: Cli, workdir: Pat
     assert "step 'train' failed" in failed.stderr
     assert "ValueError: learning rate is NaN" in failed.stderr
     run_id = failed.stderr.split("--resume ")[1].split()[0]
+    printed = failed.stderr.split("resume with: mlstack ")[1].split()
+    assert printed == ["run", "flaky", "--resume", run_id]  # a command to paste, as it is
 
     (recipe / "fixed.flag").write_text("")
-    resumed = cli("run", str(recipe), "--resume", run_id, check=True)
+    resumed = cli(*printed, check=True)
     assert "↺ prepare" in resumed.stdout
     assert "✓ train" in resumed.stdout
     runs = cli("runs", "--recipe", "flaky", check=True).stdout

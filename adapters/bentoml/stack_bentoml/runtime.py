@@ -52,7 +52,9 @@ def load_version(spec: VersionSpec) -> LoadedVersion:
         answer = getattr(model, method)
         # Fitted on a frame, sklearn warns on every numpy call; the columns are in order.
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
-        numeric = all(c.type in ("double", "float", "long", "integer") for c in spec.inputs)
+        numeric = all(
+            c.type in ("double", "float", "long", "integer") for c in spec.inputs
+        ) and _takes_arrays(answer, framer, Path(spec.model_dir), [c.name for c in spec.inputs])
 
         def predict_sklearn(rows: list[list[Any]]) -> list[Any]:
             if numeric:  # one float64 array: what most estimators compute in anyway
@@ -84,6 +86,28 @@ def load_version(spec: VersionSpec) -> LoadedVersion:
     if spec.traces is not None:
         return LoadedVersion(spec.ref, traced(spec, names, predict_pyfunc))
     return LoadedVersion(spec.ref, predict_pyfunc)
+
+
+def _takes_arrays(
+    answer: Callable[[Any], Any], framer: Any, model_dir: Path, names: list[str]
+) -> bool:
+    """Whether the model answers a bare float array as it answers the frame it was logged
+    with, tried on its saved input example. A pipeline that selects columns by name (a
+    ColumnTransformer, a transformer of one's own reading `X["amount"]`) needs the frame;
+    a model logged without an example is given the frame too (safe, a little slower)."""
+    import numpy as np
+    from mlflow.models import Model
+
+    try:
+        example: Any = Model.load(str(model_dir)).load_input_example(str(model_dir))
+        rows = example[names].to_numpy().tolist()
+        by_frame = np.asarray(answer(framer.frame(rows)))
+        by_array = np.asarray(answer(np.asarray(rows, dtype=float)))
+    except Exception:
+        return False
+    return by_frame.shape == by_array.shape and bool(
+        np.array_equal(by_frame, by_array) or np.allclose(by_frame, by_array, equal_nan=True)
+    )
 
 
 def predict_fn(model_dir: Path) -> str:
