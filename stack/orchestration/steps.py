@@ -95,6 +95,10 @@ def load_steps(recipe: Recipe) -> dict[str, LoadedStep]:
                 )
             )
             continue
+        for name, value in spec.params.items():
+            wrong = type_problem(signature, name, value)
+            if wrong:
+                problems.append(describe(recipe.doc, ("steps", index, "params", name), wrong))
         loaded[spec.name] = LoadedStep(spec.name, function, wants_context)
     if not problems:
         problems = override_problems(recipe, recipe.overrides, loaded)
@@ -141,7 +145,48 @@ def override_problems(
         index, spec = found
         if override.name not in spec.params:
             problems.append(f"{where}: {_undeclared(recipe, index, spec, override.name, loaded)}")
+            continue
+        step = loaded.get(spec.name)
+        wrong = step and type_problem(
+            inspect.signature(step.function), override.name, override.value
+        )
+        if wrong:
+            problems.append(f"{where}: {wrong}")
     return problems
+
+
+_SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+}
+
+
+def type_problem(signature: inspect.Signature, name: str, value: Any) -> str | None:
+    """Why `value` cannot be the param `name` the function annotates as int, float, bool or
+    str (optionally `| None`); None when it can, or when the annotation is anything else
+    (not checked: the function's own business)."""
+    parameter = signature.parameters.get(name)
+    if parameter is None or parameter.annotation is inspect.Parameter.empty:
+        return None
+    annotation = parameter.annotation
+    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
+    parts = [part.strip() for part in str(text).split("|")]
+    optional = "None" in parts
+    kinds = [part for part in parts if part != "None"]
+    if len(kinds) != 1 or kinds[0] not in _SIMPLE_TYPES:
+        return None
+    if value is None and optional:
+        return None
+    wanted = _SIMPLE_TYPES[kinds[0]]
+    if isinstance(value, wanted) and not (isinstance(value, bool) and bool not in wanted):
+        return None
+    return (
+        f"{name} = {value!r} is {type(value).__name__}, but the step takes {name}: {text}"
+        "\n    hint: YAML reads 300 as int, 0.1 (or 1.0e-3) as float, true as bool; "
+        "quote a string"
+    )
 
 
 def _undeclared(

@@ -39,12 +39,14 @@ def _record(step, received):
     (HERE / f"{step}.received.json").write_text(json.dumps(typed, default=str))
 
 
-def prepare(rows, ctx):
+def prepare(rows: int, ctx):
     _record("prepare", {"rows": rows, "ctx.params": ctx.params})
     return list(range(rows))
 
 
-def train(prepare, n_estimators, lr, warm, features, note, ctx, max_depth=3):
+def train(
+    prepare, n_estimators: int, lr: float, warm: bool, features, note: str | None, ctx, max_depth=3
+):
     if (HERE / "fail.flag").exists() and not (HERE / "fixed.flag").exists():
         raise ValueError("out of memory")
     _record(
@@ -161,6 +163,15 @@ BAD_PARAMS = [
         ["--param train.prepare=[1]: 'prepare' is an input of step 'train'", "not a param"],
     ),
     ("prepare.ctx=1", 1, ["--param prepare.ctx=1: 'ctx' is the step's context"]),
+    (
+        "prepare.rows=ten",  # the function says int
+        1,
+        [
+            "--param prepare.rows=ten: rows = 'ten' is str, but the step takes rows: int",
+            "quote a string",
+        ],
+    ),
+    ("train.warm=1", 1, ["warm = 1 is int, but the step takes warm: bool"]),
     ("train.lr", 2, ["Invalid value for '--param'", "'train.lr' is not STEP.NAME=VALUE"]),
     ("train.lr=", 2, ["'train.lr=': no VALUE"]),
     ("train.lr=[0.1", 2, ["'train.lr=[0.1': VALUE '[0.1' is not valid YAML"]),
@@ -180,6 +191,23 @@ def test_a_bad_param_is_refused_by_name_before_anything_runs(
     assert "train.n_estimators=5" not in result.stderr  # only the offending one is named
     assert not list(recipe.glob("*.received.json"))  # no step ran
     assert not (workdir / ".mlstack").exists()  # no spine, no run, no tracking store
+
+
+def test_a_recipe_param_of_the_wrong_type_is_refused_at_its_line(cli: Cli, workdir: Path) -> None:
+    recipe = make_recipe(workdir / "tunable")
+    text = (recipe / "recipe.yaml").read_text().replace("{rows: 3}", "{rows: '3'}")
+    (recipe / "recipe.yaml").write_text(text)
+    result = cli("run", str(recipe))
+    assert result.returncode == 1
+    assert "recipe.yaml:4: steps.0.params.rows: rows = '3' is str, but the step takes " in (
+        result.stderr
+    )
+    assert not (workdir / ".mlstack").exists()
+    # `str | None` takes null; an unannotated param (features) takes anything
+    fixed = text.replace("{rows: '3'}", "{rows: 3}")
+    (recipe / "recipe.yaml").write_text(fixed)
+    cli("run", str(recipe), "-P", "train.note=null", "-P", "train.features=7", check=True)
+    assert received(recipe, "train")["note"] == ["NoneType", None]
 
 
 def test_the_same_param_twice_is_refused(cli: Cli, workdir: Path) -> None:

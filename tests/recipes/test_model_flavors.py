@@ -19,7 +19,9 @@ from tests.adapters.bentoml.conftest import free_port
 from tests.recipes.conftest import STACK, endpoints_stopped
 from tests.support.cli import MLSTACK
 
-FLAVORS = ["xgboost", "lightgbm", "onnx", "python"]
+# a pipeline selecting columns by name, with a transformer of the recipe's own: served as
+# scikit-learn, it must be handed a frame, not the bare array plain estimators get
+FLAVORS = ["xgboost", "lightgbm", "onnx", "python", "pipeline"]
 
 RECIPE = """
 name: flavors
@@ -48,7 +50,11 @@ import numpy as np
 import pandas as pd
 import xgboost
 from skl2onnx import to_onnx
-from sklearn.linear_model import LinearRegression
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from stack.lifecycle import Lifecycle
 from stack.monitoring import save_reference
@@ -61,6 +67,23 @@ class Rule(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input, params=None):
         return ((model_input["amount"] > 2.5) & (model_input["night"] > 0.5)).astype(int).tolist()
+
+
+class LogAmount(BaseEstimator, TransformerMixin):
+    """A transformer of the team's own, reading its column by name."""
+
+    def fit(self, x, y=None):
+        return self
+
+    def transform(self, x):
+        return x.assign(amount=np.log1p(x["amount"]))
+
+
+def pipeline():
+    columns = ColumnTransformer(
+        [("scaled", StandardScaler(), ["amount", "velocity"])], remainder="passthrough"
+    )
+    return make_pipeline(LogAmount(), columns, LogisticRegression())
 
 
 def transactions(n, seed):
@@ -86,12 +109,14 @@ def train(ctx):
         "lightgbm": (lightgbm.LGBMClassifier(n_estimators=20, verbose=-1).fit(x, y), x),
         "onnx": (to_onnx(linear, onnx_input.head(1).to_numpy()), onnx_input),
         "python": (Rule(), x),
+        "pipeline": (pipeline().fit(x, y), x),
     }
     decisions = {
         "xgboost": candidates["xgboost"][0].predict(x),
         "lightgbm": candidates["lightgbm"][0].predict(x),
         "onnx": linear.predict(onnx_input) > 0.5,
         "python": np.asarray(Rule().predict(None, x)),
+        "pipeline": candidates["pipeline"][0].predict(x),
     }
     expected = {}
     for framework, (model, frame) in candidates.items():
@@ -99,7 +124,8 @@ def train(ctx):
         run = tracker.start_run("flavors", name=framework)
         accuracy = float((decisions[framework] == y).mean())
         tracker.log_metrics(run, {"accuracy": accuracy})
-        uri = tracker.log_model(run, model, name=name, framework=framework,
+        flavor = "sklearn" if framework == "pipeline" else framework
+        uri = tracker.log_model(run, model, name=name, framework=flavor,
                                 requirements=[], input_example=frame.head(5))
         save_reference(ctx.session, run.run_id, frame)
         tracker.finish_run(run)
