@@ -96,6 +96,11 @@ def labels_group() -> None:
 @click.option("--label-column", default="label", show_default=True)
 @click.option("--entity", multiple=True, help="Entity column to join on (repeat for several).")
 @click.option("--time-column", default="observed_at", show_default=True)
+@click.option(
+    "--endpoint",
+    help="The endpoint (or batch) whose log the request ids are checked against "
+    "(default: the recipe's, or MODEL).",
+)
 @click.pass_context
 def ingest(
     ctx: click.Context,
@@ -104,16 +109,37 @@ def ingest(
     label_column: str,
     entity: tuple[str, ...],
     time_column: str,
+    endpoint: str | None,
 ) -> None:
-    """Store the labels of FILE (CSV) whole, or none of them if a row is bad."""
+    """Store the labels of FILE (CSV) whole, or none of them if a row is bad or MODEL is not
+    in the registry. Labels naming a request id never answered on the model's endpoint are
+    stored too, and counted and named in the output (a label file may arrive before the log
+    is readable; a misspelt id shows there)."""
+    from stack.errors import StackError
+    from stack.monitoring.known import describe_unlogged, require_model, unlogged_request_ids
     from stack.monitoring.labels import read_labels
+    from stack.monitoring.loop import MonitoringLoop
 
     labels = read_labels(
         Path(file), model=model, label_column=label_column, entity=entity, time_column=time_column
     )
     with open_session(ctx) as session:
+        require_model(session, model)
+        note: str | None = None
+        if any(label.request_id is not None for label in labels):
+            try:
+                read, answered = MonitoringLoop(session).answered_request_ids(
+                    model, endpoint=endpoint
+                )
+            except StackError as exc:
+                note = f"request ids not checked against the log: {exc}"
+            else:
+                unlogged = unlogged_request_ids(labels, answered)
+                note = describe_unlogged(unlogged, read) if unlogged else None
         stored = session.spine.record_labels(labels)
     click.echo(f"ingested {stored} labels for {model} from {file}")
+    if note is not None:
+        click.echo(f"  note: {note}")
 
 
 def _show(outcome: MonitoringOutcome, as_json: bool) -> None:

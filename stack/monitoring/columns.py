@@ -1,6 +1,11 @@
 """Which columns a check can compare, and why the others cannot: missing from the window
 (renamed, dropped), of another kind than in the reference (numbers became text), or with no
-value at all. Each reason is a message in the check's result; the loop never stops on one."""
+value at all. Each reason is a message in the check's result; the loop never stops on one.
+
+A column the reference has but the window holds no value of (all null, or absent from every
+logged record) is not compared for drift, yet it is the worst data quality there is: the plan
+keeps its missing share (1.0) so the check reports it and the missing-share rule can breach.
+A column with no value in the reference keeps the window's own missing share the same way."""
 
 from __future__ import annotations
 
@@ -12,8 +17,14 @@ from typing import Any
 
 @dataclass
 class ColumnPlan:
+    """`usable`: columns both sides can be compared on (drift and quality). `problems`: one
+    message per column that cannot be, with the reason. `missing`: column -> share of the
+    window's rows (0..1) without a value, for the columns quality must report although they
+    cannot be compared (no value in the window, or none in the reference)."""
+
     usable: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    missing: dict[str, float] = field(default_factory=dict)
 
 
 def kind_of(values: Sequence[Any]) -> str:
@@ -40,15 +51,23 @@ def plan_columns(
             continue
         if name not in current:
             plan.problems.append(
-                f"column {name!r} is missing from the window (renamed or dropped?)"
+                f"column {name!r} is missing from the window (renamed or dropped?): "
+                "100% missing, drift not compared"
             )
+            plan.missing[name] = 1.0
             continue
         if all(_missing(v) for v in current[name]):
-            plan.problems.append(f"column {name!r} has no value in the window (all missing)")
+            plan.problems.append(
+                f"column {name!r} has no value in the window (all missing): drift not compared"
+            )
+            plan.missing[name] = 1.0
             continue
         before, now = kind_of(reference[name]), kind_of(current[name])
         if before == "empty":
-            plan.problems.append(f"column {name!r} has no value in the reference; not checked")
+            plan.problems.append(
+                f"column {name!r} has no value in the reference: drift not compared"
+            )
+            plan.missing[name] = missing_share(current[name])
         elif before != now:
             plan.problems.append(
                 f"column {name!r} changed type: {before} in the reference, {now} in the window"
@@ -56,6 +75,14 @@ def plan_columns(
         else:
             plan.usable.append(name)
     return plan
+
+
+def missing_share(values: Sequence[Any]) -> float:
+    """Share (0..1) of `values` that are None or NaN; 1.0 for no values at all (a column the
+    window should have but has no row of is entirely missing)."""
+    if not values:
+        return 1.0
+    return sum(_missing(v) for v in values) / len(values)
 
 
 def prediction_scores(values: Sequence[Any]) -> list[Any]:

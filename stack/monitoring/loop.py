@@ -16,6 +16,7 @@ from stack.config.monitoring import MonitoringSection
 from stack.config.recipe_file import Recipe
 from stack.contract.monitoring import (
     ColumnPolicy,
+    ColumnQuality,
     DriftReport,
     PerformanceReport,
     QualityReport,
@@ -31,9 +32,11 @@ from stack.lifecycle import recipe_of
 from stack.monitoring import alerts, policy
 from stack.monitoring.batch import BatchPredictionLog, batch_root
 from stack.monitoring.columns import plan_columns, prediction_labels, prediction_scores
+from stack.monitoring.known import require_model
 from stack.monitoring.reference import Columns, load_reference
 from stack.monitoring.retrain import RetrainOutcome, maybe_retrain
 from stack.monitoring.window import (
+    ANSWERED,
     JoinStats,
     VersionWindow,
     feedback_labels,
@@ -162,6 +165,8 @@ class MonitoringLoop:
         or replaced is history, not news), record the results, alert on breaches."""
         recipe = self.recipe or self._recipe_of(model)
         section = recipe.spec.monitoring if recipe is not None else MonitoringSection()
+        if section.source != "traces":  # an LLM app's traces need no registered model
+            require_model(self.session, model)
         name = endpoint or section.endpoint or model
         end = until or now_utc()
         start = end - (window or section.window)
@@ -196,6 +201,21 @@ class MonitoringLoop:
         for result in checks:
             self._record(result, section)
         return MonitoringOutcome(checks, model=model, recipe=recipe, section=section, until=end)
+
+    def answered_request_ids(
+        self, model: str, *, endpoint: str | None = None
+    ) -> tuple[str, set[str]]:
+        """The endpoint (or batch) read (`endpoint`, else the recipe's, else the model's name)
+        and the id of every request answered there, all time: what late labels can join to.
+        Raises StackError when the model is unknown or its log cannot be read."""
+        require_model(self.session, model)
+        recipe = self.recipe or self._recipe_of(model)
+        section = recipe.spec.monitoring if recipe is not None else MonitoringSection()
+        if section.source == "traces":
+            raise StackError(f"{model} is monitored from traces, which labels do not join")
+        name = endpoint or section.endpoint or model
+        logged = self._source(section).logged(name)
+        return name, {r.request_id for r in logged if r.role in ANSWERED and r.status == 200}
 
     def _assess_traces(
         self,
@@ -349,7 +369,9 @@ class MonitoringLoop:
             result.quality = self._guard(
                 result,
                 "data quality",
-                lambda: monitor.quality(known, current, columns=plan.usable),
+                lambda: _with_missing(
+                    monitor.quality(known, current, columns=plan.usable), plan.missing
+                ),
             )
         result.performance = self._guard(
             result,
@@ -497,6 +519,13 @@ class MonitoringLoop:
         serving = self.session.registry.find_by_state(model, LifecycleState.SERVING)
         versions = serving or self.session.registry.versions(model)[-1:]
         return recipe_of(versions[0]) if versions else None
+
+
+def _with_missing(report: QualityReport, missing: dict[str, float]) -> QualityReport:
+    """The monitor's report plus the columns it could not measure (no value in the window or
+    in the reference), with their missing share, so the missing-share rule sees them."""
+    extra = tuple(ColumnQuality(name, share) for name, share in missing.items())
+    return QualityReport(report.rows, report.columns + extra)
 
 
 def _model_and_number(selector: ModelSelector) -> tuple[str, int]:

@@ -19,13 +19,19 @@ def test_columns_that_cannot_be_compared_are_named_with_the_reason() -> None:
     assert plan.usable == ["a"]
     assert plan.problems == [
         "column 'b' changed type: text in the reference, numeric in the window",
-        "column 'c' has no value in the window (all missing)",
-        "column 'd' has no value in the reference; not checked",
+        "column 'c' has no value in the window (all missing): drift not compared",
+        "column 'd' has no value in the reference: drift not compared",
         "column 'e' is not in the reference; not checked",
         "column 'gone' is not in the reference; not checked",
     ]
+    # what quality still reports: an empty window column is 100% missing
+    assert plan.missing == {"c": 1.0, "d": 0.0}
     renamed = plan_columns({"tenure": [1.0]}, {"tenure_months": [1.0]}, ["tenure"])
-    assert renamed.problems == ["column 'tenure' is missing from the window (renamed or dropped?)"]
+    assert renamed.problems == [
+        "column 'tenure' is missing from the window (renamed or dropped?): 100% missing, "
+        "drift not compared"
+    ]
+    assert renamed.missing == {"tenure": 1.0}
 
 
 def request(request_id: str, at: datetime, customer: int, answer: int) -> LoggedRequest:
