@@ -22,10 +22,10 @@ from stack.contract.tracking import DatasetFingerprint
 from stack.errors import StackError
 from stack.plugins.manifest import AdapterContext
 from stack_feast import definitions as defs
+from stack_feast import entity_rows
 from stack_feast.config import FeastConfig
 
 TIMESTAMP = "event_timestamp"
-_ROW = "__mlstack_row"
 
 
 class FeastFeatureStore:
@@ -103,15 +103,11 @@ class FeastFeatureStore:
                 "each row's time, so nothing from its future leaks in"
             )
         self._check_join_keys(frame.columns, views)
-        # Feast's file offline store drops an entity row that has no feature value as of its
-        # time; a training frame must keep one row per entity row, the features left empty.
-        indexed = frame.assign(**{_ROW: range(len(frame))})
-        result = self.store.get_historical_features(entity_df=indexed, features=list(features))
-        found = result.to_df().set_index(_ROW).reindex(range(len(frame)))
-        for column in frame.columns:
-            found[column] = frame[column].to_numpy()
-        extra = [c for c in found.columns if c not in frame.columns]
-        training = found.reset_index(drop=True)[[*frame.columns, *extra]]
+        _check_names(frame.columns, features)
+        moments = entity_rows.utc_moments(frame[TIMESTAMP], TIMESTAMP)
+        training = entity_rows.point_in_time(
+            frame, moments, TIMESTAMP, _key_sets(features, views), self._retrieve
+        )
         digest = hashlib.sha256(
             pd.util.hash_pandas_object(training, index=False).to_numpy().tobytes()
         ).hexdigest()
@@ -124,6 +120,11 @@ class FeastFeatureStore:
         )
         refs = tuple(FeatureViewRef(v.name, v.version) for v in views.values())
         return TrainingFrame(training, fingerprint, refs)
+
+    def _retrieve(self, unique_rows: pd.DataFrame, refs: list[str]) -> pd.DataFrame:
+        job = self.store.get_historical_features(entity_df=unique_rows, features=refs)
+        answer: pd.DataFrame = job.to_df()
+        return answer
 
     def materialize(self, end: datetime, *, start: datetime | None = None) -> int:
         """Load the online store up to `end` (incrementally when `start` is None)."""
@@ -212,6 +213,35 @@ def _lookup(
             return None
         used[view_name] = view
     return used
+
+
+def _key_sets(
+    features: Sequence[str], views: Mapping[str, _ViewIndex]
+) -> list[tuple[tuple[str, ...], list[str]]]:
+    """The feature refs grouped by their view's join keys, in the order first asked."""
+    sets: dict[tuple[str, ...], list[str]] = {}
+    for ref in features:
+        sets.setdefault(views[ref.partition(":")[0]].join_keys, []).append(ref)
+    return list(sets.items())
+
+
+def _check_names(columns: Any, features: Sequence[str]) -> None:
+    """A feature lands in a column of its own name: refuse one that would take another's."""
+    taken = {str(c) for c in columns}
+    seen: dict[str, str] = {}
+    for ref in features:
+        name = ref.partition(":")[2]
+        if name in taken:
+            raise StackError(
+                f"feature {ref!r}: the entity frame already has a column {name!r}; "
+                "rename or drop that column"
+            )
+        if name in seen:
+            raise StackError(
+                f"features {seen[name]!r} and {ref!r} would both be column {name!r}; "
+                "ask for one of them"
+            )
+        seen[name] = ref
 
 
 def _frame(entity_frame: object) -> pd.DataFrame:
