@@ -45,6 +45,12 @@ class TrackingUnavailable(StackError):
     """The tracking backend could not be reached; nothing logged was dropped (see message)."""
 
 
+class TrackingDataRefused(StackError, ValueError):
+    """A metric, param or tag the tracking store refuses on its own merits (its key or value
+    breaks the store's rules); the message names the key and the rule. Nothing of the call
+    that raised was logged; the run's other data is unaffected."""
+
+
 class InvalidTransition(StackError):
     """A model version was asked to move between lifecycle states that are not connected."""
 

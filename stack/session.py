@@ -110,6 +110,10 @@ class StackSession:
             self._instances[role] = instance
         return self._instances[role]
 
+    def opened(self, role: Role) -> object | None:
+        """The adapter filling `role` if it was built already, else None (builds nothing)."""
+        return self._instances.get(role)
+
     def emit(self, event: str, *, subject: str, **arguments: Any) -> list[Any]:
         """Fire a lifecycle event to every hook and record it in the spine.
 

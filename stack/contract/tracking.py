@@ -152,6 +152,20 @@ class SpillReplayer(Protocol):
     def replay(self, path: Path) -> int: ...
 
 
+@runtime_checkable
+class RunCloser(Protocol):
+    """Trackers that can end the runs a step left open: when a step raises, the executor
+    ends the runs opened during it as FAILED, so none reads FINISHED (or RUNNING) after it."""
+
+    def open_runs(self) -> frozenset[str]:
+        """Ids of the runs started and not finished yet."""
+        ...
+
+    def end_open_runs(self, status: RunStatus, *, keep: frozenset[str] = frozenset()) -> list[str]:
+        """End every open run whose id is not in `keep` with `status`; their ids."""
+        ...
+
+
 #: On a model version: the experiment its server traces each request into.
 TRACE_EXPERIMENT_TAG = "mlstack.trace_experiment"
 #: On a served request's root span (attribute) and trace (tag): the version that answered.

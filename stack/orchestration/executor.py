@@ -9,6 +9,7 @@ orchestrator, Prefect, ZenML or Kubeflow Pipelines."""
 
 from __future__ import annotations
 
+import sys
 import traceback
 import uuid
 from pathlib import Path
@@ -18,6 +19,8 @@ from stack import interrupts
 from stack.config.param_overrides import ParamOverride, parse_override, same_value
 from stack.config.recipe_file import Recipe
 from stack.contract.orchestration import PipelineRun, RunState, StepResult, StepStatus
+from stack.contract.roles import Role
+from stack.contract.tracking import RunCloser, RunStatus
 from stack.errors import StackError, StepFailed
 from stack.orchestration.outputs import load_output, save_output
 from stack.orchestration.steps import LoadedStep, StepContext, check_overrides, load_steps
@@ -135,6 +138,7 @@ class StepExecutor:
             )
         self.session.spine.record_step(run_id, name, status=StepStatus.RUNNING, started_at=started)
         self._emit("on_step_started", run_id, run_id=run_id, step=name)
+        runs_before = self._open_tracking_runs()
         try:
             value = loaded.function(**kwargs)
             interrupts.check()  # a Ctrl-C some finalizer swallowed still stops the run here
@@ -153,6 +157,8 @@ class StepExecutor:
                 "on_step_finished", run_id, run_id=run_id, step=name, status=StepStatus.FAILED.value
             )
             self.fail(run_id, name, error)
+            # after the spine, so a second Ctrl-C here cannot leave the spine saying RUNNING
+            self._end_tracking_runs(runs_before, interrupted=not isinstance(exc, Exception))
             if not isinstance(exc, Exception):
                 raise
             raise StepFailed(run_id, name, exc, self.recipe_argument()) from exc
@@ -169,6 +175,25 @@ class StepExecutor:
             "on_step_finished", run_id, run_id=run_id, step=name, status=StepStatus.SUCCEEDED.value
         )
         return value
+
+    def _open_tracking_runs(self) -> frozenset[str]:
+        tracker = self.session.opened(Role.TRACKER)  # not built here: mlflow imports slowly
+        return tracker.open_runs() if isinstance(tracker, RunCloser) else frozenset()
+
+    def _end_tracking_runs(self, before: frozenset[str], *, interrupted: bool) -> None:
+        """End FAILED (KILLED on Ctrl-C) the tracking runs the failed step opened and left
+        open, else they would read FINISHED at exit; a tracker fault must not hide the step's
+        error."""
+        tracker = self.session.opened(Role.TRACKER)
+        if not isinstance(tracker, RunCloser):
+            return
+        status = RunStatus.KILLED if interrupted else RunStatus.FAILED
+        try:
+            tracker.end_open_runs(status, keep=before)
+        except Exception as exc:
+            print(
+                f"mlstack: could not mark the step's tracking runs {status}: {exc}", file=sys.stderr
+            )
 
     def reuse_step(self, run_id: str, name: str, uri: str, digest: str | None) -> None:
         """Take over a step's output from the run being resumed (recorded as `reused`)."""

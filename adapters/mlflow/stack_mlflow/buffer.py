@@ -105,7 +105,8 @@ class MetricBuffer:
                     self.write(run, points[: self.batch_size])
                     del points[: self.batch_size]
                 self._pending.pop(run, None)
-        except Exception as exc:  # the backend is down or refused: keep the points
+        except Exception as exc:  # the backend is down: keep the points (the writer itself
+            # deals with points the store refuses on their merits, see stack_mlflow.refusals)
             self.last_error = exc
             self._not_before = self.clock() + self._backoff
             return False

@@ -18,8 +18,6 @@ from mlflow.entities import (
     InputTag,
     LoggedModelStatus,
     Metric,
-    Param,
-    RunTag,
 )
 from mlflow.exceptions import MlflowException
 
@@ -33,7 +31,7 @@ from stack.contract.tracking import (
 )
 from stack.errors import NotFound, StackError, TrackingUnavailable
 from stack.plugins.manifest import AdapterContext
-from stack_mlflow import exits, spill
+from stack_mlflow import exits, refusals, spill, validation
 from stack_mlflow.buffer import MetricBuffer, RetryPolicy
 from stack_mlflow.code_version import detect_code_version
 from stack_mlflow.config import MlflowTrackerConfig
@@ -68,7 +66,7 @@ class MlflowTracker:
         spill_dir = Path(self.config.spill_dir)
         self.spill_dir = spill_dir if spill_dir.is_absolute() else context.home / spill_dir
         self.buffer = MetricBuffer(
-            write=lambda run_id, points: self.client.log_batch(run_id, metrics=points),
+            write=self._write_metrics,
             batch_size=self.config.batch_size,
             flush_interval=self.config.flush_interval_seconds,
             retry=RetryPolicy(
@@ -128,19 +126,29 @@ class MlflowTracker:
         return experiment_id
 
     def log_params(self, run: RunRef, params: Mapping[str, object]) -> None:
-        items = [Param(key, str(value)) for key, value in params.items()]
+        """Raises TrackingDataRefused, logging none of `params`, if a key or value breaks
+        MLflow's rules (see `stack_mlflow.validation`)."""
+        items = validation.params(run.run_id, params)
         for start in range(0, len(items), 100):  # MLflow's per-call limit for params
             self.client.log_batch(run.run_id, params=items[start : start + 100])
 
     def log_metrics(
         self, run: RunRef, metrics: Mapping[str, float], *, step: int | None = None
     ) -> None:
-        timestamp = int(time.time() * 1000)
-        points = [Metric(key, float(value), timestamp, step or 0) for key, value in metrics.items()]
+        """Buffer one point per key at `step` (default 0), written in batches.
+
+        A key or value the store would refuse (MLflow's name rules, keys over 250 characters,
+        a value that is not a number, ±inf) raises TrackingDataRefused naming it, and none of
+        this call's points is buffered: the run's other points are not affected. NaN is kept.
+        """
+        points = validation.metric_points(
+            run.run_id, metrics, step=0 if step is None else step, timestamp=int(time.time() * 1000)
+        )
         self.buffer.add(run.run_id, points)
 
     def set_tags(self, run: RunRef, tags: Mapping[str, str]) -> None:
-        self.client.log_batch(run.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        """Raises TrackingDataRefused, setting none of `tags`, if a key breaks MLflow's rules."""
+        self.client.log_batch(run.run_id, tags=validation.tags(run.run_id, tags))
 
     def log_artifact(self, run: RunRef, path: Path, *, artifact_path: str | None = None) -> str:
         self.client.log_artifact(run.run_id, str(path), artifact_path)
@@ -214,6 +222,31 @@ class MlflowTracker:
         """
         self._finish(run.run_id, _TO_MLFLOW[status], patient=True)
 
+    def open_runs(self) -> frozenset[str]:
+        """Ids of the runs this tracker started and has not finished yet."""
+        with self._lock:
+            return frozenset(self._open_runs)
+
+    def end_open_runs(self, status: RunStatus, *, keep: frozenset[str] = frozenset()) -> list[str]:
+        """End every open run not in `keep` with `status` (the `RunCloser` capability: a
+        failed step's runs end FAILED); returns their ids.
+
+        One attempt per run, no long retries (the step has failed already; its cause may be
+        this very backend): what cannot be written goes to the spill file, and the first
+        TrackingUnavailable is raised after every run was tried.
+        """
+        ended: list[str] = []
+        unavailable: TrackingUnavailable | None = None
+        for run_id in sorted(self.open_runs() - keep):
+            try:
+                self._finish(run_id, _TO_MLFLOW[status], patient=False)
+            except TrackingUnavailable as exc:
+                unavailable = unavailable or exc
+            ended.append(run_id)
+        if unavailable is not None:
+            raise unavailable
+        return ended
+
     def _finish(self, run_id: str, status: str, *, patient: bool) -> None:
         with self._lock:
             written = self.buffer.flush(run_id) if patient else self.buffer.try_flush(run_id)
@@ -237,6 +270,20 @@ class MlflowTracker:
             f"run {run_id} could not be finished and {len(pending)} metric points are saved in "
             f"{path}. Upload them when it is back: mlstack tracking replay {path}"
         )
+
+    def _write_metrics(self, run_id: str, points: list[Metric]) -> None:
+        """Write `points` (at most one batch); the buffer's writer.
+
+        A batch the store refuses on its merits (INVALID_PARAMETER_VALUE: a point it will never
+        take, not an outage) is split, so the good points are written and only the refused
+        ones are reported (on stderr) and dropped; retrying them could never succeed. Any other
+        failure propagates, and the buffer keeps every point for a retry or the spill file.
+        """
+        refused = refusals.write_splitting(
+            lambda batch: self.client.log_batch(run_id, metrics=batch), points
+        )
+        if refused:
+            print(f"mlstack: {refusals.describe(run_id, refused)}", file=sys.stderr)
 
     def _spill_points(self, run_id: str, points: list[Metric]) -> Path:
         path = spill.append_points(self.spill_dir, run_id, self.uri, points)
@@ -307,21 +354,37 @@ class MlflowTracker:
     def replay(self, path: Path) -> int:
         """Upload a spill file written while MLflow was unreachable; returns points written.
 
-        Safe to run twice: MLflow ignores a metric point it already has.
+        Safe to run twice: MLflow ignores a metric point it already has. Points the store
+        refuses on their merits (a file from a version that did not check names) are reported
+        on stderr and not counted; the others are written. The file is kept as `.replayed`.
         """
         try:
             contents = spill.read_spill(path)
         except (OSError, ValueError) as exc:
             raise StackError(f"cannot replay {path}: {exc}") from exc
         points = [Metric(k, v, t, s) for k, v, t, s in contents.points]
-        for start in range(0, len(points), self.config.batch_size):
-            self.client.log_batch(
-                contents.run_id, metrics=points[start : start + self.config.batch_size]
+        refused: list[refusals.Refusal] = []
+        try:
+            for start in range(0, len(points), self.config.batch_size):
+                refused += refusals.write_splitting(
+                    lambda batch: self.client.log_batch(contents.run_id, metrics=batch),
+                    points[start : start + self.config.batch_size],
+                )
+            if contents.final_status:
+                self.client.set_terminated(contents.run_id, contents.final_status)
+        except MlflowException as exc:
+            raise StackError(
+                f"cannot replay {path} into {safe_uri(self.uri)}: {exc.message}; "
+                "nothing was lost, run the replay again once this is fixed"
+            ) from exc
+        if refused:
+            print(
+                f"mlstack: {refusals.describe(contents.run_id, refused)} "
+                f"(they stay in {path.with_suffix('.replayed')})",
+                file=sys.stderr,
             )
-        if contents.final_status:
-            self.client.set_terminated(contents.run_id, contents.final_status)
         path.rename(path.with_suffix(".replayed"))
-        return len(points)
+        return len(points) - len(refused)
 
 
 def _fingerprint(dataset: Dataset) -> DatasetFingerprint:
