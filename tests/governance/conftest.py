@@ -78,13 +78,21 @@ def make_version(session: StackSession, recipe: Recipe, model: str) -> Factory:
     """Train (metrics and a holdout fingerprint only) and register, as `author`."""
 
     def make(
-        auc: float, *, author: str = "ana", holdout: str = "sha256:h1", signed: bool = True
+        auc: float,
+        *,
+        author: str = "ana",
+        holdout: str = "sha256:h1",
+        signed: bool = True,
+        inputs: str | None = None,
+        as_run_uri: bool = False,
     ) -> ModelVersion:
         tracker = session.tracker
         run = tracker.start_run("governance")
         tracker.log_metrics(run, {"auc": auc})
         tracker.log_dataset(run, DatasetFingerprint("holdout", holdout, 500, ("x",)))
-        uri = signed_logged_model(tracker.client, run.run_id, signed=signed)  # type: ignore[attr-defined]
+        uri = signed_logged_model(tracker.client, run.run_id, signed=signed, inputs=inputs)  # type: ignore[attr-defined]
+        if as_run_uri:  # as MLflow's own log_model is registered: runs:/<run>/<name>
+            uri = f"runs:/{run.run_id}/model"
         tracker.finish_run(run)
         return Lifecycle(session).register(
             model, uri, run_id=run.run_id, actor=author, recipe=recipe

@@ -58,6 +58,38 @@ def test_a_version_without_a_signature_cannot_be_approved(
     assert session.registry.get_version(version.model, version.version).state == S.CANDIDATE
 
 
+@pytest.mark.parametrize(
+    ("inputs", "problem"),
+    [
+        (
+            '[{"name": "a", "type": "double"}, {"name": "a", "type": "double"}]',
+            "columns 'a' appear more than once",
+        ),
+        ('[{"name": "a", "type": "tensor"}]', "columns 'a' have no MLflow column type"),
+        ('[{"name": "a", "type": "array"}]', "without its items or properties"),
+        ("[{not json", "cannot be read (JSONDecodeError"),
+    ],
+    ids=["duplicate", "unknown-type", "array-without-items", "not-json"],
+)
+def test_a_signature_no_endpoint_could_use_cannot_be_approved(
+    governance: Governance, make_version: Factory, as_user: User, inputs: str, problem: str
+) -> None:
+    version = make_version(0.91, inputs=inputs)
+    as_user("ana")
+    with pytest.raises(GateFailed, match="FAIL signature: ") as caught:
+        governance.promote(version.ref, S.APPROVED)
+    assert problem in str(caught.value)
+
+
+def test_a_version_registered_by_its_runs_uri_is_read_for_its_signature(
+    governance: Governance, make_version: Factory, as_user: User
+) -> None:
+    version = make_version(0.91, as_run_uri=True)
+    assert version.source_uri.startswith("runs:/")
+    as_user("ana")
+    assert governance.promote(version.ref, S.APPROVED).state is S.APPROVED
+
+
 def test_serving_needs_an_approval_from_the_group(
     governance: Governance, make_version: Factory, as_user: User
 ) -> None:

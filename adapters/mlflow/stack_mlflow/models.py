@@ -107,7 +107,16 @@ def save_model(
         kwargs["input_example"] = input_example
     users = user_modules()
     if framework in ("sklearn", "lightgbm") and hasattr(model, "get_params"):
-        kwargs.update(_sklearn_format(model, serialization, kwargs, {m.__name__ for m in users}))
+        # a script's or notebook's own classes live in __main__, which no server can import
+        names = {m.__name__ for m in users} | {"__main__"}
+        try:
+            kwargs.update(_sklearn_format(model, serialization, kwargs, names))
+        except ValueError as exc:
+            raise ModelNotServable(f"{label}: {exc}") from exc
+    if framework == "python" and "signature" not in kwargs and input_example is not None:
+        # the columns alone: MLflow would otherwise infer the outputs by running the model's
+        # own code in this process, before the check that runs it where a crash harms nothing
+        kwargs["signature"] = _input_signature(input_example)
     try:
         with pickled_by_value(users):
             if framework == "python":
@@ -137,7 +146,12 @@ def save_model(
 def _sklearn_format(
     model: object, serialization: str, given: Mapping[str, Any], users: set[str]
 ) -> dict[str, Any]:
-    """serialization_format and skops_trusted_types for a scikit-learn-style model."""
+    """serialization_format and skops_trusted_types for a scikit-learn-style model.
+
+    Raises ValueError when `serialization_format="skops"` was asked for explicitly and the
+    model holds user code skops cannot store where it is served (never switched silently to
+    a format that runs code on load)."""
+    explicit = "serialization_format" in given
     chosen = given.get("serialization_format", serialization)
     if chosen != "skops" or "skops_trusted_types" in given:
         return {"serialization_format": chosen}
@@ -145,11 +159,29 @@ def _sklearn_format(
 
     try:
         types = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    except Exception:  # skops cannot store it (a lambda, a local class): by value instead
-        return {"serialization_format": "cloudpickle"}
-    if any(t.rpartition(".")[0] in users for t in types):
-        return {"serialization_format": "cloudpickle"}
-    return {"serialization_format": "skops", "skops_trusted_types": list(types)}
+        user_types = [t for t in types if t.rpartition(".")[0] in users]
+    except Exception as exc:  # skops cannot store it (a lambda, a local class): by value
+        user_types = [f"({type(exc).__name__}: {exc})"]
+    if not user_types:
+        return {"serialization_format": "skops", "skops_trusted_types": list(types)}
+    if explicit:
+        raise ValueError(
+            f"serialization_format='skops' was asked for, but skops stores these by name and "
+            f"they cannot be imported where the model is served: {', '.join(user_types)}; "
+            "leave the option out to store this model with cloudpickle, your code inside it"
+        )
+    return {"serialization_format": "cloudpickle"}
+
+
+def _input_signature(example: Any) -> Any:
+    """An inputs-only signature of the example's columns (None when MLflow cannot type them:
+    the checks after saving say which)."""
+    from mlflow.models import ModelSignature, infer_signature
+
+    try:
+        return ModelSignature(inputs=infer_signature(example).inputs)
+    except Exception:
+        return None
 
 
 def _with_causes(exc: BaseException) -> str:
@@ -183,7 +215,7 @@ def _explain(label: str, framework: str, verdict: Verdict) -> str:
             f"code_paths=[...] to log_model (MLflow adds them to sys.path when it loads "
             f"{framework} models)"
         )
-    if "python_function" in verdict.error:
+    if "python_function" in verdict.error and "flavor" in verdict.error:
         return message + (
             "\nfix: log an estimator that predicts (a Pipeline ending in one): a transformer "
             "alone cannot answer requests"
@@ -246,6 +278,9 @@ def _untyped(example: Any) -> str | None:
     from mlflow.models.utils import _enforce_schema
 
     columns = list(getattr(example, "columns", []))
+    repeated = sorted({str(c) for c in columns if columns.count(c) > 1})
+    if repeated:
+        return f"columns {', '.join(map(repr, repeated))} appear more than once; name each once"
     failing = []
     for column in columns:
         part = example[[column]]

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -57,6 +58,11 @@ class _Checker:
                     line = process.stdout.readline()
                 except (BrokenPipeError, OSError):
                     line = ""
+                except BaseException:
+                    # interrupted (Ctrl-C, a timeout signal) with an answer still to come: that
+                    # answer belongs to this model, so the next one needs a checker of its own
+                    self.close()
+                    raise
                 if line:
                     return Verdict(**json.loads(line))
                 self.close()
@@ -164,23 +170,59 @@ def _fork_and_check(model_dir: str) -> dict[str, Any]:
             out.write(json.dumps(verdict))
         os._exit(0)
     os.close(write_end)
-    ready, _, _ = select.select([read_end], [], [], CHILD_TIMEOUT_SECONDS)
-    if not ready:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        os.close(read_end)
+    # The answer is read until the child has exited, not until end of file: a process the
+    # model's code forked holds the pipe open as long as it lives.
+    os.set_blocking(read_end, False)
+    deadline = time.monotonic() + CHILD_TIMEOUT_SECONDS
+    chunks: list[bytes] = []
+    status: int | None = None
+    while status is None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(read_end)
+            return {
+                "ok": False,
+                "stage": "predict",
+                "error": f"loading the model and predicting its example took over "
+                f"{CHILD_TIMEOUT_SECONDS:g} s",
+            }
+        select.select([read_end], [], [], min(remaining, 0.5))
+        chunks += _drain(read_end)
+        done, code = os.waitpid(pid, os.WNOHANG)
+        if done:
+            status = code
+    chunks += _drain(read_end)
+    os.close(read_end)
+    text = b"".join(chunks).decode(errors="replace")
+    if not text:
         return {
             "ok": False,
-            "stage": "predict",
-            "error": f"loading and predicting took over {CHILD_TIMEOUT_SECONDS:g} s",
+            "stage": "load",
+            "error": f"the checking process died ({_why(status)})",
         }
-    with os.fdopen(read_end) as answer:
-        text = answer.read()
-    _, status = os.waitpid(pid, 0)
-    if not text:
-        return {"ok": False, "stage": "load", "error": f"the loading process died ({status})"}
     found: dict[str, Any] = json.loads(text)
     return found
+
+
+def _drain(fd: int) -> list[bytes]:
+    chunks: list[bytes] = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return chunks
+        if not chunk:
+            return chunks
+        chunks.append(chunk)
+
+
+def _why(status: int) -> str:
+    """A wait status in words: `killed by signal 11`, `exit code 3`."""
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {os.WTERMSIG(status)}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
 
 
 def _load_and_predict(model_dir: str) -> dict[str, Any]:

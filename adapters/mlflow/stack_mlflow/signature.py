@@ -23,20 +23,37 @@ NO_SIGNATURE = (
 )
 
 
+#: MLflow's column types (mlflow.types.DataType, and MLflow 3's structured ones)
+_KNOWN_TYPES = frozenset(
+    {"boolean", "integer", "long", "float", "double", "string", "binary", "datetime"}
+    | {"array", "object", "map", "any"}
+)
 _STRUCTURED = ("array", "object", "map")
 _STRUCTURE = ("items", "properties", "values")
 
 
 def model_folder_uri(source_uri: str, client: MlflowClient) -> str:
-    """The artifact folder of a registered source: an MLflow 3 LoggedModel (`models:/m-…`)
-    is resolved to its artifact location; other URIs are folders already."""
+    """The artifact folder of a registered source. An MLflow 3 LoggedModel (`models:/m-…`) is
+    resolved to its artifact location, and so is a run's model (`runs:/<run id>/<name>`:
+    MLflow 3 keeps it in the LoggedModel of that name the run produced, not in the run's
+    artifacts); other URIs are folders already."""
     if source_uri.startswith("models:/m-"):
         return str(client.get_logged_model(source_uri[len("models:/") :]).artifact_location)
+    if source_uri.startswith("runs:/"):
+        run_id, _, name = source_uri[len("runs:/") :].strip("/").partition("/")
+        if name and "/" not in name:
+            experiment = client.get_run(run_id).info.experiment_id
+            found = client.search_logged_models(
+                experiment_ids=[experiment], filter_string=f"name = '{name}'"
+            )
+            for logged in found:
+                if logged.source_run_id == run_id:
+                    return str(logged.artifact_location)
     return source_uri
 
 
 def read_mlmodel(source_uri: str, client: MlflowClient) -> dict[str, Any]:
-    """The parsed MLmodel file of a stored model."""
+    """The parsed MLmodel file of a stored model (only that file is fetched)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.artifacts import download_artifacts
 
@@ -61,10 +78,17 @@ def input_schema_of(mlmodel: dict[str, Any]) -> InputSchema:
             "the input example as a pandas DataFrame with named columns"
         )
     # a structured column (MLflow 3) says what it holds, or nothing can check its values
+    names = [str(c["name"]) for c in inputs]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        return InputSchema(
+            problem=f"columns {', '.join(map(repr, repeated))} appear more than once in the "
+            "signature: a request could not say which is which"
+        )
     untyped = [
         c["name"]
         for c in inputs
-        if not isinstance(c.get("type"), str)
+        if c.get("type") not in _KNOWN_TYPES
         or (c["type"] in _STRUCTURED and not any(k in c for k in _STRUCTURE))
     ]
     columns = tuple(
@@ -74,16 +98,18 @@ def input_schema_of(mlmodel: dict[str, Any]) -> InputSchema:
     if untyped:
         return InputSchema(
             columns,
-            problem=f"columns {', '.join(map(repr, untyped))} have no type (or an array/object "
-            "type without its items or properties) in the signature: give them as numbers, "
-            "booleans or strings, or pass signature= with their structure",
+            problem=f"columns {', '.join(map(repr, untyped))} have no MLflow column type (or an "
+            "array/object type without its items or properties) in the signature: give them "
+            "as numbers, booleans or strings, or pass signature= with their structure",
         )
     return InputSchema(columns)
 
 
 def read_input_schema(source_uri: str, client: MlflowClient) -> InputSchema:
     try:
-        mlmodel = read_mlmodel(source_uri, client)
-    except Exception as exc:
-        return InputSchema(problem=f"its model at {source_uri} cannot be read ({exc})")
-    return input_schema_of(mlmodel)
+        return input_schema_of(read_mlmodel(source_uri, client))
+    except Exception as exc:  # unreadable, or a signature that is not MLflow's JSON
+        return InputSchema(
+            problem=f"its model's signature at {source_uri} cannot be read "
+            f"({type(exc).__name__}: {exc})"
+        )

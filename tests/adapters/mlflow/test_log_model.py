@@ -4,6 +4,7 @@ ONNX; and the models that cannot be served, refused at log time with the cause."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -433,3 +434,146 @@ def test_the_checking_process_killed_between_models_is_started_again(
     os.kill(checker.pid, signal.SIGKILL)
     checker.wait()
     assert log(tracker, model, x.head(3)).startswith("models:/")
+
+
+CHECKED_MODELS = '''
+import os, time
+import mlflow
+
+
+class Slow(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input, params=None):
+        time.sleep(4)
+        return [0] * len(model_input)
+
+
+class Forks(mlflow.pyfunc.PythonModel):
+    """Starts a helper process that outlives loading (a pool, a server of its own)."""
+
+    def load_context(self, context):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        with open(os.environ["FORKED_PID_FILE"], "w") as out:
+            out.write(str(pid))
+
+    def predict(self, context, model_input, params=None):
+        return [0] * len(model_input)
+
+
+class Broken(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        raise RuntimeError("cannot load")
+
+    def predict(self, context, model_input, params=None):
+        return [0] * len(model_input)
+'''
+
+
+@pytest.fixture(scope="module")
+def checked(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    folder = tmp_path_factory.mktemp("checked-models")
+    (folder / "recipe.yaml").write_text("name: checked\nsteps:\n- {name: a, run: 'models:Slow'}\n")
+    (folder / "models.py").write_text(CHECKED_MODELS)
+    load_steps(load_recipe(folder))
+    return next(m for n, m in sys.modules.items() if n.endswith("__models"))
+
+
+def test_an_interrupted_check_does_not_answer_for_the_next_model(
+    tracker: MlflowTracker, frame: tuple[pd.DataFrame, pd.Series], checked: Any
+) -> None:
+    """Ctrl-C (or a timeout signal) while the checker works on one model: the next models get
+    their own verdicts, not the interrupted one's."""
+    import signal
+
+    x, y = frame
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 2.0)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            log(tracker, checked.Slow(), x.head(2), framework="python")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    with pytest.raises(ModelNotServable, match="cannot load"):
+        log(tracker, checked.Broken(), x.head(2), framework="python")
+    from sklearn.linear_model import LogisticRegression
+
+    assert log(tracker, LogisticRegression().fit(x, y), x.head(2)).startswith("models:/")
+
+
+def test_a_model_whose_loading_forks_a_helper_is_not_waited_for(
+    tracker: MlflowTracker,
+    frame: tuple[pd.DataFrame, pd.Series],
+    checked: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+    import signal
+
+    pid_file = tmp_path / "forked.pid"
+    monkeypatch.setenv("FORKED_PID_FILE", str(pid_file))
+    from stack_mlflow import servable
+
+    servable._CHECKER.close()  # a checker started with the environment above
+    x, _ = frame
+    log(tracker, checked.Forks(), x.head(2), framework="python")
+    forked = int(pid_file.read_text())
+    try:
+        os.kill(forked, 0)  # still alive: log_model returned without waiting for it
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(forked, signal.SIGKILL)
+        servable._CHECKER.close()
+
+
+def test_explicit_skops_for_a_model_holding_recipe_code_is_refused_not_switched(
+    tracker: MlflowTracker, frame: tuple[pd.DataFrame, pd.Series], recipe_module: Any
+) -> None:
+    x, y = frame
+    model = recipe_module.pipeline().fit(x, y)
+    with pytest.raises(ModelNotServable, match=r"serialization_format='skops' was asked for.*"):
+        log(tracker, model, x.head(3), serialization_format="skops")
+
+
+def test_a_scripts_own_transformer_logs_and_serves(tmp_path: Path, sqlite_uri: str) -> None:
+    """Classes of a script (or a notebook) live in __main__, which no server can import."""
+    script = tmp_path / "train.py"
+    script.write_text(
+        dedent(f"""
+        import numpy as np, pandas as pd
+        from sklearn.base import BaseEstimator, TransformerMixin
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from stack.plugins.manifest import AdapterContext
+        from pathlib import Path
+        from stack_mlflow.config import MlflowTrackerConfig
+        from stack_mlflow.tracker import MlflowTracker
+
+        class Doubler(BaseEstimator, TransformerMixin):
+            def fit(self, x, y=None):
+                return self
+            def transform(self, x):
+                return x * 2
+
+        x = pd.DataFrame({{"a": np.arange(20.0), "b": np.arange(20.0) % 3}})
+        model = make_pipeline(Doubler(), LogisticRegression()).fit(x, (x.a > 9).astype(int))
+        context = AdapterContext(home=Path(".mlstack"), base_dir=Path("."))
+        tracker = MlflowTracker(MlflowTrackerConfig(tracking_uri={sqlite_uri!r}), context)
+        run = tracker.start_run("script")
+        print(tracker.log_model(run, model, name="s", framework="sklearn",
+                                requirements=["scikit-learn"], input_example=x.head(3)))
+        tracker.finish_run(run)
+        """)
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1].startswith("models:/")
