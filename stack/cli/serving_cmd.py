@@ -142,6 +142,12 @@ def rollback(ctx: click.Context, model: str, endpoint: str | None, reason: str) 
 def undeploy(ctx: click.Context, endpoint: str) -> None:
     """Stop ENDPOINT (in-flight requests finish; the prediction log is kept)."""
     with open_session(ctx) as session:
+        if endpoint not in {e.name for e in session.server.endpoints()}:
+            # nothing runs: NotFound naming what is deployed, or a dead server's leftovers
+            # cleared (no traffic changed, so nothing to audit)
+            session.server.undeploy(endpoint)
+            click.echo(f"removed what was left of {endpoint} (it was not running)")
+            return
         session.spine.audit(
             actor=_actor(session), action="endpoint.undeployed", subject=f"endpoint:{endpoint}"
         )

@@ -76,6 +76,9 @@ def parse_value(text: str) -> Any:
 
     Raises MalformedOverride for invalid YAML, several documents, or a block collection."""
     try:
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, yaml.SafeLoader)):
+            # anchors and aliases repeat a value: a few bytes can expand to gigabytes
+            raise MalformedOverride(f"VALUE {text[:80]!r}: YAML aliases (*name) are not allowed")
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         if node is None:  # only a comment
             raise MalformedOverride("VALUE is empty (a YAML comment only)")

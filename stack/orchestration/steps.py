@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import inspect
 import re
+import reprlib
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -183,7 +184,8 @@ def type_problem(signature: inspect.Signature, name: str, value: Any) -> str | N
     if isinstance(value, wanted) and not (isinstance(value, bool) and bool not in wanted):
         return None
     return (
-        f"{name} = {value!r} is {type(value).__name__}, but the step takes {name}: {text}"
+        f"{name} = {reprlib.repr(value)} is {type(value).__name__}, but the step takes "
+        f"{name}: {text}"
         "\n    hint: YAML reads 300 as int, 0.1 (or 1.0e-3) as float, true as bool; "
         "quote a string"
     )

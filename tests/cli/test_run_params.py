@@ -176,6 +176,8 @@ BAD_PARAMS = [
     ("train.lr=", 2, ["'train.lr=': no VALUE"]),
     ("train.lr=[0.1", 2, ["'train.lr=[0.1': VALUE '[0.1' is not valid YAML"]),
     ("train.note=a: b", 2, ["VALUE 'a: b' reads as a YAML block collection"]),
+    # anchors and aliases: a few bytes that expand to gigabytes ("billion laughs")
+    ("train.features=[&a [x, x], [*a, *a]]", 2, ["YAML aliases (*name) are not allowed"]),
 ]
 
 

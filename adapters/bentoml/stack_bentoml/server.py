@@ -182,6 +182,7 @@ class BentoServer:
         return found
 
     def undeploy(self, endpoint: str) -> None:
+        _check_name(endpoint)  # a name is a folder under serving/: never a path out of it
         self._spec(endpoint)
         self._stop(endpoint)
         shutil.rmtree(self.root / endpoint, ignore_errors=True)

@@ -51,5 +51,9 @@ def test_deploy_status_history_and_an_unjudgeable_canary(cli: Cli, workdir: Path
     at = cli("rollout", "history", "churn", "--at", before_canary, check=True)
     assert f"serving at {before_canary}: {first}" in at.stdout
 
+    audited = cli("audit", "log", "--action", "endpoint.undeployed", check=True).stdout
+    for name in ("nosuch", "../churn"):  # refused before anything is audited or removed
+        assert cli("undeploy", name).returncode != 0
+    assert cli("audit", "log", "--action", "endpoint.undeployed", check=True).stdout == audited
     cli("undeploy", "churn", check=True)
     assert "no endpoint is running" in cli("rollout", "status").stderr
