@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import os
 import random
 import tempfile
@@ -404,10 +405,24 @@ async def _body(receive: Any, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
+def _finite(value: Any) -> Any:
+    """`value` with every NaN and ±inf replaced by None (what strict JSON parsers accept)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 async def _answer(
     send: Any, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    body = json.dumps(payload).encode()
+    try:
+        body = json.dumps(payload, allow_nan=False).encode()
+    except ValueError:  # a model answered NaN or ±inf: JSON has no such number, so null
+        body = json.dumps(_finite(payload), allow_nan=False).encode()
     await send(
         {
             "type": "http.response.start",
