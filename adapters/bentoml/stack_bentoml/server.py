@@ -17,6 +17,7 @@ split. The error carries the server log's last lines from that attempt."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -24,8 +25,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,12 +54,37 @@ class BentoServer:
         self.root = context.home / "serving"
         self.predictions = context.home / "predictions"
         self.bentoml_home = (context.home / self.config.bentoml_home).resolve()
+        self._held = threading.local()
+
+    @contextlib.contextmanager
+    def _locked(self, endpoint: str) -> Iterator[None]:
+        """One change to an endpoint at a time, across processes (an advisory lock on
+        `serving/.<endpoint>.lock`): two deploys at once would otherwise start two servers
+        on one spec, and two rollouts would each rewrite the spec without the other's
+        version. Re-entrant within a thread (deploy routes a running endpoint)."""
+        held: set[str] = self._held.__dict__.setdefault("names", set())
+        if endpoint in held:
+            yield
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f".{endpoint}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            held.add(endpoint)
+            try:
+                yield
+            finally:
+                held.discard(endpoint)
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -- the role -----------------------------------------------------------------------
 
     def deploy(self, version: ModelVersion, *, endpoint: str) -> Endpoint:
         """Serve `version` alone on `endpoint`: start it, or re-route a running one to it."""
         _check_name(endpoint)
+        with self._locked(endpoint):
+            return self._deploy(version, endpoint)
+
+    def _deploy(self, version: ModelVersion, endpoint: str) -> Endpoint:
         if self._running(endpoint):
             self.add_version(version, endpoint=endpoint)
             return self.route(endpoint, TrafficSplit({version.ref: 1.0}))
@@ -84,6 +111,10 @@ class BentoServer:
         return _endpoint(spec)
 
     def add_version(self, version: ModelVersion, *, endpoint: str) -> None:
+        with self._locked(endpoint):
+            self._add_version(version, endpoint)
+
+    def _add_version(self, version: ModelVersion, endpoint: str) -> None:
         spec = self._spec(endpoint)
         loaded = self._import(version)
         live = spec.live_inputs()
@@ -99,6 +130,10 @@ class BentoServer:
         )
 
     def route(self, endpoint: str, split: TrafficSplit) -> Endpoint:
+        with self._locked(endpoint):
+            return self._route(endpoint, split)
+
+    def _route(self, endpoint: str, split: TrafficSplit) -> Endpoint:
         spec = self._spec(endpoint)
         unknown = [r for r in [*split.weights, *split.shadows] if r not in spec.versions]
         if unknown:
@@ -183,9 +218,10 @@ class BentoServer:
 
     def undeploy(self, endpoint: str) -> None:
         _check_name(endpoint)  # a name is a folder under serving/: never a path out of it
-        self._spec(endpoint)
-        self._stop(endpoint)
-        shutil.rmtree(self.root / endpoint, ignore_errors=True)
+        with self._locked(endpoint):
+            self._spec(endpoint)
+            self._stop(endpoint)
+            shutil.rmtree(self.root / endpoint, ignore_errors=True)
 
     def build(self, version: ModelVersion, *, endpoint: str) -> str:
         """`bentoml build` of `version` served as `endpoint` (for the image the cluster runs),
