@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import cast
+from typing import TypeVar, cast
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils import validation as _mlflow
 
 from stack.errors import TrackingDataRefused
+
+_E = TypeVar("_E", Param, RunTag)
 
 # Each raises MlflowException(INVALID_PARAMETER_VALUE) saying what is wrong (untyped upstream).
 _validate_metric = cast(Callable[[str, float, int, int], None], _mlflow._validate_metric)
@@ -58,33 +60,33 @@ def metric_points(
 
 def params(run_id: str, values: Mapping[str, object]) -> list[Param]:
     """`values` as MLflow params (values as str); TrackingDataRefused names each bad key."""
-    items: list[Param] = []
-    problems: list[str] = []
-    for key, value in values.items():
-        try:
-            _validate_param(key, str(value))
-        except MlflowException as exc:
-            problems.append(f"param {key!r}: {_reason(exc)}")
-            continue
-        items.append(Param(key, str(value)))
-    if problems:
-        raise _refused(run_id, "params", problems)
-    return items
+    return _strings(run_id, "param", values, _validate_param, Param)
 
 
 def tags(run_id: str, values: Mapping[str, object]) -> list[RunTag]:
     """`values` as MLflow run tags (values as str); TrackingDataRefused names each bad key."""
-    items: list[RunTag] = []
+    return _strings(run_id, "tag", values, _validate_tag, RunTag)
+
+
+def _strings(
+    run_id: str,
+    kind: str,
+    values: Mapping[str, object],
+    validate: Callable[[str, str], object],
+    entity: Callable[[str, str], _E],
+) -> list[_E]:
+    """Each key/value (value as str) checked by MLflow's `validate` and made an `entity`."""
+    items: list[_E] = []
     problems: list[str] = []
     for key, value in values.items():
         try:
-            _validate_tag(key, str(value))
+            validate(key, str(value))
         except MlflowException as exc:
-            problems.append(f"tag {key!r}: {_reason(exc)}")
+            problems.append(f"{kind} {key!r}: {_reason(exc)}")
             continue
-        items.append(RunTag(key, str(value)))
+        items.append(entity(key, str(value)))
     if problems:
-        raise _refused(run_id, "tags", problems)
+        raise _refused(run_id, f"{kind}s", problems)
     return items
 
 
