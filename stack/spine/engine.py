@@ -53,8 +53,16 @@ _BEGIN_OPTION = "mlstack_sqlite_begin"
 
 
 def reader(engine: Engine) -> Engine:
-    """The same engine for read-only work: on SQLite its transactions begin DEFERRED, so
-    reads do not queue behind writers for the database lock."""
+    """The same engine for read-only work, each transaction one snapshot of the database.
+
+    SQLite: transactions begin DEFERRED, so reads do not queue behind writers for the
+    database lock, and WAL keeps the snapshot of the first read until the transaction ends.
+    PostgreSQL: REPEATABLE READ, READ ONLY, so every statement of a transaction sees the same
+    committed state (under the default READ COMMITTED, two statements could see an append
+    between them). A read-only transaction never fails with a serialization error.
+    """
+    if is_postgresql(engine):
+        return engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     return engine.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
 
 
