@@ -97,3 +97,8 @@ class AuditChainBroken(StackError):
 
 class SpineError(StackError):
     """The spine store could not be opened or migrated."""
+
+
+class LockTimeout(SpineError):
+    """Another process held a spine lock (a model's promotions) for longer than the wait;
+    nothing was changed, and the command can be run again."""

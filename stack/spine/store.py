@@ -22,6 +22,7 @@ from stack.spine import audit
 from stack.spine.audit import AuditEntry, AuditVerification
 from stack.spine.engine import create_spine_engine, is_postgresql, reader
 from stack.spine.lineage import LineageEdge, NodeKind, NodeRef
+from stack.spine.locks import NamedLocks
 from stack.spine.records import (
     Approval,
     GroundTruth,
@@ -52,6 +53,8 @@ class SpineStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._reads = reader(engine)
+        #: Locks every process using this spine shares (`locks.hold(name)`).
+        self.locks = NamedLocks(engine)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> SpineStore:
