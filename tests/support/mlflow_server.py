@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -71,7 +72,18 @@ class MlflowServer:
         except OSError:
             return False
 
+    def freeze(self) -> None:
+        """SIGSTOP the server's processes: it accepts connections and never answers (hangs)."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
+        self.thaw()  # a stopped process would not act on SIGTERM
         if self.process is None:
             return
         with contextlib.suppress(ProcessLookupError):

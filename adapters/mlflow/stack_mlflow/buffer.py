@@ -5,6 +5,10 @@ batches of 1,000 are ~70x faster. The buffer writes when a batch is full or the 
 has passed, and when a run finishes, the interpreter exits or SIGTERM arrives. A failed write
 keeps the points; past `max_points`, or when a run finishes while the backend is still down,
 they go to a spill file that `mlstack tracking replay FILE` uploads later.
+
+A server that hangs (accepts, never answers) is bounded by `Deadline`: a write waits at
+most its timeout, and while that write is still hanging no other is started, so a training
+step is held up once per hang, for at most the timeout, never for as long as the server hangs.
 """
 
 from __future__ import annotations
@@ -14,9 +18,55 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 Writer = Callable[[str, list[Any]], object]
+T = TypeVar("T")
+
+
+class WriteTimedOut(TimeoutError):
+    """A call got no answer within its deadline (the server hangs); it may still land."""
+
+
+class Deadline:
+    """Runs calls to the tracking server in a daemon thread, waiting at most `timeout` seconds.
+
+    A call that times out keeps running in its thread (an HTTP call cannot be cancelled);
+    until it returns, later calls fail at once with WriteTimedOut instead of queueing behind
+    it. The buffer keeps a timed-out batch pending, so it is written again or spilled: MLflow
+    ignores a point it already has, so a late landing is not duplicated. The thread is a
+    daemon: a hung call never keeps the interpreter from exiting.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._hanging: threading.Thread | None = None
+
+    def run(self, call: Callable[[], T]) -> T:
+        """`call()`'s result; raises what it raised, or WriteTimedOut."""
+        if self._hanging is not None and self._hanging.is_alive():
+            raise WriteTimedOut(
+                f"an earlier call has had no answer for over {self.timeout:g} s (server hangs)"
+            )
+        self._hanging = None
+        outcome: list[tuple[T | None, BaseException | None]] = []
+
+        def attempt() -> None:
+            try:
+                outcome.append((call(), None))
+            except BaseException as exc:  # handed to the caller's thread below
+                outcome.append((None, exc))
+
+        thread = threading.Thread(target=attempt, name="mlstack-tracking-call", daemon=True)
+        thread.start()
+        thread.join(self.timeout)
+        if thread.is_alive():
+            self._hanging = thread
+            raise WriteTimedOut(f"no answer from the server within {self.timeout:g} s")
+        result, error = outcome[0]
+        if error is not None:
+            raise error
+        return result  # type: ignore[return-value]
 
 
 @dataclass

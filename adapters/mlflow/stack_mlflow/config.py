@@ -32,6 +32,13 @@ class MlflowTrackerConfig(MlflowConnection):
     flush_interval_seconds: float = Field(
         default=5.0, ge=0, description="Buffered metrics are written at least this often."
     )
+    call_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="A metric write or run close the server has not answered in this many "
+        "seconds is given up (the points stay buffered, then spill): a hung server holds "
+        "a training step up for at most this long.",
+    )
     retry_attempts: int = Field(
         default=6, ge=1, description="Tries to write buffered metrics when a run finishes."
     )

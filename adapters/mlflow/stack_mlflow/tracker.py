@@ -32,7 +32,7 @@ from stack.contract.tracking import (
 from stack.errors import NotFound, StackError, TrackingUnavailable
 from stack.plugins.manifest import AdapterContext
 from stack_mlflow import exits, refusals, spill, validation
-from stack_mlflow.buffer import MetricBuffer, RetryPolicy
+from stack_mlflow.buffer import Deadline, MetricBuffer, RetryPolicy
 from stack_mlflow.code_version import detect_code_version
 from stack_mlflow.config import MlflowTrackerConfig
 from stack_mlflow.connection import (
@@ -65,8 +65,11 @@ class MlflowTracker:
         self.uri = tracking_uri(self.config, context)
         spill_dir = Path(self.config.spill_dir)
         self.spill_dir = spill_dir if spill_dir.is_absolute() else context.home / spill_dir
+        self.deadline = Deadline(self.config.call_timeout_seconds)
         self.buffer = MetricBuffer(
-            write=self._write_metrics,
+            write=lambda run_id, points: self.deadline.run(
+                lambda: self._write_metrics(run_id, points)
+            ),
             batch_size=self.config.batch_size,
             flush_interval=self.config.flush_interval_seconds,
             retry=RetryPolicy(
@@ -252,7 +255,7 @@ class MlflowTracker:
             written = self.buffer.flush(run_id) if patient else self.buffer.try_flush(run_id)
             if written:
                 try:
-                    self.client.set_terminated(run_id, status)
+                    self.deadline.run(lambda: self.client.set_terminated(run_id, status))
                     self._open_runs.discard(run_id)
                     return
                 except MlflowException as exc:

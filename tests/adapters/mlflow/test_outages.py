@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ def server(mlflow_server: MlflowServer) -> Iterator[MlflowServer]:
     try:
         yield mlflow_server
     finally:
+        mlflow_server.thaw()
         if not mlflow_server.healthy():
             mlflow_server.start()
 
@@ -89,3 +91,33 @@ def test_server_that_never_returns_fails_the_run_and_keeps_the_metrics_for_repla
     assert len(client.get_metric_history(run.run_id, "loss")) == 1200
     assert client.get_run(run.run_id).info.status == "FINISHED"
     assert not spill_file.exists()  # renamed once replayed, so it is not uploaded twice by accident
+
+
+def test_server_that_hangs_holds_training_up_for_one_call_timeout_not_for_the_hang(
+    server: MlflowServer, context: AdapterContext
+) -> None:
+    """A frozen server accepts connections and never answers: every write would wait for
+    MLflow's HTTP timeout (30 s) again and again. The call timeout bounds the whole hang to
+    about one timeout (then calls fail at once while the hung call is outstanding), the run's
+    points go to the spill file when it finishes, and replaying it loses nothing."""
+    tracker = tracker_for(
+        server, context, call_timeout_seconds=1, retry_attempts=2, retry_backoff_seconds=0.1
+    )
+    run = tracker.start_run("hang")
+    log_steps(tracker, run, range(0, 300))
+    server.freeze()
+    started = time.monotonic()
+    log_steps(tracker, run, range(300, 3000))  # ~20 flush intervals, 2 full batches
+    with pytest.raises(TrackingUnavailable) as caught:
+        tracker.finish_run(run)
+    held = time.monotonic() - started
+    # without the bound: >= 30 s for each of the many writes attempted during the hang
+    assert held < 25, f"training held up {held:.1f} s by a hung server"
+    assert "within 1 s" in str(caught.value) or "no answer" in str(caught.value)
+    spill_file = Path(str(caught.value).split("mlstack tracking replay ")[1].strip())
+
+    server.thaw()
+    tracker.replay(spill_file)
+    client = MlflowClient(server.url)
+    assert len(client.get_metric_history(run.run_id, "loss")) == 3000
+    assert client.get_run(run.run_id).info.status == "FINISHED"
