@@ -7,6 +7,7 @@ and so its wrapped tool, is imported the first time the role is used.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -53,6 +54,7 @@ class StackSession:
         self.hooks = hooks if hooks is not None else HookBus()
         self._instances: dict[Role, object] = {}
         self._spine: SpineStore | None = None
+        self._recipes: set[str] = set()  # recipe files whose hooks are registered
 
     @classmethod
     def open(
@@ -68,7 +70,9 @@ class StackSession:
         registry = registry or default_registry()
         stack, doc = read_stack_file(path)
         roles = resolve_stack(stack, doc, registry, recipe)
-        return cls(stack, roles, registry, source=path, base_dir=base_dir, hooks=hooks)
+        session = cls(stack, roles, registry, source=path, base_dir=base_dir, hooks=hooks)
+        session.adopt_recipe(recipe)
+        return session
 
     @property
     def home(self) -> Path:
@@ -114,11 +118,38 @@ class StackSession:
         """The adapter filling `role` if it was built already, else None (builds nothing)."""
         return self._instances.get(role)
 
+    def adopt_recipe(self, recipe: Recipe | None) -> None:
+        """Register `recipe`'s hooks (`hooks:` in recipe.yaml), once per recipe file.
+
+        Done for the recipe a command is given and, by `emit`, for the recipe that built the
+        version an event is about: a recipe's veto holds for every command that acts on its
+        versions (promote, approve, reject, deploy, rollback, monitor), not only `mlstack run`.
+        Raises StackConfigError when a hook cannot be loaded (naming the recipe file)."""
+        if recipe is None or str(recipe.path) in self._recipes:
+            return
+        if recipe.spec.hooks and str(recipe.directory) not in sys.path:
+            sys.path.insert(0, str(recipe.directory))  # hook modules live beside their steps
+        for target in recipe.spec.hooks:
+            self.hooks.register_target(target, origin=str(recipe.path))
+        self._recipes.add(str(recipe.path))
+
+    def _adopt_recipe_of(self, version: object) -> None:
+        from stack.contract.registry import ModelVersion
+        from stack.lifecycle import RECIPE_TAG, recipe_of
+
+        if isinstance(version, ModelVersion):
+            location = version.tags.get(RECIPE_TAG)
+            if location and location not in self._recipes:
+                self.adopt_recipe(recipe_of(version))
+
     def emit(self, event: str, *, subject: str, **arguments: Any) -> list[Any]:
         """Fire a lifecycle event to every hook and record it in the spine.
 
-        A vetoed event is recorded too, with the reasons, before Vetoed propagates.
+        An event about a version (a `version` argument) is first offered to the hooks of the
+        recipe that built it (see `adopt_recipe`). A vetoed event is recorded too, with the
+        reasons, before Vetoed propagates.
         """
+        self._adopt_recipe_of(arguments.get("version"))
         try:
             results = self.hooks.fire(event, **arguments)
         except Vetoed as exc:

@@ -26,8 +26,8 @@ def _governance(  # type: ignore[no-untyped-def]
     from stack.config.recipe_file import load_recipe
     from stack.governance.service import Governance
 
-    session = open_session(ctx)
     recipe = load_recipe(Path(recipe_location)) if recipe_location else None
+    session = open_session(ctx, recipe)  # the recipe's hooks are asked, as in `mlstack run`
     if prompts:
         from stack.llm.prompts import prompt_session
 
@@ -50,10 +50,18 @@ def run_promote(
     with session:
         state = LifecycleState(target)
         if dry_run:
-            click.echo(governance.check(governance.version(selector), state).explain())
+            decision = governance.check(governance.version(selector), state)
+            click.echo(decision.explain())
+            if not decision.passed:  # a script asking "would it pass?" reads the exit code
+                raise click.exceptions.Exit(1)
             return
-        updated = governance.promote(selector, state, reason=reason)
-    click.echo(f"{'prompt ' if prompts else ''}{updated.ref} is now {updated.state.value}")
+        change = governance.promotion(selector, state, reason=reason)
+    # True when decided: promotions of one model are applied one at a time, so a racing
+    # caller whose version took `serving` from another's is told whom it displaced.
+    message = f"{'prompt ' if prompts else ''}{change.version.ref} is now {change.version.state}"
+    if change.displaced:
+        message += f"; it displaced {', '.join(change.displaced)}, which is now retired"
+    click.echo(message)
 
 
 def run_approve(
@@ -75,7 +83,9 @@ def run_approve(
 @click.argument("selector", metavar="MODEL@VERSION")
 @click.option("--to", "target", type=STATES, required=True, help="Target state.")
 @click.option("--reason", default="", help="Why: kept in the audit log.")
-@click.option("--dry-run", is_flag=True, help="Evaluate the gate only.")
+@click.option(
+    "--dry-run", is_flag=True, help="Evaluate the gate only; exit 1 when it would fail."
+)
 @RECIPE
 @click.pass_context
 def promote(

@@ -49,10 +49,7 @@ def run_checks(
     recipe = load_recipe(Path(recipe_location)) if recipe_location else None
     span = parse_duration(window) if window else None
     breached = False
-    with open_session(ctx, recipe) as session:
-        if recipe is not None:
-            for target in recipe.spec.hooks:
-                session.hooks.register_target(target, origin=str(recipe.path))
+    with open_session(ctx, recipe) as session:  # the recipe's hooks included
         loop = MonitoringLoop(session, recipe=recipe)
         for turn in range(max(1, count if every else 1)):
             if turn:

@@ -164,6 +164,7 @@ class MonitoringLoop:
         `window`, the recipe's by default) and still answers there (a version rolled back
         or replaced is history, not news), record the results, alert on breaches."""
         recipe = self.recipe or self._recipe_of(model)
+        self.session.adopt_recipe(recipe)  # its hooks hear of drift and may veto retraining
         section = recipe.spec.monitoring if recipe is not None else MonitoringSection()
         if section.source != "traces":  # an LLM app's traces need no registered model
             require_model(self.session, model)
@@ -210,6 +211,7 @@ class MonitoringLoop:
         Raises StackError when the model is unknown or its log cannot be read."""
         require_model(self.session, model)
         recipe = self.recipe or self._recipe_of(model)
+        self.session.adopt_recipe(recipe)  # its hooks hear of drift and may veto retraining
         section = recipe.spec.monitoring if recipe is not None else MonitoringSection()
         if section.source == "traces":
             raise StackError(f"{model} is monitored from traces, which labels do not join")

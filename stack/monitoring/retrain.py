@@ -48,6 +48,7 @@ def maybe_retrain(
             f"the next may start after {until:%Y-%m-%d %H:%M:%S} UTC",
         )
     reason = "; ".join(breaches)
+    session.adopt_recipe(recipe)
     try:
         session.emit("on_retrain_requested", subject=model, model=model, reason=reason)
     except Vetoed as exc:

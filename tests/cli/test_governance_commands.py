@@ -26,8 +26,9 @@ def test_promote_approve_inventory_lineage_and_card(cli: Cli, workdir: Path, mon
     assert "churn@1 is candidate; it cannot move to serving" in refused.stderr
 
     cli("promote", "churn@1", "--to", "approved", "--reason", "auc ok", check=True)
-    gate = cli("promote", "churn@1", "--to", "serving", "--dry-run", check=True).stdout
-    assert "FAIL approvals: 0 of 1 from ml-leads" in gate
+    dry = cli("promote", "churn@1", "--to", "serving", "--dry-run")
+    assert dry.returncode == 1  # a gate that would fail is a failure to a script
+    assert "FAIL approvals: 0 of 1 from ml-leads" in dry.stdout
 
     monkeypatch.setenv("MLSTACK_USER", "ml-lead")
     cli("approve", "churn@1", "--to", "serving", "--reason", "reviewed", check=True)
@@ -72,8 +73,33 @@ def test_promote_approve_inventory_lineage_and_card(cli: Cli, workdir: Path, mon
     assert Path(card[0]).read_text().startswith("# Model card: churn@1")
 
 
-def test_as_of_before_anything_served_says_so(cli: Cli, workdir: Path) -> None:
-    cli("run", str(candidate_recipe(workdir)), "-q", check=True)
-    result = cli("lineage", "churn", "--as-of", "2000-01-01T00:00:00")
+FREEZE = """
+from stack.hooks import Veto, hookimpl
+
+
+@hookimpl
+def on_promotion_requested(version, target_state):
+    return Veto(f"release freeze: {version.ref} stays {version.state.value}")
+"""
+
+
+def test_nothing_served_yet_and_a_recipe_veto_holds_outside_run(cli: Cli, workdir: Path) -> None:
+    """The hooks of the recipe that built a version are asked by `promote` and `reject` as by
+    `mlstack run` (they were registered only inside `run`, so the CLI bypassed a veto)."""
+    recipe = candidate_recipe(workdir)
+    cli("run", str(recipe), "-q", check=True)
+    result = cli("lineage", "churn", "--as-of", "2000-01-01T00:00:00")  # nothing served yet
     assert result.returncode == 1
     assert "no version of 'churn' was serving at 2000-01-01" in result.stderr
+
+    (recipe / "freeze.py").write_text(FREEZE)
+    (recipe / "recipe.yaml").write_text("hooks: [freeze]\n" + (recipe / "recipe.yaml").read_text())
+
+    for command in (["promote", "churn@1", "--to", "approved"], ["reject", "churn@1"]):
+        refused = cli(*command, "--reason", "try")
+        assert refused.returncode == 1, refused.stdout
+        assert "release freeze: churn@1 stays candidate" in refused.stderr
+    [row] = json.loads(cli("models", "--format", "json", check=True).stdout)
+    assert (row["latest_version"], row["latest_state"], row["serving"]) == (1, "candidate", None)
+    audit = cli("audit", "log", "--model", "churn", "--jsonl", check=True).stdout.splitlines()
+    assert [json.loads(line)["action"] for line in audit].count("state.vetoed") == 2
