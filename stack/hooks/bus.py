@@ -43,7 +43,12 @@ class HookBus:
             raise
 
     def register_target(self, target: str, *, origin: str) -> None:
-        """Register `module:attribute` (or a module), as named in a recipe's `hooks:`."""
+        """Register `module:attribute` (or a module), as named in a recipe's `hooks:`; a target
+        already registered from the same origin is left as it is (registering a recipe twice
+        must not call its hooks twice)."""
+        name = f"{origin}:{target}"
+        if self._manager.has_plugin(name):
+            return
         module_name, _, attribute = target.partition(":")
         try:
             obj: object = importlib.import_module(module_name)
@@ -51,7 +56,7 @@ class HookBus:
                 obj = getattr(obj, attribute)
         except (ImportError, AttributeError) as exc:
             raise StackConfigError(f"{origin}: hooks: cannot load {target!r}: {exc}") from exc
-        self.register(obj, name=f"{origin}:{target}")
+        self.register(obj, name=name)
 
     def _check(self) -> None:
         try:

@@ -91,3 +91,23 @@ def test_recipe_hook_target_that_does_not_load_is_a_config_error() -> None:
     bus = HookBus(load_entry_points=False)
     with pytest.raises(StackConfigError, match=r"recipe\.yaml: hooks: cannot load 'nope\.mod:x'"):
         bus.register_target("nope.mod:x", origin="recipe.yaml")
+
+
+def test_a_recipe_hook_registered_twice_is_called_once(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`mlstack run` registers its recipe's hooks, and so does the session when an event is
+    about a version that recipe built: the second registration must be a no-op."""
+    (tmp_path / "counting_hooks.py").write_text(
+        "from stack.hooks import hookimpl\n"
+        "calls = []\n"
+        "@hookimpl\n"
+        "def on_run_finished(run_id, recipe, state):\n"
+        "    calls.append(run_id)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    bus = HookBus(load_entry_points=False)
+    bus.register_target("counting_hooks", origin="recipe.yaml")
+    bus.register_target("counting_hooks", origin="recipe.yaml")
+    bus.fire("on_run_finished", run_id="r1", recipe="q", state="succeeded")
+    import counting_hooks  # type: ignore[import-not-found]
+
+    assert counting_hooks.calls == ["r1"]
