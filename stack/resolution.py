@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from stack.config.diagnostics import collect, config_error, describe
+from stack.config.diagnostics import collect, describe, validated
 from stack.config.recipe_file import Recipe
 from stack.config.stack_file import StackFile
 from stack.config.yaml_source import YamlDocument
@@ -45,7 +45,13 @@ def resolve_stack(
             problems.extend(exc.problems)
             continue
         except StackError as exc:
-            problems.append(describe(doc, (role.value, "adapter"), str(exc)))
+            hint = (
+                f"{stack.name!r} takes its {role.value} from the embedded local stack; "
+                f"write `{role.value}: none` to go without one"
+                if role.value in doc.borrowed
+                else ""
+            )
+            problems.append(describe(doc, (role.value, "adapter"), str(exc), hint))
             continue
         resolved[role] = ResolvedRole(
             role, section.adapter, manifest.package, config, binding.capabilities
@@ -70,10 +76,7 @@ def _validate_options(
                 ],
             )
         return None
-    try:
-        return model.model_validate(dict(options))
-    except ValidationError as exc:
-        raise config_error(doc, exc, model=model, prefix=(role.value,)) from None
+    return validated(doc, model, dict(options), prefix=(role.value,))
 
 
 def _capability_problems(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from stack.cli.common import open_session
+from stack.cli.common import open_session, stack_path
 from stack.hooks.specs import hookimpl
 
 if TYPE_CHECKING:
@@ -92,13 +92,15 @@ def run(
     `params:` in recipe.yaml (to vary another argument of the step's function, declare it
     there with its default). Every --param is checked against the steps' functions before
     anything runs."""
-    from stack.config.recipe_file import load_recipe
+    from stack.preflight import preflight
 
-    recipe = load_recipe(Path(recipe_location)).with_overrides(params)
-    if params:
-        from stack.orchestration.steps import load_steps
-
-        load_steps(recipe)  # a bad --param fails before the stack (or any run) is touched
+    # Every check `stack validate` makes, before the stack (or any run) is touched.
+    checked = preflight(stack_path(ctx), Path(recipe_location), overrides=params)
+    recipe = checked.recipe
+    assert recipe is not None  # preflight was given one
+    note = checked.embedded_note()
+    if note:  # even with --quiet: which stack a run used is not progress
+        click.echo(note, err=True)
     with open_session(ctx, recipe) as session:
         for target in recipe.spec.hooks:
             session.hooks.register_target(target, origin=str(recipe.path))

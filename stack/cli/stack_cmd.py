@@ -24,24 +24,27 @@ def stack_group() -> None:
 )
 @click.pass_context
 def validate(ctx: click.Context, file: str | None, recipe_location: str | None) -> None:
-    """Check FILE: its shape, that its adapters are installed, their options, and (with
-    --recipe) the capabilities the recipe needs. Exits 1 listing every problem."""
-    from stack.config.recipe_file import load_recipe
-    from stack.config.stack_file import read_stack_file
-    from stack.plugins.registry import default_registry
-    from stack.resolution import resolve_stack
+    """Check FILE: its shape and types, that its adapters are installed, their options, that
+    the spine's database answers, and (with --recipe) the capabilities the recipe needs, its
+    step functions, hooks and retraining recipe: the checks `mlstack run` makes before it
+    starts. Exits 1 listing every problem; changes nothing."""
+    from stack.preflight import preflight
 
     path = stack_path(ctx, file)
-    recipe = load_recipe(Path(recipe_location)) if recipe_location else None
-    stack, doc = read_stack_file(path)
-    roles = resolve_stack(stack, doc, default_registry(), recipe)
+    checked = preflight(path, Path(recipe_location) if recipe_location else None)
     where = path or "the embedded local stack"
-    click.echo(f"{where}: stack {stack.name!r} is valid")
-    for role, resolved in roles.items():
+    click.echo(f"{where}: stack {checked.stack.name!r} is valid")
+    for role, resolved in checked.roles.items():
         caps = ", ".join(sorted(resolved.capabilities)) or "-"
-        click.echo(f"  {role.value:<13} {resolved.adapter:<10} [{caps}]")
-    if recipe is not None:
-        click.echo(f"  recipe {recipe.name!r}: every capability it needs is present")
+        origin = "  (from the embedded local stack)" if role in checked.embedded else ""
+        click.echo(f"  {role.value:<13} {resolved.adapter:<10} [{caps}]{origin}")
+    if checked.embedded:
+        click.echo("  write `ROLE: none` in the stack file for a stack without that role")
+    if checked.recipe is not None:
+        click.echo(
+            f"  recipe {checked.recipe.name!r}: every capability it needs is present; "
+            "its steps, hooks and retraining recipe load"
+        )
 
 
 @stack_group.command()

@@ -5,12 +5,31 @@ from __future__ import annotations
 import difflib
 import typing
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from stack.config.strict_types import bool_number_coercions, boolean_as_number
 from stack.config.yaml_source import Loc, YamlDocument
 from stack.errors import StackConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(doc: YamlDocument, model: type[M], data: Any, *, prefix: Loc = ()) -> M:
+    """`data` (the part of `doc` at `prefix`) as a `model`, or a StackConfigError listing
+    every problem at its line: pydantic's, and booleans read as numbers or numbers as
+    booleans (see `stack.config.strict_types`)."""
+    try:
+        value = model.model_validate(data)
+    except ValidationError as exc:
+        raise config_error(doc, exc, model=model, prefix=prefix) from None
+    coercions = bool_number_coercions(data, value)
+    if coercions:
+        raise collect(
+            doc, [describe(doc, (*prefix, *loc), why, hint) for loc, why, hint in coercions]
+        )
+    return value
 
 
 def config_error(
@@ -22,12 +41,17 @@ def config_error(
     title: str | None = None,
 ) -> StackConfigError:
     """One StackConfigError listing every problem of `exc`, each at its line in `doc`."""
+    errors = exc.errors(include_url=False)
     problems = []
-    for error in exc.errors(include_url=False):
-        loc: Loc = (*prefix, *error["loc"])
-        problems.append(
-            describe(doc, loc, error["msg"], hint=_hint(error, model, tuple(error["loc"])))
-        )
+    for error in errors:
+        if _follows_from_its_items(error, errors):
+            continue
+        at = tuple(part for part in error["loc"] if part != "[key]")
+        if isinstance(error.get("input"), bool) and error["type"] in _NUMBER_CHECKS:
+            message, hint = boolean_as_number(error["input"])
+        else:
+            message, hint = _message(error), _hint(error, model, at)
+        problems.append(describe(doc, (*prefix, *at), message, hint=hint))
     return collect(doc, problems, title=title)
 
 
@@ -44,6 +68,29 @@ def collect(
     noun = "problem" if len(problems) == 1 else "problems"
     message = f"{head} ({len(problems)} {noun}):\n  " + "\n  ".join(problems)
     return StackConfigError(message, problems)
+
+
+#: pydantic errors about a number's value: given a boolean (read as 0 or 1), the boolean is
+#: the problem, not the bound.
+_NUMBER_CHECKS = frozenset(
+    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "multiple_of"}
+)
+
+
+def _follows_from_its_items(error: Any, errors: Sequence[Any]) -> bool:
+    """A list's "too short" that only says one of its items was refused (pydantic counts the
+    items that passed), when that item's own error is listed."""
+    loc = tuple(error["loc"])
+    return error["type"] == "too_short" and any(
+        len(other["loc"]) > len(loc) and tuple(other["loc"][: len(loc)]) == loc for other in errors
+    )
+
+
+def _message(error: Any) -> str:
+    """pydantic's message, without the "Value error, " it puts before a validator's own."""
+    if error["type"] == "value_error" and "error" in error.get("ctx", {}):
+        return str(error["ctx"]["error"])
+    return str(error["msg"])
 
 
 def _hint(error: Any, model: type[BaseModel] | None, loc: Loc) -> str:

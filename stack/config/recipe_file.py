@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from stack.config.diagnostics import collect, config_error, describe
+from stack.config.diagnostics import collect, describe, validated
 from stack.config.features_section import FeaturesSection
 from stack.config.monitoring import MonitoringSection
 from stack.config.param_overrides import ParamOverride, overrides_for
@@ -108,10 +108,7 @@ def load_recipe(location: Path) -> Recipe:
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
         raise StackConfigError(f"{doc.where(())}: a recipe is a mapping with `name` and `steps`")
-    try:
-        spec = RecipeFile.model_validate(doc.data)
-    except ValidationError as exc:
-        raise config_error(doc, exc, model=RecipeFile) from None
+    spec = validated(doc, RecipeFile, doc.data)
     problems = _graph_problems(doc, spec) + _feature_problems(doc, spec)
     if problems:
         raise collect(doc, problems)

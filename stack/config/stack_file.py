@@ -6,9 +6,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from stack.config.diagnostics import config_error
+from stack.config.diagnostics import validated
+from stack.config.spine_url import form_problem
 from stack.config.yaml_source import YamlDocument, load_yaml
 from stack.contract.roles import Role
 from stack.errors import StackConfigError
@@ -16,6 +25,8 @@ from stack.errors import StackConfigError
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 DEFAULT_STACK = Path(__file__).resolve().parent.parent / "defaults" / "local.yaml"
+#: `server: none` in a stack file: this stack has no server (not even the embedded one).
+NO_ROLE = "none"
 
 
 class RoleSection(BaseModel):
@@ -49,6 +60,14 @@ class SpineSection(BaseModel):
 
     url: str = Field(default="sqlite:///.mlstack/spine.db", repr=False)
     password: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _known_form(cls, url: str) -> str:
+        problem = form_problem(url)
+        if problem is not None:
+            raise ValueError(problem)
+        return url
 
     @property
     def safe_url(self) -> str:
@@ -122,6 +141,19 @@ class StackFile(BaseModel):
     openlineage: OpenLineageSection = OpenLineageSection()
     judge: JudgeSection | None = None
 
+    @field_validator(*(role.value for role in Role), mode="before")
+    @classmethod
+    def _none_means_no_role(cls, value: Any, info: ValidationInfo) -> Any:
+        role = info.field_name
+        if role == Role.ORCHESTRATOR.value and value in (None, NO_ROLE):
+            raise ValueError("every stack needs an orchestrator; `local` runs steps here")
+        if value is None:
+            raise ValueError(
+                f"empty; write `{role}: none` for a stack without a {role}, "
+                f"or `{role}: {{adapter: ...}}`"
+            )
+        return None if value == NO_ROLE else value
+
     def section(self, role: Role) -> RoleSection | None:
         section: RoleSection | None = getattr(self, role.value)
         return section
@@ -131,11 +163,20 @@ class StackFile(BaseModel):
 
 
 def read_stack_file(path: Path | None = None) -> tuple[StackFile, YamlDocument]:
-    """Parse and validate a stack file's shape (adapter options are checked by the session)."""
+    """Parse and validate a stack file's shape (adapter options are checked by the session).
+
+    A role the file does not name is taken from the embedded local stack (`DEFAULT_STACK`);
+    `ROLE: none` leaves it out. The document returned knows which roles were taken
+    (`embedded_roles`), and places a problem in one of them at its line in the embedded file.
+    """
     doc = load_yaml(path or DEFAULT_STACK)
     if not isinstance(doc.data, dict):
         raise StackConfigError(f"{doc.where(())}: a stack file is a mapping of roles to adapters")
-    try:
-        return StackFile.model_validate(doc.data), doc
-    except ValidationError as exc:
-        raise config_error(doc, exc, model=StackFile) from None
+    if path is not None and path.resolve() != DEFAULT_STACK:
+        doc = doc.with_defaults(load_yaml(DEFAULT_STACK), [role.value for role in Role])
+    return validated(doc, StackFile, doc.data), doc
+
+
+def embedded_roles(doc: YamlDocument) -> tuple[Role, ...]:
+    """The roles of a stack file `read_stack_file` took from the embedded local stack."""
+    return tuple(role for role in Role if role.value in doc.borrowed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,28 @@ _ENV_REF = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 @dataclass(frozen=True, slots=True)
 class YamlDocument:
+    """A parsed file: its values, and the line of each. `borrowed` maps the top-level keys
+    this document took from another one (see `with_defaults`) to that document, so a problem
+    in a borrowed part is reported at its own file and line."""
+
     path: Path
     data: Any
     lines: Mapping[Loc, int]
+    borrowed: Mapping[str | int, YamlDocument] = field(default_factory=dict)
+
+    def with_defaults(self, defaults: YamlDocument, keys: Sequence[str]) -> YamlDocument:
+        """This mapping document with each of `keys` it lacks taken from `defaults`."""
+        taken = [key for key in keys if key not in self.data and key in defaults.data]
+        data = {**self.data, **{key: defaults.data[key] for key in taken}}
+        borrowed: dict[str | int, YamlDocument] = {**self.borrowed}
+        borrowed.update(dict.fromkeys(taken, defaults))
+        return YamlDocument(path=self.path, data=data, lines=self.lines, borrowed=borrowed)
 
     def line_of(self, loc: Sequence[str | int]) -> int | None:
         """The line of the deepest part of `loc` that exists in the file."""
         parts = tuple(loc)
+        if parts and parts[0] in self.borrowed:
+            return self.borrowed[parts[0]].line_of(parts)
         while parts:
             if parts in self.lines:
                 return self.lines[parts]
@@ -39,6 +54,8 @@ class YamlDocument:
         return self.lines.get((), None)
 
     def where(self, loc: Sequence[str | int]) -> str:
+        if loc and loc[0] in self.borrowed:
+            return self.borrowed[loc[0]].where(loc)
         line = self.line_of(loc)
         return f"{self.path}:{line}" if line else str(self.path)
 
@@ -59,7 +76,7 @@ def load_yaml(path: Path, *, environ: Mapping[str, str] | None = None) -> YamlDo
         line = f":{mark.line + 1}" if mark is not None else ""
         raise StackConfigError(f"{path}{line}: not valid YAML: {exc.problem}") from None
     if root is None:
-        raise StackConfigError(f"{path}: the file is empty; expected a mapping of fields")
+        raise StackConfigError(f"{path}:1: the file is empty; expected a mapping of fields")
     lines: dict[Loc, int] = {}
     data = _Builder(path, env, lines).build(root, ())
     return YamlDocument(path=path, data=data, lines=lines)

@@ -70,6 +70,7 @@ def test_resuming_a_run_that_succeeded_is_refused(cli: Cli, workdir: Path) -> No
 def test_bad_stack_file_fails_before_anything_is_created(cli: Cli, workdir: Path) -> None:
     (workdir / "stack.yaml").write_text(
         "name: s\nspine: {url: 'sqlite:///.mlstack/spine.db'}\nserver: {adapter: nosuchtool}\n"
+        "tracker: none\n"
     )
     result = cli("run", str(ROOT / "recipes" / "quickstart"))
     assert result.returncode == 1
