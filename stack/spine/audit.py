@@ -3,7 +3,8 @@
 Each entry's hash is SHA-256 over its own fields and the previous entry's hash. A single head
 row names the last entry; an append locks that row (FOR UPDATE on PostgreSQL, BEGIN IMMEDIATE
 on SQLite), so concurrent writers queue up instead of forking the chain, and deleting entries
-from the end is caught by comparing the head with the last entry.
+from the end is caught by comparing the head with the last entry. `audit_check` walks the
+chain; `anchors` signs its head outside the database.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
@@ -22,7 +24,7 @@ from stack.spine.schema import AuditEntryRow, AuditHeadRow
 from stack.spine.timeutil import from_text, now_utc, to_text
 
 GENESIS_HASH = "0" * 64
-_HEAD_ID = 1
+HEAD_ID = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +53,54 @@ class AuditEntry:
         }
 
 
+class Tampering(StrEnum):
+    """What was done to the log, as far as the chain (and any anchors) can tell."""
+
+    EDITED = "edited"  # content changed, its hash left as written
+    REHASHED = "edited and re-hashed"  # content changed and its own hash recomputed
+    FORGED = "forged"  # an entry that was never appended, with a hash that is not its own
+    INSERTED = "inserted"  # an entry that was never appended, its hash computed
+    DELETED = "deleted"  # entries missing: a gap, or the end gone
+    RENUMBERED = "renumbered"  # entries moved to other positions (reordered, or shifted)
+    HEAD = "head"  # the chain-head row disagrees with the entries
+    ANCHOR = "anchor"  # the log disagrees with a signed anchor (truncated, wiped, rewritten)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFinding:
+    """One thing wrong with the log: its kind, the entries concerned (their `seq`, as stored;
+    for deleted entries, the numbers they were written with) and what the check saw."""
+
+    kind: Tampering
+    first: int
+    last: int
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
 @dataclass(frozen=True, slots=True)
 class AuditVerification:
+    """What `verify` found in one snapshot of the log.
+
+    `entries` is the number of rows read; `head_seq`/`head_hash` the chain head of that
+    snapshot (what `mlstack audit anchor` signs); `findings` each problem, in log order.
+    """
+
     entries: int
-    problems: tuple[str, ...] = field(default_factory=tuple)
+    findings: tuple[AuditFinding, ...] = ()
+    head_seq: int = 0
+    head_hash: str = GENESIS_HASH
 
     @property
     def ok(self) -> bool:
-        return not self.problems
+        return not self.findings
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Each finding as one line naming the entries and the kind of tampering."""
+        return tuple(str(finding) for finding in self.findings)
 
 
 def canonical_payload(payload: Mapping[str, Any]) -> str:
@@ -87,7 +129,7 @@ def entry_hash(
 def lock_head(session: Session) -> None:
     """Take the chain head's lock for the rest of the transaction: writers that check
     something before they append (an approval not given twice) are serialized by it."""
-    session.execute(select(AuditHeadRow).where(AuditHeadRow.id == _HEAD_ID).with_for_update())
+    session.execute(select(AuditHeadRow).where(AuditHeadRow.id == HEAD_ID).with_for_update())
 
 
 def append(
@@ -101,10 +143,10 @@ def append(
 ) -> AuditEntry:
     """Append one entry inside the caller's transaction, after locking the chain head."""
     head = session.execute(
-        select(AuditHeadRow).where(AuditHeadRow.id == _HEAD_ID).with_for_update()
+        select(AuditHeadRow).where(AuditHeadRow.id == HEAD_ID).with_for_update()
     ).scalar_one_or_none()
     if head is None:
-        head = AuditHeadRow(id=_HEAD_ID, seq=0, hash=GENESIS_HASH)
+        head = AuditHeadRow(id=HEAD_ID, seq=0, hash=GENESIS_HASH)
         session.add(head)
     row = AuditEntryRow(
         seq=head.seq + 1,
@@ -117,42 +159,11 @@ def append(
         prev_hash=head.hash,
         hash="",
     )
-    row.hash = _row_hash(row)
+    row.hash = row_hash(row)
     session.add(row)
     head.seq, head.hash = row.seq, row.hash
     session.flush()
     return to_entry(row)
-
-
-def verify(session: Session) -> AuditVerification:
-    """Walk the chain from the first entry; report every place where it does not hold."""
-    problems: list[str] = []
-    expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
-    last: AuditEntryRow | None = None
-    for row in session.execute(select(AuditEntryRow).order_by(AuditEntryRow.seq)).scalars():
-        count += 1
-        if row.seq != expected_seq:
-            problems.append(
-                f"entry {expected_seq}"
-                + (f"..{row.seq - 1}" if row.seq - 1 > expected_seq else "")
-                + " missing: deleted from the log"
-            )
-        if row.prev_hash != prev_hash:
-            problems.append(
-                f"entry {row.seq}: does not follow the entry before it (reordered or inserted)"
-            )
-        if _row_hash(row) != row.hash:
-            problems.append(f"entry {row.seq}: its content was changed after it was written")
-        expected_seq, prev_hash, last = row.seq + 1, row.hash, row
-    head = session.get(AuditHeadRow, _HEAD_ID)
-    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
-    last_seq, last_hash = (last.seq, last.hash) if last else (0, GENESIS_HASH)
-    if (head_seq, head_hash) != (last_seq, last_hash):
-        if head_seq > last_seq:
-            problems.append(f"entries {last_seq + 1}..{head_seq} missing: deleted from the end")
-        else:
-            problems.append(f"the chain head (entry {head_seq}) does not match the last entry")
-    return AuditVerification(entries=count, problems=tuple(problems))
 
 
 def to_entry(row: AuditEntryRow) -> AuditEntry:
@@ -169,9 +180,10 @@ def to_entry(row: AuditEntryRow) -> AuditEntry:
     )
 
 
-def _row_hash(row: AuditEntryRow) -> str:
+def row_hash(row: AuditEntryRow, *, seq: int | None = None) -> str:
+    """The hash `row` would have if it were written as entry `seq` (its own by default)."""
     return entry_hash(
-        seq=row.seq,
+        seq=row.seq if seq is None else seq,
         at=row.at,
         actor=row.actor,
         action=row.action,

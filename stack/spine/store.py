@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session
 
 from stack.errors import ApprovalRefused, SpineError
 from stack.spine import audit
+from stack.spine.anchors import Anchor
 from stack.spine.audit import AuditEntry, AuditVerification
+from stack.spine.audit_check import verify as verify_chain
 from stack.spine.engine import create_spine_engine, is_postgresql, reader
 from stack.spine.lineage import LineageEdge, NodeKind, NodeRef
 from stack.spine.locks import NamedLocks
@@ -147,9 +149,13 @@ class SpineStore:
         with Session(self._reads) as session:
             return [audit.to_entry(row) for row in session.execute(query).scalars()]
 
-    def verify_audit(self) -> AuditVerification:
+    def verify_audit(self, anchors: Sequence[Anchor] = ()) -> AuditVerification:
+        """Walk the audit chain in one snapshot, and check it still holds each of `anchors`
+        (whose signatures the caller checked: `stack.spine.anchors.read`); every tampered
+        entry is a finding naming its `seq` and kind (edited, re-hashed, forged, inserted,
+        deleted, renumbered; truncated or rewritten since an anchor)."""
         with Session(self._reads) as session:
-            return audit.verify(session)
+            return verify_chain(session, anchors)
 
     # -- lineage ------------------------------------------------------------------------
 

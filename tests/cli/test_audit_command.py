@@ -1,4 +1,4 @@
-"""`mlstack audit log|verify` on the stack's spine."""
+"""`mlstack audit log|verify|keygen|anchor` on the stack's spine."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def test_verify_fails_naming_the_tampered_entry(cli: Cli, workdir: Path) -> None
     store.close()
     result = cli("audit", "verify")
     assert result.returncode == 1
-    assert "entry 2: its content was changed" in result.stderr
+    assert "entry 2: edited: its content was changed" in result.stderr
 
 
 def test_log_filters_and_exports_json_lines(cli: Cli, workdir: Path) -> None:
@@ -55,3 +55,72 @@ def test_log_rejects_a_bad_date(cli: Cli, workdir: Path) -> None:
     result = cli("audit", "log", "--since", "last tuesday")
     assert result.returncode == 2
     assert "not an ISO date" in result.stderr
+
+
+def cut_end_to(store: SpineStore, seq: int) -> None:
+    """What a writer without the anchor key can do: delete the last entries and move the
+    chain head back, leaving a shorter log consistent with itself."""
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM audit_entries WHERE seq > :s"), {"s": seq})
+        connection.execute(
+            sa.text(
+                "UPDATE audit_head SET seq = :s, "
+                "hash = (SELECT hash FROM audit_entries WHERE seq = :s)"
+            ),
+            {"s": seq},
+        )
+    store.close()
+
+
+def test_anchors_catch_a_cut_end_the_chain_cannot(cli: Cli, workdir: Path) -> None:
+    store = seed(workdir)
+    created = cli("audit", "keygen", "keys/anchor.key", check=True).stdout
+    assert "keys/anchor.key.pub" in created
+    anchored = cli("audit", "anchor", "--private-key", "keys/anchor.key", check=True).stdout
+    assert "anchored entry 3" in anchored
+    assert (workdir / ".mlstack" / "audit-anchors.jsonl").is_file()
+    cut_end_to(store, 1)
+
+    unanchored = cli("audit", "verify", check=True)
+    assert "1 entries, chain intact" in unanchored.stdout
+    assert "holds signed anchors, not checked" in unanchored.stderr
+
+    result = cli("audit", "verify", "--public-key", "keys/anchor.key.pub")
+    assert result.returncode == 1
+    assert "entries 2..3 missing: the log ends at entry 1" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_anchor_refuses_a_broken_log_and_writes_nothing(cli: Cli, workdir: Path) -> None:
+    store = seed(workdir)
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM audit_entries WHERE seq = 2"))
+    store.close()
+    cli("audit", "keygen", "anchor.key", check=True)
+    result = cli("audit", "anchor", "--private-key", "anchor.key", "--to", "out/anchors.jsonl")
+    assert result.returncode == 1
+    assert "nothing anchored" in result.stderr and "entry 2 missing: deleted" in result.stderr
+    assert not (workdir / "out" / "anchors.jsonl").exists()
+
+
+def test_verify_with_anchors_after_appends_says_what_holds(cli: Cli, workdir: Path) -> None:
+    store = seed(workdir)
+    cli("audit", "keygen", "anchor.key", "--public-key", "anchor.pub", check=True)
+    cli("audit", "anchor", "--private-key", "anchor.key", "--to", "a.jsonl", check=True)
+    store.audit(actor="alice", action="model.registered", subject="churn@2")
+    store.close()
+    result = cli("audit", "verify", "--anchors", "a.jsonl", "--public-key", "anchor.pub")
+    assert result.returncode == 0, result.stderr
+    assert "4 entries, chain intact, 1 signed anchor(s) hold (latest: entry 3" in result.stdout
+
+
+def test_anchor_options_are_checked_with_clear_errors(cli: Cli, workdir: Path) -> None:
+    seed(workdir).close()
+    no_key = cli("audit", "verify", "--anchors", "a.jsonl")
+    assert no_key.returncode == 2
+    assert "--anchors needs --public-key" in no_key.stderr
+    (workdir / "not-a-key.pem").write_text("hello")
+    bad = cli("audit", "verify", "--public-key", "not-a-key.pem")
+    assert bad.returncode == 1
+    assert "not-a-key.pem: not a PEM public key" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from stack.spine import SpineStore
 
@@ -61,65 +60,6 @@ def test_filters_by_model_actor_action_and_time(store: SpineStore) -> None:
     last = store.audit_entries()[-1]
     assert store.audit_entries(since=last.at) == [last]
     assert len(store.audit_entries(until=last.at)) == 3
-
-
-def test_edited_entry_is_detected(store: SpineStore) -> None:
-    _fill(store)
-    with store.engine.begin() as connection:
-        connection.execute(sa.text("UPDATE audit_entries SET actor = 'mallory' WHERE seq = 3"))
-    result = store.verify_audit()
-    assert not result.ok
-    assert any("entry 3" in p and "changed" in p for p in result.problems)
-
-
-def test_edited_entry_with_recomputed_hash_breaks_the_next_link(store: SpineStore) -> None:
-    from stack.spine.audit import entry_hash
-
-    _fill(store)
-    with store.engine.begin() as connection:
-        row = connection.execute(sa.text("SELECT * FROM audit_entries WHERE seq = 2")).one()
-        forged = entry_hash(
-            seq=2,
-            at=row.at,
-            actor="mallory",
-            action=row.action,
-            subject=row.subject,
-            reason=row.reason,
-            payload=row.payload,
-            prev_hash=row.prev_hash,
-        )
-        connection.execute(
-            sa.text("UPDATE audit_entries SET actor='mallory', hash=:h WHERE seq=2"), {"h": forged}
-        )
-    problems = store.verify_audit().problems
-    assert any("entry 3" in p and "does not follow" in p for p in problems)
-
-
-def test_deleted_entry_in_the_middle_is_detected(store: SpineStore) -> None:
-    _fill(store)
-    with store.engine.begin() as connection:
-        connection.execute(sa.text("DELETE FROM audit_entries WHERE seq = 3"))
-    problems = store.verify_audit().problems
-    assert any("entry 3 missing" in p for p in problems)
-
-
-def test_deleted_entries_at_the_end_are_detected(store: SpineStore) -> None:
-    _fill(store)
-    with store.engine.begin() as connection:
-        connection.execute(sa.text("DELETE FROM audit_entries WHERE seq >= 4"))
-    problems = store.verify_audit().problems
-    assert any("4..5 missing" in p for p in problems)
-
-
-def test_reordered_entries_are_detected(store: SpineStore) -> None:
-    _fill(store)
-    with store.engine.begin() as connection:  # swap the contents of entries 2 and 3
-        connection.execute(sa.text("UPDATE audit_entries SET seq = -2 WHERE seq = 2"))
-        connection.execute(sa.text("UPDATE audit_entries SET seq = 2 WHERE seq = 3"))
-        connection.execute(sa.text("UPDATE audit_entries SET seq = 3 WHERE seq = -2"))
-    result = store.verify_audit()
-    assert not result.ok
-    assert any("does not follow" in p or "changed" in p for p in result.problems)
 
 
 def test_approval_and_its_audit_entry_are_written_together(store: SpineStore) -> None:

@@ -1,0 +1,191 @@
+"""Each kind of tampering is reported against the entry it was done to, with its kind."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from stack.spine import SpineStore
+from stack.spine.audit import Tampering, entry_hash
+
+EDITED, REHASHED, FORGED = Tampering.EDITED, Tampering.REHASHED, Tampering.FORGED
+INSERTED, DELETED, RENUMBERED = Tampering.INSERTED, Tampering.DELETED, Tampering.RENUMBERED
+
+
+@pytest.fixture
+def store(spine_url: str) -> Iterator[SpineStore]:
+    store = SpineStore.open(spine_url)
+    for i in range(5):
+        store.audit(
+            actor="alice",
+            action="model.registered",
+            subject=f"churn@{i + 1}",
+            reason="trained",
+            payload={"auc": 0.8 + i / 100},
+        )
+    yield store
+    store.close()
+
+
+def sql(store: SpineStore, statement: str, **params: Any) -> None:
+    with store.engine.begin() as connection:
+        connection.execute(sa.text(statement), params)
+
+
+def entry(store: SpineStore, seq: int) -> Any:
+    with store.engine.connect() as connection:
+        return connection.execute(
+            sa.text("SELECT * FROM audit_entries WHERE seq = :seq"), {"seq": seq}
+        ).one()
+
+
+def rehash(row: Any, *, seq: int, actor: str) -> str:
+    """The hash a writer with the formula computes for `row`, edited to `actor`."""
+    return entry_hash(
+        seq=seq,
+        at=row.at,
+        actor=actor,
+        action=row.action,
+        subject=row.subject,
+        reason=row.reason,
+        payload=row.payload,
+        prev_hash=row.prev_hash,
+    )
+
+
+def make_room_at(store: SpineStore, seq: int) -> None:
+    """Move entries `seq`.. one place up (in two steps: seq is the primary key)."""
+    sql(store, "UPDATE audit_entries SET seq = -seq - 1 WHERE seq >= :s", s=seq)
+    sql(store, "UPDATE audit_entries SET seq = -seq WHERE seq < 0")
+
+
+def insert_at(store: SpineStore, seq: int, *, hash: str | None) -> None:
+    """Slip a new approval in as entry `seq`, chained after entry `seq - 1`: with `hash`,
+    or with the hash computed as mlstack would."""
+    prev = entry(store, seq - 1)
+    make_room_at(store, seq)
+    fields = {
+        "seq": seq,
+        "at": prev.at,
+        "actor": "mallory",
+        "action": "approval.approved",
+        "subject": "churn@5",
+        "reason": "",
+        "payload": "{}",
+        "prev_hash": prev.hash,
+    }
+    fields["hash"] = hash or entry_hash(**fields)
+    sql(
+        store,
+        "INSERT INTO audit_entries (seq, at, actor, action, subject, reason, payload, "
+        "prev_hash, hash) VALUES (:seq, :at, :actor, :action, :subject, :reason, :payload, "
+        ":prev_hash, :hash)",
+        **fields,
+    )
+
+
+def found(store: SpineStore) -> list[tuple[Tampering, int, int]]:
+    return [(f.kind, f.first, f.last) for f in store.verify_audit().findings]
+
+
+def test_an_edited_entry_is_named_edited(store: SpineStore) -> None:
+    sql(store, "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 3")
+    assert found(store) == [(EDITED, 3, 3)]
+    assert "entry 3: edited" in store.verify_audit().problems[0]
+
+
+def test_an_entry_edited_and_rehashed_is_named_not_the_one_after_it(store: SpineStore) -> None:
+    forged = rehash(entry(store, 2), seq=2, actor="mallory")
+    sql(store, "UPDATE audit_entries SET actor = 'mallory', hash = :h WHERE seq = 2", h=forged)
+    assert found(store) == [(REHASHED, 2, 2)]
+    assert store.verify_audit().problems[0].startswith("entry 2: edited and re-hashed")
+
+
+def test_the_last_entry_edited_and_rehashed_is_caught_by_the_head(store: SpineStore) -> None:
+    forged = rehash(entry(store, 5), seq=5, actor="mallory")
+    sql(store, "UPDATE audit_entries SET actor = 'mallory', hash = :h WHERE seq = 5", h=forged)
+    assert found(store) == [(REHASHED, 5, 5)]
+
+
+def test_an_entry_forged_at_the_end_is_named_forged(store: SpineStore) -> None:
+    last = entry(store, 5)
+    sql(
+        store,
+        "INSERT INTO audit_entries (seq, at, actor, action, subject, reason, payload, "
+        "prev_hash, hash) VALUES (6, :at, 'mallory', 'approval.approved', 'churn@5', '', '{}', "
+        ":prev, :fake)",
+        at=last.at,
+        prev=last.hash,
+        fake="f" * 64,
+    )
+    assert found(store) == [(FORGED, 6, 6)]
+    assert "after the chain head (entry 5)" in store.verify_audit().problems[0]
+
+
+def test_an_entry_forged_in_the_middle_is_named_and_the_rest_renumbered(
+    store: SpineStore,
+) -> None:
+    insert_at(store, 3, hash="f" * 64)
+    assert found(store) == [(FORGED, 3, 3), (RENUMBERED, 4, 6)]
+    problems = store.verify_audit().problems
+    assert "entry 3: forged" in problems[0]
+    assert "entries 4..6: renumbered: written as entries 3..5" in problems[1]
+
+
+def test_an_entry_inserted_in_the_middle_with_a_computed_hash_is_named_inserted(
+    store: SpineStore,
+) -> None:
+    insert_at(store, 3, hash=None)
+    assert found(store) == [(INSERTED, 3, 3), (RENUMBERED, 4, 6)]
+    assert "entry 4 follows the entry before it" in store.verify_audit().problems[0]
+
+
+def test_a_deleted_entry_is_named_by_its_number(store: SpineStore) -> None:
+    sql(store, "DELETE FROM audit_entries WHERE seq = 3")
+    assert found(store) == [(DELETED, 3, 3)]
+    assert store.verify_audit().problems == ("entry 3 missing: deleted",)
+
+
+def test_a_deletion_hidden_by_renumbering_is_named(store: SpineStore) -> None:
+    sql(store, "DELETE FROM audit_entries WHERE seq = 3")
+    sql(store, "UPDATE audit_entries SET seq = seq - 1 WHERE seq = 4")
+    sql(store, "UPDATE audit_entries SET seq = seq - 1 WHERE seq = 5")
+    assert found(store) == [(DELETED, 3, 3), (RENUMBERED, 3, 4)]
+
+
+def test_entries_deleted_from_the_end_are_named(store: SpineStore) -> None:
+    sql(store, "DELETE FROM audit_entries WHERE seq >= 4")
+    assert found(store) == [(DELETED, 4, 5)]
+    assert "entries 4..5 missing: deleted from the end" in store.verify_audit().problems[0]
+
+
+def test_swapped_entries_are_each_named_renumbered(store: SpineStore) -> None:
+    sql(store, "UPDATE audit_entries SET seq = -2 WHERE seq = 2")
+    sql(store, "UPDATE audit_entries SET seq = 2 WHERE seq = 3")
+    sql(store, "UPDATE audit_entries SET seq = 3 WHERE seq = -2")
+    assert found(store) == [(RENUMBERED, 2, 2), (RENUMBERED, 3, 3)]
+
+
+def test_a_deleted_chain_head_is_reported(store: SpineStore) -> None:
+    sql(store, "DELETE FROM audit_head")
+    assert found(store) == [(Tampering.HEAD, 5, 5)]
+
+
+def test_a_wiped_log_whose_head_survived_is_all_deleted(store: SpineStore) -> None:
+    sql(store, "DELETE FROM audit_entries")
+    assert found(store) == [(DELETED, 1, 5)]
+
+
+def test_what_the_chain_alone_cannot_see(store: SpineStore) -> None:
+    """Truncation with the head moved back, and a wipe of entries and head, leave a log
+    consistent with itself: only signed anchors (test_audit_anchors) catch them."""
+    third = entry(store, 3)
+    sql(store, "DELETE FROM audit_entries WHERE seq > 3")
+    sql(store, "UPDATE audit_head SET seq = 3, hash = :h", h=third.hash)
+    assert store.verify_audit().ok
+    sql(store, "DELETE FROM audit_entries")
+    sql(store, "DELETE FROM audit_head")
+    assert store.verify_audit().ok
