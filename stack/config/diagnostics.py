@@ -104,6 +104,8 @@ def _hint(error: Any, model: type[BaseModel] | None, loc: Loc) -> str:
             return "allowed fields here: " + ", ".join(sorted(allowed))
     if kind == "missing":
         return f"add `{loc[-1]}:`" if loc else ""
+    if kind == "string_type" and isinstance(error.get("input"), int | float):
+        return "YAML reads 2024, 1.5, yes and no as numbers and booleans; quote text"
     return ""
 
 

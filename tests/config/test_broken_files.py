@@ -121,7 +121,11 @@ STACK_CASES = [
         "stack.yaml:2: server.workers",
     ),
     stack("name-empty", "name: ''\n", "stack.yaml:1: name"),
-    stack("name-a-boolean", "name: yes\n", "stack.yaml:1: name"),
+    stack(
+        "name-a-boolean",
+        "name: yes\n",
+        "stack.yaml:1: name: Input should be a valid string\n    hint: YAML reads 2024, 1.5, yes",
+    ),
     stack("home-a-list", "name: t\nhome: [a, b]\n", "stack.yaml:2: home"),
     stack(
         "spine-password-list",
