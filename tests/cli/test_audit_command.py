@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from stack.spine import SpineStore
@@ -124,3 +127,16 @@ def test_anchor_options_are_checked_with_clear_errors(cli: Cli, workdir: Path) -
     assert bad.returncode == 1
     assert "not-a-key.pem: not a PEM public key" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_keys_made_with_openssl_as_documented_sign_and_verify(cli: Cli, workdir: Path) -> None:
+    seed(workdir).close()
+    for command in (
+        "openssl genpkey -algorithm ed25519 -out audit-anchor.key",
+        "openssl pkey -in audit-anchor.key -pubout -out audit-anchor.key.pub",
+    ):
+        subprocess.run(command.split(), cwd=workdir, check=True, capture_output=True)
+    cli("audit", "anchor", "--private-key", "audit-anchor.key", check=True)
+    result = cli("audit", "verify", "--public-key", "audit-anchor.key.pub", check=True)
+    assert "1 signed anchor(s) hold (latest: entry 3" in result.stdout

@@ -189,3 +189,12 @@ def test_what_the_chain_alone_cannot_see(store: SpineStore) -> None:
     sql(store, "DELETE FROM audit_entries")
     sql(store, "DELETE FROM audit_head")
     assert store.verify_audit().ok
+
+
+def test_the_last_entry_with_a_made_up_hash_is_named_edited_or_forged(store: SpineStore) -> None:
+    """Nothing follows the last entry, so a wrong hash there (head moved to it) cannot tell an
+    edit from a forgery: the finding says both."""
+    sql(store, "UPDATE audit_entries SET actor = 'mallory', hash = :h WHERE seq = 5", h="f" * 64)
+    sql(store, "UPDATE audit_head SET hash = :h", h="f" * 64)
+    assert found(store) == [(EDITED, 5, 5)]
+    assert "edited, or forged with a made-up hash" in store.verify_audit().problems[0]
