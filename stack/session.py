@@ -83,9 +83,20 @@ class StackSession:
     @property
     def spine(self) -> SpineStore:
         if self._spine is None:
+            from sqlalchemy.exc import SQLAlchemyError
+
             from stack.spine.store import SpineStore
 
-            self._spine = SpineStore.open(anchored(self.stack.spine.connect_url(), self.base_dir))
+            try:
+                url = anchored(self.stack.spine.connect_url(), self.base_dir)
+                self._spine = SpineStore.open(url)
+            except (SQLAlchemyError, OSError) as exc:  # every command says so, not only run
+                cause = " ".join(str(getattr(exc, "orig", None) or exc).split())
+                where = f"{self.source}: " if self.source else ""
+                raise StackError(
+                    f"{where}spine.url: cannot open the spine at {self.stack.spine.safe_url}: "
+                    f"{cause[:300]}"
+                ) from exc
         return self._spine
 
     def adapter_context(self) -> AdapterContext:

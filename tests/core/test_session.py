@@ -73,3 +73,13 @@ def test_vetoed_event_is_recorded_with_its_reasons(session: StackSession) -> Non
         )
     [event] = session.spine.events(subject="m@1")
     assert event.payload["vetoed"] == ["release freeze"]
+
+
+def test_a_spine_that_cannot_be_opened_is_named_not_a_traceback(tmp_path: Path) -> None:
+    """Every command opens the spine through the session: a database that is not there is a
+    StackError naming the stack file's field, not SQLAlchemy's OperationalError."""
+    stack = tmp_path / "stack.yaml"
+    stack.write_text("name: t\nspine: {url: 'sqlite:////proc/no-such-folder/spine.db'}\n")
+    with StackSession.open(stack) as session, pytest.raises(StackError) as caught:
+        session.spine  # noqa: B018 (opening is the point)
+    assert str(caught.value).startswith(f"{stack}: spine.url: cannot open the spine at sqlite:")
