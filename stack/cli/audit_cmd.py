@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +13,7 @@ from stack.cli.common import open_session, parse_moment
 
 if TYPE_CHECKING:
     from stack.session import StackSession
-    from stack.spine.audit import AuditFinding
+    from stack.spine.audit import AuditEntry, AuditFinding
 
 #: The anchors file, under the stack's home, unless --anchors/--to or the variable says.
 ANCHORS_FILE = "audit-anchors.jsonl"
@@ -30,7 +30,12 @@ def audit_group() -> None:
 
 
 @audit_group.command("log")
-@click.option("--model", "subject", help="Entries about this model (or exact subject).")
+@click.option(
+    "--model",
+    "subject",
+    help="Entries about this model, its versions and the endpoints that served them "
+    "(or an exact subject such as endpoint:churn).",
+)
 @click.option("--actor", help="Entries by this person.")
 @click.option("--action", help="Only this action (e.g. approval.approved).")
 @click.option("--since", help="From this ISO date/time (UTC unless it says).")
@@ -47,14 +52,17 @@ def log(
     jsonl: bool,
 ) -> None:
     """Print audit entries, oldest first, filtered by model, actor, action and time."""
+    start, end = parse_moment(since), parse_moment(until)
     with open_session(ctx) as session:
-        entries = session.spine.audit_entries(
-            subject=subject,
-            actor=actor,
-            action=action,
-            since=parse_moment(since),
-            until=parse_moment(until),
-        )
+
+        def read(about: str | None) -> list[AuditEntry]:
+            return session.spine.audit_entries(
+                subject=about, actor=actor, action=action, since=start, until=end
+            )
+
+        entries = read(subject)
+        if subject is not None and "@" not in subject and not subject.startswith("endpoint:"):
+            entries = _with_endpoints(session, subject, entries, read)
     for entry in entries:
         if jsonl:
             click.echo(json.dumps(entry.to_json(), sort_keys=True))
@@ -64,6 +72,26 @@ def log(
                 f"{entry.seq:>6}  {entry.at:%Y-%m-%d %H:%M:%S}  {entry.actor:<12} "
                 f"{entry.action:<22} {entry.subject}{reason}"
             )
+
+
+def _with_endpoints(
+    session: StackSession,
+    model: str,
+    entries: list[AuditEntry],
+    read: Callable[[str], list[AuditEntry]],
+) -> list[AuditEntry]:
+    """`entries` and those of every endpoint whose traffic ever named a version of `model`
+    (an endpoint may be named apart from its model), merged in log order."""
+    mentions = f'"{model}@'
+    endpoints = {
+        e.subject
+        for e in session.spine.audit_entries(subject=None)
+        if e.subject.startswith("endpoint:") and mentions in json.dumps(e.payload)
+    }
+    found = {e.seq: e for e in entries}
+    for endpoint in sorted(endpoints):
+        found.update((entry.seq, entry) for entry in read(endpoint))
+    return [found[seq] for seq in sorted(found)]
 
 
 @audit_group.command()

@@ -140,3 +140,29 @@ def test_keys_made_with_openssl_as_documented_sign_and_verify(cli: Cli, workdir:
     cli("audit", "anchor", "--private-key", "audit-anchor.key", check=True)
     result = cli("audit", "verify", "--public-key", "audit-anchor.key.pub", check=True)
     assert "1 signed anchor(s) hold (latest: entry 3" in result.stdout
+
+
+def test_log_of_a_model_includes_the_endpoints_that_served_it(cli: Cli, workdir: Path) -> None:
+    """An endpoint is audited under `endpoint:NAME`, and NAME need not be the model's."""
+    store = seed(workdir)
+    store.audit(
+        actor="ci",
+        action="endpoint.routed",
+        subject="endpoint:eu-churn",
+        payload={"weights": {"churn@1": 1.0}},
+    )
+    store.audit(actor="ci", action="endpoint.undeployed", subject="endpoint:eu-churn")
+    store.audit(
+        actor="ci",
+        action="endpoint.routed",
+        subject="endpoint:fraud",
+        payload={"weights": {"fraud@1": 1.0}},
+    )
+    store.close()
+    lines = cli("audit", "log", "--model", "churn", "--jsonl", check=True).stdout.splitlines()
+    assert [(e["action"], e["subject"]) for e in map(json.loads, lines)] == [
+        ("model.registered", "churn@1"),
+        ("approval.approved", "churn@1"),
+        ("endpoint.routed", "endpoint:eu-churn"),
+        ("endpoint.undeployed", "endpoint:eu-churn"),
+    ]
