@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compile": ("stack.cli.pipeline_cmd:compile_recipe", "Compile a recipe for the orchestrator."),
     "schedule": ("stack.cli.pipeline_cmd:schedule", "Run a recipe on a cron schedule."),
     "deploy": ("stack.cli.serving_cmd:deploy", "Serve a model version, rolled out by plan."),
+    "doctor": ("stack.cli.doctor_cmd:doctor", "Find (and --repair) what dead runs left behind."),
     "rollback": ("stack.cli.serving_cmd:rollback", "Back to the previous serving version."),
     "rollout": ("stack.cli.serving_cmd:rollout_group", "Rollout status and serving history."),
     "undeploy": ("stack.cli.serving_cmd:undeploy", "Stop an endpoint."),

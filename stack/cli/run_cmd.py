@@ -71,7 +71,12 @@ def _parse_params(
     "list, '\"300\"' a string. Recorded with the run (`mlstack runs`); a resumed run keeps "
     "the params of the run it resumes.",
 )
-@click.option("--resume", metavar="RUN_ID", help="Resume this failed run from its failed step.")
+@click.option(
+    "--resume",
+    metavar="RUN_ID",
+    help="Resume this failed run from its failed step, or an abandoned one (its process "
+    "died) from the step that was interrupted, once what it left behind is put back.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No per-step lines.")
 @click.pass_context
 def run(
@@ -115,7 +120,13 @@ def run(
 @click.option("--limit", default=10, show_default=True)
 @click.pass_context
 def runs(ctx: click.Context, recipe: str | None, limit: int) -> None:
-    """List recent pipeline runs with the status of each step."""
+    """List recent pipeline runs with the status of each step.
+
+    A run recorded as running is judged by its lease: `abandoned` when its process died
+    (resume it with `mlstack run RECIPE --resume RUN_ID`), `stale` when it runs on another
+    host that has not renewed its lease lately (see `mlstack doctor`)."""
+    from stack.orchestration.reconcile import describe_state
+
     with open_session(ctx) as session:
         records = session.spine.pipeline_runs(recipe=recipe, limit=limit)
     if not records:
@@ -123,7 +134,7 @@ def runs(ctx: click.Context, recipe: str | None, limit: int) -> None:
     for record in records:
         resumed = f" (resumes {record.resumed_from})" if record.resumed_from else ""
         click.echo(
-            f"{record.run_id}  {record.recipe}  {record.state}  "
+            f"{record.run_id}  {record.recipe}  {describe_state(record)}  "
             f"{record.started_at:%Y-%m-%d %H:%M:%S}{resumed}"
         )
         if record.param_overrides:

@@ -24,6 +24,7 @@ class RunState(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    ABANDONED = "abandoned"  # its process died mid-run; resumable like a failed run
 
 
 @dataclass(frozen=True, slots=True)

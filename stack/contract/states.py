@@ -22,11 +22,13 @@ class LifecycleState(StrEnum):
 _S = LifecycleState
 
 #: Where a version may go from each state. `retired` can be brought back as a candidate
-#: (a rollback target is re-promoted through the gate, never silently).
+#: (a rollback target is re-promoted through the gate, never silently). A `canary` whose
+#: rollout ended without a verdict (its process died) goes back to `approved`, the state
+#: its gate gave it before the rollout.
 ALLOWED_TRANSITIONS: dict[LifecycleState, frozenset[LifecycleState]] = {
     _S.CANDIDATE: frozenset({_S.APPROVED, _S.REJECTED, _S.SHADOW}),
     _S.APPROVED: frozenset({_S.CANARY, _S.SHADOW, _S.SERVING, _S.REJECTED, _S.RETIRED}),
-    _S.CANARY: frozenset({_S.SERVING, _S.REJECTED, _S.RETIRED}),
+    _S.CANARY: frozenset({_S.APPROVED, _S.SERVING, _S.REJECTED, _S.RETIRED}),
     _S.SHADOW: frozenset({_S.APPROVED, _S.CANARY, _S.SERVING, _S.REJECTED, _S.RETIRED}),
     _S.SERVING: frozenset({_S.RETIRED}),
     _S.RETIRED: frozenset({_S.CANDIDATE, _S.SERVING}),

@@ -166,6 +166,28 @@ class RunCloser(Protocol):
         ...
 
 
+#: Set by the executor while a step runs: the pipeline run the step works for.
+PIPELINE_RUN_ENV = "MLSTACK_PIPELINE_RUN"
+#: On a tracking run opened during a step: the pipeline run that opened it.
+PIPELINE_RUN_TAG = "mlstack.pipeline_run"
+
+
+@runtime_checkable
+class OrphanRunCloser(Protocol):
+    """Trackers that can find, from any process, the runs a pipeline run opened and left
+    open (its process died), and end them: `mlstack doctor`, and `--resume` of a run
+    whose process died, mark them KILLED."""
+
+    def open_runs_by_pipeline_run(self) -> Mapping[str, tuple[str, ...]]:
+        """Ids of the runs still open that carry PIPELINE_RUN_TAG, by that pipeline run."""
+        ...
+
+    def end_runs(self, run_ids: Sequence[str], status: RunStatus) -> None:
+        """End each of `run_ids` with `status` (one attempt each; raises
+        TrackingUnavailable when the backend cannot be reached)."""
+        ...
+
+
 #: On a model version: the experiment its server traces each request into.
 TRACE_EXPERIMENT_TAG = "mlstack.trace_experiment"
 #: On a served request's root span (attribute) and trace (tag): the version that answered.

@@ -9,9 +9,12 @@ orchestrator, Prefect, ZenML or Kubeflow Pipelines."""
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +23,9 @@ from stack.config.param_overrides import ParamOverride, parse_override, same_val
 from stack.config.recipe_file import Recipe
 from stack.contract.orchestration import PipelineRun, RunState, StepResult, StepStatus
 from stack.contract.roles import Role
-from stack.contract.tracking import RunCloser, RunStatus
+from stack.contract.tracking import PIPELINE_RUN_ENV, RunCloser, RunStatus
 from stack.errors import StackError, StepFailed
+from stack.orchestration.lease import Heartbeat, ProcessIdentity
 from stack.orchestration.outputs import load_output, save_output
 from stack.orchestration.steps import LoadedStep, StepContext, check_overrides, load_steps
 from stack.spine.timeutil import now_utc
@@ -40,6 +44,7 @@ class StepExecutor:
         self.outputs_root = outputs_root
         self.orchestrator = orchestrator
         self._steps: dict[str, LoadedStep] | None = None
+        self._heartbeats: dict[str, Heartbeat] = {}
 
     @property
     def steps(self) -> dict[str, LoadedStep]:
@@ -56,24 +61,42 @@ class StepExecutor:
         run_id: str | None = None,
         resumed_from: str | None = None,
         overrides: tuple[ParamOverride, ...] | None = None,
+        drive: bool = False,
     ) -> str:
         """Record a new run with its `--param` overrides (default: the recipe's), which
-        every step of it then receives, in whichever process it runs."""
+        every step of it then receives, in whichever process it runs.
+
+        `drive`: this process drives the run to its end, and holds its lease (renewed from
+        a thread until the run ends) so that its death is seen: the run shows `abandoned`
+        and `--resume` takes it over."""
         self.steps  # noqa: B018  (a typo in the recipe fails before the run is recorded)
         chosen = self.recipe.overrides if overrides is None else overrides
         run_id = run_id or uuid.uuid4().hex
-        self.session.spine.start_pipeline_run(
+        spine = self.session.spine
+        holder = ProcessIdentity.current() if drive else None
+        spine.start_pipeline_run(
             run_id,
             recipe=self.recipe.name,
             orchestrator=self.orchestrator,
             resumed_from=resumed_from,
             param_overrides=[str(o) for o in chosen],
+            lease=holder.lease(now_utc()) if holder else None,
         )
+        if holder is not None:
+            self._heartbeats[run_id] = Heartbeat(
+                lambda: spine.renew_lease(run_id, holder.lease(now_utc()))
+            ).start()
         self._emit("on_run_started", run_id, run_id=run_id, recipe=self.recipe.name)
         return run_id
 
+    def _release(self, run_id: str) -> None:
+        heartbeat = self._heartbeats.pop(run_id, None)
+        if heartbeat is not None:
+            heartbeat.stop()
+
     def succeed(self, run_id: str) -> PipelineRun:
         """The run succeeded (recorded once, whoever notices first)."""
+        self._release(run_id)
         record = self.session.spine.pipeline_run(run_id)
         if record is not None and record.state == RunState.SUCCEEDED.value:
             return self.result(run_id)
@@ -89,6 +112,7 @@ class StepExecutor:
 
     def fail(self, run_id: str, step: str, error: str) -> None:
         """The run failed at `step` (recorded once, whoever notices first)."""
+        self._release(run_id)
         record = self.session.spine.pipeline_run(run_id)
         if record is not None and record.state == RunState.FAILED.value:
             return
@@ -140,7 +164,8 @@ class StepExecutor:
         self._emit("on_step_started", run_id, run_id=run_id, step=name)
         runs_before = self._open_tracking_runs()
         try:
-            value = loaded.function(**kwargs)
+            with _pipeline_run_in_environment(run_id):
+                value = loaded.function(**kwargs)
             interrupts.check()  # a Ctrl-C some finalizer swallowed still stops the run here
             uri, digest = save_output(self.outputs_root / run_id, name, value)
         except BaseException as exc:  # Ctrl-C too: the spine must say where the run stopped
@@ -238,7 +263,8 @@ class StepExecutor:
 
         A resumed run keeps the `--param`s of the run it resumes (its reused outputs were
         made with them); one given now that differs is refused (StackError) before the run
-        starts."""
+        starts. A run whose process died (`abandoned`) is taken over: what it left behind
+        is reconciled first (see `stack.orchestration.reconcile`)."""
         self.steps  # noqa: B018  (every step importable and callable before the run starts)
         overrides = self.recipe.overrides
         reuse: dict[str, StepRecord] = {}
@@ -246,7 +272,7 @@ class StepExecutor:
             reuse = steps_to_reuse(self.recipe, reusable_steps(self.recipe, self.session, resume))
             overrides = resumed_overrides(resume, self.overrides(resume), overrides)
             check_overrides(self.recipe, overrides, self.steps)  # the recipe may have changed
-        run_id = self.start(resumed_from=resume, overrides=overrides)
+        run_id = self.start(resumed_from=resume, overrides=overrides, drive=True)
         for name, previous in reuse.items():
             assert previous.output_uri is not None
             self.reuse_step(run_id, name, previous.output_uri, previous.output_digest)
@@ -287,16 +313,24 @@ class StepExecutor:
 
 
 _REUSABLE = (StepStatus.SUCCEEDED.value, StepStatus.REUSED.value)
+_RESUMABLE = (RunState.FAILED.value, RunState.ABANDONED.value)
 
 
 def reusable_steps(recipe: Recipe, session: StackSession, resume: str) -> dict[str, StepRecord]:
-    """The steps of failed run `resume` whose saved outputs a new run may take over."""
+    """The steps of failed (or abandoned) run `resume` whose saved outputs a new run may
+    take over. A run recorded as running whose process died is abandoned here, and what it
+    left behind reconciled, before anything is taken over; one whose process lives (or
+    cannot be judged from this host) is refused."""
     previous = session.spine.pipeline_run(resume)
     if previous is None:
         raise StackError(f"no run {resume!r} to resume; `mlstack runs` lists the runs")
     if previous.recipe != recipe.name:
         raise StackError(f"run {resume} is of recipe {previous.recipe!r}, not {recipe.name!r}")
-    if previous.state != RunState.FAILED.value:
+    if previous.state == RunState.RUNNING.value:
+        from stack.orchestration.reconcile import take_over
+
+        previous = take_over(session, previous)
+    if previous.state not in _RESUMABLE:
         raise StackError(f"run {resume} is {previous.state}, not failed: nothing to resume")
     return {
         s.step: s
@@ -344,6 +378,21 @@ def steps_to_reuse(recipe: Recipe, reusable: dict[str, StepRecord]) -> dict[str,
         if previous is not None and set(recipe.step(name).needs) <= set(chosen):
             chosen[name] = previous
     return chosen
+
+
+@contextmanager
+def _pipeline_run_in_environment(run_id: str) -> Iterator[None]:
+    """The step's code (and the processes it starts) can tell which pipeline run it works
+    for: trackers tag the runs they open with it, rollouts name it as their owner."""
+    before = os.environ.get(PIPELINE_RUN_ENV)
+    os.environ[PIPELINE_RUN_ENV] = run_id
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(PIPELINE_RUN_ENV, None)
+        else:
+            os.environ[PIPELINE_RUN_ENV] = before
 
 
 def outputs_root(home: Path, configured: str = "runs") -> Path:

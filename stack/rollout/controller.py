@@ -32,6 +32,7 @@ from stack.errors import GateFailed, InvalidTransition, NotFound, StackError
 from stack.governance.history import serving_history
 from stack.governance.service import Governance
 from stack.lifecycle import Lifecycle
+from stack.orchestration.lease import current_owner
 from stack.rollout.judge import breaches
 from stack.session import StackSession
 from stack.spine.lineage import NodeKind, NodeRef
@@ -100,6 +101,7 @@ class RolloutController:
             champion=champion,
             challenger=version.ref,
             plan=plan.model_dump(mode="json"),
+            owner=current_owner(),  # judged by `mlstack doctor` if this process dies
         )
         return self._roll_out(version, name, champion, plan)
 
@@ -154,6 +156,7 @@ class RolloutController:
             champion=None,
             challenger=version.ref,
             plan=plan.model_dump(mode="json"),
+            owner=current_owner(),  # judged by `mlstack doctor` if this process dies
         )
         endpoint = self._deployed(
             name, started, version.ref, reason, f"canary: {version.ref} serves alone"

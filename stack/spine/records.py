@@ -38,6 +38,17 @@ class StepRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RunLease:
+    """The process driving a pipeline run: its pid and host, the kernel's start time of
+    that pid (a token: equal only for the same process), and when it last renewed."""
+
+    pid: int
+    host: str
+    started: str
+    renewed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class PipelineRunRecord:
     run_id: str
     recipe: str
@@ -50,6 +61,8 @@ class PipelineRunRecord:
     steps: tuple[StepRecord, ...]
     # The `--param`s the run was started with, as typed ("train.epochs=20"), in order.
     param_overrides: tuple[str, ...] = ()
+    # Who drives the run (None: a run from before leases, or one nobody drives).
+    lease: RunLease | None = None
 
 
 @dataclass(frozen=True, slots=True)

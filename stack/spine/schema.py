@@ -129,6 +129,12 @@ class PipelineRunRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     # JSON list of the run's `--param STEP.NAME=VALUE` overrides, as typed; NULL for none.
     param_overrides: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The lease of the process driving the run (see stack.orchestration.lease); NULL for
+    # runs recorded before leases, or started by a task that does not drive them.
+    lease_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    lease_host: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    lease_started: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    lease_renewed_at: Mapped[str | None] = mapped_column(Timestamp, nullable=True)
 
 
 class StepRunRow(Base):

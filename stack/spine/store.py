@@ -31,6 +31,7 @@ from stack.spine.records import (
     LifecycleEvent,
     MonitoringCheck,
     PipelineRunRecord,
+    RunLease,
     StepRecord,
 )
 from stack.spine.schema import (
@@ -355,8 +356,10 @@ class SpineStore:
         orchestrator: str,
         resumed_from: str | None = None,
         param_overrides: Sequence[str] = (),
+        lease: RunLease | None = None,
     ) -> None:
-        """Record a run as running; `param_overrides` are its `--param`s as typed."""
+        """Record a run as running; `param_overrides` are its `--param`s as typed, `lease`
+        the process that drives it (None: nobody here does, e.g. a cluster's own run)."""
         with self._transaction() as session:
             session.add(
                 PipelineRunRow(
@@ -367,8 +370,64 @@ class SpineStore:
                     resumed_from=resumed_from,
                     started_at=to_text(now_utc()),
                     param_overrides=json.dumps(list(param_overrides)) if param_overrides else None,
+                    lease_pid=lease.pid if lease else None,
+                    lease_host=lease.host if lease else None,
+                    lease_started=lease.started if lease else None,
+                    lease_renewed_at=to_text(lease.renewed_at) if lease else None,
                 )
             )
+
+    def renew_lease(self, run_id: str, lease: RunLease) -> bool:
+        """Move the lease's time to `lease.renewed_at` if the run is still running under
+        this very lease; False otherwise (finished, abandoned, or taken over)."""
+        with self._transaction() as session:
+            row = session.get(PipelineRunRow, run_id)
+            if row is None or row.state != "running" or not _held_by(row, lease):
+                return False
+            row.lease_renewed_at = to_text(lease.renewed_at)
+            return True
+
+    def abandon_pipeline_run(
+        self, run_id: str, *, lease: RunLease | None, reason: str, actor: str
+    ) -> bool:
+        """Record that run `run_id`'s process died: the run `abandoned`, its running steps
+        `failed` with `reason`, and a `run.abandoned` audit entry, in one transaction.
+
+        Only while the run is still running under `lease` (the one judged dead): False,
+        changing nothing, when it finished or was abandoned meanwhile (two repairs race)."""
+        moment = to_text(now_utc())
+        with self._transaction() as session:
+            audit.lock_head(session)  # racing repairs are answered one after the other
+            row = session.get(PipelineRunRow, run_id)
+            if row is None:
+                raise SpineError(f"no pipeline run {run_id!r} in the spine")
+            if row.state != "running" or (lease is not None and not _held_by(row, lease)):
+                return False
+            interrupted = [
+                step
+                for step in session.execute(
+                    select(StepRunRow).where(
+                        StepRunRow.run_id == run_id, StepRunRow.status == "running"
+                    )
+                ).scalars()
+            ]
+            for step in interrupted:
+                step.status, step.error, step.finished_at = "failed", reason, moment
+            at = interrupted[0].step if interrupted else "between steps"
+            row.state, row.error, row.finished_at = "abandoned", f"{at}: {reason}", moment
+            audit.append(
+                session,
+                actor=actor,
+                action="run.abandoned",
+                subject=f"run:{run_id}",
+                reason=reason,
+                payload={
+                    "recipe": row.recipe,
+                    "interrupted_steps": [s.step for s in interrupted],
+                    "lease": _lease_json(row),
+                },
+            )
+            return True
 
     def record_step(
         self,
@@ -412,11 +471,22 @@ class SpineStore:
             return _run_record(row, list(steps))
 
     def pipeline_runs(
-        self, *, recipe: str | None = None, limit: int = 20
+        self,
+        *,
+        recipe: str | None = None,
+        state: str | None = None,
+        finished_since: datetime | None = None,
+        limit: int | None = 20,
     ) -> list[PipelineRunRecord]:
+        """The latest runs (of `recipe`, in `state`, ended at or after `finished_since`),
+        newest first; `limit` None for all."""
         query = select(PipelineRunRow).order_by(PipelineRunRow.started_at.desc()).limit(limit)
         if recipe is not None:
             query = query.where(PipelineRunRow.recipe == recipe)
+        if state is not None:
+            query = query.where(PipelineRunRow.state == state)
+        if finished_since is not None:
+            query = query.where(PipelineRunRow.finished_at >= to_text(finished_since))
         with Session(self._reads) as session:
             rows = session.execute(query).scalars().all()
         return [run for row in rows if (run := self.pipeline_run(row.run_id)) is not None]
@@ -518,6 +588,33 @@ class SpineStore:
         ]
 
 
+def _held_by(row: PipelineRunRow, lease: RunLease) -> bool:
+    return (row.lease_pid, row.lease_host, row.lease_started) == (
+        lease.pid,
+        lease.host,
+        lease.started,
+    )
+
+
+def _lease_of(row: PipelineRunRow) -> RunLease | None:
+    if row.lease_pid is None or row.lease_host is None or row.lease_renewed_at is None:
+        return None
+    return RunLease(
+        row.lease_pid, row.lease_host, row.lease_started or "", from_text(row.lease_renewed_at)
+    )
+
+
+def _lease_json(row: PipelineRunRow) -> dict[str, Any] | None:
+    if row.lease_pid is None:
+        return None
+    return {
+        "pid": row.lease_pid,
+        "host": row.lease_host,
+        "started": row.lease_started,
+        "renewed_at": row.lease_renewed_at,
+    }
+
+
 def _run_record(row: PipelineRunRow, steps: list[StepRunRow]) -> PipelineRunRecord:
     return PipelineRunRecord(
         run_id=row.run_id,
@@ -529,6 +626,7 @@ def _run_record(row: PipelineRunRow, steps: list[StepRunRow]) -> PipelineRunReco
         finished_at=from_text(row.finished_at) if row.finished_at else None,
         error=row.error,
         param_overrides=tuple(json.loads(row.param_overrides)) if row.param_overrides else (),
+        lease=_lease_of(row),
         steps=tuple(
             StepRecord(
                 step=s.step,

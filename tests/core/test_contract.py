@@ -25,6 +25,8 @@ S = LifecycleState
         (S.CANDIDATE, S.SERVING, False),  # never straight to serving: approval first
         (S.APPROVED, S.CANARY, True),
         (S.CANARY, S.SERVING, True),
+        (S.CANARY, S.APPROVED, True),  # its rollout died: back to what its gate gave it
+        (S.CANARY, S.CANDIDATE, False),
         (S.SERVING, S.RETIRED, True),
         (S.SERVING, S.CANDIDATE, False),
         (S.REJECTED, S.SERVING, False),

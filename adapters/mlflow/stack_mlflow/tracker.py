@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -22,6 +23,8 @@ from mlflow.entities import (
 from mlflow.exceptions import MlflowException
 
 from stack.contract.tracking import (
+    PIPELINE_RUN_ENV,
+    PIPELINE_RUN_TAG,
     CodeVersion,
     DatasetFingerprint,
     MetricPoint,
@@ -31,7 +34,7 @@ from stack.contract.tracking import (
 )
 from stack.errors import NotFound, StackError, TrackingUnavailable
 from stack.plugins.manifest import AdapterContext
-from stack_mlflow import exits, refusals, spill, validation
+from stack_mlflow import exits, orphans, refusals, spill, validation
 from stack_mlflow.buffer import Deadline, MetricBuffer, RetryPolicy
 from stack_mlflow.code_version import detect_code_version
 from stack_mlflow.config import MlflowTrackerConfig
@@ -103,6 +106,9 @@ class MlflowTracker:
             COMMIT_TAG: code.commit or "unknown",
             DIRTY_TAG: str(code.dirty).lower(),
         }
+        pipeline_run = os.environ.get(PIPELINE_RUN_ENV)
+        if pipeline_run:  # a step opens it: found and ended if the step's process dies
+            all_tags.setdefault(PIPELINE_RUN_TAG, pipeline_run)
         run = self.client.create_run(self._experiment_id(experiment), run_name=name, tags=all_tags)
         self._open_runs.add(run.info.run_id)
         return RunRef(run.info.run_id, experiment)
@@ -249,6 +255,20 @@ class MlflowTracker:
         if unavailable is not None:
             raise unavailable
         return ended
+
+    def open_runs_by_pipeline_run(self) -> dict[str, tuple[str, ...]]:
+        """RUNNING runs tagged with the pipeline run whose step opened them, by that run,
+        across every experiment (the `OrphanRunCloser` capability)."""
+        return orphans.open_runs_by_pipeline_run(self.client)
+
+    def end_runs(self, run_ids: Sequence[str], status: RunStatus) -> None:
+        """End runs another process opened and left open (it died) with `status`."""
+        try:
+            orphans.end_runs(self.client, run_ids, _TO_MLFLOW[status])
+        except MlflowException as exc:
+            raise TrackingUnavailable(
+                f"MLflow at {safe_uri(self.uri)} did not end runs {', '.join(run_ids)}: {exc}"
+            ) from exc
 
     def _finish(self, run_id: str, status: str, *, patient: bool) -> None:
         with self._lock:

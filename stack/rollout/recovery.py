@@ -1,0 +1,217 @@
+"""What a rollout leaves behind when its process dies, found and put back.
+
+A rollout is in progress on an endpoint while its last `rollout.*` audit entry is
+`rollout.started` and the process that wrote it (its `owner`) lives; an A/B left running
+(`rollout.ab_running`) needs no process. Anything else that takes traffic must be `serving`:
+a canary or shadow with no rollout in progress behind it never passed the serving gate.
+
+Putting it back: the endpoint returns to its serving version alone (undeployed when it has
+none, as a first canary's rollback does), the rollout is closed with `rollout.rolled_back`,
+and versions left in `canary` or `shadow` return to `approved`, the state their gate gave
+them before the rollout (not `rejected`: nothing judged them). Each change is audited."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from stack.contract.registry import ModelSelector
+from stack.contract.serving import Endpoint, TrafficSplit
+from stack.contract.states import LifecycleState
+from stack.errors import NotFound
+from stack.orchestration.lease import Liveness
+from stack.session import StackSession
+from stack.spine.audit import AuditEntry
+
+S = LifecycleState
+_INTERMEDIATE = (S.CANARY, S.SHADOW)
+_CLOSED = ("rollout.completed", "rollout.rolled_back")
+
+#: How a rollout's owner (as `rollout.started` recorded it) is judged, at the entry's time.
+OwnerJudge = Callable[[Mapping[str, Any] | None, AuditEntry], Liveness]
+
+
+@dataclass(frozen=True, slots=True)
+class StrandedEndpoint:
+    """An endpoint whose traffic no live rollout accounts for."""
+
+    endpoint: Endpoint
+    champion: str | None  # its serving version, if one is loaded there
+    stranded: tuple[str, ...]  # versions taking traffic without being `serving`
+    open_rollout: AuditEntry | None  # a `rollout.started` whose owner is gone
+
+    def describe(self) -> str:
+        parts = []
+        if self.open_rollout is not None:
+            owner = self.open_rollout.payload.get("owner") or {}
+            who = f"pid {owner.get('pid')} on {owner.get('host')}" if owner else "no owner"
+            parts.append(f"rollout started {self.open_rollout.at:%Y-%m-%d %H:%M:%S} ({who}) died")
+        if self.stranded:
+            weights = self.endpoint.split.weights
+            parts.append(
+                ", ".join(
+                    f"{ref} takes {weights.get(ref, 0.0):.0%}"
+                    + (" (shadow)" if ref in self.endpoint.split.shadows else "")
+                    for ref in self.stranded
+                )
+                + " without passing the serving gate"
+            )
+        return "; ".join(parts)
+
+    def remedy(self) -> str:
+        if self.champion is not None:
+            return f"route all traffic back to {self.champion}"
+        return "undeploy the endpoint (no serving version to fall back to)"
+
+
+@dataclass(frozen=True, slots=True)
+class StrandedVersion:
+    """A version in `canary` or `shadow` with no rollout in progress behind it."""
+
+    ref: str
+    state: LifecycleState
+
+
+class RolloutRecovery:
+    """Finds endpoints and versions a dead rollout left, and puts them back."""
+
+    def __init__(self, session: StackSession, owner_liveness: OwnerJudge) -> None:
+        self.session = session
+        self.owner_liveness = owner_liveness
+
+    # -- finding --------------------------------------------------------------------------
+
+    def stranded_endpoints(self) -> list[StrandedEndpoint]:
+        found = []
+        for endpoint in self.session.server.endpoints():
+            last = self._last_rollout(endpoint.name)
+            if last is not None and self._in_progress(last):
+                continue
+            states = self._states([*endpoint.split.weights, *endpoint.split.shadows])
+            ab = _ab_challenger(last)
+            taking = [r for r, w in endpoint.split.weights.items() if w > 0]
+            stranded = tuple(
+                ref
+                for ref in dict.fromkeys([*taking, *endpoint.split.shadows])
+                if states.get(ref) is not S.SERVING
+                and not (ref == ab and states.get(ref) is S.CANARY)
+            )
+            open_rollout = last if last is not None and last.action == "rollout.started" else None
+            if stranded or open_rollout is not None:
+                champion = next(
+                    (r for r in endpoint.split.weights if states.get(r) is S.SERVING), None
+                )
+                found.append(StrandedEndpoint(endpoint, champion, stranded, open_rollout))
+        return found
+
+    def stranded_versions(self) -> list[StrandedVersion]:
+        """Versions whose last audited move put them in `canary` or `shadow` (every move
+        mlstack makes is audited), still there in the registry, and held by no rollout in
+        progress. The registry is asked only about those."""
+        last_move: dict[str, str] = {}
+        for entry in self.session.spine.audit_entries(action="state.changed"):
+            last_move[entry.subject] = str(entry.payload.get("to"))
+        suspects = [ref for ref, to in last_move.items() if to in _INTERMEDIATE]
+        if not suspects:
+            return []
+        held = self._held()
+        states = self._states([ref for ref in suspects if ref not in held])
+        return [
+            StrandedVersion(ref, state) for ref, state in states.items() if state in _INTERMEDIATE
+        ]
+
+    # -- repairing ------------------------------------------------------------------------
+
+    def restore_endpoint(self, stranded: StrandedEndpoint, reason: str) -> str:
+        """The endpoint back to its serving version alone (or stopped), the rollout closed."""
+        from stack.rollout.controller import RolloutController
+
+        controller = RolloutController(self.session)
+        name = stranded.endpoint.name
+        why = f"{reason}: {stranded.describe()}"
+        controller._audit(
+            "rollout.rolled_back",
+            name,
+            why,
+            **{"from": list(stranded.stranded), "to": stranded.champion, "reasons": [why]},
+        )
+        if stranded.champion is None:
+            self.session.server.undeploy(name)
+            controller._audit("endpoint.undeployed", name, why)
+            outcome = f"undeployed endpoint {name}"
+        else:
+            target = TrafficSplit({stranded.champion: 1.0})
+            if stranded.endpoint.split != target:
+                controller._route(name, target, f"rollback: {why}")
+            outcome = f"endpoint {name}: all traffic to {stranded.champion}"
+        self.session.emit(
+            "on_rollback",
+            subject=name,
+            endpoint=name,
+            from_version=", ".join(stranded.stranded),
+            to_version=stranded.champion or "",
+            reason=why,
+        )
+        return outcome
+
+    def restore_version(self, stranded: StrandedVersion, reason: str) -> str:
+        """Back to `approved` through the lifecycle (audited, offered to the hooks)."""
+        from stack.lifecycle import Lifecycle
+
+        selector = ModelSelector.parse(stranded.ref)
+        assert selector.version is not None
+        Lifecycle(self.session).transition(
+            selector.model,
+            selector.version,
+            S.APPROVED,
+            reason=f"{reason}: {stranded.ref} was left {stranded.state.value} with no rollout "
+            "in progress",
+        )
+        return f"{stranded.ref}: {stranded.state.value} -> approved"
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _last_rollout(self, endpoint: str) -> AuditEntry | None:
+        entries = self.session.spine.audit_entries(subject=f"endpoint:{endpoint}")
+        rollouts = [e for e in entries if e.action.startswith("rollout.")]
+        return rollouts[-1] if rollouts else None
+
+    def _in_progress(self, last: AuditEntry) -> bool:
+        """A rollout that still has a process behind it (or cannot be judged from here)."""
+        if last.action != "rollout.started":
+            return False
+        return self.owner_liveness(last.payload.get("owner"), last) is not Liveness.DEAD
+
+    def _held(self) -> set[str]:
+        """Versions a rollout in progress (or an A/B left running) stands behind."""
+        held: set[str] = set()
+        for endpoint in self.session.server.endpoints():
+            last = self._last_rollout(endpoint.name)
+            if last is None or last.action in _CLOSED:
+                continue
+            if last.action == "rollout.ab_running" or self._in_progress(last):
+                held.add(str(last.payload.get("challenger")))
+                held.update(endpoint.split.weights)
+                held.update(endpoint.split.shadows)
+        return held
+
+    def _states(self, refs: list[str]) -> dict[str, LifecycleState]:
+        registry = self.session.registry
+        states: dict[str, LifecycleState] = {}
+        for ref in refs:
+            selector = ModelSelector.parse(ref)
+            if selector.version is None:
+                continue
+            try:
+                states[ref] = registry.get_version(selector.model, selector.version).state
+            except NotFound:
+                continue
+        return states
+
+
+def _ab_challenger(last: AuditEntry | None) -> str | None:
+    """The challenger of an A/B test left running (it needs no process behind it)."""
+    if last is None or last.action != "rollout.ab_running":
+        return None
+    return str(last.payload.get("challenger"))
