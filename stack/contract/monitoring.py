@@ -95,7 +95,13 @@ class Monitor(Protocol):
         columns: Sequence[ColumnPolicy],
         prediction_column: str | None = None,
         html_path: Path | None = None,
-    ) -> DriftReport: ...
+    ) -> DriftReport:
+        """Drift of each policy column (and `prediction_column`) from `reference` to `current`.
+
+        Raises StackError naming the column when a frame lacks it, or when the reference has
+        no value in it (all missing): no test can measure drift against nothing, and a NaN
+        score must not read as "no drift"."""
+        ...
 
     def quality(
         self, reference: object, current: object, *, columns: Sequence[str]

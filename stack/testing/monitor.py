@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from stack.contract.monitoring import ColumnPolicy, Monitor, TaskKind
+from stack.errors import StackError
 from stack.testing.base import RoleSuite
 from stack.testing.frames import FrameIO
 
@@ -34,6 +35,18 @@ class MonitorSuite(RoleSuite):
         assert report.drifted_columns == ()
         assert report.drifted_share == 0.0
         assert {c.column for c in report.columns} == {"stable", "moving"}
+
+    def test_a_reference_column_with_no_value_is_refused_by_name(
+        self, monitor: Monitor, frames: FrameIO
+    ) -> None:
+        reference = _sample(1, 200)
+        reference["moving"] = [float("nan")] * 200
+        with pytest.raises(StackError, match="reference has no value in column 'moving'"):
+            monitor.drift(
+                frames.from_columns(reference),
+                frames.from_columns(_sample(2, 200)),
+                columns=COLUMNS,
+            )
 
     def test_shifted_column_drifts_and_the_other_does_not(
         self, monitor: Monitor, frames: FrameIO

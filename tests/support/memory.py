@@ -352,6 +352,10 @@ class MemoryMonitor:
         prediction_column: str | None = None,
         html_path: Path | None = None,
     ) -> DriftReport:
+        names = [c.column for c in columns] + ([prediction_column] if prediction_column else [])
+        for name in names:
+            if all(v is None or (isinstance(v, float) and math.isnan(v)) for v in reference[name]):
+                raise StackError(f"the reference has no value in column {name!r}")
         prediction = (
             self._column(reference, current, ColumnPolicy(prediction_column))
             if prediction_column

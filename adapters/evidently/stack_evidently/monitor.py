@@ -67,6 +67,13 @@ class EvidentlyMonitor:
                     f"the {label} frame has no column {', '.join(map(repr, missing))}; "
                     f"it has {', '.join(map(str, frame.columns))}"
                 )
+        empty = [n for n in names if not ref[n].notna().any()]
+        if empty:  # a test against no values answers NaN, which reads as "no drift"
+            raise StackError(
+                f"the reference has no value in column {', '.join(map(repr, empty))} "
+                f"(all missing in {len(ref)} rows): drift cannot be measured against it; "
+                "drop the column from the policy or save a reference that has it"
+            )
         profiled = self._profile(ref, names)
         results = tuple(checks.column_drift(profiled, cur, policy) for policy in columns)
         prediction: ColumnDrift | None = None
