@@ -14,9 +14,9 @@ instead of waiting out its timeout (BentoML's arbiter restarts a failed worker f
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
-import json
-import math
 import os
 import random
 import tempfile
@@ -33,9 +33,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from stack_bentoml.answers import answer, encode, send_body
 from stack_bentoml.batching import MicroBatcher
-from stack_bentoml.feedback import FEEDBACK_SCHEMA, feedback_entries, parse_feedback
+from stack_bentoml.feedback import feedback_entries, parse_feedback
+from stack_bentoml.guards import nests_deeper_than, read_body, unsupported_media
 from stack_bentoml.isolation import load_isolated
+from stack_bentoml.openapi import openapi
 from stack_bentoml.predictlog import (
     ParquetSink,
     Prediction,
@@ -48,8 +51,9 @@ from stack_bentoml.schema import RequestSchema, problems
 from stack_bentoml.spec import EndpointSpec, read_spec
 
 Scope = dict[str, Any]
+Headers = dict[bytes, bytes]
+Extra = list[tuple[bytes, bytes]]
 LOG_URL_ENV = "MLSTACK_PREDICTION_LOG_URL"
-JSON_HEADERS = [(b"content-type", b"application/json")]
 REFUSAL_PREFIX = "refused-r"
 
 
@@ -111,7 +115,9 @@ def build_routing(
             version_spec = spec.versions[ref]
             try:
                 loaded[key] = (
-                    load_isolated(version_spec, pid_dir) if key[1] else load_version(version_spec)
+                    load_isolated(version_spec, pid_dir)
+                    if key[1]
+                    else load_version(version_spec, probe=True)
                 )
             except Exception as exc:
                 raise VersionLoadFailed(
@@ -122,7 +128,8 @@ def build_routing(
     total = sum(spec.weights[r] for r in refs)
     cumulative = tuple(c / total for c in accumulate(spec.weights[r] for r in refs))
     by_weight = tuple(sorted(spec.weights, key=lambda r: -spec.weights[r]))
-    schema = RequestSchema(spec.live_inputs(), spec.max_rows)
+    # what the champion was found to take (probe.py) narrows the schema every version shares
+    schema = RequestSchema(spec.live_inputs(), spec.max_rows, versions[champion].bounds)
     return Routing(spec, schema, versions, refs, cumulative, by_weight)
 
 
@@ -135,6 +142,7 @@ class PredictionApp:
         self._seen: tuple[int, int] = (0, 0)  # the endpoint file's inode and mtime
         self._stop = threading.Event()
         self.batcher = MicroBatcher()
+        self._reported: set[tuple[str, str]] = set()  # (version, exception type) in full
 
     # -- lifecycle (called by the BentoML service in each worker) ------------------------
 
@@ -202,22 +210,34 @@ class PredictionApp:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
+        headers = dict(scope["headers"])
+        request_id = _request_id(headers.get(b"x-request-id"))
+        extra = [(b"x-request-id", request_id.encode())]
+        try:
+            await self._route(scope, receive, send, headers, request_id)
+        except Exception as exc:  # a fault of ours: the client gets its id, not our insides
+            route = f"{scope.get('method')} {scope.get('path')}"
+            _report(f"request {request_id}: {route} failed", _traceback(exc))
+            with contextlib.suppress(Exception):  # unless the answer had already begun
+                await answer(send, 500, _failed(request_id, "the endpoint"), extra)
+
+    async def _route(
+        self, scope: Scope, receive: Any, send: Any, headers: Headers, request_id: str
+    ) -> None:
         path, method = scope["path"], scope["method"]
-        if path == "/predict":
+        extra = [(b"x-request-id", request_id.encode())]
+        if path in ("/predict", "/feedback"):
             if method != "POST":
-                await _answer(send, 405, {"error": "use POST"}, [(b"allow", b"POST")])
-                return
-            await self._predict(scope, receive, send)
-        elif path == "/feedback":
-            if method != "POST":
-                await _answer(send, 405, {"error": "use POST"}, [(b"allow", b"POST")])
-                return
-            await self._feedback(receive, send)
+                await answer(send, 405, {"error": "use POST"}, [*extra, (b"allow", b"POST")])
+            elif path == "/predict":
+                await self._predict(receive, send, headers, request_id, extra)
+            else:
+                await self._feedback(receive, send, headers, extra)
         elif path == "/openapi.json" and method == "GET":
-            await _answer(send, 200, self.openapi())
+            await answer(send, 200, openapi(self._routing().spec, self._routing().schema), extra)
         elif path == "/endpoint" and method == "GET":
             spec = self._routing().spec
-            await _answer(
+            await answer(
                 send,
                 200,
                 {
@@ -226,62 +246,80 @@ class PredictionApp:
                     "weights": spec.weights,
                     "shadows": list(spec.shadows),
                 },
+                extra,
             )
         else:
-            await _answer(send, 404, {"error": f"no route {method} {path}"})
+            await answer(send, 404, {"error": f"no route {method} {path}"}, extra)
 
-    async def _predict(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def _json_body(
+        self, receive: Any, send: Any, headers: Headers, extra: Extra, empty: str
+    ) -> bytes | None:
+        """The body, checked as every route checks it (guards.py); None once answered."""
+        spec = self._routing().spec
+        refused = unsupported_media(headers)
+        if refused is not None:
+            await answer(send, 415, {"error": refused}, extra)
+            return None
+        body = await read_body(receive, spec.max_body_bytes)
+        if body is None:
+            await answer(send, 413, {"error": f"body over {spec.max_body_bytes} bytes"}, extra)
+            return None
+        if not body.strip():
+            await answer(send, 400, {"error": f"empty body; send {empty}"}, extra)
+            return None
+        if nests_deeper_than(body, spec.max_depth):
+            error = f"the JSON nests deeper than {spec.max_depth} arrays or objects"
+            await answer(send, 422, {"error": error}, extra)
+            return None
+        return body
+
+    async def _predict(
+        self, receive: Any, send: Any, headers: Headers, request_id: str, extra: Extra
+    ) -> None:
         started = time.perf_counter()
         routing = self._routing()
         spec = routing.spec
-        headers = dict(scope["headers"])
-        request_id = _request_id(headers.get(b"x-request-id"))
-        extra = [(b"x-request-id", request_id.encode())]
-        body = await _body(receive, spec.max_body_bytes)
+        body = await self._json_body(receive, send, headers, extra, "a JSON record")
         if body is None:
-            await _answer(send, 413, {"error": f"body over {spec.max_body_bytes} bytes"}, extra)
-            return
-        if not body.strip():
-            await _answer(send, 400, {"error": "empty body; send a JSON record"}, extra)
             return
         try:
             rows = routing.schema.parse(body)
         except ValidationError as exc:
-            await _answer(send, 422, {"error": "invalid request", "fields": problems(exc)}, extra)
+            await answer(send, 422, {"error": "invalid request", "fields": problems(exc)}, extra)
             return
         except ValueError as exc:
-            await _answer(send, 422, {"error": str(exc)}, extra)
+            await answer(send, 422, {"error": str(exc)}, extra)
             return
         subject = headers.get(spec.ab_header.encode()) if spec.sticky else None
         chosen = routing.choose(subject)
         now = time.time()
         # The body is the inputs, validated, already as JSON: logged as sent (as a list).
         records = body.decode() if body.lstrip()[:1] == b"[" else f"[{body.decode()}]"
+        failure = functools.partial(self._log_failure, spec, request_id, now, records, started)
         try:
-            output = await self.batcher.predict(routing.versions[chosen], rows)
-            role, status, answered = "live", 200, chosen
+            output, sent = await self._answer_of(routing, chosen, rows)
+            role, answered = "live", chosen
         except Exception as exc:
-            self._log_failure(spec, request_id, now, chosen, records, exc, started)
+            failure(chosen, exc)
             fallback = routing.fallback(chosen)
             if fallback is None:
-                await _answer(send, 500, {"error": f"prediction failed: {exc}"}, extra)
+                await answer(send, 500, _failed(request_id, "the model"), extra)
                 return
             try:
-                output = await self.batcher.predict(routing.versions[fallback], rows)
+                output, sent = await self._answer_of(routing, fallback, rows)
             except Exception as again:
-                self._log_failure(spec, request_id, now, fallback, records, again, started)
-                await _answer(send, 500, {"error": f"prediction failed: {again}"}, extra)
+                failure(fallback, again)
+                await answer(send, 500, _failed(request_id, "the model"), extra)
                 return
-            role, status, answered = "fallback", 200, fallback
-        extra.append((b"x-model-version", answered.encode()))
-        await _answer(send, status, {"predictions": output, "model_version": answered}, extra)
+            role, answered = "fallback", fallback
+        await send_body(send, 200, sent, [*extra, (b"x-model-version", answered.encode())])
         entry = Prediction(
             request_id=request_id,
             ts=now,
             endpoint=spec.name,
             model_version=answered,
             role=role,
-            status=status,
+            status=200,
             latency_ms=(time.perf_counter() - started) * 1000,
             inputs=records,
             output=output,
@@ -292,38 +330,52 @@ class PredictionApp:
         else:
             self.log.log(entry)
 
-    async def _feedback(self, receive: Any, send: Any) -> None:
+    async def _answer_of(self, routing: Routing, ref: str, rows: list[list[Any]]) -> Any:
+        """`ref`'s output for `rows`, and the answer's bytes: an output JSON cannot hold
+        fails here, as the version's fault, not after the answer has begun."""
+        output = await self.batcher.predict(routing.versions[ref], rows)
+        return output, encode({"predictions": output, "model_version": ref})
+
+    async def _feedback(self, receive: Any, send: Any, headers: Headers, extra: Extra) -> None:
         spec = self._routing().spec
-        body = await _body(receive, spec.max_body_bytes)
+        empty = '{"request_id": …, "label": …}'
+        body = await self._json_body(receive, send, headers, extra, empty)
         if body is None:
-            await _answer(send, 413, {"error": f"body over {spec.max_body_bytes} bytes"})
-            return
-        if not body.strip():
-            await _answer(send, 400, {"error": 'empty body; send {"request_id": …, "label": …}'})
             return
         try:
             items = parse_feedback(body, spec.max_rows)
         except ValidationError as exc:
-            await _answer(send, 422, {"error": "invalid feedback", "fields": problems(exc)})
+            await answer(send, 422, {"error": "invalid feedback", "fields": problems(exc)}, extra)
             return
         except ValueError as exc:
-            await _answer(send, 422, {"error": str(exc)})
+            await answer(send, 422, {"error": str(exc)}, extra)
             return
         assert self.log is not None
         for entry in feedback_entries(items, endpoint=spec.name, now=time.time()):
             self.log.log(entry)
-        await _answer(send, 202, {"accepted": len(items)})
+        await answer(send, 202, {"accepted": len(items)}, extra)
 
     def _log_failure(
         self,
         spec: EndpointSpec,
         request_id: str,
         now: float,
-        ref: str,
         records: str,
-        exc: Exception,
         started: float,
+        ref: str,
+        exc: Exception,
     ) -> None:
+        """A version failed on a request: its traceback to the prediction log, and to the
+        server log (in full the first time this worker sees that version fail so, then a
+        line per request: a crashing canary must not flood the log)."""
+        detail = _traceback(exc)
+        kind = (ref, type(exc).__name__)
+        headline = f"request {request_id}: {ref} failed"
+        if kind in self._reported:
+            _report(f"{headline}: {type(exc).__name__} (traceback in the prediction log)")
+        else:
+            self._reported.add(kind)
+            _report(headline, detail)
         assert self.log is not None
         self.log.log(
             Prediction(
@@ -336,53 +388,9 @@ class PredictionApp:
                 latency_ms=(time.perf_counter() - started) * 1000,
                 inputs=records,
                 output=None,
-                error=f"{type(exc).__name__}: {exc}",
+                error=detail,
             )
         )
-
-    def openapi(self) -> dict[str, Any]:
-        spec, schema = self._routing().spec, self._routing().schema
-        error = {"type": "object", "properties": {"error": {"type": "string"}}}
-        as_json = {"application/json": {"schema": error}}
-        return {
-            "openapi": "3.0.3",
-            "info": {"title": f"mlstack endpoint {spec.name}", "version": str(spec.revision)},
-            "paths": {
-                "/predict": {
-                    "post": {
-                        "operationId": "predict",
-                        "requestBody": {
-                            "required": True,
-                            "content": {"application/json": {"schema": schema.openapi_schema()}},
-                        },
-                        "responses": {
-                            "200": {"description": "predictions"},
-                            "400": {
-                                "description": "empty body",
-                                "content": as_json,
-                            },
-                            "413": {"description": "body too large"},
-                            "422": {"description": "invalid request: the fields at fault"},
-                        },
-                    }
-                },
-                "/feedback": {
-                    "post": {
-                        "operationId": "feedback",
-                        "requestBody": {
-                            "required": True,
-                            "content": {"application/json": {"schema": FEEDBACK_SCHEMA}},
-                        },
-                        "responses": {
-                            "202": {"description": "labels accepted"},
-                            "400": {"description": "empty body", "content": as_json},
-                            "413": {"description": "body too large"},
-                            "422": {"description": "invalid feedback: the fields at fault"},
-                        },
-                    }
-                },
-            },
-        }
 
 
 def _request_id(given: bytes | None) -> str:
@@ -391,47 +399,18 @@ def _request_id(given: bytes | None) -> str:
     return uuid.uuid4().hex
 
 
-async def _body(receive: Any, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+def _failed(request_id: str, who: str) -> dict[str, str]:
+    return {
+        "error": f"{who} failed on this request; its error is in the server log and the "
+        "prediction log under the request id",
+        "request_id": request_id,
+    }
 
 
-def _finite(value: Any) -> Any:
-    """`value` with every NaN and ±inf replaced by None (what strict JSON parsers accept)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+def _traceback(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(exc))
 
 
-async def _answer(
-    send: Any, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    try:
-        body = json.dumps(payload, allow_nan=False).encode()
-    except ValueError:  # a model answered NaN or ±inf: JSON has no such number, so null
-        body = json.dumps(_finite(payload), allow_nan=False).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                *JSON_HEADERS,
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+def _report(line: str, detail: str = "") -> None:
+    """To the server log (the worker's output)."""
+    print(f"mlstack endpoint: {line}" + (f"\n{detail}" if detail else ""), flush=True)

@@ -9,14 +9,17 @@ A scikit-learn model answers with the method it was logged with: MLflow's flavor
 `pyfunc_predict_fn` (`mlflow.sklearn.log_model(..., pyfunc_predict_fn="predict_proba")`,
 recorded as `predict_fn` of the `python_function` flavor in the MLmodel file). With
 `predict_proba` the endpoint answers class probabilities, a list per row (in the order of
-the model's `classes_`); the prediction log stores them as such."""
+the model's `classes_`); the prediction log stores them as such.
+
+Loaded as the champion (`probe=True`), a version is also asked what it takes in its
+numeric columns (probe.py): its `bounds` narrow the endpoint's request schema."""
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,8 @@ from stack_bentoml.spec import VersionSpec
 class LoadedVersion:
     ref: str
     predict: Callable[[list[list[Any]]], list[Any]]
+    #: numeric columns narrower than their type: name -> (lowest, highest) the model takes
+    bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
 #: The sklearn methods MLflow lets a model be logged with (`pyfunc_predict_fn`) that take
@@ -37,7 +42,8 @@ NATIVE_PREDICT_FNS = frozenset(
 )
 
 
-def load_version(spec: VersionSpec) -> LoadedVersion:
+def load_version(spec: VersionSpec, *, probe: bool = False) -> LoadedVersion:
+    """The version ready to answer rows; with `probe`, its numeric bounds found as well."""
     from stack_bentoml.frames import Framer
 
     if not spec.model_dir or not Path(spec.model_dir).is_dir():
@@ -61,7 +67,7 @@ def load_version(spec: VersionSpec) -> LoadedVersion:
                 return _plain(answer(np.asarray(rows, dtype=float)))
             return _plain(answer(framer.frame(rows)))
 
-        return LoadedVersion(spec.ref, predict_sklearn)
+        return LoadedVersion(spec.ref, predict_sklearn, _bounds(spec, predict_sklearn, probe))
 
     import mlflow.pyfunc
 
@@ -83,9 +89,21 @@ def load_version(spec: VersionSpec) -> LoadedVersion:
         return answers
 
     names = [c.name for c in spec.inputs]
+    bounds = _bounds(spec, predict_pyfunc, probe)  # untraced: probes are no requests
     if spec.traces is not None:
-        return LoadedVersion(spec.ref, traced(spec, names, predict_pyfunc))
-    return LoadedVersion(spec.ref, predict_pyfunc)
+        return LoadedVersion(spec.ref, traced(spec, names, predict_pyfunc), bounds)
+    return LoadedVersion(spec.ref, predict_pyfunc, bounds)
+
+
+def _bounds(
+    spec: VersionSpec, predict: Callable[[list[list[Any]]], Any], probe: bool
+) -> Mapping[str, tuple[float, float]]:
+    if not probe:
+        return {}
+    from stack_bentoml.probe import example_row, probe_bounds
+
+    base = example_row(Path(spec.model_dir), spec.inputs)
+    return probe_bounds(predict, spec.inputs, base, ref=spec.ref)
 
 
 def _takes_arrays(

@@ -16,12 +16,15 @@ What each MLflow type takes, as JSON:
 - `array` / `map` / `object`: a list / an object of the item type / an object with exactly
   the signature's properties; `any`: any JSON value.
 
-An optional column (`required: false`) may be null or left out."""
+An optional column (`required: false`) may be null or left out. A numeric column may be
+narrower than its type: the bounds the model was found to take (probe.py), given as
+`bounds`, refused beyond with the bound in the message and stated in the OpenAPI schema."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, NotRequired
 
@@ -118,11 +121,16 @@ def annotation(node: dict[str, Any]) -> Any:
     raise ValueError(f"no request type for MLflow type {node!r}")
 
 
-def record_model(columns: tuple[Column, ...]) -> type[BaseModel]:
+def record_model(
+    columns: tuple[Column, ...], bounds: Mapping[str, tuple[float, float]] | None = None
+) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for i, column in enumerate(columns):
         check_type(column.type_json(), f"column {column.name!r}")
         python_type = annotation(column.type_json())
+        if bounds and column.name in bounds:  # the later bounds replace the type's own
+            low, high = bounds[column.name]
+            python_type = Annotated[python_type, Field(ge=low, le=high)]
         if column.required:
             fields[f"f{i}"] = (python_type, Field(alias=column.name))
         else:
@@ -132,12 +140,18 @@ def record_model(columns: tuple[Column, ...]) -> type[BaseModel]:
 
 
 class RequestSchema:
-    """Parses a request body (one record, or a list of records) into rows in column order."""
+    """Parses a request body (one record, or a list of records) into rows in column order;
+    `bounds` narrows numeric columns by name to `(lowest, highest)`."""
 
-    def __init__(self, columns: tuple[Column, ...], max_rows: int) -> None:
+    def __init__(
+        self,
+        columns: tuple[Column, ...],
+        max_rows: int,
+        bounds: Mapping[str, tuple[float, float]] | None = None,
+    ) -> None:
         self.columns = columns
         self.names = [c.name for c in columns]
-        self.record = record_model(columns)
+        self.record = record_model(columns, bounds)
         self.single = TypeAdapter(self.record)
         self.batch = TypeAdapter(list[self.record])  # type: ignore[name-defined]
         self.max_rows = max_rows

@@ -123,6 +123,7 @@ class EndpointSpec(BaseModel):
         default=None, description="PostgreSQL table (URL from the environment); else parquet."
     )
     max_body_bytes: int = 1_048_576
+    max_depth: int = Field(default=32, description="Arrays/objects nested deeper: 422.")
     max_rows: int = 1000
     log_flush_seconds: float = 1.0
 

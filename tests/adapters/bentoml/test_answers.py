@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-from stack_bentoml.app import _answer
+from stack_bentoml.answers import answer
 
 
 def sent_body(payload: Any) -> bytes:
@@ -16,7 +16,7 @@ def sent_body(payload: Any) -> bytes:
     async def send(message: dict[str, Any]) -> None:
         messages.append(message)
 
-    asyncio.run(_answer(send, 200, payload))
+    asyncio.run(answer(send, 200, payload))
     return b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
 
 
