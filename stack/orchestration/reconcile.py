@@ -115,7 +115,18 @@ class Doctor:
         if not self.session.has(Role.SERVER):
             return []
         recovery = self._recovery()
-        return [
+        unjudged = [
+            Problem(
+                ProblemKind.ENDPOINT,
+                f"endpoint:{name}",
+                f"rollout started {entry.at:%Y-%m-%d %H:%M:%S} by "
+                + (_owner_text(entry.payload.get("owner")) or "an unrecorded process")
+                + f": its owner is {liveness.value} from here",
+                None,
+            )
+            for name, entry, liveness in recovery.unjudged_rollouts()
+        ]
+        return unjudged + [
             Problem(
                 ProblemKind.ENDPOINT,
                 f"endpoint:{stranded.endpoint.name}",
@@ -296,6 +307,12 @@ def _run_finding(record: PipelineRunRecord, liveness: Liveness) -> str:
     running = [s.step for s in record.steps if s.status == "running"]
     at = f"at step {running[0]}" if running else "between steps"
     return f"{record.recipe} {at}: {_state(record, liveness)}"
+
+
+def _owner_text(owner: object) -> str | None:
+    if not isinstance(owner, Mapping) or "pid" not in owner:
+        return None
+    return f"pid {owner['pid']} on {owner.get('host')}"
 
 
 def _bound(method: Callable[[Any, str], str], target: object) -> Callable[[], str]:

@@ -105,6 +105,19 @@ class RolloutRecovery:
                 found.append(StrandedEndpoint(endpoint, champion, stranded, open_rollout))
         return found
 
+    def unjudged_rollouts(self) -> list[tuple[str, AuditEntry, Liveness]]:
+        """Rollouts in progress whose owner cannot be judged from here (another host that
+        stopped renewing, or no owner recorded): left alone, but worth a look."""
+        found: list[tuple[str, AuditEntry, Liveness]] = []
+        for endpoint in self.session.server.endpoints():
+            last = self._last_rollout(endpoint.name)
+            if last is None or last.action != "rollout.started":
+                continue
+            liveness = self.owner_liveness(last.payload.get("owner"), last)
+            if liveness in (Liveness.STALE, Liveness.UNKNOWN):
+                found.append((endpoint.name, last, liveness))
+        return found
+
     def stranded_versions(self) -> list[StrandedVersion]:
         """Versions whose last audited move put them in `canary` or `shadow` (every move
         mlstack makes is audited), still there in the registry, and held by no rollout in

@@ -1,0 +1,136 @@
+"""What `mlstack doctor` finds on endpoints and versions a rollout left, and how `--repair`
+puts it back: judged by the rollout's owner (dead, alive, or on another host)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stack.contract.roles import Role
+from stack.contract.serving import TrafficSplit
+from stack.contract.states import LifecycleState
+from stack.lifecycle import Lifecycle
+from stack.orchestration.lease import current_owner
+from stack.orchestration.reconcile import Doctor, ProblemKind
+from stack.plugins import AdapterManifest, RoleBinding
+from stack.session import StackSession
+from tests.support.sessions import memory_session
+
+S = LifecycleState
+MEMORY = AdapterManifest(
+    name="memory",
+    package="mlstack-memory",
+    roles={
+        Role.REGISTRY: RoleBinding("tests.support.memory:MemoryRegistry"),
+        Role.SERVER: RoleBinding("tests.support.memory:MemoryServer"),
+    },
+)
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Iterator[StackSession]:
+    with memory_session(tmp_path, MEMORY, "registry: memory\nserver: memory\n") as opened:
+        yield opened
+
+
+def dead_owner() -> dict[str, Any]:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return {**current_owner(), "pid": child.pid}
+
+
+def version_in(session: StackSession, *path: S) -> str:
+    version = session.registry.register("churn", "file:///m")
+    for state in path:
+        Lifecycle(session).transition("churn", version.version, state, actor="ci")
+    return version.ref
+
+
+def canary_beside_champion(session: StackSession, owner: dict[str, Any], **audit: Any) -> str:
+    """What a canary rollout leaves when its process stops mid-bake."""
+    champion = version_in(session, S.APPROVED, S.SERVING)
+    challenger = version_in(session, S.APPROVED, S.CANARY)
+    server = session.server
+    server.deploy(session.registry.get_version("churn", 1), endpoint="churn")
+    server.add_version(session.registry.get_version("churn", 2), endpoint="churn")
+    server.route("churn", TrafficSplit({champion: 0.5, challenger: 0.5}))
+    session.spine.audit(
+        actor="ci",
+        action="rollout.started",
+        subject="endpoint:churn",
+        payload={"strategy": "canary", "champion": champion, "challenger": challenger}
+        | {"owner": owner}
+        | audit,
+    )
+    return challenger
+
+
+def test_a_dead_rollout_goes_back_to_its_champion_and_its_canary_to_approved(
+    session: StackSession,
+) -> None:
+    challenger = canary_beside_champion(session, dead_owner())
+    found = Doctor(session).examine()
+    assert {(p.kind, p.subject) for p in found} == {
+        (ProblemKind.ENDPOINT, "endpoint:churn"),
+        (ProblemKind.VERSION, challenger),
+    }
+
+    repairs = Doctor(session).repair()
+    assert all(r.done for r in repairs), repairs
+    [endpoint] = session.server.endpoints()
+    assert dict(endpoint.split.weights) == {"churn@1": 1.0}
+    assert session.registry.get_version("churn", 2).state is S.APPROVED
+    actions = [e.action for e in session.spine.audit_entries()]
+    assert actions[-3:] == ["rollout.rolled_back", "endpoint.routed", "state.changed"]
+    assert Doctor(session).examine() == []
+
+
+def test_a_first_canary_serving_alone_with_no_rollout_is_undeployed(
+    session: StackSession,
+) -> None:
+    ref = version_in(session, S.APPROVED, S.CANARY)  # the process died before rollout.started
+    session.server.deploy(session.registry.get_version("churn", 1), endpoint="churn")
+    [problem, _version] = Doctor(session).examine()
+    assert problem.found == f"{ref} takes 100% without passing the serving gate"
+    assert problem.remedy == "undeploy the endpoint (no serving version to fall back to)"
+
+    assert all(r.done for r in Doctor(session).repair())
+    assert session.server.endpoints() == []
+    assert session.registry.get_version("churn", 1).state is S.APPROVED
+    assert session.spine.verify_audit().ok
+
+
+def test_a_rollout_whose_owner_lives_is_left_alone(session: StackSession) -> None:
+    canary_beside_champion(session, current_owner())
+    assert Doctor(session).examine() == []
+
+
+def test_an_ab_test_left_running_is_not_a_problem(session: StackSession) -> None:
+    challenger = canary_beside_champion(session, dead_owner())
+    session.spine.audit(
+        actor="ci",
+        action="rollout.ab_running",
+        subject="endpoint:churn",
+        payload={"challenger": challenger},
+    )
+    assert Doctor(session).examine() == []
+
+
+def test_a_rollout_whose_owner_cannot_be_judged_is_reported_and_left_unless_taken_over(
+    session: StackSession,
+) -> None:
+    canary_beside_champion(session, {})  # started before rollouts recorded their owner
+    [problem] = Doctor(session).examine()
+    assert problem.remedy is None
+    assert problem.found.endswith("by an unrecorded process: its owner is unknown from here")
+    assert not any(r.done for r in Doctor(session).repair())
+    assert len(session.server.endpoints()[0].split.weights) == 2
+
+    repairs = Doctor(session, take_over_stale=True).repair()
+    assert repairs and all(r.done for r in repairs)
+    assert dict(session.server.endpoints()[0].split.weights) == {"churn@1": 1.0}
