@@ -79,18 +79,22 @@ class Doctor:
 
     def examine(self) -> list[Problem]:
         return [
-            *self.run_problems(),
-            *self.endpoint_problems(),
-            *self.version_problems(),
-            *self.tracking_problems(),
+            *_checked(ProblemKind.RUN, self.run_problems),
+            *_checked(ProblemKind.ENDPOINT, self.endpoint_problems),
+            *_checked(ProblemKind.VERSION, self.version_problems),
+            *_checked(ProblemKind.TRACKING, self.tracking_problems),
         ]
 
     def repair(self) -> list[Repair]:
         repairs: list[Repair] = []
-        for find in (self.run_problems, self.endpoint_problems, self.version_problems):
-            repairs.extend(_apply(problem) for problem in find())
+        for kind, find in (
+            (ProblemKind.RUN, self.run_problems),
+            (ProblemKind.ENDPOINT, self.endpoint_problems),
+            (ProblemKind.VERSION, self.version_problems),
+        ):
+            repairs.extend(_apply(problem) for problem in _checked(kind, find))
         asked = self.session.has(Role.TRACKER) and self._any_died()
-        tracking = [_apply(problem) for problem in self.tracking_problems()]
+        tracking = [_apply(p) for p in _checked(ProblemKind.TRACKING, self.tracking_problems)]
         if asked and all(r.done for r in tracking):
             self.session.spine.record_event(TRACKING_RECONCILED, "doctor", {})
         return repairs + tracking
@@ -319,10 +323,24 @@ def _bound(method: Callable[[Any, str], str], target: object) -> Callable[[], st
     return lambda: method(target, REASON)
 
 
+def _checked(kind: ProblemKind, find: Callable[[], list[Problem]]) -> list[Problem]:
+    """The problems `find` finds; a check that cannot be made (its tool unreachable) is a
+    problem itself, named, rather than a traceback."""
+    try:
+        return find()
+    except Exception as exc:
+        found = f"could not be checked: {type(exc).__name__}: {_first_line(exc)}"
+        return [Problem(kind, f"{kind.value}s", found, None)]
+
+
 def _apply(problem: Problem) -> Repair:
     if problem.fix is None:
         return Repair(problem, "cannot be repaired from here", False)
     try:
         return Repair(problem, problem.fix(), True)
-    except StackError as exc:
-        return Repair(problem, f"not repaired: {exc}", False)
+    except Exception as exc:  # a tool that refuses: reported, the other repairs go on
+        return Repair(problem, f"not repaired: {type(exc).__name__}: {_first_line(exc)}", False)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).partition("\n")[0]

@@ -14,6 +14,7 @@ import pytest
 from stack.contract.roles import Role
 from stack.contract.serving import TrafficSplit
 from stack.contract.states import LifecycleState
+from stack.hooks import Veto, hookimpl
 from stack.lifecycle import Lifecycle
 from stack.orchestration.lease import current_owner
 from stack.orchestration.reconcile import Doctor, ProblemKind
@@ -134,3 +135,21 @@ def test_a_rollout_whose_owner_cannot_be_judged_is_reported_and_left_unless_take
     repairs = Doctor(session, take_over_stale=True).repair()
     assert repairs and all(r.done for r in repairs)
     assert dict(session.server.endpoints()[0].split.weights) == {"churn@1": 1.0}
+
+
+def test_a_repair_a_hook_vetoes_is_reported_and_the_others_go_on(
+    session: StackSession,
+) -> None:
+    class Freeze:
+        @hookimpl
+        def on_promotion_requested(self, version: Any, target_state: str, actor: str) -> Veto:
+            return Veto("change freeze")
+
+    challenger = canary_beside_champion(session, dead_owner())
+    session.hooks.register(Freeze())
+    repairs = {r.problem.subject: r for r in Doctor(session).repair()}
+    assert repairs["endpoint:churn"].done
+    assert not repairs[challenger].done
+    assert "not repaired: Vetoed" in repairs[challenger].outcome
+    assert "change freeze" in repairs[challenger].outcome
+    assert session.registry.get_version("churn", 2).state is S.CANARY

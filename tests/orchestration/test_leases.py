@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -14,6 +15,7 @@ import pytest
 
 from stack.orchestration.lease import (
     STALE_AFTER,
+    Heartbeat,
     Liveness,
     ProcessIdentity,
     judge,
@@ -120,3 +122,37 @@ def test_a_run_taken_over_meanwhile_is_not_abandoned(store: SpineStore) -> None:
     store.finish_pipeline_run("r1", state="failed", error="x")
     assert not store.abandon_pipeline_run("r1", lease=lease, reason="r", actor="ops")
     assert store.audit_entries(action="run.abandoned") == []
+
+
+def test_the_heartbeat_renews_until_the_run_is_no_longer_running() -> None:
+    renewals: list[int] = []
+    finished = threading.Event()
+
+    def renew() -> bool:
+        renewals.append(1)
+        if len(renewals) == 3:
+            finished.set()
+            return False  # the run ended: the spine refused the renewal
+        return True
+
+    heartbeat = Heartbeat(renew, interval=0.01).start()
+    assert finished.wait(30)
+    heartbeat._thread.join(30)
+    assert not heartbeat._thread.is_alive() and len(renewals) == 3
+
+
+def test_a_failed_renewal_does_not_stop_the_heartbeat(capsys: pytest.CaptureFixture[str]) -> None:
+    calls: list[int] = []
+    recovered = threading.Event()
+
+    def renew() -> bool:
+        calls.append(1)
+        if len(calls) < 3:
+            raise OSError("spine unreachable")
+        recovered.set()
+        return False
+
+    heartbeat = Heartbeat(renew, interval=0.01).start()
+    assert recovered.wait(30)
+    heartbeat._thread.join(30)
+    assert capsys.readouterr().err.count("could not renew the run's lease: spine unreachable") == 1
