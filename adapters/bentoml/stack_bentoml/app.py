@@ -217,7 +217,7 @@ class PredictionApp:
             await self._route(scope, receive, send, headers, request_id)
         except Exception as exc:  # a fault of ours: the client gets its id, not our insides
             route = f"{scope.get('method')} {scope.get('path')}"
-            _report(f"request {request_id}: {route} failed", _traceback(exc))
+            _report(f"request {request_id}: {route} failed", failure_text(exc))
             with contextlib.suppress(Exception):  # unless the answer had already begun
                 await answer(send, 500, _failed(request_id, "the endpoint"), extra)
 
@@ -368,7 +368,7 @@ class PredictionApp:
         """A version failed on a request: its traceback to the prediction log, and to the
         server log (in full the first time this worker sees that version fail so, then a
         line per request: a crashing canary must not flood the log)."""
-        detail = _traceback(exc)
+        detail = failure_text(exc)
         kind = (ref, type(exc).__name__)
         headline = f"request {request_id}: {ref} failed"
         if kind in self._reported:
@@ -407,8 +407,11 @@ def _failed(request_id: str, who: str) -> dict[str, str]:
     }
 
 
-def _traceback(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(exc))
+def failure_text(exc: BaseException) -> str:
+    """As text any log can store: a model's message may echo a lone surrogate (parquet
+    refuses it) or a NUL (PostgreSQL does) from the request, which would lose its batch."""
+    text = "".join(traceback.format_exception(exc))
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def _report(line: str, detail: str = "") -> None:

@@ -25,12 +25,14 @@ from pydantic import (
 from stack_bentoml.predictlog import Prediction
 
 Label = StrictBool | StrictInt | StrictFloat | StrictStr
+REQUEST_ID_PATTERN = "^[ -~]+$"
 
 
 class Feedback(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    request_id: Annotated[str, Field(min_length=1, max_length=128)]
+    # what the endpoint issues (printable ASCII): a lone surrogate or a NUL cannot be stored
+    request_id: Annotated[str, Field(min_length=1, max_length=128, pattern=REQUEST_ID_PATTERN)]
     label: Label
     row: Annotated[StrictInt, Field(ge=0)] = 0
 
@@ -40,7 +42,12 @@ _ONE: dict[str, object] = {
     "required": ["request_id", "label"],
     "additionalProperties": False,
     "properties": {
-        "request_id": {"type": "string", "minLength": 1, "maxLength": 128},
+        "request_id": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 128,
+            "pattern": REQUEST_ID_PATTERN,
+        },
         "label": {"type": ["number", "string", "boolean"]},
         "row": {"type": "integer", "minimum": 0},
     },

@@ -222,6 +222,23 @@ def test_a_model_failing_on_valid_input_answers_500_with_the_request_id_and_no_i
     assert post(guarded, as_json(row())).status_code == 200
 
 
+def test_a_model_error_echoing_what_no_log_can_store_is_stored(tmp_path: Path) -> None:
+    """A message may echo a request's lone surrogate (parquet refuses it) or NUL (PostgreSQL
+    does): written as escapes, or the whole batch of rows it was flushed with is lost."""
+    from stack_bentoml.app import failure_text
+    from stack_bentoml.predictlog import ParquetSink, Prediction
+
+    try:
+        raise ValueError("cannot take 'a\ud800b\x00c'")
+    except ValueError as exc:
+        error = failure_text(exc)
+    entry = Prediction("r-1", time.time(), "e", "m@1", "live", 500, 1.0, "[]", None, error)
+    ParquetSink(tmp_path).write([entry])
+    [stored] = read_log(tmp_path).to_pylist()
+    assert "cannot take 'a\\ud800b\\x00c'" in stored["error"]
+    assert "Traceback" in stored["error"]
+
+
 def _logged(guarded: Guarded, request_id: str) -> dict[str, Any] | None:
     rows = read_log(guarded.folder / ".mlstack" / "predictions" / "guarded").to_pylist()
     return next((r for r in rows if r["request_id"] == request_id), None)
@@ -257,7 +274,7 @@ HOSTILE: list[tuple[str, str, bytes]] = [
     ("brackets in a string, then deep", "/predict", b'["[[[[", ' + b"{" * 200),
     ("1001 records", "/predict", as_json([row()] * 1001)),
     ("a record of 10,000 unknown fields", "/predict", as_json({f"c{i}": 1 for i in range(10_000)})),
-    ("a lone surrogate", "/feedback", b'{"request_id": "\\ud800", "label": "\\udfff"}'),
+    ("a lone surrogate label", "/feedback", b'{"request_id": "r", "label": "\\udfff"}'),
     ("a 5000-digit label", "/feedback", b'{"request_id": "r", "label": ' + b"9" * 5000 + b"}"),
     ("a label of 1e999", "/feedback", b'{"request_id": "r", "label": 1e999}'),
     ("a UTF-16 label", "/feedback", feedback_body().decode().encode("utf-16")),
@@ -274,6 +291,25 @@ def test_a_hostile_body_gets_an_answer_below_500(guarded: Guarded, path: str, bo
     response = post(guarded, body, path=path)
     assert response.status_code < 500, response.text
     assert post(guarded, as_json(row())).status_code == 200  # the worker is still there
+
+
+@pytest.mark.parametrize("request_id", ["\\ud800", "a\\u0000b", "caf\\u00e9"])
+def test_feedback_for_a_request_id_the_endpoint_never_issues_is_refused_and_loses_nothing(
+    guarded: Guarded, request_id: str
+) -> None:
+    """Request ids are printable ASCII; a lone surrogate cannot be written to parquet and
+    a NUL not to PostgreSQL: accepted, either would lose the whole batch it was logged in."""
+    refused = post(
+        guarded, b'{"request_id": "' + request_id.encode() + b'", "label": 1}', path="/feedback"
+    )
+    assert refused.status_code == 422, refused.text
+    assert [p["field"] for p in refused.json()["fields"]] == ["request_id"]
+    kept = f"kept-{time.time_ns()}"
+    assert (
+        post(guarded, as_json({"request_id": kept, "label": 1}), path="/feedback").status_code
+        == 202
+    )
+    _wait(lambda: _logged(guarded, kept), "the label sent beside it")
 
 
 # -- generated requests on every route ----------------------------------------------------
