@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from stack.cli.common import open_session, parse_moment
+
+if TYPE_CHECKING:
+    from stack.contract.serving import EndpointProcesses
 
 
 def _shares(value: str | None) -> tuple[float, ...] | None:
@@ -140,19 +143,33 @@ def rollback(ctx: click.Context, model: str, endpoint: str | None, reason: str) 
 @click.argument("endpoint")
 @click.pass_context
 def undeploy(ctx: click.Context, endpoint: str) -> None:
-    """Stop ENDPOINT (in-flight requests finish; the prediction log is kept)."""
+    """Stop ENDPOINT, every process of it (in-flight requests finish; the prediction log is
+    kept), including any its server left when it died."""
+    from stack.contract.serving import ProcessInspector
+
     with open_session(ctx) as session:
-        if endpoint not in {e.name for e in session.server.endpoints()}:
-            # nothing runs: NotFound naming what is deployed, or a dead server's leftovers
-            # cleared (no traffic changed, so nothing to audit)
-            session.server.undeploy(endpoint)
+        server = session.server
+        running = endpoint in {e.name for e in server.endpoints()}
+        # NotFound naming what is deployed, or a bad name, before anything is audited
+        found = server.processes(endpoint) if isinstance(server, ProcessInspector) else []
+        pids = ", ".join(f"{p.role} pid {p.pid}" for f in found for p in f.processes)
+        if not running and not pids:
+            # nothing runs: a dead server's leftovers cleared (no traffic changed, so
+            # nothing to audit)
+            server.undeploy(endpoint)
             click.echo(f"removed what was left of {endpoint} (it was not running)")
             return
         session.spine.audit(
-            actor=_actor(session), action="endpoint.undeployed", subject=f"endpoint:{endpoint}"
+            actor=_actor(session),
+            action="endpoint.undeployed",
+            subject=f"endpoint:{endpoint}",
+            reason="" if running else f"its server was dead; stopped what it left: {pids}",
         )
-        session.server.undeploy(endpoint)
-    click.echo(f"stopped {endpoint}")
+        server.undeploy(endpoint)
+    if running:
+        click.echo(f"stopped {endpoint}" + (f" ({pids})" if pids else ""))
+    else:
+        click.echo(f"stopped what the dead server of {endpoint} left: {pids}")
 
 
 def _actor(session: Any) -> str:
@@ -175,7 +192,10 @@ def status(ctx: click.Context, endpoint: str | None) -> None:
 
     with open_session(ctx) as session:
         endpoints = [e for e in session.server.endpoints() if endpoint in (None, e.name)]
-        if not endpoints:
+        found = _processes(session.server, endpoint)
+        names = {e.name for e in endpoints}
+        broken = [f for f in found.values() if f.endpoint not in names]
+        if not endpoints and not broken:
             raise click.ClickException(
                 f"no endpoint {endpoint!r} is running" if endpoint else "no endpoint is running"
             )
@@ -205,6 +225,43 @@ def status(ctx: click.Context, endpoint: str | None) -> None:
             if events:
                 last = events[-1]
                 click.echo(f"  last: {last.action} at {last.at:%Y-%m-%d %H:%M:%S} {last.reason}")
+            if current.name in found:
+                _echo_processes(found[current.name])
+        for dead in broken:
+            click.secho(f"{dead.endpoint}  {dead.url}  NOT RUNNING", bold=True, fg="red")
+            _echo_processes(dead)
+            click.echo(
+                f"  `mlstack undeploy {dead.endpoint}` stops what is left; a deploy starts anew"
+            )
+    if broken:
+        ctx.exit(1)
+
+
+def _processes(server: Any, endpoint: str | None) -> dict[str, EndpointProcesses]:
+    """What runs for each endpoint, as the server finds it (when it can tell)."""
+    from stack.contract.serving import ProcessInspector
+    from stack.errors import NotFound
+
+    if not isinstance(server, ProcessInspector):
+        return {}
+    try:
+        return {found.endpoint: found for found in server.processes(endpoint)}
+    except NotFound:
+        return {}
+
+
+def _echo_processes(found: EndpointProcesses) -> None:
+    port = found.url.rpartition(":")[2]
+    answer = "nothing" if found.answering is None else f"revision {found.answering}"
+    pids = ", ".join(
+        f"{p.role} {p.pid}"
+        + (" listening" if p.listening else "")
+        + (" LEFT OVER" if p.stray else "")
+        for p in found.processes
+    )
+    click.echo(f"  :{port} answers {answer}; processes: {pids or 'none'}")
+    for problem in found.problems:
+        click.secho(f"  problem: {problem}", fg="yellow")
 
 
 @rollout_group.command()

@@ -132,6 +132,45 @@ class ClusterManifests(Protocol):
     ) -> list[dict[str, object]]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ServedProcess:
+    """One process of an endpoint, as found on the machine. `role` is `server`, `worker`,
+    `challenger` (a version in a process of its own) or `helper`; `listening`: it holds the
+    endpoint's port; `stray`: it is not below the endpoint's live server (left by one that
+    died), so nothing manages it."""
+
+    pid: int
+    role: str
+    listening: bool
+    stray: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointProcesses:
+    """What runs for an endpoint, found on the machine and asked of its port, not read from
+    a pid file. `revision` is the one written (the endpoint's file), `answering` the one its
+    port answered with (None: nothing answered); `running`: its server is alive and the port
+    answers for it. `problems` are sentences naming pids and the port (`server pid 81 is
+    dead`, `left over from a dead server (nothing manages them): worker pid 93 (holds
+    :3000)`)."""
+
+    endpoint: str
+    url: str
+    revision: int
+    answering: int | None
+    running: bool
+    processes: tuple[ServedProcess, ...] = ()
+    problems: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class ProcessInspector(Protocol):
+    """Optional: the processes of each endpoint this server holds state for, running or
+    not (`endpoint` narrows it to one: NotFound when there is no such endpoint)."""
+
+    def processes(self, endpoint: str | None = None) -> list[EndpointProcesses]: ...
+
+
 @runtime_checkable
 class Packager(Protocol):
     """Optional: package `version` as a deployable artifact (a bento, an image); its tag."""

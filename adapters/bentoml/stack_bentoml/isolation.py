@@ -5,7 +5,7 @@ version — a canary, an A/B arm, a shadow — runs in a child process the worke
 a pipe. If a challenger's process crashes (a segfault in native code, the OOM killer), its
 requests fail fast and the champion answers them: the worker, and every request the
 champion could answer, survive. Each child writes its pid under the endpoint's folder, so
-that an operator (or a test) can find it."""
+that an operator (or a test) can find it; it exits when its worker is gone (lineage.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from stack_bentoml.lineage import watch_parent
 from stack_bentoml.runtime import LoadedVersion, load_version
 from stack_bentoml.spec import VersionSpec
 
@@ -27,6 +28,7 @@ class ChallengerDied(RuntimeError):
 
 
 def _serve(spec_json: str, connection: Connection, pid_dir: str) -> None:  # in the child
+    watch_parent()  # a challenger outliving its worker would hold its model's memory for good
     spec = VersionSpec.model_validate_json(spec_json)
     try:
         version = load_version(spec)

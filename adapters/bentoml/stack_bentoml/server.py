@@ -12,7 +12,13 @@ shows it cannot take effect: a worker that refuses the revision (it writes why, 
 a worker that exits before the server is ready (BentoML's arbiter would restart it forever),
 or the server itself exiting. A server that failed to start is killed with every process
 below it and its folder removed; a refused route is undone by a revision with the previous
-split. The error carries the server log's last lines from that attempt."""
+split. The error carries the server log's last lines from that attempt.
+
+An endpoint's processes are one unit (family.py): the server, its workers, their challengers.
+A worker exits with its server (lineage.py); whatever survives anyway is found by a marker in
+its environment, its session and the port, and stopped by `undeploy` or a re-deploy, which
+never starts a server beside a live one. `processes` says what runs and what the port
+answers, for `mlstack rollout status`."""
 
 from __future__ import annotations
 
@@ -33,10 +39,17 @@ from pathlib import Path
 from typing import Any
 
 from stack.contract.registry import ModelVersion
-from stack.contract.serving import Endpoint, HealthReport, LoggedRequest, TrafficSplit
+from stack.contract.serving import (
+    Endpoint,
+    EndpointProcesses,
+    HealthReport,
+    LoggedRequest,
+    TrafficSplit,
+)
 from stack.errors import NotFound, StackError
 from stack.plugins.manifest import AdapterContext
 from stack.processes import alive
+from stack_bentoml import family
 from stack_bentoml.app import LOG_URL_ENV, REFUSAL_PREFIX, refusal_path
 from stack_bentoml.config import BentoConfig
 from stack_bentoml.models import import_version
@@ -85,15 +98,17 @@ class BentoServer:
             return self._deploy(version, endpoint)
 
     def _deploy(self, version: ModelVersion, endpoint: str) -> Endpoint:
-        if self._running(endpoint):
+        if self._running(endpoint):  # take over the live server; stop what it does not manage
+            self._clear(endpoint, strays_only=True)
             self.add_version(version, endpoint=endpoint)
             return self.route(endpoint, TrafficSplit({version.ref: 1.0}))
         loaded = self._import(version)
+        previous = self._clear(endpoint)  # a dead server's processes: never a second server
         spec = EndpointSpec(
             name=endpoint,
             revision=1,
             host=self.config.host,
-            port=self._free_port(endpoint),
+            port=self._free_port(endpoint, previous),
             versions={version.ref: loaded},
             weights={version.ref: 1.0},
             ab_header=self.config.ab_header,
@@ -135,6 +150,12 @@ class BentoServer:
 
     def _route(self, endpoint: str, split: TrafficSplit) -> Endpoint:
         spec = self._spec(endpoint)
+        if not self._running(endpoint):  # an orphaned worker would take it, unmanaged
+            problems = "; ".join(self._census(endpoint, spec).problems)
+            raise StackError(
+                f"endpoint {endpoint!r} is not running ({problems}): the split is unchanged; "
+                f"`mlstack undeploy {endpoint}` or a deploy clears what is left"
+            )
         unknown = [r for r in [*split.weights, *split.shadows] if r not in spec.versions]
         if unknown:
             raise StackError(
@@ -217,11 +238,57 @@ class BentoServer:
         return found
 
     def undeploy(self, endpoint: str) -> None:
+        """Stop every process of `endpoint` (its server gracefully; any left over by a dead
+        server too) and remove its folder. NotFound when there is no such endpoint;
+        StackError naming the processes that would not stop (the folder is kept)."""
         _check_name(endpoint)  # a name is a folder under serving/: never a path out of it
         with self._locked(endpoint):
             self._spec(endpoint)
-            self._stop(endpoint)
+            self._clear(endpoint)
             shutil.rmtree(self.root / endpoint, ignore_errors=True)
+
+    def processes(self, endpoint: str | None = None) -> list[EndpointProcesses]:
+        """Each endpoint with a folder here, running or not (or `endpoint` alone, NotFound
+        when it has none): its processes found on the machine, what its port answers."""
+        if endpoint is not None:
+            _check_name(endpoint)
+            return [self._census(endpoint, self._spec(endpoint))]
+        if not self.root.is_dir():
+            return []
+        return [
+            self._census(path.parent.name, read_spec(path))
+            for path in sorted(self.root.glob(f"*/{SPEC_FILE}"))
+        ]
+
+    def _census(self, endpoint: str, spec: EndpointSpec) -> EndpointProcesses:
+        from stack_bentoml.census import describe
+
+        server = self._pid(endpoint)
+        found = family.find(self._marker(endpoint), spec.port, server)
+        answer = _get_json(f"{spec.url}/endpoint") if found.port_held else {}
+        return describe(spec, server, found, answer, self.root / endpoint / "isolated")
+
+    def _clear(self, endpoint: str, *, strays_only: bool = False) -> EndpointSpec | None:
+        """Stop the endpoint's processes (with `strays_only`, those its live server does not
+        manage); returns the endpoint's spec as it was, if any. Raises StackError naming any
+        process that would not stop."""
+        path = self._spec_path(endpoint)
+        previous = read_spec(path) if path.is_file() else None
+        port = previous.port if previous else 0
+        server = self._pid(endpoint)
+        found = family.find(self._marker(endpoint), port, server)
+        if strays_only:
+            live = server if server in {m.pid for m in found.members} else None
+            found = family.Family(tuple(found.strays(live)), found.strangers, found.port_held)
+            server = None
+        left = family.stop(found, server, graceful=30.0)
+        if left:
+            pids = ", ".join(f"{m.role} pid {m.pid}" for m in left)
+            raise StackError(f"endpoint {endpoint!r}: {pids} would not stop, even on SIGKILL")
+        if not strays_only:  # the challengers' pid files of the processes just stopped
+            for stale in (self.root / endpoint / "isolated").glob("*.pid"):
+                stale.unlink(missing_ok=True)
+        return previous
 
     def build(self, version: ModelVersion, *, endpoint: str) -> str:
         """`bentoml build` of `version` served as `endpoint` (for the image the cluster runs),
@@ -304,7 +371,7 @@ class BentoServer:
         log_path = folder / LOG_FILE
         env = {
             **os.environ,
-            "MLSTACK_ENDPOINT_SPEC": str(self._spec_path(spec.name).resolve()),
+            family.SPEC_ENV: str(self._marker(spec.name)),
             "MLSTACK_WORKERS": str(self.config.workers),
             **self._bentoml_env(),
             "PYTHONUNBUFFERED": "1",
@@ -376,23 +443,6 @@ class BentoServer:
             time.sleep(0.25)
         return f"not ready after {self.config.ready_timeout_seconds:g} s (ready_timeout_seconds)"
 
-    def _stop(self, endpoint: str, timeout: float = 30.0) -> None:
-        pid = self._pid(endpoint)
-        if pid is None:
-            return
-        # BentoML's workers run in process groups of their own: note them before asking the
-        # server to stop, so that none outlives it if it has to be killed.
-        family = _descendants(pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(alive(p) for p in [pid, *family]):
-            time.sleep(0.1)
-        for member in [pid, *family]:
-            if alive(member):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(member, signal.SIGKILL)
-
     def _forget(self, endpoint: str) -> None:
         shutil.rmtree(self.root / endpoint, ignore_errors=True)
 
@@ -404,15 +454,19 @@ class BentoServer:
             return None
 
     def _running(self, endpoint: str) -> bool:
+        """Its server runs (the recorded pid, alive and carrying the endpoint's marker)."""
         pid = self._pid(endpoint)
-        return pid is not None and alive(pid) and self._spec_path(endpoint).is_file()
+        return (
+            pid is not None
+            and alive(pid)
+            and self._spec_path(endpoint).is_file()
+            and family.marked(pid, self._marker(endpoint))
+        )
 
     def _wait_for_revision(self, spec: EndpointSpec) -> None:
         """Until a worker answers with the new revision (each re-reads within ~0.25 s); a
         revision a worker refuses, a server that stops, or `ready_timeout_seconds` (loading
         a version may take that long) raise with the reason and the server log's last lines."""
-        if not self._running(spec.name):
-            return
         folder = self.root / spec.name
         refusal = refusal_path(folder, spec.revision)
         offset = _size(folder / LOG_FILE)
@@ -450,6 +504,10 @@ class BentoServer:
     def _spec_path(self, endpoint: str) -> Path:
         return self.root / endpoint / SPEC_FILE
 
+    def _marker(self, endpoint: str) -> Path:
+        """The endpoint file's absolute path: in the environment of each of its processes."""
+        return self._spec_path(endpoint).resolve()
+
     def _spec(self, endpoint: str) -> EndpointSpec:
         path = self._spec_path(endpoint)
         if not path.is_file():
@@ -459,8 +517,14 @@ class BentoServer:
     def _names(self) -> str:
         return ", ".join(e.name for e in self.endpoints())
 
-    def _free_port(self, endpoint: str) -> int:
-        taken = {read_spec(p).port for p in self.root.glob(f"*/{SPEC_FILE}")}
+    def _free_port(self, endpoint: str, previous: EndpointSpec | None = None) -> int:
+        """The port the endpoint had (its processes stopped), if free; else the first free
+        one from the configured port that no other endpoint holds."""
+        if previous is not None and _bindable(self.config.host, previous.port):
+            return previous.port
+        taken = {
+            read_spec(p).port for p in self.root.glob(f"*/{SPEC_FILE}") if p.parent.name != endpoint
+        }
         port = self.config.port
         while port in taken or not _bindable(self.config.host, port):
             port += 1
@@ -516,31 +580,10 @@ def _check_name(endpoint: str) -> None:
         raise StackError(f"endpoint name {endpoint!r}: use letters, digits, '-' and '_'")
 
 
-def _descendants(pid: int) -> list[int]:
-    """Every process below `pid` (Linux /proc; none found elsewhere)."""
-    found: list[int] = []
-    queue = [pid]
-    while queue:
-        children = _children(queue.pop())
-        found.extend(children)
-        queue.extend(children)
-    return found
-
-
-def _children(pid: int) -> list[int]:
-    """The children of every thread of `pid` (a worker starts an isolated version's process
-    from its watcher thread, and /proc lists a child under the thread that started it)."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found.extend(int(c) for c in (task / "children").read_text().split())
-        except (OSError, ValueError):
-            continue
-    return found
-
-
 def _bindable(host: str, port: int) -> bool:
     with socket.socket() as sock:
+        # as the server binds (circus): connections in TIME_WAIT do not hold the port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -601,8 +644,8 @@ class _Workers:
         self.seen: set[int] = set()
 
     def one_exited(self) -> bool:
-        children = set(_children(self.server))
-        gone = bool(self.seen - children) or any(_zombie(pid) for pid in children)
+        children = set(family.children(self.server))
+        gone = bool(self.seen - children) or any(family.zombie(pid) for pid in children)
         self.seen |= children
         return gone
 
@@ -610,14 +653,6 @@ class _Workers:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not self.one_exited():
             time.sleep(0.1)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # gone between the listing and now
-    return stat.rpartition(")")[2].split()[0] == "Z"
 
 
 def _kill_server(process: subprocess.Popen[bytes]) -> None:
@@ -630,18 +665,18 @@ def _kill_tree(pid: int) -> None:
     """Kill a server that never served (no graceful shutdown to wait for) and every process
     below it. Each is stopped first, until no new one appears, so that none can start
     another (the arbiter restarts workers) between the listing and the kill."""
-    family: list[int] = []
+    seen: list[int] = []
     members = [pid]
     while members:
         for member in members:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(member, signal.SIGSTOP)
-        family.extend(members)
-        members = [p for p in _descendants(pid) if p not in family]
-    for member in family:
+        seen.extend(members)
+        members = [p for p in family.descendants(pid) if p not in seen]
+    for member in seen:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(member, signal.SIGKILL)
     deadline = time.monotonic() + 10.0
-    while time.monotonic() < deadline and any(alive(p) and not _zombie(p) for p in family):
+    while time.monotonic() < deadline and any(alive(p) and not family.zombie(p) for p in seen):
         time.sleep(0.05)
     alive(pid)  # reap the server, our child

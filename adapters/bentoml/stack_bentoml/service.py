@@ -1,8 +1,9 @@
 """The BentoML service `bentoml serve` runs for an endpoint; no hand-written file per model.
 
 Which endpoint it serves comes from `MLSTACK_ENDPOINT_SPEC` (the endpoint file), how many
-workers from `MLSTACK_WORKERS`. BentoML's access log, metrics and tracing are off for the hot
-route: the prediction log records every request, and they cost more CPU than the predict."""
+workers from `MLSTACK_WORKERS`; each worker exits with the server (lineage.py). BentoML's
+access log, metrics and tracing are off for the hot route: the prediction log records every
+request, and they cost more CPU than the predict."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import bentoml
 
 from stack_bentoml.app import PredictionApp
+from stack_bentoml.lineage import exit_with_parent
 
 SPEC_ENV = "MLSTACK_ENDPOINT_SPEC"
 WORKERS_ENV = "MLSTACK_WORKERS"
@@ -29,8 +31,9 @@ prediction_app = PredictionApp(Path(os.environ.get(SPEC_ENV, "endpoint.json")))
     traffic={"timeout": 60},
 )
 class MlstackEndpoint:
-    def __init__(self) -> None:
-        prediction_app.start()  # in each worker: load the versions, start the log writer
+    def __init__(self) -> None:  # in each worker (the server itself never builds one)
+        exit_with_parent()  # a worker outliving its server would answer on, unmanaged
+        prediction_app.start()  # load the versions, start the log writer
 
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
     def shutdown(self) -> None:
