@@ -4,13 +4,16 @@ The core decides and records; the Registry adapter only applies. Every registrat
 state change is an audit entry (actor, subject, reason), lineage links the training run to
 the version, and the lifecycle hooks are asked first (`on_promotion_requested` may veto).
 The audit entry is written before the registry changes, and a failure to apply is audited
-too, so the log never misses a change that happened.
+too, so the log never misses a change that happened. Changes of one model are serialized
+across processes by a lock in the spine, so the audit's order is the registry's.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from stack.config.recipe_file import Recipe
@@ -26,6 +29,16 @@ from stack.spine.lineage import NodeKind, NodeRef
 RECIPE_TAG = "mlstack.recipe"
 OWNER_TAG = "mlstack.owner"
 RISK_TAG = "mlstack.risk_tier"
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """One applied move: the version in its new state, the state it left, and the versions
+    (`model@N`) it displaced from an exclusive state (`serving`), each now retired."""
+
+    version: ModelVersion
+    previous: LifecycleState
+    displaced: tuple[str, ...] = ()
 
 
 def recipe_of(version: ModelVersion) -> Recipe | None:
@@ -120,14 +133,62 @@ class Lifecycle:
         actor: str | None = None,
         reason: str = "",
     ) -> ModelVersion:
-        """Move a version to `target` if the move is legal and no hook vetoes it."""
+        """Move a version to `target` if the move is legal and no hook vetoes it (see
+        `change`); returns the version in its new state."""
+        return self.change(model, version, target, actor=actor, reason=reason).version
+
+    def change(
+        self,
+        model: str,
+        version: int,
+        target: LifecycleState,
+        *,
+        actor: str | None = None,
+        reason: str = "",
+        decide: Callable[[ModelVersion], None] | None = None,
+    ) -> StateChange:
+        """Move a version to `target`, one change of `model` at a time across processes.
+
+        Under `model`'s lock in the spine (see `serialized`) the version's state is read
+        again, the move checked, `decide` called with it (a gate: raise to refuse), the hooks
+        asked, the change audited and applied to the registry; so the audit's order is the
+        registry's, and the versions a promotion into `serving` displaces are those serving
+        at that moment, each retired with its own `state.changed` entry. Hooks of
+        `on_promoted` and the model card run after the lock is released.
+
+        Raises InvalidTransition, Vetoed, what `decide` raises, LockTimeout when another
+        process holds the lock past its wait; the registry's error (audited as
+        `state.change_failed`, with the version serving after it) when it refuses."""
         who = actor or current_actor()
-        registry, spine = self.session.registry, self.session.spine
-        current = registry.get_version(model, version)
-        if not can_transition(current.state, target):
-            raise InvalidTransition(
-                f"{current.ref} is {current.state.value}; it cannot move to {target.value}"
-            )
+        with self.serialized(model):
+            current = self.session.registry.get_version(model, version)
+            if not can_transition(current.state, target):
+                raise InvalidTransition(
+                    f"{current.ref} is {current.state.value}; it cannot move to {target.value}"
+                )
+            if decide is not None:
+                decide(current)
+            self._ask_hooks(current, target, who)
+            applied = self._apply(current, target, who, reason)
+        self.session.emit(
+            "on_promoted",
+            subject=current.ref,
+            version=applied.version,
+            previous_state=current.state.value,
+        )
+        self.refresh_card(applied.version)
+        return applied
+
+    @contextmanager
+    def serialized(self, model: str) -> Iterator[None]:
+        """Hold `model`'s lock in the spine: one state change of `model` at a time across
+        every process sharing the spine (other models go on). Released when the block ends
+        or the process dies; a thread holding it may enter again."""
+        kind = self.session.version_kind.removesuffix("_version")
+        with self.session.spine.locks.hold(f"state changes of {kind} {model}"):
+            yield
+
+    def _ask_hooks(self, current: ModelVersion, target: LifecycleState, who: str) -> None:
         try:
             self.session.emit(
                 "on_promotion_requested",
@@ -137,7 +198,7 @@ class Lifecycle:
                 actor=who,
             )
         except Vetoed as exc:
-            spine.audit(
+            self.session.spine.audit(
                 actor=who,
                 action="state.vetoed",
                 subject=current.ref,
@@ -145,37 +206,65 @@ class Lifecycle:
                 payload={"to": target.value},
             )
             raise
+
+    def _apply(
+        self, current: ModelVersion, target: LifecycleState, who: str, reason: str
+    ) -> StateChange:
+        """Audit, then apply (the lock held): the entry precedes the change it records."""
+        registry, spine = self.session.registry, self.session.spine
         displaced = (
-            [v.ref for v in registry.find_by_state(model, target) if v.version != version]
+            tuple(
+                v.ref
+                for v in registry.find_by_state(current.model, target)
+                if v.version != current.version
+            )
             if target in EXCLUSIVE_STATES
-            else []
+            else ()
         )
         spine.audit(
             actor=who,
             action="state.changed",
             subject=current.ref,
             reason=reason,
-            payload={"from": current.state.value, "to": target.value, "displaced": displaced},
+            payload={"from": current.state.value, "to": target.value, "displaced": list(displaced)},
         )
         try:
-            updated = registry.set_state(model, version, target)
+            updated = registry.set_state(current.model, current.version, target)
         except Exception as exc:
             spine.audit(
                 actor=who,
                 action="state.change_failed",
                 subject=current.ref,
                 reason=f"{type(exc).__name__}: {exc}",
-                payload={"to": target.value},
+                payload={"to": target.value, **self._serving_after_failure(current, target)},
             )
             raise
-        self.session.emit(
-            "on_promoted",
-            subject=current.ref,
-            version=updated,
-            previous_state=current.state.value,
-        )
-        self.refresh_card(updated)
-        return updated
+        for ref in displaced:
+            spine.audit(
+                actor=who,
+                action="state.changed",
+                subject=ref,
+                reason=f"displaced by {current.ref}",
+                payload={
+                    "from": target.value,
+                    "to": LifecycleState.RETIRED.value,
+                    "displaced_by": current.ref,
+                },
+            )
+        return StateChange(updated, current.state, displaced)
+
+    def _serving_after_failure(
+        self, current: ModelVersion, target: LifecycleState
+    ) -> dict[str, str | None]:
+        """`{"serving": ref or None}` as the registry reads after a failed move into or out
+        of `serving` ("what served at T" follows it); empty when that is unreadable too."""
+        if LifecycleState.SERVING not in (target, current.state):
+            return {}
+        try:
+            found = self.session.registry.find_by_state(current.model, LifecycleState.SERVING)
+        except Exception:  # the registry that just failed may not answer: claim nothing
+            return {}
+        return {"serving": found[0].ref if found else None}
 
     def refresh_card(self, version: ModelVersion) -> None:
         """Write the model card again; the state change stands even if this fails."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from stack.spine.audit import AuditEntry
 from stack.spine.store import SpineStore
 
 
@@ -17,20 +18,33 @@ class ServingChange:
 
 
 def serving_history(spine: SpineStore, model: str) -> list[ServingChange]:
-    """Every moment the serving version of `model` changed, oldest first."""
+    """Every moment the serving version of `model` changed, oldest first.
+
+    Read from `state.changed` entries (in the registry's order: changes of one model are
+    serialized) and from `state.change_failed` entries that say what served after a move
+    the registry refused."""
     changes: list[ServingChange] = []
     current: str | None = None
-    for entry in spine.audit_entries(subject=model, action="state.changed"):
-        moved_in = entry.payload.get("to") == "serving"
-        moved_out = entry.payload.get("from") == "serving" and entry.subject == current
-        if moved_in:
-            current = entry.subject
-        elif moved_out:
-            current = None
-        else:
-            continue
-        changes.append(ServingChange(entry.at, current, entry.actor, entry.reason))
+    for entry in spine.audit_entries(subject=model):
+        after = _serving_after(entry, current)
+        if after != current:
+            current = after
+            changes.append(ServingChange(entry.at, current, entry.actor, entry.reason))
     return changes
+
+
+def _serving_after(entry: AuditEntry, current: str | None) -> str | None:
+    """The version serving after `entry`, given the one serving before it."""
+    payload = entry.payload
+    if entry.action == "state.changed":
+        if payload.get("to") == "serving":
+            return entry.subject
+        if payload.get("from") == "serving" and entry.subject == current:
+            return None
+    elif entry.action == "state.change_failed" and "serving" in payload:
+        serving = payload["serving"]
+        return serving if isinstance(serving, str) else None
+    return current
 
 
 def served_at(spine: SpineStore, model: str, when: datetime) -> str | None:

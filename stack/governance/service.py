@@ -18,7 +18,7 @@ from stack.contract.tracking import RunRecord
 from stack.errors import ApprovalRefused, GateFailed, InvalidTransition, NotFound, StackError
 from stack.governance import cards, gates
 from stack.identity import Actor, resolve_actor
-from stack.lifecycle import Lifecycle, recipe_of
+from stack.lifecycle import Lifecycle, StateChange, recipe_of
 from stack.session import StackSession
 from stack.spine.lineage import NodeKind, NodeRef
 from stack.spine.records import Approval
@@ -205,12 +205,34 @@ class Governance:
         The gate's every rule (thresholds, champion, checks, approvals, signature) is
         audited (`gate.passed` / `gate.failed`). Raises GateFailed (its `decision` holds each
         rule with its numbers; the version stays where it was), InvalidTransition for a move
-        the lifecycle does not allow, Vetoed when a hook refuses."""
+        the lifecycle does not allow, Vetoed when a hook refuses. See `promotion`."""
+        return self.promotion(selector, target, reason=reason, as_actor=as_actor).version
+
+    def promotion(
+        self,
+        selector: str,
+        target: LifecycleState,
+        *,
+        reason: str = "",
+        as_actor: str | None = None,
+    ) -> StateChange:
+        """`promote`, returning the whole change: the version, the state it left and the
+        versions it displaced (retired, each audited).
+
+        The gate is decided under the model's lock (`Lifecycle.serialized`) on the state
+        read there: racing promotions of one model are decided and applied one at a time,
+        each against the champion the one before it left, and a version another process
+        moved meanwhile is judged where it is now (InvalidTransition when it can no longer
+        make the move)."""
         actor = self.actor(as_actor)
         version = self.version(selector)
-        self._decide(version, target, actor, reason, audit_pass=True)
-        return Lifecycle(self.session).transition(
-            version.model, version.version, target, actor=actor.name, reason=reason
+        return Lifecycle(self.session).change(
+            version.model,
+            version.version,
+            target,
+            actor=actor.name,
+            reason=reason,
+            decide=lambda current: self._decide(current, target, actor, reason, audit_pass=True),
         )
 
     def require(self, version: ModelVersion, target: LifecycleState, *, reason: str = "") -> None:

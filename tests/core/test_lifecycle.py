@@ -44,11 +44,18 @@ def test_promotion_to_serving_records_the_displaced_version(session: StackSessio
     for i in (1, 2):
         lifecycle.register("churn", f"file:///m/{i}")
         lifecycle.transition("churn", i, S.APPROVED, actor="lead")
-        lifecycle.transition("churn", i, S.SERVING, actor="lead", reason="better AUC")
-    last = session.spine.audit_entries(action="state.changed")[-1]
-    assert last.subject == "churn@2"
-    assert last.reason == "better AUC"
-    assert last.payload == {"from": "approved", "to": "serving", "displaced": ["churn@1"]}
+        change = lifecycle.change("churn", i, S.SERVING, actor="lead", reason="better AUC")
+    assert change.displaced == ("churn@1",)
+    promoted, retired = session.spine.audit_entries(action="state.changed")[-2:]
+    assert (promoted.subject, promoted.reason) == ("churn@2", "better AUC")
+    assert promoted.payload == {"from": "approved", "to": "serving", "displaced": ["churn@1"]}
+    # the displaced version's own entry, after the change that displaced it
+    assert (retired.subject, retired.actor, retired.reason) == (
+        "churn@1",
+        "lead",
+        "displaced by churn@2",
+    )
+    assert retired.payload == {"from": "serving", "to": "retired", "displaced_by": "churn@2"}
     assert session.registry.get_version("churn", 1).state == S.RETIRED
     assert session.spine.verify_audit().ok
 

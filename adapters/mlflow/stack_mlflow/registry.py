@@ -5,6 +5,7 @@ version per alias per model, so two promotions that race still leave exactly one
 last to write). The `mlstack.state` tag carries every other state; a version whose tag still
 says `serving` while the alias names another was displaced, and reads as `retired`. Tags of
 displaced versions are tidied after each promotion so MLflow's UI shows the same thing.
+mlstack's core applies the promotions of one model one at a time (a lock in its spine).
 Never MLflow's deprecated stages.
 """
 
@@ -139,7 +140,7 @@ class MlflowRegistry:
             # Alias first: the moment it moves, this version serves and the old one does not.
             self._move_serving_alias(model, version)
             self._tag(model, version, state)
-            self._tidy_displaced(model)
+            self._tidy_displaced(model, version)
         else:
             if current.state is LifecycleState.SERVING:
                 self._release_alias(model, version)
@@ -165,12 +166,22 @@ class MlflowRegistry:
     def _tag(self, model: str, version: int, state: LifecycleState) -> None:
         self.client.set_model_version_tag(model, str(version), STATE_TAG, state.value)
 
-    def _tidy_displaced(self, model: str) -> None:
-        """Versions still tagged `serving` that the alias no longer names become `retired`."""
+    def _tidy_displaced(self, model: str, promoted: int) -> None:
+        """Versions still tagged `serving` that the alias no longer names become `retired`.
+
+        The tags are read before the alias: a version promoted by a racing writer moves the
+        alias before it tags itself, so it is either the holder read here or not yet tagged
+        `serving` (mlstack serializes promotions of a model; this keeps other writers from
+        retiring the holder too)."""
+        tagged = [
+            int(found.version)
+            for found in self._search(f"name='{model}'")
+            if found.tags.get(STATE_TAG) == "serving"
+        ]
         holder = self._serving_version(model)
-        for found in self._search(f"name='{model}'"):
-            if int(found.version) != holder and found.tags.get(STATE_TAG) == "serving":
-                self._tag(model, int(found.version), LifecycleState.RETIRED)
+        for number in tagged:
+            if number not in (holder, promoted):
+                self._tag(model, number, LifecycleState.RETIRED)
 
     def _release_alias(self, model: str, version: int) -> None:
         if self._serving_version(model) == version:
