@@ -57,6 +57,15 @@ def until(condition: object, what: str, limit: float = 120.0) -> None:
         time.sleep(0.1)
 
 
+def live_challenger(folder: Path) -> int | None:
+    """The pid of a running challenger, from the pid files challengers write."""
+    for pid_file in (folder / "isolated").glob("*.pid"):
+        pid = int(pid_file.read_text())
+        if not ended(pid):
+            return pid
+    return None
+
+
 def refuses(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
@@ -111,21 +120,39 @@ def test_a_killed_server_is_reported_and_cleared_and_never_doubled(stack: Stack)
             [found] = server.processes(ENDPOINT)
             assert found.running and found.answering == again.revision and not found.problems
 
-            # kill -9 of a challenger: the champion answers its share, and status says so
+            # kill -9 of the worker: BentoML starts another, and its challenger goes with it
             server.add_version(challenger, endpoint=ENDPOINT)
-            server.route(ENDPOINT, TrafficSplit({champion.ref: 0.5, challenger.ref: 0.5}))
-            [pid_file] = list((folder / "isolated").glob("*.pid"))
-            seen.add(int(pid_file.read_text()))
-            os.kill(int(pid_file.read_text()), signal.SIGKILL)
-            until(lambda: ended(int(pid_file.read_text())), "the challenger is gone")
+            routed = server.route(ENDPOINT, TrafficSplit({champion.ref: 0.5, challenger.ref: 0.5}))
+            [worker] = [p for p, cmd in in_folder(folder).items() if "worker.service" in cmd]
+            canary = live_challenger(folder)
+            seen.update(in_folder(folder))
+            os.kill(worker, signal.SIGKILL)
+            until(lambda: ended(canary), "the challenger exits with its worker")
+            until(
+                lambda: (
+                    live_challenger(folder) not in (None, canary)
+                    and server.processes(ENDPOINT)[0].answering == routed.revision
+                ),
+                "a new worker and challenger serve the revision",
+            )
+            [found] = server.processes(ENDPOINT)
+            assert found.running and not found.problems, found
+            assert worker not in in_folder(folder) and canary not in in_folder(folder)
+            seen.update(in_folder(folder))
+
+            # kill -9 of a challenger: the champion answers its share, and status says so
+            canary = live_challenger(folder)
+            assert canary is not None
+            os.kill(canary, signal.SIGKILL)
+            until(lambda: ended(canary), "the challenger is gone")
             answers = [httpx.post(f"{again.url}/predict", json=row(), timeout=30) for _ in range(8)]
             assert {a.status_code for a in answers} == {200}
             code, said = status(stack.folder)
             assert code == 0, said
-            assert f"challenger {challenger.ref} (pid {pid_file.read_text()}) is dead" in said
+            assert f"challenger {challenger.ref} (pid {canary}) is dead" in said, said
 
             # kill -9 of the server alone: its worker ends by itself, freeing the port
-            [new_worker] = [p for p, cmd in running.items() if "worker.service" in cmd]
+            [new_worker] = [p for p, cmd in in_folder(folder).items() if "worker.service" in cmd]
             os.kill(servers[0], signal.SIGKILL)
             until(lambda: ended(new_worker), "the worker exits with its server")
             assert refuses(port)
