@@ -59,7 +59,14 @@ class StrandedEndpoint:
             )
         return "; ".join(parts)
 
+    @property
+    def promoted(self) -> bool:
+        """The rollout got as far as promoting its challenger: only its end is missing."""
+        return not self.stranded and self.champion is not None
+
     def remedy(self) -> str:
+        if self.promoted:
+            return f"close the rollout ({self.champion} was promoted before its process died)"
         if self.champion is not None:
             return f"route all traffic back to {self.champion}"
         return "undeploy the endpoint (no serving version to fall back to)"
@@ -143,6 +150,14 @@ class RolloutRecovery:
         controller = RolloutController(self.session)
         name = stranded.endpoint.name
         why = f"{reason}: {stranded.describe()}"
+        if stranded.promoted:
+            controller._audit(
+                "rollout.completed",
+                name,
+                f"{why}, after {stranded.champion} was promoted",
+                version=stranded.champion,
+            )
+            return f"closed the rollout on {name}: {stranded.champion} serves"
         controller._audit(
             "rollout.rolled_back",
             name,

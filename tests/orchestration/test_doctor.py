@@ -153,3 +153,20 @@ def test_a_repair_a_hook_vetoes_is_reported_and_the_others_go_on(
     assert "not repaired: Vetoed" in repairs[challenger].outcome
     assert "change freeze" in repairs[challenger].outcome
     assert session.registry.get_version("churn", 2).state is S.CANARY
+
+
+def test_a_rollout_that_died_after_promoting_is_closed_as_completed(
+    session: StackSession,
+) -> None:
+    challenger = canary_beside_champion(session, dead_owner())
+    session.server.route("churn", TrafficSplit({challenger: 1.0, "churn@1": 0.0}))
+    Lifecycle(session).transition("churn", 2, S.SERVING, actor="ci")  # then the process died
+    [problem] = Doctor(session).examine()
+    assert problem.remedy == (
+        f"close the rollout ({challenger} was promoted before its process died)"
+    )
+
+    assert all(r.done for r in Doctor(session).repair())
+    assert session.spine.audit_entries()[-1].action == "rollout.completed"
+    assert dict(session.server.endpoints()[0].split.weights) == {challenger: 1.0, "churn@1": 0.0}
+    assert Doctor(session).examine() == []
