@@ -14,6 +14,7 @@ and left alone unless the caller takes stale ones over."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -275,7 +276,10 @@ def take_over(session: StackSession, record: PipelineRunRecord) -> PipelineRunRe
                 "records it abandoned (then resume it)"
             )
         )
-    failures = [r for r in doctor.repair() if not r.done]
+    repairs = doctor.repair()
+    for done in (r for r in repairs if r.done):
+        print(f"mlstack: {done.problem.subject}: {done.outcome}", file=sys.stderr)
+    failures = [r for r in repairs if not r.done]
     if failures:
         listed = "".join(f"\n  {r.problem.subject}: {r.outcome}" for r in failures)
         raise StackError(f"run {record.run_id} cannot be resumed until this is repaired:{listed}")

@@ -75,6 +75,7 @@ def test_a_killed_run_is_abandoned_and_resumes_from_the_interrupted_step(
     resumed = cli("run", "killable", "--resume", run_id)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "↺ prepare" in resumed.stdout and "✓ train" in resumed.stdout
+    assert f"mlstack: run:{run_id}: recorded abandoned" in resumed.stderr
 
     runs = cli("runs", check=True).stdout
     assert f"(resumes {run_id})" in runs
