@@ -252,9 +252,11 @@ class PredictionApp:
             await answer(send, 404, {"error": f"no route {method} {path}"}, extra)
 
     async def _json_body(
-        self, receive: Any, send: Any, headers: Headers, extra: Extra, empty: str
+        self, receive: Any, send: Any, headers: Headers, extra: Extra, empty: str, deep: bool
     ) -> bytes | None:
-        """The body, checked as every route checks it (guards.py); None once answered."""
+        """The body, checked as every route checks it (guards.py); None once answered.
+        With `deep` (a schema that takes any JSON somewhere), its nesting is counted too:
+        elsewhere the signature's own shape bounds it, and the parser refuses past 200."""
         spec = self._routing().spec
         refused = unsupported_media(headers)
         if refused is not None:
@@ -267,7 +269,7 @@ class PredictionApp:
         if not body.strip():
             await answer(send, 400, {"error": f"empty body; send {empty}"}, extra)
             return None
-        if nests_deeper_than(body, spec.max_depth):
+        if deep and nests_deeper_than(body, spec.max_depth):
             error = f"the JSON nests deeper than {spec.max_depth} arrays or objects"
             await answer(send, 422, {"error": error}, extra)
             return None
@@ -279,7 +281,8 @@ class PredictionApp:
         started = time.perf_counter()
         routing = self._routing()
         spec = routing.spec
-        body = await self._json_body(receive, send, headers, extra, "a JSON record")
+        deep = routing.schema.unbounded
+        body = await self._json_body(receive, send, headers, extra, "a JSON record", deep)
         if body is None:
             return
         try:
@@ -339,7 +342,7 @@ class PredictionApp:
     async def _feedback(self, receive: Any, send: Any, headers: Headers, extra: Extra) -> None:
         spec = self._routing().spec
         empty = '{"request_id": …, "label": …}'
-        body = await self._json_body(receive, send, headers, extra, empty)
+        body = await self._json_body(receive, send, headers, extra, empty, deep=False)
         if body is None:
             return
         try:

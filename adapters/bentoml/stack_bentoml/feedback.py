@@ -21,6 +21,7 @@ from pydantic import (
     StrictStr,
     TypeAdapter,
 )
+from pydantic_core import from_json
 
 from stack_bentoml.predictlog import Prediction
 
@@ -63,9 +64,9 @@ _MANY: TypeAdapter[list[Feedback]] = TypeAdapter(list[Feedback])
 def parse_feedback(body: bytes, max_items: int) -> list[Feedback]:
     """The labels in a body (one object, or a list of at most `max_items`); raises
     pydantic's ValidationError naming the field at fault, or ValueError."""
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    try:  # pydantic's parser: UTF-8 only, and nesting beyond 200 refused at once
+        document = from_json(body)
+    except ValueError as exc:
         raise ValueError(f"the body is not JSON: {exc}") from None
     if isinstance(document, list):
         if not document:

@@ -4,13 +4,15 @@
   (a client that names no type is read as JSON); anything else, or a compressed body,
   is answered 415 — a form or text body is never guessed at;
 - its size: over the endpoint's `max_body_bytes` is 413, counted as the body arrives;
-- how deeply its JSON nests: deeper than the endpoint's `max_depth` is 422, decided before
-  any parser recurses into it.
+- how deeply its JSON nests, where nothing else bounds it: both routes parse with
+  pydantic's parser, which refuses nesting past 200 at once, and a signature's shape
+  refuses anything deeper than itself; a column of type `any` takes any JSON, so a
+  request schema with one has its bodies counted here, deeper than `max_depth` → 422.
 
-The depth check costs nothing for a usual request: a body with no more brackets than the
-limit cannot nest deeper. Only a body with more (a batch) is scanned, in linear time and in
-C: escapes and strings are removed (a bracket in a string does not nest), then the depth is
-a running sum over the brackets left."""
+The count costs nothing for a usual request: a body with no more brackets than the limit
+cannot nest deeper. A body with more is scanned in linear time and in C: escapes and
+strings are removed (a bracket in a string does not nest), then the depth is a running sum
+over the brackets left."""
 
 from __future__ import annotations
 

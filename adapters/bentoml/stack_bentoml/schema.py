@@ -155,6 +155,9 @@ class RequestSchema:
         self.single = TypeAdapter(self.record)
         self.batch = TypeAdapter(list[self.record])  # type: ignore[name-defined]
         self.max_rows = max_rows
+        #: whether a column takes any JSON (type `any`): then only the endpoint's depth
+        #: limit bounds how deeply a request nests, not the signature
+        self.unbounded = any(_takes_any(c.type_json()) for c in columns)
 
     def parse(self, body: bytes) -> list[list[Any]]:
         """Rows in column order, each value as validated (int, float, bool, str, naive
@@ -174,6 +177,12 @@ class RequestSchema:
     def openapi_schema(self) -> dict[str, Any]:
         one = self.record.model_json_schema(by_alias=True)
         return {"oneOf": [one, {"type": "array", "items": one, "minItems": 1}]}
+
+
+def _takes_any(node: Any) -> bool:
+    if isinstance(node, dict):
+        return node.get("type") == "any" or any(_takes_any(v) for v in node.values())
+    return False
 
 
 def problems(exc: ValidationError) -> list[dict[str, str]]:

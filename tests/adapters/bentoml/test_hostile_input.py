@@ -155,7 +155,7 @@ def test_json_nested_1000_deep_is_refused_at_once(guarded: Guarded, path: str) -
     for body in (deep, in_a_field):
         response = post(guarded, body, path=path)  # no answer in 20 s fails the test
         assert response.status_code == 422, response.text
-        assert "nest" in response.json()["error"]
+        assert "recursion limit exceeded" in response.text
 
 
 @pytest.mark.parametrize("path", ["/predict", "/feedback"])
@@ -293,22 +293,27 @@ def test_a_hostile_body_gets_an_answer_below_500(guarded: Guarded, path: str, bo
     assert post(guarded, as_json(row())).status_code == 200  # the worker is still there
 
 
-@pytest.mark.parametrize("request_id", ["\\ud800", "a\\u0000b", "caf\\u00e9"])
+@pytest.mark.parametrize(
+    ("request_id", "refused"),
+    [
+        ("\\ud800", "the body is not JSON"),  # a lone surrogate: the parser refuses it
+        ("a\\u0000b", "request_id"),
+        ("caf\\u00e9", "request_id"),
+    ],
+)
 def test_feedback_for_a_request_id_the_endpoint_never_issues_is_refused_and_loses_nothing(
-    guarded: Guarded, request_id: str
+    guarded: Guarded, request_id: str, refused: str
 ) -> None:
     """Request ids are printable ASCII; a lone surrogate cannot be written to parquet and
     a NUL not to PostgreSQL: accepted, either would lose the whole batch it was logged in."""
-    refused = post(
-        guarded, b'{"request_id": "' + request_id.encode() + b'", "label": 1}', path="/feedback"
-    )
-    assert refused.status_code == 422, refused.text
-    assert [p["field"] for p in refused.json()["fields"]] == ["request_id"]
+    body = b'{"request_id": "' + request_id.encode() + b'", "label": 1}'
+    answer = post(guarded, body, path="/feedback")
+    assert answer.status_code == 422, answer.text
+    said = [p["field"] for p in answer.json().get("fields", [])] or [answer.json()["error"]]
+    assert said[0].startswith(refused), said
     kept = f"kept-{time.time_ns()}"
-    assert (
-        post(guarded, as_json({"request_id": kept, "label": 1}), path="/feedback").status_code
-        == 202
-    )
+    sent = post(guarded, as_json({"request_id": kept, "label": 1}), path="/feedback")
+    assert sent.status_code == 202
     _wait(lambda: _logged(guarded, kept), "the label sent beside it")
 
 

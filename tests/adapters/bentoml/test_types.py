@@ -348,6 +348,8 @@ def test_structured_columns_reach_the_model_as_mlflow_checks_them(tmp_path: Any)
         )
     )
     schema = RequestSchema(columns, max_rows=10)
+    assert schema.unbounded  # `extra` takes any JSON: the endpoint counts how deep bodies nest
+    assert not RequestSchema(columns[:3], max_rows=10).unbounded  # the signature bounds it
     record = {"codes": [1, 2], "at": {"x": 0.5}, "series": {"a": [1, 2.5]}}
     rows = schema.parse(json.dumps([record, {**record, "codes": [], "extra": {"k": [1]}}]).encode())
     first, second = version.predict(rows)
