@@ -33,6 +33,7 @@ LOCK_WAIT_S = 300.0
 
 _PROCESS_LOCKS: dict[str, threading.Lock] = {}
 _PROCESS_LOCKS_GUARD = threading.Lock()
+_HELD = threading.local()
 
 
 class NamedLocks:
@@ -40,7 +41,7 @@ class NamedLocks:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._held = threading.local()
+        self._database = engine.url.render_as_string(hide_password=False)
 
     @contextmanager
     def hold(self, name: str, *, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
@@ -48,25 +49,28 @@ class NamedLocks:
 
         Raises LockTimeout (naming the lock) when the wait runs out; nothing was done then.
         """
-        held: set[str] = self._held.__dict__.setdefault("names", set())
-        if name in held:
+        # Held by this thread through any store on this database (a hook may open its own).
+        held: set[tuple[str, str]] = _HELD.__dict__.setdefault("names", set())
+        key = (self._database, name)
+        if key in held:
             yield
             return
         acquire = self._advisory if is_postgresql(self.engine) else self._file_or_process
         with acquire(name, wait_s):
-            held.add(name)
+            held.add(key)
             try:
                 yield
             finally:
-                held.discard(name)
+                held.discard(key)
 
     @contextmanager
     def _advisory(self, name: str, wait_s: float) -> Iterator[None]:
         key = _key(name)
         with self.engine.connect() as connection:
             try:
-                with connection.begin():  # lock_timeout for this wait only
-                    connection.execute(text(f"SET LOCAL lock_timeout = {int(wait_s * 1000)}"))
+                with connection.begin():  # lock_timeout for this wait only (0 would be none)
+                    wait_ms = max(1, int(wait_s * 1000))
+                    connection.execute(text(f"SET LOCAL lock_timeout = {wait_ms}"))
                     connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
             except OperationalError as exc:
                 if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available

@@ -70,6 +70,20 @@ def test_other_names_are_not_blocked_and_a_thread_may_hold_a_name_twice(
         store.audit(actor="a", action="x", subject="churn")  # spine writes go on meanwhile
 
 
+def test_a_thread_holding_a_name_through_one_store_may_take_it_through_another(
+    store: SpineStore, spine_url: str
+) -> None:
+    other = SpineStore.open(spine_url)  # as a hook opening its own session would
+    try:
+        with (
+            store.locks.hold("promotions of eta", wait_s=5),
+            other.locks.hold("promotions of eta", wait_s=0),
+        ):
+            pass
+    finally:
+        other.close()
+
+
 def test_a_holder_killed_mid_hold_releases_the_name(store: SpineStore, spine_url: str) -> None:
     with held_elsewhere(spine_url, "promotions of eta") as holder:
         holder.kill()
