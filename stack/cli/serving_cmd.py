@@ -68,6 +68,7 @@ def deploy(
     """Serve a registry version: alone, or rolled out beside the one serving now."""
     from pydantic import ValidationError
 
+    from stack.cli.bake_view import BakeView
     from stack.config.recipe_file import load_recipe
     from stack.config.rollout import RolloutPlan
     from stack.governance.service import Governance
@@ -78,7 +79,8 @@ def deploy(
     with open_session(ctx, recipe) as session:
         version = Governance(session).version(selector)
         recipe = recipe or recipe_of(version)
-        controller = RolloutController(session, recipe)
+        view = BakeView()
+        controller = RolloutController(session, recipe, progress=view)
         base = recipe.spec.rollout if recipe else RolloutPlan()
         overrides: dict[str, Any] = {
             "strategy": strategy,
@@ -111,7 +113,8 @@ def deploy(
                 raise click.UsageError("--target kubernetes applies nothing yet: add --dry-run")
             click.echo(render_manifests(session, version, plan), nl=False)
             return
-        result = controller.deploy(selector, plan, reason=reason)
+        with view:  # each stage's requests and verdict while it bakes
+            result = controller.deploy(selector, plan, reason=reason)
     colour = "red" if result.outcome == "rolled_back" else "green"
     click.secho(f"{result.outcome}: {result.version} on {result.endpoint.url}", fg=colour)
     weights = ", ".join(f"{ref} {w:.0%}" for ref, w in result.endpoint.split.weights.items())

@@ -48,6 +48,25 @@ class RolloutResult:
     reasons: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class BakeTick:
+    """One health check of a bake, as `mlstack deploy` shows it while it waits.
+
+    `stage`: what the traffic is (`canary: 10% to churn@3`); `elapsed_s`/`bake_s`: seconds
+    into the bake and its length; `report`: the endpoint's health since the stage began;
+    `reasons`: the breaches found (the rollout stops on them); `final`: the bake's last check.
+    """
+
+    endpoint: str
+    version: str
+    stage: str
+    elapsed_s: float
+    bake_s: float
+    report: HealthReport
+    reasons: tuple[str, ...]
+    final: bool
+
+
 class RolloutController:
     def __init__(
         self,
@@ -55,11 +74,14 @@ class RolloutController:
         recipe: Recipe | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        progress: Callable[[BakeTick], None] | None = None,
     ) -> None:
+        """`progress` is called after every health check of a bake (see BakeTick)."""
         self.session = session
         self.recipe = recipe
         self.governance = Governance(session, recipe)
         self.sleep = sleep
+        self.progress = progress
 
     @property
     def server(self) -> Server:
@@ -161,7 +183,8 @@ class RolloutController:
         endpoint = self._deployed(
             name, started, version.ref, reason, f"canary: {version.ref} serves alone"
         )
-        reasons, report = self._bake(name, version.ref, plan, shadow=False)
+        stage = f"canary: {version.ref} serves alone"
+        reasons, report = self._bake(name, version.ref, plan, shadow=False, stage=stage)
         if not reasons:
             try:
                 promoted = self.governance.promote(
@@ -211,7 +234,9 @@ class RolloutController:
             except StackError as exc:  # refused by the server: nothing changed
                 why = f"{version.ref} could not take its traffic: {_first_line(exc)}"
                 return self._roll_back(name, champion, version, [why], report)
-            reasons, report = self._bake(name, version.ref, plan, shadow=stage.shadow)
+            reasons, report = self._bake(
+                name, version.ref, plan, shadow=stage.shadow, stage=stage.reason
+            )
             if reasons and self._rejected(version.ref):  # rolled back while it baked
                 return RolloutResult(
                     self.find(name) or endpoint, "rolled_back", version.ref, tuple(reasons)
@@ -379,18 +404,26 @@ class RolloutController:
             self.governance.promote(version.ref, state, reason=f"rollout: {state.value}")
 
     def _bake(
-        self, name: str, ref: str, plan: RolloutPlan, *, shadow: bool
+        self, name: str, ref: str, plan: RolloutPlan, *, shadow: bool, stage: str
     ) -> tuple[list[str], HealthReport]:
         """Watch `ref` for the bake time; the first breach ends the wait."""
         started = datetime.now(UTC)
-        deadline = time.monotonic() + plan.bake_seconds
+        began = time.monotonic()
+        deadline = began + plan.bake_seconds
         while True:
             remaining = deadline - time.monotonic()
             final = remaining <= 0
             report = self.server.health(name, since=started)
             if self._rejected(ref):
-                return [f"{ref} was rejected while it baked (see the audit log)"], report
-            reasons = breaches(plan.slo, report, ref, shadow=shadow, final=final)
+                reasons = [f"{ref} was rejected while it baked (see the audit log)"]
+            else:
+                reasons = breaches(plan.slo, report, ref, shadow=shadow, final=final)
+            if self.progress is not None:
+                elapsed = min(time.monotonic() - began, plan.bake_seconds)
+                tick = BakeTick(
+                    name, ref, stage, elapsed, plan.bake_seconds, report, tuple(reasons), final
+                )
+                self.progress(tick)
             if reasons or final:
                 return reasons, report
             self.sleep(min(plan.check_seconds, remaining))
