@@ -86,7 +86,8 @@ def racer(version, start):
     client.get_model_version_by_alias = slowed(client.get_model_version_by_alias, pause)
     governance = Governance(session, load_recipe(folder / "recipe"))
     say("ready")
-    os.read(start, 1)
+    if not os.read(start, 1):  # the parent died before the start: no race, no orphan
+        sys.exit(1)
     try:
         change = governance.promotion(f"eta@{version}", LifecycleState.SERVING, reason="race")
         answer = {"ref": change.version.ref, "state": change.version.state.value,
@@ -103,6 +104,7 @@ children = []
 for version in versions:
     pid = os.fork()
     if pid == 0:
+        os.close(release)
         code = 0
         try:
             racer(version, start)
