@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,11 @@ def _serve(spec_json: str, connection: Connection, pid_dir: str) -> None:  # in 
                 return
             try:
                 connection.send(("ok", version.predict(rows)))
-            except Exception as exc:
-                connection.send(("error", f"{type(exc).__name__}: {exc}"))
+            except Exception as exc:  # with its traceback: the worker logs it, not ours
+                detail = "".join(traceback.format_exception(exc))
+                connection.send(
+                    ("error", f"{type(exc).__name__}: {exc}\n\nin {spec.ref}'s process:\n{detail}")
+                )
     finally:
         pid_file.unlink(missing_ok=True)
 

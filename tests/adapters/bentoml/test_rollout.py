@@ -19,6 +19,7 @@ from stack.hooks.bus import HookBus
 from stack.rollout import RolloutController
 from stack.rollout.history import split_at
 from stack.session import StackSession
+from stack_bentoml.predictlog import read_log
 from tests.adapters.bentoml.conftest import STACK, Stack, Traffic, free_port, row
 from tests.adapters.bentoml.models import register_versions
 
@@ -81,6 +82,11 @@ def test_a_crashing_canary_is_rolled_back_and_no_request_is_dropped(stack: Stack
         assert session.spine.verify_audit().ok
     statuses = {status for status, _ in traffic.answers}
     assert statuses == {200}, "the champion answered every request the canary failed"
+    logged = read_log(stack.folder / ".mlstack" / "predictions" / "churn").to_pylist()
+    failed = [r for r in logged if r["model_version"] == quirky.ref and r["status"] == 500]
+    assert failed, "each failure of the canary is logged against it"
+    in_its_process = failed[0]["error"].split(f"in {quirky.ref}'s process:")[1]  # its traceback
+    assert "in predict" in in_its_process and "RuntimeError: challenger crashed" in in_its_process
     assert {version for _, version in traffic.answers} == {stack.versions.champion.ref}
     assert hook.seen == [("churn", quirky.ref, stack.versions.champion.ref)]
 
