@@ -76,6 +76,8 @@ def probe_bounds(
     numeric = [(i, c) for i, c in enumerate(columns) if c.type in RANGES]
     if not numeric or base is None:
         return {}
+    import numpy as np
+
     deadline = time.monotonic() + budget_seconds
 
     def taken(changes: Sequence[dict[int, Any]]) -> bool:
@@ -86,7 +88,8 @@ def probe_bounds(
                 probe[i] = value
             rows.append(probe)
         try:
-            predict(rows)
+            with np.errstate(all="ignore"):  # this thread's overflow warnings: expected here
+                predict(rows)
         except Exception:
             return False
         return True
