@@ -151,19 +151,31 @@ def test_a_killed_server_is_reported_and_cleared_and_never_doubled(stack: Stack)
             assert code == 0, said
             assert f"challenger {challenger.ref} (pid {canary}) is dead" in said, said
 
-            # kill -9 of the server alone: its worker ends by itself, freeing the port
-            [new_worker] = [p for p, cmd in in_folder(folder).items() if "worker.service" in cmd]
+            # kill -9 of the server alone: its worker ends by itself, freeing the port; a
+            # helper of the worker that cannot follow (stopped) is left over
+            members = in_folder(folder)
+            seen.update(members)
+            [new_worker] = [p for p, cmd in members.items() if "worker.service" in cmd]
+            [helper] = [p for p, cmd in members.items() if "resource_tracker" in cmd]
+            os.kill(helper, signal.SIGSTOP)
             os.kill(servers[0], signal.SIGKILL)
             until(lambda: ended(new_worker), "the worker exits with its server")
             assert refuses(port)
             code, said = status(stack.folder)
             assert code == 1 and f"server pid {servers[0]} is dead" in said, said
-            assert f":{port} answers nothing; processes: none" in said, said
+            assert f":{port} answers nothing; processes: helper {helper} LEFT OVER" in said
+            audited = len(session.spine.audit_entries(action="endpoint.undeployed"))
 
-        undeployed = cli_in(stack.folder)("undeploy", ENDPOINT)
-        assert undeployed.returncode == 0, undeployed.stdout + undeployed.stderr
-        assert in_folder(folder) == {} and not folder.exists()
-        assert refuses(port)
+            undeployed = cli_in(stack.folder)("undeploy", ENDPOINT)
+
+            assert undeployed.returncode == 0, undeployed.stdout + undeployed.stderr
+            assert f"stopped what the dead server of {ENDPOINT} left: helper pid {helper}" in (
+                undeployed.stdout
+            )
+            assert in_folder(folder) == {} and not folder.exists() and ended(helper)
+            assert refuses(port)
+            entries = session.spine.audit_entries(action="endpoint.undeployed")
+            assert len(entries) == audited + 1 and f"helper pid {helper}" in entries[-1].reason
     finally:
         for pid in seen | set(in_folder(folder)):
             if not ended(pid):
