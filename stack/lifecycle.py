@@ -177,6 +177,8 @@ class Lifecycle:
             previous_state=current.state.value,
         )
         self.refresh_card(applied.version)
+        for ref in applied.displaced:  # their cards said they served
+            self.refresh_card(ref)
         return applied
 
     @contextmanager
@@ -266,14 +268,18 @@ class Lifecycle:
             return {}
         return {"serving": found[0].ref if found else None}
 
-    def refresh_card(self, version: ModelVersion) -> None:
-        """Write the model card again; the state change stands even if this fails."""
+    def refresh_card(self, version: ModelVersion | str) -> None:
+        """Write the model card of `version` (or of `model@N`, as the registry reads it) again;
+        the state change stands even if this fails."""
         from stack.governance.cards import write_card
 
+        ref = version if isinstance(version, str) else version.ref
         try:
+            if isinstance(version, str):
+                model, _, number = version.rpartition("@")
+                version = self.session.registry.get_version(model, int(number))
             write_card(self.session, version, recipe_of(version))
         except Exception as exc:  # the card is a report of the change, not part of it
             warnings.warn(
-                f"model card of {version.ref} not updated: {type(exc).__name__}: {exc}",
-                stacklevel=2,
+                f"model card of {ref} not updated: {type(exc).__name__}: {exc}", stacklevel=2
             )

@@ -11,6 +11,7 @@ import pytest
 from stack.contract.roles import Role
 from stack.contract.states import LifecycleState as S
 from stack.errors import InvalidTransition, Vetoed
+from stack.governance.cards import card_paths
 from stack.hooks import Veto, hookimpl
 from stack.lifecycle import Lifecycle
 from stack.plugins import AdapterManifest, RoleBinding
@@ -57,6 +58,8 @@ def test_promotion_to_serving_records_the_displaced_version(session: StackSessio
     )
     assert retired.payload == {"from": "serving", "to": "retired", "displaced_by": "churn@2"}
     assert session.registry.get_version("churn", 1).state == S.RETIRED
+    card = card_paths(session, "churn@1").markdown.read_text()
+    assert "| state | retired |" in card and "serving → retired" in card
     assert session.spine.verify_audit().ok
 
 
