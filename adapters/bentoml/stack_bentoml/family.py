@@ -8,8 +8,8 @@ process that is not the endpoint's:
 
 - the marker: each process the server starts inherits `MLSTACK_ENDPOINT_SPEC=<the endpoint
   file's absolute path>` (/proc/<pid>/environ is the environment a process started with);
-- the sessions: a process in the session of the server (its recorded pid) or of a marked
-  process (a helper that cleared its environment);
+- the sessions: a process in a session led by a marked process (a helper that cleared its
+  environment);
 - the port: whoever holds a listening socket on it (/proc/net/tcp and tcp6, and each
   process's descriptors). A holder that is not the endpoint's is a stranger: reported, never
   signalled.
@@ -73,16 +73,15 @@ class Family:
         return [m for m in self.members if m.pid not in managed]
 
 
-def find(spec_path: Path, port: int, server: int | None) -> Family:
+def find(spec_path: Path, port: int) -> Family:
     """The processes of the endpoint whose file is `spec_path` (absolute, as the server was
-    given it), serving on `port`, whose server was recorded as `server`."""
+    given it), serving on `port`."""
     stats = {pid: stat for pid in _pids() if (stat := _stat(pid)) is not None and stat[0] != "Z"}
     stats.pop(os.getpid(), None)
     tagged = {pid for pid in stats if marked(pid, spec_path)}
-    sessions = set(tagged)
-    if server is not None and (server not in stats or server in tagged):
-        sessions.add(server)  # a live pid without the marker is a reused one: not ours
-    ours = {pid for pid, stat in stats.items() if pid in tagged or stat[3] in sessions}
+    # A session whose leader is alive and tagged is one the endpoint's process made (the
+    # kernel reuses no pid that still names a session); a dead leader's pid proves nothing.
+    ours = {pid for pid, stat in stats.items() if pid in tagged or stat[3] in tagged}
     sockets = _listening_sockets(port)
     holders = {pid for pid in stats if sockets and _holds(pid, sockets)}
     members = tuple(

@@ -264,7 +264,7 @@ class BentoServer:
         from stack_bentoml.census import describe
 
         server = self._pid(endpoint)
-        found = family.find(self._marker(endpoint), spec.port, server)
+        found = family.find(self._marker(endpoint), spec.port)
         answer = _get_json(f"{spec.url}/endpoint") if found.port_held else {}
         return describe(spec, server, found, answer, self.root / endpoint / "isolated")
 
@@ -276,7 +276,7 @@ class BentoServer:
         previous = read_spec(path) if path.is_file() else None
         port = previous.port if previous else 0
         server = self._pid(endpoint)
-        found = family.find(self._marker(endpoint), port, server)
+        found = family.find(self._marker(endpoint), port)
         if strays_only:
             live = server if server in {m.pid for m in found.members} else None
             found = family.Family(tuple(found.strays(live)), found.strangers, found.port_held)

@@ -75,7 +75,7 @@ def test_members_are_found_by_marker_session_and_port_and_strangers_are_never_si
     processes.extend([ours, stranger, parent])
     unmarked_child = int(child)
 
-    found = family.find(spec, port, server=None)
+    found = family.find(spec, port)
 
     members = {m.pid: m for m in found.members}
     assert set(members) == {ours.pid, parent.pid, unmarked_child}
@@ -91,7 +91,7 @@ def test_members_are_found_by_marker_session_and_port_and_strangers_are_never_si
     assert left == []
     assert gone(ours.pid) and gone(parent.pid) and gone(unmarked_child)
     assert stranger.poll() is None, "a process that is not the endpoint's was signalled"
-    after = family.find(spec, port, server=None)
+    after = family.find(spec, port)
     assert after.members == () and after.strangers == (stranger.pid,)
 
 
@@ -99,12 +99,12 @@ def test_a_reused_server_pid_is_not_taken_for_the_endpoints(
     tmp_path: Path, processes: list[subprocess.Popen[str]]
 ) -> None:
     """The recorded server pid now names a process without the marker (the pid was freed
-    and reused): neither it nor its session is the endpoint's."""
+    and reused): neither it nor its session is the endpoint's, and stopping leaves it."""
     spec = tmp_path / "serving" / "unit" / "endpoint.json"
     unrelated, _ = started([PARENT], {**os.environ})
     processes.append(unrelated)
 
-    found = family.find(spec, free_port(), server=unrelated.pid)
+    found = family.find(spec, free_port())
 
     assert found.members == ()
     assert family.stop(found, unrelated.pid, graceful=1.0) == []
