@@ -43,7 +43,9 @@ def run_in_process(*args: str) -> subprocess.CompletedProcess[str]:
     code: int | str | None = 0
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main(list(args))
+            # Click returns ctx.exit(n)'s code in this mode; the console script exits with it
+            returned = main(list(args))
+            code = returned if isinstance(returned, int) else 0
     except SystemExit as exc:
         code = exc.code
     except BaseException:
