@@ -19,7 +19,8 @@ from stack.cli.common import open_session
 def doctor(ctx: click.Context, repair: bool, take_over_stale: bool) -> None:
     """Find runs recorded as running whose process died (`abandoned`), endpoints whose
     rollout never completed, versions left in canary or shadow with no rollout behind them,
-    and tracking runs left open by runs that are not running.
+    tracking runs left open by runs that are not running, and state changes audited but
+    never applied by the registry (the log is put right; the registry is the truth).
 
     \b
       mlstack doctor            # list them; exit 1 if there are any

@@ -21,8 +21,9 @@ def serving_history(spine: SpineStore, model: str) -> list[ServingChange]:
     """Every moment the serving version of `model` changed, oldest first.
 
     Read from `state.changed` entries (in the registry's order: changes of one model are
-    serialized) and from `state.change_failed` entries that say what served after a move
-    the registry refused."""
+    serialized), and from the entries that say what served after them: a move the registry
+    refused (`state.change_failed`) and a log put right by `mlstack doctor` (a reconciled
+    `state.changed`)."""
     changes: list[ServingChange] = []
     current: str | None = None
     for entry in spine.audit_entries(subject=model):
@@ -36,14 +37,14 @@ def serving_history(spine: SpineStore, model: str) -> list[ServingChange]:
 def _serving_after(entry: AuditEntry, current: str | None) -> str | None:
     """The version serving after `entry`, given the one serving before it."""
     payload = entry.payload
+    if entry.action in ("state.changed", "state.change_failed") and "serving" in payload:
+        serving = payload["serving"]  # the entry says what serves after it (the registry's)
+        return serving if isinstance(serving, str) else None
     if entry.action == "state.changed":
         if payload.get("to") == "serving":
             return entry.subject
         if payload.get("from") == "serving" and entry.subject == current:
             return None
-    elif entry.action == "state.change_failed" and "serving" in payload:
-        serving = payload["serving"]
-        return serving if isinstance(serving, str) else None
     return current
 
 

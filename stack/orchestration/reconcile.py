@@ -5,12 +5,14 @@ A run recorded as `running` whose lease is dead (see `stack.orchestration.lease`
 back to a state the gates allow: endpoints whose rollout never completed return to their
 serving version (or stop, when there is none), versions left in `canary` or `shadow` return
 to `approved`, and tracking runs it opened and left open end KILLED. Every change is an
-audit entry. `mlstack doctor` lists the problems, `--repair` makes the changes, and
-`mlstack run --resume` of an abandoned run makes them before it resumes.
+audit entry. A state change audited but never applied (its process killed between the two)
+is audited again as the registry holds it (see `stack.governance.registry_audit`). `mlstack
+doctor` lists the problems, `--repair` makes the changes, and `mlstack run --resume` of an
+abandoned run makes them before it resumes.
 
-Runs and rollouts on another host are judged by their lease's age only (a dead process and
-a host cut off from the spine look alike from here): an expired one is `stale`, reported
-and left alone unless the caller takes stale ones over."""
+Runs and rollouts on another host are judged by their lease's age only (a dead process and a
+host cut off from the spine look alike from here): an expired one is `stale`, reported and
+left alone unless the caller takes stale ones over."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from stack.contract.orchestration import RunState
@@ -41,6 +44,7 @@ class ProblemKind(StrEnum):
     ENDPOINT = "endpoint"  # traffic no live rollout accounts for
     VERSION = "version"  # canary/shadow with no rollout in progress
     TRACKING = "tracking"  # tracking runs left open by a run that is not running
+    AUDIT = "audit"  # the log tells a state the registry does not hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,7 @@ class Doctor:
             *_checked(ProblemKind.ENDPOINT, self.endpoint_problems),
             *_checked(ProblemKind.VERSION, self.version_problems),
             *_checked(ProblemKind.TRACKING, self.tracking_problems),
+            *_checked(ProblemKind.AUDIT, self.audit_problems),
         ]
 
     def repair(self) -> list[Repair]:
@@ -92,6 +97,7 @@ class Doctor:
             (ProblemKind.RUN, self.run_problems),
             (ProblemKind.ENDPOINT, self.endpoint_problems),
             (ProblemKind.VERSION, self.version_problems),
+            (ProblemKind.AUDIT, self.audit_problems),
         ):
             repairs.extend(_apply(problem) for problem in _checked(kind, find))
         asked = self.session.has(Role.TRACKER) and self._any_died()
@@ -157,6 +163,25 @@ class Doctor:
                 _bound(recovery.restore_version, stranded),
             )
             for stranded in recovery.stranded_versions()
+        ]
+
+    def audit_problems(self) -> list[Problem]:
+        """Versions whose audited state the registry does not hold (a process killed between
+        the audit entry and the registry write): the log is put right, the registry kept."""
+        if not self.session.has(Role.REGISTRY):
+            return []
+        from stack.governance import registry_audit
+
+        return [
+            Problem(
+                ProblemKind.AUDIT,
+                found.ref,
+                found.describe(),
+                f"audit it {found.registered.value}, as the registry says",
+                partial(registry_audit.reconcile, self.session, found, actor=self.actor),
+            )
+            for model in self.session.registry.models()
+            for found in registry_audit.disagreements(self.session, model)
         ]
 
     def tracking_problems(self) -> list[Problem]:

@@ -170,3 +170,32 @@ def test_a_rollout_that_died_after_promoting_is_closed_as_completed(
     assert session.spine.audit_entries()[-1].action == "rollout.completed"
     assert dict(session.server.endpoints()[0].split.weights) == {challenger: 1.0, "churn@1": 0.0}
     assert Doctor(session).examine() == []
+
+
+def test_a_change_audited_but_never_applied_is_audited_as_the_registry_holds_it(
+    session: StackSession,
+) -> None:
+    """A promoter killed between its audit entry and the registry write leaves a log that
+    says churn@2 serves while the registry holds churn@1 there: the registry is the truth."""
+    from stack.governance.history import served_at
+    from stack.spine.timeutil import now_utc
+
+    version_in(session, S.APPROVED, S.SERVING)
+    version_in(session, S.APPROVED)
+    session.spine.audit(  # what Lifecycle.change writes before the registry moves
+        actor="ci",
+        action="state.changed",
+        subject="churn@2",
+        payload={"from": "approved", "to": "serving", "displaced": ["churn@1"]},
+    )
+    assert served_at(session.spine, "churn", now_utc()) == "churn@2"  # the log lies
+
+    [problem] = Doctor(session).examine()
+    assert (problem.kind, problem.subject) == (ProblemKind.AUDIT, "churn@2")
+    assert "the audit log says serving, the registry says approved" in problem.found
+    [repair] = Doctor(session).repair()
+    assert repair.done, repair.outcome
+    assert served_at(session.spine, "churn", now_utc()) == "churn@1"
+    assert session.registry.get_version("churn", 2).state is S.APPROVED  # the registry kept
+    assert Doctor(session).examine() == []
+    assert session.spine.verify_audit().ok
