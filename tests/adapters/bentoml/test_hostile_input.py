@@ -317,6 +317,25 @@ def test_feedback_for_a_request_id_the_endpoint_never_issues_is_refused_and_lose
     _wait(lambda: _logged(guarded, kept), "the label sent beside it")
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("OPTIONS", "/predict", 405),
+        ("DELETE", "/feedback", 405),
+        ("PUT", "/endpoint", 404),
+        ("GET", "/nowhere", 404),
+        ("GET", "/openapi.json?format=yaml", 200),
+        ("GET", "/endpoint", 200),
+    ],
+)
+def test_other_methods_and_routes_get_their_answer(
+    guarded: Guarded, method: str, path: str, status: int
+) -> None:
+    response = httpx.request(method, f"{guarded.url}{path}", content=b"{}", timeout=20)
+    assert response.status_code == status, response.text
+    assert response.headers["x-request-id"]
+
+
 # -- generated requests on every route ----------------------------------------------------
 
 
