@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from stack.config.duration import Duration
 from stack.contract.monitoring import TaskKind
+from stack.contract.serving import TrafficKind
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -154,6 +155,12 @@ class MonitoringSection(BaseModel):
         default=None, description="The endpoint (or batch log) name; default: the model's."
     )
     window: Duration = timedelta(hours=24)
+    include_traffic: tuple[TrafficKind, ...] = Field(
+        default=("live",),
+        min_length=1,
+        description="The kinds of request (their x-mlstack-traffic tag: live, bake, test, "
+        "synthetic) a window holds; others are left out of drift, quality and performance.",
+    )
     task: TaskKind = TaskKind.CLASSIFICATION
     columns: dict[str, ColumnCheck] = Field(
         default_factory=dict,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 from stack.contract.registry import ModelVersion
 from stack.errors import StackError
@@ -96,13 +96,22 @@ class Server(Protocol):
     def undeploy(self, endpoint: str) -> None: ...
 
 
+#: What a request is, as its client tagged it: `live` (real users; the default), `bake`
+#: (sent to exercise a rollout: its health counts it), `test` (counted by neither a
+#: rollout's health nor monitoring) or `synthetic` (a load or probe generator's: counted by
+#: a rollout's health). Monitoring windows keep `live` alone unless the recipe says more.
+TrafficKind = Literal["live", "bake", "test", "synthetic"]
+TRAFFIC_KINDS: tuple[TrafficKind, ...] = get_args(TrafficKind)
+
+
 @dataclass(frozen=True, slots=True)
 class LoggedRequest:
     """One request as the endpoint logged it: the records sent and one output per record.
 
     `role` is `live`, `fallback` (answered by another version after a failure), `shadow`
     (a copy, never returned) or `feedback` (labels sent to `/feedback` for an earlier
-    request: `outputs` holds them, indexed by the row they label)."""
+    request: `outputs` holds them, indexed by the row they label). `traffic` is the
+    request's tag (one of TRAFFIC_KINDS; requests logged before tags read as `live`)."""
 
     request_id: str
     at: datetime
@@ -111,6 +120,7 @@ class LoggedRequest:
     status: int
     inputs: tuple[Mapping[str, object], ...]
     outputs: tuple[object, ...]
+    traffic: str = "live"
 
 
 @runtime_checkable

@@ -23,7 +23,7 @@ from stack.contract.monitoring import (
 )
 from stack.contract.registry import ModelSelector, ModelVersion
 from stack.contract.roles import Role
-from stack.contract.serving import Endpoint, PredictionLogReader
+from stack.contract.serving import Endpoint, LoggedRequest, PredictionLogReader
 from stack.contract.states import LifecycleState
 from stack.contract.tracking import RunStatus
 from stack.errors import StackError
@@ -175,7 +175,7 @@ class MonitoringLoop:
             return self._assess_traces(model, recipe, section, (start, end))
         source = self._source(section)
         logged = source.logged(name, since=start)
-        windows = split_by_version(logged, end)
+        windows = split_by_version(logged, end, section.include_traffic)
         if section.source == "endpoint":  # versions taken off it are history, not alerts
             routed = self._routed_versions(name)
             if routed is not None:
@@ -193,6 +193,7 @@ class MonitoringLoop:
             empty.messages.append(
                 f"no answered requests on endpoint {name!r} between "
                 f"{start:%Y-%m-%d %H:%M:%S} and {end:%Y-%m-%d %H:%M:%S} UTC"
+                + _left_out(logged, section.include_traffic)
             )
             checks.append(empty)
         for _, version_window in sorted(windows.items()):
@@ -558,3 +559,15 @@ def _retraining_recipe(recipe: Recipe | None, section: MonitoringSection) -> Rec
     from stack.config.recipe_file import load_recipe
 
     return load_recipe(recipe.directory / section.retrain.recipe)
+
+
+def _left_out(logged: list[LoggedRequest], kept: tuple[str, ...]) -> str:
+    """Why a window may be empty although requests were answered: their traffic tags."""
+    others: dict[str, int] = {}
+    for request in logged:
+        if request.role in ANSWERED and request.traffic not in kept:
+            others[request.traffic] = others.get(request.traffic, 0) + 1
+    if not others:
+        return ""
+    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(others.items()))
+    return f" ({counts} left out: monitoring.include_traffic keeps {', '.join(kept)})"

@@ -5,13 +5,17 @@ Labels come from the spine (`mlstack labels ingest`) and from the endpoint's `/f
 (logged beside the answers). A label finds its prediction by request id and row; or, when it
 carries an entity key, the latest prediction for that key (in the logged inputs) within the
 join window before the label was observed. A later label for the same prediction replaces
-an earlier one."""
+an earlier one.
+
+Requests carry their client's tag (`LoggedRequest.traffic`: live, bake, test, synthetic); a
+window keeps the kinds it is told to (`monitoring.include_traffic`, live alone by default),
+so a rollout's bake traffic or a test suite's requests do not pass for users."""
 
 from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +24,7 @@ from stack.contract.serving import LoggedRequest
 from stack.spine.records import GroundTruth
 
 ANSWERED = frozenset({"live", "fallback"})
+LIVE_TRAFFIC = frozenset({"live"})
 
 
 @dataclass
@@ -58,11 +63,18 @@ class JoinStats:
         return self.labels - self.matched
 
 
-def split_by_version(logged: Iterable[LoggedRequest], until: datetime) -> dict[str, VersionWindow]:
-    """The answered records before `until`, grouped by the version that answered them."""
+def split_by_version(
+    logged: Iterable[LoggedRequest],
+    until: datetime,
+    traffic: Collection[str] = LIVE_TRAFFIC,
+) -> dict[str, VersionWindow]:
+    """The answered records before `until` of the `traffic` kinds, grouped by the version
+    that answered them."""
     windows: dict[str, VersionWindow] = {}
     for request in logged:
         if request.role not in ANSWERED or request.status != 200 or request.at >= until:
+            continue
+        if request.traffic not in traffic:
             continue
         window = windows.setdefault(request.model_version, VersionWindow(request.model_version))
         for row, (record, output) in enumerate(zip(request.inputs, request.outputs, strict=False)):

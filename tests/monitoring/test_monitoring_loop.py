@@ -5,6 +5,7 @@ check reads only its own phase's window."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -275,3 +276,40 @@ def test_the_drift_baseline_gate_check_sees_the_training_reference(served: Serve
         bare = Lifecycle(session).register("churn", uri, run_id=run.run_id, recipe=served.recipe)
         without = governance.check(bare, LifecycleState.SERVING)
         assert "FAIL check drift_baseline" in without.explain()
+
+
+def test_bake_and_test_traffic_stay_out_of_the_window_unless_the_recipe_keeps_them(
+    served: Served,
+) -> None:
+    start = moment()
+    records, _ = sample(40, seed=5)
+    with httpx.Client(timeout=10) as client:
+        for i, record in enumerate(records):
+            kind = "test" if i % 4 == 0 else "bake"
+            response = client.post(
+                f"{served.url}/predict", json=record, headers={"x-mlstack-traffic": kind}
+            )
+            assert response.status_code == 200, response.text
+        refused = client.post(
+            f"{served.url}/predict", json=records[0], headers={"x-mlstack-traffic": "canary"}
+        )
+    assert refused.status_code == 400
+    assert "x-mlstack-traffic" in refused.json()["error"]
+    wait_for_log(served, start, 40)
+    end = moment()
+    [result] = check(served, start, end).checks
+    assert result.status == "empty"
+    assert "30 bake, 10 test left out" in result.messages[0]
+    monitoring = served.recipe.spec.monitoring.model_copy(
+        update={"include_traffic": ("live", "bake")}
+    )
+    keeping = dataclasses.replace(
+        served.recipe, spec=served.recipe.spec.model_copy(update={"monitoring": monitoring})
+    )
+    with served.session() as session:
+        [kept] = (
+            MonitoringLoop(session, recipe=keeping)
+            .check("churn", until=end, window=end - start)
+            .checks
+        )
+    assert kept.rows == 30

@@ -49,6 +49,8 @@ from stack_bentoml.predictlog import (
 from stack_bentoml.runtime import LoadedVersion, load_version
 from stack_bentoml.schema import RequestSchema, problems
 from stack_bentoml.spec import EndpointSpec, read_spec
+from stack_bentoml.spill import SpillFolder, default_spill_dir
+from stack_bentoml.traffic import TRAFFIC_HEADER, traffic_of
 
 Scope = dict[str, Any]
 Headers = dict[bytes, bytes]
@@ -149,19 +151,19 @@ class PredictionApp:
     def start(self) -> None:
         self._refresh()
         spec = self._routing().spec
-        files = ParquetSink(Path(spec.log_dir))
         url = os.environ.get(LOG_URL_ENV)
         if spec.log_table and url:
             from stack_bentoml.postgres_log import PostgresSink
 
             sink: Sink = PostgresSink(url, spec.log_table)
         else:
-            sink = files
+            sink = ParquetSink(Path(spec.log_dir))
+        spill = Path(spec.spill_dir) if spec.spill_dir else default_spill_dir(spec.name)
         self.log = PredictionLogWriter(
             sink,
             flush_seconds=spec.log_flush_seconds,
             shadow_predict=self._shadow_predict,
-            fallback=files if sink is not files else None,
+            spill=SpillFolder(spill),
         )
         threading.Thread(target=self._watch, name="endpoint-watch", daemon=True).start()
         # The loaded models and libraries live as long as the worker: move them out of the
@@ -173,6 +175,11 @@ class PredictionApp:
         self._stop.set()
         if self.log is not None:
             self.log.close()
+
+    def degraded(self) -> list[str]:
+        """Why this worker answers but is not whole (`/readyz`); empty when it is."""
+        outage = self.log.outage() if self.log is not None else None
+        return [outage.sentence()] if outage is not None else []
 
     def _watch(self) -> None:
         while not self._stop.wait(0.25):
@@ -230,7 +237,12 @@ class PredictionApp:
             if method != "POST":
                 await answer(send, 405, {"error": "use POST"}, [*extra, (b"allow", b"POST")])
             elif path == "/predict":
-                await self._predict(receive, send, headers, request_id, extra)
+                try:
+                    traffic = traffic_of(headers.get(TRAFFIC_HEADER.encode()))
+                except ValueError as exc:
+                    await answer(send, 400, {"error": str(exc)}, extra)
+                    return
+                await self._predict(receive, send, headers, request_id, extra, traffic)
             else:
                 await self._feedback(receive, send, headers, extra)
         elif path == "/openapi.json" and method == "GET":
@@ -245,6 +257,7 @@ class PredictionApp:
                     "revision": spec.revision,
                     "weights": spec.weights,
                     "shadows": list(spec.shadows),
+                    "degraded": self.degraded(),
                 },
                 extra,
             )
@@ -276,7 +289,13 @@ class PredictionApp:
         return body
 
     async def _predict(
-        self, receive: Any, send: Any, headers: Headers, request_id: str, extra: Extra
+        self,
+        receive: Any,
+        send: Any,
+        headers: Headers,
+        request_id: str,
+        extra: Extra,
+        traffic: str = "live",
     ) -> None:
         started = time.perf_counter()
         routing = self._routing()
@@ -298,7 +317,9 @@ class PredictionApp:
         now = time.time()
         # The body is the inputs, validated, already as JSON: logged as sent (as a list).
         records = body.decode() if body.lstrip()[:1] == b"[" else f"[{body.decode()}]"
-        failure = functools.partial(self._log_failure, spec, request_id, now, records, started)
+        failure = functools.partial(
+            self._log_failure, spec, request_id, now, records, started, traffic
+        )
         try:
             output, sent = await self._answer_of(routing, chosen, rows)
             role, answered = "live", chosen
@@ -326,6 +347,7 @@ class PredictionApp:
             latency_ms=(time.perf_counter() - started) * 1000,
             inputs=records,
             output=output,
+            traffic=traffic,
         )
         assert self.log is not None
         if spec.shadows:
@@ -365,6 +387,7 @@ class PredictionApp:
         now: float,
         records: str,
         started: float,
+        traffic: str,
         ref: str,
         exc: Exception,
     ) -> None:
@@ -392,6 +415,7 @@ class PredictionApp:
                 inputs=records,
                 output=None,
                 error=detail,
+                traffic=traffic,
             )
         )
 

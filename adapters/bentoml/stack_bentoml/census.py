@@ -1,6 +1,7 @@
 """What runs for an endpoint, in facts and in words: its processes as found on the machine
-(family.py), what its port answered (`GET /endpoint`: the endpoint's name and revision),
-and the challengers' pid files (isolation.py). `mlstack rollout status` prints it."""
+(family.py), what its port answered (`GET /endpoint`: the endpoint's name, revision and
+why it is degraded, if it is), the challengers' pid files (isolation.py) and the prediction
+log's rows waiting in the spill folder (spill.py). `mlstack rollout status` prints it."""
 
 from __future__ import annotations
 
@@ -19,9 +20,11 @@ def describe(
     family: Family,
     answer: Mapping[str, Any],
     isolated: Path,
+    spill: Path | None = None,
 ) -> EndpointProcesses:
     """`server` is the recorded server pid; `answer` what `GET /endpoint` on the port said
-    (empty: nothing answered); `isolated` the folder of the challengers' pid files."""
+    (empty: nothing answered); `isolated` the folder of the challengers' pid files; `spill`
+    the folder where prediction-log rows wait while the log refuses them."""
     port = f":{spec.port}"
     live = server if server in {m.pid for m in family.members} else None
     strays = family.strays(live)
@@ -52,6 +55,7 @@ def describe(
     elif family.port_held and not any(m.listening for m in family.members):
         problems.append(f"{port} is held by a process this user cannot see")
     problems.extend(_dead_challengers(spec, family, isolated))
+    problems.extend(_log_problems(answer if answering is not None else {}, spill))
     return EndpointProcesses(
         endpoint=spec.name,
         url=spec.url,
@@ -63,6 +67,25 @@ def describe(
         ),
         problems=tuple(problems),
     )
+
+
+def _log_problems(answer: Mapping[str, Any], spill: Path | None) -> list[str]:
+    """What the answering worker says is degraded (its prediction log refusing rows); else
+    rows left waiting in the spill folder (by a worker that died, or a server gone)."""
+    degraded = answer.get("degraded")
+    if isinstance(degraded, list) and degraded:
+        return [str(reason) for reason in degraded]
+    if spill is None:
+        return []
+    from stack_bentoml.spill import waiting
+
+    left = waiting(spill)
+    if not left.files:
+        return []
+    return [
+        f"{left.rows} prediction log rows wait in {spill}: the endpoint's next flush the log "
+        "takes replays them"
+    ]
 
 
 def _named(member: Member, port: str) -> str:

@@ -10,14 +10,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from stack.contract.serving import VersionHealth
+from stack_bentoml.traffic import NOT_JUDGED
 
 
 def version_health(rows: Iterable[dict[str, Any]]) -> dict[str, VersionHealth]:
     """Per version (and per shadow): requests, 5xx, p99 latency, shadow disagreement."""
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
-        if row["role"] == "feedback":
-            continue
+        if row["role"] == "feedback" or row.get("traffic") in NOT_JUDGED:
+            continue  # `test` traffic is no version's evidence; `bake` traffic is (traffic.py)
         role = "shadow" if row["role"] == "shadow" else "live"
         grouped.setdefault((str(row["model_version"]), role), []).append(row)
     report: dict[str, VersionHealth] = {}

@@ -1,8 +1,10 @@
 """The prediction log in PostgreSQL (production): one table, written with COPY in batches.
 
 The table is created on first use with an index on (endpoint, ts), the query every health
-check and monitoring window makes. The connection string comes from the environment of the
-serving process, never from the endpoint file, so the password stays off the disk."""
+check and monitoring window makes; a table from before requests were tagged gets its
+`traffic` column (rows already there read as live). The connection string comes from the
+environment of the serving process, never from the endpoint file, so the password stays
+off the disk."""
 
 from __future__ import annotations
 
@@ -30,8 +32,10 @@ CREATE TABLE IF NOT EXISTS {table} (
     inputs TEXT NOT NULL,
     output TEXT,
     error TEXT,
-    live_output TEXT
+    live_output TEXT,
+    traffic TEXT NOT NULL DEFAULT 'live'
 );
+ALTER TABLE {table} ADD COLUMN IF NOT EXISTS traffic TEXT NOT NULL DEFAULT 'live';
 CREATE INDEX IF NOT EXISTS {table}_endpoint_ts ON {table} (endpoint, ts);
 CREATE INDEX IF NOT EXISTS {table}_request_id ON {table} (request_id);
 """
@@ -87,6 +91,7 @@ class PostgresSink:
                             None if e.output is None else json.dumps(e.output),
                             e.error,
                             None if e.live_output is None else json.dumps(e.live_output),
+                            e.traffic,
                         )
                     )
         except Exception:
@@ -106,10 +111,29 @@ def read_rows(
     until: datetime | None = None,
     table: str = "mlstack_predictions",
 ) -> list[dict[str, Any]]:
+    """The endpoint's rows in [since, until), oldest first, each with its `traffic`."""
+    rows = _select(url, COLUMNS, table, endpoint, since, until)
+    if rows is None:  # a table no worker has written since requests were tagged
+        untagged = tuple(c for c in COLUMNS if c != "traffic")
+        rows = _select(url, untagged, table, endpoint, since, until) or []
+        for row in rows:
+            row["traffic"] = "live"
+    return rows
+
+
+def _select(
+    url: str,
+    columns: tuple[str, ...],
+    table: str,
+    endpoint: str,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[dict[str, Any]] | None:
+    """The rows, oldest first; [] without the table, None without one of `columns`."""
     import psycopg
     from psycopg.rows import dict_row
 
-    query = f"SELECT {', '.join(COLUMNS)} FROM {_check_table(table)} WHERE endpoint = %s"
+    query = f"SELECT {', '.join(columns)} FROM {_check_table(table)} WHERE endpoint = %s"
     params: list[Any] = [endpoint]
     if since is not None:
         query += " AND ts >= %s"
@@ -122,3 +146,5 @@ def read_rows(
             return list(connection.execute(query + " ORDER BY ts", params).fetchall())
     except psycopg.errors.UndefinedTable:
         return []
+    except psycopg.errors.UndefinedColumn:
+        return None

@@ -4,7 +4,15 @@ A request hands its record to a queue and returns; one thread per worker process
 queue to parquet files partitioned by hour (`<dir>/date=YYYY-MM-DD/hour=HH/<pid>-<n>.parquet`)
 every `flush_seconds`, and on shutdown. Shadow predictions are computed on that thread too,
 so a challenger in shadow costs the caller nothing. Files are written under a temporary
-name and renamed, so a reader never sees half a file."""
+name and renamed, so a reader never sees half a file.
+
+A flush the log refuses (a folder that cannot be written, a database that is down) is not
+lost: its rows go to the spill folder (spill.py) and are replayed into the log at the first
+flush it takes again; meanwhile `outage()` says since when, why, and how many rows wait (the
+endpoint's `/readyz` and `GET /endpoint` carry it to `mlstack rollout status`). When the
+spill folder fails too, up to `MAX_HELD` rows are held in memory and retried each flush.
+A worker stopped with SIGTERM writes (or spills) every row it holds; one killed with SIGKILL
+loses the rows of at most one flush interval (`log_flush_seconds`)."""
 
 from __future__ import annotations
 
@@ -15,10 +23,16 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from stack_bentoml.spill import SpillFolder
+
+#: Rows held in memory per worker while neither the log nor the spill folder takes them.
+MAX_HELD = 100_000
 
 
 @functools.cache
@@ -40,6 +54,7 @@ def schema() -> Any:
             ("output", pa.string()),
             ("error", pa.string()),
             ("live_output", pa.string()),
+            ("traffic", pa.string()),  # absent from older files: read as live
         ]
     )
 
@@ -57,6 +72,7 @@ class Prediction:
     output: Any
     error: str | None = None
     live_output: Any = None
+    traffic: str = "live"  # the request's x-mlstack-traffic: live | bake | test | synthetic
 
 
 @dataclass(slots=True)
@@ -76,6 +92,31 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class LogOutage:
+    """The log has refused this worker's flushes since `since` (unix seconds)."""
+
+    since: float
+    error: str  # the last refusal
+    spilled: int = 0  # rows this worker put in the spill folder since, to be replayed
+    held: int = 0  # rows held in memory: the spill folder refused them too
+    lost: int = 0  # rows dropped: more than MAX_HELD were held
+    spill_dir: str = ""
+
+    def sentence(self) -> str:
+        """`prediction log unwritable since 09:41:07 UTC (PermissionError: …); 812 rows
+        spilled to /home/…/prediction-spill/churn, replayed when it is writable again`."""
+        moment = datetime.fromtimestamp(self.since, UTC)
+        text = f"prediction log unwritable since {moment:%Y-%m-%d %H:%M:%S} UTC ({self.error})"
+        if self.spilled:
+            text += f"; {self.spilled} rows spilled to {self.spill_dir}"
+        if self.held:
+            text += f"; {self.held} rows held in memory (the spill folder refuses them too)"
+        if self.lost:
+            text += f"; {self.lost} rows LOST"
+        return text + "; replayed when the log is writable again"
+
+
 class PredictionLogWriter:
     def __init__(
         self,
@@ -83,12 +124,14 @@ class PredictionLogWriter:
         *,
         flush_seconds: float,
         shadow_predict: Callable[[str, list[list[Any]]], Any] | None = None,
-        fallback: Sink | None = None,
+        spill: SpillFolder | None = None,
     ) -> None:
         self.sink = sink
-        self.fallback = fallback
+        self.spill = spill
         self.flush_seconds = flush_seconds
         self.shadow_predict = shadow_predict
+        self._outage: LogOutage | None = None
+        self._held: list[Prediction] = []
         self._queue: queue.SimpleQueue[Prediction | ShadowJob | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
@@ -97,10 +140,14 @@ class PredictionLogWriter:
         self._queue.put(entry)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything queued, then stop."""
+        """Write everything queued (or spill it), then stop."""
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout)
+
+    def outage(self) -> LogOutage | None:
+        """None while the log takes this worker's rows; else since when it refuses them."""
+        return self._outage
 
     def _run(self) -> None:
         pending: list[Prediction] = []
@@ -112,6 +159,11 @@ class PredictionLogWriter:
                 item = ...  # type: ignore[assignment]
             if item is None:
                 self._write(pending)
+                if self._held:
+                    _say(
+                        f"{len(self._held)} rows LOST at shutdown: the log and the spill "
+                        "folder refuse them"
+                    )
                 self.sink.close()
                 return
             if isinstance(item, Prediction):
@@ -148,16 +200,49 @@ class PredictionLogWriter:
             )
 
     def _write(self, entries: list[Prediction]) -> None:
-        if not entries:
+        """Write `entries` (after any held rows); then, the log taking rows, replay what
+        waits in the spill folder. Never raises: a log outage must not stop the endpoint."""
+        entries = self._held + entries
+        if entries:
+            try:
+                self.sink.write(entries)
+            except Exception as exc:
+                self._refused(entries, exc)
+                return
+        self._held = []
+        if self.spill is None or (self._outage is None and not self.spill.has_files()):
             return
         try:
-            self.sink.write(entries)
+            replayed = self.spill.replay(self.sink)
+        except Exception as exc:
+            self._outage = replace(self._outage or self._began(exc), error=_text(exc))
             return
-        except Exception as exc:  # a log outage must not take the endpoint down; say so
-            where = "kept in the fallback files" if self.fallback else "lost"
-            print(f"mlstack prediction log: {len(entries)} rows {where}: {exc}", flush=True)
-        if self.fallback is not None:
-            self.fallback.write(entries)
+        if self._outage is not None:
+            _say(f"writable again; {replayed} spilled rows replayed into it")
+        self._outage = None
+
+    def _refused(self, entries: list[Prediction], exc: Exception) -> None:
+        outage = replace(self._outage or self._began(exc), error=_text(exc))
+        try:
+            if self.spill is None:
+                raise OSError("no spill folder")
+            self.spill.write(entries)
+        except Exception as again:
+            kept = entries[-MAX_HELD:]
+            if not outage.held:
+                _say(f"the spill folder refuses rows too ({_text(again)}); holding them")
+            self._held = kept
+            dropped = len(entries) - len(kept)
+            self._outage = replace(outage, held=len(kept), lost=outage.lost + dropped)
+            return
+        self._held = []
+        self._outage = replace(outage, spilled=outage.spilled + len(entries), held=0)
+
+    def _began(self, exc: Exception) -> LogOutage:
+        where = str(self.spill.folder) if self.spill is not None else ""
+        outage = LogOutage(since=time.time(), error=_text(exc), spill_dir=where)
+        _say(f"OUTAGE: the log refuses rows ({_text(exc)}); spilling them to {where or '-'}")
+        return outage
 
 
 class ParquetSink:
@@ -185,7 +270,7 @@ class ParquetSink:
             tmp = folder / f".{name}.tmp"
             with pq.ParquetWriter(tmp, schema()) as writer:
                 for first in range(0, len(rows), _CHUNK):
-                    writer.write_batch(_batch(rows[first : first + _CHUNK]))
+                    writer.write_batch(batch(rows[first : first + _CHUNK]))
                     time.sleep(0)  # let the request thread in between chunks
             os.replace(tmp, folder / name)
 
@@ -195,7 +280,17 @@ class ParquetSink:
 _CHUNK = 128
 
 
-def _batch(rows: list[Prediction]) -> Any:
+def _say(line: str) -> None:
+    """To the server log (the worker's output)."""
+    print(f"mlstack prediction log: {line}", flush=True)
+
+
+def _text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def batch(rows: list[Prediction]) -> Any:
+    """`rows` as one record batch of the log's schema."""
     import pyarrow as pa
 
     return pa.record_batch(
@@ -211,6 +306,7 @@ def _batch(rows: list[Prediction]) -> Any:
             pa.array([_json(r.output) for r in rows], pa.string()),
             pa.array([r.error for r in rows], pa.string()),
             pa.array([_json(r.live_output) for r in rows], pa.string()),
+            pa.array([r.traffic for r in rows], pa.string()),
         ],
         schema=schema(),
     )
@@ -223,8 +319,10 @@ def _json(value: Any) -> str | None:
 def read_log(
     directory: Path, *, since: datetime | None = None, until: datetime | None = None
 ) -> Any:
-    """The log as a pyarrow Table (rows in [since, until)); empty when nothing was logged."""
+    """The log as a pyarrow Table (rows in [since, until)); empty when nothing was logged.
+    Rows of files written before requests were tagged read as `traffic` live."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
     files = sorted(str(p) for p in directory.glob("date=*/hour=*/*.parquet"))
@@ -238,4 +336,6 @@ def read_log(
     if until is not None:
         before = ds.field("ts") < pa.scalar(until, when)
         condition = before if condition is None else condition & before
-    return dataset.to_table(filter=condition).sort_by("ts")
+    table = dataset.to_table(filter=condition).sort_by("ts")
+    index = table.schema.get_field_index("traffic")
+    return table.set_column(index, "traffic", pc.fill_null(table["traffic"], "live"))

@@ -66,6 +66,7 @@ class BentoServer:
         self.context = context
         self.root = context.home / "serving"
         self.predictions = context.home / "predictions"
+        self.spill = context.home / "prediction-spill"  # rows the log refused (spill.py)
         self.bentoml_home = (context.home / self.config.bentoml_home).resolve()
         self._held = threading.local()
 
@@ -114,6 +115,7 @@ class BentoServer:
             ab_header=self.config.ab_header,
             log_dir=str((self.predictions / endpoint).resolve()),
             log_table=self.config.prediction_log.table if self.config.prediction_log else None,
+            spill_dir=str((self.spill / endpoint).resolve()),
             max_body_bytes=self.config.max_body_bytes,
             max_rows=self.config.max_rows,
             log_flush_seconds=self.config.log_flush_seconds,
@@ -266,7 +268,8 @@ class BentoServer:
         server = self._pid(endpoint)
         found = family.find(self._marker(endpoint), spec.port)
         answer = _get_json(f"{spec.url}/endpoint") if found.port_held else {}
-        return describe(spec, server, found, answer, self.root / endpoint / "isolated")
+        isolated = self.root / endpoint / "isolated"
+        return describe(spec, server, found, answer, isolated, self.spill / endpoint)
 
     def _clear(self, endpoint: str, *, strays_only: bool = False) -> EndpointSpec | None:
         """Stop the endpoint's processes (with `strays_only`, those its live server does not
@@ -563,6 +566,7 @@ def _logged(row: dict[str, Any]) -> LoggedRequest:
         status=int(row["status"]),
         inputs=records,
         outputs=outputs,
+        traffic=str(row.get("traffic") or "live"),
     )
 
 

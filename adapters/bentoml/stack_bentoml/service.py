@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import bentoml
 
 from stack_bentoml.app import PredictionApp
 from stack_bentoml.lineage import exit_with_parent
+from stack_bentoml.readiness import DegradedReadiness
 
 SPEC_ENV = "MLSTACK_ENDPOINT_SPEC"
 WORKERS_ENV = "MLSTACK_WORKERS"
@@ -38,3 +40,9 @@ class MlstackEndpoint:
     @bentoml.on_shutdown  # type: ignore[untyped-decorator]
     def shutdown(self) -> None:
         prediction_app.close()  # write what the log holds before the worker exits
+
+
+# `/readyz` says why a worker that answers is degraded (a prediction log refusing rows).
+# The decorators made the class a bentoml Service, which its type hints do not say.
+service: Any = MlstackEndpoint
+service.add_asgi_middleware(DegradedReadiness, reasons=prediction_app.degraded)

@@ -122,6 +122,11 @@ class EndpointSpec(BaseModel):
     log_table: str | None = Field(
         default=None, description="PostgreSQL table (URL from the environment); else parquet."
     )
+    spill_dir: str | None = Field(
+        default=None,
+        description="Where log rows wait while the log refuses them (spill.py); None: "
+        "$TMPDIR/mlstack-prediction-spill/<name>.",
+    )
     max_body_bytes: int = 1_048_576
     max_depth: int = Field(default=32, description="Arrays/objects nested deeper: 422.")
     max_rows: int = 1000

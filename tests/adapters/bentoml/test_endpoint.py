@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -169,3 +170,73 @@ def test_sigterm_lets_in_flight_requests_finish_and_writes_the_log(stack: Stack)
     logged = read_log(context.home / "predictions" / "slow").to_pylist()
     assert [r["request_id"] for r in logged] == ["in-flight"]
     assert "slow" not in [e.name for e in server.endpoints()]
+
+
+def test_an_unwritable_log_is_spilled_said_degraded_and_replayed_when_writable_again(
+    endpoint: Endpoint, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unwritable for root too (root ignores file modes; a read-only mount needs privileges):
+    the endpoint's log folder is replaced by a regular file, so the worker's mkdir of an hour
+    folder under it fails with NotADirectoryError whoever the worker runs as."""
+    from stack_bentoml.spill import waiting
+    from tests.support.cli import run_in_process
+
+    log_dir = stack.folder / ".mlstack" / "predictions" / ENDPOINT
+    kept = log_dir.with_name(f"{ENDPOINT}.kept")
+    log_dir.mkdir(parents=True, exist_ok=True)  # run alone, nothing was logged yet
+    log_dir.rename(kept)
+    log_dir.write_text("not a folder")
+    marker = f"outage-{time.time_ns()}"
+    since = datetime.now(UTC)
+    kinds = ["live", "bake", "test"] * 5
+    try:
+        with httpx.Client(timeout=10) as client:
+            for i, kind in enumerate(kinds):
+                answered = client.post(
+                    f"{endpoint.url}/predict",
+                    json=row(tenure=float(i)),
+                    headers={"x-request-id": f"{marker}-{i}", "x-mlstack-traffic": kind},
+                )
+                assert answered.status_code == 200, answered.text
+            refused = client.post(
+                f"{endpoint.url}/predict", json=row(), headers={"x-mlstack-traffic": "prod"}
+            )
+            assert refused.status_code == 400
+            assert refused.json()["error"].startswith("header x-mlstack-traffic: 'prod'")
+            ready = _readyz_until(client, endpoint.url, degraded=True)
+        assert ready.status_code == 200  # still answering: degraded, not down
+        [reason] = ready.json()["reasons"]
+        assert "prediction log unwritable" in reason and "NotADirectoryError" in reason
+        monkeypatch.chdir(stack.folder)
+        status = run_in_process("rollout", "status", ENDPOINT)
+        assert status.returncode == 0, status.stderr
+        assert "problem: prediction log unwritable since" in status.stdout
+        spill = stack.folder / ".mlstack" / "prediction-spill" / ENDPOINT
+        assert waiting(spill).rows == len(kinds)
+    finally:
+        log_dir.unlink()
+        kept.rename(log_dir)
+    with httpx.Client(timeout=10) as client:
+        _readyz_until(client, endpoint.url, degraded=False)  # the next flush replays
+    logged = {
+        r["request_id"]: r["traffic"]
+        for r in read_log(log_dir, since=since).to_pylist()
+        if str(r["request_id"]).startswith(marker)
+    }
+    assert logged == {f"{marker}-{i}": kind for i, kind in enumerate(kinds)}
+    assert waiting(spill).files == 0
+    with stack.session() as session:
+        health = session.server.health(ENDPOINT, since=since)
+    assert health.versions[stack.versions.champion.ref].requests == 10  # live and bake
+
+
+def _readyz_until(client: httpx.Client, url: str, *, degraded: bool) -> httpx.Response:
+    """`/readyz` once it says degraded (or no longer does): the log's writer thread finds
+    out at its next flush."""
+    deadline = time.monotonic() + 30
+    while True:
+        ready = client.get(f"{url}/readyz")
+        if (ready.headers.get("x-mlstack-status") == "degraded") == degraded:
+            return ready
+        assert time.monotonic() < deadline, f"/readyz never turned degraded={degraded}"
+        time.sleep(0.1)

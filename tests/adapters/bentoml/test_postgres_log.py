@@ -1,21 +1,25 @@
 """The prediction log in PostgreSQL (production): every request a row, health read from it,
-and an outage of the database never loses rows (they go to the local files instead)."""
+and an outage of the database never loses rows (they wait in the spill folder, then are
+replayed into the table)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from stack_bentoml.config import BentoConfig, PredictionLogConfig
-from stack_bentoml.postgres_log import PostgresSink, libpq_url
-from stack_bentoml.predictlog import ParquetSink, Prediction, PredictionLogWriter, read_log
+from stack_bentoml.postgres_log import PostgresSink, libpq_url, read_rows
+from stack_bentoml.predictlog import Prediction, PredictionLogWriter, read_log
 from stack_bentoml.server import BentoServer
+from stack_bentoml.spill import SpillFolder, waiting
 from tests.adapters.bentoml.conftest import Stack, free_port, row
 from tests.support.postgres import PostgresServer
 
@@ -66,14 +70,57 @@ def test_every_request_is_a_row_in_postgresql(stack: Stack, database: str) -> No
         server.undeploy("pg-logged")
 
 
-def test_a_database_outage_keeps_the_rows_in_files(tmp_path: Path) -> None:
-    unreachable = PostgresSink("postgresql://nobody@127.0.0.1:1/none")
-    writer = PredictionLogWriter(
-        unreachable, flush_seconds=0.05, fallback=ParquetSink(tmp_path / "log")
+def test_rows_a_database_outage_refuses_are_replayed_into_it_when_it_is_back(
+    tmp_path: Path, postgres_server: PostgresServer
+) -> None:
+    """The outage is real: the database does not exist (every connection is refused) until
+    the test creates it."""
+    name = f"mlstack_outage_{uuid.uuid4().hex[:12]}"
+    url = make_url(postgres_server.admin_url).set(database=name)
+    admin = libpq_url(postgres_server.admin_url)
+    spill = SpillFolder(tmp_path / "spill")
+    down = PredictionLogWriter(
+        PostgresSink(url.render_as_string(hide_password=False)), flush_seconds=60, spill=spill
     )
     for i in range(50):
-        writer.log(Prediction(f"r{i}", time.time(), "e", "m@1", "live", 200, 1.0, "[{}]", [0]))
-    writer.close()
-    assert sorted(read_log(tmp_path / "log").column("request_id").to_pylist()) == sorted(
-        f"r{i}" for i in range(50)
+        down.log(Prediction(f"r{i}", time.time(), "e", "m@1", "live", 200, 1.0, "[{}]", [0]))
+    down.close()
+    assert waiting(tmp_path / "spill").rows == 50
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        back = PredictionLogWriter(
+            PostgresSink(url.render_as_string(hide_password=False)), flush_seconds=60, spill=spill
+        )
+        back.close()  # its one flush replays what waits
+        assert back.outage() is None
+        replayed = read_rows(url.render_as_string(hide_password=False), "e", since=None)
+        assert sorted(r["request_id"] for r in replayed) == sorted(f"r{i}" for i in range(50))
+        assert {r["traffic"] for r in replayed} == {"live"}
+        assert waiting(tmp_path / "spill").files == 0
+    finally:
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_table_from_before_tags_reads_as_live_and_takes_tagged_rows(database: str) -> None:
+    url = libpq_url(database)
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute(
+            "CREATE TABLE mlstack_predictions (id BIGSERIAL PRIMARY KEY, request_id TEXT NOT "
+            "NULL, ts TIMESTAMPTZ NOT NULL, endpoint TEXT NOT NULL, model_version TEXT NOT "
+            "NULL, role TEXT NOT NULL, status SMALLINT NOT NULL, latency_ms DOUBLE PRECISION "
+            "NOT NULL, inputs TEXT NOT NULL, output TEXT, error TEXT, live_output TEXT)"
+        )
+        connection.execute(
+            "INSERT INTO mlstack_predictions (request_id, ts, endpoint, model_version, role, "
+            "status, latency_ms, inputs) VALUES ('old', now(), 'e', 'm@1', 'live', 200, 1, '[]')"
+        )
+    assert [r["traffic"] for r in read_rows(database, "e", since=None)] == ["live"]
+    sink = PostgresSink(database)
+    sink.write(
+        [Prediction("new", time.time(), "e", "m@1", "live", 200, 1.0, "[{}]", [0], traffic="test")]
     )
+    sink.close()
+    by_id = {r["request_id"]: r["traffic"] for r in read_rows(database, "e", since=None)}
+    assert by_id == {"old": "live", "new": "test"}
