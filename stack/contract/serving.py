@@ -162,7 +162,9 @@ class EndpointProcesses:
     port answered with (None: nothing answered); `running`: its server is alive and the port
     answers for it. `problems` are sentences naming pids and the port (`server pid 81 is
     dead`, `left over from a dead server (nothing manages them): worker pid 93 (holds
-    :3000)`)."""
+    :3000)`). `degraded` are those of them that say it answers but is not whole (its
+    prediction log refusing rows, rows waiting to be replayed into it): what monitoring
+    alerts on."""
 
     endpoint: str
     url: str
@@ -171,6 +173,7 @@ class EndpointProcesses:
     running: bool
     processes: tuple[ServedProcess, ...] = ()
     problems: tuple[str, ...] = ()
+    degraded: tuple[str, ...] = ()
 
 
 @runtime_checkable

@@ -23,7 +23,12 @@ from stack.contract.monitoring import (
 )
 from stack.contract.registry import ModelSelector, ModelVersion
 from stack.contract.roles import Role
-from stack.contract.serving import Endpoint, LoggedRequest, PredictionLogReader
+from stack.contract.serving import (
+    Endpoint,
+    LoggedRequest,
+    PredictionLogReader,
+    ProcessInspector,
+)
 from stack.contract.states import LifecycleState
 from stack.contract.tracking import RunStatus
 from stack.errors import StackError
@@ -200,9 +205,43 @@ class MonitoringLoop:
             result = self._check_version(section, model, name, version_window, (start, end))
             result.labels = stats
             checks.append(result)
+        if section.source == "endpoint":
+            self._alert_log_outage(model, name, section, checks)
         for result in checks:
             self._record(result, section)
         return MonitoringOutcome(checks, model=model, recipe=recipe, section=section, until=end)
+
+    def _alert_log_outage(
+        self, model: str, endpoint: str, section: MonitoringSection, checks: list[CheckResult]
+    ) -> None:
+        """The endpoint's prediction log refusing rows (they wait to be replayed, so the
+        window lacks them): said in each check and alerted (log line, webhook), not a breach."""
+        degraded = self._degraded(endpoint)
+        if not degraded:
+            return
+        for result in checks:
+            result.messages.extend(
+                f"{reason} (this window lacks those rows until they are replayed)"
+                for reason in degraded
+            )
+        alert = {"kind": "prediction_log", "model": model, "version": "-"}
+        error = alerts.send_alert(
+            section.alerts, {**alert, "endpoint": endpoint, "breaches": degraded}
+        )
+        for result in checks:
+            result.alert_error = error
+
+    def _degraded(self, endpoint: str) -> list[str]:
+        """Why the endpoint answers but is not whole, when its server can tell."""
+        if not self.session.has(Role.SERVER):
+            return []
+        server = self.session.server
+        if not isinstance(server, ProcessInspector):
+            return []
+        try:
+            return [reason for found in server.processes(endpoint) for reason in found.degraded]
+        except StackError:  # no such endpoint here (a batch name, a remote server)
+            return []
 
     def answered_request_ids(
         self, model: str, *, endpoint: str | None = None

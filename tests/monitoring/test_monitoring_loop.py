@@ -313,3 +313,31 @@ def test_bake_and_test_traffic_stay_out_of_the_window_unless_the_recipe_keeps_th
             .checks
         )
     assert kept.rows == 30
+
+
+def test_a_prediction_log_outage_is_said_in_the_check_and_alerted(served: Served) -> None:
+    """The log made unwritable for root too: its folder replaced by a regular file."""
+    from tests.support.readiness import readyz_until
+
+    log_dir = served.folder / ".mlstack" / "predictions" / "churn"
+    kept = log_dir.with_name("churn.kept")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.rename(kept)
+    log_dir.write_text("not a folder")
+    start = moment()
+    alerts_before = len(served.webhook.received)
+    try:
+        records, _ = sample(5, seed=6)
+        served.send(records, "outage")
+        with httpx.Client(timeout=10) as client:
+            readyz_until(client, served.url, degraded=True)
+        [result] = check(served, start, moment()).checks
+        assert any("prediction log unwritable" in m for m in result.messages), result.messages
+        [alert] = served.webhook.received[alerts_before:]
+        assert alert["kind"] == "prediction_log" and alert["endpoint"] == "churn"
+        assert "NotADirectoryError" in alert["breaches"][0]
+    finally:
+        log_dir.unlink()
+        kept.rename(log_dir)
+    with httpx.Client(timeout=10) as client:
+        readyz_until(client, served.url, degraded=False)  # replayed: later checks see them

@@ -55,7 +55,8 @@ def describe(
     elif family.port_held and not any(m.listening for m in family.members):
         problems.append(f"{port} is held by a process this user cannot see")
     problems.extend(_dead_challengers(spec, family, isolated))
-    problems.extend(_log_problems(answer if answering is not None else {}, spill))
+    degraded = _log_problems(answer if answering is not None else {}, spill)
+    problems.extend(degraded)
     return EndpointProcesses(
         endpoint=spec.name,
         url=spec.url,
@@ -66,6 +67,7 @@ def describe(
             ServedProcess(m.pid, m.role, m.listening, stray=m in strays) for m in family.members
         ),
         problems=tuple(problems),
+        degraded=tuple(degraded),
     )
 
 
@@ -83,8 +85,8 @@ def _log_problems(answer: Mapping[str, Any], spill: Path | None) -> list[str]:
     if not left.files:
         return []
     return [
-        f"{left.rows} prediction log rows wait in {spill}: the endpoint's next flush the log "
-        "takes replays them"
+        f"{left.rows} prediction log rows wait in {spill} to be replayed into the log (by the "
+        "endpoint's next flush the log takes; by the next server if none runs)"
     ]
 
 

@@ -180,6 +180,7 @@ def test_an_unwritable_log_is_spilled_said_degraded_and_replayed_when_writable_a
     folder under it fails with NotADirectoryError whoever the worker runs as."""
     from stack_bentoml.spill import waiting
     from tests.support.cli import run_in_process
+    from tests.support.readiness import readyz_until
 
     log_dir = stack.folder / ".mlstack" / "predictions" / ENDPOINT
     kept = log_dir.with_name(f"{ENDPOINT}.kept")
@@ -203,7 +204,7 @@ def test_an_unwritable_log_is_spilled_said_degraded_and_replayed_when_writable_a
             )
             assert refused.status_code == 400
             assert refused.json()["error"].startswith("header x-mlstack-traffic: 'prod'")
-            ready = _readyz_until(client, endpoint.url, degraded=True)
+            ready = readyz_until(client, endpoint.url, degraded=True)
         assert ready.status_code == 200  # still answering: degraded, not down
         [reason] = ready.json()["reasons"]
         assert "prediction log unwritable" in reason and "NotADirectoryError" in reason
@@ -217,7 +218,7 @@ def test_an_unwritable_log_is_spilled_said_degraded_and_replayed_when_writable_a
         log_dir.unlink()
         kept.rename(log_dir)
     with httpx.Client(timeout=10) as client:
-        _readyz_until(client, endpoint.url, degraded=False)  # the next flush replays
+        readyz_until(client, endpoint.url, degraded=False)  # the next flush replays
     logged = {
         r["request_id"]: r["traffic"]
         for r in read_log(log_dir, since=since).to_pylist()
@@ -228,15 +229,3 @@ def test_an_unwritable_log_is_spilled_said_degraded_and_replayed_when_writable_a
     with stack.session() as session:
         health = session.server.health(ENDPOINT, since=since)
     assert health.versions[stack.versions.champion.ref].requests == 10  # live and bake
-
-
-def _readyz_until(client: httpx.Client, url: str, *, degraded: bool) -> httpx.Response:
-    """`/readyz` once it says degraded (or no longer does): the log's writer thread finds
-    out at its next flush."""
-    deadline = time.monotonic() + 30
-    while True:
-        ready = client.get(f"{url}/readyz")
-        if (ready.headers.get("x-mlstack-status") == "degraded") == degraded:
-            return ready
-        assert time.monotonic() < deadline, f"/readyz never turned degraded={degraded}"
-        time.sleep(0.1)
