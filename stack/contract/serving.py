@@ -63,12 +63,17 @@ class VersionHealth:
 
 @dataclass(frozen=True, slots=True)
 class HealthReport:
+    """An endpoint's readiness and the requests it answered in a window. `degraded`: why it
+    answers but its figures may be short (its prediction log refusing rows, which wait to
+    be replayed): a verdict on them lacks evidence."""
+
     endpoint: str
     ready: bool
     requests: int
     error_rate: float
     p99_latency_ms: float | None
     versions: Mapping[str, VersionHealth] = field(default_factory=dict)
+    degraded: tuple[str, ...] = ()
 
 
 @runtime_checkable

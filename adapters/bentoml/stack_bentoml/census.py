@@ -55,7 +55,7 @@ def describe(
     elif family.port_held and not any(m.listening for m in family.members):
         problems.append(f"{port} is held by a process this user cannot see")
     problems.extend(_dead_challengers(spec, family, isolated))
-    degraded = _log_problems(answer if answering is not None else {}, spill)
+    degraded = degraded_reasons(answer if answering is not None else {}, spill)
     problems.extend(degraded)
     return EndpointProcesses(
         endpoint=spec.name,
@@ -71,9 +71,10 @@ def describe(
     )
 
 
-def _log_problems(answer: Mapping[str, Any], spill: Path | None) -> list[str]:
-    """What the answering worker says is degraded (its prediction log refusing rows); else
-    rows left waiting in the spill folder (by a worker that died, or a server gone)."""
+def degraded_reasons(answer: Mapping[str, Any], spill: Path | None) -> list[str]:
+    """What the worker that answered `GET /endpoint` (`answer`) says is degraded (its
+    prediction log refusing rows); else rows left waiting in the `spill` folder (by a
+    worker that died, or a server gone)."""
     degraded = answer.get("degraded")
     if isinstance(degraded, list) and degraded:
         return [str(reason) for reason in degraded]

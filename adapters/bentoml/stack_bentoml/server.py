@@ -191,10 +191,15 @@ class BentoServer:
             cause.add_note(f"restoring revision {previous.revision}'s split failed too: {again}")
 
     def health(self, endpoint: str, *, since: datetime | None = None) -> HealthReport:
+        """Readiness, why the endpoint is degraded (census.degraded_reasons), and each
+        version's figures from the prediction log since `since`."""
+        from stack_bentoml.census import degraded_reasons
         from stack_bentoml.health import version_health
 
         spec = self._spec(endpoint)
         ready = self._running(endpoint) and _get(f"{spec.url}/readyz") == 200
+        answer = _get_json(f"{spec.url}/endpoint") if ready else {}
+        degraded = degraded_reasons(answer, self.spill / endpoint)
         versions = version_health(self._log_rows(endpoint, since))
         live = [v for v in versions.values() if v.role == "live"]
         requests = sum(v.requests for v in live)
@@ -207,6 +212,7 @@ class BentoServer:
             error_rate=errors / requests if requests else 0.0,
             p99_latency_ms=p99,
             versions=versions,
+            degraded=tuple(degraded),
         )
 
     def logged(

@@ -214,6 +214,8 @@ def test_an_unwritable_log_is_spilled_said_degraded_and_replayed_when_writable_a
         assert "problem: prediction log unwritable since" in status.stdout
         spill = stack.folder / ".mlstack" / "prediction-spill" / ENDPOINT
         assert waiting(spill).rows == len(kinds)
+        with stack.session() as session:  # what a rollout's judge reads: its figures short
+            assert "prediction log unwritable" in session.server.health(ENDPOINT).degraded[0]
     finally:
         log_dir.unlink()
         kept.rename(log_dir)
@@ -229,3 +231,4 @@ def test_an_unwritable_log_is_spilled_said_degraded_and_replayed_when_writable_a
     with stack.session() as session:
         health = session.server.health(ENDPOINT, since=since)
     assert health.versions[stack.versions.champion.ref].requests == 10  # live and bake
+    assert health.degraded == ()
