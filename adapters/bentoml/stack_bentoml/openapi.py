@@ -10,6 +10,7 @@ from typing import Any
 from stack_bentoml.feedback import FEEDBACK_SCHEMA
 from stack_bentoml.schema import RequestSchema
 from stack_bentoml.spec import EndpointSpec
+from stack_bentoml.traffic import TRAFFIC_HEADER, TRAFFIC_KINDS
 
 _ERROR = {"type": "object", "properties": {"error": {"type": "string"}}}
 _FAILED = {
@@ -33,9 +34,19 @@ def _answer(description: str, schema: dict[str, Any] = _ERROR) -> dict[str, Any]
     }
 
 
-def _refusals(what: str) -> dict[str, Any]:
+_TRAFFIC = {
+    "name": TRAFFIC_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "What the request is: live (real users), bake (a rollout's), test, "
+    "synthetic. Monitoring keeps live alone by default; a rollout's health all but test.",
+    "schema": {"type": "string", "enum": list(TRAFFIC_KINDS), "default": "live"},
+}
+
+
+def _refusals(what: str, empty: str = "empty body") -> dict[str, Any]:
     return {
-        "400": _answer("empty body"),
+        "400": _answer(empty),
         "413": _answer("body over the endpoint's max_body_bytes"),
         "415": _answer("not application/json (UTF-8), or compressed"),
         "422": _answer(f"invalid {what}: the fields at fault, or JSON nested too deep"),
@@ -60,13 +71,14 @@ def openapi(spec: EndpointSpec, schema: RequestSchema) -> dict[str, Any]:
             "/predict": {
                 "post": {
                     "operationId": "predict",
+                    "parameters": [_TRAFFIC],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": schema.openapi_schema()}},
                     },
                     "responses": {
                         "200": predictions,
-                        **_refusals("request"),
+                        **_refusals("request", f"empty body, or an unknown {TRAFFIC_HEADER}"),
                         "500": _answer(
                             "the model failed on valid input: its error is in the server "
                             "log and the prediction log, under the request id",
@@ -91,7 +103,9 @@ def openapi(spec: EndpointSpec, schema: RequestSchema) -> dict[str, Any]:
             "/endpoint": {
                 "get": {
                     "operationId": "endpoint",
-                    "responses": {"200": _answer("name, revision, weights, shadows")},
+                    "responses": {
+                        "200": _answer("name, revision, weights, shadows, degraded (reasons)")
+                    },
                 }
             },
             "/openapi.json": {

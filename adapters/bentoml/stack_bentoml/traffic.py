@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from stack.contract.serving import TRAFFIC_KINDS
 
+__all__ = ["NOT_JUDGED", "TRAFFIC_HEADER", "TRAFFIC_KINDS", "traffic_of"]
+
 TRAFFIC_HEADER = "x-mlstack-traffic"
 _KINDS = {kind.encode(): kind for kind in TRAFFIC_KINDS}
 #: Kinds a rollout's health (and its judge) leaves out.
