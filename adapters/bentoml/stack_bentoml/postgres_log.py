@@ -16,6 +16,7 @@ from typing import Any
 from stack_bentoml.predictlog import Prediction
 
 COLUMNS = tuple(f.name for f in fields(Prediction))  # the table's columns, in order
+CONNECT_TIMEOUT_SECONDS = 5
 
 
 def _ddl(table: str) -> str:
@@ -54,16 +55,28 @@ def _check_table(table: str) -> str:
 
 
 class PostgresSink:
-    def __init__(self, url: str, table: str = "mlstack_predictions") -> None:
+    def __init__(
+        self,
+        url: str,
+        table: str = "mlstack_predictions",
+        *,
+        connect_timeout: int = CONNECT_TIMEOUT_SECONDS,
+    ) -> None:
+        """`connect_timeout`: seconds a connection may take (libpq counts 2 at least)."""
         self.url = libpq_url(url)
         self.table = _check_table(table)
+        self.connect_timeout = connect_timeout
         self._connection: Any = None
 
     def _connect(self) -> Any:
         import psycopg
 
         if self._connection is None or self._connection.closed:
-            self._connection = psycopg.connect(self.url, autocommit=False)
+            # a database that does not answer is an outage like one that refuses: the rows
+            # are spilled at once, not after the system's TCP timeout (a SIGTERM waits on it)
+            self._connection = psycopg.connect(
+                self.url, autocommit=False, connect_timeout=self.connect_timeout
+            )
             with self._connection.transaction(), self._connection.cursor() as cursor:
                 cursor.execute(_ddl(self.table))
         return self._connection

@@ -5,6 +5,7 @@ replayed into the table)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -124,3 +125,22 @@ def test_a_table_from_before_tags_reads_as_live_and_takes_tagged_rows(database: 
     sink.close()
     by_id = {r["request_id"]: r["traffic"] for r in read_rows(database, "e", since=None)}
     assert by_id == {"old": "live", "new": "test"}
+
+
+def test_a_database_that_never_answers_is_an_outage_not_a_hang(tmp_path: Path) -> None:
+    """A port that takes connections and never says a word (a frozen server): the flush
+    gives up after the sink's connect timeout and spills, so a SIGTERM's last flush ends."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        writer = PredictionLogWriter(
+            PostgresSink(f"postgresql://nobody@127.0.0.1:{port}/none", connect_timeout=2),
+            flush_seconds=60,
+            spill=SpillFolder(tmp_path / "spill"),
+        )
+        writer.log(Prediction("r", time.time(), "e", "m@1", "live", 200, 1.0, "[{}]", [0]))
+        writer.close(timeout=60)
+    outage = writer.outage()
+    assert outage is not None and outage.spilled == 1, outage
+    assert waiting(tmp_path / "spill").rows == 1
