@@ -51,6 +51,11 @@ class TrackingDataRefused(StackError, ValueError):
     that raised was logged; the run's other data is unaffected."""
 
 
+class EndpointDown(StackError):
+    """An endpoint stopped running while a rollout needed it; the message names what died
+    and what to run. The rollout was ended (audited, its challenger back to approved)."""
+
+
 class InvalidTransition(StackError):
     """A model version was asked to move between lifecycle states that are not connected."""
 

@@ -36,6 +36,8 @@ def describe(tick: BakeTick) -> Table:
 def verdict(tick: BakeTick) -> str:
     if tick.reasons:
         return "breach: " + "; ".join(tick.reasons)
+    if tick.holds:
+        return "holding, cannot judge yet: " + "; ".join(tick.holds)
     return "held its SLOs" if tick.final else "baking: no breach so far"
 
 

@@ -36,6 +36,13 @@ def _shares(value: str | None) -> tuple[float, ...] | None:
 )
 @click.option("--steps", help="Canary shares, e.g. 10,50,100.")
 @click.option("--bake", "bake_seconds", type=float, help="Seconds at each step.")
+@click.option(
+    "--hold",
+    "max_hold_seconds",
+    type=float,
+    help="Seconds a step may wait past its bake for evidence (too few requests), then "
+    "the rollout stops undecided (exit 4).",
+)
 @click.option("--endpoint", help="Endpoint name (default: the model's name).")
 @click.option(
     "--recipe",
@@ -59,6 +66,7 @@ def deploy(
     strategy: str | None,
     steps: str | None,
     bake_seconds: float | None,
+    max_hold_seconds: float | None,
     endpoint: str | None,
     recipe_location: str | None,
     target: str,
@@ -86,6 +94,7 @@ def deploy(
             "strategy": strategy,
             "steps": _shares(steps),
             "bake_seconds": bake_seconds,
+            "max_hold_seconds": max_hold_seconds,
             "endpoint": endpoint,
         }
         try:
@@ -115,7 +124,7 @@ def deploy(
             return
         with view:  # each stage's requests and verdict while it bakes
             result = controller.deploy(selector, plan, reason=reason)
-    colour = "red" if result.outcome == "rolled_back" else "green"
+    colour = {"rolled_back": "red", "undecided": "yellow"}.get(result.outcome, "green")
     click.secho(f"{result.outcome}: {result.version} on {result.endpoint.url}", fg=colour)
     weights = ", ".join(f"{ref} {w:.0%}" for ref, w in result.endpoint.split.weights.items())
     click.echo(f"  revision {result.endpoint.revision}: {weights}")
@@ -123,6 +132,8 @@ def deploy(
         click.echo(f"  because: {why}")
     if result.outcome == "rolled_back":
         ctx.exit(3)
+    if result.outcome == "undecided":  # no verdict: the challenger is back to approved
+        ctx.exit(4)
 
 
 @click.command()

@@ -17,12 +17,18 @@ class TrafficSplit:
 
     A shadow version receives a copy of every request; its answers are logged, never returned.
     `sticky` (A/B) assigns each subject (a request header) to one version for good, instead
-    of drawing per request.
+    of drawing per request. `champion` is the version a rollout protects (the one serving):
+    a server may run the others apart from it (in processes of their own), also when a
+    challenger takes all the traffic; None: the heaviest. `deadline_ms`: how long a server
+    waits on a challenger's answer before the champion answers instead (the miss counts
+    against the challenger); None: the server's default.
     """
 
     weights: Mapping[str, float]
     shadows: tuple[str, ...] = ()
     sticky: bool = False
+    champion: str | None = field(default=None, compare=False)
+    deadline_ms: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.weights:
@@ -32,6 +38,10 @@ class TrafficSplit:
         total = sum(self.weights.values())
         if abs(total - 1.0) > 1e-9:
             raise StackError(f"traffic weights must sum to 1, got {total:g}")
+        if self.champion is not None and self.champion not in self.weights:
+            raise StackError(f"the champion {self.champion} is not one of the split's versions")
+        if self.deadline_ms is not None and not self.deadline_ms > 0:
+            raise StackError(f"a deadline is a positive number of ms, got {self.deadline_ms}")
         overlap = set(self.shadows) & set(self.weights)
         if overlap:
             raise StackError(f"a version cannot be both live and shadow: {sorted(overlap)}")
@@ -47,14 +57,20 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True)
 class VersionHealth:
-    """One version's answers in a window: live (or shadow) requests, failures, latency, and
-    for a shadow, the share of its answers that differ from the live answer."""
+    """One version's answers in a window: the requests first routed to it (or, for a
+    shadow, copied to it), its failures among them (a missed deadline included), the p99
+    latency of its answers in ms, and for a shadow, the share of its answers that differ
+    from the live answer. `fallbacks`: answers it gave for requests another version failed
+    (not its requests); `input_faults`: its requests that every version failed (not its
+    errors)."""
 
     requests: int
     errors: int
     p99_latency_ms: float | None
     role: str = "live"
     disagreement: float | None = None
+    fallbacks: int = 0
+    input_faults: int = 0
 
     @property
     def error_rate(self) -> float:

@@ -17,23 +17,30 @@ change, and both traffic changes are audited, as they happened."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from stack.config.recipe_file import Recipe
 from stack.config.rollout import RolloutPlan
 from stack.contract.registry import ModelSelector, ModelVersion
-from stack.contract.serving import Endpoint, HealthReport, Server, TrafficSplit
+from stack.contract.serving import (
+    Endpoint,
+    HealthReport,
+    ProcessInspector,
+    Server,
+    TrafficSplit,
+)
 from stack.contract.states import LifecycleState, can_transition
-from stack.errors import GateFailed, InvalidTransition, NotFound, StackError
+from stack.errors import EndpointDown, GateFailed, InvalidTransition, NotFound, StackError
 from stack.governance.history import serving_history
 from stack.governance.service import Governance
 from stack.lifecycle import Lifecycle
 from stack.orchestration.lease import current_owner
-from stack.rollout.judge import breaches
+from stack.rollout.judge import judge
 from stack.session import StackSession
 from stack.spine.lineage import NodeKind, NodeRef
 
@@ -43,7 +50,7 @@ S = LifecycleState
 @dataclass(frozen=True, slots=True)
 class RolloutResult:
     endpoint: Endpoint
-    outcome: str  # deployed | promoted | rolled_back | ab_running | unchanged
+    outcome: str  # deployed | promoted | rolled_back | undecided | ab_running | unchanged
     version: str
     reasons: tuple[str, ...] = ()
 
@@ -54,7 +61,9 @@ class BakeTick:
 
     `stage`: what the traffic is (`canary: 10% to churn@3`); `elapsed_s`/`bake_s`: seconds
     into the bake and its length; `report`: the endpoint's health since the stage began;
-    `reasons`: the breaches found (the rollout stops on them); `final`: the bake's last check.
+    `reasons`: the breaches found (the rollout stops on them); `holds`: why the version
+    cannot be judged yet (missing evidence: past the bake the rollout waits, up to the
+    plan's max_hold_seconds); `final`: the bake's time is up (checks go on while it holds).
     """
 
     endpoint: str
@@ -65,6 +74,7 @@ class BakeTick:
     report: HealthReport
     reasons: tuple[str, ...]
     final: bool
+    holds: tuple[str, ...] = ()
 
 
 class RolloutController:
@@ -82,6 +92,7 @@ class RolloutController:
         self.governance = Governance(session, recipe)
         self.sleep = sleep
         self.progress = progress
+        self._champion_p99: dict[str, float] = {}  # the serving version's, last measured
 
     @property
     def server(self) -> Server:
@@ -184,7 +195,14 @@ class RolloutController:
             name, started, version.ref, reason, f"canary: {version.ref} serves alone"
         )
         stage = f"canary: {version.ref} serves alone"
-        reasons, report = self._bake(name, version.ref, plan, shadow=False, stage=stage)
+        baked = self._bake(name, version.ref, plan, shadow=False, stage=stage)
+        reasons, report = baked.reasons, baked.report
+        if baked.outcome == "died":
+            self._died(name, None, version, reasons, report)
+        if baked.outcome == "undecided":
+            self.server.undeploy(name)  # nothing to fall back to: an unjudged canary stops
+            self._audit("endpoint.undeployed", name, "undecided: " + "; ".join(reasons))
+            return self._undecided(name, None, version, reasons, report, endpoint)
         if not reasons:
             try:
                 promoted = self.governance.promote(
@@ -234,9 +252,14 @@ class RolloutController:
             except StackError as exc:  # refused by the server: nothing changed
                 why = f"{version.ref} could not take its traffic: {_first_line(exc)}"
                 return self._roll_back(name, champion, version, [why], report)
-            reasons, report = self._bake(
-                name, version.ref, plan, shadow=stage.shadow, stage=stage.reason
+            baked = self._bake(
+                name, version.ref, plan, shadow=stage.shadow, stage=stage.reason, champion=champion
             )
+            reasons, report = baked.reasons, baked.report
+            if baked.outcome == "died":
+                self._died(name, champion, version, reasons, report)
+            if baked.outcome == "undecided":
+                return self._undecided(name, champion, version, reasons, report)
             if reasons and self._rejected(version.ref):  # rolled back while it baked
                 return RolloutResult(
                     self.find(name) or endpoint, "rolled_back", version.ref, tuple(reasons)
@@ -313,13 +336,13 @@ class RolloutController:
         report: HealthReport | None,
     ) -> RolloutResult:
         why = "; ".join(reasons)
+        endpoint = self._to_champion(name, champion, challenger, why, reasons, report)
         self._audit(
             "rollout.rolled_back",
             name,
             why,
             **{"from": challenger.ref, "to": champion, "reasons": reasons, "health": _json(report)},
         )
-        endpoint = self._route(name, TrafficSplit({champion: 1.0}), f"rollback: {why}")
         fresh = self.governance.version(challenger.ref)
         if can_transition(fresh.state, S.REJECTED):
             Lifecycle(self.session).transition(
@@ -334,6 +357,92 @@ class RolloutController:
             reason=why,
         )
         return RolloutResult(endpoint, "rolled_back", challenger.ref, tuple(reasons))
+
+    def _undecided(
+        self,
+        name: str,
+        champion: str | None,
+        challenger: ModelVersion,
+        reasons: list[str],
+        report: HealthReport | None,
+        endpoint: Endpoint | None = None,
+    ) -> RolloutResult:
+        """The evidence never came (see the plan's max_hold_seconds): traffic back to the
+        champion (`endpoint`: where it stands when there is none), the challenger back to
+        `approved` (neither judged good nor bad), `rollout.undecided` audited."""
+        why = "undecided: " + "; ".join(reasons)
+        if champion is not None:
+            endpoint = self._to_champion(name, champion, challenger, why, reasons, report)
+        assert endpoint is not None
+        self._back_to_approved(challenger, why)
+        self._audit(
+            "rollout.undecided",
+            name,
+            why,
+            **{"from": challenger.ref, "to": champion, "reasons": reasons, "health": _json(report)},
+        )
+        return RolloutResult(endpoint, "undecided", challenger.ref, tuple(reasons))
+
+    def _to_champion(
+        self,
+        name: str,
+        champion: str,
+        challenger: ModelVersion,
+        why: str,
+        reasons: list[str],
+        report: HealthReport | None,
+    ) -> Endpoint:
+        """All traffic to `champion`; an endpoint found dead on the way ends the rollout."""
+        try:
+            return self._route(name, TrafficSplit({champion: 1.0}), f"rollback: {why}")
+        except StackError as exc:
+            dead = self._dead(name)
+            if dead is None:
+                raise
+            self._died(name, champion, challenger, [*reasons, dead], report, cause=exc)
+
+    def _died(
+        self,
+        name: str,
+        champion: str | None,
+        challenger: ModelVersion,
+        reasons: list[str],
+        report: HealthReport | None,
+        cause: BaseException | None = None,
+    ) -> NoReturn:
+        """The endpoint stopped running mid-rollout: nothing can be routed or judged. The
+        rollout ends truthfully (`rollout.undecided`, the challenger back to `approved`)
+        and EndpointDown says what died and what to run."""
+        why = "; ".join(reasons)
+        self._back_to_approved(challenger, f"rollout stopped: {why}")
+        self._audit(
+            "rollout.undecided",
+            name,
+            f"endpoint down: {why}",
+            **{"from": challenger.ref, "to": None, "reasons": reasons, "health": _json(report)},
+        )
+        again = champion or challenger.ref
+        raise EndpointDown(
+            f"the rollout of {challenger.ref} on {name!r} stopped: {why}. {challenger.ref} is "
+            f"back to approved. Run `mlstack undeploy {name}` to clear what is left, then "
+            f"`mlstack deploy {again}` to serve it again"
+        ) from cause
+
+    def _dead(self, name: str) -> str | None:
+        """None while endpoint `name` runs; else what is wrong with it, in a sentence."""
+        if self.find(name) is not None:
+            return None
+        problems: tuple[str, ...] = ()
+        if isinstance(self.server, ProcessInspector):
+            with contextlib.suppress(Exception):  # the sentence is a courtesy
+                problems = self.server.processes(name)[0].problems
+        detail = f" ({'; '.join(problems)})" if problems else ""
+        return f"endpoint {name!r} is not running{detail}"
+
+    def _back_to_approved(self, version: ModelVersion, why: str) -> None:
+        fresh = self.governance.version(version.ref)
+        if fresh.state in (S.CANARY, S.SHADOW) and can_transition(fresh.state, S.APPROVED):
+            Lifecycle(self.session).transition(fresh.model, fresh.version, S.APPROVED, reason=why)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -379,7 +488,8 @@ class RolloutController:
             self.governance.require(self.governance.version(version.ref), S.SERVING, reason=why)
         except GateFailed as exc:
             return self._roll_back(name, champion, version, [f"serving gate: {exc}"], report)
-        split = TrafficSplit({version.ref: 1.0, champion: 0.0})
+        # the old champion stays loaded (in a process of its own now) to answer as fallback
+        split = TrafficSplit({version.ref: 1.0, champion: 0.0}, champion=version.ref)
         try:
             endpoint = self._route(name, split, f"{version.ref} promoted: {why}")
         except StackError as exc:  # refused by the server: nothing changed
@@ -404,29 +514,92 @@ class RolloutController:
             self.governance.promote(version.ref, state, reason=f"rollout: {state.value}")
 
     def _bake(
-        self, name: str, ref: str, plan: RolloutPlan, *, shadow: bool, stage: str
-    ) -> tuple[list[str], HealthReport]:
-        """Watch `ref` for the bake time; the first breach ends the wait."""
+        self,
+        name: str,
+        ref: str,
+        plan: RolloutPlan,
+        *,
+        shadow: bool,
+        stage: str,
+        champion: str | None = None,
+    ) -> _Baked:
+        """Watch `ref` for the bake time; the first breach ends the wait. Past the bake, a
+        verdict that lacks evidence (too few requests, health unreadable or degraded, an
+        endpoint that runs but does not answer its readiness check) holds, checked
+        again every check_seconds, for up to plan.max_hold_seconds: then `undecided`. An
+        endpoint that stopped running ends the bake at once (`died`)."""
         started = datetime.now(UTC)
         began = time.monotonic()
         deadline = began + plan.bake_seconds
+        give_up = deadline + plan.max_hold_seconds
+        report = HealthReport(name, ready=False, requests=0, error_rate=0.0, p99_latency_ms=None)
         while True:
-            remaining = deadline - time.monotonic()
-            final = remaining <= 0
-            report = self.server.health(name, since=started)
-            if self._rejected(ref):
+            now = time.monotonic()
+            final = now >= deadline
+            reasons: list[str] = []
+            holds: list[str] = []
+            try:
+                report = self.server.health(name, since=started)
+            except Exception as exc:  # no evidence this time: not a verdict either way
+                holds.append(f"its health could not be read ({type(exc).__name__}: {exc})")
+            dead = self._dead(name) if holds or not report.ready else None
+            if dead is not None:
+                return _Baked("died", [dead], report)
+            if holds:
+                pass
+            elif self._rejected(ref):
                 reasons = [f"{ref} was rejected while it baked (see the audit log)"]
             else:
-                reasons = breaches(plan.slo, report, ref, shadow=shadow, final=final)
-            if self.progress is not None:
-                elapsed = min(time.monotonic() - began, plan.bake_seconds)
-                tick = BakeTick(
-                    name, ref, stage, elapsed, plan.bake_seconds, report, tuple(reasons), final
+                verdict = judge(
+                    plan.slo,
+                    report,
+                    ref,
+                    champion_p99_ms=self._champion_latency(plan, report, champion),
+                    shadow=shadow,
+                    final=final,
                 )
-                self.progress(tick)
-            if reasons or final:
-                return reasons, report
-            self.sleep(min(plan.check_seconds, remaining))
+                reasons, holds = list(verdict.breaches), list(verdict.holds)
+                if not report.ready:  # failing outside the app: its figures are unproven
+                    holds.append(f"endpoint {name!r} runs but does not answer as ready")
+                holds.extend(f"its figures may be short: {why}" for why in report.degraded)
+            if self.progress is not None:
+                elapsed = min(now - began, plan.bake_seconds)
+                self.progress(
+                    BakeTick(
+                        name,
+                        ref,
+                        stage,
+                        elapsed,
+                        plan.bake_seconds,
+                        report,
+                        tuple(reasons),
+                        final,
+                        tuple(holds),
+                    )
+                )
+            if reasons:
+                return _Baked("breached", reasons, report)
+            if final and not holds:
+                return _Baked("held", [], report)
+            if final and now >= give_up:
+                return _Baked("undecided", holds, report)
+            self.sleep(min(plan.check_seconds, (give_up if final else deadline) - now))
+
+    def _champion_latency(
+        self, plan: RolloutPlan, report: HealthReport, champion: str | None
+    ) -> float | None:
+        """The champion's p99 in this window when it had enough traffic to tell, else the
+        last one measured (at a canary's 100% step the champion answers nothing)."""
+        if champion is None:
+            return None
+        health = report.versions.get(champion)
+        if (
+            health is not None
+            and health.p99_latency_ms is not None
+            and health.requests >= max(plan.slo.min_requests, 1)
+        ):
+            self._champion_p99[champion] = health.p99_latency_ms
+        return self._champion_p99.get(champion)
 
     def _route(self, name: str, split: TrafficSplit, reason: str) -> Endpoint:
         """Route, then audit the change; a route the server refused (and undid) is audited
@@ -518,6 +691,13 @@ class RolloutController:
 
 
 @dataclass(frozen=True, slots=True)
+class _Baked:
+    outcome: str  # held | breached | undecided (evidence missing too long) | died
+    reasons: list[str]
+    report: HealthReport
+
+
+@dataclass(frozen=True, slots=True)
 class _Stage:
     split: TrafficSplit
     reason: str
@@ -526,18 +706,22 @@ class _Stage:
 
 def _stages(plan: RolloutPlan, champion: str, ref: str) -> tuple[LifecycleState, list[_Stage]]:
     """The state a challenger enters and the traffic it meets, stage by stage."""
+    deadline = plan.deadline_ms()
+
+    def kept(weights: dict[str, float], shadows: tuple[str, ...] = ()) -> TrafficSplit:
+        # the champion stays in the server's own process at every stage (also at 100%), the
+        # challenger apart from it, on a deadline, until the promotion completes
+        ab = plan.strategy == "ab"
+        return TrafficSplit(weights, shadows, ab, champion=champion, deadline_ms=deadline)
+
     if plan.strategy == "shadow":
-        split = TrafficSplit({champion: 1.0}, shadows=(ref,))
+        split = kept({champion: 1.0}, shadows=(ref,))
         return S.SHADOW, [_Stage(split, f"shadow: {ref} gets a copy of each request", True)]
     if plan.strategy == "ab":
         weights = {champion: round(1.0 - plan.ab_share, 6), ref: plan.ab_share}
-        reason = f"A/B: {plan.ab_share:.0%} to {ref}"
-        return S.CANARY, [_Stage(TrafficSplit(weights, sticky=True), reason)]
+        return S.CANARY, [_Stage(kept(weights), f"A/B: {plan.ab_share:.0%} to {ref}")]
     return S.CANARY, [
-        _Stage(
-            TrafficSplit({champion: round(1.0 - share, 6), ref: share}),
-            f"canary: {share:.0%} to {ref}",
-        )
+        _Stage(kept({champion: round(1.0 - share, 6), ref: share}), f"canary: {share:.0%} to {ref}")
         for share in plan.steps
     ]
 

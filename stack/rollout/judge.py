@@ -1,43 +1,96 @@
-"""Whether a version held its service levels in a window: a list of reasons, empty if so."""
+"""Whether a version held its service levels in a window: breaches, or why it cannot tell.
+
+A verdict rests on evidence: the requests first routed to the version (health reports count
+a fallback answer and a request every version failed apart). When the evidence is missing —
+too few requests, a health report that could not be read — the judge holds and says why; it
+never promotes or rolls back on missing data (the controller bounds how long it may hold)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from stack.config.rollout import ServiceLevels
 from stack.contract.serving import HealthReport, VersionHealth
 
 
-def breaches(
-    slo: ServiceLevels, report: HealthReport, ref: str, *, shadow: bool = False, final: bool
-) -> list[str]:
-    """The SLOs `ref` broke in `report`. Too few requests only counts at the end of a window
-    (`final`): until then there is simply not enough to judge yet."""
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """`breaches`: the SLOs broken (the rollout stops on them); `holds`: why the version
+    cannot be judged yet (missing evidence: neither a pass nor a breach)."""
+
+    breaches: tuple[str, ...] = ()
+    holds: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return not self.breaches and not self.holds
+
+
+def judge(
+    slo: ServiceLevels,
+    report: HealthReport,
+    ref: str,
+    *,
+    champion_p99_ms: float | None = None,
+    shadow: bool = False,
+    final: bool,
+) -> Verdict:
+    """`ref`'s verdict in `report`. `champion_p99_ms`: the serving version's p99 latency in
+    ms (in the same window, or the last window where it had traffic) for the relative
+    latency rule; None skips that rule, as do fewer than `slo.min_requests` requests. Too
+    few requests only holds at the end of a window (`final`): until then there is simply
+    not enough to judge yet."""
     key = f"{ref} (shadow)" if shadow else ref
     health = report.versions.get(key, VersionHealth(requests=0, errors=0, p99_latency_ms=None))
-    reasons: list[str] = []
+    found: list[str] = []
     if health.requests and health.error_rate > slo.max_error_rate:
-        reasons.append(
+        faults = ""
+        if health.input_faults:
+            faults = f"; {health.input_faults} more failed on every version: input faults"
+        found.append(
             f"error rate {health.error_rate:.1%} over {slo.max_error_rate:.1%} "
-            f"({health.errors} of {health.requests} requests)"
+            f"({health.errors} of {health.requests} requests{faults})"
         )
+    p99 = health.p99_latency_ms
+    if slo.max_p99_ms is not None and p99 is not None and p99 > slo.max_p99_ms:
+        found.append(f"p99 latency {p99:.1f} ms over {slo.max_p99_ms:g} ms")
     if (
-        slo.max_p99_ms is not None
-        and health.p99_latency_ms is not None
-        and health.p99_latency_ms > slo.max_p99_ms
+        not shadow  # a shadow's copy is answered off the request path
+        and health.requests >= slo.min_requests  # the p99 of a handful is one outlier
+        and slo.max_p99_ratio is not None
+        and p99 is not None
+        and champion_p99_ms is not None
+        and p99 > slo.max_p99_ratio * champion_p99_ms
+        and p99 - champion_p99_ms > slo.p99_ratio_floor_ms
     ):
-        reasons.append(f"p99 latency {health.p99_latency_ms:.1f} ms over {slo.max_p99_ms:g} ms")
+        found.append(
+            f"p99 latency {p99:.1f} ms over {slo.max_p99_ratio:g}x the champion's "
+            f"{champion_p99_ms:.1f} ms"
+        )
     if (
         shadow
         and slo.max_disagreement is not None
         and health.disagreement is not None
         and health.disagreement > slo.max_disagreement
     ):
-        reasons.append(
+        found.append(
             f"disagrees with live on {health.disagreement:.1%} of requests "
             f"(bound {slo.max_disagreement:.1%})"
         )
-    if final and health.requests < slo.min_requests:
-        reasons.append(
-            f"only {health.requests} requests reached {ref} (at least {slo.min_requests} "
-            "are needed to judge it)"
+    holds: list[str] = []
+    if final and not found and health.requests < slo.min_requests:
+        outside = ""
+        if health.fallbacks:
+            outside = f" (and {health.fallbacks} it answered for another version)"
+        holds.append(
+            f"only {health.requests} requests reached {ref}{outside}: at least "
+            f"{slo.min_requests} are needed to judge it"
         )
-    return reasons
+    return Verdict(tuple(found), tuple(holds))
+
+
+def breaches(
+    slo: ServiceLevels, report: HealthReport, ref: str, *, shadow: bool = False, final: bool
+) -> list[str]:
+    """The SLOs `ref` broke in `report` (see `judge`, which also says when it must hold)."""
+    return list(judge(slo, report, ref, shadow=shadow, final=final).breaches)

@@ -26,7 +26,7 @@ from stack.spine.audit import AuditEntry
 
 S = LifecycleState
 _INTERMEDIATE = (S.CANARY, S.SHADOW)
-_CLOSED = ("rollout.completed", "rollout.rolled_back")
+_CLOSED = ("rollout.completed", "rollout.rolled_back", "rollout.undecided")
 
 #: How a rollout's owner (as `rollout.started` recorded it) is judged, at the entry's time.
 OwnerJudge = Callable[[Mapping[str, Any] | None, AuditEntry], Liveness]

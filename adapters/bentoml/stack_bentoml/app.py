@@ -37,7 +37,7 @@ from stack_bentoml.answers import answer, encode, send_body
 from stack_bentoml.batching import MicroBatcher
 from stack_bentoml.feedback import feedback_entries, parse_feedback
 from stack_bentoml.guards import nests_deeper_than, read_body, unsupported_media
-from stack_bentoml.isolation import load_isolated
+from stack_bentoml.isolation import ChallengerBusy, DeadlineMissed, IsolatedVersion, load_isolated
 from stack_bentoml.openapi import openapi
 from stack_bentoml.predictlog import (
     ParquetSink,
@@ -91,10 +91,15 @@ class Routing:
     refs: tuple[str, ...]
     cumulative: tuple[float, ...]
     by_weight: tuple[str, ...]  # every routed version, heaviest first (weight 0 included)
+    champion: str  # the version in this process
+    deadline_s: float  # how long a version in its own process may take to answer
 
     def fallback(self, failed: str) -> str | None:
-        """Who answers when `failed` cannot: the heaviest other version (the champion
-        during a canary; the previous version, kept at weight 0, after a promotion)."""
+        """Who answers when `failed` cannot: the champion (also when a canary takes all
+        the traffic); for the champion, the heaviest other version (the previous version,
+        kept at weight 0, after a promotion)."""
+        if failed != self.champion:
+            return self.champion
         return next((ref for ref in self.by_weight if ref != failed), None)
 
     def choose(self, subject: bytes | None) -> str:
@@ -107,9 +112,10 @@ class Routing:
 def build_routing(
     spec: EndpointSpec, loaded: dict[tuple[str, bool], LoadedVersion], pid_dir: Path
 ) -> Routing:
-    """The champion (heaviest) in this process, every other version in its own (loaded once
-    and kept: a promoted challenger is loaded in-process when it becomes the champion)."""
-    champion = max(spec.weights, key=lambda ref: spec.weights[ref])
+    """The champion (named by the spec, else the heaviest) in this process, every other
+    version in its own (loaded once and kept: a promoted challenger is loaded in-process
+    when it becomes the champion)."""
+    champion = spec.in_worker()
     versions: dict[str, LoadedVersion] = {}
     for ref in [*spec.weights, *spec.shadows]:
         key = (ref, ref != champion)
@@ -132,7 +138,8 @@ def build_routing(
     by_weight = tuple(sorted(spec.weights, key=lambda r: -spec.weights[r]))
     # what the champion was found to take (probe.py) narrows the schema every version shares
     schema = RequestSchema(spec.live_inputs(), spec.max_rows, versions[champion].bounds)
-    return Routing(spec, schema, versions, refs, cumulative, by_weight)
+    deadline_s = spec.challenger_deadline_ms / 1000
+    return Routing(spec, schema, versions, refs, cumulative, by_weight, champion, deadline_s)
 
 
 class PredictionApp:
@@ -331,8 +338,8 @@ class PredictionApp:
                 return
             try:
                 output, sent = await self._answer_of(routing, fallback, rows)
-            except Exception as again:
-                failure(fallback, again)
+            except Exception as again:  # every version failed it: the input's fault
+                failure(fallback, again, role="fallback")
                 await answer(send, 500, _failed(request_id, "the model"), extra)
                 return
             role, answered = "fallback", fallback
@@ -358,7 +365,11 @@ class PredictionApp:
     async def _answer_of(self, routing: Routing, ref: str, rows: list[list[Any]]) -> Any:
         """`ref`'s output for `rows`, and the answer's bytes: an output JSON cannot hold
         fails here, as the version's fault, not after the answer has begun."""
-        output = await self.batcher.predict(routing.versions[ref], rows)
+        version = routing.versions[ref]
+        if isinstance(version, IsolatedVersion):  # awaited: never blocks this loop
+            output = await version.answer(rows, routing.deadline_s)
+        else:
+            output = await self.batcher.predict(version, rows)
         return output, encode({"predictions": output, "model_version": ref})
 
     async def _feedback(self, receive: Any, send: Any, headers: Headers, extra: Extra) -> None:
@@ -390,10 +401,13 @@ class PredictionApp:
         traffic: str,
         ref: str,
         exc: Exception,
+        role: str = "live",
     ) -> None:
         """A version failed on a request: its traceback to the prediction log, and to the
         server log (in full the first time this worker sees that version fail so, then a
-        line per request: a crashing canary must not flood the log)."""
+        line per request: a crashing canary must not flood the log). `role` is `fallback`
+        when the request was first routed to another version; a version in its own process
+        that did not answer in time is logged with status 504."""
         detail = failure_text(exc)
         kind = (ref, type(exc).__name__)
         headline = f"request {request_id}: {ref} failed"
@@ -409,8 +423,8 @@ class PredictionApp:
                 ts=now,
                 endpoint=spec.name,
                 model_version=ref,
-                role="live",
-                status=500,
+                role=role,
+                status=504 if isinstance(exc, DeadlineMissed | ChallengerBusy) else 500,
                 latency_ms=(time.perf_counter() - started) * 1000,
                 inputs=records,
                 output=None,

@@ -14,20 +14,39 @@ from stack_bentoml.traffic import NOT_JUDGED
 
 
 def version_health(rows: Iterable[dict[str, Any]]) -> dict[str, VersionHealth]:
-    """Per version (and per shadow): requests, 5xx, p99 latency, shadow disagreement."""
+    """Per version (and per shadow): requests, 5xx, p99 latency, shadow disagreement.
+
+    Each version is judged on the requests first routed to it (role `live`): an answer it
+    gave for another that failed (role `fallback`) is counted apart (`fallbacks`), never as
+    its request, and a request that every version failed (the one it was routed to, then
+    the fallback) is an input fault (`input_faults`), an error of no version. A version in
+    its own process that missed its deadline (status 504) is charged with the miss."""
+    entries = [  # `test` traffic is no version's evidence; `bake` traffic is (traffic.py)
+        row for row in rows if row["role"] != "feedback" and row.get("traffic") not in NOT_JUDGED
+    ]
+    failed_everywhere = {
+        str(row["request_id"])
+        for row in entries
+        if row["role"] == "fallback" and int(row["status"]) >= 500
+    }
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in rows:
-        if row["role"] == "feedback" or row.get("traffic") in NOT_JUDGED:
-            continue  # `test` traffic is no version's evidence; `bake` traffic is (traffic.py)
-        role = "shadow" if row["role"] == "shadow" else "live"
+    for row in entries:
+        role = str(row["role"]) if row["role"] in ("shadow", "fallback") else "live"
         grouped.setdefault((str(row["model_version"]), role), []).append(row)
     report: dict[str, VersionHealth] = {}
-    for (ref, role), entries in grouped.items():
-        latencies = sorted(float(e["latency_ms"]) for e in entries)
-        errors = sum(1 for e in entries if int(e["status"]) >= 500)
+    for (ref, role), group in grouped.items():
+        if role == "fallback":
+            continue
+        input_faults = sum(
+            1
+            for e in group
+            if int(e["status"]) == 500 and str(e["request_id"]) in failed_everywhere
+        )
+        latencies = sorted(float(e["latency_ms"]) for e in group)
+        errors = sum(1 for e in group if int(e["status"]) >= 500) - input_faults
         disagreement = None
         if role == "shadow":
-            compared = [e for e in entries if e["output"] is not None]
+            compared = [e for e in group if e["output"] is not None]
             differing = sum(
                 1
                 for e in compared
@@ -36,12 +55,17 @@ def version_health(rows: Iterable[dict[str, Any]]) -> dict[str, VersionHealth]:
             disagreement = differing / len(compared) if compared else None
         key = ref if role == "live" else f"{ref} (shadow)"
         report[key] = VersionHealth(
-            requests=len(entries),
+            requests=len(group),
             errors=errors,
             p99_latency_ms=_percentile(latencies, 0.99),
             role=role,
             disagreement=disagreement,
+            fallbacks=len(grouped.get((ref, "fallback"), [])) if role == "live" else 0,
+            input_faults=input_faults,
         )
+    for (ref, role), group in grouped.items():  # a version that only stood in for others
+        if role == "fallback" and ref not in report:
+            report[ref] = VersionHealth(0, 0, None, fallbacks=len(group))
     return report
 
 

@@ -1,18 +1,34 @@
-"""Challengers in processes of their own.
+"""Challengers in processes of their own, called without blocking the worker.
 
-The champion (the heaviest version on the endpoint) runs inside the worker; every other
-version — a canary, an A/B arm, a shadow — runs in a child process the worker talks to over
-a pipe. If a challenger's process crashes (a segfault in native code, the OOM killer), its
-requests fail fast and the champion answers them: the worker, and every request the
-champion could answer, survive. Each child writes its pid under the endpoint's folder, so
-that an operator (or a test) can find it; it exits when its worker is gone (lineage.py)."""
+The champion (the version the endpoint file names as such, else the heaviest) runs inside
+the worker; every other version — a canary, an A/B arm, a shadow, a canary at 100% until its
+promotion completes — runs in a child process the worker talks to over a pipe. A call never
+blocks the worker's event loop: requests are numbered and handed to a sender thread, a
+reader thread settles each answer's future, and the request path awaits it with a deadline
+(the plan's latency budget). An answer later than that is a miss (`DeadlineMissed`): the
+champion answers instead and the miss counts against the challenger. The child skips a
+request whose deadline passed before it got to it, and at most `max_in_flight` requests wait
+on a challenger (`ChallengerBusy` past that), so a stalled challenger costs the worker a
+bounded queue, never its throughput.
+
+If a challenger's process crashes (a segfault in native code, the OOM killer), its requests
+fail at once (`ChallengerDied`) and the champion answers them. Each child writes its pid
+under the endpoint's folder, so that an operator (or a test) can find it; it exits when its
+worker is gone (lineage.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import itertools
 import multiprocessing
 import os
+import queue
 import threading
+import time
 import traceback
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -22,10 +38,21 @@ from stack_bentoml.runtime import LoadedVersion, load_version
 from stack_bentoml.spec import VersionSpec
 
 _CONTEXT = multiprocessing.get_context("spawn")  # the worker has threads: never fork it
+Rows = list[list[Any]]
+#: how long a thread (the shadow writer) waits on a challenger's answer
+THREAD_TIMEOUT_S = 30.0
 
 
 class ChallengerDied(RuntimeError):
     """The challenger's process is gone; its requests go to the champion."""
+
+
+class DeadlineMissed(RuntimeError):
+    """The challenger did not answer within its deadline; the champion answers instead."""
+
+
+class ChallengerBusy(RuntimeError):
+    """Too many requests already wait on the challenger; the champion answers this one."""
 
 
 def _serve(spec_json: str, connection: Connection, pid_dir: str) -> None:  # in the child
@@ -36,6 +63,7 @@ def _serve(spec_json: str, connection: Connection, pid_dir: str) -> None:  # in 
     except Exception as exc:  # so that the worker can say why, not only that it exited
         connection.send(("failed", f"{type(exc).__name__}: {exc}"))
         raise
+    _warm_up(spec, version)
     pid_file = Path(pid_dir) / f"{spec.ref.replace('@', '-v')}.{os.getpid()}.pid"
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()))  # once it serves
@@ -43,22 +71,147 @@ def _serve(spec_json: str, connection: Connection, pid_dir: str) -> None:  # in 
         connection.send(("ready", None))
         while True:
             try:
-                rows = connection.recv()
+                number, expires, rows = connection.recv()
             except EOFError:
                 return
+            if time.monotonic() > expires:  # its caller has moved on: no work for nobody
+                connection.send((number, "expired", None))
+                continue
             try:
-                connection.send(("ok", version.predict(rows)))
+                connection.send((number, "ok", version.predict(rows)))
             except Exception as exc:  # with its traceback: the worker logs it, not ours
                 detail = "".join(traceback.format_exception(exc))
-                connection.send(
-                    ("error", f"{type(exc).__name__}: {exc}\n\nin {spec.ref}'s process:\n{detail}")
-                )
+                failure = f"{type(exc).__name__}: {exc}\n\nin {spec.ref}'s process:\n{detail}"
+                connection.send((number, "error", failure))
     finally:
         pid_file.unlink(missing_ok=True)
 
 
-def load_isolated(spec: VersionSpec, pid_dir: Path, timeout: float = 300.0) -> LoadedVersion:
-    """Start the child, wait until its model is loaded, and return a predict that calls it."""
+def _warm_up(spec: VersionSpec, version: LoadedVersion) -> None:
+    """One call on the model's saved input example before the first request: a first call's
+    costs (lazy imports, caches) would otherwise fall on a request, as a missed deadline or
+    a latency outlier charged to the version. Not for a traced version (no probe is a
+    request) nor one without an example; a failure here is the first request's to find."""
+    from stack_bentoml.probe import example_row
+
+    if spec.traces is not None or not Path(spec.model_dir).is_dir():
+        return
+    row = example_row(Path(spec.model_dir), spec.inputs)
+    if row is not None:
+        with contextlib.suppress(Exception):
+            version.predict([row])
+
+
+@dataclass(eq=False)
+class _Channel:
+    """The worker's end of one challenger: numbered requests out, answers matched back."""
+
+    ref: str
+    connection: Connection
+    max_in_flight: int
+    waiting: dict[int, Future[Rows]] = field(default_factory=dict)
+    outbox: queue.SimpleQueue[tuple[int, float, Rows] | None] = field(
+        default_factory=queue.SimpleQueue
+    )
+    numbers: itertools.count[int] = field(default_factory=itertools.count)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    died: str | None = None
+
+    def start(self) -> None:
+        for target, role in ((self._send, "send"), (self._read, "read")):
+            name = f"challenger-{role}-{self.ref}"
+            threading.Thread(target=target, name=name, daemon=True).start()
+
+    def submit(self, rows: Rows, deadline: float) -> Future[Rows]:
+        """`rows` answered by the challenger; `deadline` in `time.monotonic()` seconds (the
+        clock is the machine's, shared with the child). Fails at once, without waiting,
+        when the process is gone or `max_in_flight` requests already wait on it."""
+        future: Future[Rows] = Future()
+        with self.lock:
+            if self.died is not None:
+                raise ChallengerDied(f"{self.ref}: its process has exited ({self.died})")
+            if len(self.waiting) >= self.max_in_flight:
+                raise ChallengerBusy(
+                    f"{self.ref}: {len(self.waiting)} requests already wait on its process"
+                )
+            number = next(self.numbers)
+            self.waiting[number] = future
+        self.outbox.put((number, deadline, rows))
+        return future
+
+    def _send(self) -> None:
+        while (item := self.outbox.get()) is not None:
+            try:
+                self.connection.send(item)
+            except (OSError, ValueError) as exc:
+                self._fail_all(f"cannot write to it: {exc}")
+                return
+
+    def _read(self) -> None:
+        while True:
+            try:
+                number, status, value = self.connection.recv()
+            except (EOFError, OSError) as exc:
+                self._fail_all(str(exc) or type(exc).__name__)
+                return
+            with self.lock:
+                future = self.waiting.pop(number, None)
+            if future is None or future.done():  # given up on (its deadline passed)
+                continue
+            with contextlib.suppress(InvalidStateError):  # cancelled meanwhile by its caller
+                if status == "ok":
+                    future.set_result(value)
+                elif status == "expired":
+                    future.set_exception(DeadlineMissed(f"{self.ref}: answered too late"))
+                else:
+                    future.set_exception(RuntimeError(value))
+
+    def _fail_all(self, why: str) -> None:
+        with self.lock:
+            self.died = why
+            waiting, self.waiting = self.waiting, {}
+        self.outbox.put(None)
+        for future in waiting.values():
+            if not future.done():
+                with contextlib.suppress(InvalidStateError):
+                    future.set_exception(
+                        ChallengerDied(f"{self.ref}: its process has exited ({why})")
+                    )
+
+    def forget(self, future: Future[Rows]) -> None:
+        """Stop counting a request its caller gave up on (its answer will be dropped)."""
+        with self.lock:
+            for number, waiting in list(self.waiting.items()):
+                if waiting is future:
+                    del self.waiting[number]
+                    break
+
+
+@dataclass(frozen=True, slots=True)
+class IsolatedVersion(LoadedVersion):
+    """A version in a process of its own: `answer` awaits it with a deadline; `predict`
+    (for threads, such as the shadow writer) blocks its caller up to THREAD_TIMEOUT_S."""
+
+    channel: _Channel | None = None
+
+    async def answer(self, rows: Rows, deadline_s: float) -> Rows:
+        """The challenger's answer to `rows`, or DeadlineMissed after `deadline_s` seconds
+        (ChallengerDied / ChallengerBusy / the model's own error at once)."""
+        assert self.channel is not None
+        future = self.channel.submit(rows, time.monotonic() + deadline_s)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), deadline_s)
+        except TimeoutError:
+            self.channel.forget(future)
+            raise DeadlineMissed(
+                f"{self.ref} did not answer within its deadline of {deadline_s * 1000:g} ms"
+            ) from None
+
+
+def load_isolated(
+    spec: VersionSpec, pid_dir: Path, timeout: float = 300.0, *, max_in_flight: int = 64
+) -> IsolatedVersion:
+    """Start the child, wait until its model is loaded, and return the version that calls it."""
     parent, child = _CONTEXT.Pipe()
     process = _CONTEXT.Process(
         target=_serve, args=(spec.model_dump_json(), child, str(pid_dir)), daemon=True
@@ -75,18 +228,17 @@ def load_isolated(spec: VersionSpec, pid_dir: Path, timeout: float = 300.0) -> L
     if status != "ready":
         process.join(5)
         raise RuntimeError(f"{spec.ref}: its process failed to load the model ({detail or status})")
-    lock = threading.Lock()  # the request path and the shadow thread share the pipe
+    channel = _Channel(spec.ref, parent, max_in_flight)
+    channel.start()
 
-    def predict(rows: list[list[Any]]) -> list[Any]:
-        with lock:
-            try:
-                parent.send(rows)
-                status, value = parent.recv()
-            except (EOFError, OSError, BrokenPipeError) as exc:
-                raise ChallengerDied(f"{spec.ref}: its process has exited ({exc})") from exc
-        if status != "ok":
-            raise RuntimeError(value)
-        result: list[Any] = value
-        return result
+    def predict(rows: Rows) -> Rows:  # from a thread (the shadow writer), never the loop
+        future = channel.submit(rows, time.monotonic() + THREAD_TIMEOUT_S)
+        try:
+            return future.result(THREAD_TIMEOUT_S)
+        except TimeoutError:
+            channel.forget(future)
+            raise DeadlineMissed(
+                f"{spec.ref} did not answer within {THREAD_TIMEOUT_S:g} s"
+            ) from None
 
-    return LoadedVersion(spec.ref, predict)
+    return IsolatedVersion(spec.ref, predict, channel=channel)

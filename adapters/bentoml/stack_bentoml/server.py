@@ -53,7 +53,13 @@ from stack_bentoml import family
 from stack_bentoml.app import LOG_URL_ENV, REFUSAL_PREFIX, refusal_path
 from stack_bentoml.config import BentoConfig
 from stack_bentoml.models import import_version
-from stack_bentoml.spec import EndpointSpec, VersionSpec, read_spec, write_spec
+from stack_bentoml.spec import (
+    DEFAULT_DEADLINE_MS,
+    EndpointSpec,
+    VersionSpec,
+    read_spec,
+    write_spec,
+)
 
 SPEC_FILE = "endpoint.json"
 PID_FILE = "server.pid"
@@ -170,6 +176,8 @@ class BentoServer:
                 "weights": dict(split.weights),
                 "shadows": tuple(split.shadows),
                 "sticky": split.sticky,
+                "champion": split.champion,
+                "challenger_deadline_ms": split.deadline_ms or DEFAULT_DEADLINE_MS,
             }
         )
         write_spec(updated, self._spec_path(endpoint))
@@ -581,7 +589,13 @@ def _endpoint(spec: EndpointSpec) -> Endpoint:
         spec.name,
         spec.url,
         spec.revision,
-        TrafficSplit(dict(spec.weights), spec.shadows, sticky=spec.sticky),
+        TrafficSplit(
+            dict(spec.weights),
+            spec.shadows,
+            sticky=spec.sticky,
+            champion=spec.champion,
+            deadline_ms=spec.challenger_deadline_ms,
+        ),
     )
 
 

@@ -22,6 +22,8 @@ SCALAR_TYPES = frozenset(
 )
 #: MLflow 3's structured types: their structure (items, properties, values) is kept.
 NESTED_TYPES = frozenset({"array", "object", "map", "any"})
+#: how long a worker waits on a version in its own process when the split names no deadline
+DEFAULT_DEADLINE_MS = 1000.0
 
 
 class Column(BaseModel):
@@ -117,6 +119,18 @@ class EndpointSpec(BaseModel):
     weights: dict[str, float]
     shadows: tuple[str, ...] = ()
     sticky: bool = Field(default=False, description="A/B: pin a subject to an arm by header.")
+    champion: str | None = Field(
+        default=None,
+        description="The version answering inside the worker (every other runs in a process "
+        "of its own); None: the heaviest. A rollout keeps its serving version here until the "
+        "challenger's promotion, also while the challenger takes all the traffic.",
+    )
+    challenger_deadline_ms: float = Field(
+        default=DEFAULT_DEADLINE_MS,
+        gt=0,
+        description="A version in its own process answering later than this is a miss: the "
+        "champion answers and the miss is logged against the version (status 504).",
+    )
     ab_header: str = "x-mlstack-subject"
     log_dir: str
     log_table: str | None = Field(
@@ -135,6 +149,12 @@ class EndpointSpec(BaseModel):
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    def in_worker(self) -> str:
+        """The version the worker runs in its own process (see `champion`)."""
+        if self.champion is not None and self.champion in self.weights:
+            return self.champion
+        return max(self.weights, key=lambda ref: self.weights[ref])
 
     def live_inputs(self) -> tuple[Column, ...]:
         """The request schema: that of the first live version (all must agree to share one)."""

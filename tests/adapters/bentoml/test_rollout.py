@@ -154,7 +154,10 @@ def test_ab_assignment_is_sticky_per_subject(stack: Stack) -> None:
     assert set().union(*arms.values()) == {champion.ref, challenger.ref}
 
 
-def test_a_challenger_process_killed_mid_canary_drops_no_request(stack: Stack) -> None:
+def test_a_challenger_killed_while_it_takes_all_traffic_drops_no_request(stack: Stack) -> None:
+    """At the 100% step the challenger still runs in a process of its own (the champion
+    waits in the worker until the promotion completes): killing it loses nothing, and it is
+    rolled back, not promoted."""
     import os
     import signal
     import threading
@@ -175,7 +178,7 @@ def test_a_challenger_process_killed_mid_canary_drops_no_request(stack: Stack) -
     with stack.session() as session:
         Governance(session).promote(challenger.ref, S.APPROVED)
         url = session.server.endpoints()[0].url
-        plan = RolloutPlan(steps=(0.5, 1.0), bake_seconds=8, check_seconds=0.5, slo=FAST)
+        plan = RolloutPlan(steps=(1.0,), bake_seconds=8, check_seconds=0.5, slo=FAST)
         killer = threading.Thread(target=kill_the_challenger)
         killer.start()
         with Traffic(url, row()) as traffic:
@@ -183,22 +186,110 @@ def test_a_challenger_process_killed_mid_canary_drops_no_request(stack: Stack) -
         killer.join()
         assert result.outcome == "rolled_back", result
         assert "error rate" in result.reasons[0]
+        assert session.registry.get_version("churn", challenger.version).state is S.REJECTED
     statuses = [status for status, _ in traffic.answers]
     assert statuses and set(statuses) == {200}, "every request was answered"
     answered = {version for _, version in traffic.answers}
     assert answered == {stack.versions.champion.ref, challenger.ref}
 
 
-def test_a_first_canary_bakes_alone_then_serves_or_stops(stack: Stack) -> None:
-    """With nothing serving on the endpoint, a canary that gets no traffic in its bake cannot
-    be judged: the endpoint is stopped and the version rejected (nothing to fall back to).
-    The passing path, under traffic, is the quickstart's deploy step (tests/recipes)."""
+def test_a_stalled_canary_misses_its_deadline_and_the_champion_answers(stack: Stack) -> None:
+    """A canary taking 3 s per call, under two clients: each call to it misses its deadline,
+    the champion answers instead, and the misses are the canary's errors."""
+    champion, quirky = stack.versions.champion, stack.versions.quirky
+    with stack.session() as session:
+        Governance(session).promote(quirky.ref, S.APPROVED)
+        url = session.server.endpoints()[0].url
+        plan = RolloutPlan(
+            steps=(0.5, 1.0),
+            bake_seconds=6,
+            check_seconds=0.5,
+            challenger_deadline_ms=200,
+            slo=FAST,
+        )
+        stalls = row(monthly_spend=2000.0)  # quirky sleeps 3 s on these
+        with Traffic(url, stalls) as one, Traffic(url, stalls) as two:
+            result = RolloutController(session).deploy(quirky.ref, plan)
+        assert result.outcome == "rolled_back", result
+        assert "error rate" in result.reasons[0]
+        assert session.registry.get_version("churn", quirky.version).state is S.REJECTED
+    answers = one.answers + two.answers
+    assert answers and {status for status, _ in answers} == {200}, "the champion answered all"
+    assert {version for _, version in answers} == {champion.ref}
+    logged = read_log(stack.folder / ".mlstack" / "predictions" / "churn").to_pylist()
+    missed = [r for r in logged if r["model_version"] == quirky.ref and r["status"] == 504]
+    assert missed, "each miss is logged against the canary"
+    assert "did not answer within its deadline of 200 ms" in missed[0]["error"]
+    stood_in = {
+        r["request_id"]
+        for r in logged
+        if r["model_version"] == champion.ref and r["role"] == "fallback"
+    }
+    assert {r["request_id"] for r in missed} <= stood_in, "the champion answered each miss"
+
+
+def test_a_stuck_challenger_never_blocks_the_worker(stack: Stack) -> None:
+    """While a request waits on a challenger stuck for 3 s, the worker goes on answering:
+    the champion's requests and /readyz are answered before the stuck one is."""
+    import threading
+
+    from stack.contract.serving import TrafficSplit
+
+    champion, quirky = stack.versions.champion, stack.versions.quirky
+    header = "x-mlstack-subject"
+    with stack.session() as session:
+        session.server.add_version(quirky, endpoint="churn")
+        split = TrafficSplit(
+            {champion.ref: 0.5, quirky.ref: 0.5},
+            sticky=True,
+            champion=champion.ref,
+            deadline_ms=20_000,  # the stuck request is waited for, not failed over
+        )
+        url = session.server.route("churn", split).url
+    arms: dict[str, str] = {}
+    with httpx.Client() as client:
+        for subject in (f"subject-{i}" for i in range(40)):
+            answer = client.post(f"{url}/predict", json=row(), headers={header: subject})
+            arms.setdefault(answer.headers["x-model-version"], subject)
+    stuck: list[httpx.Response] = []
+
+    def wait_on_the_challenger() -> None:
+        stuck.append(
+            httpx.post(
+                f"{url}/predict",
+                json=row(monthly_spend=2000.0),  # quirky sleeps 3 s on it
+                headers={header: arms[quirky.ref]},
+                timeout=30,
+            )
+        )
+
+    waiting = threading.Thread(target=wait_on_the_challenger)
+    waiting.start()
+    time.sleep(1.0)  # it has reached the challenger (were it not, the check holds anyway)
+    answered_meanwhile = []
+    with httpx.Client() as client:
+        for _ in range(5):
+            answer = client.post(f"{url}/predict", json=row(), headers={header: arms[champion.ref]})
+            ready = client.get(f"{url}/readyz")
+            answered_meanwhile.append((answer.status_code, ready.status_code, waiting.is_alive()))
+    waiting.join(30)
+    assert answered_meanwhile == [(200, 200, True)] * 5, "the worker was blocked"
+    assert stuck[0].status_code == 200
+    assert stuck[0].headers["x-model-version"] == quirky.ref
+
+
+def test_a_first_canary_without_traffic_stops_undecided(stack: Stack) -> None:
+    """With nothing serving on the endpoint, a canary that gets no traffic in its bake (and
+    its hold) cannot be judged: the endpoint is stopped (nothing to fall back to) and the
+    version goes back to approved, neither promoted nor rejected on missing data. The
+    passing path, under traffic, is the quickstart's deploy step (tests/recipes)."""
     plan = RolloutPlan(
         strategy="canary",
         endpoint="fresh",
         steps=(1.0,),
-        bake_seconds=2,
+        bake_seconds=1,
         check_seconds=0.5,
+        max_hold_seconds=1,
         slo=FAST,
     )
     rollbacks = Rollbacks()
@@ -206,11 +297,13 @@ def test_a_first_canary_bakes_alone_then_serves_or_stops(stack: Stack) -> None:
         Governance(session).promote(stack.versions.quirky.ref, S.APPROVED)
         controller = RolloutController(session)
         quiet = controller.deploy(stack.versions.quirky.ref, plan)
-        assert quiet.outcome == "rolled_back"
+        assert quiet.outcome == "undecided"
         assert quiet.reasons[0].startswith(f"only 0 requests reached {stack.versions.quirky.ref}")
         assert controller.find("fresh") is None
-        assert Governance(session).version(stack.versions.quirky.ref).state is S.REJECTED
-        assert rollbacks.seen == [("fresh", stack.versions.quirky.ref, "")]
+        assert Governance(session).version(stack.versions.quirky.ref).state is S.APPROVED
+        assert rollbacks.seen == []
+        actions = [e.action for e in session.spine.audit_entries(subject="endpoint:fresh")]
+        assert actions[-2:] == ["endpoint.undeployed", "rollout.undecided"]
 
 
 def test_a_rollback_from_elsewhere_during_the_bake_ends_the_rollout_once(stack: Stack) -> None:

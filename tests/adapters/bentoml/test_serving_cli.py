@@ -40,9 +40,9 @@ def test_deploy_status_history_and_an_unjudgeable_canary(cli: Cli, workdir: Path
     assert "churn" in status.stdout and f"{first}" in status.stdout and "100%" in status.stdout
 
     cli("promote", second, "--to", "approved", check=True)
-    canary = cli("deploy", second, "--steps", "50,100", "--bake", "1")
-    assert canary.returncode == 3, canary.stdout + canary.stderr
-    assert "rolled_back" in canary.stdout
+    canary = cli("deploy", second, "--steps", "50,100", "--bake", "1", "--hold", "1")
+    assert canary.returncode == 4, canary.stdout + canary.stderr  # no traffic: no verdict
+    assert "undecided" in canary.stdout
     assert "only 0 requests reached" in canary.stdout
 
     history = cli("rollout", "history", "churn", check=True).stdout.splitlines()
