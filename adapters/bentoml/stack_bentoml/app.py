@@ -3,8 +3,9 @@
 It is mounted on the BentoML service (which owns the process, workers, health probes and
 graceful shutdown); the request itself skips BentoML's per-request machinery, which costs
 several times sklearn's predict. Routing state lives in an immutable `Routing` object that
-a background thread rebuilds when the endpoint file changes, so a request reads one
-attribute and never waits for a model to load.
+a background thread rebuilds when the endpoint file changes (it looks every 0.1 s), so a
+request reads one attribute and never waits for a model to load; once it is in force, the
+worker acknowledges the revision (acks.py).
 
 A revision a worker cannot load (a model that fails to load, code it cannot import) is
 refused: the worker keeps its last good routing (or, at start, exits as BentoML makes it) and
@@ -33,6 +34,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from stack_bentoml.acks import write_ack
 from stack_bentoml.answers import answer, encode, send_body
 from stack_bentoml.batching import MicroBatcher
 from stack_bentoml.feedback import feedback_entries, parse_feedback
@@ -56,6 +58,7 @@ Scope = dict[str, Any]
 Headers = dict[bytes, bytes]
 Extra = list[tuple[bytes, bytes]]
 LOG_URL_ENV = "MLSTACK_PREDICTION_LOG_URL"
+WATCH_SECONDS = 0.1  # how often a worker looks at the endpoint file
 REFUSAL_PREFIX = "refused-r"
 
 
@@ -116,22 +119,19 @@ def build_routing(
     version in its own (loaded once and kept: a promoted challenger is loaded in-process
     when it becomes the champion)."""
     champion = spec.in_worker()
-    versions: dict[str, LoadedVersion] = {}
-    for ref in [*spec.weights, *spec.shadows]:
-        key = (ref, ref != champion)
-        if key not in loaded:
-            version_spec = spec.versions[ref]
-            try:
-                loaded[key] = (
-                    load_isolated(version_spec, pid_dir)
-                    if key[1]
-                    else load_version(version_spec, probe=True)
-                )
-            except Exception as exc:
-                raise VersionLoadFailed(
-                    f"{ref} could not be loaded: {type(exc).__name__}: {exc}"
-                ) from exc
-        versions[ref] = loaded[key]
+    for ref, isolated in sorted(spec.loads() - loaded.keys()):  # staged ones too (spec.py)
+        version_spec = spec.versions[ref]
+        try:
+            loaded[ref, isolated] = (
+                load_isolated(version_spec, pid_dir)
+                if isolated
+                else load_version(version_spec, probe=True)
+            )
+        except Exception as exc:
+            raise VersionLoadFailed(
+                f"{ref} could not be loaded: {type(exc).__name__}: {exc}"
+            ) from exc
+    versions = {ref: loaded[ref, ref != champion] for ref in [*spec.weights, *spec.shadows]}
     refs = tuple(ref for ref, weight in spec.weights.items() if weight > 0)
     total = sum(spec.weights[r] for r in refs)
     cumulative = tuple(c / total for c in accumulate(spec.weights[r] for r in refs))
@@ -189,7 +189,9 @@ class PredictionApp:
         return [outage.sentence()] if outage is not None else []
 
     def _watch(self) -> None:
-        while not self._stop.wait(0.25):
+        # A stat every tenth of a second: a new split is in force well within a second,
+        # and the request path never looks at the file.
+        while not self._stop.wait(WATCH_SECONDS):
             try:
                 self._refresh()
             except Exception as exc:  # a bad file keeps the last good routing
@@ -211,6 +213,7 @@ class PredictionApp:
         except Exception as exc:
             write_refusal(folder, spec.revision, exc)
             raise
+        write_ack(folder, spec.revision)  # in force here: the adapter waits for every worker
 
     def _routing(self) -> Routing:
         assert self.routing is not None, "the endpoint has not started"
@@ -265,6 +268,7 @@ class PredictionApp:
                     "weights": spec.weights,
                     "shadows": list(spec.shadows),
                     "degraded": self.degraded(),
+                    "pid": os.getpid(),  # the worker that answered
                 },
                 extra,
             )

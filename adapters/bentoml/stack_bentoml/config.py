@@ -73,7 +73,15 @@ class BentoConfig(BaseModel):
         default="x-mlstack-subject", description="Request header whose value pins an A/B arm."
     )
     log_flush_seconds: float = Field(default=1.0, gt=0, le=60)
-    ready_timeout_seconds: float = Field(default=180.0, gt=0)
+    ready_timeout_seconds: float = Field(
+        default=180.0, gt=0, description="How long starting or loading a version may take."
+    )
+    split_ack_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a route waits for every worker to put a split in force, times "
+        "the machine's load per core when above 1; past it the route is refused.",
+    )
     bentoml_home: str = Field(default="bentoml", description="Relative to the stack's home.")
     models_from: MlflowConnection = Field(
         default_factory=MlflowConnection,

@@ -31,6 +31,7 @@ from pathlib import Path
 from stack.processes import alive
 
 SPEC_ENV = "MLSTACK_ENDPOINT_SPEC"
+WORKERS_ENV = "MLSTACK_WORKERS"  # how many workers the server runs (service.py)
 _LISTEN = "0A"  # the TCP state in /proc/net/tcp
 
 
@@ -151,6 +152,27 @@ def children(pid: int) -> list[int]:
         except (OSError, ValueError):
             continue
     return found
+
+
+def workers(server: int) -> list[int]:
+    """The server's worker processes (its children BentoML runs the service in)."""
+    return sorted(pid for pid in children(server) if _role(pid) == "worker" and not zombie(pid))
+
+
+def worker_count(server: int) -> int:
+    """How many workers `server` runs: `MLSTACK_WORKERS` in its environment (1 unset)."""
+    prefix = f"{WORKERS_ENV}=".encode()
+    for entry in _environ(server):
+        if entry.startswith(prefix):
+            with contextlib.suppress(ValueError):
+                return max(1, int(entry[len(prefix) :]))
+    return 1
+
+
+def started(pid: int) -> int | None:
+    """When `pid` started (clock ticks after boot): tells a reused pid apart."""
+    stat = _stat(pid)
+    return stat[4] if stat is not None else None
 
 
 def descendants(pid: int) -> list[int]:

@@ -3,8 +3,11 @@
 An endpoint is a folder under `<home>/serving/<name>/` holding `endpoint.json` (the versions,
 their schema and the traffic split), the server's pid and its log. Deploying starts the
 process and waits for BentoML's `/readyz`; routing writes a new revision of the file, which
-every worker picks up within a second (no restart, no dropped request); undeploying sends
-SIGTERM, which BentoML turns into a graceful shutdown (in-flight requests finish, the
+every worker puts in force within a second (no restart, no dropped request), and returns
+once every worker has acknowledged it (acks.py); the versions a split needs are loaded in
+every worker before it is written (a route that needs a load, such as a canary's first step
+or a promotion, first writes a revision that stages it, its split unchanged). Undeploying
+sends SIGTERM, which BentoML turns into a graceful shutdown (in-flight requests finish, the
 prediction log is written).
 
 A deploy or a route either takes effect or changes nothing, and fails as soon as the server
@@ -50,6 +53,7 @@ from stack.errors import NotFound, StackError
 from stack.plugins.manifest import AdapterContext
 from stack.processes import alive
 from stack_bentoml import family
+from stack_bentoml.acks import SplitNotAcknowledged, load_factor, not_acknowledged, read_ack
 from stack_bentoml.app import LOG_URL_ENV, REFUSAL_PREFIX, refusal_path
 from stack_bentoml.config import BentoConfig
 from stack_bentoml.models import import_version
@@ -134,6 +138,8 @@ class BentoServer:
         return _endpoint(spec)
 
     def add_version(self, version: ModelVersion, *, endpoint: str) -> None:
+        """Make `version` (its files, its inputs checked) known to `endpoint`; the first route
+        that needs it loads it in every worker before writing the split."""
         with self._locked(endpoint):
             self._add_version(version, endpoint)
 
@@ -170,23 +176,33 @@ class BentoServer:
                 f"endpoint {endpoint!r} has no version {', '.join(unknown)} loaded; "
                 f"loaded: {', '.join(spec.versions)} (add_version first)"
             )
-        updated = spec.model_copy(
-            update={
-                "revision": spec.revision + 1,
-                "weights": dict(split.weights),
-                "shadows": tuple(split.shadows),
-                "sticky": split.sticky,
-                "champion": split.champion,
-                "challenger_deadline_ms": split.deadline_ms or DEFAULT_DEADLINE_MS,
-            }
-        )
-        write_spec(updated, self._spec_path(endpoint))
-        try:
-            self._wait_for_revision(updated)
-        except BaseException as exc:
-            self._restore(spec, updated.revision + 1, exc)
-            raise
+        needed = _with_split(spec, split).loads() - spec.loads()
+        if needed:  # loaded in every worker first (a revision of its own, the split unchanged)
+            prepared = spec.model_copy(
+                update={
+                    "revision": spec.revision + 1,
+                    "staged": (*spec.staged, *(ref for ref, own in sorted(needed) if own)),
+                    "staged_in_worker": (
+                        *spec.staged_in_worker,
+                        *(ref for ref, own in sorted(needed) if not own),
+                    ),
+                }
+            )
+            self._put(prepared, spec)
+            spec = prepared
+        updated = _with_split(spec, split)
+        self._put(updated, spec, loading=False)
         return _endpoint(updated)
+
+    def _put(self, updated: EndpointSpec, previous: EndpointSpec, *, loading: bool = True) -> None:
+        """Write `updated` and wait until every worker has it in force; on failure put
+        `previous` back (as a new revision) and raise."""
+        write_spec(updated, self._spec_path(updated.name))
+        try:
+            self._wait_for_revision(updated, loading=loading)
+        except BaseException as exc:
+            self._restore(previous, updated.revision + 1, exc)
+            raise
 
     def _restore(self, previous: EndpointSpec, revision: int, cause: BaseException) -> None:
         """Put the split in force before a refused route back, as a new revision (a revision
@@ -194,7 +210,7 @@ class BentoServer:
         restored = previous.model_copy(update={"revision": revision})
         write_spec(restored, self._spec_path(previous.name))
         try:
-            self._wait_for_revision(restored)
+            self._wait_for_revision(restored, loading=False)
         except StackError as again:
             cause.add_note(f"restoring revision {previous.revision}'s split failed too: {again}")
 
@@ -389,7 +405,7 @@ class BentoServer:
         env = {
             **os.environ,
             family.SPEC_ENV: str(self._marker(spec.name)),
-            "MLSTACK_WORKERS": str(self.config.workers),
+            family.WORKERS_ENV: str(self.config.workers),
             **self._bentoml_env(),
             "PYTHONUNBUFFERED": "1",
         }
@@ -480,38 +496,43 @@ class BentoServer:
             and family.marked(pid, self._marker(endpoint))
         )
 
-    def _wait_for_revision(self, spec: EndpointSpec) -> None:
-        """Until a worker answers with the new revision (each re-reads within ~0.25 s); a
-        revision a worker refuses, a server that stops, or `ready_timeout_seconds` (loading
-        a version may take that long) raise with the reason and the server log's last lines."""
+    def _wait_for_revision(self, spec: EndpointSpec, *, loading: bool) -> None:
+        """Until every worker of the server has put `spec.revision` (or a later one) in force
+        (acks.py): each looks at the file every 0.1 s. A revision that loads versions
+        (`loading`) may take `ready_timeout_seconds`, as may a worker still starting; a split
+        alone takes `split_ack_seconds` times the machine's load per core (at least 1).
+        A worker that refuses the revision, a server that stops, or the wait running out
+        (SplitNotAcknowledged, naming the workers that did not answer) raise StackError with
+        the reason and the server log's last lines."""
         folder = self.root / spec.name
         refusal = refusal_path(folder, spec.revision)
         offset = _size(folder / LOG_FILE)
-        deadline = time.monotonic() + self.config.ready_timeout_seconds
-        failure = f"not taken within {self.config.ready_timeout_seconds:g} s"
-        answered = False
-        while time.monotonic() < deadline:
+        began = time.monotonic()
+        split_s = self.config.split_ack_seconds * load_factor()
+        server = self._pid(spec.name)
+        expected = family.worker_count(server) if server is not None else 1
+        error: type[StackError] = StackError
+        while True:
             if refusal.is_file():
                 failure = _first_line(refusal)
                 break
-            if not self._running(spec.name):
+            if server is None or not self._running(spec.name):
                 failure = "the server stopped"
                 break
-            # a worker busy with slow requests (an LLM app) answers the probe late: wait
-            taken = _get_json(f"{spec.url}/endpoint", timeout=10.0).get("revision")
-            answered = answered or taken is not None
-            if isinstance(taken, int) and taken >= spec.revision:  # or a later one's
-                time.sleep(0.5)  # the other workers poll on the same period
-                if not refusal.is_file():
-                    return
-            else:
-                time.sleep(0.1)
-        if not answered and failure.startswith("not taken") and self._running(spec.name):
-            # no worker refused and none could be asked (all busy the whole time): the
-            # revision is not confirmed, but nothing says it failed; go on as before
-            return
-        time.sleep(0.5)  # the worker's own lines after the refusal
-        raise StackError(
+            workers = family.workers(server)
+            waiting = not_acknowledged(folder, workers, spec.revision)
+            if len(workers) >= expected and not waiting:
+                return
+            starting = len(workers) < expected or any(read_ack(folder, p) is None for p in waiting)
+            waited = time.monotonic() - began
+            if waited >= (self.config.ready_timeout_seconds if loading or starting else split_s):
+                error = SplitNotAcknowledged
+                missing = expected - len(workers)
+                failure = _unacknowledged(folder, waiting, missing, waited)
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)  # the worker's own lines after a refusal
+        raise error(
             f"endpoint {spec.name!r} did not take revision {spec.revision}: {failure}\n"
             f"--- the server's log, last lines:\n{_tail(folder / LOG_FILE, offset=offset)}"
         )
@@ -582,6 +603,35 @@ def _logged(row: dict[str, Any]) -> LoggedRequest:
         outputs=outputs,
         traffic=str(row.get("traffic") or "live"),
     )
+
+
+def _with_split(spec: EndpointSpec, split: TrafficSplit) -> EndpointSpec:
+    """The next revision of `spec`, serving `split` (nothing staged: it is in force now)."""
+    return spec.model_copy(
+        update={
+            "revision": spec.revision + 1,
+            "weights": dict(split.weights),
+            "shadows": tuple(split.shadows),
+            "sticky": split.sticky,
+            "champion": split.champion,
+            "challenger_deadline_ms": split.deadline_ms or DEFAULT_DEADLINE_MS,
+            "staged": (),
+            "staged_in_worker": (),
+        }
+    )
+
+
+def _unacknowledged(folder: Path, waiting: list[int], missing: int, waited: float) -> str:
+    """Why the wait ended: the workers that did not put the revision in force (and what
+    each serves), and how many the server should run but does not."""
+    named = []
+    for pid in waiting:
+        ack = read_ack(folder, pid)
+        serves = f"serves revision {ack.revision}" if ack is not None else "serves none yet"
+        named.append(f"worker pid {pid} ({serves})")
+    if missing > 0:
+        named.append(f"{missing} worker(s) not running")
+    return f"split not acknowledged after {waited:.1f} s: {', '.join(named)}"
 
 
 def _endpoint(spec: EndpointSpec) -> Endpoint:

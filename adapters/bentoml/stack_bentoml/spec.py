@@ -2,7 +2,9 @@
 
 The adapter writes it; every worker of the serving process reads it, and re-reads it when it
 changes, so that a new split (a new revision) reaches all workers without a restart. Writes
-are atomic (a temporary file renamed over the old one)."""
+are atomic (a temporary file renamed over the old one). The versions a split needs are
+loaded before it is written: `staged` ones first, in a revision of their own (see
+`EndpointSpec.loads`), so that taking the split itself costs a worker no load."""
 
 from __future__ import annotations
 
@@ -131,6 +133,16 @@ class EndpointSpec(BaseModel):
         description="A version in its own process answering later than this is a miss: the "
         "champion answers and the miss is logged against the version (status 504).",
     )
+    staged: tuple[str, ...] = Field(
+        default=(),
+        description="Versions every worker loads in processes of their own before a split "
+        "routes to them: they take no traffic yet.",
+    )
+    staged_in_worker: tuple[str, ...] = Field(
+        default=(),
+        description="Versions every worker loads inside itself before a split makes one of "
+        "them its champion (a promotion).",
+    )
     ab_header: str = "x-mlstack-subject"
     log_dir: str
     log_table: str | None = Field(
@@ -155,6 +167,14 @@ class EndpointSpec(BaseModel):
         if self.champion is not None and self.champion in self.weights:
             return self.champion
         return max(self.weights, key=lambda ref: self.weights[ref])
+
+    def loads(self) -> frozenset[tuple[str, bool]]:
+        """What a worker holds for this revision: each (version, in a process of its own)
+        its split routes or shadows to, and each staged one."""
+        champion = self.in_worker()
+        routed = {(ref, ref != champion) for ref in [*self.weights, *self.shadows]}
+        staged = {(ref, True) for ref in self.staged}
+        return frozenset(routed | staged | {(ref, False) for ref in self.staged_in_worker})
 
     def live_inputs(self) -> tuple[Column, ...]:
         """The request schema: that of the first live version (all must agree to share one)."""

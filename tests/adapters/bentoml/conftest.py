@@ -3,6 +3,7 @@ model versions registered, and helpers to drive an endpoint with HTTP traffic.""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -53,6 +54,31 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with built.session() as session:
         for endpoint in session.server.endpoints():
             session.server.undeploy(endpoint.name)
+
+
+@contextlib.contextmanager
+def champion_serving(folder: Path, stack_yaml: str, endpoint: str = "churn") -> Iterator[Stack]:
+    """A stack from `stack_yaml` (a template taking `{port}`) in `folder`, the versions
+    registered and the champion serving alone on `endpoint`; every endpoint undeployed after."""
+    from stack.config.rollout import RolloutPlan
+    from stack.contract.states import LifecycleState
+    from stack.governance.service import Governance
+    from stack.rollout import RolloutController
+
+    (folder / "stack.yaml").write_text(stack_yaml.format(port=free_port()))
+    with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
+        versions = register_versions(session.adapter_context())
+        Governance(session).promote(versions.champion.ref, LifecycleState.APPROVED)
+        RolloutController(session).deploy(
+            versions.champion.ref, RolloutPlan(strategy="direct", endpoint=endpoint)
+        )
+    built = Stack(folder, versions)
+    try:
+        yield built
+    finally:
+        with built.session() as session:
+            for running in session.server.endpoints():
+                session.server.undeploy(running.name)
 
 
 def row(**overrides: float) -> dict[str, float]:
