@@ -25,7 +25,7 @@ SCALAR_TYPES = frozenset(
 #: MLflow 3's structured types: their structure (items, properties, values) is kept.
 NESTED_TYPES = frozenset({"array", "object", "map", "any"})
 #: how long a worker waits on a version in its own process when the split names no deadline
-DEFAULT_DEADLINE_MS = 1000.0
+DEFAULT_DEADLINE_MS = 10_000.0  # generous: an LLM app may take seconds per answer
 
 
 class Column(BaseModel):

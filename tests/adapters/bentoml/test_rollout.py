@@ -352,3 +352,43 @@ def test_a_rollback_from_elsewhere_during_the_bake_ends_the_rollout_once(stack: 
         assert [e.reason for e in rolled] == ["monitoring: answers breached"]
         with pytest.raises(StackError, match="not rolling out"):
             RolloutController(session).rollback("churn", challenger=challenger.ref)
+
+
+def test_a_server_killed_mid_bake_ends_the_rollout_truthfully(stack: Stack) -> None:
+    """kill -9 of `bentoml serve` while a canary bakes: the rollout does not wait out its
+    bake nor raise from its rollback route; it is closed (audited), the challenger is back to
+    approved, and the error names the dead endpoint and what to run."""
+    import os
+    import signal
+    import threading
+
+    from stack.errors import EndpointDown
+
+    champion, challenger = stack.versions.champion, stack.versions.challenger
+    folder = stack.folder / ".mlstack" / "serving" / "churn"
+    parent = int((folder / "server.pid").read_text())
+
+    def kill_the_server() -> None:  # once the canary is loaded and routed
+        deadline = time.monotonic() + 60
+        while not list((folder / "isolated").glob("*.pid")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(parent, signal.SIGKILL)
+
+    with stack.session() as session:
+        Governance(session).promote(challenger.ref, S.APPROVED)
+        plan = RolloutPlan(steps=(0.5, 1.0), bake_seconds=120, check_seconds=0.5, slo=FAST)
+        killer = threading.Thread(target=kill_the_server)
+        killer.start()
+        with pytest.raises(EndpointDown) as raised:
+            RolloutController(session).deploy(challenger.ref, plan)
+        killer.join()
+        message = str(raised.value)
+        assert "endpoint 'churn' is not running" in message
+        assert "mlstack undeploy churn" in message and f"mlstack deploy {champion.ref}" in message
+        assert session.registry.get_version("churn", challenger.version).state is S.APPROVED
+        assert session.registry.find_by_state("churn", S.SERVING)[0].ref == champion.ref
+        entries = session.spine.audit_entries(subject="endpoint:churn")
+        closing = [e for e in entries if e.action.startswith("rollout.")]
+        assert [e.action for e in closing] == ["rollout.started", "rollout.undecided"]
+        assert session.spine.verify_audit().ok
+        session.server.undeploy("churn")  # what the dead server left
