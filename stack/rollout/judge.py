@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from stack.config.rollout import ServiceLevels
 from stack.contract.serving import HealthReport, VersionHealth
 
+#: Requests a version needs before its p99 is compared with the champion's: the p99 of fewer
+#: is simply their slowest one, and one cold call would read as a regression.
+LATENCY_SAMPLE = 20
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -37,7 +41,8 @@ def judge(
 ) -> Verdict:
     """`ref`'s verdict in `report`. `champion_p99_ms`: the serving version's p99 latency in
     ms (in the same window, or the last window where it had traffic) for the relative
-    latency rule; None skips that rule, as do fewer than `slo.min_requests` requests. Too
+    latency rule; None skips that rule, as do fewer than `slo.min_requests` (and fewer than
+    LATENCY_SAMPLE) requests. Too
     few requests only holds at the end of a window (`final`): until then there is simply
     not enough to judge yet."""
     key = f"{ref} (shadow)" if shadow else ref
@@ -56,7 +61,8 @@ def judge(
         found.append(f"p99 latency {p99:.1f} ms over {slo.max_p99_ms:g} ms")
     if (
         not shadow  # a shadow's copy is answered off the request path
-        and health.requests >= slo.min_requests  # the p99 of a handful is one outlier
+        # the p99 of a handful is its slowest call (a cold cache, one long answer)
+        and health.requests >= max(slo.min_requests, LATENCY_SAMPLE)
         and slo.max_p99_ratio is not None
         and p99 is not None
         and champion_p99_ms is not None
