@@ -144,14 +144,23 @@ class StackSession:
             self.hooks.register_target(target, origin=str(recipe.path))
         self._recipes.add(str(recipe.path))
 
-    def _adopt_recipe_of(self, version: object) -> None:
+    def _adopt_recipe_of(self, version: object, event: str) -> None:
         from stack.contract.registry import ModelVersion
+        from stack.hooks.specs import VETOABLE_EVENTS
         from stack.lifecycle import RECIPE_TAG, recipe_of
 
         if isinstance(version, ModelVersion):
             location = version.tags.get(RECIPE_TAG)
             if location and location not in self._recipes:
-                self.adopt_recipe(recipe_of(version))
+                recipe = recipe_of(version)
+                # its veto cannot be asked (unless the command was given a recipe to ask)
+                if recipe is None and event in VETOABLE_EVENTS and not self._recipes:
+                    raise StackError(
+                        f"{version.ref} was built by the recipe {location}, which is not on "
+                        f"disk: its hooks cannot be asked ({event}), so nothing is done. Run "
+                        "where that recipe is, or give it with --recipe PATH"
+                    )
+                self.adopt_recipe(recipe)
 
     def emit(self, event: str, *, subject: str, **arguments: Any) -> list[Any]:
         """Fire a lifecycle event to every hook and record it in the spine.
@@ -160,7 +169,7 @@ class StackSession:
         recipe that built it (see `adopt_recipe`). A vetoed event is recorded too, with the
         reasons, before Vetoed propagates.
         """
-        self._adopt_recipe_of(arguments.get("version"))
+        self._adopt_recipe_of(arguments.get("version"), event)
         try:
             results = self.hooks.fire(event, **arguments)
         except Vetoed as exc:

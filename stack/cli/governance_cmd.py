@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from stack.cli.common import open_session
-from stack.contract.states import LifecycleState
+from stack.contract.states import LifecycleState, can_transition
+from stack.errors import InvalidTransition
 
 STATES = click.Choice([s.value for s in LifecycleState if s is not LifecycleState.CANDIDATE])
 RECIPE = click.option(
@@ -50,7 +51,12 @@ def run_promote(
     with session:
         state = LifecycleState(target)
         if dry_run:
-            decision = governance.check(governance.version(selector), state)
+            version = governance.version(selector)
+            if not can_transition(version.state, state):  # no gate decides a move that cannot be
+                raise InvalidTransition(
+                    f"{version.ref} is {version.state.value}; it cannot move to {state.value}"
+                )
+            decision = governance.check(version, state)
             click.echo(decision.explain())
             if not decision.passed:  # a script asking "would it pass?" reads the exit code
                 raise click.exceptions.Exit(1)
@@ -84,7 +90,10 @@ def run_approve(
 @click.option("--to", "target", type=STATES, required=True, help="Target state.")
 @click.option("--reason", default="", help="Why: kept in the audit log.")
 @click.option(
-    "--dry-run", is_flag=True, help="Evaluate the gate only; exit 1 when it would fail."
+    "--dry-run",
+    is_flag=True,
+    help="Evaluate the gate only (hooks are not asked); exit 1 when it would fail or the "
+    "move is not one the lifecycle allows.",
 )
 @RECIPE
 @click.pass_context

@@ -24,6 +24,11 @@ def test_promote_approve_inventory_lineage_and_card(cli: Cli, workdir: Path, mon
     refused = cli("promote", "churn@1", "--to", "serving")
     assert refused.returncode == 1
     assert "churn@1 is candidate; it cannot move to serving" in refused.stderr
+    dry = cli("promote", "churn@1", "--to", "serving", "--dry-run")  # says the same, exit 1
+    assert (dry.returncode, "churn@1 is candidate; it cannot move to serving" in dry.stderr) == (
+        1,
+        True,
+    )
 
     cli("promote", "churn@1", "--to", "approved", "--reason", "auc ok", check=True)
     dry = cli("promote", "churn@1", "--to", "serving", "--dry-run")

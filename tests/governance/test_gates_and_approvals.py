@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from stack.config.recipe_file import Recipe, load_recipe
 from stack.contract.states import LifecycleState as S
-from stack.errors import ApprovalRefused, GateFailed, NotFound
+from stack.errors import ApprovalRefused, GateFailed, NotFound, StackError
 from stack.governance.history import served_at
 from stack.governance.service import Governance
 from stack.session import StackSession
@@ -288,3 +289,35 @@ def test_a_champion_rule_on_an_error_metric_compares_lower_as_better() -> None:
     assert decide(rule, 58.0).passed  # a smaller error is an improvement
     told = ChampionRule.model_validate({"metric": "rmse", "higher_is_better": True})
     assert decide(told, 65.11).passed  # as the recipe says
+
+
+def test_a_version_whose_recipe_is_gone_is_not_decided_without_its_gates(
+    session: StackSession, make_version: Factory, recipe: Recipe
+) -> None:
+    """The recipe is tagged by path; moved away (another checkout, a CI runner), its gates
+    could not be read, and the version went to serving unchecked. Now nothing is decided."""
+    version = make_version(0.91)
+    recipe.path.rename(recipe.path.with_suffix(".moved"))
+    governance = Governance(session)
+    for act in (
+        lambda: governance.promote(version.ref, S.APPROVED),
+        lambda: governance.check(version, S.SERVING),
+        lambda: governance.approve(version.ref, S.SERVING, as_actor="lead"),
+    ):
+        with pytest.raises(StackError, match="which is not on disk"):
+            act()
+    assert session.registry.get_version(version.model, version.version).state == S.CANDIDATE
+
+
+def test_a_recipe_given_must_be_the_versions_own_or_declare_its_model(
+    session: StackSession, make_version: Factory, tmp_path: Path
+) -> None:
+    """`--recipe` of another model (or of none) would replace the version's gates."""
+    version = make_version(0.91)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "recipe.yaml").write_text("name: lax\nsteps:\n  - {name: noop, run: 'steps:noop'}\n")
+    (other / "steps.py").write_text("def noop():\n    return None\n")
+    with pytest.raises(StackError, match=r"did not build .* and declares no model"):
+        Governance(session, load_recipe(other)).promote(version.ref, S.APPROVED)
+    assert session.registry.get_version(version.model, version.version).state == S.CANDIDATE
