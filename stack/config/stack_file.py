@@ -69,6 +69,15 @@ class SpineSection(BaseModel):
             raise ValueError(problem)
         return url
 
+    @model_validator(mode="after")
+    def _password_needs_a_server(self) -> SpineSection:
+        if self.password is not None and self.url.startswith("sqlite"):
+            raise ValueError(
+                "password: a SQLite spine is a file and takes no password (it is for a "
+                "PostgreSQL spine); remove it"
+            )
+        return self
+
     @property
     def safe_url(self) -> str:
         """The URL with any password replaced by ***, fit to print."""

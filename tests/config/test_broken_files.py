@@ -133,6 +133,11 @@ STACK_CASES = [
         "stack.yaml:2: spine.password",
     ),
     stack(
+        "spine-password-on-sqlite",
+        "name: t\nspine: {url: 'sqlite:///x.db', password: sekrit}\n",
+        "stack.yaml:2: spine",
+    ),
+    stack(
         "group-not-a-list",
         "name: t\nidentity: {groups: {ml-leads: 7}}\n",
         "stack.yaml:2: identity.groups.ml-leads",
