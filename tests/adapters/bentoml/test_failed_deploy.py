@@ -269,10 +269,10 @@ def test_a_canary_the_endpoint_cannot_load_is_rolled_back_with_the_reason(stack:
         assert session.registry.get_version("churn", broken.version).state is S.REJECTED
         assert session.registry.find_by_state("churn", S.SERVING)[0].ref == champion.ref
         entries = session.spine.audit_entries(subject=f"endpoint:{ENDPOINT}")[-3:]
-        assert [e.action for e in entries] == [
+        assert [e.action for e in entries] == [  # traffic back first, then the verdict
             "endpoint.route_failed",
-            "rollout.rolled_back",
             "endpoint.routed",
+            "rollout.rolled_back",
         ]
         routed = [e for e in session.spine.audit_entries()[since:] if e.action == "endpoint.routed"]
         assert all(e.payload["weights"].get(broken.ref, 0) == 0 for e in routed), (
