@@ -54,8 +54,10 @@ class HookBus:
             obj: object = importlib.import_module(module_name)
             if attribute:
                 obj = getattr(obj, attribute)
-        except (ImportError, AttributeError) as exc:
-            raise StackConfigError(f"{origin}: hooks: cannot load {target!r}: {exc}") from exc
+        except Exception as exc:  # ImportError, a SyntaxError in it, what its import raises
+            raise StackConfigError(
+                f"{origin}: hooks: cannot load {target!r}: {type(exc).__name__}: {exc}"
+            ) from exc
         self.register(obj, name=name)
 
     def _check(self) -> None:
@@ -73,7 +75,12 @@ class HookBus:
         caller = getattr(self._manager.hook, event, None)
         if caller is None:
             raise StackError(f"no lifecycle event named {event!r}; events: {self.events()}")
-        results: list[Any] = caller(**arguments)
+        try:
+            results: list[Any] = caller(**arguments)
+        except Exception as exc:  # a hook's own bug: named, and the action does not happen
+            raise StackError(
+                f"a hook of {event} raised {type(exc).__name__}: {exc} (nothing was done)"
+            ) from exc
         vetoes = [r.reason for r in results if isinstance(r, Veto)]
         if vetoes:
             if event not in VETOABLE_EVENTS:

@@ -111,3 +111,25 @@ def test_a_recipe_hook_registered_twice_is_called_once(tmp_path, monkeypatch) ->
     import counting_hooks  # type: ignore[import-not-found]
 
     assert counting_hooks.calls == ["r1"]
+
+
+def test_a_hook_that_raises_is_named_and_the_action_is_refused() -> None:
+    class Broken:
+        @hookimpl
+        def on_promotion_requested(self, target_state: str) -> object:
+            raise RuntimeError("ticket system down")
+
+    bus = HookBus(load_entry_points=False)
+    bus.register(Broken())
+    with pytest.raises(
+        StackError, match="a hook of on_promotion_requested raised RuntimeError: ticket system"
+    ):
+        bus.fire("on_promotion_requested", version=None, target_state="serving", actor="a")
+
+
+def test_a_hook_module_that_does_not_compile_is_a_config_error(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "broken_hooks.py").write_text("def on_promotion_requested(:\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    bus = HookBus(load_entry_points=False)
+    with pytest.raises(StackConfigError, match="cannot load 'broken_hooks': SyntaxError"):
+        bus.register_target("broken_hooks", origin="recipe.yaml")
