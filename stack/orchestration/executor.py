@@ -268,10 +268,10 @@ class StepExecutor:
         self.steps  # noqa: B018  (every step importable and callable before the run starts)
         overrides = self.recipe.overrides
         reuse: dict[str, StepRecord] = {}
-        if resume:
-            reuse = steps_to_reuse(self.recipe, reusable_steps(self.recipe, self.session, resume))
+        if resume:  # every refusal before the take-over: a refused resume changes nothing
             overrides = resumed_overrides(resume, self.overrides(resume), overrides)
             check_overrides(self.recipe, overrides, self.steps)  # the recipe may have changed
+            reuse = steps_to_reuse(self.recipe, reusable_steps(self.recipe, self.session, resume))
         run_id = self.start(resumed_from=resume, overrides=overrides, drive=True)
         for name, previous in reuse.items():
             assert previous.output_uri is not None

@@ -72,6 +72,11 @@ def test_a_killed_run_is_abandoned_and_resumes_from_the_interrupted_step(
     assert f"{run_id}  killable  abandoned" in runs
     assert "running    train" in runs
 
+    refused = cli("run", "killable", "--resume", run_id, "--param", "train.rows=4")
+    assert refused.returncode != 0 and "recorded abandoned" not in refused.stderr
+    with spine(workdir) as store:  # a refused resume takes nothing over
+        assert store.audit_entries(action="run.abandoned") == []
+
     resumed = cli("run", "killable", "--resume", run_id)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "↺ prepare" in resumed.stdout and "✓ train" in resumed.stdout
