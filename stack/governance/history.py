@@ -26,12 +26,37 @@ def serving_history(spine: SpineStore, model: str) -> list[ServingChange]:
     `state.changed`)."""
     changes: list[ServingChange] = []
     current: str | None = None
-    for entry in spine.audit_entries(subject=model):
+    entries = spine.audit_entries(subject=model)
+    never_applied = _never_applied(entries)
+    for entry in entries:
+        if entry.seq in never_applied:
+            continue
         after = _serving_after(entry, current)
         if after != current:
             current = after
             changes.append(ServingChange(entry.at, current, entry.actor, entry.reason))
     return changes
+
+
+def _never_applied(entries: list[AuditEntry]) -> set[int]:
+    """Entries of changes the registry never applied, as `mlstack doctor` found them: the
+    last `state.changed` of a version before a reconciled one that undoes it (its process
+    died between the entry and the registry write). What served then is what the registry
+    served: the change is left out of the history, from its own time on."""
+    voided: set[int] = set()
+    last: dict[str, AuditEntry] = {}
+    for entry in entries:
+        if entry.action != "state.changed":
+            continue
+        earlier = last.get(entry.subject)
+        if (
+            entry.payload.get("reconciled")
+            and earlier is not None
+            and earlier.payload.get("to") == entry.payload.get("from")
+        ):
+            voided.add(earlier.seq)
+        last[entry.subject] = entry
+    return voided
 
 
 def _serving_after(entry: AuditEntry, current: str | None) -> str | None:

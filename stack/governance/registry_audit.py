@@ -6,8 +6,8 @@ killed between the two leaves an entry for a change that never happened: the log
 `churn@3` serves while the registry's alias still names `churn@2`. The registry is what
 serves, so it is the truth; the repair appends a `state.changed` entry from the audited
 state to the registry's (payload `reconciled: true`, and `serving`: the version the registry
-serves), under the model's lock, and "what served at T" follows it from then on. Nothing is
-edited or deleted: the chain stays valid.
+serves), under the model's lock, and "what served at T" follows the registry, back to the
+entry it undoes. Nothing is edited or deleted: the chain stays valid.
 """
 
 from __future__ import annotations
