@@ -99,6 +99,15 @@ class StackSession:
                 ) from exc
         return self._spine
 
+    def spine_file(self) -> Path | None:
+        """The spine's SQLite file (None for a server database or an in-memory one)."""
+        url = anchored(self.stack.spine.url, self.base_dir)
+        prefix = "sqlite:///"
+        if not url.startswith(prefix):
+            return None
+        path = url[len(prefix) :].partition("?")[0]
+        return Path(path) if path and path != ":memory:" else None
+
     def adapter_context(self) -> AdapterContext:
         """Where this stack's adapters keep their files."""
         return AdapterContext(home=self.home, base_dir=self.base_dir, stack_name=self.stack.name)

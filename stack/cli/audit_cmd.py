@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from stack.cli.common import open_session, parse_moment
+from stack.cli.common import open_existing_session, parse_moment
 
 if TYPE_CHECKING:
     from stack.session import StackSession
@@ -53,7 +53,7 @@ def log(
 ) -> None:
     """Print audit entries, oldest first, filtered by model, actor, action and time."""
     start, end = parse_moment(since), parse_moment(until)
-    with open_session(ctx) as session:
+    with open_existing_session(ctx) as session:
 
         def read(about: str | None) -> list[AuditEntry]:
             return session.spine.audit_entries(
@@ -118,7 +118,7 @@ def verify(ctx: click.Context, anchors: Path | None, public_key: Path | None) ->
     if anchors is not None and public_key is None:
         raise click.UsageError("--anchors needs --public-key: the key the anchors were signed with")
     key = signed.load_public_key(public_key) if public_key is not None else None
-    with open_session(ctx) as session:
+    with open_existing_session(ctx) as session:
         path = _anchors_path(session, anchors)
         held = signed.read(path, key) if key is not None else None
         result = session.spine.verify_audit(held.anchors if held else ())
@@ -178,7 +178,7 @@ def anchor(ctx: click.Context, anchors: Path | None, private_key: Path) -> None:
     from stack.spine import anchors as signed
 
     key = signed.load_private_key(private_key)
-    with open_session(ctx) as session:
+    with open_existing_session(ctx) as session:
         path = _anchors_path(session, anchors)
         held = signed.read(path, key.public_key()) if path.is_file() else None
         result = session.spine.verify_audit(held.anchors if held else ())

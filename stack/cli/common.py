@@ -38,3 +38,18 @@ def open_session(ctx: click.Context, recipe: Recipe | None = None) -> StackSessi
     from stack.session import StackSession
 
     return StackSession.open(stack_path(ctx), recipe=recipe)
+
+
+def open_existing_session(ctx: click.Context) -> StackSession:
+    """A session for a command that reads what the stack holds (the audit log, runs): a SQLite
+    spine that does not exist yet is an error naming the file, not an empty log created on
+    the spot (a cron job run from the wrong folder would verify nothing and pass)."""
+    session = open_session(ctx)
+    spine = session.spine_file()
+    if spine is not None and not spine.exists():
+        session.close()
+        raise click.ClickException(
+            f"no spine at {spine}: nothing was ever recorded for this stack here. Run from the "
+            "project folder, or give its stack file with --stack"
+        )
+    return session

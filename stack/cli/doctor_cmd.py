@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from stack.cli.common import open_session
+from stack.cli.common import open_existing_session
 
 
 @click.command()
@@ -31,7 +31,7 @@ def doctor(ctx: click.Context, repair: bool, take_over_stale: bool) -> None:
     --resume RUN_ID` finishes an abandoned run from the step that was interrupted."""
     from stack.orchestration.reconcile import Doctor
 
-    with open_session(ctx) as session:
+    with open_existing_session(ctx) as session:
         found = Doctor(session, take_over_stale=take_over_stale)
         if not repair:
             problems = found.examine()

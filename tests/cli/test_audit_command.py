@@ -166,3 +166,12 @@ def test_log_of_a_model_includes_the_endpoints_that_served_it(cli: Cli, workdir:
         ("endpoint.routed", "endpoint:eu-churn"),
         ("endpoint.undeployed", "endpoint:eu-churn"),
     ]
+
+
+def test_audit_and_doctor_in_a_folder_with_no_spine_say_so(cli: Cli, workdir: Path) -> None:
+    """Run from the wrong folder, they created an empty log there and called it intact."""
+    for command in (["audit", "verify"], ["audit", "log"], ["doctor"]):
+        result = cli(*command)
+        assert result.returncode == 1, command
+        assert "no spine at" in result.stderr and "--stack" in result.stderr
+    assert not (workdir / ".mlstack" / "spine.db").exists()
