@@ -140,8 +140,9 @@ class _Walk:
                 return _at(
                     Tampering.REHASHED,
                     seq,
-                    "edited and re-hashed: its hash was recomputed after an edit, but the "
-                    "chain head holds the hash it was written with",
+                    "edited and re-hashed, or the chain head was edited: the last entry's "
+                    "hash matches its content but the chain head holds another (the chain "
+                    "cannot tell which; a signed anchor can)",
                 )
             return _at(
                 Tampering.FORGED,

@@ -198,3 +198,11 @@ def test_the_last_entry_with_a_made_up_hash_is_named_edited_or_forged(store: Spi
     sql(store, "UPDATE audit_head SET hash = :h", h="f" * 64)
     assert found(store) == [(EDITED, 5, 5)]
     assert "edited, or forged with a made-up hash" in store.verify_audit().problems[0]
+
+
+def test_a_chain_head_edited_alone_is_not_blamed_on_the_last_entry_only(store: SpineStore) -> None:
+    """The head's hash changed, the last entry untouched: from the chain this looks like the
+    last entry edited and re-hashed, so the finding names both (an anchor tells which)."""
+    sql(store, "UPDATE audit_head SET hash = :h", h="e" * 64)
+    [problem] = store.verify_audit().problems
+    assert "entry 5: edited and re-hashed, or the chain head was edited" in problem
