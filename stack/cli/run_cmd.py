@@ -43,6 +43,16 @@ class ConsoleProgress:
         self.console.print(f"[{colour}]{state}[/{colour}] {recipe} [dim]{run_id}[/dim]")
 
 
+class RunStarted:
+    """Remembers the run id, so that Ctrl-C can say how to resume it."""
+
+    run_id: str | None = None
+
+    @hookimpl
+    def on_run_started(self, run_id: str, recipe: str) -> None:
+        self.run_id = run_id
+
+
 def _parse_params(
     ctx: click.Context, option: click.Parameter, values: tuple[str, ...]
 ) -> tuple[ParamOverride, ...]:
@@ -111,7 +121,17 @@ def run(
             session.hooks.register_target(target, origin=str(recipe.path))
         if not quiet:
             session.hooks.register(ConsoleProgress(), name="mlstack-console")
-        result = session.orchestrator.run(recipe, session, resume=resume)
+        started = RunStarted()
+        session.hooks.register(started, name="mlstack-run-started")
+        try:
+            result = session.orchestrator.run(recipe, session, resume=resume)
+        except KeyboardInterrupt:
+            if started.run_id is not None:  # recorded failed at the step it stopped in
+                click.echo(
+                    f"\nresume with: mlstack run {recipe_location} --resume {started.run_id}",
+                    err=True,
+                )
+            raise
     click.echo(f"run {result.run_id}: {result.state}")
 
 

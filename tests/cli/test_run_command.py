@@ -100,8 +100,9 @@ def test_ctrl_c_leaves_the_spine_consistent(cli: Cli, workdir: Path) -> None:
             break
     time.sleep(0.5)
     process.send_signal(signal.SIGINT)
-    process.communicate(timeout=60)
+    _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130
+    assert f"resume with: mlstack run {recipe} --resume " in stderr
     runs = cli("runs", check=True).stdout
     assert "slow  failed" in runs
     assert "KeyboardInterrupt" in runs
