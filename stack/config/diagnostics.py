@@ -106,6 +106,8 @@ def _hint(error: Any, model: type[BaseModel] | None, loc: Loc) -> str:
         return f"add `{loc[-1]}:`" if loc else ""
     if kind == "string_type" and isinstance(error.get("input"), int | float):
         return "YAML reads 2024, 1.5, yes and no as numbers and booleans; quote text"
+    if kind in ("tuple_type", "list_type") and not isinstance(error.get("input"), list):
+        return f"write a list, even of one: [{error.get('input')}]"
     return ""
 
 

@@ -143,6 +143,12 @@ STACK_CASES = [
         "stack.yaml:2: identity.groups.ml-leads",
     ),
     stack(
+        "group-a-single-name",
+        "name: t\nidentity: {groups: {ml-leads: alice}}\n",
+        "stack.yaml:2: identity.groups.ml-leads: Input should be a valid tuple\n"
+        "    hint: write a list, even of one: [alice]",
+    ),
+    stack(
         "token-secret-number",
         "name: t\nidentity: {token_secret: 12345}\n",
         "stack.yaml:2: identity.token_secret",
