@@ -36,7 +36,7 @@ def doctor(ctx: click.Context, repair: bool, take_over_stale: bool) -> None:
         if not repair:
             problems = found.examine()
             for problem in problems:
-                remedy = problem.remedy or "cannot be repaired from here"
+                remedy = problem.remedy or problem.left
                 click.echo(f"{problem.kind.value:<9} {problem.subject}  {problem.found}")
                 click.echo(f"          --repair: {remedy}")
             click.echo(_summary(len(problems), "found") if problems else "no problems found")

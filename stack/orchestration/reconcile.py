@@ -35,6 +35,10 @@ from stack.spine.records import PipelineRunRecord, RunLease
 from stack.spine.timeutil import now_utc
 
 REASON = "reconcile"
+#: What `doctor` says of a problem it leaves: an owner it cannot judge from this host.
+UNREPAIRABLE_STALE = (
+    "cannot be repaired from here (if its process is surely gone, --take-over-stale judges it dead)"
+)
 #: The event recorded when every tracking run left open by a dead run was ended.
 TRACKING_RECONCILED = "doctor.tracking_reconciled"
 
@@ -54,10 +58,16 @@ class Problem:
     found: str
     remedy: str | None  # what --repair does; None when it cannot be repaired from here
     fix: Callable[[], str] | None = None
+    stale: bool = False  # its owner cannot be judged from here (another host, no lease)
 
     @property
     def repairable(self) -> bool:
         return self.fix is not None
+
+    @property
+    def left(self) -> str:
+        """What `doctor` says of it when it cannot repair it."""
+        return UNREPAIRABLE_STALE if self.stale else "cannot be repaired from here"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +129,7 @@ class Doctor:
                     Problem(ProblemKind.RUN, subject, found, remedy, self._abandon(record))
                 )
             else:
-                problems.append(Problem(ProblemKind.RUN, subject, found, None))
+                problems.append(Problem(ProblemKind.RUN, subject, found, None, stale=True))
         return problems
 
     def endpoint_problems(self) -> list[Problem]:
@@ -134,6 +144,7 @@ class Doctor:
                 + (_owner_text(entry.payload.get("owner")) or "an unrecorded process")
                 + f": its owner is {liveness.value} from here",
                 None,
+                stale=True,
             )
             for name, entry, liveness in recovery.unjudged_rollouts()
         ]
@@ -364,7 +375,7 @@ def _checked(kind: ProblemKind, find: Callable[[], list[Problem]]) -> list[Probl
 
 def _apply(problem: Problem) -> Repair:
     if problem.fix is None:
-        return Repair(problem, "cannot be repaired from here", False)
+        return Repair(problem, problem.left, False)
     try:
         return Repair(problem, problem.fix(), True)
     except Exception as exc:  # a tool that refuses: reported, the other repairs go on

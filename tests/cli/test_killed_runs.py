@@ -130,6 +130,7 @@ def test_a_run_on_another_host_is_judged_by_its_lease_age(cli: Cli, workdir: Pat
     found = cli("doctor", "--repair")
     assert found.returncode == 1
     assert "LEFT      run run:far-old: cannot be repaired from here" in found.stdout
+    assert "--take-over-stale judges it dead" in found.stdout  # what would repair it
     assert "far-fresh" not in found.stdout
 
     taken = cli("doctor", "--repair", "--take-over-stale")
