@@ -116,9 +116,7 @@ def run(
     note = checked.embedded_note()
     if note:  # even with --quiet: which stack a run used is not progress
         click.echo(note, err=True)
-    with open_session(ctx, recipe) as session:
-        for target in recipe.spec.hooks:
-            session.hooks.register_target(target, origin=str(recipe.path))
+    with open_session(ctx, recipe) as session:  # the session registers the recipe's hooks
         if not quiet:
             session.hooks.register(ConsoleProgress(), name="mlstack-console")
         started = RunStarted()
