@@ -1,0 +1,73 @@
+"""The audit log's table family, read and appended (the hash chain itself: audit.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from stack.spine import audit
+from stack.spine.anchors import Anchor
+from stack.spine.audit import AuditEntry, AuditVerification
+from stack.spine.audit_check import verify as verify_chain
+from stack.spine.schema import AuditEntryRow
+from stack.spine.tables import SpineTables
+from stack.spine.timeutil import to_text
+
+
+class AuditLog(SpineTables):
+    def audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        subject: str,
+        reason: str = "",
+        payload: Mapping[str, Any] | None = None,
+    ) -> AuditEntry:
+        """Append one entry to the audit log and return it, hash included."""
+        with self._transaction() as session:
+            return audit.append(
+                session,
+                actor=actor,
+                action=action,
+                subject=subject,
+                reason=reason,
+                payload=payload,
+            )
+
+    def audit_entries(
+        self,
+        *,
+        subject: str | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[AuditEntry]:
+        query = select(AuditEntryRow).order_by(AuditEntryRow.seq)
+        if subject is not None:
+            query = query.where(
+                (AuditEntryRow.subject == subject) | AuditEntryRow.subject.like(f"{subject}@%")
+            )
+        if actor is not None:
+            query = query.where(AuditEntryRow.actor == actor)
+        if action is not None:
+            query = query.where(AuditEntryRow.action == action)
+        if since is not None:
+            query = query.where(AuditEntryRow.at >= to_text(since))
+        if until is not None:
+            query = query.where(AuditEntryRow.at < to_text(until))
+        with Session(self._reads) as session:
+            return [audit.to_entry(row) for row in session.execute(query).scalars()]
+
+    def verify_audit(self, anchors: Sequence[Anchor] = ()) -> AuditVerification:
+        """Walk the audit chain in one snapshot, and check it still holds each of `anchors`
+        (whose signatures the caller checked: `stack.spine.anchors.read`); every tampered
+        entry is a finding naming its `seq` and kind (edited, re-hashed, forged, inserted,
+        deleted, renumbered; truncated or rewritten since an anchor)."""
+        with Session(self._reads) as session:
+            return verify_chain(session, anchors)
