@@ -37,6 +37,11 @@ class CapabilityMissing(StackError):
     """The stack cannot do what a recipe asks (for example a canary rollout)."""
 
 
+class CapabilityNotImplemented(StackError):
+    """An adapter declares a capability without the methods of the protocol it promises;
+    the message names the adapter, the capability and the missing methods."""
+
+
 class NotFound(StackError, LookupError):
     """A run, model version, endpoint or other named thing does not exist."""
 

@@ -7,11 +7,14 @@ second entry if applying fails, so the log never misses a change that happened."
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from stack.config.recipe_file import Recipe
+from stack.contract.capabilities import FeaturesCapability
 from stack.contract.features import FeatureDefinitions, FeaturePlan, FeatureRepoReader
 from stack.errors import CapabilityMissing, StackError
 from stack.identity import current_actor
+from stack.plugins.capabilities import declares
 from stack.session import StackSession
 
 
@@ -23,13 +26,14 @@ def recipe_definitions(session: StackSession, recipe: Recipe) -> FeatureDefiniti
     repo = section.repo_path(recipe.directory)
     if repo is None:
         return section.definitions(recipe.directory)
-    store = session.features
-    if not isinstance(store, FeatureRepoReader):
+    if not declares(session, FeaturesCapability.READ_REPO):
         raise CapabilityMissing(
-            f"{recipe.path}: `features.repo` needs a feature store that reads tool repos; "
-            f"the stack's ({type(store).__name__}) does not"
+            f"{recipe.path}: `features.repo` needs a feature store that reads tool repos "
+            f"(the `read_repo` capability); the stack's ({type(session.features).__name__}) "
+            "does not"
         )
-    return store.read_repo(repo)
+    reader = cast(FeatureRepoReader, session.features)  # the registry checked it
+    return reader.read_repo(repo)
 
 
 def plan_features(session: StackSession, recipe: Recipe) -> FeaturePlan:

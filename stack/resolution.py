@@ -12,6 +12,7 @@ from stack.config.diagnostics import collect, describe, validated
 from stack.config.recipe_file import Recipe
 from stack.config.stack_file import StackFile
 from stack.config.yaml_source import YamlDocument
+from stack.contract.capabilities import Capability
 from stack.contract.roles import Role
 from stack.errors import StackConfigError, StackError
 from stack.plugins.registry import AdapterRegistry
@@ -23,7 +24,7 @@ class ResolvedRole:
     adapter: str
     package: str
     config: object
-    capabilities: frozenset[str]
+    capabilities: frozenset[Capability]
 
 
 def resolve_stack(
@@ -83,7 +84,7 @@ def _capability_problems(
     doc: YamlDocument, recipe: Recipe, stack: StackFile, resolved: Mapping[Role, ResolvedRole]
 ) -> list[str]:
     problems: list[str] = []
-    for role, wanted in recipe.spec.requires.items():
+    for role, wanted in recipe.spec.requires.by_role().items():
         section = stack.section(role)
         if section is None:
             problems.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -18,20 +19,22 @@ RECIPE = click.argument("recipe_location", metavar="RECIPE", type=click.Path(exi
 def compile_recipe(ctx: click.Context, recipe_location: str, output: str) -> None:
     """Compile RECIPE for the stack's orchestrator (a Kubeflow pipeline's IR YAML)."""
     from stack.config.recipe_file import load_recipe
+    from stack.contract.capabilities import OrchestratorCapability
     from stack.contract.orchestration import PipelineCompiler
     from stack.contract.roles import Role
     from stack.errors import StackError
+    from stack.plugins.capabilities import declares
 
     recipe = load_recipe(Path(recipe_location))
     with open_session(ctx, recipe) as session:
-        orchestrator = session.orchestrator
-        if not isinstance(orchestrator, PipelineCompiler):
+        if not declares(session, OrchestratorCapability.COMPILE):
             adapter = session.resolved[Role.ORCHESTRATOR].adapter
             raise StackError(
                 f"the orchestrator {adapter!r} runs recipes as they are; only one with the "
                 "`compile` capability (kfp) writes a pipeline file"
             )
-        written = orchestrator.compile(recipe, Path(output))
+        compiler = cast(PipelineCompiler, session.orchestrator)  # the registry checked it
+        written = compiler.compile(recipe, Path(output))
     click.echo(f"compiled {recipe.name} -> {written}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -20,14 +21,16 @@ def tracking_group() -> None:
 @click.pass_context
 def replay(ctx: click.Context, file: Path) -> None:
     """Upload FILE, metrics a run saved while its tracking server was unreachable."""
+    from stack.contract.capabilities import TrackerCapability
     from stack.contract.tracking import SpillReplayer
     from stack.errors import CapabilityMissing
+    from stack.plugins.capabilities import declares
 
     with open_session(ctx) as session:
-        resolved = session.resolved.get(Role.TRACKER)
-        tracker = session.tracker if resolved is not None else None
-        if resolved is None or not isinstance(tracker, SpillReplayer):
+        if not declares(session, TrackerCapability.REPLAY):
+            resolved = session.resolved.get(Role.TRACKER)
             adapter = resolved.adapter if resolved else "none"
             raise CapabilityMissing(f"the stack's tracker ({adapter}) cannot replay spill files")
-        written = tracker.replay(file)
+        replayer = cast(SpillReplayer, session.tracker)  # the registry checked it
+        written = replayer.replay(file)
     click.echo(f"replayed {written} metric points from {file}")

@@ -17,6 +17,15 @@ from stack.config.param_overrides import ParamOverride, overrides_for
 from stack.config.policy import ModelSpec, PromotionPolicy
 from stack.config.rollout import RolloutPlan
 from stack.config.yaml_source import YamlDocument, load_yaml
+from stack.contract.capabilities import (
+    Capability,
+    FeaturesCapability,
+    MonitorCapability,
+    OrchestratorCapability,
+    RegistryCapability,
+    ServerCapability,
+    TrackerCapability,
+)
 from stack.contract.roles import Role
 from stack.errors import StackConfigError
 
@@ -39,6 +48,28 @@ class StepSpec(BaseModel):
     description: str = ""
 
 
+class Requirements(BaseModel):
+    """`requires:`: per role, the capabilities the recipe needs from the stack's adapter,
+    by name (`server: [canary]`); an empty list needs the role with any adapter."""
+
+    model_config = _FROZEN
+
+    tracker: tuple[TrackerCapability, ...] | None = None
+    registry: tuple[RegistryCapability, ...] | None = None
+    features: tuple[FeaturesCapability, ...] | None = None
+    orchestrator: tuple[OrchestratorCapability, ...] | None = None
+    server: tuple[ServerCapability, ...] | None = None
+    monitor: tuple[MonitorCapability, ...] | None = None
+
+    def by_role(self) -> dict[Role, tuple[Capability, ...]]:
+        """The roles written, each with the capabilities it must declare."""
+        return {
+            role: tuple(wanted)
+            for role in Role
+            if (wanted := getattr(self, role.value)) is not None
+        }
+
+
 class RecipeFile(BaseModel):
     model_config = _FROZEN
 
@@ -49,7 +80,7 @@ class RecipeFile(BaseModel):
     rollout: RolloutPlan = RolloutPlan()
     features: FeaturesSection | None = None
     monitoring: MonitoringSection = MonitoringSection()
-    requires: dict[Role, tuple[str, ...]] = Field(default_factory=dict)
+    requires: Requirements = Requirements()
     hooks: tuple[str, ...] = Field(default=(), description="module:object hook implementations")
     steps: tuple[StepSpec, ...] = Field(min_length=1)
 

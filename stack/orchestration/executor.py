@@ -16,11 +16,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from stack import interrupts
 from stack.config.param_overrides import ParamOverride, parse_override, same_value
 from stack.config.recipe_file import Recipe
+from stack.contract.capabilities import TrackerCapability
 from stack.contract.orchestration import PipelineRun, RunState, StepResult, StepStatus
 from stack.contract.roles import Role
 from stack.contract.tracking import PIPELINE_RUN_ENV, RunCloser, RunStatus
@@ -28,6 +29,7 @@ from stack.errors import StackError, StepFailed
 from stack.orchestration.lease import Heartbeat, ProcessIdentity
 from stack.orchestration.outputs import load_output, save_output
 from stack.orchestration.steps import LoadedStep, StepContext, check_overrides, load_steps
+from stack.plugins.capabilities import declares
 from stack.spine.timeutil import now_utc
 
 if TYPE_CHECKING:
@@ -201,16 +203,24 @@ class StepExecutor:
         )
         return value
 
+    def _run_closer(self) -> RunCloser | None:
+        """The tracker, when it is built already (not here: mlflow imports slowly) and can
+        end the runs a step left open."""
+        tracker = self.session.opened(Role.TRACKER)
+        if tracker is None or not declares(self.session, TrackerCapability.CLOSE_RUNS):
+            return None
+        return cast(RunCloser, tracker)  # the registry checked it
+
     def _open_tracking_runs(self) -> frozenset[str]:
-        tracker = self.session.opened(Role.TRACKER)  # not built here: mlflow imports slowly
-        return tracker.open_runs() if isinstance(tracker, RunCloser) else frozenset()
+        tracker = self._run_closer()
+        return tracker.open_runs() if tracker is not None else frozenset()
 
     def _end_tracking_runs(self, before: frozenset[str], *, interrupted: bool) -> None:
         """End FAILED (KILLED on Ctrl-C) the tracking runs the failed step opened and left
         open, else they would read FINISHED at exit; a tracker fault must not hide the step's
         error."""
-        tracker = self.session.opened(Role.TRACKER)
-        if not isinstance(tracker, RunCloser):
+        tracker = self._run_closer()
+        if tracker is None:
             return
         status = RunStatus.KILLED if interrupted else RunStatus.FAILED
         try:

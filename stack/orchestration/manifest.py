@@ -1,5 +1,6 @@
 """The core's own adapter, registered through the entry point like any other."""
 
+from stack.contract.capabilities import OrchestratorCapability
 from stack.contract.roles import Role
 from stack.plugins.manifest import AdapterManifest, RoleBinding
 
@@ -11,7 +12,9 @@ MANIFEST = AdapterManifest(
         Role.ORCHESTRATOR: RoleBinding(
             implementation="stack.orchestration.local:LocalOrchestrator",
             config="stack.orchestration.local_config:LocalOrchestratorConfig",
-            capabilities=frozenset({"resume", "in_process"}),
+            capabilities=frozenset(
+                {OrchestratorCapability.RESUME, OrchestratorCapability.IN_PROCESS}
+            ),
         )
     },
 )

@@ -21,14 +21,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
+from stack.contract.capabilities import TrackerCapability
 from stack.contract.orchestration import RunState
 from stack.contract.roles import Role
 from stack.contract.tracking import OrphanRunCloser, RunStatus
 from stack.errors import StackError
 from stack.identity import current_actor
 from stack.orchestration.lease import Liveness, judge
+from stack.plugins.capabilities import declares
 from stack.session import StackSession
 from stack.spine.audit import AuditEntry
 from stack.spine.records import PipelineRunRecord, RunLease
@@ -200,9 +202,9 @@ class Doctor:
         the tracker ends the rest at exit): the tracker is asked only when there are some."""
         if not self.session.has(Role.TRACKER) or not self._any_died():
             return []
-        tracker = self.session.tracker
-        if not isinstance(tracker, OrphanRunCloser):
+        if not declares(self.session, TrackerCapability.CLOSE_ORPHAN_RUNS):
             return []
+        tracker = cast(OrphanRunCloser, self.session.tracker)  # the registry checked it
         problems = []
         for run_id, tracking_runs in sorted(tracker.open_runs_by_pipeline_run().items()):
             record = self.session.spine.pipeline_run(run_id)

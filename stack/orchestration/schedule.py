@@ -9,10 +9,13 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import cast
 
 from stack.config.recipe_file import Recipe
+from stack.contract.capabilities import OrchestratorCapability
 from stack.contract.orchestration import Scheduler
 from stack.errors import StackError
+from stack.plugins.capabilities import declares
 from stack.session import StackSession
 
 _FIELDS = 5
@@ -32,9 +35,9 @@ def check_cron(cron: str) -> str:
 
 def schedule(session: StackSession, recipe: Recipe, *, cron: str, name: str | None = None) -> str:
     cron = check_cron(cron)
-    orchestrator = session.orchestrator
-    if isinstance(orchestrator, Scheduler):
-        return orchestrator.schedule(recipe, session, cron=cron, name=name or recipe.name)
+    if declares(session, OrchestratorCapability.SCHEDULE):
+        scheduler = cast(Scheduler, session.orchestrator)  # the registry checked it
+        return scheduler.schedule(recipe, session, cron=cron, name=name or recipe.name)
     return crontab_line(session, recipe, cron)
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from stack.contract.capabilities import Capability, UnknownCapability, parse_capabilities
 from stack.contract.roles import Role
 from stack.errors import AdapterNotInstalled, StackError
 
@@ -22,11 +23,13 @@ class RoleBinding:
 
     `implementation` is built as `Implementation(config, context)`; `config` names the frozen
     pydantic model of the options the adapter takes in stack.yaml (None: it takes none).
+    `capabilities` are members of the role's vocabulary (`stack.contract.capabilities`); their
+    names are accepted too, and the manifest turns them into members.
     """
 
     implementation: str
     config: str | None = None
-    capabilities: frozenset[str] = frozenset()
+    capabilities: frozenset[Capability] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +40,21 @@ class AdapterManifest:
     description: str = ""
 
     def __post_init__(self) -> None:
+        """Checks the targets' form; raises StackError on a malformed target or a capability
+        not in its role's vocabulary (naming the adapter, the role and the known ones)."""
+        typed: dict[Role, RoleBinding] = {}
         for role, binding in self.roles.items():
             for target in (binding.implementation, binding.config):
                 if target is not None and ":" not in target:
                     raise StackError(
                         f"adapter {self.name!r} role {role}: {target!r} must be 'module:attribute'"
                     )
+            try:
+                capabilities = parse_capabilities(role, binding.capabilities)
+            except UnknownCapability as exc:
+                raise StackError(f"adapter {self.name!r} role {role}: {exc}") from None
+            typed[role] = replace(binding, capabilities=capabilities)
+        object.__setattr__(self, "roles", typed)
 
 
 @dataclass(frozen=True, slots=True)

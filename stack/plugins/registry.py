@@ -3,12 +3,17 @@
 Selection is exactly one adapter per role (events that fan out are `stack.hooks`' job). The
 public view is read-only; an in-process `register()` exists for tests and for applications
 that ship an adapter without packaging it.
+
+A declared capability that promises an optional protocol is held to it: `register()` refuses
+an adapter whose implementation lacks the protocol's methods, and an installed adapter is
+checked the same way when its role is first built (discovery imports no implementation).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import MappingProxyType
@@ -16,6 +21,7 @@ from typing import Any
 
 from stack.contract.roles import Role
 from stack.errors import AdapterConflict, AdapterNotInstalled, StackError
+from stack.plugins.capabilities import check_binding
 from stack.plugins.hints import KNOWN_PACKAGES
 from stack.plugins.manifest import (
     AdapterContext,
@@ -69,12 +75,20 @@ class AdapterRegistry:
         return MappingProxyType(self._broken)
 
     def register(self, manifest: AdapterManifest, *, replace: bool = False) -> None:
-        """Add an adapter in-process; clashing with an installed one raises unless `replace`."""
+        """Add an adapter in-process; clashing with an installed one raises unless `replace`.
+
+        Raises CapabilityNotImplemented when a role declares a capability whose protocol its
+        implementation lacks (the implementation is imported for that, and only then)."""
         if manifest.name in self._manifests and not replace:
             raise AdapterConflict(
                 f"adapter {manifest.name!r} is already registered "
                 f"(by {self._manifests[manifest.name].package}); pass replace=True to override"
             )
+        for role, binding in manifest.roles.items():
+            if any(capability.protocol for capability in binding.capabilities):
+                # a missing module is left to `create`, which says what to install
+                with suppress(AdapterNotInstalled):
+                    self._checked_implementation(manifest, role, binding)
         self._manifests[manifest.name] = manifest
 
     def unregister(self, name: str) -> None:
@@ -111,14 +125,31 @@ class AdapterRegistry:
         return model
 
     def create(self, role: Role, adapter: str, config: object, context: AdapterContext) -> object:
-        """Import the implementation (and so the wrapped tool) and build it."""
+        """Import the implementation (and so the wrapped tool) and build it; raises
+        CapabilityNotImplemented as `register` does."""
         manifest, binding = self.binding(role, adapter)
+        implementation = self._checked_implementation(manifest, role, binding)
+        instance = implementation(config, context)
+        if not isinstance(implementation, type):  # a factory: what it built is what counts
+            check_binding(manifest.name, role, binding, instance)
+        return instance
+
+    def _checked_implementation(
+        self, manifest: AdapterManifest, role: Role, binding: RoleBinding
+    ) -> Callable[..., object]:
         implementation = import_target(
-            binding.implementation, adapter=adapter, role=role.value, package=manifest.package
+            binding.implementation,
+            adapter=manifest.name,
+            role=role.value,
+            package=manifest.package,
         )
         if not callable(implementation):
-            raise StackError(f"adapter {adapter!r}: {binding.implementation!r} is not callable")
-        return implementation(config, context)
+            raise StackError(
+                f"adapter {manifest.name!r}: {binding.implementation!r} is not callable"
+            )
+        if isinstance(implementation, type):
+            check_binding(manifest.name, role, binding, implementation)
+        return implementation
 
 
 _default: AdapterRegistry | None = None

@@ -61,6 +61,9 @@ class FeatureStoreSuite(RoleSuite):
             ),
         )
 
+    def test_it_implements_what_it_declares(self, feature_store: FeatureStore) -> None:
+        self.check_declared(feature_store)
+
     def test_plan_shows_changes_before_apply_and_none_after(
         self, feature_store: FeatureStore, definitions: FeatureDefinitions
     ) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from stack.contract.capabilities import MonitorCapability
 from stack.contract.monitoring import ColumnPolicy, Monitor, TaskKind
 from stack.errors import StackError
 from stack.testing.base import RoleSuite
@@ -26,6 +27,9 @@ COLUMNS = [ColumnPolicy("stable"), ColumnPolicy("moving")]
 
 
 class MonitorSuite(RoleSuite):
+    def test_it_implements_what_it_declares(self, monitor: Monitor) -> None:
+        self.check_declared(monitor)
+
     def test_same_distribution_shows_no_drift(self, monitor: Monitor, frames: FrameIO) -> None:
         report = monitor.drift(
             frames.from_columns(_sample(1, 2000)),
@@ -118,7 +122,7 @@ class MonitorSuite(RoleSuite):
     def test_html_report_is_written(
         self, monitor: Monitor, frames: FrameIO, tmp_path: Path
     ) -> None:
-        self.require("html_report")
+        self.require(MonitorCapability.HTML_REPORT)
         path = tmp_path / "drift.html"
         report = monitor.drift(
             frames.from_columns(_sample(1, 500)),

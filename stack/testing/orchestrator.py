@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from stack.config.recipe_file import Recipe, load_recipe
+from stack.contract.capabilities import OrchestratorCapability
 from stack.contract.orchestration import RunState, StepStatus
 from stack.errors import StepFailed
 from stack.hooks.specs import hookimpl
@@ -77,6 +78,9 @@ class OrchestratorSuite(RoleSuite):
     def fix(recipe: Recipe) -> None:
         (recipe.directory / "fixed.flag").write_text("")
 
+    def test_it_implements_what_it_declares(self, orchestrator_session: StackSession) -> None:
+        self.check_declared(orchestrator_session.orchestrator)
+
     def test_steps_run_in_dependency_order_with_outputs_passed(
         self, orchestrator_session: StackSession, recipe: Recipe
     ) -> None:
@@ -116,7 +120,7 @@ class OrchestratorSuite(RoleSuite):
     def test_failed_run_resumes_from_the_failed_step(
         self, orchestrator_session: StackSession, recipe: Recipe
     ) -> None:
-        self.require("resume")
+        self.require(OrchestratorCapability.RESUME)
         with pytest.raises(StepFailed) as caught:
             orchestrator_session.orchestrator.run(recipe, orchestrator_session)
         self.fix(recipe)
@@ -136,7 +140,9 @@ class OrchestratorSuite(RoleSuite):
     def test_lifecycle_events_fire_in_order(
         self, orchestrator_session: StackSession, recipe: Recipe
     ) -> None:
-        self.require("in_process")  # hooks registered in this process see every event
+        self.require(
+            OrchestratorCapability.IN_PROCESS
+        )  # hooks registered in this process see every event
         self.fix(recipe)
         recorder = _Recorder()
         orchestrator_session.hooks.register(recorder)

@@ -36,6 +36,9 @@ class RegistrySuite(RoleSuite):
         uri, run_id = source()
         return registry.register(self.model, uri, run_id=run_id, tags=tags or None).version
 
+    def test_it_implements_what_it_declares(self, registry: Registry) -> None:
+        self.check_declared(registry)
+
     def test_registered_versions_are_numbered_candidates(
         self, registry: Registry, model_source: SourceFactory
     ) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from stack.contract.capabilities import ServerCapability
 from stack.contract.registry import ModelVersion
 from stack.contract.serving import Server, TrafficSplit
 from stack.errors import NotFound, StackError
@@ -16,6 +17,9 @@ ENDPOINT = "suite-endpoint"
 
 
 class ServerSuite(RoleSuite):
+    def test_it_implements_what_it_declares(self, server: Server) -> None:
+        self.check_declared(server)
+
     def test_deploy_serves_the_version_alone(
         self, server: Server, versions: list[ModelVersion]
     ) -> None:
@@ -28,7 +32,7 @@ class ServerSuite(RoleSuite):
     def test_canary_split_makes_a_new_revision(
         self, server: Server, versions: list[ModelVersion]
     ) -> None:
-        self.require("canary")
+        self.require(ServerCapability.CANARY)
         first = server.deploy(versions[0], endpoint=ENDPOINT)
         server.add_version(versions[1], endpoint=ENDPOINT)
         split = TrafficSplit({versions[0].ref: 0.9, versions[1].ref: 0.1})
@@ -37,7 +41,7 @@ class ServerSuite(RoleSuite):
         assert dict(second.split.weights) == dict(split.weights)
 
     def test_shadow_gets_no_live_weight(self, server: Server, versions: list[ModelVersion]) -> None:
-        self.require("shadow")
+        self.require(ServerCapability.SHADOW)
         server.deploy(versions[0], endpoint=ENDPOINT)
         server.add_version(versions[1], endpoint=ENDPOINT)
         endpoint = server.route(

@@ -6,12 +6,16 @@ from pathlib import Path
 
 import pytest
 
+from stack.contract.capabilities import TrackerCapability
 from stack.contract.tracking import DatasetFingerprint, RunStatus, Tracker
 from stack.errors import NotFound
 from stack.testing.base import RoleSuite
 
 
 class TrackerSuite(RoleSuite):
+    def test_it_implements_what_it_declares(self, tracker: Tracker) -> None:
+        self.check_declared(tracker)
+
     def test_new_run_is_running_in_its_experiment(self, tracker: Tracker) -> None:
         run = tracker.start_run("suite-exp", name="first", tags={"team": "ml"})
         record = tracker.get_run(run.run_id)
@@ -64,7 +68,7 @@ class TrackerSuite(RoleSuite):
             tracker.get_run("no-such-run-0000")
 
     def test_artifact_is_stored_with_the_run(self, tracker: Tracker, tmp_path: Path) -> None:
-        self.require("artifacts")
+        self.require(TrackerCapability.ARTIFACTS)
         run = tracker.start_run("suite-exp")
         file = tmp_path / "report.txt"
         file.write_text("hello")
@@ -73,7 +77,7 @@ class TrackerSuite(RoleSuite):
         assert "report.txt" in uri
 
     def test_dataset_fingerprint_is_an_input_of_the_run(self, tracker: Tracker) -> None:
-        self.require("datasets")
+        self.require(TrackerCapability.DATASETS)
         run = tracker.start_run("suite-exp")
         fingerprint = DatasetFingerprint(
             name="customers", digest="sha256:" + "a" * 64, rows=100, columns=("id", "x")

@@ -439,6 +439,11 @@ RECIPE_CASES = [
         "r/recipe.yaml:2: requires.trackr",
     ),
     recipe(
+        "requires-unknown-capability",
+        "requires: {server: [blue_green]}\n",
+        "r/recipe.yaml:2: requires.server.0: Input should be 'canary'",
+    ),
+    recipe(
         "requires-missing-capability",
         "requires: {orchestrator: [compile]}\n",
         "orchestrator.adapter: recipe 'r' needs orchestrator capabilities compile",

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from stack.config.recipe_file import load_recipe
+from stack.contract.capabilities import ServerCapability
+from stack.contract.roles import Role
 from stack.errors import StackConfigError
 from stack.orchestration.steps import load_steps
 
@@ -75,6 +77,29 @@ def test_unknown_requires_role_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(StackConfigError, match=r":2: requires.servr"):
         load_recipe(path)
+
+
+def test_unknown_capability_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
+    path = recipe(
+        tmp_path,
+        "name: r\nrequires: {server: [canary, blue_green]}\n"
+        "steps:\n  - {name: a, run: 'steps:f'}\n",
+    )
+    with pytest.raises(StackConfigError) as caught:
+        load_recipe(path)
+    assert ":2: requires.server.1: Input should be 'canary', 'shadow', 'ab'" in str(caught.value)
+
+
+def test_required_capabilities_are_read_into_the_role_vocabulary(tmp_path: Path) -> None:
+    path = recipe(
+        tmp_path,
+        "name: r\nrequires: {server: [canary], orchestrator: []}\n"
+        "steps:\n  - {name: a, run: 'steps:f'}\n",
+    )
+    assert load_recipe(path).spec.requires.by_role() == {
+        Role.ORCHESTRATOR: (),
+        Role.SERVER: (ServerCapability.CANARY,),
+    }
 
 
 def test_no_steps_is_refused(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from stack.contract import LifecycleState, ModelVersion
+from stack.contract.capabilities import ServerCapability, TrackerCapability
 from stack.contract.roles import Role
 from stack.orchestration.manifest import MANIFEST as LOCAL_MANIFEST
 from stack.plugins.manifest import AdapterContext
@@ -37,7 +38,7 @@ def context(tmp_path: Path) -> AdapterContext:
 
 
 class TestMemoryTracker(TrackerSuite):
-    capabilities = frozenset({"artifacts", "datasets"})
+    capabilities = frozenset({TrackerCapability.ARTIFACTS, TrackerCapability.DATASETS})
 
     @pytest.fixture
     def tracker(self, tmp_path: Path) -> MemoryTracker:
@@ -61,7 +62,7 @@ class TestMemoryFeatureStore(FeatureStoreSuite):
 
 
 class TestMemoryServer(ServerSuite):
-    capabilities = frozenset({"canary", "shadow"})
+    capabilities = frozenset({ServerCapability.CANARY, ServerCapability.SHADOW})
 
     @pytest.fixture
     def server(self, tmp_path: Path) -> MemoryServer:

@@ -25,11 +25,12 @@ class TestForgetful(RegistrySuite):
 
 UNDECLARED_CAPABILITY = """
 import pytest
+from stack.contract.capabilities import TrackerCapability
 from stack.testing import TrackerSuite
 from tests.support.memory import MemoryTracker
 
 class TestWithoutArtifacts(TrackerSuite):
-    capabilities = frozenset({"datasets"})
+    capabilities = frozenset({TrackerCapability.DATASETS})
 
     @pytest.fixture
     def tracker(self):
@@ -40,7 +41,7 @@ class TestWithoutArtifacts(TrackerSuite):
 def test_a_wrong_registry_fails_the_suite(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_broken=BROKEN_REGISTRY)
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=6, failed=2)
+    result.assert_outcomes(passed=7, failed=2)
     result.stdout.fnmatch_lines(
         [
             "*test_illegal_move_is_refused_and_changes_nothing*",
@@ -53,5 +54,5 @@ def test_a_wrong_registry_fails_the_suite(pytester: pytest.Pytester) -> None:
 def test_an_undeclared_capability_skips_only_its_tests(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_caps=UNDECLARED_CAPABILITY)
     result = pytester.runpytest_subprocess("-q", "-rs", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=8, skipped=1)
+    result.assert_outcomes(passed=9, skipped=1)
     result.stdout.fnmatch_lines(["*does not declare the 'artifacts' capability*"])

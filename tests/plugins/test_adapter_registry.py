@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from stack.contract.capabilities import TrackerCapability
 from stack.contract.roles import Role
 from stack.errors import AdapterConflict, AdapterNotInstalled, StackConfigError, StackError
 from stack.plugins import AdapterManifest, AdapterRegistry, RoleBinding
@@ -24,7 +25,7 @@ MEMORY = AdapterManifest(
     package="mlstack-memory",
     roles={
         Role.TRACKER: RoleBinding(
-            "tests.support.memory:MemoryTracker", None, frozenset({"metrics"})
+            "tests.support.memory:MemoryTracker", None, frozenset({TrackerCapability.ARTIFACTS})
         ),
         Role.REGISTRY: RoleBinding("tests.support.memory:MemoryRegistry"),
     },
@@ -63,7 +64,7 @@ def test_third_party_adapter_is_discovered_without_importing_its_tool(acme_site:
     registry = AdapterRegistry()
     manifest, binding = registry.binding(Role.TRACKER, "acme")
     assert manifest.package == "mlstack-acme"
-    assert binding.capabilities == {"metrics", "artifacts"}
+    assert binding.capabilities == {"datasets", "artifacts"}
     assert "acme_heavy_tool" not in sys.modules
     assert not Path(os.environ["ACME_MARKER"]).exists()
 
@@ -75,7 +76,7 @@ def test_cli_lists_adapters_with_capabilities_and_imports_no_tool(
     assert result.returncode == 0, result.stderr
     listing = json.loads(result.stdout)
     rows = {(r["adapter"], r["role"]): r for r in listing["adapters"]}
-    assert rows[("acme", "tracker")]["capabilities"] == ["artifacts", "metrics"]
+    assert rows[("acme", "tracker")]["capabilities"] == ["artifacts", "datasets"]
     assert rows[("local", "orchestrator")]["package"] == "mlstack"
     assert "broken" in listing["broken"]  # a broken entry point is shown, not fatal
     assert not Path(os.environ["ACME_MARKER"]).exists()

@@ -22,11 +22,11 @@ MANIFEST = AdapterManifest(
         Role.TRACKER: RoleBinding(
             implementation="stack_acme.tracker:AcmeTracker",
             config="stack_acme.config:AcmeConfig",
-            capabilities=frozenset({"metrics", "artifacts"}),
+            capabilities=frozenset({"datasets", "artifacts"}),
         ),
         Role.MONITOR: RoleBinding(
             implementation="stack_acme.monitor:AcmeMonitor",
-            capabilities=frozenset({"drift"}),
+            capabilities=frozenset({"html_report"}),
         ),
     },
 )

@@ -1,5 +1,6 @@
 """What this distribution provides, readable without importing BentoML."""
 
+from stack.contract.capabilities import ServerCapability
 from stack.contract.roles import Role
 from stack.plugins.manifest import AdapterManifest, RoleBinding
 
@@ -11,7 +12,17 @@ MANIFEST = AdapterManifest(
         Role.SERVER: RoleBinding(
             implementation="stack_bentoml.server:BentoServer",
             config="stack_bentoml.config:BentoConfig",
-            capabilities=frozenset({"canary", "shadow", "ab", "prediction_log", "kubernetes"}),
+            capabilities=frozenset(
+                {
+                    ServerCapability.CANARY,
+                    ServerCapability.SHADOW,
+                    ServerCapability.AB,
+                    ServerCapability.PREDICTION_LOG,
+                    ServerCapability.KUBERNETES,
+                    ServerCapability.PROCESSES,
+                    ServerCapability.PACKAGE,
+                }
+            ),
         )
     },
 )

@@ -1,5 +1,6 @@
 """What this distribution provides, readable without importing Evidently."""
 
+from stack.contract.capabilities import MonitorCapability
 from stack.contract.roles import Role
 from stack.plugins.manifest import AdapterManifest, RoleBinding
 
@@ -12,7 +13,12 @@ MANIFEST = AdapterManifest(
             implementation="stack_evidently.monitor:EvidentlyMonitor",
             config="stack_evidently.config:EvidentlyConfig",
             capabilities=frozenset(
-                {"html_report", "prediction_drift", "performance", "data_quality"}
+                {
+                    MonitorCapability.HTML_REPORT,
+                    MonitorCapability.PREDICTION_DRIFT,
+                    MonitorCapability.PERFORMANCE,
+                    MonitorCapability.DATA_QUALITY,
+                }
             ),
         )
     },

@@ -1,5 +1,6 @@
 """What this distribution provides, readable without importing Feast."""
 
+from stack.contract.capabilities import FeaturesCapability
 from stack.contract.roles import Role
 from stack.plugins.manifest import AdapterManifest, RoleBinding
 
@@ -11,7 +12,15 @@ MANIFEST = AdapterManifest(
         Role.FEATURES: RoleBinding(
             implementation="stack_feast.store:FeastFeatureStore",
             config="stack_feast.config:FeastConfig",
-            capabilities=frozenset({"point_in_time", "online_features", "materialize", "plan"}),
+            capabilities=frozenset(
+                {
+                    FeaturesCapability.POINT_IN_TIME,
+                    FeaturesCapability.ONLINE_FEATURES,
+                    FeaturesCapability.MATERIALIZE,
+                    FeaturesCapability.PLAN,
+                    FeaturesCapability.READ_REPO,
+                }
+            ),
         )
     },
 )

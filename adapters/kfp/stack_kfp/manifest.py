@@ -1,5 +1,6 @@
 """What this distribution provides, readable without importing KFP."""
 
+from stack.contract.capabilities import OrchestratorCapability
 from stack.contract.roles import Role
 from stack.plugins.manifest import AdapterManifest, RoleBinding
 
@@ -12,7 +13,14 @@ MANIFEST = AdapterManifest(
         Role.ORCHESTRATOR: RoleBinding(
             implementation="stack_kfp.orchestrator:KfpOrchestrator",
             config="stack_kfp.config:KfpConfig",
-            capabilities=frozenset({"compile", "resume", "schedule", "out_of_process"}),
+            capabilities=frozenset(
+                {
+                    OrchestratorCapability.COMPILE,
+                    OrchestratorCapability.RESUME,
+                    OrchestratorCapability.SCHEDULE,
+                    OrchestratorCapability.OUT_OF_PROCESS,
+                }
+            ),
         )
     },
 )

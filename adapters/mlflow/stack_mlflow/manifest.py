@@ -1,5 +1,6 @@
 """What this distribution provides, readable without importing MLflow."""
 
+from stack.contract.capabilities import RegistryCapability, TrackerCapability
 from stack.contract.roles import Role
 from stack.plugins.manifest import AdapterManifest, RoleBinding
 
@@ -14,20 +15,30 @@ MANIFEST = AdapterManifest(
             config="stack_mlflow.config:MlflowTrackerConfig",
             capabilities=frozenset(
                 {
-                    "artifacts",
-                    "datasets",
-                    "models",
-                    "code_version",
-                    "buffered_metrics",
-                    "replay",
-                    "tracing",
+                    TrackerCapability.ARTIFACTS,
+                    TrackerCapability.DATASETS,
+                    TrackerCapability.MODELS,
+                    TrackerCapability.CODE_VERSION,
+                    TrackerCapability.BUFFERED_METRICS,
+                    TrackerCapability.REPLAY,
+                    TrackerCapability.TRACING,
+                    TrackerCapability.CLOSE_RUNS,
+                    TrackerCapability.CLOSE_ORPHAN_RUNS,
                 }
             ),
         ),
         Role.REGISTRY: RoleBinding(
             implementation="stack_mlflow.registry:MlflowRegistry",
             config="stack_mlflow.config:MlflowRegistryConfig",
-            capabilities=frozenset({"aliases", "exclusive_serving", "load_model", "prompts"}),
+            capabilities=frozenset(
+                {
+                    RegistryCapability.ALIASES,
+                    RegistryCapability.EXCLUSIVE_SERVING,
+                    RegistryCapability.LOAD_MODEL,
+                    RegistryCapability.PROMPTS,
+                    RegistryCapability.INPUT_SCHEMA,
+                }
+            ),
         ),
     },
 )

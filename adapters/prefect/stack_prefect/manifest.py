@@ -1,5 +1,6 @@
 """What this distribution provides, readable without importing Prefect."""
 
+from stack.contract.capabilities import OrchestratorCapability
 from stack.contract.roles import Role
 from stack.plugins.manifest import AdapterManifest, RoleBinding
 
@@ -11,7 +12,14 @@ MANIFEST = AdapterManifest(
         Role.ORCHESTRATOR: RoleBinding(
             implementation="stack_prefect.orchestrator:PrefectOrchestrator",
             config="stack_prefect.config:PrefectConfig",
-            capabilities=frozenset({"resume", "schedule", "parallel_steps", "in_process"}),
+            capabilities=frozenset(
+                {
+                    OrchestratorCapability.RESUME,
+                    OrchestratorCapability.SCHEDULE,
+                    OrchestratorCapability.PARALLEL_STEPS,
+                    OrchestratorCapability.IN_PROCESS,
+                }
+            ),
         )
     },
 )

@@ -1,5 +1,6 @@
 """What this distribution provides, readable without importing ZenML."""
 
+from stack.contract.capabilities import OrchestratorCapability
 from stack.contract.roles import Role
 from stack.plugins.manifest import AdapterManifest, RoleBinding
 
@@ -12,7 +13,13 @@ MANIFEST = AdapterManifest(
         Role.ORCHESTRATOR: RoleBinding(
             implementation="stack_zenml.orchestrator:ZenmlOrchestrator",
             config="stack_zenml.config:ZenmlConfig",
-            capabilities=frozenset({"resume", "schedule", "out_of_process"}),
+            capabilities=frozenset(
+                {
+                    OrchestratorCapability.RESUME,
+                    OrchestratorCapability.SCHEDULE,
+                    OrchestratorCapability.OUT_OF_PROCESS,
+                }
+            ),
         )
     },
 )
