@@ -68,6 +68,21 @@ class RolloutPlan(BaseModel):
         description="A challenger's answer later than this is a miss: the champion answers "
         "and the miss counts as the challenger's error. Default: slo.max_p99_ms, else 10000.",
     )
+    probe_seconds: float | None = Field(
+        default=1.0,
+        gt=0,
+        description="How often, during a bake, the controller sends each version it judges "
+        "a request of its own (the version's input example, pinned to it, tagged "
+        "x-mlstack-traffic: probe) to see failures that never reach the endpoint's log: "
+        "connection resets, refusals, answers that never come. None: no probes. Only a "
+        "server that can probe (BentoML) is probed.",
+    )
+    probe_timeout_ms: float | None = Field(
+        default=None,
+        gt=0,
+        description="A probe with no answer after this long failed. Default: the challenger "
+        "deadline plus 5000 ms (the endpoint itself answers a missed deadline, by fallback).",
+    )
     slo: ServiceLevels = ServiceLevels()
 
     @field_validator("steps")
@@ -86,3 +101,7 @@ class RolloutPlan(BaseModel):
     def deadline_ms(self) -> float:
         """How long a challenger may take to answer one request, in ms."""
         return self.challenger_deadline_ms or self.slo.max_p99_ms or DEFAULT_DEADLINE_MS
+
+    def probe_timeout_s(self) -> float:
+        """How long a probe waits for its answer, in seconds."""
+        return (self.probe_timeout_ms or self.deadline_ms() + 5000.0) / 1000

@@ -119,9 +119,11 @@ class Server(Protocol):
 
 #: What a request is, as its client tagged it: `live` (real users; the default), `bake`
 #: (sent to exercise a rollout: its health counts it), `test` (counted by neither a
-#: rollout's health nor monitoring) or `synthetic` (a load or probe generator's: counted by
-#: a rollout's health). Monitoring windows keep `live` alone unless the recipe says more.
-TrafficKind = Literal["live", "bake", "test", "synthetic"]
+#: rollout's health nor monitoring), `synthetic` (a load generator's: counted by a
+#: rollout's health) or `probe` (a rollout controller's own request, pinned to one version:
+#: the controller counts it itself; neither health nor monitoring does). Monitoring windows
+#: keep `live` alone unless the recipe says more.
+TrafficKind = Literal["live", "bake", "test", "synthetic", "probe"]
 TRAFFIC_KINDS: tuple[TrafficKind, ...] = get_args(TrafficKind)
 
 
@@ -203,6 +205,18 @@ class ProcessInspector(Protocol):
     not (`endpoint` narrows it to one: NotFound when there is no such endpoint)."""
 
     def processes(self, endpoint: str | None = None) -> list[EndpointProcesses]: ...
+
+
+@runtime_checkable
+class Prober(Protocol):
+    """Optional: send endpoint `endpoint` one request answered by version `ref` alone (its
+    input example, tagged `probe`), to see failures that never reach the endpoint's own
+    records. None when an answer came (any HTTP status: what the endpoint did with it is
+    in its log); else why none came, in a few words (`connection reset`, `connection
+    refused`, `no answer within 15 s`). NotFound for an unknown endpoint or version;
+    StackError when `ref` cannot be probed (no input example)."""
+
+    def probe(self, endpoint: str, ref: str, *, timeout_s: float) -> str | None: ...
 
 
 @runtime_checkable

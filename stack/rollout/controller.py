@@ -41,6 +41,7 @@ from stack.governance.service import Governance
 from stack.lifecycle import Lifecycle
 from stack.orchestration.lease import current_owner
 from stack.rollout.judge import judge
+from stack.rollout.probes import Probes, probing
 from stack.session import StackSession
 from stack.spine.lineage import NodeKind, NodeRef
 
@@ -523,6 +524,22 @@ class RolloutController:
         stage: str,
         champion: str | None = None,
     ) -> _Baked:
+        """`_watch`, with the controller's own probes of the versions it judges (probes.py;
+        a shadow's copies are off the request path: not probed)."""
+        judged = [] if shadow else [ref, *([champion] if champion else [])]
+        with probing(self.server, name, judged, plan) as probes:
+            return self._watch(name, ref, plan, shadow, stage, champion, probes)
+
+    def _watch(
+        self,
+        name: str,
+        ref: str,
+        plan: RolloutPlan,
+        shadow: bool,
+        stage: str,
+        champion: str | None,
+        probes: Probes | None,
+    ) -> _Baked:
         """Watch `ref` for the bake time; the first breach ends the wait. Past the bake, a
         verdict that lacks evidence (too few requests, health unreadable or degraded, an
         endpoint that runs but does not answer its readiness check) holds, checked
@@ -557,6 +574,8 @@ class RolloutController:
                     champion_p99_ms=self._champion_latency(plan, report, champion),
                     shadow=shadow,
                     final=final,
+                    probes=probes.tally() if probes is not None else None,
+                    champion=champion,
                 )
                 reasons, holds = list(verdict.breaches), list(verdict.holds)
                 if not report.ready:  # failing outside the app: its figures are unproven

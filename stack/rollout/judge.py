@@ -7,14 +7,19 @@ never promotes or rolls back on missing data (the controller bounds how long it 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from stack.config.rollout import ServiceLevels
 from stack.contract.serving import HealthReport, VersionHealth
+from stack.rollout.probes import ProbeTally
 
 #: Requests a version needs before its p99 is compared with the champion's: the p99 of fewer
 #: is simply their slowest one, and one cold call would read as a regression.
 LATENCY_SAMPLE = 20
+#: Probes without an answer a version needs before they count against it (with a rate over
+#: the SLO's max_error_rate): one reset is a worker restarted for any reason.
+PROBE_FAILURES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,13 +43,17 @@ def judge(
     champion_p99_ms: float | None = None,
     shadow: bool = False,
     final: bool,
+    probes: Mapping[str, ProbeTally] | None = None,
+    champion: str | None = None,
 ) -> Verdict:
     """`ref`'s verdict in `report`. `champion_p99_ms`: the serving version's p99 latency in
     ms (in the same window, or the last window where it had traffic) for the relative
     latency rule; None skips that rule, as do fewer than `slo.min_requests` (and fewer than
     LATENCY_SAMPLE) requests. Too
     few requests only holds at the end of a window (`final`): until then there is simply
-    not enough to judge yet."""
+    not enough to judge yet. `probes`: the controller's own requests by version (probes.py):
+    `ref`'s going unanswered break the error rate too, unless `champion`'s went unanswered
+    alike (the endpoint failed, not `ref`: the verdict holds)."""
     key = f"{ref} (shadow)" if shadow else ref
     health = report.versions.get(key, VersionHealth(requests=0, errors=0, p99_latency_ms=None))
     found: list[str] = []
@@ -84,6 +93,13 @@ def judge(
             f"(bound {slo.max_disagreement:.1%})"
         )
     holds: list[str] = []
+    unanswered = _unanswered(slo, probes or {}, ref)
+    if unanswered is not None:
+        theirs = _unanswered(slo, probes or {}, champion) if champion != ref else None
+        if theirs is None:
+            found.append(f"{unanswered}: failures outside the app")
+        else:
+            holds.append(f"{unanswered}, and {theirs}: the endpoint's fault, not {ref}'s")
     if final and not found and health.requests < slo.min_requests:
         outside = ""
         if health.fallbacks:
@@ -93,6 +109,16 @@ def judge(
             f"{slo.min_requests} are needed to judge it"
         )
     return Verdict(tuple(found), tuple(holds))
+
+
+def _unanswered(
+    slo: ServiceLevels, probes: Mapping[str, ProbeTally], ref: str | None
+) -> str | None:
+    """What `ref`'s probes say when too many went unanswered, else None."""
+    tally = probes.get(ref) if ref is not None else None
+    if tally is None or tally.failed < PROBE_FAILURES or tally.rate() <= slo.max_error_rate:
+        return None
+    return f"{tally.failed} of {tally.sent} probe requests to {ref} got no answer ({tally.why()})"
 
 
 def breaches(

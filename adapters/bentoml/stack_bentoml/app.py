@@ -27,6 +27,7 @@ import traceback
 import uuid
 import zlib
 from bisect import bisect_right
+from collections.abc import Collection
 from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
@@ -52,7 +53,7 @@ from stack_bentoml.runtime import LoadedVersion, load_version
 from stack_bentoml.schema import RequestSchema, problems
 from stack_bentoml.spec import EndpointSpec, read_spec
 from stack_bentoml.spill import SpillFolder, default_spill_dir
-from stack_bentoml.traffic import TRAFFIC_HEADER, traffic_of
+from stack_bentoml.traffic import TRAFFIC_HEADER, VERSION_HEADER, pinned, traffic_of
 
 Scope = dict[str, Any]
 Headers = dict[bytes, bytes]
@@ -215,6 +216,10 @@ class PredictionApp:
             raise
         write_ack(folder, spec.revision)  # in force here: the adapter waits for every worker
 
+    def _routed(self) -> Collection[str]:
+        """The versions a probe may name: those the split routes (weight 0 included)."""
+        return self._routing().spec.weights.keys()
+
     def _routing(self) -> Routing:
         assert self.routing is not None, "the endpoint has not started"
         return self.routing
@@ -249,10 +254,11 @@ class PredictionApp:
             elif path == "/predict":
                 try:
                     traffic = traffic_of(headers.get(TRAFFIC_HEADER.encode()))
+                    pin = pinned(headers.get(VERSION_HEADER.encode()), traffic, self._routed())
                 except ValueError as exc:
                     await answer(send, 400, {"error": str(exc)}, extra)
                     return
-                await self._predict(receive, send, headers, request_id, extra, traffic)
+                await self._predict(receive, send, headers, request_id, extra, traffic, pin)
             else:
                 await self._feedback(receive, send, headers, extra)
         elif path == "/openapi.json" and method == "GET":
@@ -307,6 +313,7 @@ class PredictionApp:
         request_id: str,
         extra: Extra,
         traffic: str = "live",
+        pin: str | None = None,
     ) -> None:
         started = time.perf_counter()
         routing = self._routing()
@@ -324,7 +331,7 @@ class PredictionApp:
             await answer(send, 422, {"error": str(exc)}, extra)
             return
         subject = headers.get(spec.ab_header.encode()) if spec.sticky else None
-        chosen = routing.choose(subject)
+        chosen = pin if pin in routing.spec.weights else routing.choose(subject)
         now = time.time()
         # The body is the inputs, validated, already as JSON: logged as sent (as a list).
         records = body.decode() if body.lstrip()[:1] == b"[" else f"[{body.decode()}]"

@@ -39,7 +39,8 @@ _TRAFFIC = {
     "in": "header",
     "required": False,
     "description": "What the request is: live (real users), bake (a rollout's), test, "
-    "synthetic. Monitoring keeps live alone by default; a rollout's health all but test.",
+    "synthetic, probe (a rollout controller's own). Monitoring keeps live alone by default; "
+    "a rollout's health all but test and probe.",
     "schema": {"type": "string", "enum": list(TRAFFIC_KINDS), "default": "live"},
 }
 

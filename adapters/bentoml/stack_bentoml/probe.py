@@ -43,8 +43,8 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-def example_row(model_dir: Path, columns: Sequence[Column]) -> list[Any] | None:
-    """The first record of the model's saved input example, as a request would give it
+def example_body(model_dir: Path, columns: Sequence[Column]) -> bytes | None:
+    """The first record of the model's saved input example as a request's JSON body
     (validated by the request schema); None when there is none or it does not validate."""
     try:
         import pandas as pd
@@ -57,9 +57,20 @@ def example_row(model_dir: Path, columns: Sequence[Column]) -> list[Any] | None:
             value = frame[column.name].iloc[0] if column.name in frame else None
             if column.type == "binary" and isinstance(value, bytes):
                 record[column.name] = base64.b64encode(value).decode()
-        [row] = RequestSchema(tuple(columns), max_rows=1).parse(json.dumps(record).encode())
+        body = json.dumps(record).encode()
+        RequestSchema(tuple(columns), max_rows=1).parse(body)
     except Exception:
         return None
+    return body
+
+
+def example_row(model_dir: Path, columns: Sequence[Column]) -> list[Any] | None:
+    """The first record of the model's saved input example, as a request would give it
+    (validated by the request schema); None when there is none or it does not validate."""
+    body = example_body(model_dir, columns)
+    if body is None:
+        return None
+    [row] = RequestSchema(tuple(columns), max_rows=1).parse(body)
     return row
 
 

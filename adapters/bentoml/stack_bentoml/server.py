@@ -79,6 +79,7 @@ class BentoServer:
         self.spill = context.home / "prediction-spill"  # rows the log refused (spill.py)
         self.bentoml_home = (context.home / self.config.bentoml_home).resolve()
         self._held = threading.local()
+        self._examples: dict[str, bytes | None] = {}  # probe bodies by model folder
 
     @contextlib.contextmanager
     def _locked(self, endpoint: str) -> Iterator[None]:
@@ -278,6 +279,25 @@ class BentoServer:
             self._spec(endpoint)
             self._clear(endpoint)
             shutil.rmtree(self.root / endpoint, ignore_errors=True)
+
+    def probe(self, endpoint: str, ref: str, *, timeout_s: float) -> str | None:
+        """One request of `ref`'s input example answered by `ref` alone (pinned.py): None
+        when the endpoint answered, else why it did not (the Prober capability)."""
+        from stack_bentoml.pinned import send_probe
+        from stack_bentoml.probe import example_body
+
+        spec = self._spec(endpoint)
+        version = spec.versions.get(ref)
+        if version is None:
+            raise NotFound(f"{ref} is not loaded on endpoint {endpoint!r}")
+        if version.model_dir not in self._examples:  # a folder per version: never stale
+            self._examples[version.model_dir] = example_body(
+                Path(version.model_dir), version.inputs
+            )
+        body = self._examples[version.model_dir]
+        if body is None:
+            raise StackError(f"{ref} has no input example the endpoint takes: not probed")
+        return send_probe(spec.url, ref, body, timeout_s)
 
     def processes(self, endpoint: str | None = None) -> list[EndpointProcesses]:
         """Each endpoint with a folder here, running or not (or `endpoint` alone, NotFound
