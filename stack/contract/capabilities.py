@@ -20,7 +20,13 @@ from stack.contract.features import FeatureRepoReader
 from stack.contract.orchestration import PipelineCompiler, Scheduler
 from stack.contract.registry import InputSchemaReader, ModelLoader, PromptStore
 from stack.contract.roles import Role
-from stack.contract.serving import ClusterManifests, Packager, PredictionLogReader, ProcessInspector
+from stack.contract.serving import (
+    ClusterManifests,
+    Packager,
+    PredictionLogReader,
+    Prober,
+    ProcessInspector,
+)
 from stack.contract.tracking import OrphanRunCloser, RunCloser, SpillReplayer, TracingTracker
 
 
@@ -82,6 +88,7 @@ class ServerCapability(Capability):
     KUBERNETES = "kubernetes"  # ClusterManifests
     PROCESSES = "processes"  # ProcessInspector
     PACKAGE = "package"  # Packager
+    PROBE = "probe"  # Prober
 
 
 class MonitorCapability(Capability):
@@ -122,6 +129,7 @@ PROTOCOLS: Mapping[Capability, type] = MappingProxyType(
         ServerCapability.KUBERNETES: ClusterManifests,
         ServerCapability.PROCESSES: ProcessInspector,
         ServerCapability.PACKAGE: Packager,
+        ServerCapability.PROBE: Prober,
     }
 )
 

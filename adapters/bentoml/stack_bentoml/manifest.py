@@ -21,6 +21,7 @@ MANIFEST = AdapterManifest(
                     ServerCapability.KUBERNETES,
                     ServerCapability.PROCESSES,
                     ServerCapability.PACKAGE,
+                    ServerCapability.PROBE,
                 }
             ),
         )
