@@ -36,7 +36,7 @@ ENTRIES: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
     ("stack.monitoring.reference", "save_reference", None),
     ("stack.lifecycle", "Lifecycle", ("register",)),
     ("stack.governance.service", "Governance", ("version", "promote", "approve")),
-    ("stack.session", "StackSession", ("open",)),
+    ("stack.session", "StackSession", ("open", "recipe_for", "with_recipe")),
 )
 
 INTRO = """# The Python API of a recipe step

@@ -14,7 +14,6 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from stack.config.recipe_file import Recipe
 from stack.contract.features import TrainingFrame
@@ -23,10 +22,11 @@ from stack.contract.roles import Role
 from stack.contract.states import EXCLUSIVE_STATES, LifecycleState, can_transition
 from stack.errors import InvalidTransition, Vetoed
 from stack.identity import current_actor
-from stack.session import StackSession
+from stack.session import RECIPE_TAG, StackSession
 from stack.spine.lineage import NodeKind, NodeRef
 
-RECIPE_TAG = "mlstack.recipe"
+__all__ = ["OWNER_TAG", "RECIPE_TAG", "RISK_TAG", "Lifecycle", "StateChange"]
+
 OWNER_TAG = "mlstack.owner"
 RISK_TAG = "mlstack.risk_tier"
 
@@ -39,14 +39,6 @@ class StateChange:
     version: ModelVersion
     previous: LifecycleState
     displaced: tuple[str, ...] = ()
-
-
-def recipe_of(version: ModelVersion) -> Recipe | None:
-    """The recipe that built `version` (tagged at registration), if it is still on disk."""
-    from stack.config.recipe_file import load_recipe
-
-    location = version.tags.get(RECIPE_TAG)
-    return load_recipe(Path(location)) if location and Path(location).exists() else None
 
 
 class Lifecycle:
@@ -278,7 +270,7 @@ class Lifecycle:
             if isinstance(version, str):
                 model, _, number = version.rpartition("@")
                 version = self.session.registry.get_version(model, int(number))
-            write_card(self.session, version, recipe_of(version))
+            write_card(self.session, version, self.session.recipe_for(version, required=False))
         except Exception as exc:  # the card is a report of the change, not part of it
             warnings.warn(
                 f"model card of {ref} not updated: {type(exc).__name__}: {exc}", stacklevel=2

@@ -7,12 +7,13 @@ and so its wrapped tool, is imported the first time the role is used.
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from stack.config.recipe_file import Recipe
+from stack.config.recipe_file import Recipe, load_recipe
 from stack.config.stack_file import StackFile, read_stack_file
 from stack.contract.roles import ROLE_PROTOCOLS, Role
 from stack.errors import StackError, Vetoed
@@ -23,13 +24,19 @@ from stack.resolution import ResolvedRole, resolve_stack
 
 if TYPE_CHECKING:
     from stack.contract import FeatureStore, Monitor, Orchestrator, Registry, Server, Tracker
+    from stack.contract.registry import ModelVersion
     from stack.spine.store import SpineStore
+
+#: The tag a version is registered with: the path of the recipe.yaml that built it.
+RECIPE_TAG = "mlstack.recipe"
 
 
 class StackSession:
     """An opened stack: one adapter per role (`tracker`, `registry`, `features`, `server`,
-    `monitor`, `orchestrator`), the spine, the hooks. A step gets one as `ctx.session`;
-    a script opens one with `StackSession.open()` and closes it (it is a context manager)."""
+    `monitor`, `orchestrator`), the spine, the hooks, and the recipe it was opened with (its
+    hooks registered once, its policy the one `recipe_for` applies). A step gets one as
+    `ctx.session`; a script opens one with `StackSession.open()` and closes it (it is a
+    context manager)."""
 
     #: The lineage kind (a `NodeKind` value) of the versions this session's registry holds:
     #: a prompt view says `prompt_version`. Plain text, so importing the session stays free
@@ -45,6 +52,7 @@ class StackSession:
         source: Path | None = None,
         base_dir: Path | None = None,
         hooks: HookBus | None = None,
+        recipe: Recipe | None = None,
     ) -> None:
         self.stack = stack
         self.resolved = dict(roles)
@@ -55,6 +63,10 @@ class StackSession:
         self._instances: dict[Role, object] = {}
         self._spine: SpineStore | None = None
         self._recipes: set[str] = set()  # recipe files whose hooks are registered
+        self._owner = True  # closes its roles and spine (a `with_recipe` view does not)
+        #: The recipe this session was opened with (None for a command given none).
+        self.recipe: Recipe | None = None
+        self._adopt(recipe)
 
     @classmethod
     def open(
@@ -66,13 +78,27 @@ class StackSession:
         base_dir: Path | None = None,
         hooks: HookBus | None = None,
     ) -> StackSession:
-        """Read and resolve `path` (the embedded local stack when None)."""
+        """Read and resolve `path` (the embedded local stack when None), with `recipe`: the
+        stack is checked against what it needs and its hooks are registered (raises
+        StackConfigError naming the recipe file when one cannot be loaded)."""
         registry = registry or default_registry()
         stack, doc = read_stack_file(path)
         roles = resolve_stack(stack, doc, registry, recipe)
-        session = cls(stack, roles, registry, source=path, base_dir=base_dir, hooks=hooks)
-        session.adopt_recipe(recipe)
-        return session
+        return cls(
+            stack, roles, registry, source=path, base_dir=base_dir, hooks=hooks, recipe=recipe
+        )
+
+    def with_recipe(self, recipe: Recipe) -> StackSession:
+        """This session owning `recipe` instead (a retraining recipe, another model's): the
+        same stack, spine, hooks and roles; `recipe`'s hooks registered. Closing the view
+        closes nothing: the session it came from does."""
+        view = copy.copy(self)
+        view._spine = self.spine  # one connection for both
+        view._recipes = self._recipes  # one hook bus: one record of what it holds
+        view._owner = False
+        view.recipe = None
+        view._adopt(recipe)
+        return view
 
     @property
     def home(self) -> Path:
@@ -138,14 +164,22 @@ class StackSession:
         """The adapter filling `role` if it was built already, else None (builds nothing)."""
         return self._instances.get(role)
 
-    def adopt_recipe(self, recipe: Recipe | None) -> None:
+    def _adopt(self, recipe: Recipe | None) -> None:
+        """Own `recipe`: its hooks registered (once per recipe file), its policy the one
+        `recipe_for` gives for the versions it built or whose model it declares."""
+        if recipe is None:
+            return
+        self.recipe = recipe
+        self._register_hooks(recipe)
+
+    def _register_hooks(self, recipe: Recipe) -> None:
         """Register `recipe`'s hooks (`hooks:` in recipe.yaml), once per recipe file.
 
-        Done for the recipe a command is given and, by `emit`, for the recipe that built the
-        version an event is about: a recipe's veto holds for every command that acts on its
-        versions (promote, approve, reject, deploy, rollback, monitor), not only `mlstack run`.
+        Done for the session's recipe and, by `emit`, for the recipe that built the version
+        an event is about: a recipe's veto holds for every command that acts on its versions
+        (promote, approve, reject, deploy, rollback, monitor), not only `mlstack run`.
         Raises StackConfigError when a hook cannot be loaded (naming the recipe file)."""
-        if recipe is None or str(recipe.path) in self._recipes:
+        if str(recipe.path) in self._recipes:
             return
         if recipe.spec.hooks and str(recipe.directory) not in sys.path:
             sys.path.insert(0, str(recipe.directory))  # hook modules live beside their steps
@@ -153,32 +187,71 @@ class StackSession:
             self.hooks.register_target(target, origin=str(recipe.path))
         self._recipes.add(str(recipe.path))
 
-    def _adopt_recipe_of(self, version: object, event: str) -> None:
+    def recipe_for(self, version: ModelVersion, *, required: bool = True) -> Recipe | None:
+        """The recipe whose policy (gates, rollout plan, monitoring) applies to `version`:
+        the session's own when it built `version` or declares its model, else the one that
+        built it (tagged at registration, read once per process while its file is unchanged);
+        None when neither is known.
+
+        With `required` (deciding a gate), raises StackError when `version` was built by a
+        recipe that is not on disk (its gates cannot be read, and deciding without them would
+        let it through unchecked), and when the session's recipe neither built `version` nor
+        declares its model (another model's policy, or none). Without it, such a recipe is
+        passed over and the answer may be None."""
+        location = version.tags.get(RECIPE_TAG)
+        own = self.recipe
+        if own is not None:
+            declared = own.spec.model.name if own.spec.model else None
+            if location == str(own.path) or declared == version.model:
+                return own
+            if required:
+                raise StackError(
+                    f"{own.path} did not build {version.ref} and declares "
+                    + (f"model {declared!r}" if declared else "no model")
+                    + f": its promotion policy is not {version.model}'s. Give the recipe that "
+                    f"built it ({location or 'none recorded'}) or one declaring model "
+                    f"{version.model!r}"
+                )
+        if not location:
+            return None
+        recipe = _recipe_at(Path(location))
+        if recipe is None and required:
+            raise StackError(
+                f"{version.ref} was built by the recipe {location}, which is not on disk: its "
+                "promotion policy cannot be read, so nothing is decided. Run where that recipe "
+                "is, or give it with --recipe PATH"
+            )
+        return recipe
+
+    def _hooks_of(self, version: object, event: str) -> None:
+        """Register the hooks of the recipe that built `version` before `event` is fired."""
         from stack.contract.registry import ModelVersion
         from stack.hooks.specs import VETOABLE_EVENTS
-        from stack.lifecycle import RECIPE_TAG, recipe_of
 
-        if isinstance(version, ModelVersion):
-            location = version.tags.get(RECIPE_TAG)
-            if location and location not in self._recipes:
-                recipe = recipe_of(version)
-                # its veto cannot be asked (unless the command was given a recipe to ask)
-                if recipe is None and event in VETOABLE_EVENTS and not self._recipes:
-                    raise StackError(
-                        f"{version.ref} was built by the recipe {location}, which is not on "
-                        f"disk: its hooks cannot be asked ({event}), so nothing is done. Run "
-                        "where that recipe is, or give it with --recipe PATH"
-                    )
-                self.adopt_recipe(recipe)
+        if not isinstance(version, ModelVersion):
+            return
+        location = version.tags.get(RECIPE_TAG)
+        if not location or location in self._recipes:
+            return
+        recipe = _recipe_at(Path(location))
+        # its veto cannot be asked (unless the command was given a recipe to ask)
+        if recipe is None and event in VETOABLE_EVENTS and not self._recipes:
+            raise StackError(
+                f"{version.ref} was built by the recipe {location}, which is not on "
+                f"disk: its hooks cannot be asked ({event}), so nothing is done. Run "
+                "where that recipe is, or give it with --recipe PATH"
+            )
+        if recipe is not None:
+            self._register_hooks(recipe)
 
     def emit(self, event: str, *, subject: str, **arguments: Any) -> list[Any]:
         """Fire a lifecycle event to every hook and record it in the spine.
 
         An event about a version (a `version` argument) is first offered to the hooks of the
-        recipe that built it (see `adopt_recipe`). A vetoed event is recorded too, with the
+        recipe that built it (see `_register_hooks`). A vetoed event is recorded too, with the
         reasons, before Vetoed propagates.
         """
-        self._adopt_recipe_of(arguments.get("version"), event)
+        self._hooks_of(arguments.get("version"), event)
         try:
             results = self.hooks.fire(event, **arguments)
         except Vetoed as exc:
@@ -215,6 +288,8 @@ class StackSession:
         return cast("Monitor", self.role(Role.MONITOR))
 
     def close(self) -> None:
+        if not self._owner:
+            return
         for instance in self._instances.values():
             closer: Any = getattr(instance, "close", None)
             if callable(closer):
@@ -239,3 +314,21 @@ def anchored(url: str, base_dir: Path) -> str:
     if not path or path == ":memory:":
         return url
     return f"{prefix}{(base_dir / path).resolve()}" + (f"?{query}" if query else "")
+
+
+_READ: dict[tuple[str, int, int], Recipe] = {}  # (file, mtime_ns, size): read once per process
+
+
+def _recipe_at(location: Path) -> Recipe | None:
+    """The recipe at `location` (a recipe.yaml), read once per process while the file is
+    unchanged; None when it is not on disk."""
+    try:
+        stat = location.stat()
+    except OSError:
+        return None
+    if not location.is_file():
+        return None
+    key = (str(location), stat.st_mtime_ns, stat.st_size)
+    if key not in _READ:
+        _READ[key] = load_recipe(location)
+    return _READ[key]

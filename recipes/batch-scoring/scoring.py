@@ -91,7 +91,7 @@ def score(ctx: StepContext, feature_table: str, model: str, batch: str) -> Score
 
 def monitor(ctx: StepContext, score: Scored, model: str) -> str:
     """The batch checked as an endpoint's window is (the recipe's `monitoring:`)."""
-    outcome = MonitoringLoop(ctx.session, recipe=ctx.recipe).check(model)
+    outcome = MonitoringLoop(ctx.session).check(model)
     for check in outcome.checks:
         drifted = (", ".join(check.drift.drifted_columns) or "nothing") if check.drift else "-"
         print(f"    {check.version}: {check.status.upper()} over {check.rows} rows")

@@ -278,7 +278,7 @@ def register(ctx: StepContext, train: TrainedModel, evaluate: dict[str, float]) 
 def approve(ctx: StepContext, register: str, approver: str) -> str:
     """Through the `approved` gate (metric thresholds), and the sign-off the `serving` gate
     asks for, given by the demo's approver (a member of ml-leads; never the author)."""
-    governance = Governance(ctx.session, ctx.recipe)
+    governance = Governance(ctx.session)
     version = governance.version(register)
     # A resumed run (its process was killed during this step) finds done what was done.
     if version.state is not LifecycleState.APPROVED:

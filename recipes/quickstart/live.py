@@ -95,7 +95,7 @@ def endpoint_url(ctx: StepContext) -> str | None:
 
 def roll_out(ctx: StepContext, ref: str, records: list[dict[str, float]]) -> str:
     """Deploy `ref` by the recipe's rollout plan, with traffic flowing during the bake."""
-    controller = RolloutController(ctx.session, ctx.recipe)
+    controller = RolloutController(ctx.session)
     plan = ctx.recipe.spec.rollout
     url = endpoint_url(ctx)
     if url is None:  # nothing serves yet: the endpoint starts with this version alone
@@ -214,7 +214,7 @@ def late_labels(ctx: StepContext, replay: list[str], generate_data: Generated, s
 def monitor(ctx: StepContext, late_labels: int) -> dict[str, Any]:
     """`mlstack monitor run churn`: the window against the training reference, the labels
     joined, the recipe's policy; a breach alerts and starts the retraining recipe."""
-    loop = MonitoringLoop(ctx.session, recipe=ctx.recipe)
+    loop = MonitoringLoop(ctx.session)
     outcome = loop.assess("churn")
     reports: list[str] = []
     for check in outcome.checks:

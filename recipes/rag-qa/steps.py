@@ -108,7 +108,7 @@ def prompts(ctx: StepContext, index: Index, templates: list[str]) -> list[str]:
             f"    prompt {version.ref} ({name}): "
             + ", ".join(f"{k}={v:.2f}" for k, v in result.scores.items())
         )
-        if approved(Governance(view, ctx.recipe), version.ref, "evaluated"):
+        if approved(Governance(view), version.ref, "evaluated"):
             refs.append(version.ref)
     return refs
 
@@ -170,7 +170,7 @@ def build(ctx: StepContext, index: Index, prompts: list[str]) -> list[str]:
             NodeRef(NodeKind.MODEL_VERSION, version.ref),
             "pinned_by",
         )
-        if approved(Governance(ctx.session, ctx.recipe), version.ref, "evaluated prompt"):
+        if approved(Governance(ctx.session), version.ref, "evaluated prompt"):
             print(f"    {version.ref} answers with prompt {prompt_ref}")
             refs.append(version.ref)
     return refs
@@ -193,7 +193,7 @@ def canary(ctx: StepContext, build: list[str], questions: int, watch_seconds: fl
         print("    no new app passed its gate: nothing to roll out")
         return ""
     first, second = build[0], build[-1]
-    controller = RolloutController(ctx.session, ctx.recipe)
+    controller = RolloutController(ctx.session)
     if controller.find(MODEL) is None:
         controller.deploy(first, RolloutPlan(strategy="direct", endpoint=MODEL), reason="first app")
         prompt_follows(ctx, first, LifecycleState.SERVING, "its app serves")
@@ -216,7 +216,7 @@ def canary(ctx: StepContext, build: list[str], questions: int, watch_seconds: fl
             ctx.session.source, recipe=ctx.recipe, base_dir=ctx.session.base_dir
         )
         with session:
-            loop = MonitoringLoop(session, recipe=ctx.recipe)
+            loop = MonitoringLoop(session)
             while not stop.wait(watch_seconds):
                 try:
                     outcome = loop.check(MODEL)
@@ -261,7 +261,7 @@ def prompt_follows(ctx: StepContext, app: str, state: LifecycleState, reason: st
     """The app's prompt version follows the app through its rollout: canary while it bakes,
     then serving, or rejected with it; the prompt's own gates and audit entries apply."""
     prompt = Governance(ctx.session).version(app).tags["mlstack.prompt_version"]
-    governance = Governance(prompt_session(ctx.session), ctx.recipe)
+    governance = Governance(prompt_session(ctx.session))
     current = governance.version(prompt).state
     if state is LifecycleState.REJECTED and current is not state:
         governance.reject(prompt, reason=reason)

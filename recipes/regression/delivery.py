@@ -130,7 +130,7 @@ def register(ctx: StepContext, train: Trained, evaluate: dict[str, float]) -> st
 
 def promote(ctx: StepContext, register: str) -> str:
     """Approved, then serving if the gates agree; a refusal is an outcome, not a failure."""
-    governance = Governance(ctx.session, ctx.recipe)
+    governance = Governance(ctx.session)
     try:
         governance.promote(register, LifecycleState.APPROVED, reason="passed the approved gate")
         version = governance.promote(register, LifecycleState.SERVING, reason="passed the gate")

@@ -32,8 +32,8 @@ def _governance(  # type: ignore[no-untyped-def]
     if prompts:
         from stack.llm.prompts import prompt_session
 
-        return session, Governance(prompt_session(session), recipe)
-    return session, Governance(session, recipe)
+        return session, Governance(prompt_session(session))
+    return session, Governance(session)
 
 
 def run_promote(

@@ -50,7 +50,7 @@ def run_checks(
     span = parse_duration(window) if window else None
     breached = False
     with open_session(ctx, recipe) as session:  # the recipe's hooks included
-        loop = MonitoringLoop(session, recipe=recipe)
+        loop = MonitoringLoop(session)
         for turn in range(max(1, count if every else 1)):
             if turn:
                 time.sleep(every or 0)

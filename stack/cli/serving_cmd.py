@@ -80,15 +80,14 @@ def deploy(
     from stack.config.recipe_file import load_recipe
     from stack.config.rollout import RolloutPlan
     from stack.governance.service import Governance
-    from stack.lifecycle import recipe_of
     from stack.rollout import RolloutController
 
     recipe = load_recipe(Path(recipe_location)) if recipe_location else None
     with open_session(ctx, recipe) as session:
         version = Governance(session).version(selector)
-        recipe = recipe or recipe_of(version)
+        recipe = session.recipe or session.recipe_for(version, required=False)
         view = BakeView()
-        controller = RolloutController(session, recipe, progress=view)
+        controller = RolloutController(session, progress=view)
         base = recipe.spec.rollout if recipe else RolloutPlan()
         overrides: dict[str, Any] = {
             "strategy": strategy,

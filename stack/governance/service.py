@@ -9,10 +9,7 @@ model card is written again and logged to the tracker.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from stack.config.policy import Gate
-from stack.config.recipe_file import Recipe
 from stack.contract.registry import InputSchema, InputSchemaReader, ModelSelector, ModelVersion
 from stack.contract.roles import Role
 from stack.contract.states import LifecycleState, can_transition
@@ -20,7 +17,7 @@ from stack.contract.tracking import RunRecord
 from stack.errors import ApprovalRefused, GateFailed, InvalidTransition, NotFound, StackError
 from stack.governance import cards, gates
 from stack.identity import Actor, resolve_actor
-from stack.lifecycle import RECIPE_TAG, Lifecycle, StateChange, recipe_of
+from stack.lifecycle import Lifecycle, StateChange
 from stack.session import StackSession
 from stack.spine.lineage import NodeKind, NodeRef
 from stack.spine.records import Approval
@@ -30,11 +27,11 @@ _NOT_APPROVABLE = (LifecycleState.REJECTED, LifecycleState.RETIRED)
 
 class Governance:
     """Approvals and gated promotions of a session's versions: `Governance(ctx.session)` in a
-    step, `mlstack promote|approve|reject` on the command line."""
+    step, `mlstack promote|approve|reject` on the command line. The policy a version is held
+    to is its recipe's, as the session says (`StackSession.recipe_for`)."""
 
-    def __init__(self, session: StackSession, recipe: Recipe | None = None) -> None:
+    def __init__(self, session: StackSession) -> None:
         self.session = session
-        self.recipe = recipe
 
     # -- who and what -------------------------------------------------------------------
 
@@ -61,35 +58,10 @@ class Governance:
             raise NotFound(f"no version of {parsed.model!r} is {parsed.state.value}")
         return found[-1]
 
-    def recipe_for(self, version: ModelVersion) -> Recipe | None:
-        """The recipe whose policy applies: the one given, else the one that built `version`.
-
-        Raises StackError when `version` was built by a recipe that is not on disk (moved,
-        another checkout, a CI runner without it): its gates cannot be read, and deciding
-        without them would let the version through unchecked; and when the recipe given
-        neither built `version` nor declares its model (another model's policy, or none)."""
-        location = version.tags.get(RECIPE_TAG)
-        if self.recipe is not None:
-            declared = self.recipe.spec.model.name if self.recipe.spec.model else None
-            if location != str(self.recipe.path) and declared != version.model:
-                raise StackError(
-                    f"{self.recipe.path} did not build {version.ref} and declares "
-                    + (f"model {declared!r}" if declared else "no model")
-                    + f": its promotion policy is not {version.model}'s. Give the recipe that "
-                    f"built it ({location or 'none recorded'}) or one declaring model "
-                    f"{version.model!r}"
-                )
-            return self.recipe
-        if location and not Path(location).is_file():
-            raise StackError(
-                f"{version.ref} was built by the recipe {location}, which is not on disk: its "
-                "promotion policy cannot be read, so nothing is decided. Run where that recipe "
-                "is, or give it with --recipe PATH"
-            )
-        return recipe_of(version)
-
     def gate_for(self, version: ModelVersion, target: LifecycleState) -> Gate | None:
-        recipe = self.recipe_for(version)
+        """The gate `version` passes to enter `target` (None: none). Raises StackError when its
+        recipe cannot be read (see `StackSession.recipe_for`)."""
+        recipe = self.session.recipe_for(version)
         return recipe.spec.promotion.gates.get(target) if recipe else None
 
     def author(self, version: ModelVersion) -> str | None:
@@ -316,8 +288,10 @@ class Governance:
         return frozenset(present)
 
     def _write_card(self, version: ModelVersion) -> None:
-        cards.write_card(self.session, version, self.recipe or recipe_of(version))
+        cards.write_card(self.session, version, self.session.recipe_for(version, required=False))
 
     def write_card(self, selector: str) -> cards.CardPaths:
         version = self.version(selector)
-        return cards.write_card(self.session, version, self.recipe or recipe_of(version))
+        return cards.write_card(
+            self.session, version, self.session.recipe_for(version, required=False)
+        )

@@ -33,7 +33,6 @@ from stack.contract.states import LifecycleState
 from stack.contract.tracking import RunStatus
 from stack.errors import StackError
 from stack.identity import current_actor
-from stack.lifecycle import recipe_of
 from stack.monitoring import alerts, policy
 from stack.monitoring.batch import BatchPredictionLog, batch_root
 from stack.monitoring.columns import plan_columns, prediction_labels, prediction_scores
@@ -138,9 +137,10 @@ class MonitoringLoop:
     """Checks for one session; references stay loaded (and profiled by the monitor) from one
     check to the next, so a loop that checks every few minutes pays for them once."""
 
-    def __init__(self, session: StackSession, *, recipe: Recipe | None = None) -> None:
+    def __init__(self, session: StackSession) -> None:
+        """The policy is the session's recipe's, else that of the recipe that built the
+        model's serving (else newest) version."""
         self.session = session
-        self.recipe = recipe
         self._references: dict[str, Columns] = {}
 
     def check(
@@ -168,8 +168,7 @@ class MonitoringLoop:
         """Check each version that answered on the endpoint in the window (`until` minus
         `window`, the recipe's by default) and still answers there (a version rolled back
         or replaced is history, not news), record the results, alert on breaches."""
-        recipe = self.recipe or self._recipe_of(model)
-        self.session.adopt_recipe(recipe)  # its hooks hear of drift and may veto retraining
+        recipe = self._recipe_of(model)
         section = recipe.spec.monitoring if recipe is not None else MonitoringSection()
         if section.source != "traces":  # an LLM app's traces need no registered model
             require_model(self.session, model)
@@ -250,8 +249,7 @@ class MonitoringLoop:
         and the id of every request answered there, all time: what late labels can join to.
         Raises StackError when the model is unknown or its log cannot be read."""
         require_model(self.session, model)
-        recipe = self.recipe or self._recipe_of(model)
-        self.session.adopt_recipe(recipe)  # its hooks hear of drift and may veto retraining
+        recipe = self._recipe_of(model)
         section = recipe.spec.monitoring if recipe is not None else MonitoringSection()
         if section.source == "traces":
             raise StackError(f"{model} is monitored from traces, which labels do not join")
@@ -314,7 +312,7 @@ class MonitoringLoop:
             return []
         from stack.rollout.controller import RolloutController
 
-        controller = RolloutController(self.session, outcome.recipe)
+        controller = RolloutController(self._session_of(outcome.recipe))
         name = outcome.section.endpoint or outcome.model
         done: list[str] = []
         for check in outcome.checks:
@@ -337,10 +335,10 @@ class MonitoringLoop:
     def retrain(self, outcome: MonitoringOutcome) -> RetrainOutcome | None:
         """The retraining a breached assessment calls for (None when the policy asks none)."""
         breached = [c for c in outcome.checks if c.status == "breach"]
+        recipe = _retraining_recipe(outcome.recipe, outcome.section)
         return maybe_retrain(
-            self.session,
+            self._session_of(recipe),
             model=outcome.model,
-            recipe=_retraining_recipe(outcome.recipe, outcome.section),
             policy=outcome.section.retrain,
             breaches=[b for c in breached for b in c.breaches],
             now=outcome.until,
@@ -558,9 +556,21 @@ class MonitoringLoop:
         }
 
     def _recipe_of(self, model: str) -> Recipe | None:
+        """The session's recipe, else the one that built the model's serving (else newest)
+        version, its hooks registered: they hear of drift and may veto retraining."""
+        if self.session.recipe is not None:
+            return self.session.recipe
         serving = self.session.registry.find_by_state(model, LifecycleState.SERVING)
         versions = serving or self.session.registry.versions(model)[-1:]
-        return recipe_of(versions[0]) if versions else None
+        found = self.session.recipe_for(versions[0], required=False) if versions else None
+        self._session_of(found)  # shares the hook bus: registers the recipe's hooks there
+        return found
+
+    def _session_of(self, recipe: Recipe | None) -> StackSession:
+        """The session owning `recipe` (the one the assessment applied)."""
+        if recipe is None or recipe is self.session.recipe:
+            return self.session
+        return self.session.with_recipe(recipe)
 
 
 def _with_missing(report: QualityReport, missing: dict[str, float]) -> QualityReport:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from stack.config.monitoring import RetrainPolicy
-from stack.config.recipe_file import Recipe
 from stack.errors import StackError, Vetoed
 from stack.identity import current_actor
 from stack.session import StackSession
@@ -29,14 +28,15 @@ def maybe_retrain(
     session: StackSession,
     *,
     model: str,
-    recipe: Recipe | None,
     policy: RetrainPolicy,
     breaches: list[str],
     now: datetime,
 ) -> RetrainOutcome | None:
-    """Start the retraining the policy asks for, or say why not; None when it asks none."""
+    """Start the retraining the policy asks for (the session's recipe runs again, its hooks
+    asked first), or say why not; None when it asks none."""
     if not policy.enabled or not breaches:
         return None
+    recipe = session.recipe
     if recipe is None:
         return RetrainOutcome(False, f"no recipe on disk for {model}: cannot retrain")
     earlier = session.spine.events(subject=model, name=STARTED)
@@ -48,7 +48,6 @@ def maybe_retrain(
             f"the next may start after {until:%Y-%m-%d %H:%M:%S} UTC",
         )
     reason = "; ".join(breaches)
-    session.adopt_recipe(recipe)
     try:
         session.emit("on_retrain_requested", subject=model, model=model, reason=reason)
     except Vetoed as exc:
@@ -59,7 +58,7 @@ def maybe_retrain(
         actor=actor, action=STARTED, subject=model, reason=reason, payload={"recipe": recipe.name}
     )
     try:
-        result = session.orchestrator.run(recipe, session)
+        result = session.orchestrator.run(session)
     except StackError as exc:  # a failed step: recorded by the orchestrator, reported here
         session.spine.audit(actor=actor, action="retraining.failed", subject=model, reason=str(exc))
         return RetrainOutcome(True, reason, state=f"failed: {exc}")

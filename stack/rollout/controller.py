@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from stack.config.recipe_file import Recipe
 from stack.config.rollout import RolloutPlan
 from stack.contract.registry import ModelSelector, ModelVersion
 from stack.contract.serving import (
@@ -82,15 +81,14 @@ class RolloutController:
     def __init__(
         self,
         session: StackSession,
-        recipe: Recipe | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
         progress: Callable[[BakeTick], None] | None = None,
     ) -> None:
-        """`progress` is called after every health check of a bake (see BakeTick)."""
+        """`progress` is called after every health check of a bake (see BakeTick). The
+        rollout plan and gates are those of each version's recipe, as the session says."""
         self.session = session
-        self.recipe = recipe
-        self.governance = Governance(session, recipe)
+        self.governance = Governance(session)
         self.sleep = sleep
         self.progress = progress
         self._champion_p99: dict[str, float] = {}  # the serving version's, last measured
@@ -109,9 +107,12 @@ class RolloutController:
         Strategy `direct` (or shadow and A/B with nothing live to compare with): the version
         must pass the `serving` gate and then takes all traffic. A canary with nothing live
         serves alone in state `canary` for one bake before the `serving` gate. Otherwise the
-        version is rolled out beside the version that serves now."""
-        plan = plan or (self.recipe.spec.rollout if self.recipe else RolloutPlan())
+        version is rolled out beside the version that serves now. Without `plan`, the
+        version's recipe's (`StackSession.recipe_for`), else the default one."""
         version = self.governance.version(selector)
+        if plan is None:
+            recipe = self.session.recipe_for(version, required=False)
+            plan = recipe.spec.rollout if recipe else RolloutPlan()
         name = plan.endpoint or version.model
         self.session.emit(
             "on_deploy_requested", subject=version.ref, version=version, endpoint=name

@@ -103,7 +103,7 @@ def make_version(session: StackSession, recipe: Recipe, model: str) -> Factory:
 
 @pytest.fixture
 def governance(session: StackSession, recipe: Recipe) -> Governance:
-    return Governance(session, recipe)
+    return Governance(session.with_recipe(recipe))
 
 
 @pytest.fixture

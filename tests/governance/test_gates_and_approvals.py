@@ -319,5 +319,5 @@ def test_a_recipe_given_must_be_the_versions_own_or_declare_its_model(
     (other / "recipe.yaml").write_text("name: lax\nsteps:\n  - {name: noop, run: 'steps:noop'}\n")
     (other / "steps.py").write_text("def noop():\n    return None\n")
     with pytest.raises(StackError, match=r"did not build .* and declares no model"):
-        Governance(session, load_recipe(other)).promote(version.ref, S.APPROVED)
+        Governance(session.with_recipe(load_recipe(other))).promote(version.ref, S.APPROVED)
     assert session.registry.get_version(version.model, version.version).state == S.CANDIDATE

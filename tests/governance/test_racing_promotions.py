@@ -77,14 +77,16 @@ def say(line):
 
 def racer(version, start):
     pause = random.Random(version).uniform
-    session = StackSession.open(folder / "stack.yaml", base_dir=folder)
+    session = StackSession.open(
+        folder / "stack.yaml", base_dir=folder, recipe=load_recipe(folder / "recipe")
+    )
     registry, client = session.registry, session.registry.client
     session.spine.verify_audit()  # connected before the start
     registry.set_state = slowed(registry.set_state, pause, before=True)
     client.set_registered_model_alias = slowed(client.set_registered_model_alias, pause)
     client.search_model_versions = slowed(client.search_model_versions, pause, before=True)
     client.get_model_version_by_alias = slowed(client.get_model_version_by_alias, pause)
-    governance = Governance(session, load_recipe(folder / "recipe"))
+    governance = Governance(session)
     say("ready")
     if not os.read(start, 1):  # the parent died before the start: no race, no orphan
         sys.exit(1)

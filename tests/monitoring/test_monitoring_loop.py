@@ -51,7 +51,7 @@ def check(
     with served.session() as session:
         if spy is not None:
             session.hooks.register(spy, name="spy")
-        return MonitoringLoop(session, recipe=served.recipe).check(
+        return MonitoringLoop(session.with_recipe(served.recipe)).check(
             "churn", until=end, window=end - start
         )
 
@@ -255,7 +255,7 @@ def test_the_drift_baseline_gate_check_sees_the_training_reference(served: Serve
     from stack.lifecycle import Lifecycle
 
     with served.session() as session:
-        governance = Governance(session, served.recipe)
+        governance = Governance(session.with_recipe(served.recipe))
         with_reference = governance.check(served.version, LifecycleState.SERVING)
         assert "ok   check drift_baseline" in with_reference.explain()
         # a version whose training run saved no reference
@@ -308,7 +308,7 @@ def test_bake_and_test_traffic_stay_out_of_the_window_unless_the_recipe_keeps_th
     )
     with served.session() as session:
         [kept] = (
-            MonitoringLoop(session, recipe=keeping)
+            MonitoringLoop(session.with_recipe(keeping))
             .check("churn", until=end, window=end - start)
             .checks
         )

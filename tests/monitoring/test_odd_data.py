@@ -101,7 +101,9 @@ class Basket:
     def check(self, batch: str) -> CheckResult:
         with self.session() as session:
             [result] = (
-                MonitoringLoop(session, recipe=self.recipe).assess("basket", endpoint=batch).checks
+                MonitoringLoop(session.with_recipe(self.recipe))
+                .assess("basket", endpoint=batch)
+                .checks
             )
         return result
 
@@ -114,8 +116,8 @@ def basket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Basket]:
     (folder / "recipe" / "recipe.yaml").write_text(RECIPE)
     (folder / "recipe" / "odd_basket.py").write_text(STEPS)
     recipe = load_recipe(folder / "recipe")
-    with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
-        session.orchestrator.run(recipe, session)
+    with StackSession.open(folder / "stack.yaml", recipe=recipe, base_dir=folder) as session:
+        session.orchestrator.run(session)
     yield Basket(folder, recipe)
 
 
