@@ -122,7 +122,7 @@ def run(
         started = RunStarted()
         session.hooks.register(started, name="mlstack-run-started")
         try:
-            result = session.orchestrator.run(recipe, session, resume=resume)
+            result = session.orchestrator.run(session, resume=resume)
         except KeyboardInterrupt:
             if started.run_id is not None:  # recorded failed at the step it stopped in
                 click.echo(

@@ -53,10 +53,10 @@ class PipelineRun:
 
 @runtime_checkable
 class Orchestrator(Protocol):
-    def run(
-        self, recipe: Recipe, session: StackSession, *, resume: str | None = None
-    ) -> PipelineRun:
-        """Run every step in dependency order; `resume` re-runs a failed run from its failure."""
+    def run(self, session: StackSession, *, resume: str | None = None) -> PipelineRun:
+        """Run every step of `session.recipe` (the recipe the session was opened with) in
+        dependency order; `resume` re-runs a failed run from its failure. Adapters get this
+        from `stack.orchestration.engine.PipelineEngine` and write how their tool runs steps."""
         ...
 
 

@@ -2,8 +2,9 @@
 not the process that started the run (a Kubeflow component, a Kubernetes pod, a subprocess).
 
 The task is told the stack file, the recipe, the run and the step; it opens its own session
-(the spine is shared: a file on one machine, PostgreSQL on a cluster), registers the recipe's
-hooks, and runs the step with the StepExecutor, which reads the inputs the spine points at."""
+with the recipe (the spine is shared: a file on one machine, PostgreSQL on a cluster; the
+session registers the recipe's hooks), and runs the step with the StepExecutor, which reads
+the inputs the spine points at."""
 
 from __future__ import annotations
 
@@ -51,6 +52,4 @@ def _executor(
     loaded = load_recipe(Path(recipe))
     source = Path(stack_file) if stack_file else None
     with StackSession.open(source, recipe=loaded, base_dir=Path(base_dir)) as session:
-        for target in loaded.spec.hooks:
-            session.hooks.register_target(target, origin=str(loaded.path))
         yield StepExecutor(loaded, session, outputs_root(session.home), orchestrator=orchestrator)

@@ -1,6 +1,7 @@
 """Behaviour every Orchestrator adapter must have.
 
-Provide an `orchestrator_session` fixture: a StackSession whose orchestrator role is the
+Provide an `orchestrator_session` fixture: a StackSession opened with the suite's `recipe`
+fixture (`StackSession.open(stack_file, recipe=recipe)`), whose orchestrator role is the
 adapter under test and whose spine lives in the test's tmp_path.
 """
 
@@ -85,7 +86,7 @@ class OrchestratorSuite(RoleSuite):
         self, orchestrator_session: StackSession, recipe: Recipe
     ) -> None:
         self.fix(recipe)
-        run = orchestrator_session.orchestrator.run(recipe, orchestrator_session)
+        run = orchestrator_session.orchestrator.run(orchestrator_session)
         assert run.state == RunState.SUCCEEDED
         assert [s.name for s in run.steps] == ["load", "double", "total", "check"]
         record = orchestrator_session.spine.pipeline_run(run.run_id)
@@ -98,7 +99,7 @@ class OrchestratorSuite(RoleSuite):
         self, orchestrator_session: StackSession, recipe: Recipe
     ) -> None:
         self.fix(recipe)
-        run = orchestrator_session.orchestrator.run(recipe, orchestrator_session)
+        run = orchestrator_session.orchestrator.run(orchestrator_session)
         record = orchestrator_session.spine.pipeline_run(run.run_id)
         assert record is not None
         check = next(s for s in record.steps if s.step == "check")
@@ -108,7 +109,7 @@ class OrchestratorSuite(RoleSuite):
         self, orchestrator_session: StackSession, recipe: Recipe
     ) -> None:
         with pytest.raises(StepFailed) as caught:
-            orchestrator_session.orchestrator.run(recipe, orchestrator_session)
+            orchestrator_session.orchestrator.run(orchestrator_session)
         assert caught.value.step == "check"
         assert "flag missing" in str(caught.value)
         record = orchestrator_session.spine.pipeline_run(caught.value.run_id)
@@ -122,10 +123,10 @@ class OrchestratorSuite(RoleSuite):
     ) -> None:
         self.require(OrchestratorCapability.RESUME)
         with pytest.raises(StepFailed) as caught:
-            orchestrator_session.orchestrator.run(recipe, orchestrator_session)
+            orchestrator_session.orchestrator.run(orchestrator_session)
         self.fix(recipe)
         resumed = orchestrator_session.orchestrator.run(
-            recipe, orchestrator_session, resume=caught.value.run_id
+            orchestrator_session, resume=caught.value.run_id
         )
         assert resumed.state == RunState.SUCCEEDED
         assert resumed.resumed_from == caught.value.run_id
@@ -146,7 +147,7 @@ class OrchestratorSuite(RoleSuite):
         self.fix(recipe)
         recorder = _Recorder()
         orchestrator_session.hooks.register(recorder)
-        orchestrator_session.orchestrator.run(recipe, orchestrator_session)
+        orchestrator_session.orchestrator.run(orchestrator_session)
         events: list[Any] = recorder.events
         assert events[0] == ("started", "suite-recipe")
         assert events[-1] == ("finished", "succeeded")
@@ -156,7 +157,7 @@ class OrchestratorSuite(RoleSuite):
         self, orchestrator_session: StackSession, recipe: Recipe
     ) -> None:
         self.fix(recipe)
-        run = orchestrator_session.orchestrator.run(recipe, orchestrator_session)
+        run = orchestrator_session.orchestrator.run(orchestrator_session)
         names = [e.name for e in orchestrator_session.spine.events(subject=run.run_id)]
         assert names[0] == "on_run_started"
         assert names[-1] == "on_run_finished"

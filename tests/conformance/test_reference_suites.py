@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from stack.config.recipe_file import Recipe
 from stack.contract import LifecycleState, ModelVersion
 from stack.contract.capabilities import ServerCapability, TrackerCapability
 from stack.contract.roles import Role
@@ -87,11 +88,11 @@ class TestLocalOrchestrator(OrchestratorSuite):
     capabilities = LOCAL_MANIFEST.roles[Role.ORCHESTRATOR].capabilities
 
     @pytest.fixture
-    def orchestrator_session(self, tmp_path: Path) -> Any:
+    def orchestrator_session(self, tmp_path: Path, recipe: Recipe) -> Any:
         stack_file = tmp_path / "stack.yaml"
         stack_file.write_text(
             f"name: suite\nhome: {tmp_path / '.mlstack'}\n"
             f"spine: {{url: 'sqlite:///{tmp_path / 'spine.db'}'}}\n"
         )
-        with StackSession.open(stack_file, registry=AdapterRegistry()) as session:
+        with StackSession.open(stack_file, recipe=recipe, registry=AdapterRegistry()) as session:
             yield session

@@ -93,8 +93,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, webhook: Receiver) -> Itera
     recipe = load_recipe(RECIPE)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MONITOR_TEST_WEBHOOK", webhook.url)
-        with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
-            session.orchestrator.run(recipe, session)
+        with StackSession.open(folder / "stack.yaml", recipe=recipe, base_dir=folder) as session:
+            session.orchestrator.run(session)
             version = session.registry.versions("churn")[-1]
             endpoint = session.server.deploy(version, endpoint="churn")
         built = Served(folder, recipe, version, endpoint.url, webhook)

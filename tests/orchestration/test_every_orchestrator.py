@@ -68,10 +68,10 @@ def run_on(orchestrator: str, folder: Path) -> dict[str, Any]:
         f"name: s\nhome: .mlstack\norchestrator: {{adapter: {orchestrator}}}\n"
         "spine: {url: 'sqlite:///.mlstack/spine.db'}\n"
     )
-    with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
-        # `--param train.scale=3`: a step in another process (kfp, zenml) reads it from the spine
-        recipe = load_recipe(recipe_dir).with_overrides((parse_override("train.scale=3"),))
-        run = session.orchestrator.run(recipe, session)
+    # `--param train.scale=3`: a step in another process (kfp, zenml) reads it from the spine
+    recipe = load_recipe(recipe_dir).with_overrides((parse_override("train.scale=3"),))
+    with StackSession.open(folder / "stack.yaml", recipe=recipe, base_dir=folder) as session:
+        run = session.orchestrator.run(session)
         record = session.spine.pipeline_run(run.run_id)
         assert record is not None
         report = next(s for s in record.steps if s.step == "report")

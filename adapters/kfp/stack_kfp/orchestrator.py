@@ -10,12 +10,13 @@ failed at which step) is recorded by this process from what the steps wrote."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Set
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stack.config.recipe_file import Recipe
-from stack.contract.orchestration import PipelineRun
 from stack.errors import StackError
+from stack.orchestration.engine import PipelineEngine
 from stack.orchestration.executor import StepExecutor, outputs_root
 from stack.plugins.manifest import AdapterContext
 from stack_kfp.config import KfpConfig
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
     from stack.session import StackSession
 
 
-class KfpOrchestrator:
+class KfpOrchestrator(PipelineEngine):
+    name = "kfp"
+
     def __init__(self, config: KfpConfig | None, context: AdapterContext) -> None:
         self.config = config or KfpConfig()
         self.context = context
@@ -43,24 +46,15 @@ class KfpOrchestrator:
         compiler.Compiler().compile(pipeline, str(output))
         return output
 
-    def run(
-        self, recipe: Recipe, session: StackSession, *, resume: str | None = None
-    ) -> PipelineRun:
-        executor = StepExecutor(recipe, session, self.outputs_root, orchestrator="kfp")
-        run_id, reuse = executor.begin(resume)
-        stack_file = str(session.source.resolve()) if session.source else ""
-        arguments = {"run_id": run_id, "skip": ",".join(reuse)}
-        try:
-            if self.config.host:
-                self._submit(recipe, arguments)
-            else:
-                self._run_locally(recipe, stack_file, str(session.base_dir), arguments)
-        except KeyboardInterrupt:
-            executor.fail(run_id, "pipeline", "KeyboardInterrupt")
-            raise
-        except Exception as exc:
-            raise executor.failure(run_id, exc) from exc
-        return executor.succeed(run_id)
+    def execute(self, executor: StepExecutor, run_id: str, reused: Set[str]) -> None:
+        """On the KFP endpoint when `host` is set, else with kfp.local (a process per step)."""
+        recipe, session = executor.recipe, executor.session
+        arguments = {"run_id": run_id, "skip": ",".join(reused)}
+        if self.config.host:
+            self._submit(recipe, arguments)
+        else:
+            stack_file = str(session.source.resolve()) if session.source else ""
+            self._run_locally(recipe, stack_file, str(session.base_dir), arguments)
 
     def _run_locally(
         self, recipe: Recipe, stack_file: str, base_dir: str, arguments: dict[str, str]

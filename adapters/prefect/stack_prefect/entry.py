@@ -19,6 +19,4 @@ def run_recipe(stack_file: str, base_dir: str, recipe: str) -> str:
     loaded = load_recipe(Path(recipe))
     source = Path(stack_file) if stack_file else None
     with StackSession.open(source, recipe=loaded, base_dir=Path(base_dir)) as session:
-        for target in loaded.spec.hooks:
-            session.hooks.register_target(target, origin=str(loaded.path))
-        return session.orchestrator.run(loaded, session).run_id
+        return session.orchestrator.run(session).run_id  # the session registers its hooks

@@ -9,11 +9,12 @@ its database under the stack's home, and no analytics leave the machine."""
 from __future__ import annotations
 
 import os
+from collections.abc import Set
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from stack.config.recipe_file import Recipe
-from stack.contract.orchestration import PipelineRun
+from stack.orchestration.engine import PipelineEngine
 from stack.orchestration.executor import StepExecutor, outputs_root
 from stack.plugins.manifest import AdapterContext
 from stack_prefect.config import PrefectConfig
@@ -22,21 +23,22 @@ if TYPE_CHECKING:
     from stack.session import StackSession
 
 
-class PrefectOrchestrator:
+class PrefectOrchestrator(PipelineEngine):
+    name = "prefect"
+
     def __init__(self, config: PrefectConfig | None, context: AdapterContext) -> None:
         self.config = config or PrefectConfig()
         self.context = context
         self.outputs_root = outputs_root(context.home)
 
-    def run(
-        self, recipe: Recipe, session: StackSession, *, resume: str | None = None
-    ) -> PipelineRun:
+    def execute(self, executor: StepExecutor, run_id: str, reused: Set[str]) -> None:
+        """A flow of one task per step, each waiting for its needs; Prefect runs the
+        independent ones in parallel."""
         prefect_environment(self.config, self.context.home)
         from prefect import flow, task
         from prefect.task_runners import ThreadPoolTaskRunner
 
-        executor = StepExecutor(recipe, session, self.outputs_root, orchestrator="prefect")
-        run_id, reuse = executor.begin(resume)
+        recipe = executor.recipe
 
         @task(name="step", retries=0, persist_result=False)
         def step(name: str) -> None:
@@ -52,7 +54,7 @@ class PrefectOrchestrator:
         def pipeline() -> None:
             futures: dict[str, Any] = {}
             for name in recipe.order():
-                if name in reuse:
+                if name in reused:
                     continue
                 waits = [futures[n] for n in recipe.step(name).needs if n in futures]
                 named: Any = step.with_options(name=name)  # Prefect's overloads: one per state mode
@@ -61,9 +63,8 @@ class PrefectOrchestrator:
                 future.result()  # the first failure fails the flow
 
         state = pipeline(return_state=True)
-        if state.is_completed():
-            return executor.succeed(run_id)
-        raise executor.failure(run_id, RuntimeError(f"flow ended {state.name}: {state.message}"))
+        if not state.is_completed():
+            raise RuntimeError(f"flow ended {state.name}: {state.message}")
 
     def schedule(self, recipe: Recipe, session: StackSession, *, cron: str, name: str) -> str:
         """A Prefect deployment of the recipe with a cron schedule, in the configured API

@@ -7,11 +7,12 @@ its store (`zenml pipeline runs list`). ZenML's config lives under the stack's h
 from __future__ import annotations
 
 import os
+from collections.abc import Set
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stack.config.recipe_file import Recipe
-from stack.contract.orchestration import PipelineRun
+from stack.orchestration.engine import PipelineEngine
 from stack.orchestration.executor import StepExecutor, outputs_root
 from stack.plugins.manifest import AdapterContext
 from stack_zenml.config import ZenmlConfig
@@ -20,25 +21,17 @@ if TYPE_CHECKING:
     from stack.session import StackSession
 
 
-class ZenmlOrchestrator:
+class ZenmlOrchestrator(PipelineEngine):
+    name = "zenml"
+
     def __init__(self, config: ZenmlConfig | None, context: AdapterContext) -> None:
         self.config = config or ZenmlConfig()
         self.context = context
         self.outputs_root = outputs_root(context.home)
 
-    def run(
-        self, recipe: Recipe, session: StackSession, *, resume: str | None = None
-    ) -> PipelineRun:
-        executor = StepExecutor(recipe, session, self.outputs_root, orchestrator="zenml")
-        run_id, reuse = executor.begin(resume)
-        try:
-            self._pipeline(recipe, session)(run_id=run_id, skip=",".join(reuse))
-        except KeyboardInterrupt:
-            executor.fail(run_id, "pipeline", "KeyboardInterrupt")
-            raise
-        except Exception as exc:
-            raise executor.failure(run_id, exc) from exc
-        return executor.succeed(run_id)
+    def execute(self, executor: StepExecutor, run_id: str, reused: Set[str]) -> None:
+        """The recipe as a ZenML pipeline on ZenML's active stack, told which steps to skip."""
+        self._pipeline(executor.recipe, executor.session)(run_id=run_id, skip=",".join(reused))
 
     def schedule(self, recipe: Recipe, session: StackSession, *, cron: str, name: str) -> str:
         """A ZenML schedule on the active stack (its orchestrator must support schedules:

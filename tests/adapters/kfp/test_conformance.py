@@ -20,13 +20,13 @@ class TestKfpOrchestrator(OrchestratorSuite):
     capabilities = MANIFEST.roles[Role.ORCHESTRATOR].capabilities
 
     @pytest.fixture
-    def orchestrator_session(self, tmp_path: Path) -> Iterator[StackSession]:
+    def orchestrator_session(self, tmp_path: Path, recipe: Recipe) -> Iterator[StackSession]:
         stack_file = tmp_path / "stack.yaml"
         stack_file.write_text(
             f"name: suite\nhome: {tmp_path / '.mlstack'}\norchestrator: {{adapter: kfp}}\n"
             f"spine: {{url: 'sqlite:///{tmp_path / 'spine.db'}'}}\n"
         )
-        with StackSession.open(stack_file, base_dir=tmp_path) as session:
+        with StackSession.open(stack_file, recipe=recipe, base_dir=tmp_path) as session:
             yield session
 
     def test_compiles_to_kfp_ir_with_the_step_graph(
