@@ -3,13 +3,17 @@ rollout plan's first step (what a canary, shadow or A/B looks like on the cluste
 
 from __future__ import annotations
 
+from typing import cast
+
 import yaml
 
 from stack.config.rollout import RolloutPlan
+from stack.contract.capabilities import ServerCapability
 from stack.contract.registry import ModelVersion
 from stack.contract.serving import ClusterManifests, TrafficSplit
 from stack.contract.states import LifecycleState
 from stack.errors import CapabilityMissing
+from stack.plugins.capabilities import declares
 from stack.session import StackSession
 
 
@@ -27,11 +31,12 @@ def first_split(plan: RolloutPlan, version: str, champion: str | None) -> Traffi
 
 
 def render_manifests(session: StackSession, version: ModelVersion, plan: RolloutPlan) -> str:
-    server = session.server
-    if not isinstance(server, ClusterManifests):
+    if not declares(session, ServerCapability.KUBERNETES):
         raise CapabilityMissing(
-            f"the stack's server ({type(server).__name__}) cannot render Kubernetes manifests"
+            f"the stack's server ({type(session.server).__name__}) cannot render Kubernetes "
+            "manifests (the `kubernetes` capability)"
         )
+    server = cast(ClusterManifests, session.server)  # the registry checked it
     serving = session.registry.find_by_state(version.model, LifecycleState.SERVING)
     champion = serving[0] if serving else None
     split = first_split(plan, version.ref, champion.ref if champion else None)
