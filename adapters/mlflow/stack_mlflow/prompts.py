@@ -2,8 +2,9 @@
 
 The same Registry contract as models, so the core's gates, approvals, audit entries and
 rollout apply to a prompt version unchanged: its state is a version tag (`mlstack.state`),
-`serving` is an alias (one holder), and the run that evaluated it is a tag. A version's
-`source_uri` is `prompts:/name/N`, which MLflow's `load_prompt` understands."""
+`serving` is an alias (one holder), and the run that evaluated it is a tag; the lifecycle is
+the model registry's own (lifecycle.py: racing promotions, displaced versions retired). A
+version's `source_uri` is `prompts:/name/N`, which MLflow's `load_prompt` understands."""
 
 from __future__ import annotations
 
@@ -14,15 +15,14 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 
 from stack.contract.registry import ModelVersion
-from stack.contract.states import LifecycleState, can_transition
-from stack.errors import InvalidTransition, NotFound, StackError
+from stack.contract.states import LifecycleState
+from stack.errors import NotFound, StackError
+from stack_mlflow.lifecycle import SERVING_ALIAS, STATE_TAG, AliasLifecycle, state_of
 
-STATE_TAG = "mlstack.state"
 RUN_TAG = "mlstack.run_id"
-SERVING_ALIAS = "serving"
 
 
-class MlflowPromptRegistry:
+class MlflowPromptRegistry(AliasLifecycle):
     def __init__(self, client: Any) -> None:
         self.client = client
 
@@ -60,40 +60,11 @@ class MlflowPromptRegistry:
 
     def versions(self, model: str) -> list[ModelVersion]:
         serving = self._serving_version(model)
-        found: list[Any] = []
-        token = None
-        while True:
-            try:
-                page = self.client.search_prompt_versions(model, page_token=token)
-            except MlflowException as exc:
-                raise NotFound(f"no prompt {model!r}") from exc
-            found.extend(getattr(page, "prompt_versions", page))  # a PagedList of versions
-            token = getattr(page, "token", None)
-            if not token:
-                break
+        found = self._search(model)
         return sorted((self._convert(v, serving) for v in found), key=lambda v: v.version)
-
-    def find_by_state(self, model: str, state: LifecycleState) -> list[ModelVersion]:
-        return [v for v in self.versions(model) if v.state == state]
 
     def find_by_run(self, run_id: str) -> list[ModelVersion]:
         return [v for name in self.models() for v in self.versions(name) if v.run_id == run_id]
-
-    def set_state(self, model: str, version: int, state: LifecycleState) -> ModelVersion:
-        current = self.get_version(model, version)
-        if not can_transition(current.state, state):
-            raise InvalidTransition(
-                f"{current.ref} is {current.state.value}; it cannot move to {state.value}"
-            )
-        if state is LifecycleState.SERVING:
-            previous = self._serving_version(model)
-            self.client.set_prompt_alias(model, SERVING_ALIAS, version)
-            if previous is not None and previous != version:
-                self._tag(model, previous, LifecycleState.RETIRED)
-        elif current.state is LifecycleState.SERVING:
-            self.client.delete_prompt_alias(model, SERVING_ALIAS)
-        self._tag(model, version, state)
-        return self.get_version(model, version)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -106,8 +77,32 @@ class MlflowPromptRegistry:
             raise NotFound(f"no prompt version {model}@{version}")
         return found
 
-    def _tag(self, model: str, version: int, state: LifecycleState) -> None:
-        self.client.set_prompt_version_tag(model, str(version), STATE_TAG, state.value)
+    def _search(self, model: str) -> list[Any]:
+        found: list[Any] = []
+        token = None
+        while True:
+            try:
+                page = self.client.search_prompt_versions(model, page_token=token)
+            except MlflowException as exc:
+                raise NotFound(f"no prompt {model!r}") from exc
+            found.extend(getattr(page, "prompt_versions", page))  # a PagedList of versions
+            token = getattr(page, "token", None)
+            if not token:
+                return found
+
+    # -- the lifecycle's primitives (lifecycle.py) --------------------------------------
+
+    def _set_alias(self, model: str, version: int) -> None:
+        self.client.set_prompt_alias(model, SERVING_ALIAS, version)
+
+    def _delete_alias(self, model: str) -> None:
+        self.client.delete_prompt_alias(model, SERVING_ALIAS)
+
+    def _set_tag(self, model: str, version: int, key: str, value: str) -> None:
+        self.client.set_prompt_version_tag(model, str(version), key, value)
+
+    def _version_tags(self, model: str) -> list[tuple[int, Mapping[str, str]]]:
+        return [(int(found.version), dict(found.tags or {})) for found in self._search(model)]
 
     def _serving_version(self, model: str) -> int | None:
         try:
@@ -120,15 +115,10 @@ class MlflowPromptRegistry:
     def _convert(found: Any, serving: int | None) -> ModelVersion:
         number = int(found.version)
         tags = dict(found.tags or {})
-        state = LifecycleState(tags.pop(STATE_TAG, LifecycleState.CANDIDATE.value))
-        if number == serving:
-            state = LifecycleState.SERVING
-        elif state is LifecycleState.SERVING:
-            state = LifecycleState.RETIRED
         return ModelVersion(
             model=found.name,
             version=number,
-            state=state,
+            state=state_of(tags, number, serving),
             source_uri=f"prompts:/{found.name}/{number}",
             run_id=tags.pop(RUN_TAG, None),
             tags=tags,
