@@ -13,7 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stack.config.recipe_file import Recipe
 from stack.contract.features import TrainingFrame
@@ -34,11 +34,13 @@ RISK_TAG = "mlstack.risk_tier"
 @dataclass(frozen=True, slots=True)
 class StateChange:
     """One applied move: the version in its new state, the state it left, and the versions
-    (`model@N`) it displaced from an exclusive state (`serving`), each now retired."""
+    (`model@N`) it displaced from an exclusive state (`serving`), each now retired
+    (`displaced_versions`: the same, as read before the move)."""
 
     version: ModelVersion
     previous: LifecycleState
     displaced: tuple[str, ...] = ()
+    displaced_versions: tuple[ModelVersion, ...] = field(default=(), repr=False, compare=False)
 
 
 class Lifecycle:
@@ -169,8 +171,8 @@ class Lifecycle:
             previous_state=current.state.value,
         )
         self.refresh_card(applied.version)
-        for ref in applied.displaced:  # their cards said they served
-            self.refresh_card(ref)
+        for displaced in applied.displaced_versions:  # their cards said they served
+            self.refresh_card(displaced, reread=True)
         return applied
 
     @contextmanager
@@ -206,15 +208,16 @@ class Lifecycle:
     ) -> StateChange:
         """Audit, then apply (the lock held): the entry precedes the change it records."""
         registry, spine = self.session.registry, self.session.spine
-        displaced = (
+        holders = (
             tuple(
-                v.ref
+                v
                 for v in registry.find_by_state(current.model, target)
                 if v.version != current.version
             )
             if target in EXCLUSIVE_STATES
             else ()
         )
+        displaced = tuple(v.ref for v in holders)
         spine.audit(
             actor=who,
             action="state.changed",
@@ -245,7 +248,7 @@ class Lifecycle:
                     "displaced_by": current.ref,
                 },
             )
-        return StateChange(updated, current.state, displaced)
+        return StateChange(updated, current.state, displaced, holders)
 
     def _serving_after_failure(
         self, current: ModelVersion, target: LifecycleState
@@ -260,18 +263,17 @@ class Lifecycle:
             return {}
         return {"serving": found[0].ref if found else None}
 
-    def refresh_card(self, version: ModelVersion | str) -> None:
-        """Write the model card of `version` (or of `model@N`, as the registry reads it) again;
+    def refresh_card(self, version: ModelVersion, *, reread: bool = False) -> None:
+        """Write the model card of `version` again (`reread`: as the registry reads it now);
         the state change stands even if this fails."""
         from stack.governance.cards import write_card
 
-        ref = version if isinstance(version, str) else version.ref
         try:
-            if isinstance(version, str):
-                model, _, number = version.rpartition("@")
-                version = self.session.registry.get_version(model, int(number))
+            if reread:
+                version = self.session.registry.get_version(version.model, version.version)
             write_card(self.session, version, self.session.recipe_for(version, required=False))
         except Exception as exc:  # the card is a report of the change, not part of it
             warnings.warn(
-                f"model card of {ref} not updated: {type(exc).__name__}: {exc}", stacklevel=2
+                f"model card of {version.ref} not updated: {type(exc).__name__}: {exc}",
+                stacklevel=2,
             )

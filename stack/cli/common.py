@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from stack.contract.registry import ModelSelector
+from stack.errors import StackError
+
 if TYPE_CHECKING:
     from stack.config.recipe_file import Recipe
     from stack.session import StackSession
@@ -21,6 +24,27 @@ def stack_path(ctx: click.Context, explicit: str | None = None) -> Path | None:
     if chosen:
         return Path(chosen)
     return LOCAL_STACK_FILE if LOCAL_STACK_FILE.is_file() else None
+
+
+class VersionSelector(click.ParamType[ModelSelector]):
+    """`MODEL@VERSION` or `MODEL@STATE` on the command line (`churn@3`, `churn@serving`),
+    parsed here, once, into a ModelSelector; a malformed one is a usage error naming it."""
+
+    name = "MODEL@VERSION"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> ModelSelector:
+        if isinstance(value, ModelSelector):
+            return value
+        try:
+            return ModelSelector.parse(str(value))
+        except StackError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+#: The click type of a `MODEL@VERSION|STATE` argument.
+VERSION = VersionSelector()
 
 
 def parse_moment(value: str | None) -> datetime | None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from stack.cli.common import open_session
+from stack.cli.common import VERSION, open_session
+from stack.contract.registry import ModelSelector
 from stack.contract.states import LifecycleState, can_transition
 from stack.errors import InvalidTransition
 
@@ -38,7 +39,7 @@ def _governance(  # type: ignore[no-untyped-def]
 
 def run_promote(
     ctx: click.Context,
-    selector: str,
+    selector: ModelSelector,
     target: str,
     *,
     reason: str,
@@ -72,7 +73,7 @@ def run_promote(
 
 def run_approve(
     ctx: click.Context,
-    selector: str,
+    selector: ModelSelector,
     target: str,
     *,
     reason: str,
@@ -86,7 +87,7 @@ def run_approve(
 
 
 @click.command()
-@click.argument("selector", metavar="MODEL@VERSION")
+@click.argument("selector", metavar="MODEL@VERSION", type=VERSION)
 @click.option("--to", "target", type=STATES, required=True, help="Target state.")
 @click.option("--reason", default="", help="Why: kept in the audit log.")
 @click.option(
@@ -99,7 +100,7 @@ def run_approve(
 @click.pass_context
 def promote(
     ctx: click.Context,
-    selector: str,
+    selector: ModelSelector,
     target: str,
     reason: str,
     dry_run: bool,
@@ -112,24 +113,30 @@ def promote(
 
 
 @click.command()
-@click.argument("selector", metavar="MODEL@VERSION")
+@click.argument("selector", metavar="MODEL@VERSION", type=VERSION)
 @click.option("--to", "target", type=STATES, required=True, help="State the approval is for.")
 @click.option("--reason", default="", help="Kept in the audit log.")
 @RECIPE
 @click.pass_context
 def approve(
-    ctx: click.Context, selector: str, target: str, reason: str, recipe_location: str | None
+    ctx: click.Context,
+    selector: ModelSelector,
+    target: str,
+    reason: str,
+    recipe_location: str | None,
 ) -> None:
     """Approve MODEL@VERSION for a state (checked against the policy's group and author)."""
     run_approve(ctx, selector, target, reason=reason, recipe_location=recipe_location)
 
 
 @click.command()
-@click.argument("selector", metavar="MODEL@VERSION")
+@click.argument("selector", metavar="MODEL@VERSION", type=VERSION)
 @click.option("--reason", required=True, help="Why: kept in the audit log.")
 @RECIPE
 @click.pass_context
-def reject(ctx: click.Context, selector: str, reason: str, recipe_location: str | None) -> None:
+def reject(
+    ctx: click.Context, selector: ModelSelector, reason: str, recipe_location: str | None
+) -> None:
     """Reject MODEL@VERSION."""
     session, governance = _governance(ctx, recipe_location)
     with session:
@@ -138,10 +145,10 @@ def reject(ctx: click.Context, selector: str, reason: str, recipe_location: str 
 
 
 @click.command()
-@click.argument("selector", metavar="MODEL@VERSION")
+@click.argument("selector", metavar="MODEL@VERSION", type=VERSION)
 @RECIPE
 @click.pass_context
-def card(ctx: click.Context, selector: str, recipe_location: str | None) -> None:
+def card(ctx: click.Context, selector: ModelSelector, recipe_location: str | None) -> None:
     """Write the model card of MODEL@VERSION (Markdown and HTML) and print its paths."""
     session, governance = _governance(ctx, recipe_location)
     with session:

@@ -8,15 +8,40 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from stack.cli.common import open_session, parse_moment
+from stack.cli.common import VERSION, open_session, parse_moment
+from stack.contract.registry import ModelSelector
 
 if TYPE_CHECKING:
     from stack.session import StackSession
     from stack.spine.lineage import LineageEdge, NodeRef
 
 
+class LineageTarget(click.ParamType["ModelSelector | NodeRef | str"]):
+    """`MODEL@VERSION|STATE` (a ModelSelector), `KIND:KEY` (a lineage node), or, with
+    --as-of, a MODEL name."""
+
+    name = "MODEL@STATE|MODEL@VERSION|KIND:KEY"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> ModelSelector | NodeRef | str:
+        from stack.spine.lineage import NodeRef
+
+        if isinstance(value, ModelSelector | NodeRef):
+            return value
+        text = str(value)
+        if ":" in text:
+            try:
+                return NodeRef.parse(text)
+            except ValueError as exc:
+                self.fail(str(exc), param, ctx)
+        if "@" in text:
+            return VERSION.convert(text, param, ctx)
+        return text  # a model's name, for --as-of
+
+
 @click.command()
-@click.argument("target", metavar="MODEL@STATE|MODEL@VERSION|KIND:KEY")
+@click.argument("target", metavar="MODEL@STATE|MODEL@VERSION|KIND:KEY", type=LineageTarget())
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a tree.")
 @click.option(
     "--as-of",
@@ -31,7 +56,13 @@ if TYPE_CHECKING:
     help="Also export this lineage as OpenLineage events (file or endpoint from the stack).",
 )
 @click.pass_context
-def lineage(ctx: click.Context, target: str, as_json: bool, as_of: str | None, emit: bool) -> None:
+def lineage(
+    ctx: click.Context,
+    target: ModelSelector | NodeRef | str,
+    as_json: bool,
+    as_of: str | None,
+    emit: bool,
+) -> None:
     """What fed a model version (data → features → run → version) and what it fed
     (endpoint revisions → monitoring reports)."""
     from stack.governance.history import served_at
@@ -41,20 +72,22 @@ def lineage(ctx: click.Context, target: str, as_json: bool, as_of: str | None, e
     with open_session(ctx) as session:
         node: NodeRef
         if as_of is not None:
-            model = target.split("@")[0]
+            model = target.model if isinstance(target, ModelSelector) else str(target)
             when = parse_moment(as_of)
             assert when is not None
             ref = served_at(session.spine, model, when)
             if ref is None:
                 raise click.ClickException(f"no version of {model!r} was serving at {when}")
             node = NodeRef(NodeKind.MODEL_VERSION, ref)
-        elif "@" in target and ":" not in target:
+        elif isinstance(target, ModelSelector):
             node = NodeRef(NodeKind.MODEL_VERSION, Governance(session).version(target).ref)
-        else:
+        elif isinstance(target, str):  # a model's name is a target only with --as-of
             try:
                 node = NodeRef.parse(target)
             except ValueError as exc:
                 raise click.BadParameter(str(exc), param_hint="TARGET") from exc
+        else:
+            node = target
         upstream = session.spine.upstream(node)
         downstream = session.spine.downstream(node)
         notes = _run_notes(session, upstream)

@@ -4,10 +4,14 @@ lifecycle, gates, approvals and audit of model versions."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from stack.cli.common import open_session
+from stack.cli.common import VERSION, open_session
+
+if TYPE_CHECKING:
+    from stack.contract.registry import ModelSelector
 
 STATES = click.Choice(["approved", "canary", "shadow", "serving", "rejected", "retired"])
 RECIPE = click.option(
@@ -66,9 +70,9 @@ def list_versions(ctx: click.Context, name: str) -> None:
 
 
 @prompts_group.command()
-@click.argument("selector", metavar="NAME@VERSION")
+@click.argument("selector", metavar="NAME@VERSION", type=VERSION)
 @click.pass_context
-def show(ctx: click.Context, selector: str) -> None:
+def show(ctx: click.Context, selector: ModelSelector) -> None:
     """The template of a prompt version (NAME@3 or NAME@serving)."""
     from stack.governance.service import Governance
     from stack.llm.prompts import prompt_session
@@ -96,7 +100,7 @@ def diff(ctx: click.Context, name: str, before: int, after: int) -> None:
 
 
 @prompts_group.command()
-@click.argument("selector", metavar="NAME@VERSION")
+@click.argument("selector", metavar="NAME@VERSION", type=VERSION)
 @click.option("--to", "target", type=STATES, required=True)
 @click.option("--reason", default="")
 @click.option("--dry-run", is_flag=True, help="Show the gate's verdict; change nothing.")
@@ -104,7 +108,7 @@ def diff(ctx: click.Context, name: str, before: int, after: int) -> None:
 @click.pass_context
 def promote(
     ctx: click.Context,
-    selector: str,
+    selector: ModelSelector,
     target: str,
     reason: str,
     dry_run: bool,
@@ -125,13 +129,17 @@ def promote(
 
 
 @prompts_group.command()
-@click.argument("selector", metavar="NAME@VERSION")
+@click.argument("selector", metavar="NAME@VERSION", type=VERSION)
 @click.option("--to", "target", type=STATES, required=True)
 @click.option("--reason", default="")
 @RECIPE
 @click.pass_context
 def approve(
-    ctx: click.Context, selector: str, target: str, reason: str, recipe_location: str | None
+    ctx: click.Context,
+    selector: ModelSelector,
+    target: str,
+    reason: str,
+    recipe_location: str | None,
 ) -> None:
     """Approve a prompt version for a state (the policy's group, never its author)."""
     from stack.cli.governance_cmd import run_approve

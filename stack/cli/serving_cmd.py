@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from stack.cli.common import open_session, parse_moment
+from stack.cli.common import VERSION, open_session, parse_moment
 
 if TYPE_CHECKING:
+    from stack.contract.registry import ModelSelector
     from stack.contract.serving import EndpointProcesses
 
 
@@ -27,7 +28,7 @@ def _shares(value: str | None) -> tuple[float, ...] | None:
 
 
 @click.command()
-@click.argument("selector", metavar="MODEL@STATE|VERSION")
+@click.argument("selector", metavar="MODEL@STATE|VERSION", type=VERSION)
 @click.option(
     "--strategy",
     type=click.Choice(["direct", "canary", "shadow", "ab"]),
@@ -62,7 +63,7 @@ def _shares(value: str | None) -> tuple[float, ...] | None:
 @click.pass_context
 def deploy(
     ctx: click.Context,
-    selector: str,
+    selector: ModelSelector,
     strategy: str | None,
     steps: str | None,
     bake_seconds: float | None,
@@ -122,7 +123,7 @@ def deploy(
             click.echo(render_manifests(session, version, plan), nl=False)
             return
         with view:  # each stage's requests and verdict while it bakes
-            result = controller.deploy(selector, plan, reason=reason)
+            result = controller.deploy(version, plan, reason=reason)
     colour = {"rolled_back": "red", "undecided": "yellow"}.get(result.outcome, "green")
     click.secho(f"{result.outcome}: {result.version} on {result.endpoint.url}", fg=colour)
     weights = ", ".join(f"{ref} {w:.0%}" for ref, w in result.endpoint.split.weights.items())

@@ -9,6 +9,8 @@ model card is written again and logged to the tracker.
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from stack.config.policy import Gate
 from stack.contract.registry import InputSchema, InputSchemaReader, ModelSelector, ModelVersion
 from stack.contract.roles import Role
@@ -23,6 +25,10 @@ from stack.spine.lineage import NodeKind, NodeRef
 from stack.spine.records import Approval
 
 _NOT_APPROVABLE = (LifecycleState.REJECTED, LifecycleState.RETIRED)
+
+#: What names a version: a `ModelVersion` (read again: its state now), a `ModelSelector`,
+#: or the text of one (`churn@3`, `churn@serving`), parsed here by `ModelSelector.parse`.
+Selected: TypeAlias = ModelVersion | ModelSelector | str
 
 
 class Governance:
@@ -45,11 +51,14 @@ class Governance:
         secret = identity.token_secret.get_secret_value() if identity.token_secret else None
         return resolve_actor(dict(identity.groups), secret)
 
-    def version(self, selector: str) -> ModelVersion:
+    def version(self, selector: Selected) -> ModelVersion:
         """The version `selector` names (`churn@3`, or `churn@serving`: the newest in that
-        state). Raises NotFound when there is none, StackError for a malformed selector."""
-        parsed = ModelSelector.parse(selector)
+        state; a ModelVersion: as the registry reads it now). Raises NotFound when there is
+        none, StackError for a malformed selector."""
         registry = self.session.registry
+        if isinstance(selector, ModelVersion):
+            return registry.get_version(selector.model, selector.version)
+        parsed = selector if isinstance(selector, ModelSelector) else ModelSelector.parse(selector)
         if parsed.version is not None:
             return registry.get_version(parsed.model, parsed.version)
         assert parsed.state is not None
@@ -74,7 +83,7 @@ class Governance:
 
     def approve(
         self,
-        selector: str,
+        selector: Selected,
         target: LifecycleState,
         *,
         reason: str = "",
@@ -152,7 +161,9 @@ class Governance:
 
     # -- decisions ----------------------------------------------------------------------
 
-    def reject(self, selector: str, *, reason: str, as_actor: str | None = None) -> ModelVersion:
+    def reject(
+        self, selector: Selected, *, reason: str, as_actor: str | None = None
+    ) -> ModelVersion:
         actor = self.actor(as_actor)
         version = self.version(selector)
         updated = Lifecycle(self.session).transition(
@@ -192,7 +203,7 @@ class Governance:
 
     def promote(
         self,
-        selector: str,
+        selector: Selected,
         target: LifecycleState,
         *,
         reason: str = "",
@@ -208,7 +219,7 @@ class Governance:
 
     def promotion(
         self,
-        selector: str,
+        selector: Selected,
         target: LifecycleState,
         *,
         reason: str = "",
@@ -290,7 +301,7 @@ class Governance:
     def _write_card(self, version: ModelVersion) -> None:
         cards.write_card(self.session, version, self.session.recipe_for(version, required=False))
 
-    def write_card(self, selector: str) -> cards.CardPaths:
+    def write_card(self, selector: Selected) -> cards.CardPaths:
         version = self.version(selector)
         return cards.write_card(
             self.session, version, self.session.recipe_for(version, required=False)

@@ -36,7 +36,7 @@ from stack.contract.serving import (
 from stack.contract.states import LifecycleState, can_transition
 from stack.errors import EndpointDown, GateFailed, InvalidTransition, NotFound, StackError
 from stack.governance.history import serving_history
-from stack.governance.service import Governance
+from stack.governance.service import Governance, Selected
 from stack.lifecycle import Lifecycle
 from stack.orchestration.lease import current_owner
 from stack.rollout.judge import judge
@@ -100,9 +100,10 @@ class RolloutController:
     # -- deploy ---------------------------------------------------------------------------
 
     def deploy(
-        self, selector: str, plan: RolloutPlan | None = None, *, reason: str = ""
+        self, selector: Selected, plan: RolloutPlan | None = None, *, reason: str = ""
     ) -> RolloutResult:
-        """Put `selector` (`churn@3`, `churn@approved`) in front of traffic as `plan` says.
+        """Put `selector` (a ModelVersion, `churn@3`, `churn@approved`) in front of traffic as
+        `plan` says.
 
         Strategy `direct` (or shadow and A/B with nothing live to compare with): the version
         must pass the `serving` gate and then takes all traffic. A canary with nothing live
@@ -151,7 +152,7 @@ class RolloutController:
         started = self.server.deploy(version, endpoint=name)  # raises having changed nothing
         if moving:
             version = self._move_or_undo(
-                lambda: self.governance.promote(version.ref, S.SERVING, reason=reason),
+                lambda: self.governance.promote(version, S.SERVING, reason=reason),
                 name,
                 started,
                 current,
@@ -178,7 +179,7 @@ class RolloutController:
         started = self.server.deploy(version, endpoint=name)  # raises having changed nothing
         if entering:
             version = self._move_or_undo(
-                lambda: self.governance.promote(version.ref, S.CANARY, reason="rollout: canary"),
+                lambda: self.governance.promote(version, S.CANARY, reason="rollout: canary"),
                 name,
                 started,
                 None,
@@ -208,7 +209,7 @@ class RolloutController:
         if not reasons:
             try:
                 promoted = self.governance.promote(
-                    version.ref, S.SERVING, reason="canary held its SLOs"
+                    version, S.SERVING, reason="canary held its SLOs"
                 )
             except GateFailed as exc:
                 reasons = [f"serving gate: {exc}"]
@@ -221,7 +222,7 @@ class RolloutController:
                 **{"from": version.ref, "to": None, "reasons": reasons, "health": _json(report)},
             )
             self.server.undeploy(name)
-            fresh = self.governance.version(version.ref)
+            fresh = self.governance.version(version)
             if can_transition(fresh.state, S.REJECTED):
                 Lifecycle(self.session).transition(
                     fresh.model, fresh.version, S.REJECTED, reason=f"rolled back: {why}"
@@ -262,7 +263,7 @@ class RolloutController:
                 self._died(name, champion, version, reasons, report)
             if baked.outcome == "undecided":
                 return self._undecided(name, champion, version, reasons, report)
-            if reasons and self._rejected(version.ref):  # rolled back while it baked
+            if reasons and self._rejected(version):  # rolled back while it baked
                 return RolloutResult(
                     self.find(name) or endpoint, "rolled_back", version.ref, tuple(reasons)
                 )
@@ -345,7 +346,7 @@ class RolloutController:
             why,
             **{"from": challenger.ref, "to": champion, "reasons": reasons, "health": _json(report)},
         )
-        fresh = self.governance.version(challenger.ref)
+        fresh = self.governance.version(challenger)
         if can_transition(fresh.state, S.REJECTED):
             Lifecycle(self.session).transition(
                 fresh.model, fresh.version, S.REJECTED, reason=f"rolled back: {why}"
@@ -442,7 +443,7 @@ class RolloutController:
         return f"endpoint {name!r} is not running{detail}"
 
     def _back_to_approved(self, version: ModelVersion, why: str) -> None:
-        fresh = self.governance.version(version.ref)
+        fresh = self.governance.version(version)
         if fresh.state in (S.CANARY, S.SHADOW) and can_transition(fresh.state, S.APPROVED):
             Lifecycle(self.session).transition(fresh.model, fresh.version, S.APPROVED, reason=why)
 
@@ -487,7 +488,7 @@ class RolloutController:
         loaded at weight 0, as fallback), then the version is moved to `serving`; a refusal
         at any point rolls back to the champion."""
         try:
-            self.governance.require(self.governance.version(version.ref), S.SERVING, reason=why)
+            self.governance.require(self.governance.version(version), S.SERVING, reason=why)
         except GateFailed as exc:
             return self._roll_back(name, champion, version, [f"serving gate: {exc}"], report)
         # the old champion stays loaded (in a process of its own now) to answer as fallback
@@ -498,7 +499,7 @@ class RolloutController:
             why_not = f"{version.ref} could not take all traffic: {_first_line(exc)}"
             return self._roll_back(name, champion, version, [why_not], report)
         try:
-            promoted = self.governance.promote(version.ref, S.SERVING, reason=why)
+            promoted = self.governance.promote(version, S.SERVING, reason=why)
         except GateFailed as exc:  # decided again, differently (a race)
             return self._roll_back(name, champion, version, [f"serving gate: {exc}"], report)
         except StackError as exc:  # a veto, a move made meanwhile: back to the champion
@@ -507,13 +508,13 @@ class RolloutController:
         self.session.emit("on_deployed", subject=promoted.ref, version=promoted, endpoint=endpoint)
         return RolloutResult(endpoint, "promoted", promoted.ref)
 
-    def _rejected(self, ref: str) -> bool:
+    def _rejected(self, version: ModelVersion | str) -> bool:
         """Rolled back by someone else during the bake (a monitoring policy, a person)."""
-        return self.governance.version(ref).state is S.REJECTED
+        return self.governance.version(version).state is S.REJECTED
 
     def _enter(self, version: ModelVersion, state: LifecycleState) -> None:
         if version.state is not state:
-            self.governance.promote(version.ref, state, reason=f"rollout: {state.value}")
+            self.governance.promote(version, state, reason=f"rollout: {state.value}")
 
     def _bake(
         self,

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stack.contract.registry import ModelSelector
 from stack.contract.tracking import SERVED_VERSION
 from stack_bentoml.spec import VersionSpec
 
@@ -154,7 +155,7 @@ def traced(
         with contextlib.suppress(mlflow.exceptions.MlflowException):  # another worker won
             mlflow.create_experiment(sink.experiment, artifact_location=sink.artifact_location)
     mlflow.set_experiment(sink.experiment)
-    model = spec.ref.partition("@")[0]
+    model = ModelSelector.parse(spec.ref).model  # the endpoint file names it model@N
     tags = {SERVED_VERSION: spec.ref, "mlstack.model": model}
 
     def predict_traced(rows: list[list[Any]]) -> list[Any]:
