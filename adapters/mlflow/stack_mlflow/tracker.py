@@ -32,7 +32,7 @@ from stack.contract.tracking import (
     RunRef,
     RunStatus,
 )
-from stack.errors import NotFound, StackError, TrackingUnavailable
+from stack.errors import NotFound, TrackingUnavailable
 from stack.plugins.manifest import AdapterContext
 from stack_mlflow import exits, orphans, refusals, spill, validation
 from stack_mlflow.buffer import Deadline, MetricBuffer, RetryPolicy
@@ -45,6 +45,7 @@ from stack_mlflow.connection import (
     tracking_uri,
 )
 from stack_mlflow.models import save_model
+from stack_mlflow.replay import replay_spill
 from stack_mlflow.tracing import MlflowTracer
 
 COMMIT_TAG = "mlflow.source.git.commit"
@@ -375,39 +376,9 @@ class MlflowTracker:
     # -- replay -------------------------------------------------------------------------
 
     def replay(self, path: Path) -> int:
-        """Upload a spill file written while MLflow was unreachable; returns points written.
-
-        Safe to run twice: MLflow ignores a metric point it already has. Points the store
-        refuses on their merits (a file from a version that did not check names) are reported
-        on stderr and not counted; the others are written. The file is kept as `.replayed`.
-        """
-        try:
-            contents = spill.read_spill(path)
-        except (OSError, ValueError) as exc:
-            raise StackError(f"cannot replay {path}: {exc}") from exc
-        points = [Metric(k, v, t, s) for k, v, t, s in contents.points]
-        refused: list[refusals.Refusal] = []
-        try:
-            for start in range(0, len(points), self.config.batch_size):
-                refused += refusals.write_splitting(
-                    lambda batch: self.client.log_batch(contents.run_id, metrics=batch),
-                    points[start : start + self.config.batch_size],
-                )
-            if contents.final_status:
-                self.client.set_terminated(contents.run_id, contents.final_status)
-        except MlflowException as exc:
-            raise StackError(
-                f"cannot replay {path} into {safe_uri(self.uri)}: {exc.message}; "
-                "nothing was lost, run the replay again once this is fixed"
-            ) from exc
-        if refused:
-            print(
-                f"mlstack: {refusals.describe(contents.run_id, refused)} "
-                f"(they stay in {path.with_suffix('.replayed')})",
-                file=sys.stderr,
-            )
-        path.rename(path.with_suffix(".replayed"))
-        return len(points) - len(refused)
+        """Upload a spill file written while MLflow was unreachable; returns points written
+        (replay.py: safe to run twice, refused points reported, the file kept `.replayed`)."""
+        return replay_spill(self.client, path, uri=self.uri, batch_size=self.config.batch_size)
 
 
 def _fingerprint(dataset: Dataset) -> DatasetFingerprint:
