@@ -145,20 +145,21 @@ class RolloutRecovery:
 
     def restore_endpoint(self, stranded: StrandedEndpoint, reason: str) -> str:
         """The endpoint back to its serving version alone (or stopped), the rollout closed."""
-        from stack.rollout.controller import RolloutController
+        from stack.governance.service import Governance
+        from stack.rollout.traffic import EndpointTraffic
 
-        controller = RolloutController(self.session)
+        traffic = EndpointTraffic(self.session, Governance(self.session))
         name = stranded.endpoint.name
         why = f"{reason}: {stranded.describe()}"
         if stranded.promoted:
-            controller._audit(
+            traffic.audit(
                 "rollout.completed",
                 name,
                 f"{why}, after {stranded.champion} was promoted",
                 version=stranded.champion,
             )
             return f"closed the rollout on {name}: {stranded.champion} serves"
-        controller._audit(
+        traffic.audit(
             "rollout.rolled_back",
             name,
             why,
@@ -166,12 +167,12 @@ class RolloutRecovery:
         )
         if stranded.champion is None:
             self.session.server.undeploy(name)
-            controller._audit("endpoint.undeployed", name, why)
+            traffic.audit("endpoint.undeployed", name, why)
             outcome = f"undeployed endpoint {name}"
         else:
             target = TrafficSplit({stranded.champion: 1.0})
             if stranded.endpoint.split != target:
-                controller._route(name, target, f"rollback: {why}")
+                traffic.route(name, target, f"rollback: {why}")
             outcome = f"endpoint {name}: all traffic to {stranded.champion}"
         self.session.emit(
             "on_rollback",

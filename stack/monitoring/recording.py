@@ -1,0 +1,94 @@
+"""A check's result kept: stored in the spine, linked to its version in lineage, and on a
+breach alerted (log line, webhook), audited and told to the hooks (`on_drift_detected`)."""
+
+from __future__ import annotations
+
+from stack.config.monitoring import MonitoringSection
+from stack.contract.roles import Role
+from stack.contract.serving import ProcessInspector
+from stack.errors import StackError
+from stack.identity import current_actor
+from stack.monitoring import alerts
+from stack.monitoring.results import CheckResult
+from stack.session import StackSession
+from stack.spine.lineage import NodeKind, NodeRef
+
+
+class CheckRecorder:
+    """Records the checks of one session."""
+
+    def __init__(self, session: StackSession) -> None:
+        self.session = session
+
+    def record(self, result: CheckResult, section: MonitoringSection) -> None:
+        spine = self.session.spine
+        result.id = spine.record_check(
+            model=result.model,
+            version=result.version,
+            endpoint=result.endpoint,
+            window=result.window,
+            status=result.status,
+            result=result.as_record(),
+            report_uri=result.report_uri,
+        )
+        if result.version != "-":
+            report = NodeRef(NodeKind.REPORT, f"monitoring/{result.id}")
+            spine.link(
+                NodeRef(NodeKind.MODEL_VERSION, result.version),
+                report,
+                "monitored_by",
+                attributes={
+                    report: {
+                        "status": result.status,
+                        "endpoint": result.endpoint,
+                        "window_end": result.window[1].isoformat(),
+                        "report": result.report_uri,
+                    }
+                },
+            )
+        if result.status != "breach":
+            return
+        alert = {"check": result.id, **result.as_record()}
+        result.alert_error = alerts.send_alert(section.alerts, alert)
+        spine.audit(
+            actor=current_actor(),
+            action="monitoring.breached",
+            subject=result.version,
+            reason="; ".join(result.breaches),
+            payload={"check": result.id, "endpoint": result.endpoint},
+        )
+        self.session.emit(
+            "on_drift_detected", subject=result.model, model=result.model, report=result.drift
+        )
+
+    def alert_log_outage(
+        self, model: str, endpoint: str, section: MonitoringSection, checks: list[CheckResult]
+    ) -> None:
+        """The endpoint's prediction log refusing rows (they wait to be replayed, so the
+        window lacks them): said in each check and alerted (log line, webhook), not a breach."""
+        degraded = self._degraded(endpoint)
+        if not degraded:
+            return
+        for result in checks:
+            result.messages.extend(
+                f"{reason} (this window lacks those rows until they are replayed)"
+                for reason in degraded
+            )
+        alert = {"kind": "prediction_log", "model": model, "version": "-"}
+        error = alerts.send_alert(
+            section.alerts, {**alert, "endpoint": endpoint, "breaches": degraded}
+        )
+        for result in checks:
+            result.alert_error = error
+
+    def _degraded(self, endpoint: str) -> list[str]:
+        """Why the endpoint answers but is not whole, when its server can tell."""
+        if not self.session.has(Role.SERVER):
+            return []
+        server = self.session.server
+        if not isinstance(server, ProcessInspector):
+            return []
+        try:
+            return [reason for found in server.processes(endpoint) for reason in found.degraded]
+        except StackError:  # no such endpoint here (a batch name, a remote server)
+            return []

@@ -1,0 +1,130 @@
+"""Traffic changes on an endpoint, each audited as it happened and linked in lineage: a
+route (or the refusal of one), a deploy, a server change undone because the version's state
+could not follow it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from stack.contract.registry import ModelVersion
+from stack.contract.serving import Endpoint, ProcessInspector, Server, TrafficSplit
+from stack.governance.service import Governance
+from stack.rollout.results import first_line
+from stack.session import StackSession
+from stack.spine.lineage import NodeKind, NodeRef
+
+
+class EndpointTraffic:
+    """The session's server, every change it makes audited as the governance's actor."""
+
+    def __init__(self, session: StackSession, governance: Governance) -> None:
+        self.session = session
+        self.governance = governance
+
+    @property
+    def server(self) -> Server:
+        return self.session.server
+
+    def find(self, name: str) -> Endpoint | None:
+        return next((e for e in self.server.endpoints() if e.name == name), None)
+
+    def dead(self, name: str) -> str | None:
+        """None while endpoint `name` runs; else what is wrong with it, in a sentence."""
+        if self.find(name) is not None:
+            return None
+        problems: tuple[str, ...] = ()
+        if isinstance(self.server, ProcessInspector):
+            with contextlib.suppress(Exception):  # the sentence is a courtesy
+                problems = self.server.processes(name)[0].problems
+        detail = f" ({'; '.join(problems)})" if problems else ""
+        return f"endpoint {name!r} is not running{detail}"
+
+    def route(self, name: str, split: TrafficSplit, reason: str) -> Endpoint:
+        """Route, then audit the change; a route the server refused (and undid) is audited
+        as `endpoint.route_failed`, with the split it was asked for."""
+        try:
+            endpoint = self.server.route(name, split)
+        except Exception as exc:
+            self.audit(
+                "endpoint.route_failed",
+                name,
+                f"{type(exc).__name__}: {first_line(exc)}",
+                weights=dict(split.weights),
+                shadows=list(split.shadows),
+                wanted=reason,
+            )
+            raise
+        self.audit_split(name, split, reason)
+        return self.link(endpoint)
+
+    def move_or_undo(
+        self,
+        move: Callable[[], ModelVersion],
+        name: str,
+        started: Endpoint,
+        before: Endpoint | None,
+    ) -> ModelVersion:
+        """Move the version now that the server serves it; if the move fails, put the
+        endpoint back as it was `before` (stopped when there was none). Both traffic changes
+        happened, so both are audited."""
+        try:
+            return move()
+        except BaseException as exc:
+            why = f"undone: {type(exc).__name__}: {first_line(exc)}"
+            self.audit_split(name, started.split, f"served while its state was decided ({why})")
+            try:
+                if before is None:
+                    self.server.undeploy(name)
+                    self.audit("endpoint.undeployed", name, why)
+                else:
+                    self.route(name, before.split, why)
+            except Exception as undo:
+                exc.add_note(f"undoing the server change on {name!r} failed: {undo}")
+            raise
+
+    def deployed(
+        self, name: str, endpoint: Endpoint, ref: str, reason: str, routed: str
+    ) -> Endpoint:
+        """Audit a deploy the server made: `endpoint.deployed`, then the split it serves."""
+        self.audit("endpoint.deployed", name, reason, version=ref)
+        linked = self.link(endpoint)
+        self.audit_split(name, endpoint.split, routed)
+        return linked
+
+    def link(self, endpoint: Endpoint) -> Endpoint:
+        """Lineage: each version that answers (or shadows) on this endpoint revision."""
+        revision = NodeRef(NodeKind.ENDPOINT_REVISION, f"{endpoint.name}#{endpoint.revision}")
+        for ref, weight in endpoint.split.weights.items():
+            if weight > 0:
+                self.session.spine.link(
+                    NodeRef(NodeKind(self.session.version_kind), ref),
+                    revision,
+                    "served_by",
+                    attributes={revision: {"url": endpoint.url}},
+                )
+        for ref in endpoint.split.shadows:
+            self.session.spine.link(
+                NodeRef(NodeKind(self.session.version_kind), ref), revision, "shadowed_by"
+            )
+        return endpoint
+
+    def audit_split(self, name: str, split: TrafficSplit, reason: str) -> None:
+        self.audit(
+            "endpoint.routed",
+            name,
+            reason,
+            weights=dict(split.weights),
+            shadows=list(split.shadows),
+            sticky=split.sticky,
+        )
+
+    def audit(self, action: str, subject: str, reason: str, **payload: Any) -> None:
+        self.session.spine.audit(
+            actor=self.governance.actor().name,
+            action=action,
+            subject=f"endpoint:{subject}",
+            reason=reason,
+            payload=payload,
+        )
