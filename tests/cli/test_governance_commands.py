@@ -108,3 +108,19 @@ def test_nothing_served_yet_and_a_recipe_veto_holds_outside_run(cli: Cli, workdi
     assert (row["latest_version"], row["latest_state"], row["serving"]) == (1, "candidate", None)
     audit = cli("audit", "log", "--model", "churn", "--jsonl", check=True).stdout.splitlines()
     assert [json.loads(line)["action"] for line in audit].count("state.vetoed") == 2
+
+
+def test_a_malformed_version_is_refused_before_anything_opens(cli: Cli, workdir: Path) -> None:
+    """MODEL@VERSION is parsed once, by the command line: a malformed one is a usage error
+    naming the form, and no spine is created for it."""
+    for args in (
+        ("promote", "churn", "--to", "approved"),
+        ("deploy", "churn@", "--strategy", "direct"),
+        ("lineage", "churn@nowhere"),
+    ):
+        refused = cli(*args)
+        assert refused.returncode == 2, refused.stderr
+        assert "MODEL@STATE (e.g. churn@serving) or MODEL@VERSION" in refused.stderr or (
+            "unknown state 'nowhere'" in refused.stderr
+        )
+    assert not (workdir / ".mlstack").exists()

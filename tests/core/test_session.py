@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from stack.config.recipe_file import Recipe, load_recipe
 from stack.contract.roles import Role
 from stack.errors import StackError, Vetoed
 from stack.hooks import Veto, hookimpl
 from stack.plugins import AdapterManifest, RoleBinding
-from stack.session import StackSession
+from stack.session import RECIPE_TAG, StackSession
 from tests.support.sessions import memory_session
 
 MEMORY = AdapterManifest(
@@ -83,3 +84,79 @@ def test_a_spine_that_cannot_be_opened_is_named_not_a_traceback(tmp_path: Path) 
     with StackSession.open(stack) as session, pytest.raises(StackError) as caught:
         session.spine  # noqa: B018 (opening is the point)
     assert str(caught.value).startswith(f"{stack}: spine.url: cannot open the spine at sqlite:")
+
+
+def _recipe(folder: Path, model: str, hooks: str = "") -> Recipe:
+    """A recipe of `model` in `folder` (its hooks module, when given, beside it)."""
+    folder.mkdir(parents=True)
+    (folder / "steps.py").write_text("def noop():\n    return None\n")
+    listed = ""
+    if hooks:
+        (folder / f"{hooks}.py").write_text(
+            "from stack.hooks import Veto, hookimpl\n\n\n"
+            "@hookimpl\n"
+            "def on_promotion_requested(target_state):\n"
+            "    return Veto('release freeze')\n"
+        )
+        listed = f"hooks: [{hooks}]\n"
+    steps = "steps:\n  - {name: noop, run: 'steps:noop'}\n"
+    (folder / "recipe.yaml").write_text(f"name: r\nmodel: {{name: {model}}}\n{listed}{steps}")
+    return load_recipe(folder)
+
+
+def test_a_versions_recipe_is_read_once_while_its_file_is_unchanged(
+    session: StackSession, tmp_path: Path
+) -> None:
+    recipe = _recipe(tmp_path / "built", "m")
+    version = session.registry.register("m", "file:///m", tags={RECIPE_TAG: str(recipe.path)})
+    first = session.recipe_for(version)
+    assert first is not None and first.path == recipe.path
+    assert session.recipe_for(version) is first  # not read again
+    with recipe.path.open("a") as edited:
+        edited.write("# edited\n")
+    again = session.recipe_for(version)
+    assert again is not None and again is not first  # the file changed: read again
+
+
+def test_the_sessions_recipe_applies_to_its_model_only(
+    session: StackSession, tmp_path: Path
+) -> None:
+    """The recipe a command is given is the policy of its model's versions; another model's
+    version is not decided by it (nor silently by nothing)."""
+    owned = session.with_recipe(_recipe(tmp_path / "given", "m"))
+    mine = session.registry.register("m", "file:///m")
+    theirs = session.registry.register("other", "file:///o")
+    assert owned.recipe_for(mine) is owned.recipe
+    with pytest.raises(StackError, match=r"did not build other@1 and declares model 'm'"):
+        owned.recipe_for(theirs)
+    assert owned.recipe_for(theirs, required=False) is None
+    assert session.recipe is None and session.recipe_for(mine) is None
+
+
+def test_a_recipe_not_on_disk_is_not_decided(session: StackSession, tmp_path: Path) -> None:
+    gone = str(tmp_path / "moved" / "recipe.yaml")
+    version = session.registry.register("m", "file:///m", tags={RECIPE_TAG: gone})
+    with pytest.raises(StackError, match="which is not on disk"):
+        session.recipe_for(version)
+    assert session.recipe_for(version, required=False) is None
+
+
+def test_a_recipe_owned_by_a_view_has_its_hooks_asked_and_the_view_closes_nothing(
+    session: StackSession, tmp_path: Path
+) -> None:
+    recipe = _recipe(tmp_path / "frozen", "m", hooks="freeze_hooks_b")
+    view = session.with_recipe(recipe)
+    assert view.recipe is recipe and session.recipe is None
+    session.with_recipe(recipe)  # registered once: the veto is not doubled
+    version = session.registry.register("m", "file:///m")
+    with pytest.raises(Vetoed) as vetoed:
+        session.emit(
+            "on_promotion_requested",
+            subject=version.ref,
+            version=version,
+            target_state="serving",
+            actor="alice",
+        )
+    assert vetoed.value.reasons == ["release freeze"]
+    view.close()
+    assert session.spine.events(subject=version.ref)  # the session's spine is still open
