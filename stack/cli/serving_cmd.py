@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -11,7 +11,8 @@ from stack.cli.common import VERSION, open_session, parse_moment
 
 if TYPE_CHECKING:
     from stack.contract.registry import ModelSelector
-    from stack.contract.serving import EndpointProcesses
+    from stack.contract.serving import EndpointProcesses, ProcessInspector
+    from stack.session import StackSession
 
 
 def _shares(value: str | None) -> tuple[float, ...] | None:
@@ -104,15 +105,18 @@ def deploy(
         except ValidationError as exc:
             raise click.BadParameter(str(exc)) from exc
         if target == "bento":
+            from stack.contract.capabilities import ServerCapability
             from stack.contract.serving import Packager
             from stack.errors import CapabilityMissing
+            from stack.plugins.capabilities import declares
 
-            server = session.server
-            if not isinstance(server, Packager):
+            if not declares(session, ServerCapability.PACKAGE):
                 raise CapabilityMissing(
-                    f"the stack's server ({type(server).__name__}) cannot package"
+                    f"the stack's server ({type(session.server).__name__}) cannot package "
+                    "(the `package` capability)"
                 )
-            tag = server.build(version, endpoint=plan.endpoint or version.model)
+            packager = cast(Packager, session.server)  # the registry checked it
+            tag = packager.build(version, endpoint=plan.endpoint or version.model)
             click.echo(f"built {tag}")
             return
         if target == "kubernetes":
@@ -159,13 +163,12 @@ def rollback(ctx: click.Context, model: str, endpoint: str | None, reason: str) 
 def undeploy(ctx: click.Context, endpoint: str) -> None:
     """Stop ENDPOINT, every process of it (in-flight requests finish; the prediction log is
     kept), including any its server left when it died."""
-    from stack.contract.serving import ProcessInspector
-
     with open_session(ctx) as session:
         server = session.server
         running = endpoint in {e.name for e in server.endpoints()}
         # NotFound naming what is deployed, or a bad name, before anything is audited
-        found = server.processes(endpoint) if isinstance(server, ProcessInspector) else []
+        inspector = _inspector(session)
+        found = inspector.processes(endpoint) if inspector is not None else []
         pids = ", ".join(f"{p.role} pid {p.pid}" for f in found for p in f.processes)
         if not running and not pids:
             # nothing runs: a dead server's leftovers cleared (no traffic changed, so
@@ -206,7 +209,7 @@ def status(ctx: click.Context, endpoint: str | None) -> None:
 
     with open_session(ctx) as session:
         endpoints = [e for e in session.server.endpoints() if endpoint in (None, e.name)]
-        found = _processes(session.server, endpoint)
+        found = _processes(session, endpoint)
         names = {e.name for e in endpoints}
         broken = [f for f in found.values() if f.endpoint not in names]
         if not endpoints and not broken:
@@ -251,15 +254,26 @@ def status(ctx: click.Context, endpoint: str | None) -> None:
         ctx.exit(1)
 
 
-def _processes(server: Any, endpoint: str | None) -> dict[str, EndpointProcesses]:
+def _inspector(session: StackSession) -> ProcessInspector | None:
+    """The stack's server when it declares the `processes` capability (checked against
+    ProcessInspector when it was registered), else None."""
+    from stack.contract.capabilities import ServerCapability
+    from stack.plugins.capabilities import declares
+
+    if not declares(session, ServerCapability.PROCESSES):
+        return None
+    return cast("ProcessInspector", session.server)
+
+
+def _processes(session: StackSession, endpoint: str | None) -> dict[str, EndpointProcesses]:
     """What runs for each endpoint, as the server finds it (when it can tell)."""
-    from stack.contract.serving import ProcessInspector
     from stack.errors import NotFound
 
-    if not isinstance(server, ProcessInspector):
+    inspector = _inspector(session)
+    if inspector is None:
         return {}
     try:
-        return {found.endpoint: found for found in server.processes(endpoint)}
+        return {found.endpoint: found for found in inspector.processes(endpoint)}
     except NotFound:
         return {}
 

@@ -9,11 +9,14 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 from stack.config.monitoring import TraceJudge, TracesCheck
+from stack.contract.capabilities import TrackerCapability
 from stack.contract.tracking import SERVED_VERSION, Tracer, TraceRecord, TracingTracker
 from stack.errors import StackError
 from stack.llm.scorers import CODE_SCORERS, Example, JudgeError, Scorer, stack_judge
+from stack.plugins.capabilities import declares
 from stack.session import StackSession
 
 ToExample = Callable[[TraceRecord], Example]
@@ -76,10 +79,9 @@ def by_version(traces: Sequence[TraceRecord], default: str) -> dict[str, list[Tr
 
 
 def tracer(session: StackSession, experiment: str) -> Tracer:
-    tracker = session.tracker
-    if not isinstance(tracker, TracingTracker):
+    if not declares(session, TrackerCapability.TRACING):
         raise StackError("this stack's tracker keeps no traces (the `tracing` capability)")
-    return tracker.tracer(experiment)
+    return cast(TracingTracker, session.tracker).tracer(experiment)  # the registry checked it
 
 
 def evaluate_traces(

@@ -10,8 +10,10 @@ from __future__ import annotations
 import difflib
 from typing import Any, cast
 
+from stack.contract.capabilities import RegistryCapability
 from stack.contract.registry import PromptStore, Registry
 from stack.errors import StackError
+from stack.plugins.capabilities import declares
 from stack.session import StackSession
 from stack.spine.lineage import NodeKind
 
@@ -30,13 +32,12 @@ class _PromptView:
 
 
 def prompt_registry(session: StackSession) -> Registry:
-    registry = session.registry
-    if not isinstance(registry, PromptStore):
+    if not declares(session, RegistryCapability.PROMPTS):
         raise StackError(
             "this stack's registry keeps no prompts (the `prompts` capability: the mlflow "
             "registry has it)"
         )
-    return registry.prompts()
+    return cast(PromptStore, session.registry).prompts()  # the registry checked it
 
 
 def prompt_session(session: StackSession) -> StackSession:

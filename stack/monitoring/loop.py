@@ -7,9 +7,11 @@ kind) stops the loop: it becomes a message in the check's result."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import cast
 
 from stack.config.monitoring import MonitoringSection
 from stack.config.recipe_file import Recipe
+from stack.contract.capabilities import ServerCapability
 from stack.contract.roles import Role
 from stack.contract.serving import Endpoint, LoggedRequest, PredictionLogReader
 from stack.contract.states import LifecycleState
@@ -24,6 +26,7 @@ from stack.monitoring.retrain import RetrainOutcome
 from stack.monitoring.traces import assess_traces
 from stack.monitoring.versions import VersionChecker
 from stack.monitoring.window import ANSWERED, feedback_labels, join_labels, split_by_version
+from stack.plugins.capabilities import declares
 from stack.session import StackSession
 from stack.spine.timeutil import now_utc
 
@@ -144,13 +147,13 @@ class MonitoringLoop:
     def _source(self, section: MonitoringSection) -> PredictionLogReader:
         if section.source == "batch":
             return BatchPredictionLog(batch_root(self.session))
-        server = self.session.server
-        if not isinstance(server, PredictionLogReader):
+        if not declares(self.session, ServerCapability.PREDICTION_LOG):
             raise StackError(
                 f"the server adapter {self.session.resolved[Role.SERVER].adapter!r} cannot "
-                "read its prediction log, so there is nothing to monitor"
+                "read its prediction log (the `prediction_log` capability), so there is "
+                "nothing to monitor"
             )
-        return server
+        return cast(PredictionLogReader, self.session.server)  # the registry checked it
 
     def _recipe_of(self, model: str) -> Recipe | None:
         """The session's recipe, else the one that built the model's serving (else newest)

@@ -3,13 +3,16 @@ breach alerted (log line, webhook), audited and told to the hooks (`on_drift_det
 
 from __future__ import annotations
 
+from typing import cast
+
 from stack.config.monitoring import MonitoringSection
-from stack.contract.roles import Role
+from stack.contract.capabilities import ServerCapability
 from stack.contract.serving import ProcessInspector
 from stack.errors import StackError
 from stack.identity import current_actor
 from stack.monitoring import alerts
 from stack.monitoring.results import CheckResult
+from stack.plugins.capabilities import declares
 from stack.session import StackSession
 from stack.spine.lineage import NodeKind, NodeRef
 
@@ -83,11 +86,9 @@ class CheckRecorder:
 
     def _degraded(self, endpoint: str) -> list[str]:
         """Why the endpoint answers but is not whole, when its server can tell."""
-        if not self.session.has(Role.SERVER):
+        if not declares(self.session, ServerCapability.PROCESSES):
             return []
-        server = self.session.server
-        if not isinstance(server, ProcessInspector):
-            return []
+        server = cast(ProcessInspector, self.session.server)  # the registry checked it
         try:
             return [reason for found in server.processes(endpoint) for reason in found.degraded]
         except StackError:  # no such endpoint here (a batch name, a remote server)

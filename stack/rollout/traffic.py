@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+from stack.contract.capabilities import ServerCapability
 from stack.contract.registry import ModelVersion
 from stack.contract.serving import Endpoint, ProcessInspector, Server, TrafficSplit
 from stack.governance.service import Governance
+from stack.plugins.capabilities import declares
 from stack.rollout.results import first_line
 from stack.session import StackSession
 from stack.spine.lineage import NodeKind, NodeRef
@@ -35,9 +37,10 @@ class EndpointTraffic:
         if self.find(name) is not None:
             return None
         problems: tuple[str, ...] = ()
-        if isinstance(self.server, ProcessInspector):
+        if declares(self.session, ServerCapability.PROCESSES):
+            inspector = cast(ProcessInspector, self.server)  # the registry checked it
             with contextlib.suppress(Exception):  # the sentence is a courtesy
-                problems = self.server.processes(name)[0].problems
+                problems = inspector.processes(name)[0].problems
         detail = f" ({'; '.join(problems)})" if problems else ""
         return f"endpoint {name!r} is not running{detail}"
 
