@@ -53,8 +53,13 @@ demo-clean:
 	@[ -x $(RUN)/mlstack ] && [ -d .mlstack/llm ] && $(RUN)/mlstack llm stop || true
 	rm -rf .mlstack recipes/quickstart/data
 
+# In parallel (pytest-xdist): most of the suite waits on the processes it starts, so 3 workers
+# pay on 2 cores; each module stays on one worker, the end-to-end ones handed out first
+# (tests/conftest.py). `make test TEST_WORKERS=8` on a bigger machine, `TEST_WORKERS=0` for serial.
+TEST_WORKERS ?= 3
+
 test: sync-test
-	$(RUN)/python -m pytest
+	$(RUN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The RAG recipe on the real packaged SmolLM2 (slow: about a minute and a half).
 test-llm: sync-test

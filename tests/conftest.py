@@ -17,6 +17,44 @@ from tests.support.postgres import (
     find_binaries,
 )
 
+# Each of these runs whole recipes or many `mlstack` processes: minutes on two cores, more when
+# the machine is busy. They get 15 minutes before pytest-timeout calls them hung (300 s for the
+# rest), and under xdist they are handed out first, so that none starts last and runs alone.
+END_TO_END = (
+    "tests/orchestration/test_killed_quickstart.py",
+    "tests/recipes/test_quickstart.py",
+    "tests/recipes/test_rag_qa.py",
+    "tests/recipes/test_model_flavors.py",
+    "tests/recipes/test_regression.py",
+    "tests/recipes/test_batch_scoring.py",
+    "tests/cli/test_governance_commands.py",
+    "tests/adapters/bentoml/test_serving_cli.py",
+    "tests/docs/test_your_model.py",
+    "tests/adapters/feast/test_recipe_features.py",
+    "tests/llm/test_prompts.py",
+    "tests/cli/test_killed_runs.py",
+    "tests/adapters/bentoml/test_rollout.py",
+    "tests/adapters/mlflow/test_log_model.py",
+    "tests/adapters/mlflow/test_registry_race.py",
+    "tests/adapters/bentoml/test_kubernetes.py",
+)
+END_TO_END_TIMEOUT = 900
+
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.partition("::")[0]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end modules' timeout; under xdist (`make test`: `--dist loadfile`, each
+    module on one worker, in order) they are handed out first."""
+    for item in items:
+        if _module(item) in END_TO_END and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(END_TO_END_TIMEOUT))
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # a plain run keeps the files' order
+        rank = {module: i for i, module in enumerate(END_TO_END)}
+        items.sort(key=lambda item: rank.get(_module(item), len(END_TO_END)))
+
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from tests.support.ports import free_port
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -65,19 +66,13 @@ def find_binaries() -> Path | None:
     return Path(candidates[0]).parent if candidates else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class ThrowawayPostgres:
     """A private cluster in a temp folder, on 127.0.0.1 and a free port."""
 
     def __init__(self, binaries: Path) -> None:
         self.binaries = binaries
         self.root = Path(tempfile.mkdtemp(prefix="mlstack-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.user = "postgres"
 
     def _run(self, *args: str) -> None:

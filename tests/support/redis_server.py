@@ -14,6 +14,8 @@ from contextlib import contextmanager
 
 import pytest
 
+from tests.support.ports import free_port
+
 
 def answers(host: str, port: int) -> bool:
     try:
@@ -40,9 +42,7 @@ def redis_address() -> Iterator[tuple[str, int]]:
             "no Redis: MLSTACK_TEST_REDIS_URL unset, nothing on 127.0.0.1:6379, "
             "and redis-server is not installed (apt-get install redis-server)"
         )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()
     folder = tempfile.mkdtemp(prefix="mlstack-redis-")
     process = subprocess.Popen(
         [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", folder],

@@ -4,7 +4,6 @@ model versions registered, and helpers to drive an endpoint with HTTP traffic.""
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import pytest
 
 from stack.session import StackSession
 from tests.adapters.bentoml.models import FEATURES, Versions, register_versions
+from tests.support.ports import free_port
 
 STACK = """
 name: serving-test
@@ -25,13 +25,6 @@ registry: {{adapter: mlflow}}
 server: {{adapter: bentoml, port: {port}, log_flush_seconds: 0.2}}
 spine: {{url: "sqlite:///.mlstack/spine.db"}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @dataclass
