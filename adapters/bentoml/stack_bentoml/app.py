@@ -2,16 +2,17 @@
 
 It is mounted on the BentoML service (which owns the process, workers, health probes and
 graceful shutdown); the request itself skips BentoML's per-request machinery, which costs
-several times sklearn's predict. Routing state lives in an immutable `Routing` object that
-a background thread rebuilds when the endpoint file changes (it looks every 0.1 s), so a
-request reads one attribute and never waits for a model to load; once it is in force, the
-worker acknowledges the revision (acks.py).
+several times sklearn's predict. Routing state lives in an immutable `Routing` object
+(routing.py) that a background thread rebuilds when the endpoint file changes (it looks
+every 0.1 s), so a request reads one attribute and never waits for a model to load; once it
+is in force, the worker acknowledges the revision (acks.py).
 
 A revision a worker cannot load (a model that fails to load, code it cannot import) is
 refused: the worker keeps its last good routing (or, at start, exits as BentoML makes it) and
 writes `refused-r<revision>.txt` beside the endpoint file with the exception and its
-traceback. The adapter waits on that file, so a deploy or a route fails at once saying why
-instead of waiting out its timeout (BentoML's arbiter restarts a failed worker forever)."""
+traceback (refusals.py). The adapter waits on that file, so a deploy or a route fails at once
+saying why instead of waiting out its timeout (BentoML's arbiter restarts a failed worker
+forever)."""
 
 from __future__ import annotations
 
@@ -19,17 +20,11 @@ import contextlib
 import functools
 import gc
 import os
-import random
-import tempfile
 import threading
 import time
 import traceback
 import uuid
-import zlib
-from bisect import bisect_right
 from collections.abc import Collection
-from dataclasses import dataclass
-from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +35,7 @@ from stack_bentoml.answers import answer, encode, send_body
 from stack_bentoml.batching import MicroBatcher
 from stack_bentoml.feedback import feedback_entries, parse_feedback
 from stack_bentoml.guards import nests_deeper_than, read_body, unsupported_media
-from stack_bentoml.isolation import ChallengerBusy, DeadlineMissed, IsolatedVersion, load_isolated
+from stack_bentoml.isolation import ChallengerBusy, DeadlineMissed, IsolatedVersion
 from stack_bentoml.openapi import openapi
 from stack_bentoml.predictlog import (
     ParquetSink,
@@ -49,8 +44,10 @@ from stack_bentoml.predictlog import (
     ShadowJob,
     Sink,
 )
-from stack_bentoml.runtime import LoadedVersion, load_version
-from stack_bentoml.schema import RequestSchema, problems
+from stack_bentoml.refusals import write_refusal
+from stack_bentoml.routing import Routing, build_routing
+from stack_bentoml.runtime import LoadedVersion
+from stack_bentoml.schema import problems
 from stack_bentoml.spec import EndpointSpec, read_spec
 from stack_bentoml.spill import SpillFolder, default_spill_dir
 from stack_bentoml.traffic import TRAFFIC_HEADER, VERSION_HEADER, pinned, traffic_of
@@ -60,87 +57,6 @@ Headers = dict[bytes, bytes]
 Extra = list[tuple[bytes, bytes]]
 LOG_URL_ENV = "MLSTACK_PREDICTION_LOG_URL"
 WATCH_SECONDS = 0.1  # how often a worker looks at the endpoint file
-REFUSAL_PREFIX = "refused-r"
-
-
-class VersionLoadFailed(RuntimeError):
-    """A version named in the endpoint file could not be loaded in this worker."""
-
-
-def refusal_path(folder: Path, revision: int) -> Path:
-    """The file in which a worker says it refused `revision` of the endpoint in `folder`:
-    its first line is the exception (`VersionLoadFailed: churn@3 could not be loaded: …`),
-    then the traceback. Revisions are never reused, so the file is never stale."""
-    return folder / f"{REFUSAL_PREFIX}{revision}.txt"
-
-
-def write_refusal(folder: Path, revision: int, exc: BaseException) -> None:
-    """Written atomically (several workers may refuse the same revision); never raises, so
-    that the refusal itself is what the worker reports."""
-    text = f"{type(exc).__name__}: {exc}\n\n" + "".join(traceback.format_exception(exc))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{REFUSAL_PREFIX}")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, refusal_path(folder, revision))
-    except OSError as error:  # a read-only folder (a container): the log still says why
-        print(f"mlstack endpoint: cannot record the refusal ({error})", flush=True)
-
-
-@dataclass(frozen=True, slots=True)
-class Routing:
-    spec: EndpointSpec
-    schema: RequestSchema
-    versions: dict[str, LoadedVersion]
-    refs: tuple[str, ...]
-    cumulative: tuple[float, ...]
-    by_weight: tuple[str, ...]  # every routed version, heaviest first (weight 0 included)
-    champion: str  # the version in this process
-    deadline_s: float  # how long a version in its own process may take to answer
-
-    def fallback(self, failed: str) -> str | None:
-        """Who answers when `failed` cannot: the champion (also when a canary takes all
-        the traffic); for the champion, the heaviest other version (the previous version,
-        kept at weight 0, after a promotion)."""
-        if failed != self.champion:
-            return self.champion
-        return next((ref for ref in self.by_weight if ref != failed), None)
-
-    def choose(self, subject: bytes | None) -> str:
-        if len(self.refs) == 1:
-            return self.refs[0]
-        point = (zlib.crc32(subject) % 10_000) / 10_000 if subject else random.random()
-        return self.refs[min(bisect_right(self.cumulative, point), len(self.refs) - 1)]
-
-
-def build_routing(
-    spec: EndpointSpec, loaded: dict[tuple[str, bool], LoadedVersion], pid_dir: Path
-) -> Routing:
-    """The champion (named by the spec, else the heaviest) in this process, every other
-    version in its own (loaded once and kept: a promoted challenger is loaded in-process
-    when it becomes the champion)."""
-    champion = spec.in_worker()
-    for ref, isolated in sorted(spec.loads() - loaded.keys()):  # staged ones too (spec.py)
-        version_spec = spec.versions[ref]
-        try:
-            loaded[ref, isolated] = (
-                load_isolated(version_spec, pid_dir)
-                if isolated
-                else load_version(version_spec, probe=True)
-            )
-        except Exception as exc:
-            raise VersionLoadFailed(
-                f"{ref} could not be loaded: {type(exc).__name__}: {exc}"
-            ) from exc
-    versions = {ref: loaded[ref, ref != champion] for ref in [*spec.weights, *spec.shadows]}
-    refs = tuple(ref for ref, weight in spec.weights.items() if weight > 0)
-    total = sum(spec.weights[r] for r in refs)
-    cumulative = tuple(c / total for c in accumulate(spec.weights[r] for r in refs))
-    by_weight = tuple(sorted(spec.weights, key=lambda r: -spec.weights[r]))
-    # what the champion was found to take (probe.py) narrows the schema every version shares
-    schema = RequestSchema(spec.live_inputs(), spec.max_rows, versions[champion].bounds)
-    deadline_s = spec.challenger_deadline_ms / 1000
-    return Routing(spec, schema, versions, refs, cumulative, by_weight, champion, deadline_s)
 
 
 class PredictionApp:

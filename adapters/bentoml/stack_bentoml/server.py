@@ -13,33 +13,26 @@ prediction log is written).
 A deploy or a route either takes effect or changes nothing, and fails as soon as the server
 shows it cannot take effect: a worker that refuses the revision (it writes why, see app.py),
 a worker that exits before the server is ready (BentoML's arbiter would restart it forever),
-or the server itself exiting. A server that failed to start is killed with every process
-below it and its folder removed; a refused route is undone by a revision with the previous
-split. The error carries the server log's last lines from that attempt.
+or the server itself exiting (supervision.py). A server that failed to start is killed with
+every process below it and its folder removed; a refused route is undone by a revision with
+the previous split. The error carries the server log's last lines from that attempt.
 
 An endpoint's processes are one unit (family.py): the server, its workers, their challengers.
 A worker exits with its server (lineage.py); whatever survives anyway is found by a marker in
 its environment, its session and the port, and stopped by `undeploy` or a re-deploy, which
 never starts a server beside a live one. `processes` says what runs and what the port
-answers, for `mlstack rollout status`."""
+answers, for `mlstack rollout status`. `build` packages a version for the cluster
+(packaging.py), `manifests` says how the cluster runs it (kubernetes.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from stack.contract.registry import ModelVersion
 from stack.contract.serving import (
@@ -51,23 +44,20 @@ from stack.contract.serving import (
 )
 from stack.errors import NotFound, StackError
 from stack.plugins.manifest import AdapterContext
-from stack.processes import alive
 from stack_bentoml import family
-from stack_bentoml.acks import SplitNotAcknowledged, load_factor, not_acknowledged, read_ack
-from stack_bentoml.app import LOG_URL_ENV, REFUSAL_PREFIX, refusal_path
 from stack_bentoml.config import BentoConfig
+from stack_bentoml.logread import log_rows, logged_request
 from stack_bentoml.models import import_version
+from stack_bentoml.refusals import REFUSAL_PREFIX
 from stack_bentoml.spec import (
     DEFAULT_DEADLINE_MS,
+    SPEC_FILE,
     EndpointSpec,
     VersionSpec,
     read_spec,
     write_spec,
 )
-
-SPEC_FILE = "endpoint.json"
-PID_FILE = "server.pid"
-LOG_FILE = "server.log"
+from stack_bentoml.supervision import Supervisor, free_port, get_json, get_status
 
 
 class BentoServer:
@@ -78,6 +68,7 @@ class BentoServer:
         self.predictions = context.home / "predictions"
         self.spill = context.home / "prediction-spill"  # rows the log refused (spill.py)
         self.bentoml_home = (context.home / self.config.bentoml_home).resolve()
+        self.supervisor = Supervisor(self.root, self.config, self._bentoml_env())
         self._held = threading.local()
         self._examples: dict[str, bytes | None] = {}  # probe bodies by model folder
 
@@ -110,7 +101,7 @@ class BentoServer:
             return self._deploy(version, endpoint)
 
     def _deploy(self, version: ModelVersion, endpoint: str) -> Endpoint:
-        if self._running(endpoint):  # take over the live server; stop what it does not manage
+        if self.supervisor.running(endpoint):  # take over the live server, stop its strays
             self._clear(endpoint, strays_only=True)
             self.add_version(version, endpoint=endpoint)
             return self.route(endpoint, TrafficSplit({version.ref: 1.0}))
@@ -120,7 +111,7 @@ class BentoServer:
             name=endpoint,
             revision=1,
             host=self.config.host,
-            port=self._free_port(endpoint, previous),
+            port=free_port(self.root, self.config, endpoint, previous),
             versions={version.ref: loaded},
             weights={version.ref: 1.0},
             ab_header=self.config.ab_header,
@@ -134,8 +125,8 @@ class BentoServer:
         folder = self.root / endpoint
         for stale in folder.glob(f"{REFUSAL_PREFIX}*"):  # left by a server that died
             stale.unlink(missing_ok=True)
-        write_spec(spec, self._spec_path(endpoint))
-        self._start(spec)
+        write_spec(spec, self.supervisor.spec_path(endpoint))
+        self.supervisor.start(spec)
         return _endpoint(spec)
 
     def add_version(self, version: ModelVersion, *, endpoint: str) -> None:
@@ -156,7 +147,7 @@ class BentoServer:
             )
         write_spec(
             spec.model_copy(update={"versions": {**spec.versions, version.ref: loaded}}),
-            self._spec_path(endpoint),
+            self.supervisor.spec_path(endpoint),
         )
 
     def route(self, endpoint: str, split: TrafficSplit) -> Endpoint:
@@ -165,7 +156,7 @@ class BentoServer:
 
     def _route(self, endpoint: str, split: TrafficSplit) -> Endpoint:
         spec = self._spec(endpoint)
-        if not self._running(endpoint):  # an orphaned worker would take it, unmanaged
+        if not self.supervisor.running(endpoint):  # an orphaned worker would take it, unmanaged
             problems = "; ".join(self._census(endpoint, spec).problems)
             raise StackError(
                 f"endpoint {endpoint!r} is not running ({problems}): the split is unchanged; "
@@ -198,9 +189,9 @@ class BentoServer:
     def _put(self, updated: EndpointSpec, previous: EndpointSpec, *, loading: bool = True) -> None:
         """Write `updated` and wait until every worker has it in force; on failure put
         `previous` back (as a new revision) and raise."""
-        write_spec(updated, self._spec_path(updated.name))
+        write_spec(updated, self.supervisor.spec_path(updated.name))
         try:
-            self._wait_for_revision(updated, loading=loading)
+            self.supervisor.wait_for_revision(updated, loading=loading)
         except BaseException as exc:
             self._restore(previous, updated.revision + 1, exc)
             raise
@@ -209,9 +200,9 @@ class BentoServer:
         """Put the split in force before a refused route back, as a new revision (a revision
         number is never reused, so a late refusal of the old one cannot be mistaken)."""
         restored = previous.model_copy(update={"revision": revision})
-        write_spec(restored, self._spec_path(previous.name))
+        write_spec(restored, self.supervisor.spec_path(previous.name))
         try:
-            self._wait_for_revision(restored, loading=False)
+            self.supervisor.wait_for_revision(restored, loading=False)
         except StackError as again:
             cause.add_note(f"restoring revision {previous.revision}'s split failed too: {again}")
 
@@ -222,10 +213,10 @@ class BentoServer:
         from stack_bentoml.health import version_health
 
         spec = self._spec(endpoint)
-        ready = self._running(endpoint) and _get(f"{spec.url}/readyz") == 200
-        answer = _get_json(f"{spec.url}/endpoint") if ready else {}
+        ready = self.supervisor.running(endpoint) and get_status(f"{spec.url}/readyz") == 200
+        answer = get_json(f"{spec.url}/endpoint") if ready else {}
         degraded = degraded_reasons(answer, self.spill / endpoint)
-        versions = version_health(self._log_rows(endpoint, since))
+        versions = version_health(log_rows(self.config, self.predictions, endpoint, since))
         live = [v for v in versions.values() if v.role == "live"]
         requests = sum(v.requests for v in live)
         errors = sum(v.errors for v in live)
@@ -245,28 +236,17 @@ class BentoServer:
     ) -> list[LoggedRequest]:
         """The endpoint's prediction log (answers, shadow answers, feedback), oldest first."""
         _check_name(endpoint)
-        return [_logged(row) for row in self._log_rows(endpoint, since, until)]
-
-    def _log_rows(
-        self, endpoint: str, since: datetime | None, until: datetime | None = None
-    ) -> list[dict[str, Any]]:
-        log = self.config.prediction_log
-        if log is not None:
-            from stack_bentoml.postgres_log import read_rows
-
-            return read_rows(log.connect_url(), endpoint, since=since, until=until, table=log.table)
-        from stack_bentoml.predictlog import read_log
-
-        table = read_log(self.predictions / endpoint, since=since, until=until)
-        rows: list[dict[str, Any]] = table.to_pylist()
-        return rows
+        return [
+            logged_request(row)
+            for row in log_rows(self.config, self.predictions, endpoint, since, until)
+        ]
 
     def endpoints(self) -> list[Endpoint]:
         if not self.root.is_dir():
             return []
         found = []
         for path in sorted(self.root.glob(f"*/{SPEC_FILE}")):
-            if self._running(path.parent.name):
+            if self.supervisor.running(path.parent.name):
                 found.append(_endpoint(read_spec(path)))
         return found
 
@@ -315,9 +295,9 @@ class BentoServer:
     def _census(self, endpoint: str, spec: EndpointSpec) -> EndpointProcesses:
         from stack_bentoml.census import describe
 
-        server = self._pid(endpoint)
-        found = family.find(self._marker(endpoint), spec.port)
-        answer = _get_json(f"{spec.url}/endpoint") if found.port_held else {}
+        server = self.supervisor.pid(endpoint)
+        found = family.find(self.supervisor.marker(endpoint), spec.port)
+        answer = get_json(f"{spec.url}/endpoint") if found.port_held else {}
         isolated = self.root / endpoint / "isolated"
         return describe(spec, server, found, answer, isolated, self.spill / endpoint)
 
@@ -325,11 +305,11 @@ class BentoServer:
         """Stop the endpoint's processes (with `strays_only`, those its live server does not
         manage); returns the endpoint's spec as it was, if any. Raises StackError naming any
         process that would not stop."""
-        path = self._spec_path(endpoint)
+        path = self.supervisor.spec_path(endpoint)
         previous = read_spec(path) if path.is_file() else None
         port = previous.port if previous else 0
-        server = self._pid(endpoint)
-        found = family.find(self._marker(endpoint), port)
+        server = self.supervisor.pid(endpoint)
+        found = family.find(self.supervisor.marker(endpoint), port)
         if strays_only:
             live = server if server in {m.pid for m in found.members} else None
             found = family.Family(tuple(found.strays(live)), found.strangers, found.port_held)
@@ -346,63 +326,13 @@ class BentoServer:
     def build(self, version: ModelVersion, *, endpoint: str) -> str:
         """`bentoml build` of `version` served as `endpoint` (for the image the cluster runs),
         offline: packages are listed, not locked against an index. Returns the bento's tag."""
-        import tempfile
-
-        import yaml
+        from stack_bentoml.packaging import build_bento
 
         _check_name(endpoint)
         loaded = self._import(version)
-        spec = EndpointSpec(
-            name=endpoint,
-            revision=1,
-            host="0.0.0.0",
-            port=3000,
-            versions={version.ref: loaded.model_copy(update={"model_dir": ""})},
-            weights={version.ref: 1.0},
-            ab_header=self.config.ab_header,
-            log_dir="/tmp/mlstack-predictions",
-            max_body_bytes=self.config.max_body_bytes,
-            max_rows=self.config.max_rows,
-            log_flush_seconds=self.config.log_flush_seconds,
+        return build_bento(
+            self.config, version, loaded, endpoint=endpoint, bentoml_env=self._bentoml_env()
         )
-        bentofile = {
-            "service": "service:MlstackEndpoint",
-            "name": f"mlstack-{endpoint.lower()}",
-            "labels": {"mlstack.model": version.model, "mlstack.version": str(version.version)},
-            "include": ["service.py", SPEC_FILE],
-            "models": [loaded.model_tag],
-            "envs": [{"name": "MLSTACK_ENDPOINT_SPEC", "value": SPEC_FILE}],
-            "python": {"packages": ["mlstack-bentoml"], "lock_packages": False},
-        }
-        with tempfile.TemporaryDirectory(prefix="mlstack-bento-") as scratch:
-            context = Path(scratch)
-            (context / "service.py").write_text(
-                "from stack_bentoml.service import MlstackEndpoint\n\n"
-                "__all__ = ['MlstackEndpoint']\n"
-            )
-            write_spec(spec, context / SPEC_FILE)
-            (context / "bentofile.yaml").write_text(yaml.safe_dump(bentofile, sort_keys=False))
-            built = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bentoml",
-                    "build",
-                    str(context),
-                    "--version",
-                    f"v{version.version}",
-                    "--output",
-                    "tag",
-                ],
-                cwd=context,
-                env={**os.environ, **self._bentoml_env()},
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-        if built.returncode != 0:
-            raise StackError(f"bentoml build of {version.ref} failed:\n{built.stderr[-3000:]}")
-        return built.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
 
     def _bentoml_env(self) -> dict[str, str]:
         return {"BENTOML_HOME": str(self.bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
@@ -415,178 +345,16 @@ class BentoServer:
 
         return manifests(self.config.kubernetes, endpoint, versions, split)
 
-    # -- processes ----------------------------------------------------------------------
-
-    def _start(self, spec: EndpointSpec) -> None:
-        """Start the server and wait until it is ready; otherwise kill it, remove its folder
-        and raise with the reason and the server log's last lines."""
-        folder = self.root / spec.name
-        log_path = folder / LOG_FILE
-        env = {
-            **os.environ,
-            family.SPEC_ENV: str(self._marker(spec.name)),
-            family.WORKERS_ENV: str(self.config.workers),
-            **self._bentoml_env(),
-            "PYTHONUNBUFFERED": "1",
-        }
-        if self.config.prediction_log is not None:
-            env[LOG_URL_ENV] = self.config.prediction_log.connect_url()
-        command = [
-            sys.executable,
-            "-m",
-            "bentoml",
-            "serve",
-            "stack_bentoml.service:MlstackEndpoint",
-            "--host",
-            spec.host,
-            "--port",
-            str(spec.port),
-        ]
-        try:
-            with open(log_path, "ab") as log:
-                offset = log.tell()  # this start's lines only, in the error
-                process = subprocess.Popen(
-                    command,
-                    cwd=folder,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-        except BaseException:
-            self._forget(spec.name)
-            raise
-        try:
-            (folder / PID_FILE).write_text(str(process.pid))
-            failure = self._await_ready(spec, process)
-        except BaseException:  # Ctrl-C while it starts: no server is left behind
-            _kill_server(process)
-            self._forget(spec.name)
-            raise
-        if failure is None:
-            return
-        _kill_server(process)
-        tail = _tail(log_path, offset=offset)  # before the folder (and the log) goes
-        self._forget(spec.name)
-        raise StackError(
-            f"endpoint {spec.name!r} did not start: {failure}\n"
-            f"--- the server's log, last lines:\n{tail}"
-        )
-
-    def _await_ready(self, spec: EndpointSpec, process: subprocess.Popen[bytes]) -> str | None:
-        """None once `/readyz` answers; else why the server will never be ready, as soon as
-        that shows: a worker refused the revision, a worker exited before the server was
-        ready, the server exited, or `ready_timeout_seconds` passed."""
-        refusal = refusal_path(self.root / spec.name, spec.revision)
-        workers = _Workers(process.pid)
-        deadline = time.monotonic() + self.config.ready_timeout_seconds
-        while time.monotonic() < deadline:
-            if refusal.is_file():
-                workers.wait_for_exit(10.0)  # so that BentoML's own lines reach the log
-                return _first_line(refusal)
-            if process.poll() is not None:
-                return f"the server exited (code {process.returncode})"
-            if workers.one_exited():
-                if refusal.is_file():  # written just before the worker exited
-                    return _first_line(refusal)
-                return "a worker exited before the server was ready"
-            if _get(f"{spec.url}/readyz") == 200:
-                return None
-            time.sleep(0.25)
-        return f"not ready after {self.config.ready_timeout_seconds:g} s (ready_timeout_seconds)"
-
-    def _forget(self, endpoint: str) -> None:
-        shutil.rmtree(self.root / endpoint, ignore_errors=True)
-
-    def _pid(self, endpoint: str) -> int | None:
-        path = self.root / endpoint / PID_FILE
-        try:
-            return int(path.read_text())
-        except (OSError, ValueError):
-            return None
-
-    def _running(self, endpoint: str) -> bool:
-        """Its server runs (the recorded pid, alive and carrying the endpoint's marker)."""
-        pid = self._pid(endpoint)
-        return (
-            pid is not None
-            and alive(pid)
-            and self._spec_path(endpoint).is_file()
-            and family.marked(pid, self._marker(endpoint))
-        )
-
-    def _wait_for_revision(self, spec: EndpointSpec, *, loading: bool) -> None:
-        """Until every worker of the server has put `spec.revision` (or a later one) in force
-        (acks.py): each looks at the file every 0.1 s. A revision that loads versions
-        (`loading`) may take `ready_timeout_seconds`, as may a worker still starting; a split
-        alone takes `split_ack_seconds` times the machine's load per core (at least 1).
-        A worker that refuses the revision, a server that stops, or the wait running out
-        (SplitNotAcknowledged, naming the workers that did not answer) raise StackError with
-        the reason and the server log's last lines."""
-        folder = self.root / spec.name
-        refusal = refusal_path(folder, spec.revision)
-        offset = _size(folder / LOG_FILE)
-        began = time.monotonic()
-        split_s = self.config.split_ack_seconds * load_factor()
-        server = self._pid(spec.name)
-        expected = family.worker_count(server) if server is not None else 1
-        error: type[StackError] = StackError
-        while True:
-            if refusal.is_file():
-                failure = _first_line(refusal)
-                break
-            if server is None or not self._running(spec.name):
-                failure = "the server stopped"
-                break
-            workers = family.workers(server)
-            waiting = not_acknowledged(folder, workers, spec.revision)
-            if len(workers) >= expected and not waiting:
-                return
-            starting = len(workers) < expected or any(read_ack(folder, p) is None for p in waiting)
-            waited = time.monotonic() - began
-            if waited >= (self.config.ready_timeout_seconds if loading or starting else split_s):
-                error = SplitNotAcknowledged
-                missing = expected - len(workers)
-                failure = _unacknowledged(folder, waiting, missing, waited)
-                break
-            time.sleep(0.05)
-        time.sleep(0.5)  # the worker's own lines after a refusal
-        raise error(
-            f"endpoint {spec.name!r} did not take revision {spec.revision}: {failure}\n"
-            f"--- the server's log, last lines:\n{_tail(folder / LOG_FILE, offset=offset)}"
-        )
-
     # -- files --------------------------------------------------------------------------
 
-    def _spec_path(self, endpoint: str) -> Path:
-        return self.root / endpoint / SPEC_FILE
-
-    def _marker(self, endpoint: str) -> Path:
-        """The endpoint file's absolute path: in the environment of each of its processes."""
-        return self._spec_path(endpoint).resolve()
-
     def _spec(self, endpoint: str) -> EndpointSpec:
-        path = self._spec_path(endpoint)
+        path = self.supervisor.spec_path(endpoint)
         if not path.is_file():
             raise NotFound(f"no endpoint {endpoint!r} (deployed: {self._names() or 'none'})")
         return read_spec(path)
 
     def _names(self) -> str:
         return ", ".join(e.name for e in self.endpoints())
-
-    def _free_port(self, endpoint: str, previous: EndpointSpec | None = None) -> int:
-        """The port the endpoint had (its processes stopped), if free; else the first free
-        one from the configured port that no other endpoint holds."""
-        if previous is not None and _bindable(self.config.host, previous.port):
-            return previous.port
-        taken = {
-            read_spec(p).port for p in self.root.glob(f"*/{SPEC_FILE}") if p.parent.name != endpoint
-        }
-        port = self.config.port
-        while port in taken or not _bindable(self.config.host, port):
-            port += 1
-        return port
 
     def _import(self, version: ModelVersion) -> VersionSpec:
         from stack_mlflow.connection import default_artifact_location
@@ -604,27 +372,6 @@ class BentoServer:
         return tracking_uri(self.config.models_from, self.context)
 
 
-def _logged(row: dict[str, Any]) -> LoggedRequest:
-    inputs = json.loads(row["inputs"]) if row["inputs"] else []
-    output = json.loads(row["output"]) if row["output"] is not None else None
-    records = tuple(inputs) if isinstance(inputs, list) else (inputs,)
-    if isinstance(output, list) and len(output) == len(records):
-        outputs: tuple[object, ...] = tuple(output)
-    else:  # a failed request, or a model answering the whole request with one value
-        outputs = (output,) * len(records)
-    moment = row["ts"]
-    return LoggedRequest(
-        request_id=str(row["request_id"]),
-        at=moment if moment.tzinfo else moment.replace(tzinfo=UTC),
-        model_version=str(row["model_version"]),
-        role=str(row["role"]),
-        status=int(row["status"]),
-        inputs=records,
-        outputs=outputs,
-        traffic=str(row.get("traffic") or "live"),
-    )
-
-
 def _with_split(spec: EndpointSpec, split: TrafficSplit) -> EndpointSpec:
     """The next revision of `spec`, serving `split` (nothing staged: it is in force now)."""
     return spec.model_copy(
@@ -639,19 +386,6 @@ def _with_split(spec: EndpointSpec, split: TrafficSplit) -> EndpointSpec:
             "staged_in_worker": (),
         }
     )
-
-
-def _unacknowledged(folder: Path, waiting: list[int], missing: int, waited: float) -> str:
-    """Why the wait ended: the workers that did not put the revision in force (and what
-    each serves), and how many the server should run but does not."""
-    named = []
-    for pid in waiting:
-        ack = read_ack(folder, pid)
-        serves = f"serves revision {ack.revision}" if ack is not None else "serves none yet"
-        named.append(f"worker pid {pid} ({serves})")
-    if missing > 0:
-        named.append(f"{missing} worker(s) not running")
-    return f"split not acknowledged after {waited:.1f} s: {', '.join(named)}"
 
 
 def _endpoint(spec: EndpointSpec) -> Endpoint:
@@ -672,105 +406,3 @@ def _endpoint(spec: EndpointSpec) -> Endpoint:
 def _check_name(endpoint: str) -> None:
     if not endpoint or not all(ch.isalnum() or ch in "-_" for ch in endpoint):
         raise StackError(f"endpoint name {endpoint!r}: use letters, digits, '-' and '_'")
-
-
-def _bindable(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        # as the server binds (circus): connections in TIME_WAIT do not hold the port
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def _get(url: str) -> int | None:
-    import httpx
-
-    try:
-        return httpx.get(url, timeout=2.0).status_code
-    except httpx.HTTPError:
-        return None
-
-
-def _get_json(url: str, timeout: float = 2.0) -> dict[str, Any]:
-    import httpx
-
-    try:
-        data: dict[str, Any] = httpx.get(url, timeout=timeout).json()
-        return data
-    except (httpx.HTTPError, ValueError):
-        return {}
-
-
-def _tail(path: Path, lines: int = 30, *, offset: int = 0) -> str:
-    """The last `lines` lines of the log from byte `offset` on."""
-    try:
-        with open(path, "rb") as log:
-            log.seek(offset)
-            text = log.read().decode(errors="replace")
-    except OSError as exc:
-        return f"(no server log: {exc})"
-    return "\n".join(text.splitlines()[-lines:]) or "(the server wrote nothing)"
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-def _first_line(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace").partition("\n")[0]
-    except OSError:
-        return "a worker refused the revision"
-
-
-class _Workers:
-    """The server's worker processes (its children, Linux /proc): whether one exited. A
-    worker that fails to start exits, and BentoML's arbiter starts another, forever."""
-
-    def __init__(self, server: int) -> None:
-        self.server = server
-        self.seen: set[int] = set()
-
-    def one_exited(self) -> bool:
-        children = set(family.children(self.server))
-        gone = bool(self.seen - children) or any(family.zombie(pid) for pid in children)
-        self.seen |= children
-        return gone
-
-    def wait_for_exit(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self.one_exited():
-            time.sleep(0.1)
-
-
-def _kill_server(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:  # once reaped, its pid may be another process's
-        _kill_tree(process.pid)
-        process.poll()  # reaped by _kill_tree: settles the Popen
-
-
-def _kill_tree(pid: int) -> None:
-    """Kill a server that never served (no graceful shutdown to wait for) and every process
-    below it. Each is stopped first, until no new one appears, so that none can start
-    another (the arbiter restarts workers) between the listing and the kill."""
-    seen: list[int] = []
-    members = [pid]
-    while members:
-        for member in members:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(member, signal.SIGSTOP)
-        seen.extend(members)
-        members = [p for p in family.descendants(pid) if p not in seen]
-    for member in seen:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(member, signal.SIGKILL)
-    deadline = time.monotonic() + 10.0
-    while time.monotonic() < deadline and any(alive(p) and not family.zombie(p) for p in seen):
-        time.sleep(0.05)
-    alive(pid)  # reap the server, our child

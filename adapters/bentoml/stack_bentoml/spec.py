@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
+#: the endpoint file's name, in its endpoint's folder and in a bento
+SPEC_FILE = "endpoint.json"
+
 #: MLflow's scalar column types, each a JSON value in a request (see schema.py for how).
 SCALAR_TYPES = frozenset(
     {"double", "float", "long", "integer", "boolean", "string", "datetime", "binary"}
