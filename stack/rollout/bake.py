@@ -61,7 +61,7 @@ class Baker:
         plan.max_hold_seconds: then `undecided`. An endpoint that stopped running ends the
         bake at once (`died`)."""
         judged = [] if shadow else [version.ref, *([champion] if champion else [])]
-        with probing(self.server, name, judged, plan) as probes:
+        with probing(self.traffic.session, name, judged, plan) as probes:
             ref = version.ref
             started = datetime.now(UTC)
             began = time.monotonic()

@@ -17,9 +17,15 @@ import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 from stack.config.rollout import RolloutPlan
+from stack.contract.capabilities import ServerCapability
 from stack.contract.serving import Prober
+from stack.plugins.capabilities import declares
+
+if TYPE_CHECKING:
+    from stack.session import StackSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +111,14 @@ class Probes:
 
 @contextlib.contextmanager
 def probing(
-    server: object, endpoint: str, refs: Sequence[str], plan: RolloutPlan
+    session: StackSession, endpoint: str, refs: Sequence[str], plan: RolloutPlan
 ) -> Iterator[Probes | None]:
-    """Probes of `refs` for the duration of the block; None when the server cannot probe or
-    the plan asks for none (`probe_seconds: null`)."""
-    if not isinstance(server, Prober) or plan.probe_seconds is None or not refs:
+    """Probes of `refs` for the duration of the block; None when the stack's server does not
+    declare the `probe` capability or the plan asks for none (`probe_seconds: null`)."""
+    if not declares(session, ServerCapability.PROBE) or plan.probe_seconds is None or not refs:
         yield None
         return
+    server = cast(Prober, session.server)
     probes = Probes(
         server, endpoint, refs, every_s=plan.probe_seconds, timeout_s=plan.probe_timeout_s()
     ).start()

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
+from typing import Any
 
 from stack.config.rollout import RolloutPlan, ServiceLevels
+from stack.contract.capabilities import ServerCapability
+from stack.contract.roles import Role
 from stack.contract.serving import HealthReport, VersionHealth
 from stack.rollout.judge import judge
 from stack.rollout.probes import Probes, ProbeTally, probing
@@ -99,7 +103,17 @@ def test_the_plan_sets_probing_and_a_server_that_cannot_probe_is_not_probed() ->
     plan = RolloutPlan(challenger_deadline_ms=1000)
     assert plan.probe_timeout_s() == 6.0  # the endpoint answers a missed deadline itself
     assert RolloutPlan(probe_timeout_ms=500).probe_timeout_s() == 0.5
-    with probing(object(), "churn", ["churn@1"], plan) as probes:
+    undeclared = stack_with(Scripted(), capabilities=frozenset())
+    with probing(undeclared, "churn", ["churn@1"], plan) as probes:
         assert probes is None
-    with probing(Scripted(), "churn", ["churn@1"], RolloutPlan(probe_seconds=None)) as probes:
+    declared = stack_with(Scripted(), capabilities=frozenset({ServerCapability.PROBE}))
+    with probing(declared, "churn", ["churn@1"], RolloutPlan(probe_seconds=None)) as probes:
         assert probes is None
+    with probing(declared, "churn", ["churn@1"], plan) as probes:
+        assert probes is not None
+
+
+def stack_with(server: object, capabilities: frozenset[ServerCapability]) -> Any:
+    """What `probing` reads of a session: the server's declared capabilities, and the server."""
+    resolved = {Role.SERVER: SimpleNamespace(capabilities=capabilities)}
+    return SimpleNamespace(resolved=resolved, server=server)

@@ -206,7 +206,7 @@ def test_an_unwritable_log_is_spilled_said_degraded_and_replayed_when_writable_a
             assert refused.json()["error"].startswith("header x-mlstack-traffic: 'prod'")
             document = client.get(f"{endpoint.url}/openapi.json").json()
             [header] = document["paths"]["/predict"]["post"]["parameters"]
-            assert header["schema"]["enum"] == ["live", "bake", "test", "synthetic"]
+            assert header["schema"]["enum"] == ["live", "bake", "test", "synthetic", "probe"]
             ready = readyz_until(client, endpoint.url, degraded=True)
         assert ready.status_code == 200  # still answering: degraded, not down
         [reason] = ready.json()["reasons"]

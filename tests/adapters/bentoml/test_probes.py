@@ -18,6 +18,7 @@ from stack.session import StackSession
 from stack_bentoml.predictlog import read_log
 from tests.adapters.bentoml.conftest import Stack, Traffic, row
 from tests.adapters.bentoml.models import FEATURES
+from tests.adapters.bentoml.test_endpoint_processes import until
 from tests.adapters.bentoml.test_rollout import FAST, stack  # noqa: F401  (the fixture)
 
 
@@ -42,9 +43,15 @@ def test_a_probe_is_answered_by_its_version_and_counted_by_no_window(stack: Stac
             f"{url}/predict", json=row(), headers={**probe, "x-mlstack-version": "churn@99"}
         )
         assert unknown.status_code == 400 and "'churn@99' is not routed here" in unknown.text
-        logged = read_log(session.adapter_context().home / "predictions" / "churn").to_pylist()
-        probes = [r for r in logged if r["traffic"] == "probe"]
-        assert {r["model_version"] for r in probes} == {challenger.ref}
+        folder = session.adapter_context().home / "predictions" / "churn"
+
+        def probes() -> list[dict[str, Any]]:  # the log is written off the request path
+            if not any(folder.rglob("*.parquet")):
+                return []
+            return [r for r in read_log(folder).to_pylist() if r["traffic"] == "probe"]
+
+        until(lambda: len(probes()) >= 2, "both probes logged")  # the server's and ours
+        assert {r["model_version"] for r in probes()} == {challenger.ref}
         assert session.server.health("churn").versions == {}  # probes are no version's figures
 
 
