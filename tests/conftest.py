@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if os.environ.get("PYTEST_XDIST_WORKER"):  # a plain run keeps the files' order
         rank = {module: i for i, module in enumerate(END_TO_END)}
         items.sort(key=lambda item: rank.get(_module(item), len(END_TO_END)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def main_module_file() -> None:
+    """A pytest-xdist worker's `__main__` is `python -c`, with no file; ZenML takes its source
+    root from the main module's file (in a notebook it asks for `zenml init`). The worker gets
+    pytest's, as a plain `python -m pytest` has."""
+    main = sys.modules.get("__main__")
+    if main is not None and not getattr(main, "__file__", None):
+        main.__file__ = str(Path(pytest.__file__).parent / "__main__.py")
 
 
 @pytest.fixture
