@@ -27,8 +27,10 @@ import queue
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -102,14 +104,23 @@ def _warm_up(spec: VersionSpec, version: LoadedVersion) -> None:
             version.predict([row])
 
 
+#: how a request's answer reaches its caller: (status, value), status one of "ok",
+#: "expired", "error", "died"; called from the reader thread (or whoever fails the channel)
+Deliver = Callable[[str, Any], object]
+
+
 @dataclass(eq=False)
 class _Channel:
-    """The worker's end of one challenger: numbered requests out, answers matched back."""
+    """The worker's end of one challenger: numbered requests out, answers matched back.
+
+    A request waits under its number with the function that delivers its answer: for a
+    caller on the event loop that schedules the settling of its asyncio future on the loop
+    (one `call_soon_threadsafe` per answer); for a thread, it settles a concurrent future."""
 
     ref: str
     connection: Connection
     max_in_flight: int
-    waiting: dict[int, Future[Rows]] = field(default_factory=dict)
+    waiting: dict[int, Deliver] = field(default_factory=dict)
     outbox: queue.SimpleQueue[tuple[int, float, Rows] | None] = field(
         default_factory=queue.SimpleQueue
     )
@@ -122,11 +133,11 @@ class _Channel:
             name = f"challenger-{role}-{self.ref}"
             threading.Thread(target=target, name=name, daemon=True).start()
 
-    def submit(self, rows: Rows, deadline: float) -> Future[Rows]:
-        """`rows` answered by the challenger; `deadline` in `time.monotonic()` seconds (the
-        clock is the machine's, shared with the child). Fails at once, without waiting,
-        when the process is gone or `max_in_flight` requests already wait on it."""
-        future: Future[Rows] = Future()
+    def submit(self, rows: Rows, deadline: float, deliver: Deliver) -> int:
+        """Send `rows` to the challenger, its answer to `deliver`; `deadline` in
+        `time.monotonic()` seconds (the clock is the machine's, shared with the child).
+        Returns the request's number (for `forget`). Fails at once, without waiting, when
+        the process is gone or `max_in_flight` requests already wait on it."""
         with self.lock:
             if self.died is not None:
                 raise ChallengerDied(f"{self.ref}: its process has exited ({self.died})")
@@ -135,9 +146,9 @@ class _Channel:
                     f"{self.ref}: {len(self.waiting)} requests already wait on its process"
                 )
             number = next(self.numbers)
-            self.waiting[number] = future
+            self.waiting[number] = deliver
         self.outbox.put((number, deadline, rows))
-        return future
+        return number
 
     def _send(self) -> None:
         while (item := self.outbox.get()) is not None:
@@ -155,36 +166,44 @@ class _Channel:
                 self._fail_all(str(exc) or type(exc).__name__)
                 return
             with self.lock:
-                future = self.waiting.pop(number, None)
-            if future is None or future.done():  # given up on (its deadline passed)
-                continue
-            with contextlib.suppress(InvalidStateError):  # cancelled meanwhile by its caller
-                if status == "ok":
-                    future.set_result(value)
-                elif status == "expired":
-                    future.set_exception(DeadlineMissed(f"{self.ref}: answered too late"))
-                else:
-                    future.set_exception(RuntimeError(value))
+                deliver = self.waiting.pop(number, None)
+            if deliver is not None:  # else given up on (its deadline passed)
+                _deliver(deliver, status, value)
 
     def _fail_all(self, why: str) -> None:
         with self.lock:
             self.died = why
             waiting, self.waiting = self.waiting, {}
         self.outbox.put(None)
-        for future in waiting.values():
-            if not future.done():
-                with contextlib.suppress(InvalidStateError):
-                    future.set_exception(
-                        ChallengerDied(f"{self.ref}: its process has exited ({why})")
-                    )
+        for deliver in waiting.values():
+            _deliver(deliver, "died", why)
 
-    def forget(self, future: Future[Rows]) -> None:
+    def forget(self, number: int) -> None:
         """Stop counting a request its caller gave up on (its answer will be dropped)."""
         with self.lock:
-            for number, waiting in list(self.waiting.items()):
-                if waiting is future:
-                    del self.waiting[number]
-                    break
+            self.waiting.pop(number, None)
+
+    def settle(self, future: asyncio.Future[Rows] | Future[Rows], status: str, value: Any) -> None:
+        """Settle `future` with an answer as `Deliver` gives it (unless its caller has
+        already given up on it: cancelled, or missed its deadline)."""
+        if future.done():
+            return
+        with contextlib.suppress(InvalidStateError, asyncio.InvalidStateError):
+            if status == "ok":
+                future.set_result(value)
+            elif status == "expired":
+                future.set_exception(DeadlineMissed(f"{self.ref}: answered too late"))
+            elif status == "died":
+                future.set_exception(
+                    ChallengerDied(f"{self.ref}: its process has exited ({value})")
+                )
+            else:
+                future.set_exception(RuntimeError(value))
+
+
+def _deliver(deliver: Deliver, status: str, value: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits
+        deliver(status, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,16 +215,30 @@ class IsolatedVersion(LoadedVersion):
 
     async def answer(self, rows: Rows, deadline_s: float) -> Rows:
         """The challenger's answer to `rows`, or DeadlineMissed after `deadline_s` seconds
-        (ChallengerDied / ChallengerBusy / the model's own error at once)."""
-        assert self.channel is not None
-        future = self.channel.submit(rows, time.monotonic() + deadline_s)
+        (ChallengerDied / ChallengerBusy / the model's own error at once). Never blocks the
+        event loop: the answer is settled on the loop, the deadline is a timer of the loop."""
+        channel = self.channel
+        assert channel is not None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Rows] = loop.create_future()
+
+        def deliver(status: str, value: Any) -> None:  # from the reader thread
+            loop.call_soon_threadsafe(channel.settle, future, status, value)
+
+        number = channel.submit(rows, time.monotonic() + deadline_s, deliver)
+        timer = loop.call_later(deadline_s, _miss, future, self.ref, deadline_s)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), deadline_s)
-        except TimeoutError:
-            self.channel.forget(future)
-            raise DeadlineMissed(
-                f"{self.ref} did not answer within its deadline of {deadline_s * 1000:g} ms"
-            ) from None
+            return await future
+        finally:  # answered, missed or cancelled: its timer and its place in the queue go
+            timer.cancel()
+            channel.forget(number)
+
+
+def _miss(future: asyncio.Future[Rows], ref: str, deadline_s: float) -> None:
+    if not future.done():
+        future.set_exception(
+            DeadlineMissed(f"{ref} did not answer within its deadline of {deadline_s * 1000:g} ms")
+        )
 
 
 def load_isolated(
@@ -232,13 +265,16 @@ def load_isolated(
     channel.start()
 
     def predict(rows: Rows) -> Rows:  # from a thread (the shadow writer), never the loop
-        future = channel.submit(rows, time.monotonic() + THREAD_TIMEOUT_S)
+        future: Future[Rows] = Future()
+        deliver = partial(channel.settle, future)
+        number = channel.submit(rows, time.monotonic() + THREAD_TIMEOUT_S, deliver)
         try:
             return future.result(THREAD_TIMEOUT_S)
         except TimeoutError:
-            channel.forget(future)
             raise DeadlineMissed(
                 f"{spec.ref} did not answer within {THREAD_TIMEOUT_S:g} s"
             ) from None
+        finally:
+            channel.forget(number)
 
     return IsolatedVersion(spec.ref, predict, channel=channel)
