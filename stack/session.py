@@ -100,6 +100,27 @@ class StackSession:
         view._adopt(recipe)
         return view
 
+    def for_recipe(self, recipe: Recipe | None, caller: str) -> StackSession:
+        """This session for code written before sessions owned their recipe
+        (`Governance(session, recipe)`): the session itself when `recipe` is None or its own,
+        else a view owning `recipe` (`with_recipe`). Warns (DeprecationWarning) whenever a
+        recipe is passed: open the session with it instead."""
+        if recipe is None:
+            return self
+        import warnings
+
+        warnings.warn(
+            f"{caller}(session, recipe) is deprecated: the session owns its recipe "
+            "(StackSession.open(path, recipe=...); in a step, ctx.session already does); "
+            f"call {caller}(session)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        own = self.recipe
+        if own is not None and (recipe is own or recipe.path == own.path):
+            return self
+        return self.with_recipe(recipe)
+
     @property
     def home(self) -> Path:
         """The folder for the stack's local state (`.mlstack/` by default)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TypeAlias
 
 from stack.config.policy import Gate
+from stack.config.recipe_file import Recipe
 from stack.contract.registry import InputSchema, InputSchemaReader, ModelSelector, ModelVersion
 from stack.contract.roles import Role
 from stack.contract.states import LifecycleState, can_transition
@@ -36,8 +37,10 @@ class Governance:
     step, `mlstack promote|approve|reject` on the command line. The policy a version is held
     to is its recipe's, as the session says (`StackSession.recipe_for`)."""
 
-    def __init__(self, session: StackSession) -> None:
-        self.session = session
+    def __init__(self, session: StackSession, recipe: Recipe | None = None) -> None:
+        """`recipe` is deprecated (the session owns its recipe): passed, the session is
+        viewed as owning it (`StackSession.for_recipe`)."""
+        self.session = session.for_recipe(recipe, "Governance")
 
     # -- who and what -------------------------------------------------------------------
 

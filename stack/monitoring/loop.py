@@ -38,9 +38,11 @@ class MonitoringLoop:
     (`traces.py`), results recorded and alerted (`recording.py`), rollback and retraining
     (`actions.py`). References stay loaded from one check to the next."""
 
-    def __init__(self, session: StackSession) -> None:
+    def __init__(self, session: StackSession, recipe: Recipe | None = None) -> None:
         """The policy is the session's recipe's, else that of the recipe that built the
-        model's serving (else newest) version."""
+        model's serving (else newest) version (`recipe` is deprecated: passed, the session
+        is viewed as owning it)."""
+        session = session.for_recipe(recipe, "MonitoringLoop")
         self.session = session
         self._versions = VersionChecker(session)
         self._recorder = CheckRecorder(session)

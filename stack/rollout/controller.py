@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from stack.config.recipe_file import Recipe
 from stack.config.rollout import RolloutPlan
 from stack.contract.registry import ModelSelector, ModelVersion
 from stack.contract.serving import Endpoint, HealthReport, Server, TrafficSplit
@@ -49,12 +50,15 @@ class RolloutController:
     def __init__(
         self,
         session: StackSession,
+        recipe: Recipe | None = None,
         *,
         sleep: Callable[[float], None] = time.sleep,
         progress: Callable[[BakeTick], None] | None = None,
     ) -> None:
         """`progress` is called after every health check of a bake (see BakeTick). The
-        rollout plan and gates are those of each version's recipe, as the session says."""
+        rollout plan and gates are those of each version's recipe, as the session says
+        (`recipe` is deprecated: passed, the session is viewed as owning it)."""
+        session = session.for_recipe(recipe, "RolloutController")
         self.session = session
         self.governance = Governance(session)
         self.traffic = EndpointTraffic(session, self.governance)

@@ -160,3 +160,28 @@ def test_a_recipe_owned_by_a_view_has_its_hooks_asked_and_the_view_closes_nothin
     assert vetoed.value.reasons == ["release freeze"]
     view.close()
     assert session.spine.events(subject=version.ref)  # the session's spine is still open
+
+
+def test_step_code_that_still_passes_its_recipe_works_and_is_told_to_stop(
+    session: StackSession, tmp_path: Path
+) -> None:
+    """`Governance(ctx.session, ctx.recipe)` (and the controller and loop alike) was the step
+    API before sessions owned their recipe: such code keeps working, held to the recipe it
+    passes, with a DeprecationWarning saying what to write."""
+    from stack.governance.service import Governance
+    from stack.monitoring.loop import MonitoringLoop
+    from stack.rollout.controller import RolloutController
+
+    recipe = _recipe(tmp_path / "passed", "m", hooks="freeze_hooks_c")
+    owned = session.with_recipe(recipe)
+    with pytest.warns(DeprecationWarning, match=r"call Governance\(session\)"):
+        same = Governance(owned, recipe)
+    assert same.session is owned  # its own recipe: the session itself
+    with pytest.warns(DeprecationWarning, match=r"RolloutController\(session\)"):
+        controller = RolloutController(session, recipe)
+    assert controller.session.recipe is recipe  # another: a view owning it
+    with pytest.warns(DeprecationWarning, match=r"MonitoringLoop\(session\)"):
+        assert MonitoringLoop(session, recipe=recipe).session.recipe is recipe
+    version = session.registry.register("m", "file:///m")
+    assert controller.session.recipe_for(version) is recipe
+    assert Governance(session).session is session  # no recipe passed: no warning, no view
