@@ -40,7 +40,8 @@ class Governance:
     def __init__(self, session: StackSession, recipe: Recipe | None = None) -> None:
         """`recipe` is deprecated (the session owns its recipe): passed, the session is
         viewed as owning it (`StackSession.for_recipe`)."""
-        self.session = session.for_recipe(recipe, "Governance")
+        # a view (a prompt registry's) is kept as it is: only a passed recipe makes another
+        self.session = session if recipe is None else session.for_recipe(recipe, "Governance")
 
     # -- who and what -------------------------------------------------------------------
 

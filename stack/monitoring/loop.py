@@ -42,7 +42,8 @@ class MonitoringLoop:
         """The policy is the session's recipe's, else that of the recipe that built the
         model's serving (else newest) version (`recipe` is deprecated: passed, the session
         is viewed as owning it)."""
-        session = session.for_recipe(recipe, "MonitoringLoop")
+        if recipe is not None:  # a view (a prompt registry's) is kept as it is
+            session = session.for_recipe(recipe, "MonitoringLoop")
         self.session = session
         self._versions = VersionChecker(session)
         self._recorder = CheckRecorder(session)

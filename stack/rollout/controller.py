@@ -58,7 +58,8 @@ class RolloutController:
         """`progress` is called after every health check of a bake (see BakeTick). The
         rollout plan and gates are those of each version's recipe, as the session says
         (`recipe` is deprecated: passed, the session is viewed as owning it)."""
-        session = session.for_recipe(recipe, "RolloutController")
+        if recipe is not None:  # a view (a prompt registry's) is kept as it is
+            session = session.for_recipe(recipe, "RolloutController")
         self.session = session
         self.governance = Governance(session)
         self.traffic = EndpointTraffic(session, self.governance)
