@@ -22,10 +22,10 @@ from stack.contract.roles import Role
 from stack.contract.states import EXCLUSIVE_STATES, LifecycleState, can_transition
 from stack.errors import InvalidTransition, Vetoed
 from stack.identity import current_actor
-from stack.session import RECIPE_TAG, StackSession
+from stack.session import POLICY_TAG, RECIPE_TAG, StackSession
 from stack.spine.lineage import NodeKind, NodeRef
 
-__all__ = ["OWNER_TAG", "RECIPE_TAG", "RISK_TAG", "Lifecycle", "StateChange"]
+__all__ = ["OWNER_TAG", "POLICY_TAG", "RECIPE_TAG", "RISK_TAG", "Lifecycle", "StateChange"]
 
 OWNER_TAG = "mlstack.owner"
 RISK_TAG = "mlstack.risk_tier"
@@ -72,6 +72,7 @@ class Lifecycle:
         all_tags = dict(tags or {})
         if recipe is not None:
             all_tags[RECIPE_TAG] = str(recipe.path)  # the file: a folder may hold several
+            all_tags[POLICY_TAG] = recipe.policy_digest  # what judged it, should the file move
             if recipe.spec.model is not None:
                 all_tags[OWNER_TAG] = recipe.spec.model.owner or who
                 all_tags[RISK_TAG] = recipe.spec.model.risk_tier

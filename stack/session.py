@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 #: The tag a version is registered with: the path of the recipe.yaml that built it.
 RECIPE_TAG = "mlstack.recipe"
+#: The tag beside it: the policy digest of that recipe when it built the version.
+POLICY_TAG = "mlstack.recipe.policy"
 
 
 class StackSession:
@@ -210,21 +212,41 @@ class StackSession:
 
     def recipe_for(self, version: ModelVersion, *, required: bool = True) -> Recipe | None:
         """The recipe whose policy (gates, rollout plan, monitoring) applies to `version`:
-        the session's own when it built `version` or declares its model, else the one that
-        built it (tagged at registration, read once per process while its file is unchanged);
-        None when neither is known.
+        the one that built it (tagged at registration with its path and policy digest, read
+        once per process while its file is unchanged). The session's own recipe stands in
+        when it is that file, when it declares the model of a version no recipe built, or
+        when it is another file for the model with the very policy `version` was built
+        under (a copy elsewhere, e.g. a CI checkout); None when none is known.
 
         With `required` (deciding a gate), raises StackError when `version` was built by a
-        recipe that is not on disk (its gates cannot be read, and deciding without them would
-        let it through unchecked), and when the session's recipe neither built `version` nor
-        declares its model (another model's policy, or none). Without it, such a recipe is
-        passed over and the answer may be None."""
+        recipe that is not on disk and no copy with its policy is given (its gates cannot be
+        read, and deciding without them would let it through unchecked), when the session's
+        recipe declares the model with another policy (a weakened copy would otherwise pass
+        its own gate), and when it neither built `version` nor declares its model. Without
+        it, the builder's recipe is answered where the session's does not stand in, and the
+        answer may be None."""
         location = version.tags.get(RECIPE_TAG)
+        builder = _recipe_at(Path(location)) if location else None
         own = self.recipe
         if own is not None:
             declared = own.spec.model.name if own.spec.model else None
-            if location == str(own.path) or declared == version.model:
+            if location == str(own.path) or (not location and declared == version.model):
                 return own
+            if declared == version.model:  # another file for this model: only the same policy
+                built_under = version.tags.get(POLICY_TAG) or (
+                    builder.policy_digest if builder else None
+                )
+                if own.policy_digest == built_under:
+                    return own
+                if required:
+                    raise StackError(
+                        f"{own.path}'s policy (promotion, rollout, monitoring) is not the one "
+                        f"that built {version.ref} ({location}, "
+                        f"{built_under or 'policy unknown'}): a version is judged by the policy "
+                        "it was built under. Give that recipe (or none), or build a new version "
+                        "with this one"
+                    )
+                return builder or own
             if required:
                 raise StackError(
                     f"{own.path} did not build {version.ref} and declares "
@@ -235,14 +257,13 @@ class StackSession:
                 )
         if not location:
             return None
-        recipe = _recipe_at(Path(location))
-        if recipe is None and required:
+        if builder is None and required:
             raise StackError(
                 f"{version.ref} was built by the recipe {location}, which is not on disk: its "
                 "promotion policy cannot be read, so nothing is decided. Run where that recipe "
-                "is, or give it with --recipe PATH"
+                "is, or give a copy with the same policy with --recipe PATH"
             )
-        return recipe
+        return builder
 
     def _hooks_of(self, version: object, event: str) -> None:
         """Register the hooks of the recipe that built `version` before `event` is fired."""

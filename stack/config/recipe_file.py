@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import graphlib
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,6 +106,15 @@ class Recipe:
     @property
     def directory(self) -> Path:
         return self.path.parent
+
+    @property
+    def policy_digest(self) -> str:
+        """`sha256:` + hex of what decides a version's fate once built (`promotion`,
+        `rollout`, `monitoring`, as canonical JSON): two recipe files with the same digest
+        judge a version alike, whatever their steps or paths."""
+        policy = self.spec.model_dump(mode="json", include={"promotion", "rollout", "monitoring"})
+        text = json.dumps(policy, sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
     def step(self, name: str) -> StepSpec:
         return next(s for s in self.spec.steps if s.name == name)

@@ -270,12 +270,14 @@ class Governance:
         decision = self.check(version, target)
         if decision.passed and not audit_pass:
             return
+        recipe = self.session.recipe_for(version)
+        policy = {"recipe": str(recipe.path), "digest": recipe.policy_digest} if recipe else None
         self.session.spine.audit(
             actor=actor.name,
             action="gate.passed" if decision.passed else "gate.failed",
             subject=version.ref,
             reason=reason,
-            payload=decision.to_json(),
+            payload={**decision.to_json(), "policy": policy},  # which file's gate judged it
         )
         if not decision.passed:
             raise GateFailed(

@@ -321,3 +321,34 @@ def test_a_recipe_given_must_be_the_versions_own_or_declare_its_model(
     with pytest.raises(StackError, match=r"did not build .* and declares no model"):
         Governance(session.with_recipe(load_recipe(other))).promote(version.ref, S.APPROVED)
     assert session.registry.get_version(version.model, version.version).state == S.CANDIDATE
+
+
+def test_a_copy_of_the_recipe_with_a_weaker_gate_does_not_judge_the_version(
+    session: StackSession, make_version: Factory, recipe: Recipe, tmp_path: Path, as_user: User
+) -> None:
+    """`--recipe` pointing at a copy whose gate was lowered let a failing version through:
+    the copy declared the same model. A version is judged by the policy it was built under;
+    a copy with that very policy (a CI checkout elsewhere) still stands in, and the audit
+    names the file and policy that judged."""
+    version = make_version(0.62)  # fails the built-under gate (auc >= 0.75)
+    text = recipe.path.read_text()
+    weak, same = tmp_path / "weak", tmp_path / "checkout"
+    for folder, body in ((weak, text.replace("0.75", "0.5")), (same, text + "description: x\n")):
+        folder.mkdir()
+        (folder / "recipe.yaml").write_text(body)
+        (folder / "steps.py").write_text("def noop():\n    return None\n")
+    as_user("ana")
+    with pytest.raises(StackError, match=r"weak/recipe.yaml's policy .* is not the one that built"):
+        Governance(session.with_recipe(load_recipe(weak))).promote(version.ref, S.APPROVED)
+    assert session.registry.get_version(version.model, version.version).state == S.CANDIDATE
+    assert not session.spine.audit_entries(subject=version.ref, action="gate.passed")
+
+    good = make_version(0.91)
+    recipe.path.rename(recipe.path.with_suffix(".moved"))  # the builder is gone from disk
+    copy = load_recipe(same)
+    assert copy.policy_digest == recipe.policy_digest
+    Governance(session.with_recipe(copy)).promote(good.ref, S.APPROVED)
+    [entry] = session.spine.audit_entries(subject=good.ref, action="gate.passed")
+    assert entry.payload["policy"] == {"recipe": str(copy.path), "digest": recipe.policy_digest}
+    with pytest.raises(GateFailed):  # the copy holds the failing one to the same gate
+        Governance(session.with_recipe(copy)).promote(version.ref, S.APPROVED)
