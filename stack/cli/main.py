@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lineage": ("stack.cli.lineage_cmd:lineage", "Show what fed a node and what it fed."),
     "spine": ("stack.cli.spine_cmd:spine_group", "Create or upgrade the spine store schema."),
     "tracking": ("stack.cli.tracking_cmd:tracking_group", "Upload metrics saved while down."),
+    "ui": ("stack.cli.ui_cmd:ui", "Serve the web console on 127.0.0.1."),
 }
 
 

@@ -99,6 +99,27 @@ class SpineSection(BaseModel):
         return urlunsplit(parts._replace(netloc=f"{user}:{secret}@{host}"))
 
 
+class ProxyIdentity(BaseModel):
+    """Who signs in to the web console (`mlstack ui`) behind an authenticating proxy
+    (oauth2-proxy and similar): with `trust: true` the user comes from the proxy's headers.
+    Only set it when every request reaches the console through that proxy: anyone who can
+    reach the console directly could send the headers themselves."""
+
+    model_config = _FROZEN
+
+    trust: bool = Field(default=False, description="Take the user from the proxy's headers.")
+    user_header: str = Field(default="X-Forwarded-User", min_length=1)
+    email_header: str = Field(
+        default="X-Forwarded-Email", min_length=1, description="Used when no user is sent."
+    )
+    groups_header: str = Field(
+        default="X-Forwarded-Groups",
+        min_length=1,
+        description="Comma-separated groups, shown in the console; approvals count the "
+        "stack file's `groups`, as gates do.",
+    )
+
+
 class IdentitySection(BaseModel):
     """Groups of people, named by the promotion policies of recipes (e.g. `ml-leads`)."""
 
@@ -108,6 +129,7 @@ class IdentitySection(BaseModel):
     token_secret: SecretStr | None = Field(
         default=None, description="Checks MLSTACK_TOKEN signatures (CI identities)."
     )
+    proxy: ProxyIdentity = ProxyIdentity()
 
 
 class OpenLineageSection(BaseModel):

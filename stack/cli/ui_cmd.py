@@ -1,0 +1,60 @@
+"""`mlstack ui`: the web console on 127.0.0.1 (the `ui` extra: starlette, jinja2, uvicorn)."""
+
+from __future__ import annotations
+
+import click
+
+from stack.cli.common import open_existing_session
+from stack.errors import StackError
+
+UI_PACKAGES = ("starlette", "jinja2", "uvicorn", "multipart")
+
+
+def _require_ui_extra() -> None:
+    import importlib.util
+
+    missing = [name for name in UI_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise StackError(
+            f"the console needs {', '.join(missing)}: pip install 'mlstack[ui]' (or uv sync "
+            "--extra ui)"
+        )
+
+
+@click.command("ui")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--stack",
+    "stack_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Stack file (as `mlstack --stack`; default ./stack.yaml or the embedded stack).",
+)
+@click.option(
+    "--mlflow-url",
+    default="http://127.0.0.1:5000",
+    show_default=True,
+    help="Where MLflow's own UI answers (`mlflow ui`), for the links to runs.",
+)
+@click.pass_context
+def ui(ctx: click.Context, port: int, stack_file: str | None, mlflow_url: str) -> None:
+    """Serve the web console on 127.0.0.1 (Ctrl-C stops it)."""
+    _require_ui_extra()
+    import uvicorn
+
+    from stack.ui.app import create_app
+
+    if stack_file:
+        ctx.obj = {**(ctx.obj or {}), "stack_file": stack_file}
+    session = open_existing_session(ctx)
+    try:
+        app = create_app(session, mlflow_url=mlflow_url)
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        server = uvicorn.Server(config)
+        click.echo(
+            f"mlstack console for stack {session.stack.name}: http://127.0.0.1:{port}/ "
+            "(Ctrl-C stops it)"
+        )
+        server.run()
+    finally:
+        session.close()

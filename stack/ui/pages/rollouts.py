@@ -1,0 +1,88 @@
+"""Rollouts (`/rollouts`): per endpoint, a timeline of which versions served with which
+weights when (read from the audit log's `endpoint.routed` entries), what served at a
+chosen time, and the live split with each version's health from the prediction log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from markupsafe import Markup
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from stack.ui import plots
+from stack.ui.app import Console, console_of, moment_param, paginate
+
+HEALTH_WINDOW = timedelta(hours=1)
+
+
+def routes() -> list[Route]:
+    return [Route("/rollouts", rollouts_page, name="rollouts")]
+
+
+def _live(console: Console, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The running endpoints among `names`: their split and per-version health (last hour)."""
+    from stack.contract.roles import Role
+    from stack.errors import StackError
+
+    session = console.session
+    if not names or not session.has(Role.SERVER):
+        return {}
+    live: dict[str, dict[str, Any]] = {}
+    try:
+        running = {e.name: e for e in session.server.endpoints() if e.name in names}
+    except (StackError, OSError):
+        return {}
+    for name, endpoint in running.items():
+        try:
+            health = session.server.health(name, since=datetime.now(UTC) - HEALTH_WINDOW)
+        except (StackError, OSError):
+            health = None
+        live[name] = {"endpoint": endpoint, "health": health}
+    return live
+
+
+def rollouts_page(request: Request) -> Response:
+    console = console_of(request)
+    at = moment_param(request, "at")
+    model = request.query_params.get("model", "")
+    routed = console.read.routed()
+    names = sorted(
+        name
+        for name, splits in routed.items()
+        if not model or any(ref.startswith(f"{model}@") for s in splits for ref in s[1])
+    )
+    page = paginate(names, request, per=10)
+    now = datetime.now(UTC)
+    cards = []
+    for name in page.items:
+        splits = routed[name]
+        served_then = None
+        if at is not None:
+            before = [s for s in splits if s[0] <= at]
+            served_then = before[-1][1] if before else {}
+        cards.append(
+            {
+                "name": name,
+                "svg": Markup(
+                    plots.timeline(
+                        [(t, w) for t, w, _ in splits], until=now, title=f"endpoint {name}"
+                    )
+                ),
+                "splits": list(reversed(splits))[:10],
+                "changes": len(splits),
+                "served_then": served_then,
+            }
+        )
+    return console.render(
+        request,
+        "rollouts.html",
+        page=page,
+        cards=cards,
+        live=_live(console, list(page.items)),
+        at=at,
+        at_text=request.query_params.get("at", ""),
+        model=model,
+    )
