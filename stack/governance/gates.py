@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from stack.config.policy import ChampionRule, Gate
+from stack.config.policy import ApprovalRule, ChampionRule, Gate
 from stack.contract.registry import InputSchema, ModelVersion
 from stack.contract.states import LifecycleState
 from stack.contract.tracking import RunRecord
@@ -143,3 +144,24 @@ def _digest(run: RunRecord | None, dataset: str) -> str | None:
     if run is None:
         return None
     return next((d.digest for d in run.datasets if d.name == dataset), None)
+
+
+def counted_approvers(
+    approvals: Iterable[tuple[str, str]],
+    rule: ApprovalRule | None,
+    groups: Mapping[str, tuple[str, ...]],
+    author: str | None,
+) -> tuple[str, ...]:
+    """The approvers an `approvals` rule counts, in order, from (actor, decision) pairs of one
+    version and target: distinct, `approved`, in the rule's group (`groups`: the stack
+    file's), and not the version's `author` unless the rule allows it."""
+    counted: list[str] = []
+    for actor, decision in approvals:
+        if decision != "approved" or actor in counted:
+            continue
+        if rule is not None and rule.group and actor not in groups.get(rule.group, ()):
+            continue
+        if actor == author and not (rule and rule.allow_author):
+            continue
+        counted.append(actor)
+    return tuple(counted)

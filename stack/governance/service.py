@@ -149,19 +149,13 @@ class Governance:
 
     def eligible_approvers(self, version: ModelVersion, target: LifecycleState) -> tuple[str, ...]:
         gate = self.gate_for(version, target)
-        rule = gate.approvals if gate else None
-        groups = self.session.stack.identity.groups
-        author = self.author(version)
-        approvers: list[str] = []
-        for approval in self.session.spine.approvals(version.ref, target.value):
-            if approval.decision != "approved" or approval.actor in approvers:
-                continue
-            if rule is not None and rule.group and approval.actor not in groups.get(rule.group, ()):
-                continue
-            if approval.actor == author and not (rule and rule.allow_author):
-                continue
-            approvers.append(approval.actor)
-        return tuple(approvers)
+        approvals = self.session.spine.approvals(version.ref, target.value)
+        return gates.counted_approvers(
+            ((a.actor, a.decision) for a in approvals),
+            gate.approvals if gate else None,
+            self.session.stack.identity.groups,
+            self.author(version),
+        )
 
     # -- decisions ----------------------------------------------------------------------
 

@@ -23,6 +23,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from stack.config.policy import ApprovalRule
+from stack.contract.states import LifecycleState
 from stack.session import StackSession
 from stack.ui.csrf import COOKIE, FIELD, CsrfTokens
 from stack.ui.identity import ConsoleUser, NotSignedIn, identify
@@ -31,6 +33,13 @@ from stack.ui.readmodel import ReadModel
 HERE = Path(__file__).resolve().parent
 LOG = logging.getLogger("mlstack.ui")
 PER_PAGE = 50
+#: States a version is approved for (the inbox offers each whose gate asks for approvals).
+APPROVABLE = (
+    LifecycleState.APPROVED,
+    LifecycleState.SHADOW,
+    LifecycleState.CANARY,
+    LifecycleState.SERVING,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +108,7 @@ class Console:
         self.templates.globals["query"] = _query
         self.templates.filters["when"] = _when
         self._facts: dict[str, tuple[str, str]] = {}
+        self._rules: dict[str, dict[str, ApprovalRule | None]] = {}
 
     def user(self, request: Request) -> ConsoleUser:
         headers = {k.lower(): v for k, v in request.headers.items()}
@@ -119,6 +129,27 @@ class Console:
             tags = versions[-1].tags if versions else {}
             self._facts[model] = (tags.get(OWNER_TAG, "—"), tags.get(RISK_TAG, "—"))
         return self._facts[model]
+
+    def approval_rules(self, ref: str) -> dict[str, ApprovalRule | None]:
+        """The `approvals` rule of each gated state `ref` may still enter, by state, from
+        the policy it was built under (fixed at registration: read once and kept). Empty
+        when the version is gone from the registry or its recipe is not on disk."""
+        if ref not in self._rules:
+            from stack.errors import StackError
+            from stack.governance.service import Governance
+
+            governance = Governance(self.session)
+            try:
+                version = governance.version(ref)
+                rules = {
+                    state.value: (gate.approvals if gate else None)
+                    for state in APPROVABLE
+                    if (gate := governance.gate_for(version, state)) is not None
+                }
+            except StackError:
+                return {}
+            self._rules[ref] = rules
+        return self._rules[ref]
 
     def render(
         self, request: Request, template: str, status_code: int = 200, **context: Any

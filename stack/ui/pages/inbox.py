@@ -43,45 +43,43 @@ class Waiting:
 
 
 def waiting(console: Console, user: ConsoleUser, model: str | None = None) -> list[Waiting]:
-    """Every pending version whose next gates still need approvals, oldest first."""
-    from stack.contract.states import LifecycleState
-    from stack.errors import StackError
-    from stack.governance.service import Governance
+    """Every pending version whose next gates still need approvals, oldest first; the
+    approvers are counted by the function the gate counts them with."""
+    from stack.governance.gates import counted_approvers
 
-    governance = Governance(console.session)
+    rows = [
+        row
+        for versions in console.read.versions(model).values()
+        for row in versions
+        if row.state in PENDING
+    ]
+    recorded = console.read.approvals_of([row.ref for row in rows])
+    groups = console.session.stack.identity.groups
     found: list[Waiting] = []
-    for versions in console.read.versions(model).values():
-        for row in versions:
-            if row.state not in PENDING:
+    for row in rows:
+        for target, rule in console.approval_rules(row.ref).items():
+            if _RANK[target] <= _RANK[row.state] or rule is None:
                 continue
-            try:
-                version = governance.version(row.ref)
-                targets = [
-                    (target, governance.gate_for(version, LifecycleState(target)))
-                    for target, rank in _RANK.items()
-                    if rank > _RANK[row.state]
-                ]
-            except StackError:  # gone from the registry, or its recipe is not on disk
+            approvers = counted_approvers(
+                ((actor, decision) for t, actor, decision, _ in recorded[row.ref] if t == target),
+                rule,
+                groups,
+                row.author,
+            )
+            if len(approvers) >= rule.count:
                 continue
-            for target, gate in targets:
-                rule = gate.approvals if gate else None
-                if rule is None:
-                    continue
-                approvers = governance.eligible_approvers(version, LifecycleState(target))
-                if len(approvers) >= rule.count:
-                    continue
-                found.append(
-                    Waiting(
-                        version=row,
-                        target=target,
-                        group=rule.group,
-                        needed=rule.count,
-                        approvers=approvers,
-                        yours=not rule.group or rule.group in user.groups,
-                        approved_by_you=user.name in approvers,
-                        authored_by_you=row.author == user.name,
-                    )
+            found.append(
+                Waiting(
+                    version=row,
+                    target=target,
+                    group=rule.group,
+                    needed=rule.count,
+                    approvers=approvers,
+                    yours=not rule.group or rule.group in user.groups,
+                    approved_by_you=user.name in approvers,
+                    authored_by_you=row.author == user.name,
                 )
+            )
     return found
 
 
