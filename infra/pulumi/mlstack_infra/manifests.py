@@ -13,6 +13,8 @@ from mlstack_infra.spec import GPU_TAINT, InfraSpec
 NAMESPACE = "mlstack"
 SERVING = "mlstack-serving"
 SECRET = "mlstack-database"  # keys: username, password (created by the program, never here)
+DATABASE_USER = "mlstack"
+DATABASES = ("mlflow", "feast", "mlstack")
 DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
 REDIS_IMAGE = "redis:7.4-alpine"
 FEAST_IMAGE = "feastdev/feature-server:0.67.0"

@@ -11,9 +11,9 @@ import pulumi_kubernetes as k8s
 
 from mlstack_infra.common import ClusterOutputs, child
 from mlstack_infra.manifests import NAMESPACE, SECRET, Endpoints, render
-from mlstack_infra.onprem import MINIO_SECRET
 from mlstack_infra.spec import InfraSpec
 from mlstack_infra.stack_output import render_stack
+from mlstack_infra.stores import MINIO_SECRET
 
 KFP_MANIFESTS = (
     "https://github.com/kubeflow/pipelines/manifests/kustomize/env/platform-agnostic?ref=2.5.0"

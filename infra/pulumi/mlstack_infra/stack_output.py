@@ -2,7 +2,9 @@
 
 Secrets are references (`${MLSTACK_DB_PASSWORD}`, read from the environment when mlstack
 reads the file), never values: the file can be shared and committed; the password comes from
-`pulumi stack output database_password --show-secrets` or the cloud's secret manager."""
+`pulumi stack output database_password --show-secrets` (or `terraform output -raw
+database_password`) or the cloud's secret manager. Both paths (Pulumi and the Terraform app)
+export it under the same output names: OUTPUTS."""
 
 from __future__ import annotations
 
@@ -14,6 +16,15 @@ from mlstack_infra.manifests import NAMESPACE, SERVING
 from mlstack_infra.spec import InfraSpec
 
 PASSWORD_REF = "${MLSTACK_DB_PASSWORD}"
+
+#: The outputs both paths export: the stack file, how to reach the cluster, the generated
+#: database password (secret), and where artifacts go.
+OUTPUTS = ("mlstack", "kubeconfig", "database_password", "artifact_root")
+
+_WRITTEN_BY = {
+    "pulumi": ("pulumi up", "pulumi stack output database_password --show-secrets"),
+    "terraform": ("terraform apply", "terraform output -raw database_password"),
+}
 
 
 def stack_document(spec: InfraSpec, *, database_host: str, artifact_root: str) -> dict[str, Any]:
@@ -63,10 +74,15 @@ def stack_document(spec: InfraSpec, *, database_host: str, artifact_root: str) -
     return document
 
 
-def render_stack(spec: InfraSpec, *, database_host: str, artifact_root: str) -> str:
+def render_stack(
+    spec: InfraSpec, *, database_host: str, artifact_root: str, tool: str = "pulumi"
+) -> str:
+    """The stack file's text; `tool` ("pulumi" or "terraform") names the commands in its
+    header."""
+    apply, password = _WRITTEN_BY[tool]
     header = (
-        f"# mlstack on the {spec.target} cluster {spec.name!r}, written by `pulumi up`.\n"
-        "# export MLSTACK_DB_PASSWORD=$(pulumi stack output database_password --show-secrets)\n"
+        f"# mlstack on the {spec.target} cluster {spec.name!r}, written by `{apply}`.\n"
+        f"# export MLSTACK_DB_PASSWORD=$({password})\n"
     )
     document = stack_document(spec, database_host=database_host, artifact_root=artifact_root)
     return header + yaml.safe_dump(document, sort_keys=False)

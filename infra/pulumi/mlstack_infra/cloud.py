@@ -1,0 +1,63 @@
+"""Facts about the clouds both renderers (this Pulumi program and the CDK Terrain app in
+infra/terraform) need alike: how EKS and GKE spell taint effects, the AWS network, and the
+IAM trust policies. No Pulumi here."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mlstack_infra.manifests import DATABASE_USER
+from mlstack_infra.spec import InfraSpec
+
+#: EKS and GKE spell Kubernetes taint effects in upper snake case.
+TAINT_EFFECTS = {
+    "NoSchedule": "NO_SCHEDULE",
+    "PreferNoSchedule": "PREFER_NO_SCHEDULE",
+    "NoExecute": "NO_EXECUTE",
+}
+AWS_CIDR = "10.40.0.0/16"
+
+
+def assume_role(service: str) -> str:
+    """A trust policy that lets an AWS service (`eks.amazonaws.com`) assume the role."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+            ],
+        }
+    )
+
+
+def web_identity(provider_arn: str, issuer: str, account: str = "mlstack:mlstack") -> str:
+    """IRSA: only one Kubernetes account (`namespace:name`) of the cluster whose OIDC issuer
+    is `issuer` (with or without `https://`) may assume the role."""
+    subject = f"{issuer.removeprefix('https://')}:sub"
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Federated": provider_arn},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {subject: f"system:serviceaccount:{account}"}},
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def rds_settings(spec: InfraSpec) -> dict[str, Any]:
+    """The RDS PostgreSQL instance's settings (pulumi_aws and the Terraform binding take the
+    same arguments): not public, encrypted, IAM auth, deletion protection, a final snapshot."""
+    return {
+        "engine": "postgres",
+        "engine_version": "16",
+        "instance_class": spec.database.size or "db.t4g.medium",
+        "allocated_storage": spec.database.storage_gb,
+        "db_name": "mlflow",
+        "username": DATABASE_USER,
+        "publicly_accessible": False,
+        "storage_encrypted": True,
+        "iam_database_authentication_enabled": True,
+        "deletion_protection": True,
+        "skip_final_snapshot": False,
+        "final_snapshot_identifier": f"{spec.name}-database-final",
+    }

@@ -1,0 +1,85 @@
+"""Synthesize Terraform JSON for each example spec (the Pulumi program's `Pulumi.*.yaml`, or
+files given): `python -m mlstack_tf.app --out out [SPEC.yaml ...]` writes
+`out/<target>/cdk.tf.json` and the chart it installs. A bad spec stops here, before any
+synthesis, with the field named, as on the Pulumi path."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from mlstack_infra.spec import InfraSpec, SpecError, parse_spec
+
+from mlstack_tf import PULUMI_PROGRAM
+
+EXAMPLES = sorted(PULUMI_PROGRAM.glob("Pulumi.*.yaml"))
+
+
+def read_spec(path: Path) -> InfraSpec:
+    """The spec of a Pulumi stack file (`config: mlstack:spec:`) or of a plain spec file."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(f"{path}: cannot read it: {exc}") from None
+    if isinstance(document, dict) and "config" in document:
+        return parse_spec(
+            (document["config"] or {}).get("mlstack:spec"), where=f"{path.name}: mlstack:spec"
+        )
+    return parse_spec(document, where=path.name)
+
+
+def synth(spec: InfraSpec, folder: Path) -> Path:
+    """Write `folder/cdk.tf.json` (and `folder/charts/`) for `spec`; returns the JSON's path."""
+    from cdktn import App, LocalBackend, TerraformStack
+    from cdktn_provider_random.provider import RandomProvider
+
+    from mlstack_tf import services
+
+    with tempfile.TemporaryDirectory() as scratch:
+        app = App(outdir=scratch, skip_validation=False)
+        stack = TerraformStack(app, spec.name)
+        RandomProvider(stack, "random")  # the generated passwords
+        # State next to the configuration until a backend_override.tf.json names a remote one
+        # (docs/infra.md: S3, GCS, azurerm).
+        LocalBackend(stack, path="terraform.tfstate")
+        if spec.target == "aws":
+            from mlstack_tf.aws import build as cloud
+        elif spec.target == "gcp":
+            from mlstack_tf.gcp import build as cloud
+        elif spec.target == "azure":
+            from mlstack_tf.azure import build as cloud
+        else:
+            from mlstack_tf.onprem import build as cloud
+        services.build(stack, spec, cloud(stack, spec))
+        app.synth()
+        if folder.exists():
+            shutil.rmtree(folder)
+        shutil.copytree(Path(scratch) / "stacks" / spec.name, folder)
+    shutil.copytree(services.CHART, folder / "charts" / "manifests")
+    return folder / "cdk.tf.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mlstack_tf.app", description=__doc__)
+    parser.add_argument("specs", nargs="*", type=Path, help="default: the example stacks")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "out")
+    args = parser.parse_args(argv)
+    paths: list[Path] = args.specs or EXAMPLES
+    try:
+        specs = [read_spec(path) for path in paths]  # every spec checked before any synthesis
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for spec in specs:
+        written = synth(spec, args.out / spec.target)
+        print(f"{spec.target}: {written}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Kubeflow Pipelines on the Terraform path. The Pulumi program applies KFP's released
+kustomize manifests itself; Terraform's kubernetes and helm providers cannot build a
+kustomization and KFP publishes no Helm chart, so a Job in the cluster applies the same
+released manifests (`kubectl apply -k`, the KFP documentation's own install command)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlstack_infra.manifests import NAMESPACE
+
+VERSION = "2.5.0"
+MANIFESTS = (
+    f"https://github.com/kubeflow/pipelines/manifests/kustomize/env/platform-agnostic?ref={VERSION}"
+)
+CLUSTER_SCOPED = (
+    "https://github.com/kubeflow/pipelines/manifests/kustomize/cluster-scoped-resources"
+    f"?ref={VERSION}"
+)
+#: kubectl with git (kustomize fetches the manifests with it).
+IMAGE = "alpine/k8s:1.33.4"
+NAME = "kubeflow-pipelines-installer"
+
+
+def installer() -> list[dict[str, Any]]:
+    """The installer's account (bound to cluster-admin: KFP brings CRDs and cluster roles of
+    its own) and the Job that applies the released manifests once."""
+    labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "mlstack"}
+    meta = {"name": NAME, "namespace": NAMESPACE, "labels": labels}
+    script = (
+        f"kubectl apply --server-side -k '{CLUSTER_SCOPED}' && "
+        "kubectl wait --for condition=established --timeout=120s "
+        "crd/applications.app.k8s.io && "
+        f"kubectl apply --server-side -k '{MANIFESTS}'"
+    )
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": NAME, "labels": labels},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "cluster-admin",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}],
+        },
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": meta,
+            "spec": {
+                "backoffLimit": 3,
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": NAME,
+                        "restartPolicy": "OnFailure",
+                        "containers": [
+                            {
+                                "name": "install",
+                                "image": IMAGE,
+                                "command": ["sh", "-c", script],
+                                "securityContext": {
+                                    "allowPrivilegeEscalation": False,
+                                    "capabilities": {"drop": ["ALL"]},
+                                },
+                            }
+                        ],
+                    },
+                },
+            },
+        },
+    ]
