@@ -11,6 +11,10 @@ request whose deadline passed before it got to it, and at most `max_in_flight` r
 on a challenger (`ChallengerBusy` past that), so a stalled challenger costs the worker a
 bounded queue, never its throughput.
 
+A version the split no longer needs in a process of its own (a challenger promoted, and so
+loaded in the worker, or rolled back) is closed: its process answers what it was already
+sent, then exits (`IsolatedVersion.close`).
+
 If a challenger's process crashes (a segfault in native code, the OOM killer), its requests
 fail at once (`ChallengerDied`) and the champion answers them. Each child writes its pid
 under the endpoint's folder, so that an operator (or a test) can find it; it exits when its
@@ -32,6 +36,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +78,12 @@ def _serve(spec_json: str, connection: Connection, pid_dir: str) -> None:  # in 
         connection.send(("ready", None))
         while True:
             try:
-                number, expires, rows = connection.recv()
+                message = connection.recv()
             except EOFError:
                 return
+            if message is None:  # closed by the worker: everything sent before is answered
+                return
+            number, expires, rows = message
             if time.monotonic() > expires:  # its caller has moved on: no work for nobody
                 connection.send((number, "expired", None))
                 continue
@@ -104,6 +112,9 @@ def _warm_up(spec: VersionSpec, version: LoadedVersion) -> None:
             version.predict([row])
 
 
+#: what the sender passes on to tell the child to exit (see `_Channel.close`)
+_CLOSE = object()
+
 #: how a request's answer reaches its caller: (status, value), status one of "ok",
 #: "expired", "error", "died"; called from the reader thread (or whoever fails the channel)
 Deliver = Callable[[str, Any], object]
@@ -121,7 +132,7 @@ class _Channel:
     connection: Connection
     max_in_flight: int
     waiting: dict[int, Deliver] = field(default_factory=dict)
-    outbox: queue.SimpleQueue[tuple[int, float, Rows] | None] = field(
+    outbox: queue.SimpleQueue[tuple[int, float, Rows] | object | None] = field(
         default_factory=queue.SimpleQueue
     )
     numbers: itertools.count[int] = field(default_factory=itertools.count)
@@ -150,12 +161,19 @@ class _Channel:
         self.outbox.put((number, deadline, rows))
         return number
 
+    def close(self) -> None:
+        """Tell the process to exit once it has answered every request sent before; later
+        calls fail at once (`ChallengerDied`) when it is gone."""
+        self.outbox.put(_CLOSE)
+
     def _send(self) -> None:
         while (item := self.outbox.get()) is not None:
             try:
-                self.connection.send(item)
+                self.connection.send(None if item is _CLOSE else item)
             except (OSError, ValueError) as exc:
                 self._fail_all(f"cannot write to it: {exc}")
+                return
+            if item is _CLOSE:
                 return
 
     def _read(self) -> None:
@@ -212,6 +230,23 @@ class IsolatedVersion(LoadedVersion):
     (for threads, such as the shadow writer) blocks its caller up to THREAD_TIMEOUT_S."""
 
     channel: _Channel | None = None
+    process: BaseProcess | None = None
+
+    def close(self, grace_s: float) -> None:
+        """End the process: after `grace_s` seconds (requests still routed to it by a
+        revision just replaced finish first), it answers what it was sent and exits; killed
+        if it has not within a further 10 s (a call stuck in the model). Returns at once."""
+
+        def end() -> None:
+            assert self.channel is not None and self.process is not None
+            time.sleep(grace_s)
+            self.channel.close()
+            self.process.join(10)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join(5)
+
+        threading.Thread(target=end, name=f"challenger-close-{self.ref}", daemon=True).start()
 
     async def answer(self, rows: Rows, deadline_s: float) -> Rows:
         """The challenger's answer to `rows`, or DeadlineMissed after `deadline_s` seconds
@@ -277,4 +312,4 @@ def load_isolated(
         finally:
             channel.forget(number)
 
-    return IsolatedVersion(spec.ref, predict, channel=channel)
+    return IsolatedVersion(spec.ref, predict, channel=channel, process=process)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from pathlib import Path
 
-from stack_bentoml.isolation import load_isolated
+from stack_bentoml.isolation import IsolatedVersion, load_isolated
 from stack_bentoml.runtime import LoadedVersion, load_version
 from stack_bentoml.schema import RequestSchema
 from stack_bentoml.spec import EndpointSpec
@@ -51,8 +51,10 @@ def build_routing(
     spec: EndpointSpec, loaded: dict[tuple[str, bool], LoadedVersion], pid_dir: Path
 ) -> Routing:
     """The champion (named by the spec, else the heaviest) in this process, every other
-    version in its own (loaded once and kept: a promoted challenger is loaded in-process
-    when it becomes the champion)."""
+    version in its own (a promoted challenger is loaded in-process when it becomes the
+    champion). `loaded` is the worker's: what the spec needs is added to it, what it no
+    longer needs is dropped, each process of its own closed once the requests the replaced
+    revision sent it are done (within the challenger deadline)."""
     champion = spec.in_worker()
     for ref, isolated in sorted(spec.loads() - loaded.keys()):  # staged ones too (spec.py)
         version_spec = spec.versions[ref]
@@ -74,4 +76,9 @@ def build_routing(
     # what the champion was found to take (probe.py) narrows the schema every version shares
     schema = RequestSchema(spec.live_inputs(), spec.max_rows, versions[champion].bounds)
     deadline_s = spec.challenger_deadline_ms / 1000
+    needed = spec.loads()  # only now: the old routing stays whole should a load above fail
+    for key in [key for key in loaded if key not in needed]:
+        dropped = loaded.pop(key)
+        if isinstance(dropped, IsolatedVersion):
+            dropped.close(grace_s=deadline_s + 1)
     return Routing(spec, schema, versions, refs, cumulative, by_weight, champion, deadline_s)

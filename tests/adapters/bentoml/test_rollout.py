@@ -102,6 +102,16 @@ def test_a_healthy_canary_is_promoted_and_can_be_rolled_back_by_hand(stack: Stac
             result = RolloutController(session).deploy(challenger.ref, plan)
         assert result.outcome == "promoted", result.reasons
         assert session.registry.find_by_state("churn", S.SERVING)[0].ref == challenger.ref
+        # promoted, it answers in the worker: its process of its own ends (not at once: the
+        # requests the replaced split sent it are answered first); the old champion, kept at
+        # weight 0 as fallback, answers from a process of its own instead
+        isolated = stack.folder / ".mlstack" / "serving" / "churn" / "isolated"
+        mine = f"churn-v{challenger.version}.*.pid"
+        deadline = time.monotonic() + 120
+        while list(isolated.glob(mine)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not list(isolated.glob(mine)), "the promoted challenger's process lives on"
+        assert list(isolated.glob(f"churn-v{champion.version}.*.pid")), "no fallback process"
         assert session.registry.get_version("churn", champion.version).state is S.RETIRED
         after = datetime.now(UTC)
         assert served_at(session.spine, "churn", before) == champion.ref
