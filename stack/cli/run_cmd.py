@@ -99,9 +99,9 @@ def run(
     """Run RECIPE (a folder with recipe.yaml, or the file) on the stack.
 
     \b
-      mlstack run recipes/churn
-      mlstack run recipes/churn --param train.n_estimators=300 --param train.lr=0.05
-      mlstack run recipes/churn --resume RUN_ID
+      mlstack run recipes/quickstart
+      mlstack run recipes/quickstart --param train.C=0.5 --param train.max_iter=400
+      mlstack run recipes/quickstart --resume RUN_ID
 
     Each --param must name a step of the recipe and a param that step declares under
     `params:` in recipe.yaml (to vary another argument of the step's function, declare it
