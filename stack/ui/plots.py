@@ -65,6 +65,7 @@ def line_chart(
             f'<line x1="{_PAD_L}" x2="{_PAD_L + inner_w}" y1="{y(threshold):.1f}" '
             f'y2="{y(threshold):.1f}" class="threshold"><title>limit {threshold:g}</title></line>'
         )
+    labels = _spread({name: y(sorted(v)[-1][1]) for name, v in series.items() if v})
     for index, (name, values) in enumerate(series.items()):
         ordered = sorted(values)
         if not ordered:
@@ -78,13 +79,23 @@ def line_chart(
                 f'<circle cx="{x(t):.1f}" cy="{y(v):.1f}" r="3" fill="{color(index)}">'
                 f"<title>{escape(name)} {v:.4g} at {t:%Y-%m-%d %H:%M:%S}</title></circle>"
             )
-        last_v = ordered[-1][1]
         parts.append(
-            f'<text x="{_PAD_L + inner_w + 6}" y="{y(last_v) + 4:.1f}" class="legend" '
+            f'<text x="{_PAD_L + inner_w + 6}" y="{labels[name] + 4:.1f}" class="legend" '
             f'fill="{color(index)}">{escape(name)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _spread(wanted: Mapping[str, float], gap: float = 13.0) -> dict[str, float]:
+    """Each series' label at its last point's height, moved down just enough that no two
+    labels overlap (a line's name stays readable when lines end close together)."""
+    placed: dict[str, float] = {}
+    floor = float("-inf")
+    for name, height in sorted(wanted.items(), key=lambda item: item[1]):
+        placed[name] = max(height, floor + gap)
+        floor = placed[name]
+    return placed
 
 
 def timeline(
@@ -97,7 +108,8 @@ def timeline(
     versions: list[str] = []
     for _, weights in splits:
         versions += [v for v in weights if v not in versions]
-    height, band_h = 40 + 18 * len(versions), 36
+    band_h = 36
+    height = band_h + 40 + 18 * len(versions)
     width = _W + 60
     inner_w = width - _PAD_L - 16
     times = [t for t, _ in splits] + [max(until, splits[-1][0])]

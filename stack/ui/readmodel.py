@@ -9,6 +9,7 @@ are aware UTC datetimes.
 from __future__ import annotations
 
 import json
+import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from stack.spine.schema import ApprovalRow, AuditEntryRow, MonitoringCheckRow
 from stack.spine.store import SpineStore
-from stack.spine.timeutil import from_text
 
 #: States in which a version still waits for a decision.
 PENDING = ("candidate", "approved", "shadow", "canary")
@@ -98,83 +98,132 @@ def split_ref(ref: str) -> tuple[str, int] | None:
     return model, int(number)
 
 
+@dataclass(slots=True)
+class _Folded:
+    """A version as the entries read so far tell it (mutable: later entries update it)."""
+
+    state: str
+    registered_at: datetime
+    author: str
+    run_id: str | None
+    changed_at: datetime
+    gates: list[GateRecord]
+
+    def row(self, model: str, number: int) -> VersionRow:
+        return VersionRow(
+            model=model,
+            number=number,
+            state=self.state,
+            registered_at=self.registered_at,
+            author=self.author,
+            run_id=self.run_id,
+            changed_at=self.changed_at,
+            gates=tuple(self.gates),
+        )
+
+
 class ReadModel:
-    """The console's queries over one spine; every method is one snapshot read."""
+    """The console's queries over one spine.
+
+    The audit log is append-only, so what it says of versions and traffic splits is folded
+    in once: each call reads only the entries appended since the last (by `seq`, the
+    primary key), and a page over 100,000 entries costs what the new ones cost. Tampering
+    is `verify`'s to find (the audit page shows it), not this fold's."""
 
     def __init__(self, spine: SpineStore) -> None:
         self.spine = spine
+        self._lock = threading.Lock()
+        self._seen = 0  # the last audit seq folded in
+        self._versions: dict[str, dict[int, _Folded]] = defaultdict(dict)
+        self._routed: dict[str, list[tuple[datetime, dict[str, float], str]]] = defaultdict(list)
+        self._checks_seen = 0
+        self._last_check: dict[str, CheckRow] = {}
 
     def _session(self) -> Session:
         return Session(self.spine._reads)  # the spine's own snapshot reader
+
+    def _catch_up(self) -> None:
+        """Fold in the entries appended since the last call (all of them the first time)."""
+        query = (
+            select(
+                AuditEntryRow.seq,
+                AuditEntryRow.at,
+                AuditEntryRow.actor,
+                AuditEntryRow.action,
+                AuditEntryRow.subject,
+                AuditEntryRow.payload,
+                AuditEntryRow.reason,
+            )
+            .where(AuditEntryRow.seq > self._seen)
+            .order_by(AuditEntryRow.seq)
+        )
+        with self._session() as session:
+            rows = session.execute(query).all()
+        for seq, at, actor, action, subject, payload, reason in rows:
+            self._seen = seq
+            if action == "endpoint.routed":
+                weights = dict(json.loads(payload).get("weights", {}))
+                self._routed[subject.removeprefix("endpoint:")].append(
+                    (_moment(at), {str(k): float(v) for k, v in weights.items()}, reason)
+                )
+            elif action in _VERSION_ACTIONS or action in _GATE_ACTIONS:
+                self._fold_version(seq, _moment(at), actor, action, subject, json.loads(payload))
+
+    def _fold_version(
+        self, seq: int, moment: datetime, actor: str, action: str, subject: str, data: Any
+    ) -> None:
+        parts = split_ref(subject)
+        if parts is None or not isinstance(data, dict):
+            return
+        name, number = parts
+        if action == "model.registered":
+            self._versions[name][number] = _Folded(
+                state=str(data.get("state", "candidate")),
+                registered_at=moment,
+                author=actor,
+                run_id=data.get("run_id"),
+                changed_at=moment,
+                gates=[],
+            )
+            return
+        known = self._versions.get(name, {}).get(number)
+        if known is None:  # an entry for a version registered outside mlstack
+            return
+        if action == "state.changed" and "to" in data:
+            known.state, known.changed_at = str(data["to"]), moment
+        elif action in _GATE_ACTIONS:
+            known.gates.append(_gate(seq, moment, action, data))
 
     # -- versions -----------------------------------------------------------------------
 
     def versions(self, model: str | None = None) -> dict[str, list[VersionRow]]:
         """Every version of `model` (or of every model), oldest first, by model."""
-        query = select(
-            AuditEntryRow.seq,
-            AuditEntryRow.at,
-            AuditEntryRow.actor,
-            AuditEntryRow.action,
-            AuditEntryRow.subject,
-            AuditEntryRow.payload,
-        ).where(AuditEntryRow.action.in_(_VERSION_ACTIONS + (_GATE_ACTIONS if model else ())))
-        if model is not None:
-            query = query.where(AuditEntryRow.subject.like(f"{_escape(model)}@%", escape="\\"))
-        with self._session() as session:
-            rows = session.execute(query.order_by(AuditEntryRow.seq)).all()
-        found: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
-        for seq, at, actor, action, subject, payload in rows:
-            parts = split_ref(subject)
-            if parts is None or (model is not None and parts[0] != model):
-                continue
-            name, number = parts
-            data = json.loads(payload)
-            moment = from_text(at)
-            if action == "model.registered":
-                found[name][number] = {
-                    "state": str(data.get("state", "candidate")),
-                    "registered_at": moment,
-                    "author": actor,
-                    "run_id": data.get("run_id"),
-                    "changed_at": moment,
-                    "gates": [],
-                }
-                continue
-            known = found[name].get(number)
-            if known is None:  # an entry for a version registered outside mlstack
-                continue
-            if action == "state.changed" and "to" in data:
-                known["state"], known["changed_at"] = str(data["to"]), moment
-            elif action in _GATE_ACTIONS:
-                known["gates"].append(_gate(seq, moment, action, data))
-        return {
-            name: [
-                VersionRow(
-                    model=name,
-                    number=number,
-                    state=v["state"],
-                    registered_at=v["registered_at"],
-                    author=v["author"],
-                    run_id=v["run_id"],
-                    changed_at=v["changed_at"],
-                    gates=tuple(v["gates"]),
-                )
-                for number, v in sorted(by_number.items())
-            ]
-            for name, by_number in sorted(found.items())
-        }
+        with self._lock:
+            self._catch_up()
+            names = [model] if model is not None else sorted(self._versions)
+            return {
+                name: [v.row(name, n) for n, v in sorted(self._versions[name].items())]
+                for name in names
+                if self._versions.get(name)
+            }
 
     # -- monitoring ---------------------------------------------------------------------
 
     def last_checks(self) -> dict[str, CheckRow]:
-        """The newest check of each model."""
-        newest = (
-            select(func.max(MonitoringCheckRow.id)).group_by(MonitoringCheckRow.model).subquery()
-        )
-        query = select(MonitoringCheckRow).where(MonitoringCheckRow.id.in_(select(newest)))
-        with self._session() as session:
-            return {r.model: _check(r) for r in session.execute(query).scalars()}
+        """The newest check of each model (checks are appended: read only the new ones)."""
+        with self._lock:
+            with self._session() as session:
+                rows = session.execute(
+                    select(MonitoringCheckRow)
+                    .where(MonitoringCheckRow.id > self._checks_seen)
+                    .order_by(MonitoringCheckRow.id)
+                ).scalars()
+                newest: dict[str, MonitoringCheckRow] = {}
+                for row in rows:
+                    self._checks_seen = row.id
+                    newest[row.model] = row
+                self._last_check.update({model: _check(row) for model, row in newest.items()})
+            return dict(self._last_check)
 
     def checks(self, model: str, *, limit: int, offset: int = 0) -> tuple[list[CheckRow], int]:
         """Checks of `model`, newest first, one page of them, and how many there are."""
@@ -207,20 +256,10 @@ class ReadModel:
         self, endpoint: str | None = None
     ) -> dict[str, list[tuple[datetime, dict[str, float], str]]]:
         """Each endpoint's traffic splits, oldest first: (when, weights by version, reason)."""
-        query = select(
-            AuditEntryRow.at, AuditEntryRow.subject, AuditEntryRow.payload, AuditEntryRow.reason
-        ).where(AuditEntryRow.action == "endpoint.routed")
-        if endpoint is not None:
-            query = query.where(AuditEntryRow.subject == f"endpoint:{endpoint}")
-        splits: dict[str, list[tuple[datetime, dict[str, float], str]]] = defaultdict(list)
-        with self._session() as session:
-            for at, subject, payload, reason in session.execute(query.order_by(AuditEntryRow.seq)):
-                weights = dict(json.loads(payload).get("weights", {}))
-                name = subject.removeprefix("endpoint:")
-                splits[name].append(
-                    (from_text(at), {str(k): float(v) for k, v in weights.items()}, reason)
-                )
-        return dict(splits)
+        with self._lock:
+            self._catch_up()
+            names = [endpoint] if endpoint is not None else sorted(self._routed)
+            return {name: list(self._routed[name]) for name in names if self._routed.get(name)}
 
     # -- approvals ----------------------------------------------------------------------
 
@@ -276,8 +315,9 @@ class ReadModel:
         return summaries
 
 
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+def _moment(text: str) -> datetime:
+    """A spine timestamp (`…T…Z`, always UTC), parsed without strptime's cost."""
+    return datetime.fromisoformat(text)
 
 
 def _gate(seq: int, at: datetime, action: str, data: dict[str, Any]) -> GateRecord:
@@ -298,8 +338,8 @@ def _check(row: MonitoringCheckRow) -> CheckRow:
         model=row.model,
         version=row.version,
         endpoint=row.endpoint,
-        at=from_text(row.at),
-        window_end=from_text(row.window_end),
+        at=_moment(row.at),
+        window_end=_moment(row.window_end),
         status=row.status,
         result=result if isinstance(result, dict) else {},
         report_uri=row.report_uri,

@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 
 from stack.session import StackSession
 from stack.ui.app import create_app
+from tests.ui.conftest import new_version
 
 PAGES = (
     "/",
@@ -166,3 +167,17 @@ def test_monitoring_plots_drift_per_feature_and_lists_alerts_and_checks(
     assert ">usage_drop</text>" in html and ">label coverage</text>" in html
     assert "watched feature drifted: usage_drop" in text(html)
     assert re.findall(r'<td><a href="/monitoring/checks/(\d+)">', html) == ["3", "2", "1"]
+
+
+def test_what_is_audited_after_a_page_was_read_shows_on_the_next_request(
+    client: TestClient, session: StackSession
+) -> None:
+    """The pages fold the append-only audit log in as it grows: nothing is read twice and
+    nothing new is missed."""
+    before = re.findall(r'<article class="version" id="v(\d+)">', client.get("/models/churn").text)
+    ref = new_version(session, "ana")
+    after = client.get("/models/churn?per=100").text
+    number = ref.partition("@")[2]
+    assert number not in before
+    assert f'<article class="version" id="v{number}">' in after
+    assert re.search(rf"{re.escape(ref)}\s*<span class=\"state state-approved\">", after)

@@ -133,5 +133,5 @@ def lineage_page(request: Request) -> Response:
         at=at,
         at_text=params.get("at", ""),
         svg=svg,
-        models=sorted(console.read.versions()),
+        models=[] if svg else sorted(console.read.versions()),
     )
