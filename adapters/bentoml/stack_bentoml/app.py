@@ -16,6 +16,7 @@ forever)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import gc
@@ -36,6 +37,7 @@ from stack_bentoml.batching import MicroBatcher
 from stack_bentoml.feedback import feedback_entries, parse_feedback
 from stack_bentoml.guards import nests_deeper_than, read_body, unsupported_media
 from stack_bentoml.isolation import ChallengerBusy, DeadlineMissed, IsolatedVersion
+from stack_bentoml.metrics import CONTENT_TYPE, EndpointMetrics, role_of
 from stack_bentoml.openapi import openapi
 from stack_bentoml.predictlog import (
     ParquetSink,
@@ -69,12 +71,17 @@ class PredictionApp:
         self._stop = threading.Event()
         self.batcher = MicroBatcher()
         self._reported: set[tuple[str, str]] = set()  # (version, exception type) in full
+        self.metrics: EndpointMetrics | None = None  # when the supervisor asks (metrics.py)
+        self._load_seconds = 0.0  # how long the revision in force took to load
 
     # -- lifecycle (called by the BentoML service in each worker) ------------------------
 
     def start(self) -> None:
         self._refresh()
         spec = self._routing().spec
+        self.metrics = EndpointMetrics.from_environment(spec.name)
+        if self.metrics is not None:
+            self.metrics.revision(spec.revision, self._load_seconds)
         url = os.environ.get(LOG_URL_ENV)
         if spec.log_table and url:
             from stack_bentoml.postgres_log import PostgresSink
@@ -89,6 +96,8 @@ class PredictionApp:
             shadow_predict=self._shadow_predict,
             spill=SpillFolder(spill),
         )
+        if self.metrics is not None:
+            self.metrics.watch_log(self.log.outage)
         threading.Thread(target=self._watch, name="endpoint-watch", daemon=True).start()
         # The loaded models and libraries live as long as the worker: move them out of the
         # collector's sight, so that collections (pauses in the tail latency) stay short.
@@ -99,6 +108,8 @@ class PredictionApp:
         self._stop.set()
         if self.log is not None:
             self.log.close()
+        if self.metrics is not None:
+            self.metrics.close()
 
     def degraded(self) -> list[str]:
         """Why this worker answers but is not whole (`/readyz`); empty when it is."""
@@ -125,11 +136,15 @@ class PredictionApp:
         self._seen = seen
         spec = read_spec(self.spec_path)
         folder = self.spec_path.parent
+        loading = time.perf_counter()
         try:
             self.routing = build_routing(spec, self._loaded, folder / "isolated")
         except Exception as exc:
             write_refusal(folder, spec.revision, exc)
             raise
+        self._load_seconds = time.perf_counter() - loading
+        if self.metrics is not None:
+            self.metrics.revision(spec.revision, self._load_seconds)
         write_ack(folder, spec.revision)  # in force here: the adapter waits for every worker
 
     def _routed(self) -> Collection[str]:
@@ -141,7 +156,16 @@ class PredictionApp:
         return self.routing
 
     def _shadow_predict(self, ref: str, rows: list[list[Any]]) -> Any:
-        return self._routing().versions[ref].predict(rows)
+        started = time.perf_counter()
+        try:
+            output = self._routing().versions[ref].predict(rows)
+        except Exception:
+            if self.metrics is not None:
+                self.metrics.failed(ref, "shadow")
+            raise
+        if self.metrics is not None:
+            self.metrics.answered(ref, "shadow", started)
+        return output
 
     # -- ASGI -----------------------------------------------------------------------------
 
@@ -174,9 +198,23 @@ class PredictionApp:
                 except ValueError as exc:
                     await answer(send, 400, {"error": str(exc)}, extra)
                     return
-                await self._predict(receive, send, headers, request_id, extra, traffic, pin)
+                metrics = self.metrics
+                if metrics is None:
+                    await self._predict(receive, send, headers, request_id, extra, traffic, pin)
+                    return
+                metrics.in_flight += 1
+                try:
+                    await self._predict(receive, send, headers, request_id, extra, traffic, pin)
+                finally:
+                    metrics.in_flight -= 1
             else:
                 await self._feedback(receive, send, headers, extra)
+        elif path == "/metrics" and method == "GET" and self.metrics is not None:
+            text = await asyncio.to_thread(self.metrics.exposition)  # reads every worker's file
+            length = (b"content-length", str(len(text)).encode())
+            sent = [(b"content-type", CONTENT_TYPE), length, *extra]
+            await send({"type": "http.response.start", "status": 200, "headers": sent})
+            await send({"type": "http.response.body", "body": text})
         elif path == "/openapi.json" and method == "GET":
             await answer(send, 200, openapi(self._routing().spec, self._routing().schema), extra)
         elif path == "/endpoint" and method == "GET":
@@ -262,15 +300,22 @@ class PredictionApp:
             fallback = routing.fallback(chosen)
             if fallback is None:
                 await answer(send, 500, _failed(request_id, "the model"), extra)
+                if self.metrics is not None:
+                    self.metrics.unanswered(500)
                 return
             try:
                 output, sent = await self._answer_of(routing, fallback, rows)
             except Exception as again:  # every version failed it: the input's fault
                 failure(fallback, again, role="fallback")
                 await answer(send, 500, _failed(request_id, "the model"), extra)
+                if self.metrics is not None:
+                    self.metrics.unanswered(500)
                 return
             role, answered = "fallback", fallback
         await send_body(send, 200, sent, [*extra, (b"x-model-version", answered.encode())])
+        if self.metrics is not None:
+            kind = role_of(answered, routing.champion) if role == "live" else role
+            self.metrics.answered(answered, kind, started)
         entry = Prediction(
             request_id=request_id,
             ts=now,
@@ -343,6 +388,8 @@ class PredictionApp:
         else:
             self._reported.add(kind)
             _report(headline, detail)
+        if self.metrics is not None:
+            self.metrics.failed(ref, role_of(ref, self._routing().champion))
         assert self.log is not None
         self.log.log(
             Prediction(

@@ -16,6 +16,17 @@ class Toleration(BaseModel):
     effect: str = Field(default="NoSchedule", pattern="^(NoSchedule|PreferNoSchedule|NoExecute)$")
 
 
+class SecretRef(BaseModel):
+    """An environment variable of the endpoint's pods read from a Kubernetes Secret: only
+    the Secret's name and key are written in the manifests, never its value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Variable name.")
+    secret: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", description="Secret name.")
+    key: str = Field(min_length=1, description="Key inside the Secret.")
+
+
 class KubernetesTarget(BaseModel):
     """How endpoints run on the cluster (`mlstack deploy --target kubernetes`)."""
 
@@ -41,6 +52,21 @@ class KubernetesTarget(BaseModel):
     gateway_namespace: str | None = None
     hostname: str | None = None
     termination_grace_seconds: int = Field(default=30, ge=1)
+    secrets: tuple[SecretRef, ...] = Field(
+        default=(),
+        description="Environment from Secrets, by reference (the prediction log's URL: "
+        "env MLSTACK_PREDICTION_LOG_URL).",
+    )
+    kubeconfig: str | None = Field(
+        default=None, description="Kubeconfig file; else $KUBECONFIG, else in-cluster."
+    )
+    context: str | None = Field(default=None, description="Kubeconfig context; else current.")
+    ready_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="How long a version's pods may take to be ready."
+    )
+    poll_seconds: float = Field(
+        default=2.0, gt=0, description="How often readiness is asked of the API meanwhile."
+    )
 
 
 class PredictionLogConfig(BaseModel):
@@ -73,6 +99,11 @@ class BentoConfig(BaseModel):
         default="x-mlstack-subject", description="Request header whose value pins an A/B arm."
     )
     log_flush_seconds: float = Field(default=1.0, gt=0, le=60)
+    metrics: bool = Field(
+        default=True,
+        description="Serve Prometheus metrics on each endpoint's /metrics (needs the "
+        "observability extra: prometheus-client).",
+    )
     ready_timeout_seconds: float = Field(
         default=180.0, gt=0, description="How long starting or loading a version may take."
     )

@@ -28,6 +28,7 @@ from stack_bentoml import family
 from stack_bentoml.acks import SplitNotAcknowledged, load_factor, not_acknowledged, read_ack
 from stack_bentoml.app import LOG_URL_ENV
 from stack_bentoml.config import BentoConfig
+from stack_bentoml.metrics import METRICS_ENV
 from stack_bentoml.refusals import refusal_path
 from stack_bentoml.spec import SPEC_FILE, EndpointSpec, read_spec
 
@@ -84,6 +85,8 @@ class Supervisor:
         }
         if self.config.prediction_log is not None:
             env[LOG_URL_ENV] = self.config.prediction_log.connect_url()
+        if self.config.metrics:
+            env[METRICS_ENV] = str(fresh_metrics_dir(folder))
         command = [
             sys.executable,
             "-m",
@@ -202,6 +205,15 @@ def _unacknowledged(folder: Path, waiting: list[int], missing: int, waited: floa
     if missing > 0:
         named.append(f"{missing} worker(s) not running")
     return f"split not acknowledged after {waited:.1f} s: {', '.join(named)}"
+
+
+def fresh_metrics_dir(folder: Path) -> Path:
+    """`folder/metrics`, emptied: prometheus_client's multiprocess files of a server that
+    ran before would be summed into the new one's (its documentation: wipe at start)."""
+    directory = (folder / "metrics").resolve()
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return directory
 
 
 def get_status(url: str) -> int | None:
