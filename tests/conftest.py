@@ -38,6 +38,7 @@ END_TO_END = (
     "tests/adapters/mlflow/test_log_model.py",
     "tests/adapters/mlflow/test_registry_race.py",
     "tests/adapters/bentoml/test_kubernetes.py",
+    "tests/infra/test_terraform.py",
     "tests/ui/test_browser.py",
 )
 END_TO_END_TIMEOUT = 900

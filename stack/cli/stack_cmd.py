@@ -82,15 +82,10 @@ def show(ctx: click.Context, file: str | None) -> None:
 @click.option("--output", "-o", default="stack.yaml", show_default=True)
 def from_pulumi(cwd: str, pulumi_stack: str | None, output: str) -> None:
     """Write the stack file `pulumi up` exported (its `mlstack` output), then validate it."""
-    import os
     import shutil
     import subprocess
-    from pathlib import Path
 
-    from stack.config.stack_file import read_stack_file
     from stack.errors import StackError
-    from stack.plugins.registry import default_registry
-    from stack.resolution import resolve_stack
 
     pulumi = shutil.which("pulumi")
     if pulumi is None:
@@ -104,9 +99,53 @@ def from_pulumi(cwd: str, pulumi_stack: str | None, output: str) -> None:
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         raise StackError(f"pulumi stack output failed in {cwd}:\n{done.stderr.strip()}")
-    target = Path(output)
+    _write_exported_stack(done.stdout, Path(output))
+
+
+@stack_group.command("from-terraform")
+@click.argument("outputs", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--output", "-o", default="stack.yaml", show_default=True)
+def from_terraform(outputs: str, output: str) -> None:
+    """Write the stack file the Terraform path exported, from OUTPUTS (what `terraform output
+    -json` prints, `-` for standard input; its `mlstack` output, the same as Pulumi's), then
+    validate it."""
+    import json
+    import sys
+
+    from stack.errors import StackError
+
+    where = "standard input" if outputs == "-" else outputs
+    try:
+        text = sys.stdin.read() if outputs == "-" else Path(outputs).read_text()
+        document = json.loads(text)
+    except OSError as exc:
+        raise StackError(f"cannot read {where}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise StackError(
+            f"{where} is not JSON (`terraform output -json` prints it): {exc}"
+        ) from None
+    exported = document.get("mlstack") if isinstance(document, dict) else None
+    value = exported.get("value") if isinstance(exported, dict) else None
+    if not isinstance(value, str):
+        raise StackError(
+            f"{where} has no `mlstack` output with a text value: run `terraform output -json` "
+            "in the folder the configuration was applied from (infra/terraform/out/<target>)"
+        )
+    _write_exported_stack(value, Path(output))
+
+
+def _write_exported_stack(text: str, target: Path) -> None:
+    """Write `text` (the exported stack file) to `target` once mlstack reads it and every
+    adapter accepts its options; nothing is written when it does not."""
+    import os
+
+    from stack.config.stack_file import read_stack_file
+    from stack.errors import StackError
+    from stack.plugins.registry import default_registry
+    from stack.resolution import resolve_stack
+
     partial = target.with_suffix(".partial")
-    partial.write_text(done.stdout)
+    partial.write_text(text)
     placeholder = "MLSTACK_DB_PASSWORD" not in os.environ  # a reference, checked for shape
     if placeholder:
         os.environ["MLSTACK_DB_PASSWORD"] = "unset"

@@ -92,3 +92,69 @@ def run_program(program: Callable[[], Any]) -> None:
         return program()
 
     wrapped()
+
+
+# The Terraform path (infra/terraform): synthesized once per source state, shared by every
+# test and every pytest-xdist worker (a file lock; the output is kept under a key of the
+# sources, so a second session with nothing changed synthesizes nothing).
+TERRAFORM = ROOT / "infra" / "terraform"
+TERRAFORM_PYTHON = TERRAFORM / ".venv" / "bin" / "python"
+TARGETS = ("aws", "gcp", "azure", "onprem")
+
+
+def _sources_key() -> str:
+    import hashlib
+
+    paths = [
+        *sorted((ROOT / "infra" / "pulumi").glob("Pulumi.*.yaml")),
+        *sorted((ROOT / "infra" / "pulumi" / "mlstack_infra").glob("*.py")),
+        *sorted((TERRAFORM / "mlstack_tf").glob("*.py")),
+        *sorted(p for p in (TERRAFORM / "charts").rglob("*") if p.is_file()),
+        TERRAFORM / "uv.lock",
+    ]
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def terraform_environment() -> dict[str, str]:
+    import os
+
+    return {**os.environ, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20"}
+
+
+@pytest.fixture(scope="session")
+def terraform_out() -> Path:
+    """`infra/terraform/out/.tests/<key>/<target>/cdk.tf.json` for the four example stacks."""
+    import fcntl
+    import shutil
+    import subprocess
+
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: CDK Terrain runs its provider bindings in node")
+    if not TERRAFORM_PYTHON.exists():
+        pytest.skip(
+            "the Terraform path's environment (infra/terraform/.venv) is missing: "
+            "make sync-test or make infra-synth creates it"
+        )
+    cache = TERRAFORM / "out" / ".tests"
+    cache.mkdir(parents=True, exist_ok=True)
+    out = cache / _sources_key()
+    with (cache / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker synthesizes, the others wait for it
+        if not (out / "done").exists():
+            for old in cache.iterdir():
+                if old.is_dir():
+                    shutil.rmtree(old)
+            done = subprocess.run(
+                [str(TERRAFORM_PYTHON), "-m", "mlstack_tf.app", "--out", str(out)],
+                cwd=TERRAFORM,
+                env=terraform_environment(),
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            (out / "done").write_text(done.stdout)
+    return out

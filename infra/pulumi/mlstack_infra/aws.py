@@ -12,9 +12,9 @@ import pulumi_random as random
 
 from mlstack_infra import autoscaler
 from mlstack_infra.cloud import AWS_CIDR as CIDR
+from mlstack_infra.cloud import EKS_LOG_TYPES, rds_settings
 from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
 from mlstack_infra.cloud import assume_role as _assume
-from mlstack_infra.cloud import rds_settings
 from mlstack_infra.cloud import web_identity as _web_identity
 from mlstack_infra.common import DATABASE_USER, ClusterOutputs, child, exec_kubeconfig
 from mlstack_infra.spec import InfraSpec
@@ -93,6 +93,7 @@ class AwsGpuCluster(pulumi.ComponentResource):
                 resources=["secrets"],
             ),
             access_config=aws.eks.ClusterAccessConfigArgs(authentication_mode="API"),
+            enabled_cluster_log_types=EKS_LOG_TYPES,
             tags=tags,
             opts=child(self),
         )

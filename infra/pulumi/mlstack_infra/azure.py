@@ -45,6 +45,10 @@ class AzureGpuCluster(pulumi.ComponentResource):
                 )
             ),
             disable_local_accounts=False,
+            # Azure's network policy enforces the serving namespace's only-the-gateway
+            network_profile=azure.containerservice.ContainerServiceNetworkProfileArgs(
+                network_plugin="azure", network_policy="azure"
+            ),
             opts=child(self),
         )
         self.agent_pools = [

@@ -17,6 +17,8 @@ TAINT_EFFECTS = {
     "NoExecute": "NO_EXECUTE",
 }
 AWS_CIDR = "10.40.0.0/16"
+#: The EKS control plane logs both paths turn on (CloudWatch).
+EKS_LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 
 
 def assume_role(service: str) -> str:
@@ -60,4 +62,5 @@ def rds_settings(spec: InfraSpec) -> dict[str, Any]:
         "deletion_protection": True,
         "skip_final_snapshot": False,
         "final_snapshot_identifier": f"{spec.name}-database-final",
+        "enabled_cloudwatch_logs_exports": ["postgresql", "upgrade"],
     }

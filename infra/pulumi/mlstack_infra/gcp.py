@@ -68,6 +68,13 @@ class GcpGpuCluster(pulumi.ComponentResource):
                 master_ipv4_cidr_block="172.16.0.0/28",
             ),
             master_authorized_networks_config=authorized,
+            # Dataplane V2 enforces NetworkPolicy (the serving namespace's only-the-gateway)
+            datapath_provider="ADVANCED_DATAPATH",
+            master_auth=gcp.container.ClusterMasterAuthArgs(
+                client_certificate_config=gcp.container.ClusterMasterAuthClientCertificateConfigArgs(
+                    issue_client_certificate=False
+                )
+            ),
             ip_allocation_policy=gcp.container.ClusterIpAllocationPolicyArgs(
                 cluster_secondary_range_name="pods", services_secondary_range_name="services"
             ),

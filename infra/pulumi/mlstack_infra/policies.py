@@ -1,120 +1,91 @@
-"""Secure-by-default rules, as functions over the resources a program declares (the type
-token and inputs Pulumi's mocks record, or a policy pack's resource args). Each returns the
-violations it finds; the tests call them on every target, and on resources built to break
-them so each rule is seen to fail."""
+"""Secure-by-default rules, as functions over a program's security posture (posture.py: the
+same form whether the Pulumi program or the CDK Terrain app declared the resources). Each
+returns the violations it finds; the tests call them on every target of both paths, and on
+resources built to break them so each rule is seen to fail."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from mlstack_infra.posture import Item, from_pulumi
 
 
 @dataclass(frozen=True)
 class Declared:
+    """A resource as Pulumi's mocks record it (or a policy pack's resource args)."""
+
     type: str  # e.g. "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
     name: str
     inputs: Mapping[str, Any]
 
 
-Rule = Callable[[list[Declared]], list[str]]
+Rule = Callable[[list[Item]], list[str]]
 
 
-def _of(resources: Iterable[Declared], *types: str) -> list[Declared]:
-    return [r for r in resources if r.type in types]
+def _of(posture: Iterable[Item], kind: str) -> list[Item]:
+    return [i for i in posture if i.kind == kind]
 
 
-def buckets_are_private(resources: list[Declared]) -> list[str]:
-    found: list[str] = []
-    aws_buckets = _of(resources, "aws:s3/bucket:Bucket")
-    blocks = _of(resources, "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
-    keys = ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
-    if aws_buckets and not any(all(b.inputs.get(k) is True for k in keys) for b in blocks):
-        found.append("an S3 bucket without a public access block that blocks everything")
-    for bucket in _of(resources, "gcp:storage/bucket:Bucket"):
-        if bucket.inputs.get("publicAccessPrevention") != "enforced":
-            found.append(f"GCS bucket {bucket.name} does not enforce public access prevention")
-    for account in _of(resources, "azure-native:storage:StorageAccount"):
-        if account.inputs.get("allowBlobPublicAccess") is not False:
-            found.append(f"storage account {account.name} allows public blobs")
-    for container in _of(resources, "azure-native:storage:BlobContainer"):
-        if container.inputs.get("publicAccess", "None") != "None":
-            found.append(f"blob container {container.name} is public")
+def buckets_are_private(posture: list[Item]) -> list[str]:
+    return [
+        f"bucket {b.name} allows public access"
+        for b in _of(posture, "bucket")
+        if b.get("public_access") != "blocked"
+    ]
+
+
+def storage_is_encrypted(posture: list[Item]) -> list[str]:
+    found = [
+        f"bucket {b.name} is not encrypted (at rest, or TLS 1.2 in transit)"
+        for b in _of(posture, "bucket")
+        if b.get("encrypted") is not True
+    ]
+    found += [
+        f"database {d.name} is not encrypted"
+        for d in _of(posture, "database")
+        if d.get("encrypted") is not True
+    ]
     return found
 
 
-def storage_is_encrypted(resources: list[Declared]) -> list[str]:
-    found: list[str] = []
-    if _of(resources, "aws:s3/bucket:Bucket") and not _of(
-        resources,
-        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-    ):
-        found.append("an S3 bucket without server-side encryption")
-    for db in _of(resources, "aws:rds/instance:Instance"):
-        if db.inputs.get("storageEncrypted") is not True:
-            found.append(f"RDS instance {db.name} is not encrypted")
-    for account in _of(resources, "azure-native:storage:StorageAccount"):
-        blob = (account.inputs.get("encryption") or {}).get("services", {}).get("blob", {})
-        if blob.get("enabled") is not True or account.inputs.get("minimumTlsVersion") != "TLS1_2":
-            found.append(f"storage account {account.name} lacks blob encryption or TLS 1.2")
-    return found
+def databases_are_private(posture: list[Item]) -> list[str]:
+    return [
+        f"database {d.name} is reachable from the internet"
+        for d in _of(posture, "database")
+        if d.get("public") is not False
+    ]
 
 
-def databases_are_private(resources: list[Declared]) -> list[str]:
-    found: list[str] = []
-    for db in _of(resources, "aws:rds/instance:Instance"):
-        if db.inputs.get("publiclyAccessible") is not False:
-            found.append(f"RDS instance {db.name} is publicly accessible")
-    for db in _of(resources, "gcp:sql/databaseInstance:DatabaseInstance"):
-        ip = (db.inputs.get("settings") or {}).get("ipConfiguration") or {}
-        if ip.get("ipv4Enabled") is not False:
-            found.append(f"Cloud SQL instance {db.name} has a public IP")
-    for db in _of(resources, "azure-native:dbforpostgresql:Server"):
-        if (db.inputs.get("network") or {}).get("publicNetworkAccess") != "Disabled":
-            found.append(f"PostgreSQL server {db.name} allows public network access")
-    return found
-
-
-def no_open_ingress(resources: list[Declared], *, serving_public: bool = False) -> list[str]:
+def no_open_ingress(posture: list[Item], *, serving_public: bool = False) -> list[str]:
     """No 0.0.0.0/0 ingress; the one exception is the serving gateway when it is asked for."""
-    found: list[str] = []
-    for group in _of(resources, "aws:ec2/securityGroup:SecurityGroup"):
-        for rule in group.inputs.get("ingress") or []:
-            if "0.0.0.0/0" in (rule.get("cidrBlocks") or []):
-                found.append(f"security group {group.name} is open to 0.0.0.0/0")
-    for service in _of(resources, "kubernetes:core/v1:Service"):
-        if (service.inputs.get("spec") or {}).get("type") == "LoadBalancer":
-            gateway = (service.inputs.get("metadata") or {}).get("name") == "mlstack-gateway"
-            if not (gateway and serving_public):
-                found.append(f"service {service.name} is a public load balancer")
+    found = [
+        f"security group {i.name} is open to 0.0.0.0/0"
+        for i in _of(posture, "ingress")
+        if "0.0.0.0/0" in (i.get("cidrs") or ())
+    ]
+    for obj in _of(posture, "kubernetes"):
+        if obj.name.startswith("Service ") and obj.get("type") == "LoadBalancer":
+            name = obj.get("object_name")
+            if not (name == "mlstack-gateway" and serving_public):
+                found.append(f"service {name} is a public load balancer")
     return found
 
 
-def cluster_endpoint_is_private(resources: list[Declared]) -> list[str]:
+def cluster_endpoint_is_private(posture: list[Item]) -> list[str]:
     found: list[str] = []
-    for cluster in _of(resources, "aws:eks/cluster:Cluster"):
-        vpc = cluster.inputs.get("vpcConfig") or {}
-        if vpc.get("endpointPublicAccess") and not vpc.get("publicAccessCidrs"):
-            found.append(f"EKS cluster {cluster.name} has a public API endpoint open to all")
-    for cluster in _of(resources, "gcp:container/cluster:Cluster"):
-        private = cluster.inputs.get("privateClusterConfig") or {}
-        if not private.get("enablePrivateNodes"):
-            found.append(f"GKE cluster {cluster.name} has public nodes")
-        if not private.get("enablePrivateEndpoint") and not cluster.inputs.get(
-            "masterAuthorizedNetworksConfig"
-        ):
-            found.append(f"GKE cluster {cluster.name} has a public endpoint open to all")
-    for cluster in _of(resources, "azure-native:containerservice:ManagedCluster"):
-        access = cluster.inputs.get("apiServerAccessProfile") or {}
-        if not access.get("enablePrivateCluster") and not access.get("authorizedIPRanges"):
-            found.append(f"AKS cluster {cluster.name} has a public API server open to all")
+    for cluster in _of(posture, "cluster"):
+        if not cluster.get("private_endpoint") and not cluster.get("api_access_cidrs"):
+            found.append(f"{cluster.name} has a public API endpoint open to all")
+        if not cluster.get("private_nodes"):
+            found.append(f"{cluster.name} has nodes with public addresses")
     return found
 
 
-def no_static_keys(resources: list[Declared]) -> list[str]:
+def no_static_keys(posture: list[Item]) -> list[str]:
     """Workload identity / IRSA, never long-lived cloud keys."""
-    banned = ("aws:iam/accessKey:AccessKey", "gcp:serviceaccount/key:Key")
-    return [f"static cloud key {r.name} ({r.type})" for r in _of(resources, *banned)]
+    return [f"static cloud key {k.name}" for k in _of(posture, "static_key")]
 
 
 RULES: dict[str, Rule] = {
@@ -127,27 +98,20 @@ RULES: dict[str, Rule] = {
 }
 
 
-def expand(resources: list[Declared]) -> list[Declared]:
-    """Kubernetes objects applied through a ConfigGroup, as resources of their own kind (a
-    mock records the group alone), so the rules see each Service and Deployment."""
-    found = list(resources)
-    for group in _of(resources, "kubernetes:yaml/v2:ConfigGroup"):
-        for obj in group.inputs.get("objs") or []:
-            api, _, version = str(obj["apiVersion"]).rpartition("/")
-            kind = f"kubernetes:{api or 'core'}/{version}:{obj['kind']}"
-            found.append(Declared(kind, obj["metadata"]["name"], obj))
-    return found
-
-
-def violations(resources: list[Declared], *, serving_public: bool = False) -> dict[str, list[str]]:
-    """Every rule's findings over `resources` (ConfigGroups expanded); empty when clean."""
-    resources = expand(resources)
+def violations(
+    resources: Sequence[Declared] | Sequence[Item], *, serving_public: bool = False
+) -> dict[str, list[str]]:
+    """Every rule's findings over a posture, or over the resources Pulumi declared (read
+    into one first); empty when clean."""
+    posture = [r for r in resources if isinstance(r, Item)] or from_pulumi(
+        r for r in resources if isinstance(r, Declared)
+    )
     results: dict[str, list[str]] = {}
     for name, rule in RULES.items():
         found = (
-            no_open_ingress(resources, serving_public=serving_public)
+            no_open_ingress(posture, serving_public=serving_public)
             if rule is no_open_ingress
-            else rule(resources)
+            else rule(posture)
         )
         if found:
             results[name] = found

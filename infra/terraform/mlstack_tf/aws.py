@@ -31,9 +31,9 @@ from cdktn_provider_aws.vpc import Vpc
 from cdktn_provider_random.password import Password
 from mlstack_infra import autoscaler
 from mlstack_infra.cloud import AWS_CIDR as CIDR
+from mlstack_infra.cloud import EKS_LOG_TYPES, rds_settings
 from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
 from mlstack_infra.cloud import assume_role as _assume
-from mlstack_infra.cloud import rds_settings
 from mlstack_infra.cloud import web_identity as _web_identity
 from mlstack_infra.kubeconfig import exec_kubeconfig
 from mlstack_infra.spec import InfraSpec
@@ -114,7 +114,7 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
             "resources": ["secrets"],
         },
         access_config={"authentication_mode": "API"},
-        enabled_cluster_log_types=["api", "audit", "authenticator"],
+        enabled_cluster_log_types=EKS_LOG_TYPES,
     )
     node_groups = [
         EksNodeGroup(

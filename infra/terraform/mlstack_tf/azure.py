@@ -63,6 +63,7 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
         oidc_issuer_enabled=True,
         workload_identity_enabled=True,
         local_account_disabled=False,
+        # Azure's network policy enforces the serving namespace's only-the-gateway
         network_profile={"network_plugin": "azure", "network_policy": "azure"},
         lifecycle={"ignore_changes": ["default_node_pool[0].node_count"]},
     )

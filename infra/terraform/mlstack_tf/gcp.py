@@ -75,6 +75,9 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
             "master_ipv4_cidr_block": "172.16.0.0/28",
         },
         master_authorized_networks_config=authorized,
+        # Dataplane V2 enforces NetworkPolicy (the serving namespace's only-the-gateway)
+        datapath_provider="ADVANCED_DATAPATH",
+        master_auth={"client_certificate_config": {"issue_client_certificate": False}},
         ip_allocation_policy={
             "cluster_secondary_range_name": "pods",
             "services_secondary_range_name": "services",
