@@ -29,6 +29,12 @@ def monitor_group() -> None:
 @click.option("--every", type=float, help="Check again every this many seconds.")
 @click.option("--count", type=int, default=1, show_default=True, help="Checks with --every.")
 @click.option("--json", "as_json", is_flag=True, help="Print each check as JSON.")
+@click.option(
+    "--textfile-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write each check's metrics to DIR/mlstack_monitor_MODEL.prom (for node_exporter's "
+    "textfile collector).",
+)
 @click.pass_context
 def run_checks(
     ctx: click.Context,
@@ -40,6 +46,7 @@ def run_checks(
     every: float | None,
     count: int,
     as_json: bool,
+    textfile_dir: Path | None,
 ) -> None:
     """Check MODEL's endpoint over a window; exit 3 when a policy was breached."""
     from stack.config.duration import parse_duration
@@ -56,6 +63,10 @@ def run_checks(
                 time.sleep(every or 0)
             outcome = loop.check(model, endpoint=endpoint, until=parse_moment(until), window=span)
             _show(outcome, as_json)
+            if textfile_dir is not None:
+                from stack.observability.checks import write_textfile
+
+                write_textfile(textfile_dir, model, outcome.checks, time.time())
             breached = breached or outcome.breached
     if breached:
         ctx.exit(3)
