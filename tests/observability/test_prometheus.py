@@ -4,14 +4,22 @@ Alertmanager, which delivers it to a webhook receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.adapters.bentoml.conftest import Stack, champion_serving, row
-from tests.support.prometheus import prometheus, wait_for
+from tests.support.prometheus import (
+    alertmanager,
+    prometheus,
+    shipped_rules,
+    wait_for,
+    webhook_receiver,
+)
 
 STACK = """
 name: metrics-test
@@ -84,3 +92,55 @@ def test_prometheus_scrapes_the_endpoint(serving: tuple[Stack, str], tmp_path: P
         assert float(result[0]["value"][1]) == REQUESTS
         (up,) = server.query(f'up{{instance="{target}"}}')
         assert up["value"][1] == "1"
+
+
+def test_a_failing_canary_fires_a_shipped_rule_into_alertmanager(
+    serving: tuple[Stack, str], tmp_path: Path
+) -> None:
+    from stack.contract.serving import TrafficSplit
+
+    stack, url = serving
+    champion, quirky = stack.versions.champion.ref, stack.versions.quirky.ref
+    with stack.session() as session:
+        session.server.add_version(stack.versions.quirky, endpoint="churn")
+        session.server.route("churn", TrafficSplit({champion: 0.5, quirky: 0.5}))
+    rules = shipped_rules(tmp_path / "rules")
+    with (
+        webhook_receiver() as receiver,
+        alertmanager(tmp_path / "alertmanager", receiver.url) as manager,
+        prometheus(
+            tmp_path / "prometheus",
+            [url.removeprefix("http://")],
+            rules=[rules],
+            alertmanager=manager.url.removeprefix("http://"),
+        ) as server,
+    ):
+        loaded = server.get("/api/v1/rules")["data"]["groups"]
+        assert sum(len(group["rules"]) for group in loaded) == 9
+        assert all(rule["health"] != "err" for g in loaded for rule in g["rules"])
+        crashing = row(tenure=1000)  # the quirky version raises on it; the champion answers
+        with httpx.Client(timeout=10) as client:
+            deadline = time.monotonic() + 8  # over several scrapes: rate() sees it rise
+            while time.monotonic() < deadline:
+                answer = client.post(f"{url}/predict", json=crashing)
+                assert answer.status_code == 200
+                assert answer.headers["x-model-version"] == champion
+                time.sleep(0.05)
+
+        def delivered() -> dict[str, Any] | None:
+            for body in receiver.bodies:
+                for alert in body["alerts"]:
+                    if alert["labels"]["alertname"] == "MlstackVersionErrors":
+                        return dict(alert)
+            return None
+
+        alert = wait_for("MlstackVersionErrors at the webhook", delivered, 90, server.log)
+    assert alert["status"] == "firing"
+    assert alert["labels"]["version"] == quirky
+    assert alert["labels"]["role"] == "canary"
+    assert alert["labels"]["severity"] == "page"
+    assert "fails" in alert["annotations"]["summary"]
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    assert _samples(text, "mlstack_endpoint_version_errors_total")
+    fallback = f'{{code="200",endpoint="churn",role="fallback",version="{champion}"}}'
+    assert _samples(text, "mlstack_endpoint_requests_total")[fallback] > 0

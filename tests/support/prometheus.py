@@ -19,7 +19,11 @@ import yaml
 
 from tests.support.ports import free_port
 
-PACKAGES = {"prometheus": "prometheus", "prometheus-alertmanager": "prometheus-alertmanager"}
+PACKAGES = {
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+}
 
 
 def binary(name: str) -> str:
@@ -154,3 +158,54 @@ def alertmanager(folder: Path, webhook: str, *, group_wait: str = "1s") -> Itera
     url = f"http://127.0.0.1:{port}"
     with _serve(command, url, "/-/ready", folder / "alertmanager.log") as running:
         yield running
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on 127.0.0.1: every JSON body POSTed to `url`, in order."""
+
+    url: str
+    bodies: list[Any]
+
+
+@contextlib.contextmanager
+def webhook_receiver() -> Iterator[Receiver]:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    bodies: list[Any] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", 0))
+            bodies.append(json.loads(self.rfile.read(length)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Receiver(f"http://127.0.0.1:{server.server_address[1]}/alerts", bodies)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def shipped_rules(folder: Path, *, hold: str = "0s") -> Path:
+    """mlstack's rules file with every rule's `for:` set to `hold` (a test cannot wait the
+    shipped minutes), written in `folder`."""
+    from importlib.resources import files
+
+    rules = yaml.safe_load(files("stack.observability").joinpath("rules.yml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule["for"] = hold
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "rules.yml"
+    path.write_text(yaml.safe_dump(rules))
+    return path
