@@ -346,3 +346,31 @@ def test_a_bad_spec_is_refused_before_synthesis_with_the_field_named(tmp_path: P
     assert done.stderr.strip() == f"error: {pulumi_path.value}"
     assert "node_pools[1]: gpu_count is set but gpu_type is not" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_synthesizing_again_keeps_the_state_and_backend_of_an_applied_folder(
+    terraform_out: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "onprem"
+    folder.mkdir()
+    kept = {"terraform.tfstate": '{"version": 4}', "backend_override.tf.json": '{"terraform": {}}'}
+    for name, text in kept.items():
+        (folder / name).write_text(text)
+    (folder / "cdk.tf.json").write_text("{}")
+    done = subprocess.run(
+        [
+            str(TERRAFORM_PYTHON),
+            "-m",
+            "mlstack_tf.app",
+            "--out",
+            str(tmp_path),
+            str(ROOT / "infra" / "pulumi" / EXAMPLES["onprem"]),
+        ],
+        cwd=TERRAFORM,
+        env=terraform_environment(),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert {name: (folder / name).read_text() for name in kept} == kept
+    assert synthesized(tmp_path, "onprem") == synthesized(terraform_out, "onprem")

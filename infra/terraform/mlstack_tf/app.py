@@ -57,10 +57,16 @@ def synth(spec: InfraSpec, folder: Path) -> Path:
             from mlstack_tf.onprem import build as cloud
         services.build(stack, spec, cloud(stack, spec))
         app.synth()
-        if folder.exists():
-            shutil.rmtree(folder)
-        shutil.copytree(Path(scratch) / "stacks" / spec.name, folder)
-    shutil.copytree(services.CHART, folder / "charts" / "manifests")
+        # Only what the app writes is replaced: a user's state, .terraform/, lock file and
+        # backend_override.tf.json stay in the folder across synths.
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(
+            Path(scratch) / "stacks" / spec.name / "cdk.tf.json", folder / "cdk.tf.json"
+        )
+    chart = folder / "charts" / "manifests"
+    if chart.exists():
+        shutil.rmtree(chart)
+    shutil.copytree(services.CHART, chart)
     return folder / "cdk.tf.json"
 
 
