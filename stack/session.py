@@ -63,6 +63,7 @@ class StackSession:
         self.base_dir = (base_dir or Path.cwd()).resolve()
         self.hooks = hooks if hooks is not None else HookBus()
         self._instances: dict[Role, object] = {}
+        self._own_registry: Registry | None = None  # a view's registry (`with_registry`)
         self._spine: SpineStore | None = None
         self._recipes: set[str] = set()  # recipe files whose hooks are registered
         self._owner = True  # closes its roles and spine (a `with_recipe` view does not)
@@ -100,6 +101,19 @@ class StackSession:
         view._owner = False
         view.recipe = None
         view._adopt(recipe)
+        return view
+
+    def with_registry(self, registry: Registry, version_kind: str) -> StackSession:
+        """This session seeing `registry` as its registry, whose versions are lineage nodes
+        of kind `version_kind` (a `NodeKind` value): the prompt store's view, so that
+        governance, the lifecycle and cards act on prompt versions exactly as on model
+        versions. The same stack, spine, hooks, recipe and other roles; closing the view
+        closes nothing: the session it came from does."""
+        view = copy.copy(self)
+        view._spine = self.spine  # one connection for both
+        view._owner = False
+        view._own_registry = registry
+        view.version_kind = version_kind
         return view
 
     def for_recipe(self, recipe: Recipe | None, caller: str) -> StackSession:
@@ -163,6 +177,8 @@ class StackSession:
 
     def role(self, role: Role) -> object:
         """The adapter filling `role`, built (and its tool imported) on first use."""
+        if role is Role.REGISTRY and self._own_registry is not None:
+            return self._own_registry
         if role not in self._instances:
             resolved = self.resolved.get(role)
             if resolved is None:
@@ -185,6 +201,8 @@ class StackSession:
 
     def opened(self, role: Role) -> object | None:
         """The adapter filling `role` if it was built already, else None (builds nothing)."""
+        if role is Role.REGISTRY and self._own_registry is not None:
+            return self._own_registry
         return self._instances.get(role)
 
     def _adopt(self, recipe: Recipe | None) -> None:

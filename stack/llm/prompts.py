@@ -8,7 +8,7 @@ approvals, audit entries, lineage."""
 from __future__ import annotations
 
 import difflib
-from typing import Any, cast
+from typing import cast
 
 from stack.contract.capabilities import RegistryCapability
 from stack.contract.registry import PromptStore, Registry
@@ -16,19 +16,6 @@ from stack.errors import StackError
 from stack.plugins.capabilities import declares
 from stack.session import StackSession
 from stack.spine.lineage import NodeKind
-
-
-class _PromptView:
-    """A session whose registry is the prompt store; everything else is the session's."""
-
-    version_kind = NodeKind.PROMPT_VERSION.value
-
-    def __init__(self, session: StackSession, registry: Registry) -> None:
-        self._session = session
-        self.registry = registry
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._session, name)
 
 
 def prompt_registry(session: StackSession) -> Registry:
@@ -41,7 +28,8 @@ def prompt_registry(session: StackSession) -> Registry:
 
 
 def prompt_session(session: StackSession) -> StackSession:
-    return cast(StackSession, _PromptView(session, prompt_registry(session)))
+    """`session` seeing the prompt store as its registry (`StackSession.with_registry`)."""
+    return session.with_registry(prompt_registry(session), NodeKind.PROMPT_VERSION.value)
 
 
 def diff(name: str, before: tuple[int, str], after: tuple[int, str]) -> str:

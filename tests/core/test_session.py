@@ -185,3 +185,25 @@ def test_step_code_that_still_passes_its_recipe_works_and_is_told_to_stop(
     version = session.registry.register("m", "file:///m")
     assert controller.session.recipe_for(version) is recipe
     assert Governance(session).session is session  # no recipe passed: no warning, no view
+
+
+def test_a_registry_view_sees_its_own_registry_and_shares_the_rest(
+    session: StackSession, tmp_path: Path
+) -> None:
+    """The prompt store's view (`with_registry`): its registry and version kind are its own
+    through every path a caller takes (the property, `role`, `opened`, a recipe view of it);
+    spine and hooks are the session's, and closing the view closes nothing."""
+    from tests.support.memory import MemoryRegistry
+
+    prompts = MemoryRegistry(None, None)
+    view = session.with_registry(prompts, "prompt_version")
+    assert view.registry is prompts and view.role(Role.REGISTRY) is prompts
+    assert view.opened(Role.REGISTRY) is prompts
+    assert view.version_kind == "prompt_version" and session.version_kind == "model_version"
+    assert session.registry is not prompts  # the session itself is unchanged
+    recipe_view = view.with_recipe(_recipe(tmp_path / "qa", "qa"))
+    assert recipe_view.registry is prompts and recipe_view.version_kind == "prompt_version"
+    assert view.spine is session.spine and view.hooks is session.hooks
+    view.close()
+    version = session.registry.register("m", "file:///m")
+    assert session.spine.events(subject=version.ref) == []  # the spine is still open
