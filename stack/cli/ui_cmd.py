@@ -48,7 +48,7 @@ def ui(ctx: click.Context, port: int, stack_file: str | None, mlflow_url: str) -
         ctx.obj = {**(ctx.obj or {}), "stack_file": stack_file}
     session = open_existing_session(ctx)
     try:
-        app = create_app(session, mlflow_url=mlflow_url)
+        app = create_app(session, mlflow_url=mlflow_url, warm=True)
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         server = uvicorn.Server(config)
         click.echo(

@@ -7,8 +7,11 @@ other failure a 500 page that names no internals (the traceback goes to the serv
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -203,8 +206,11 @@ def console_of(request: Request) -> Console:
     return console
 
 
-def create_app(session: StackSession, *, mlflow_url: str | None = None) -> Starlette:
-    """The console over `session` (kept open for the app's life; the caller closes it)."""
+def create_app(
+    session: StackSession, *, mlflow_url: str | None = None, warm: bool = False
+) -> Starlette:
+    """The console over `session` (kept open for the app's life; the caller closes it).
+    `warm`: read what the first pages need in a background thread as the server starts."""
     from stack.ui.pages import audit, inbox, lineage, models, monitoring, rollouts
 
     console = Console(session, mlflow_url=mlflow_url)
@@ -242,8 +248,28 @@ def create_app(session: StackSession, *, mlflow_url: str | None = None) -> Starl
         *monitoring.routes(),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
+
+    def warm_up() -> None:
+        """Fold the audit log in, read each model's owner and verify the chain once, off
+        the request path, so that the first person to open a page does not wait for it."""
+        from stack.ui.pages.audit import verification
+
+        try:
+            for model in console.read.inventory():
+                console.facts(model.model)
+            verification(session.spine)
+        except Exception:  # a page will meet (and show) the same problem
+            LOG.debug("warming the console up failed", exc_info=True)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if warm:
+            threading.Thread(target=warm_up, name="mlstack-ui-warm-up", daemon=True).start()
+        yield
+
     app = Starlette(
         routes=routes,
+        lifespan=lifespan,
         exception_handlers={
             404: not_found,
             HTTPException: http_error,
