@@ -374,3 +374,34 @@ def test_synthesizing_again_keeps_the_state_and_backend_of_an_applied_folder(
     assert done.returncode == 0, done.stderr
     assert {name: (folder / name).read_text() for name in kept} == kept
     assert synthesized(tmp_path, "onprem") == synthesized(terraform_out, "onprem")
+
+
+@pytest.mark.parametrize("target", ["aws", "onprem"])
+def test_the_objects_the_helm_releases_apply_are_valid_kubernetes(
+    terraform_out: Path, tmp_path: Path, target: str
+) -> None:
+    import sys
+
+    objects = [
+        obj
+        for release in resources(synthesized(terraform_out, target), "helm_release").values()
+        for obj in json.loads(release["values"][0])["objects"]
+    ]
+    assert {"Job", "StatefulSet" if target == "onprem" else "DaemonSet"} <= {
+        o["kind"] for o in objects
+    }
+    path = tmp_path / "objects.yaml"
+    path.write_text(yaml.safe_dump_all(objects))
+    checked = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "kubernetes-validate"),
+            "--strict",
+            "--quiet",
+            "--kubernetes-version",
+            "1.33",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
