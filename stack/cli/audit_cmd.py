@@ -85,8 +85,8 @@ def _with_endpoints(
     mentions = f'"{model}@'
     endpoints = {
         e.subject
-        for e in session.spine.audit_entries(subject=None)
-        if e.subject.startswith("endpoint:") and mentions in json.dumps(e.payload)
+        for e in session.spine.audit_entries(subject_prefix="endpoint:")
+        if mentions in json.dumps(e.payload)
     }
     found = {e.seq: e for e in entries}
     for endpoint in sorted(endpoints):

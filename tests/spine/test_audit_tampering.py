@@ -206,3 +206,37 @@ def test_a_chain_head_edited_alone_is_not_blamed_on_the_last_entry_only(store: S
     sql(store, "UPDATE audit_head SET hash = :h", h="e" * 64)
     [problem] = store.verify_audit().problems
     assert "entry 5: edited and re-hashed, or the chain head was edited" in problem
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["plain", 'quote " and \\ backslash', "control \n\t\x00\x1f", "é ü 中文 😀", "\u2028\u2029"],
+)
+def test_an_entry_is_hashed_over_its_compact_json(text: str) -> None:
+    """The hash covers exactly the bytes json.dumps writes for the entry's fields (the
+    format every existing log was written with), whatever the characters."""
+    import hashlib
+    import json
+
+    fields = [7, "2025-01-01T00:00:00.000000+00:00", text, "act", f"m@{text}", text, "{}", "0"]
+    body = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    names = ("seq", "at", "actor", "action", "subject", "reason", "payload", "prev_hash")
+    assert entry_hash(**dict(zip(names, fields, strict=True))) == hashlib.sha256(body).hexdigest()
+
+
+def test_a_whole_log_is_verified_in_one_stream_and_anchors_checked(store: SpineStore) -> None:
+    """The intact case reads the log once, as a stream; an anchor the log no longer holds
+    still fails it."""
+    from datetime import UTC, datetime
+
+    from stack.spine.anchors import Anchor
+
+    head = store.verify_audit()
+    assert head.ok and head.entries > 0
+    now = datetime.now(UTC)
+    assert store.verify_audit([Anchor(head.head_seq, head.head_hash, now)]).ok
+    assert store.verify_audit([Anchor(0, "0" * 64, now)]).ok
+    wrong = store.verify_audit([Anchor(head.head_seq, "f" * 64, now)])
+    assert [f.kind for f in wrong.findings] == [Tampering.ANCHOR]
+    ahead = store.verify_audit([Anchor(head.head_seq + 2, "f" * 64, now)])
+    assert not ahead.ok

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -104,6 +106,29 @@ def test_opening_again_is_idempotent(spine_url: str) -> None:
     assert second.schema_revision() == "0004"
     assert len(second.audit_entries()) == 1
     second.close()
+
+
+def test_the_head_revision_is_alembics_head() -> None:
+    """The revision `migrate` compares with before it skips alembic is alembic's own head."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from stack.spine.store import MIGRATIONS, head_revision
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_opening_a_current_spine_does_not_import_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'spine.db'}"
+    SpineStore.open(url).close()
+    code = (
+        "import sys; from stack.spine import SpineStore; "
+        f"SpineStore.open({url!r}).close(); print('alembic' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
 
 
 def test_a_schema_newer_than_this_mlstack_is_refused(spine_url: str) -> None:
