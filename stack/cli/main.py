@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 import warnings
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -15,6 +15,7 @@ import stack
 # name -> (module:attribute, one-line help shown by --help without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
     "adapters": ("stack.cli.adapters_cmd:adapters", "List installed adapters and capabilities."),
+    "alerts": ("stack.cli.alerts_cmd:alerts_group", "Test the stack's alert routes; list firing."),
     "approve": ("stack.cli.governance_cmd:approve", "Approve a model version for a state."),
     "card": ("stack.cli.governance_cmd:card", "Write a model card (Markdown and HTML)."),
     "ci": ("stack.cli.ci_cmd:ci_group", "Write CI workflows that train, gate and promote."),
@@ -107,6 +108,17 @@ def quiet_libraries() -> None:
     warnings.showwarning = shown
 
 
+def _interrupted(exc: KeyboardInterrupt) -> NoReturn:
+    """Exit as a shell expects of a process stopped by Ctrl-C (130) or SIGTERM (143)."""
+    from stack import interrupts
+
+    if isinstance(exc, interrupts.Terminated):
+        click.echo("\nterminated (SIGTERM; what ran is recorded in the spine)", err=True)
+        sys.exit(128 + 15)
+    click.echo("\ninterrupted (what ran is recorded in the spine)", err=True)
+    sys.exit(130)
+
+
 def main(argv: list[str] | None = None) -> Any:
     from stack import interrupts
     from stack.errors import StackError  # light: errors imports nothing
@@ -115,10 +127,11 @@ def main(argv: list[str] | None = None) -> Any:
     interrupts.install()
     try:
         return cli.main(args=argv, prog_name="mlstack", standalone_mode=False)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted (what ran is recorded in the spine)", err=True)
-        sys.exit(130)
-    except click.exceptions.Abort:
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
+    except click.exceptions.Abort as exc:  # click's word for a KeyboardInterrupt it caught
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            _interrupted(exc.__cause__)
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:

@@ -49,10 +49,12 @@ class CheckRecorder:
                     }
                 },
             )
+        routed = self._routed(result)
         if result.status != "breach":
             return
         alert = {"check": result.id, **result.as_record()}
-        result.alert_error = alerts.send_alert(section.alerts, alert)
+        errors = [alerts.send_alert(section.alerts, alert), routed]
+        result.alert_error = "; ".join(e for e in errors if e) or None
         spine.audit(
             actor=current_actor(),
             action="monitoring.breached",
@@ -63,6 +65,20 @@ class CheckRecorder:
         self.session.emit(
             "on_drift_detected", subject=result.model, model=result.model, report=result.drift
         )
+
+    def _routed(self, result: CheckResult) -> str | None:
+        """The stack's alert routing (`alerts:` in stack.yaml): a breach fires, an ok check
+        resolves; once per breach (stack/observability/alerts.py)."""
+        from stack.observability.alerts import breach_alert, router_for
+
+        router = router_for(self.session)
+        if result.version == "-" or not router.configured:
+            return None
+        if result.status == "breach":
+            return router.fire(breach_alert(result))
+        if result.status == "ok":
+            return router.resolve(breach_alert(result))
+        return None
 
     def alert_log_outage(
         self, model: str, endpoint: str, section: MonitoringSection, checks: list[CheckResult]

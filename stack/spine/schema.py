@@ -192,3 +192,15 @@ class MonitoringCheckRow(Base):
     report_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (Index("ix_monitoring_checks_model", "model", "at"),)
+
+
+class AlertStateRow(Base):
+    """An alert mlstack notified and that has not resolved yet: one notification per breach
+    (`stack/observability/alerts.py`), a resolved notice when its row goes."""
+
+    __tablename__ = "alert_states"
+
+    key: Mapped[str] = mapped_column(String(500), primary_key=True)  # name + labels
+    name: Mapped[str] = mapped_column(String(200))
+    labels: Mapped[str] = mapped_column(Text)  # JSON
+    since: Mapped[str] = mapped_column(Timestamp)

@@ -1,9 +1,9 @@
 """SpineStore: the one door to the spine's tables, on SQLite or PostgreSQL.
 
 Each family of tables has a module of its own (audit_log, lineage_graph, decisions, runs,
-monitoring_records); the store is all of them over one engine, plus the schema's migrations
-and the locks every process shares. Every write is one short transaction; an approval and
-its audit entry are written together or not at all.
+monitoring_records, alert_states); the store is all of them over one engine, plus the
+schema's migrations and the locks every process shares. Every write is one short
+transaction; an approval and its audit entry are written together or not at all.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from stack.errors import SpineError
+from stack.spine.alert_states import AlertStates
 from stack.spine.audit_log import AuditLog
 from stack.spine.decisions import Decisions
 from stack.spine.engine import create_spine_engine, is_postgresql
@@ -34,7 +35,7 @@ def head_revision() -> str:
     return max(name[:4] for name in names)
 
 
-class SpineStore(AuditLog, LineageGraph, Decisions, PipelineRuns, MonitoringRecords):
+class SpineStore(AuditLog, LineageGraph, Decisions, PipelineRuns, MonitoringRecords, AlertStates):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
         #: Locks every process using this spine shares (`locks.hold(name)`).
