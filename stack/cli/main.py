@@ -6,7 +6,7 @@ import importlib
 import os
 import sys
 import warnings
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -108,6 +108,17 @@ def quiet_libraries() -> None:
     warnings.showwarning = shown
 
 
+def _interrupted(exc: KeyboardInterrupt) -> NoReturn:
+    """Exit as a shell expects of a process stopped by Ctrl-C (130) or SIGTERM (143)."""
+    from stack import interrupts
+
+    if isinstance(exc, interrupts.Terminated):
+        click.echo("\nterminated (SIGTERM; what ran is recorded in the spine)", err=True)
+        sys.exit(128 + 15)
+    click.echo("\ninterrupted (what ran is recorded in the spine)", err=True)
+    sys.exit(130)
+
+
 def main(argv: list[str] | None = None) -> Any:
     from stack import interrupts
     from stack.errors import StackError  # light: errors imports nothing
@@ -116,10 +127,11 @@ def main(argv: list[str] | None = None) -> Any:
     interrupts.install()
     try:
         return cli.main(args=argv, prog_name="mlstack", standalone_mode=False)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted (what ran is recorded in the spine)", err=True)
-        sys.exit(130)
-    except click.exceptions.Abort:
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
+    except click.exceptions.Abort as exc:  # click's word for a KeyboardInterrupt it caught
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            _interrupted(exc.__cause__)
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:

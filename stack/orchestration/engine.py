@@ -46,8 +46,9 @@ class PipelineEngine(ABC):
             self.execute(executor, run_id, reused.keys())
         except StepFailed:
             raise  # raised by the step in this process: recorded, with its own cause
-        except KeyboardInterrupt:
-            executor.fail(run_id, "pipeline", "KeyboardInterrupt")  # no-op once a step said so
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (`Terminated`)
+            why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            executor.fail(run_id, "pipeline", why)  # no-op once a step said so
             raise
         except Exception as exc:
             raise executor.failure(run_id, exc) from exc

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from textwrap import dedent
 
+import pytest
+
 from tests.cli.conftest import MLSTACK, ROOT, Cli
 
 FLAKY_STEPS = """
@@ -80,7 +82,16 @@ def test_bad_stack_file_fails_before_anything_is_created(cli: Cli, workdir: Path
     assert not (workdir / ".mlstack").exists()
 
 
-def test_ctrl_c_leaves_the_spine_consistent(cli: Cli, workdir: Path) -> None:
+@pytest.mark.parametrize(
+    ("sent", "code", "why"),
+    [(signal.SIGINT, 130, "KeyboardInterrupt"), (signal.SIGTERM, 143, "Terminated: SIGTERM")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_an_interrupted_run_leaves_the_spine_consistent(
+    cli: Cli, workdir: Path, sent: signal.Signals, code: int, why: str
+) -> None:
+    """Ctrl-C, and SIGTERM (a CI runner cancelling the job, a container stopping): the run
+    is recorded failed at the step it stopped in, resumable, the audit chain whole."""
     recipe = make_recipe(
         workdir / "slow",
         'name: slow\nsteps:\n  - {name: wait, run: "steps:wait"}\n',
@@ -99,13 +110,13 @@ def test_ctrl_c_leaves_the_spine_consistent(cli: Cli, workdir: Path) -> None:
         if "wait" in line:
             break
     time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sent)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130
+    assert process.returncode == code, stderr
     assert f"resume with: mlstack run {recipe} --resume " in stderr
     runs = cli("runs", check=True).stdout
     assert "slow  failed" in runs
-    assert "KeyboardInterrupt" in runs
+    assert why in runs
     assert cli("audit", "verify").returncode == 0
 
 
