@@ -37,8 +37,10 @@ sync-test: $(UV) sync-terraform
 TF_DIR := $(CURDIR)/infra/terraform
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
+# Not compiled to bytecode at install: the provider bindings are hundreds of MB of Python, of
+# which a synthesis imports a few submodules (compiled on that first import instead).
 sync-terraform: $(UV)
-	UV_PROJECT_ENVIRONMENT=$(TF_DIR)/.venv $(UV) sync --locked --project $(TF_DIR)
+	UV_COMPILE_BYTECODE=0 UV_PROJECT_ENVIRONMENT=$(TF_DIR)/.venv $(UV) sync --locked --project $(TF_DIR)
 
 # Terraform JSON for each example stack: infra/terraform/out/<target>/ (aws, gcp, azure, onprem).
 infra-synth: sync-terraform
