@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from stack.spine import audit as chain
 from stack.spine.audit import AuditVerification
+from stack.spine.engine import is_postgresql
 from stack.spine.schema import AuditEntryRow, AuditHeadRow
 from stack.spine.store import SpineStore
 from stack.ui.app import Paged, console_of, int_param
@@ -44,16 +45,23 @@ def verification(spine: SpineStore) -> AuditVerification:
         return _verified[id(spine)][1]
 
 
-def _filters(request: Request) -> list[Any]:
+def _model_entries(spine: SpineStore, model: str) -> Any:
+    """Entries of `model` and its versions (`churn`, `churn@3`), as `mlstack audit log
+    --model` selects them. On SQLite (bytewise text order) the versions are a range of the
+    subject index: `churn@` <= subject < `churnA` ('A' follows '@'), where LIKE would scan
+    every entry; PostgreSQL's collations do not order so, and it is asked with LIKE."""
+    subject = AuditEntryRow.subject
+    if is_postgresql(spine.engine):
+        escaped = model.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return (subject == model) | subject.like(f"{escaped}@%", escape="\\")
+    return (subject == model) | ((subject >= f"{model}@") & (subject < f"{model}A"))
+
+
+def _filters(request: Request, spine: SpineStore) -> list[Any]:
     params = request.query_params
     where: list[Any] = []
     if params.get("model"):
-        model = params["model"]
-        escaped = model.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where.append(
-            (AuditEntryRow.subject == model)
-            | AuditEntryRow.subject.like(f"{escaped}@%", escape="\\")
-        )
+        where.append(_model_entries(spine, params["model"]))
     if params.get("actor"):
         where.append(AuditEntryRow.actor == params["actor"])
     if params.get("action"):
@@ -66,7 +74,7 @@ def audit_page(request: Request) -> Response:
     spine = console.session.spine
     page = int_param(request, "page", 1, minimum=1)
     per = int_param(request, "per", 50, minimum=1, maximum=500)
-    where = _filters(request)
+    where = _filters(request, spine)
     with Session(spine._reads) as session:
         total = session.execute(select(func.count()).select_from(AuditEntryRow).where(*where))
         rows = session.execute(
@@ -91,7 +99,7 @@ def audit_page(request: Request) -> Response:
 def export(request: Request) -> Response:
     console = console_of(request)
     spine = console.session.spine
-    where = _filters(request)
+    where = _filters(request, spine)
 
     def lines() -> Iterator[str]:
         with Session(spine._reads) as session:
