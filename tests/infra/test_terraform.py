@@ -405,3 +405,39 @@ def test_the_objects_the_helm_releases_apply_are_valid_kubernetes(
         text=True,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+RENDER = """
+import json, sys
+import helm_python
+chart = helm_python.Chart.load(sys.argv[1])
+values = json.loads(open(sys.argv[2]).read())
+print(json.dumps(chart.render(values, name="mlstack-services", namespace="mlstack")))
+"""
+
+
+def test_helm_renders_the_release_into_exactly_the_objects_it_is_given(
+    terraform_out: Path, tmp_path: Path
+) -> None:
+    release = resources(synthesized(terraform_out, "aws"), "helm_release")
+    values = release["mlstack-services-release"]["values"][0]
+    (tmp_path / "values.json").write_text(values)
+    done = subprocess.run(
+        [
+            str(TERRAFORM_PYTHON),
+            "-c",
+            RENDER,
+            str(terraform_out / "aws" / "charts" / "manifests"),
+            str(tmp_path / "values.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    rendered = [
+        obj
+        for manifest in json.loads(done.stdout).values()
+        for obj in yaml.safe_load_all(manifest)
+        if obj
+    ]
+    assert rendered == json.loads(values)["objects"]
