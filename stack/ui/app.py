@@ -31,7 +31,7 @@ from stack.contract.states import LifecycleState
 from stack.session import StackSession
 from stack.ui.csrf import COOKIE, FIELD, CsrfTokens
 from stack.ui.identity import ConsoleUser, NotSignedIn, identify
-from stack.ui.readmodel import ReadModel
+from stack.ui.readmodel import PENDING, ReadModel
 
 HERE = Path(__file__).resolve().parent
 LOG = logging.getLogger("mlstack.ui")
@@ -250,13 +250,17 @@ def create_app(
     ]
 
     def warm_up() -> None:
-        """Fold the audit log in, read each model's owner and verify the chain once, off
-        the request path, so that the first person to open a page does not wait for it."""
+        """Fold the audit log in, read each model's owner and each waiting version's
+        approval rules from the registry, and verify the chain once, off the request path,
+        so that the first person to open a page does not wait for it."""
         from stack.ui.pages.audit import verification
 
         try:
             for model in console.read.inventory():
                 console.facts(model.model)
+                for version in model.versions:
+                    if version.state in PENDING:  # what the inbox asks of each
+                        console.approval_rules(version.ref)
             verification(session.spine)
         except Exception:  # a page will meet (and show) the same problem
             LOG.debug("warming the console up failed", exc_info=True)
