@@ -4,6 +4,8 @@ Alertmanager, which delivers it to a webhook receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ import httpx
 import pytest
 
 from tests.adapters.bentoml.conftest import Stack, champion_serving, row
+from tests.observability.test_dashboards import DASHBOARDS, queries
 from tests.support.prometheus import (
     alertmanager,
     prometheus,
@@ -30,6 +33,13 @@ server: {{adapter: bentoml, port: {port}, workers: 2, log_flush_seconds: 0.2}}
 spine: {{url: "sqlite:///.mlstack/spine.db"}}
 """
 REQUESTS = 40
+#: what Grafana puts in a query before Prometheus sees it
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__range": "1h",
+    "$endpoint": ".*",
+    "$model": ".*",
+}
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +102,17 @@ def test_prometheus_scrapes_the_endpoint(serving: tuple[Stack, str], tmp_path: P
         assert float(result[0]["value"][1]) == REQUESTS
         (up,) = server.query(f'up{{instance="{target}"}}')
         assert up["value"][1] == "1"
+        answered = 0
+        for path in DASHBOARDS:  # Prometheus parses every panel's query (400 if it cannot)
+            for title, expr in queries(json.loads(path.read_text())):
+                for variable, value in GRAFANA_VARIABLES.items():
+                    expr = expr.replace(variable, value)
+                # Grafana's label_values(metric, label): the label's values in PromQL
+                expr = re.sub(r"label_values\((\w+), (\w+)\)", r"count by (\2) (\1)", expr)
+                answer = server.get("/api/v1/query", query=expr)
+                assert answer["status"] == "success", (path.name, title)
+                answered += bool(answer["data"]["result"]) and "endpoint" in path.name
+        assert answered >= 5  # the endpoints dashboard shows this endpoint's data
 
 
 def test_a_failing_canary_fires_a_shipped_rule_into_alertmanager(
