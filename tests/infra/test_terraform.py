@@ -182,8 +182,9 @@ def _as_terraform_output(value: str, facts: dict[str, str]) -> str:
     return value.replace("$${", "${")
 
 
+@pytest.mark.parametrize("source", ["file", "stdin"])
 def test_from_terraform_writes_the_stack_from_pulumi_would(
-    terraform_out: Path, tmp_path: Path
+    terraform_out: Path, tmp_path: Path, source: str
 ) -> None:
     value = synthesized(terraform_out, "aws")["output"]["mlstack"]["value"]
     text = _as_terraform_output(
@@ -199,9 +200,17 @@ def test_from_terraform_writes_the_stack_from_pulumi_would(
     )
     env = {k: v for k, v in os.environ.items() if k != "MLSTACK_DB_PASSWORD"}
     done = subprocess.run(
-        [str(MLSTACK), "stack", "from-terraform", str(outputs), "-o", "stack.yaml"],
+        [
+            str(MLSTACK),
+            "stack",
+            "from-terraform",
+            str(outputs) if source == "file" else "-",
+            "-o",
+            "stack.yaml",
+        ],
         cwd=tmp_path,
         env=env,
+        input=None if source == "file" else outputs.read_text(),
         capture_output=True,
         text=True,
     )
