@@ -11,7 +11,7 @@ from stack.cli.common import VERSION, open_session, parse_moment
 
 if TYPE_CHECKING:
     from stack.contract.registry import ModelSelector
-    from stack.contract.serving import EndpointProcesses, ProcessInspector
+    from stack.contract.serving import EndpointProcesses, ProcessInspector, Router
     from stack.session import StackSession
 
 
@@ -56,8 +56,9 @@ def _shares(value: str | None) -> tuple[float, ...] | None:
     "--target",
     type=click.Choice(["local", "kubernetes", "bento"]),
     default="local",
-    help="local: serve on this machine; kubernetes: render the cluster manifests; "
-    "bento: package the version as a bento (offline).",
+    help="local: serve on this machine; kubernetes: roll out on the cluster the kubeconfig "
+    "names (server-side apply, Gateway API weights); bento: package the version as a bento "
+    "(offline).",
 )
 @click.option("--dry-run", is_flag=True, help="kubernetes: print the manifests, apply nothing.")
 @click.option("--reason", default="", help="Kept in the audit log.")
@@ -89,7 +90,6 @@ def deploy(
         version = Governance(session).version(selector)
         recipe = session.recipe or session.recipe_for(version, required=False)
         view = BakeView()
-        controller = RolloutController(session, progress=view)
         base = recipe.spec.rollout if recipe else RolloutPlan()
         overrides: dict[str, Any] = {
             "strategy": strategy,
@@ -119,13 +119,14 @@ def deploy(
             tag = packager.build(version, endpoint=plan.endpoint or version.model)
             click.echo(f"built {tag}")
             return
-        if target == "kubernetes":
+        if target == "kubernetes" and dry_run:
             from stack.rollout.kubernetes import render_manifests
 
-            if not dry_run:
-                raise click.UsageError("--target kubernetes applies nothing yet: add --dry-run")
             click.echo(render_manifests(session, version, plan), nl=False)
             return
+        if dry_run:
+            raise click.UsageError("--dry-run is for --target kubernetes")
+        controller = RolloutController(session, progress=view, router=_router(session, target))
         with view:  # each stage's requests and verdict while it bakes
             result = controller.deploy(version, plan, reason=reason)
     colour = {"rolled_back": "red", "undecided": "yellow"}.get(result.outcome, "green")
@@ -140,17 +141,35 @@ def deploy(
         ctx.exit(4)
 
 
+_TARGET = click.option(
+    "--target",
+    type=click.Choice(["local", "kubernetes"]),
+    default="local",
+    help="Where the endpoint runs: this machine, or the cluster the kubeconfig names.",
+)
+
+
+def _router(session: StackSession, target: str) -> Router:
+    from stack.rollout.kubernetes import router_for
+
+    return router_for(session, target)
+
+
 @click.command()
 @click.argument("model")
 @click.option("--endpoint", help="Endpoint name (default: the model's name).")
 @click.option("--reason", default="", help="Kept in the audit log.")
+@_TARGET
 @click.pass_context
-def rollback(ctx: click.Context, model: str, endpoint: str | None, reason: str) -> None:
+def rollback(
+    ctx: click.Context, model: str, endpoint: str | None, reason: str, target: str
+) -> None:
     """Send all traffic back to the previous serving version of MODEL."""
     from stack.rollout import RolloutController
 
     with open_session(ctx) as session:
-        result = RolloutController(session).rollback(model, endpoint=endpoint, reason=reason)
+        controller = RolloutController(session, router=_router(session, target))
+        result = controller.rollback(model, endpoint=endpoint, reason=reason)
     click.echo(
         f"rolled back {result.endpoint.name}: revision {result.endpoint.revision}, "
         f"{', '.join(result.endpoint.split.weights)}"
@@ -159,11 +178,25 @@ def rollback(ctx: click.Context, model: str, endpoint: str | None, reason: str) 
 
 @click.command()
 @click.argument("endpoint")
+@_TARGET
 @click.pass_context
-def undeploy(ctx: click.Context, endpoint: str) -> None:
+def undeploy(ctx: click.Context, endpoint: str, target: str) -> None:
     """Stop ENDPOINT, every process of it (in-flight requests finish; the prediction log is
-    kept), including any its server left when it died."""
+    kept), including any its server left when it died; on the cluster, delete its objects."""
     with open_session(ctx) as session:
+        if target != "local":
+            router = _router(session, target)
+            if endpoint not in {e.name for e in router.endpoints()}:
+                raise click.ClickException(f"no endpoint {endpoint!r} on the cluster")
+            session.spine.audit(
+                actor=_actor(session),
+                action="endpoint.undeployed",
+                subject=f"endpoint:{endpoint}",
+                reason="",
+            )
+            router.undeploy(endpoint)
+            click.echo(f"deleted {endpoint} from the cluster")
+            return
         server = session.server
         running = endpoint in {e.name for e in server.endpoints()}
         # NotFound naming what is deployed, or a bad name, before anything is audited
@@ -202,14 +235,16 @@ def rollout_group() -> None:
 
 @rollout_group.command()
 @click.argument("endpoint", required=False)
+@_TARGET
 @click.pass_context
-def status(ctx: click.Context, endpoint: str | None) -> None:
+def status(ctx: click.Context, endpoint: str | None, target: str) -> None:
     """Each endpoint's split, health since its last change, and its last rollout event."""
     from stack.rollout.history import routing_history
 
     with open_session(ctx) as session:
-        endpoints = [e for e in session.server.endpoints() if endpoint in (None, e.name)]
-        found = _processes(session, endpoint)
+        router = _router(session, target)
+        endpoints = [e for e in router.endpoints() if endpoint in (None, e.name)]
+        found = _processes(session, endpoint) if target == "local" else {}
         names = {e.name for e in endpoints}
         broken = [f for f in found.values() if f.endpoint not in names]
         if not endpoints and not broken:
@@ -219,7 +254,7 @@ def status(ctx: click.Context, endpoint: str | None) -> None:
         for current in endpoints:
             history = routing_history(session.spine, current.name)
             since = history[-1].at if history else None
-            health = session.server.health(current.name, since=since)
+            health = router.health(current.name, since=since)
             click.secho(f"{current.name}  {current.url}  revision {current.revision}", bold=True)
             for ref, weight in current.split.weights.items():
                 line = f"  {ref:<20} {weight:>6.0%}"
@@ -234,6 +269,8 @@ def status(ctx: click.Context, endpoint: str | None) -> None:
                 if stats and stats.disagreement is not None:
                     extra = f"  {stats.requests} req, disagrees {stats.disagreement:.1%}"
                 click.echo(f"  {ref:<20} shadow{extra}")
+            for ref, why in health.failing.items():
+                click.secho(f"  {ref} failing: {why}", fg="red")
             events = [
                 e
                 for e in session.spine.audit_entries(subject=f"endpoint:{current.name}")

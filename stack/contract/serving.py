@@ -81,7 +81,9 @@ class VersionHealth:
 class HealthReport:
     """An endpoint's readiness and the requests it answered in a window. `degraded`: why it
     answers but its figures may be short (its prediction log refusing rows, which wait to
-    be replayed): a verdict on them lacks evidence."""
+    be replayed): a verdict on them lacks evidence. `failing`: versions that fail outside
+    the app, by ref, with why (`pods crash-looping (CrashLoopBackOff, 4 restarts)`, an image
+    that never pulls, a readiness probe failing): a breach, whatever the log says."""
 
     endpoint: str
     ready: bool
@@ -90,10 +92,16 @@ class HealthReport:
     p99_latency_ms: float | None
     versions: Mapping[str, VersionHealth] = field(default_factory=dict)
     degraded: tuple[str, ...] = ()
+    failing: Mapping[str, str] = field(default_factory=dict)
 
 
 @runtime_checkable
-class Server(Protocol):
+class Router(Protocol):
+    """What a rollout drives: versions put in front of traffic, the split moved between
+    them, the health evidence the judge reads, and what serves now. The local router is the
+    stack's Server (processes on this machine); the cluster's applies Kubernetes objects
+    (ClusterManifests.cluster_router). One RolloutController drives either."""
+
     def deploy(self, version: ModelVersion, *, endpoint: str) -> Endpoint:
         """Serve `version` alone on `endpoint` (creating it), and return the new revision."""
         ...
@@ -115,6 +123,11 @@ class Server(Protocol):
     def endpoints(self) -> list[Endpoint]: ...
 
     def undeploy(self, endpoint: str) -> None: ...
+
+
+@runtime_checkable
+class Server(Router, Protocol):
+    """The server role: the local Router (see Router); its optional protocols follow."""
 
 
 #: What a request is, as its client tagged it: `live` (real users; the default), `bake`
@@ -158,11 +171,15 @@ class PredictionLogReader(Protocol):
 
 @runtime_checkable
 class ClusterManifests(Protocol):
-    """Optional: the Kubernetes objects that serve `versions` on `endpoint` with `split`."""
+    """Optional: the Kubernetes objects that serve `versions` on `endpoint` with `split`,
+    and the Router that applies them to the cluster the kubeconfig names (`KUBECONFIG`, or
+    the pod's own service account inside the cluster)."""
 
     def manifests(
         self, endpoint: str, versions: Sequence[ModelVersion], split: TrafficSplit
     ) -> list[dict[str, object]]: ...
+
+    def cluster_router(self) -> Router: ...
 
 
 @dataclass(frozen=True, slots=True)

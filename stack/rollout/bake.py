@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from stack.config.rollout import RolloutPlan
 from stack.contract.registry import ModelVersion
-from stack.contract.serving import HealthReport, Server
+from stack.contract.serving import HealthReport, Router
 from stack.contract.states import LifecycleState
 from stack.governance.service import Governance
 from stack.rollout.judge import judge
@@ -40,7 +40,7 @@ class Baker:
         self._champion_p99: dict[str, float] = {}  # the serving version's, last measured
 
     @property
-    def server(self) -> Server:
+    def server(self) -> Router:
         return self.traffic.server
 
     def bake(
@@ -61,6 +61,7 @@ class Baker:
         plan.max_hold_seconds: then `undecided`. An endpoint that stopped running ends the
         bake at once (`died`)."""
         judged = [] if shadow else [version.ref, *([champion] if champion else [])]
+        judged = judged if self.traffic.local else []  # probes go through the local server
         with probing(self.traffic.session, name, judged, plan) as probes:
             ref = version.ref
             started = datetime.now(UTC)

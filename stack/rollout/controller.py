@@ -1,4 +1,5 @@
-"""Deploy, canary, shadow, A/B and rollback: the core decides, the Server role applies.
+"""Deploy, canary, shadow, A/B and rollback: the core decides, a Router applies (the
+stack's server on this machine, or the cluster's: one controller for both).
 
 Every traffic change that happened is an audit entry (`endpoint.routed`, written once the
 server made it; a route the server refused is `endpoint.route_failed` and changed nothing),
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from stack.config.recipe_file import Recipe
 from stack.config.rollout import RolloutPlan
 from stack.contract.registry import ModelSelector, ModelVersion
-from stack.contract.serving import Endpoint, HealthReport, Server, TrafficSplit
+from stack.contract.serving import Endpoint, HealthReport, Router, TrafficSplit
 from stack.contract.states import LifecycleState, can_transition
 from stack.errors import GateFailed, InvalidTransition, NotFound, StackError
 from stack.governance.history import serving_history
@@ -54,21 +55,24 @@ class RolloutController:
         *,
         sleep: Callable[[float], None] = time.sleep,
         progress: Callable[[BakeTick], None] | None = None,
+        router: Router | None = None,
     ) -> None:
         """`progress` is called after every health check of a bake (see BakeTick). The
         rollout plan and gates are those of each version's recipe, as the session says
-        (`recipe` is deprecated: passed, the session is viewed as owning it)."""
+        (`recipe` is deprecated: passed, the session is viewed as owning it). `router`: where
+        the versions run (the cluster's, `stack.rollout.kubernetes.router_for`); None: the
+        stack's server, on this machine."""
         if recipe is not None:  # a view (a prompt registry's) is kept as it is
             session = session.for_recipe(recipe, "RolloutController")
         self.session = session
         self.governance = Governance(session)
-        self.traffic = EndpointTraffic(session, self.governance)
+        self.traffic = EndpointTraffic(session, self.governance, router)
         self.baker = Baker(self.traffic, self.governance, sleep=sleep, progress=progress)
         self.endings = RolloutEndings(session, self.governance, self.traffic)
 
     @property
-    def server(self) -> Server:
-        return self.session.server
+    def server(self) -> Router:
+        return self.traffic.server
 
     def deploy(
         self, selector: Selected, plan: RolloutPlan | None = None, *, reason: str = ""

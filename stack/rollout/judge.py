@@ -53,10 +53,13 @@ def judge(
     few requests only holds at the end of a window (`final`): until then there is simply
     not enough to judge yet. `probes`: the controller's own requests by version (probes.py):
     `ref`'s going unanswered break the error rate too, unless `champion`'s went unanswered
-    alike (the endpoint failed, not `ref`: the verdict holds)."""
+    alike (the endpoint failed, not `ref`: the verdict holds). A version the report names
+    `failing` (its pods crash, its image never pulls, its readiness fails) is in breach."""
     key = f"{ref} (shadow)" if shadow else ref
     health = report.versions.get(key, VersionHealth(requests=0, errors=0, p99_latency_ms=None))
     found: list[str] = []
+    if ref in report.failing:  # outside the app (pods, image, readiness): no log row says it
+        found.append(f"{ref} fails outside the app: {report.failing[ref]}")
     if health.requests and health.error_rate > slo.max_error_rate:
         faults = ""
         if health.input_faults:

@@ -1,5 +1,7 @@
-"""`mlstack deploy --target kubernetes --dry-run`: the manifests the cluster path applies for a
-rollout plan's first step (what a canary, shadow or A/B looks like on the cluster)."""
+"""The cluster path: `mlstack deploy --target kubernetes --dry-run` prints the manifests a
+rollout plan's first step applies (what a canary, shadow or A/B looks like on the cluster);
+without --dry-run, and for `rollout status`, `rollback` and `undeploy --target kubernetes`,
+`router_for` gives the RolloutController the cluster's Router in place of the local one."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import yaml
 from stack.config.rollout import RolloutPlan
 from stack.contract.capabilities import ServerCapability
 from stack.contract.registry import ModelVersion
-from stack.contract.serving import ClusterManifests, TrafficSplit
+from stack.contract.serving import ClusterManifests, Router, TrafficSplit
 from stack.contract.states import LifecycleState
 from stack.errors import CapabilityMissing
 from stack.plugins.capabilities import declares
@@ -30,13 +32,30 @@ def first_split(plan: RolloutPlan, version: str, champion: str | None) -> Traffi
     return TrafficSplit(weights, sticky=plan.strategy == "ab")
 
 
-def render_manifests(session: StackSession, version: ModelVersion, plan: RolloutPlan) -> str:
+def _cluster(session: StackSession) -> ClusterManifests:
     if not declares(session, ServerCapability.KUBERNETES):
         raise CapabilityMissing(
             f"the stack's server ({type(session.server).__name__}) cannot render Kubernetes "
             "manifests (the `kubernetes` capability)"
         )
-    server = cast(ClusterManifests, session.server)  # the registry checked it
+    return cast(ClusterManifests, session.server)  # the registry checked it
+
+
+TARGETS = ("local", "kubernetes")
+
+
+def router_for(session: StackSession, target: str) -> Router:
+    """Where endpoints run: `local` (the stack's server on this machine) or `kubernetes`
+    (the cluster the kubeconfig names, through the server's ClusterManifests)."""
+    if target == "local":
+        return session.server
+    if target == "kubernetes":
+        return _cluster(session).cluster_router()
+    raise ValueError(f"unknown serving target {target!r}: one of {', '.join(TARGETS)}")
+
+
+def render_manifests(session: StackSession, version: ModelVersion, plan: RolloutPlan) -> str:
+    server = _cluster(session)
     serving = session.registry.find_by_state(version.model, LifecycleState.SERVING)
     champion = serving[0] if serving else None
     split = first_split(plan, version.ref, champion.ref if champion else None)

@@ -10,7 +10,8 @@ from typing import Any, cast
 
 from stack.contract.capabilities import ServerCapability
 from stack.contract.registry import ModelVersion
-from stack.contract.serving import Endpoint, ProcessInspector, Server, TrafficSplit
+from stack.contract.roles import Role
+from stack.contract.serving import Endpoint, ProcessInspector, Router, TrafficSplit
 from stack.governance.service import Governance
 from stack.plugins.capabilities import declares
 from stack.rollout.results import first_line
@@ -19,15 +20,24 @@ from stack.spine.lineage import NodeKind, NodeRef
 
 
 class EndpointTraffic:
-    """The session's server, every change it makes audited as the governance's actor."""
+    """A router (the session's server unless another is given: the cluster's), every
+    change it makes audited as the governance's actor."""
 
-    def __init__(self, session: StackSession, governance: Governance) -> None:
+    def __init__(
+        self, session: StackSession, governance: Governance, router: Router | None = None
+    ) -> None:
         self.session = session
         self.governance = governance
+        self.router = router
 
     @property
-    def server(self) -> Server:
-        return self.session.server
+    def server(self) -> Router:
+        return self.router if self.router is not None else self.session.server
+
+    @property
+    def local(self) -> bool:
+        """Whether the router is the stack's own server (its optional protocols apply)."""
+        return self.router is None or self.router is self.session.opened(Role.SERVER)
 
     def find(self, name: str) -> Endpoint | None:
         return next((e for e in self.server.endpoints() if e.name == name), None)
@@ -37,7 +47,7 @@ class EndpointTraffic:
         if self.find(name) is not None:
             return None
         problems: tuple[str, ...] = ()
-        if declares(self.session, ServerCapability.PROCESSES):
+        if self.local and declares(self.session, ServerCapability.PROCESSES):
             inspector = cast(ProcessInspector, self.server)  # the registry checked it
             with contextlib.suppress(Exception):  # the sentence is a courtesy
                 problems = inspector.processes(name)[0].problems

@@ -6,10 +6,10 @@ a restart; `since` is the start of a rollout step's bake window."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from stack.contract.serving import VersionHealth
+from stack.contract.serving import HealthReport, VersionHealth
 from stack_bentoml.traffic import NOT_JUDGED
 
 
@@ -78,3 +78,31 @@ def _percentile(ordered: list[float], q: float) -> float | None:
 
 def _parsed(value: object) -> object:
     return json.loads(str(value)) if value is not None else None
+
+
+def health_report(
+    endpoint: str,
+    rows: Iterable[dict[str, Any]],
+    *,
+    ready: bool,
+    degraded: Iterable[str] = (),
+    failing: Mapping[str, str] | None = None,
+) -> HealthReport:
+    """An endpoint's report from its logged `rows` (version_health): totals over the live
+    versions, the p99 the slowest of theirs. `ready`, `degraded` and `failing` are what its
+    router found outside the log (processes here, pods on a cluster)."""
+    versions = version_health(rows)
+    live = [v for v in versions.values() if v.role == "live"]
+    requests = sum(v.requests for v in live)
+    errors = sum(v.errors for v in live)
+    p99 = max((v.p99_latency_ms for v in live if v.p99_latency_ms is not None), default=None)
+    return HealthReport(
+        endpoint,
+        ready=ready,
+        requests=requests,
+        error_rate=errors / requests if requests else 0.0,
+        p99_latency_ms=p99,
+        versions=versions,
+        degraded=tuple(degraded),
+        failing=dict(failing or {}),
+    )

@@ -1,23 +1,37 @@
 """The cluster path of an endpoint, as Kubernetes objects.
 
 Each version runs as its own Deployment (so a crashing challenger never takes the champion's
-pods with it), behind its own Service, with a HorizontalPodAutoscaler and a
-PodDisruptionBudget. One Gateway API HTTPRoute carries the traffic split: backend weights for
-a canary or an A/B, a RequestMirror filter for a shadow (mirrored answers are discarded by
-the gateway, as the local shadow's are). GPU versions request `nvidia.com/gpu`, tolerate the
-GPU pools' taint and select their nodes."""
+pods with it), behind its own Service, with a HorizontalPodAutoscaler (which owns the
+replica count: the Deployment states none, so an apply never resets it) and a
+PodDisruptionBudget; one NetworkPolicy lets only the gateway's namespace and the serving
+namespace reach the endpoint's pods. One Gateway API HTTPRoute carries the traffic split:
+backend weights for a canary or an A/B, a RequestMirror filter for a shadow (mirrored
+answers are discarded by the gateway, as the local shadow's are), and in its annotations
+the split and revision mlstack routed (the cluster is the state: `mlstack rollout status`
+from another machine reads them back). GPU versions request `nvidia.com/gpu`, tolerate the
+GPU pools' taint (`nvidia.com/gpu`, as infra/pulumi puts on them) and select their nodes
+(`mlstack.io/gpu: "true"`, the pools' label, unless `node_selector` says otherwise).
+Secrets reach the pods by reference (secretKeyRef), never by value."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from stack.contract.registry import ModelVersion
+from stack.contract.registry import ModelSelector, ModelVersion
 from stack.contract.serving import TrafficSplit
 from stack_bentoml.config import KubernetesTarget
 
 PORT = 3000
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+GPU_NODES = {"mlstack.io/gpu": "true"}  # the label infra/pulumi puts on its GPU pools
+MANAGED = {"app.kubernetes.io/managed-by": "mlstack"}
+#: Annotations of the HTTPRoute: the state of the endpoint, as mlstack routed it.
+ENDPOINT_KEY = "mlstack.io/endpoint"
+REVISION_KEY = "mlstack.io/revision"
+SPLIT_KEY = "mlstack.io/split"
+REF_KEY = "mlstack.io/ref"  # on each version's Deployment
 
 
 def dns_name(text: str) -> str:
@@ -30,32 +44,85 @@ def manifests(
     endpoint: str,
     versions: Sequence[ModelVersion],
     split: TrafficSplit,
+    revision: int = 1,
 ) -> list[dict[str, Any]]:
+    """Every object serving `versions` on `endpoint` with `split` (as revision `revision`)."""
     objects: list[dict[str, Any]] = []
     for version in versions:
-        objects.extend(_version_objects(target, endpoint, version))
-    objects.append(_route(target, endpoint, versions, split))
+        objects.extend(version_objects(target, endpoint, version.ref))
+    objects.append(network_policy(target, endpoint))
+    objects.append(route(target, endpoint, split, revision))
     return objects
 
 
-def _labels(endpoint: str, version: ModelVersion) -> dict[str, str]:
+def network_policy(target: KubernetesTarget, endpoint: str) -> dict[str, Any]:
+    """Only the gateway's namespace and the serving namespace reach the endpoint's port."""
+    namespaces = dict.fromkeys([target.gateway_namespace or target.namespace, target.namespace])
     return {
-        "app.kubernetes.io/name": dns_name(endpoint),
-        "app.kubernetes.io/managed-by": "mlstack",
-        "mlstack.io/model": dns_name(version.model),
-        "mlstack.io/version": str(version.version),
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": dns_name(endpoint),
+            "namespace": target.namespace,
+            "labels": {"app.kubernetes.io/name": dns_name(endpoint), **MANAGED},
+        },
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": dns_name(endpoint)}},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {"kubernetes.io/metadata.name": namespace}
+                            }
+                        }
+                        for namespace in namespaces
+                    ],
+                    "ports": [{"protocol": "TCP", "port": PORT}],
+                }
+            ],
+        },
     }
 
 
-def _name(endpoint: str, version: ModelVersion) -> str:
-    return dns_name(f"{endpoint}-v{version.version}")
+def _parts(ref: str) -> tuple[str, int]:
+    selector = ModelSelector.parse(ref)
+    if selector.version is None:
+        raise ValueError(f"{ref} names no version number")
+    return selector.model, selector.version
 
 
-def _version_objects(
-    target: KubernetesTarget, endpoint: str, version: ModelVersion
-) -> list[dict[str, Any]]:
-    name = _name(endpoint, version)
-    labels = _labels(endpoint, version)
+def version_labels(endpoint: str, ref: str) -> dict[str, str]:
+    """The labels of `ref`'s pods on `endpoint` (its Service's and budget's selector)."""
+    model, number = _parts(ref)
+    return {
+        "app.kubernetes.io/name": dns_name(endpoint),
+        **MANAGED,
+        "mlstack.io/model": dns_name(model),
+        "mlstack.io/version": str(number),
+    }
+
+
+def version_name(endpoint: str, ref: str) -> str:
+    """The name of `ref`'s Deployment, Service, autoscaler and budget on `endpoint`."""
+    return dns_name(f"{endpoint}-v{_parts(ref)[1]}")
+
+
+#: The kinds each version is made of, with their apiVersion (what undeploy deletes).
+VERSION_KINDS = (
+    ("apps/v1", "Deployment"),
+    ("v1", "Service"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
+)
+
+
+def version_objects(target: KubernetesTarget, endpoint: str, ref: str) -> list[dict[str, Any]]:
+    """`ref`'s Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget."""
+    model, number = _parts(ref)
+    name = version_name(endpoint, ref)
+    labels = version_labels(endpoint, ref)
     metadata = {"name": name, "namespace": target.namespace, "labels": labels}
     resources: dict[str, dict[str, str]] = {
         "requests": {"cpu": target.cpu, "memory": target.memory},
@@ -63,6 +130,8 @@ def _version_objects(
     }
     tolerations = [t.model_dump(exclude_none=True) for t in target.tolerations]
     node_selector = dict(target.node_selector)
+    if target.gpus and not node_selector:
+        node_selector = dict(GPU_NODES)
     if target.gpus:
         resources["requests"][target.gpu_resource] = str(target.gpus)
         resources["limits"][target.gpu_resource] = str(target.gpus)
@@ -75,9 +144,7 @@ def _version_objects(
         "containers": [
             {
                 "name": "endpoint",
-                "image": target.image.format(
-                    model=dns_name(version.model), version=version.version
-                ),
+                "image": target.image.format(model=dns_name(model), version=number),
                 "args": [
                     "serve",
                     "stack_bentoml.service:MlstackEndpoint",
@@ -87,9 +154,15 @@ def _version_objects(
                     str(PORT),
                 ],
                 "env": [
-                    {"name": "MLSTACK_ENDPOINT_SPEC", "value": "/etc/mlstack/endpoint.json"},
                     {"name": "BENTOML_DO_NOT_TRACK", "value": "true"},
                     {"name": "MLFLOW_DISABLE_TELEMETRY", "value": "true"},
+                    *(
+                        {
+                            "name": ref.env,
+                            "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}},
+                        }
+                        for ref in target.secrets
+                    ),
                 ],
                 "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
                 "resources": resources,
@@ -113,9 +186,8 @@ def _version_objects(
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
-            "metadata": metadata,
-            "spec": {
-                "replicas": target.min_replicas,
+            "metadata": {**metadata, "annotations": {REF_KEY: ref}},
+            "spec": {  # no replicas: the autoscaler's (an apply would reset them)
                 "selector": selector,
                 "strategy": {
                     "type": "RollingUpdate",
@@ -165,19 +237,12 @@ def _version_objects(
     ]
 
 
-def _route(
-    target: KubernetesTarget,
-    endpoint: str,
-    versions: Sequence[ModelVersion],
-    split: TrafficSplit,
+def route(
+    target: KubernetesTarget, endpoint: str, split: TrafficSplit, revision: int
 ) -> dict[str, Any]:
-    by_ref = {v.ref: v for v in versions}
+    """The HTTPRoute carrying `split`, the split and `revision` in its annotations."""
     backends = [
-        {
-            "name": _name(endpoint, by_ref[ref]),
-            "port": PORT,
-            "weight": round(weight * 100),
-        }
+        {"name": version_name(endpoint, ref), "port": PORT, "weight": round(weight * 100)}
         for ref, weight in split.weights.items()
     ]
     rule: dict[str, Any] = {
@@ -189,7 +254,7 @@ def _route(
             {
                 "type": "RequestMirror",
                 "requestMirror": {
-                    "backendRef": {"name": _name(endpoint, by_ref[ref]), "port": PORT}
+                    "backendRef": {"name": version_name(endpoint, ref), "port": PORT}
                 },
             }
             for ref in split.shadows
@@ -200,24 +265,42 @@ def _route(
     spec: dict[str, Any] = {"parentRefs": [parent], "rules": [rule]}
     if target.hostname:
         spec["hostnames"] = [target.hostname]
-    annotations = {}
+    state = {
+        "weights": dict(split.weights),
+        "shadows": list(split.shadows),
+        "sticky": split.sticky,
+        "champion": split.champion,
+        "deadline_ms": split.deadline_ms,
+    }
+    annotations = {
+        ENDPOINT_KEY: endpoint,
+        REVISION_KEY: str(revision),
+        SPLIT_KEY: json.dumps(state, sort_keys=True),
+    }
     if split.sticky:
         # Gateway API has no sticky weights in its standard channel; the endpoint assigns
         # A/B arms by the subject header itself, so the route only states the shares.
         annotations["mlstack.io/ab-subject-header"] = "x-mlstack-subject"
-    metadata: dict[str, Any] = {
-        "name": dns_name(endpoint),
-        "namespace": target.namespace,
-        "labels": {
-            "app.kubernetes.io/name": dns_name(endpoint),
-            "app.kubernetes.io/managed-by": "mlstack",
-        },
-    }
-    if annotations:
-        metadata["annotations"] = annotations
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",
-        "metadata": metadata,
+        "metadata": {
+            "name": dns_name(endpoint),
+            "namespace": target.namespace,
+            "labels": {"app.kubernetes.io/name": dns_name(endpoint), **MANAGED},
+            "annotations": annotations,
+        },
         "spec": spec,
     }
+
+
+def split_of(route: dict[str, Any]) -> TrafficSplit:
+    """The split an HTTPRoute mlstack applied carries (its annotation)."""
+    state = json.loads(route["metadata"]["annotations"][SPLIT_KEY])
+    return TrafficSplit(
+        {str(ref): float(w) for ref, w in state["weights"].items()},
+        tuple(state.get("shadows") or ()),
+        bool(state.get("sticky")),
+        champion=state.get("champion"),
+        deadline_ms=state.get("deadline_ms"),
+    )

@@ -40,6 +40,7 @@ from stack.contract.serving import (
     EndpointProcesses,
     HealthReport,
     LoggedRequest,
+    Router,
     TrafficSplit,
 )
 from stack.errors import NotFound, StackError
@@ -210,26 +211,14 @@ class BentoServer:
         """Readiness, why the endpoint is degraded (census.degraded_reasons), and each
         version's figures from the prediction log since `since`."""
         from stack_bentoml.census import degraded_reasons
-        from stack_bentoml.health import version_health
+        from stack_bentoml.health import health_report
 
         spec = self._spec(endpoint)
         ready = self.supervisor.running(endpoint) and get_status(f"{spec.url}/readyz") == 200
         answer = get_json(f"{spec.url}/endpoint") if ready else {}
         degraded = degraded_reasons(answer, self.spill / endpoint)
-        versions = version_health(log_rows(self.config, self.predictions, endpoint, since))
-        live = [v for v in versions.values() if v.role == "live"]
-        requests = sum(v.requests for v in live)
-        errors = sum(v.errors for v in live)
-        p99 = max((v.p99_latency_ms for v in live if v.p99_latency_ms is not None), default=None)
-        return HealthReport(
-            endpoint,
-            ready=ready,
-            requests=requests,
-            error_rate=errors / requests if requests else 0.0,
-            p99_latency_ms=p99,
-            versions=versions,
-            degraded=tuple(degraded),
-        )
+        rows = log_rows(self.config, self.predictions, endpoint, since)
+        return health_report(endpoint, rows, ready=ready, degraded=degraded)
 
     def logged(
         self, endpoint: str, *, since: datetime | None = None, until: datetime | None = None
@@ -344,6 +333,18 @@ class BentoServer:
         from stack_bentoml.kubernetes import manifests
 
         return manifests(self.config.kubernetes, endpoint, versions, split)
+
+    def cluster_router(self) -> Router:
+        """The Router that applies these manifests to the cluster the kubeconfig names
+        (`kubernetes.kubeconfig`, else `KUBECONFIG`, else the pod's service account), its
+        health read from the same prediction log as here (cluster.py)."""
+        from stack_bentoml.cluster import ClusterRouter
+        from stack_bentoml.kubeapi import KubeApi
+
+        target = self.config.kubernetes
+        kubeconfig = target.kubeconfig and str(self.context.base_dir / target.kubeconfig)
+        api = KubeApi.connect(kubeconfig, target.context)
+        return ClusterRouter(self.config, api, self.predictions)
 
     # -- files --------------------------------------------------------------------------
 

@@ -76,7 +76,7 @@ def test_canary_manifests_validate_and_schedule_on_gpu_pools(cli: Cli, workdir: 
     assert result.returncode == 0, result.stderr
     checked = validate(result.stdout, workdir)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert checked.stdout.count("passed") == 8  # 2 x (Deployment, Service, HPA, PDB)
+    assert checked.stdout.count("passed") == 9  # 2 x (Deployment, Service, HPA, PDB), policy
     assert "schema for kind HTTPRoute" in checked.stdout  # the CRD has none here: a warning
 
     objects = list(yaml.safe_load_all(result.stdout))

@@ -1,0 +1,273 @@
+"""The cluster's Router: the objects of kubernetes.py applied to a Kubernetes cluster, for
+the same RolloutController that drives endpoints on this machine.
+
+- `deploy` and `add_version` apply a version's objects by server-side apply (kubeapi.py);
+  `route` moves the HTTPRoute's weights once every version it gives traffic to (or mirrors
+  to) has a ready pod, and removes the objects of versions the new split no longer names.
+  A version whose pods cannot come up is refused at once, not at the timeout: a container
+  crash-looping, an image that never pulls, a config that cannot be made. The refused route
+  changes nothing (the controller then rolls back to the champion).
+- `health` is the evidence the judge reads locally: the prediction log the pods write (the
+  production stack's PostgreSQL table, `server.prediction_log`), plus, from the API, each
+  routed version's pods: crash loops, pull failures, readiness lost and restarts since the
+  version was routed are `failing` (a breach), whatever the log says.
+- The cluster is the state: the split, revision and endpoint name are annotations of the
+  HTTPRoute (kubernetes.py), so `endpoints()` (and `mlstack rollout status`, `rollback`,
+  `undeploy`) from any machine read what the cluster serves, and the spine says how it
+  came to be."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from stack.contract.registry import ModelVersion
+from stack.contract.serving import Endpoint, HealthReport, TrafficSplit
+from stack.errors import NotFound, StackError
+from stack_bentoml.config import BentoConfig
+from stack_bentoml.kubeapi import KubeApi
+from stack_bentoml.kubernetes import (
+    ENDPOINT_KEY,
+    MANAGED,
+    REF_KEY,
+    REVISION_KEY,
+    VERSION_KINDS,
+    dns_name,
+    network_policy,
+    route,
+    split_of,
+    version_labels,
+    version_name,
+    version_objects,
+)
+
+ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
+#: Container states a pod does not leave by waiting: the version cannot come up.
+STUCK = {
+    "CrashLoopBackOff": "pods crash-looping",
+    "ImagePullBackOff": "image never pulls",
+    "ErrImagePull": "image never pulls",
+    "InvalidImageName": "image name is invalid",
+    "CreateContainerConfigError": "container cannot be configured",
+    "CreateContainerError": "container cannot be created",
+    "RunContainerError": "container cannot start",
+}
+
+
+class ClusterRouter:
+    """Endpoints in `config.kubernetes.namespace` of the cluster `api` talks to."""
+
+    def __init__(
+        self,
+        config: BentoConfig,
+        api: KubeApi,
+        predictions: Path,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        """`predictions`: the Parquet log folder, read when the stack names no PostgreSQL
+        prediction log (a cluster's pods write theirs to PostgreSQL)."""
+        self.config = config
+        self.target = config.kubernetes
+        self.api = api
+        self.predictions = predictions
+        self.sleep = sleep
+        self._restarts: dict[tuple[str, str], int] = {}  # at routing, by (endpoint, ref)
+
+    # -- the Router ---------------------------------------------------------------------
+
+    def deploy(self, version: ModelVersion, *, endpoint: str) -> Endpoint:
+        """`version` alone on `endpoint`: its objects applied, its pods ready, then all the
+        traffic; other versions' objects removed."""
+        self._apply_version(endpoint, version.ref)
+        return self._route(endpoint, TrafficSplit({version.ref: 1.0}), self._current(endpoint))
+
+    def add_version(self, version: ModelVersion, *, endpoint: str) -> None:
+        """`version`'s objects applied beside the live ones; no traffic until routed (its
+        pods are judged ready or stuck when a route gives it traffic)."""
+        if self._current(endpoint) is None:
+            raise NotFound(f"no endpoint {endpoint!r} on the cluster ({self._names()})")
+        self._apply_version(endpoint, version.ref)
+
+    def route(self, endpoint: str, split: TrafficSplit) -> Endpoint:
+        current = self._current(endpoint)
+        if current is None:
+            raise NotFound(f"no endpoint {endpoint!r} on the cluster ({self._names()})")
+        return self._route(endpoint, split, current)
+
+    def health(self, endpoint: str, *, since: datetime | None = None) -> HealthReport:
+        """The prediction log's figures since `since`, `failing` versions from their pods,
+        `ready` while the version with the most traffic has a ready pod and is not failing."""
+        from stack_bentoml.health import health_report
+        from stack_bentoml.logread import log_rows
+
+        current = self._current(endpoint)
+        if current is None:
+            raise NotFound(f"no endpoint {endpoint!r} on the cluster ({self._names()})")
+        split = split_of(current)
+        failing: dict[str, str] = {}
+        for ref in [*split.weights, *split.shadows]:
+            if split.weights.get(ref, 1.0) == 0:
+                continue  # kept as a fallback, taking no traffic: not judged
+            why = self._failing(endpoint, ref)
+            if why is not None:
+                failing[ref] = why
+        heaviest = split.champion or max(split.weights, key=lambda ref: split.weights[ref])
+        ready = heaviest not in failing and self._ready_pods(endpoint, heaviest) > 0
+        rows = log_rows(self.config, self.predictions, endpoint, since)
+        return health_report(endpoint, rows, ready=ready, failing=failing)
+
+    def endpoints(self) -> list[Endpoint]:
+        routes = self.api.select(*ROUTE, self.target.namespace, MANAGED)
+        return [self._endpoint(r) for r in routes if ENDPOINT_KEY in _annotations(r)]
+
+    def undeploy(self, endpoint: str) -> None:
+        """The HTTPRoute, then every version's objects and the NetworkPolicy, deleted."""
+        current = self._current(endpoint)
+        if current is None:
+            raise NotFound(f"no endpoint {endpoint!r} on the cluster ({self._names()})")
+        namespace = self.target.namespace
+        self.api.delete(*ROUTE, namespace, dns_name(endpoint))
+        for ref in self._loaded(endpoint):
+            self._remove_version(endpoint, ref)
+        self.api.delete("networking.k8s.io/v1", "NetworkPolicy", namespace, dns_name(endpoint))
+
+    # -- applying -----------------------------------------------------------------------
+
+    def _apply_version(self, endpoint: str, ref: str) -> None:
+        for obj in version_objects(self.target, endpoint, ref):
+            self.api.apply(obj)
+        self.api.apply(network_policy(self.target, endpoint))
+
+    def _route(
+        self, endpoint: str, split: TrafficSplit, current: dict[str, Any] | None
+    ) -> Endpoint:
+        loaded = self._loaded(endpoint)
+        missing = [ref for ref in [*split.weights, *split.shadows] if ref not in loaded]
+        if missing:
+            raise StackError(
+                f"{', '.join(missing)} not loaded on endpoint {endpoint!r} (loaded: "
+                f"{', '.join(loaded) or 'none'}): deploy or add it first"
+            )
+        taking = [ref for ref in [*split.weights, *split.shadows] if split.weights.get(ref, 1) > 0]
+        for ref in taking:
+            self._wait_ready(endpoint, ref)
+        revision = int(_annotations(current).get(REVISION_KEY, 0)) + 1 if current else 1
+        applied = self.api.apply(route(self.target, endpoint, split, revision))
+        for ref in taking:  # restarts from here on are the version's, in this split
+            self._restarts[(endpoint, ref)] = self._restart_count(endpoint, ref)
+        for ref in loaded:
+            if ref not in split.weights and ref not in split.shadows:
+                self._remove_version(endpoint, ref)
+        return self._endpoint(applied)
+
+    def _remove_version(self, endpoint: str, ref: str) -> None:
+        name = version_name(endpoint, ref)
+        for api_version, kind in VERSION_KINDS:
+            self.api.delete(api_version, kind, self.target.namespace, name)
+        self._restarts.pop((endpoint, ref), None)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _current(self, endpoint: str) -> dict[str, Any] | None:
+        return self.api.find(*ROUTE, self.target.namespace, dns_name(endpoint))
+
+    def _loaded(self, endpoint: str) -> list[str]:
+        """The versions with a Deployment on `endpoint`, by ref."""
+        selector = {"app.kubernetes.io/name": dns_name(endpoint), **MANAGED}
+        found = self.api.select("apps/v1", "Deployment", self.target.namespace, selector)
+        return [_annotations(d)[REF_KEY] for d in found if REF_KEY in _annotations(d)]
+
+    def _endpoint(self, obj: dict[str, Any]) -> Endpoint:
+        annotations = _annotations(obj)
+        host = self.target.hostname or (
+            f"{self.target.gateway}.{self.target.gateway_namespace or self.target.namespace}"
+            ".svc.cluster.local"
+        )
+        return Endpoint(
+            annotations[ENDPOINT_KEY],
+            f"http://{host}",
+            int(annotations.get(REVISION_KEY, 1)),
+            split_of(obj),
+        )
+
+    def _names(self) -> str:
+        names = ", ".join(e.name for e in self.endpoints())
+        return f"deployed there: {names or 'none'}"
+
+    def _pods(self, endpoint: str, ref: str) -> list[dict[str, Any]]:
+        selector = version_labels(endpoint, ref)
+        return self.api.select("v1", "Pod", self.target.namespace, selector)
+
+    def _ready_pods(self, endpoint: str, ref: str) -> int:
+        return sum(1 for pod in self._pods(endpoint, ref) if _pod_ready(pod))
+
+    def _restart_count(self, endpoint: str, ref: str) -> int:
+        return sum(
+            int(status.get("restartCount", 0))
+            for pod in self._pods(endpoint, ref)
+            for status in (pod.get("status") or {}).get("containerStatuses") or []
+        )
+
+    def _stuck(self, pods: list[dict[str, Any]]) -> str | None:
+        """Why the pods cannot come up, in a few words with the API's own reason."""
+        for pod in pods:
+            for status in (pod.get("status") or {}).get("containerStatuses") or []:
+                waiting = (status.get("state") or {}).get("waiting") or {}
+                reason = waiting.get("reason")
+                if reason in STUCK:
+                    restarts = int(status.get("restartCount", 0))
+                    detail = f", {restarts} restarts" if restarts else ""
+                    message = waiting.get("message")
+                    said = f": {message}" if message else ""
+                    return f"{STUCK[reason]} ({reason}{detail}, pod {_name(pod)}){said}"
+        return None
+
+    def _failing(self, endpoint: str, ref: str) -> str | None:
+        """Why `ref`'s pods fail outside the app, or None: stuck, no ready pod (its
+        readiness probe failing), or restarted since it was routed."""
+        pods = self._pods(endpoint, ref)
+        stuck = self._stuck(pods)
+        if stuck is not None:
+            return stuck
+        if not any(_pod_ready(pod) for pod in pods):
+            return f"no ready pod (readiness probe failing on {len(pods)} pods)"
+        before = self._restarts.get((endpoint, ref))
+        restarts = self._restart_count(endpoint, ref)
+        if before is not None and restarts > before:
+            return f"pods restarted {restarts - before} times since it took traffic"
+        return None
+
+    def _wait_ready(self, endpoint: str, ref: str) -> None:
+        """Until `ref` has a ready pod; StackError at once when its pods are stuck, or
+        after `ready_timeout_seconds` (readiness never came: its probe fails)."""
+        deadline = time.monotonic() + self.target.ready_timeout_seconds
+        while True:
+            pods = self._pods(endpoint, ref)
+            stuck = self._stuck(pods)
+            if stuck is not None:
+                raise StackError(f"{ref} cannot serve on the cluster: {stuck}")
+            if any(_pod_ready(pod) for pod in pods):
+                return
+            if time.monotonic() >= deadline:
+                raise StackError(
+                    f"{ref} has no ready pod after {self.target.ready_timeout_seconds:g} s "
+                    f"({len(pods)} pods; readiness probe /readyz failing)"
+                )
+            self.sleep(self.target.poll_seconds)
+
+
+def _annotations(obj: dict[str, Any] | None) -> dict[str, str]:
+    return dict(((obj or {}).get("metadata") or {}).get("annotations") or {})
+
+
+def _name(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name"))
+
+
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)

@@ -1,0 +1,302 @@
+"""The cluster's Router under the one RolloutController, against a Kubernetes API served over
+HTTP on 127.0.0.1 (tests/support/fake_kube.py): the official client sends it real requests
+from a kubeconfig, and each is asserted as it was sent. Every object applied is validated
+with kubernetes-validate --strict for the Kubernetes version the infra program targets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from stack.config.rollout import RolloutPlan, ServiceLevels
+from stack.contract.registry import ModelVersion
+from stack.contract.states import LifecycleState as S
+from stack.governance.service import Governance
+from stack.rollout import RolloutController
+from stack.rollout.kubernetes import router_for
+from stack.session import StackSession
+from stack_bentoml.config import KubernetesTarget
+from stack_bentoml.kubernetes import manifests
+from tests.adapters.bentoml.models import register_versions
+from tests.support.cli import cli_in
+from tests.support.fake_kube import FakeCluster, fake_cluster
+
+NAMESPACE = "ml-serving"
+STACK = f"""
+name: cluster
+home: .mlstack
+tracker: {{adapter: mlflow}}
+registry: {{adapter: mlflow}}
+server:
+  adapter: bentoml
+  kubernetes:
+    namespace: {NAMESPACE}
+    image: registry.example.com/{{model}}:v{{version}}
+    gpus: 1
+    kubeconfig: kubeconfig
+    poll_seconds: 0.01
+    secrets: [{{env: MLSTACK_PREDICTION_LOG_URL, secret: prediction-log, key: url}}]
+spine: {{url: "sqlite:///.mlstack/spine.db"}}
+"""
+#: The bake a test waits: judged at once (the fake API answers at once; no log traffic).
+QUICK = {"bake_seconds": 0.0, "check_seconds": 0.01, "slo": ServiceLevels(min_requests=0)}
+APPLY_QUERY = {"fieldManager": "mlstack", "force": "true"}
+
+
+def infra_kubernetes_version() -> str:
+    """The version infra/pulumi's spec makes clusters with (its default)."""
+    import re
+
+    spec = Path(__file__).resolve().parents[3] / "infra/pulumi/mlstack_infra/spec.py"
+    found = re.search(r'kubernetes_version: str = Field\(default="([0-9.]+)"', spec.read_text())
+    assert found, "infra/pulumi/mlstack_infra/spec.py no longer says its Kubernetes version"
+    return found.group(1)
+
+
+@dataclass
+class Cluster:
+    folder: Path
+    api: FakeCluster
+    session: StackSession
+    champion: ModelVersion
+    source: ModelVersion
+
+    def controller(self, **kwargs: Any) -> RolloutController:
+        return RolloutController(
+            self.session, router=router_for(self.session, "kubernetes"), **kwargs
+        )
+
+    def approved(self) -> ModelVersion:
+        """A fresh version of the model, approved (the same files as the champion's)."""
+        registry = self.session.registry
+        version = registry.register("churn", self.source.source_uri, run_id=self.source.run_id)
+        return Governance(self.session).promote(version.ref, S.APPROVED)
+
+    def image(self, version: ModelVersion) -> str:
+        return f"registry.example.com/churn:v{version.version}"
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cluster")
+    (folder / "stack.yaml").write_text(STACK)
+    with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
+        register_versions(session.adapter_context())
+    return folder
+
+
+@pytest.fixture
+def cluster(registered: Path) -> Iterator[Cluster]:
+    """The champion (a fresh version) served alone on endpoint `churn` of a fresh cluster."""
+    with fake_cluster() as api:
+        api.kubeconfig(registered)
+        with StackSession.open(registered / "stack.yaml", base_dir=registered) as session:
+            source = session.registry.get_version("churn", 1)
+            built = Cluster(registered, api, session, source, source)
+            champion = built.approved()
+            plan = RolloutPlan(strategy="direct", endpoint="churn")
+            result = built.controller().deploy(champion, plan)
+            assert result.outcome == "deployed"
+            built.champion = Governance(session).version(champion.ref)
+            yield built
+
+
+def weights(recorded: Any) -> dict[str, int]:
+    return {b["name"]: b["weight"] for b in recorded.body["spec"]["rules"][0]["backendRefs"]}
+
+
+def validate(objects: list[dict[str, Any]], folder: Path) -> subprocess.CompletedProcess[str]:
+    path = folder / "applied.yaml"
+    path.write_text(yaml.safe_dump_all(objects))
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "kubernetes-validate"),
+            "--strict",
+            "--kubernetes-version",
+            infra_kubernetes_version(),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_deploy_is_server_side_applies_of_the_rendered_objects(cluster: Cluster) -> None:
+    champion = cluster.champion
+    v = champion.version
+    base = f"/apis/apps/v1/namespaces/{NAMESPACE}"
+    applied = cluster.api.applied()
+    assert [r.path for r in applied] == [
+        f"{base}/deployments/churn-v{v}",
+        f"/api/v1/namespaces/{NAMESPACE}/services/churn-v{v}",
+        f"/apis/autoscaling/v2/namespaces/{NAMESPACE}/horizontalpodautoscalers/churn-v{v}",
+        f"/apis/policy/v1/namespaces/{NAMESPACE}/poddisruptionbudgets/churn-v{v}",
+        f"/apis/networking.k8s.io/v1/namespaces/{NAMESPACE}/networkpolicies/churn",
+        f"/apis/gateway.networking.k8s.io/v1/namespaces/{NAMESPACE}/httproutes/churn",
+    ]
+    assert {r.content_type for r in applied} == {"application/apply-patch+yaml"}
+    assert all(r.query == APPLY_QUERY for r in applied)
+    target = KubernetesTarget.model_validate(yaml.safe_load(STACK)["server"]["kubernetes"])
+    expected = manifests(target, "churn", [champion], champion_alone(champion))
+    assert [r.body for r in applied] == expected  # exactly what --dry-run prints
+
+    deployment = applied[0].body
+    pod = deployment["spec"]["template"]["spec"]
+    assert "replicas" not in deployment["spec"]  # the autoscaler's to set
+    assert pod["nodeSelector"] == {"mlstack.io/gpu": "true"}  # infra/pulumi's GPU pool label
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in (
+        pod["tolerations"]
+    )
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["MLSTACK_PREDICTION_LOG_URL"] == {
+        "name": "MLSTACK_PREDICTION_LOG_URL",
+        "valueFrom": {"secretKeyRef": {"name": "prediction-log", "key": "url"}},
+    }
+    assert weights(applied[-1]) == {f"churn-v{v}": 100}
+    checked = validate([r.body for r in applied], cluster.folder)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "schema for kind HTTPRoute" in checked.stdout  # no CRD schema here: a warning
+
+
+def champion_alone(champion: ModelVersion) -> Any:
+    from stack.contract.serving import TrafficSplit
+
+    return TrafficSplit({champion.ref: 1.0})
+
+
+def test_a_canary_moves_the_route_weights_step_by_step_then_promotes(cluster: Cluster) -> None:
+    challenger = cluster.approved()
+    plan = RolloutPlan(strategy="canary", steps=(0.1, 0.5, 1.0), endpoint="churn", **QUICK)
+    result = cluster.controller().deploy(challenger, plan)
+
+    assert result.outcome == "promoted", result.reasons
+    old, new = f"churn-v{cluster.champion.version}", f"churn-v{challenger.version}"
+    routes = cluster.api.applied("HTTPRoute")[1:]
+    assert [weights(r) for r in routes] == [
+        {old: 90, new: 10},
+        {old: 50, new: 50},
+        {old: 0, new: 100},
+        {new: 100, old: 0},  # promoted: the old champion kept at 0 as fallback
+    ]
+    assert [r.body["metadata"]["annotations"]["mlstack.io/revision"] for r in routes] == [
+        "2",
+        "3",
+        "4",
+        "5",
+    ]
+    governance = Governance(cluster.session)
+    assert governance.version(challenger.ref).state is S.SERVING
+    # the cluster is the state: a new router (another machine) reads the split back
+    [endpoint] = router_for(cluster.session, "kubernetes").endpoints()
+    assert (endpoint.name, endpoint.revision) == ("churn", 5)
+    assert dict(endpoint.split.weights) == {challenger.ref: 1.0, cluster.champion.ref: 0.0}
+    validated = validate([r.body for r in cluster.api.applied()], cluster.folder)
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [("crashloop", "CrashLoopBackOff"), ("pullfail", "ImagePullBackOff")],
+)
+def test_a_challenger_whose_pods_cannot_come_up_is_rolled_back(
+    cluster: Cluster, behaviour: str, reason: str
+) -> None:
+    challenger = cluster.approved()
+    cluster.api.behaviours[cluster.image(challenger)] = behaviour
+    plan = RolloutPlan(strategy="canary", steps=(0.1, 1.0), endpoint="churn", **QUICK)
+    result = cluster.controller().deploy(challenger, plan)
+
+    assert result.outcome == "rolled_back"
+    assert reason in " ".join(result.reasons)
+    champion = f"churn-v{cluster.champion.version}"
+    routes = cluster.api.applied("HTTPRoute")[1:]
+    assert [weights(r) for r in routes] == [{champion: 100}]  # never given its 10%
+    assert (
+        f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/churn-v{challenger.version}"
+        in cluster.api.deleted()
+    )
+    governance = Governance(cluster.session)
+    assert governance.version(challenger.ref).state is S.REJECTED
+    assert governance.version(cluster.champion.ref).state is S.SERVING
+    audit = cluster.session.spine.audit_entries(subject="endpoint:churn")
+    assert [e.action for e in audit if e.action.startswith("rollout.")][-1] == (
+        "rollout.rolled_back"
+    )
+
+
+def test_readiness_lost_during_the_bake_is_a_breach_and_rolls_back(cluster: Cluster) -> None:
+    challenger = cluster.approved()
+    image = cluster.image(challenger)
+
+    def fails_while_baking(seconds: float) -> None:
+        cluster.api.behaviours[image] = "unready"  # its readiness probe starts failing
+
+    plan = RolloutPlan(
+        strategy="canary",
+        steps=(0.25, 1.0),
+        endpoint="churn",
+        bake_seconds=3600.0,  # the breach ends the bake, not its time
+        check_seconds=0.01,
+        slo=ServiceLevels(min_requests=0),
+    )
+    result = cluster.controller(sleep=fails_while_baking).deploy(challenger, plan)
+
+    assert result.outcome == "rolled_back"
+    assert "readiness probe failing" in " ".join(result.reasons)
+    champion = f"churn-v{cluster.champion.version}"
+    new = f"churn-v{challenger.version}"
+    routes = cluster.api.applied("HTTPRoute")[1:]
+    assert [weights(r) for r in routes] == [{champion: 75, new: 25}, {champion: 100}]
+    assert Governance(cluster.session).version(challenger.ref).state is S.REJECTED
+
+
+def test_restarts_after_it_took_traffic_are_a_breach(cluster: Cluster) -> None:
+    challenger = cluster.approved()
+    image = cluster.image(challenger)
+
+    def restarts_while_baking(seconds: float) -> None:
+        cluster.api.restarts[image] = cluster.api.restarts.get(image, 0) + 1
+
+    plan = RolloutPlan(
+        strategy="canary",
+        steps=(0.5, 1.0),
+        endpoint="churn",
+        bake_seconds=3600.0,
+        check_seconds=0.01,
+        slo=ServiceLevels(min_requests=0),
+    )
+    result = cluster.controller(sleep=restarts_while_baking).deploy(challenger, plan)
+
+    assert result.outcome == "rolled_back"
+    assert "restarted 1 times since it took traffic" in " ".join(result.reasons)
+
+
+def test_status_rollback_and_undeploy_from_another_process(cluster: Cluster) -> None:
+    challenger = cluster.approved()
+    plan = RolloutPlan(strategy="canary", steps=(1.0,), endpoint="churn", **QUICK)
+    assert cluster.controller().deploy(challenger, plan).outcome == "promoted"
+    cli = cli_in(cluster.folder)
+
+    status = cli("rollout", "status", "churn", "--target", "kubernetes")
+    assert status.returncode == 0, status.stderr
+    assert f"{challenger.ref}" in status.stdout and "100%" in status.stdout
+
+    rolled = cli("rollback", "churn", "--target", "kubernetes", "--reason", "by hand")
+    assert rolled.returncode == 0, rolled.stderr
+    champion = f"churn-v{cluster.champion.version}"
+    assert weights(cluster.api.applied("HTTPRoute")[-1]) == {champion: 100}
+    governance = Governance(cluster.session)
+    assert governance.version(cluster.champion.ref).state is S.SERVING
+
+    gone = cli("undeploy", "churn", "--target", "kubernetes")
+    assert gone.returncode == 0, gone.stderr
+    assert not cluster.api.objects, "every object of the endpoint deleted"
+    assert router_for(cluster.session, "kubernetes").endpoints() == []
