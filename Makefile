@@ -15,7 +15,7 @@ export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_LINK_MODE := copy
 
-.PHONY: demo demo-rag demo-clean test test-llm bench lint sync sync-test sync-llm sync-bench sync-terraform infra-synth clean
+.PHONY: demo demo-rag demo-clean test test-llm test-cluster bench lint sync sync-test sync-llm sync-bench sync-terraform infra-synth clean
 
 $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)/venv
@@ -78,6 +78,11 @@ TEST_WORKERS ?= 3
 
 test: sync-test
 	$(RUN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+# A canary and a rollback on the cluster KUBECONFIG names, with the endpoint images named by
+# MLSTACK_LIVE_IMAGE (docs/serving.md); skipped, saying why, without them.
+test-cluster: sync-test
+	$(RUN)/python -m pytest tests/live -rs
 
 # The RAG recipe on the real packaged SmolLM2 (slow: about a minute and a half).
 test-llm: sync-test

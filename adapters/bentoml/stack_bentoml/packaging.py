@@ -37,6 +37,9 @@ def build_bento(
         weights={version.ref: 1.0},
         ab_header=config.ab_header,
         log_dir="/tmp/mlstack-predictions",
+        # on a cluster the pods write the stack's PostgreSQL log (URL from the environment,
+        # by a Secret reference: server.kubernetes.secrets), the rollout's evidence
+        log_table=config.prediction_log.table if config.prediction_log else None,
         max_body_bytes=config.max_body_bytes,
         max_rows=config.max_rows,
         log_flush_seconds=config.log_flush_seconds,
