@@ -26,7 +26,8 @@ def serving_history(spine: SpineStore, model: str) -> list[ServingChange]:
     `state.changed`)."""
     changes: list[ServingChange] = []
     current: str | None = None
-    entries = spine.audit_entries(subject=model)
+    # Only these entries change what serves (a model's log is mostly monitoring checks).
+    entries = spine.audit_entries(subject=model, actions=_CHANGES)
     never_applied = _never_applied(entries)
     for entry in entries:
         if entry.seq in never_applied:
@@ -36,6 +37,10 @@ def serving_history(spine: SpineStore, model: str) -> list[ServingChange]:
             current = after
             changes.append(ServingChange(entry.at, current, entry.actor, entry.reason))
     return changes
+
+
+#: The actions `_serving_after` reads; every other entry leaves what serves as it was.
+_CHANGES = ("state.changed", "state.change_failed")
 
 
 def _never_applied(entries: list[AuditEntry]) -> set[int]:

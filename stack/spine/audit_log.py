@@ -46,12 +46,14 @@ class AuditLog(SpineTables):
         subject_prefix: str | None = None,
         actor: str | None = None,
         action: str | None = None,
+        actions: Sequence[str] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> list[AuditEntry]:
         """Entries oldest first: about `subject` (and its versions, `subject@N`), about any
-        subject starting with `subject_prefix` (`endpoint:`), by `actor`, of `action`, in
-        [`since`, `until`). Subject filters read the subject index (a range on SQLite)."""
+        subject starting with `subject_prefix` (`endpoint:`), by `actor`, of `action` (or
+        of any of `actions`), in [`since`, `until`). Subject filters read the subject index
+        (a range on SQLite)."""
         query = select(AuditEntryRow).order_by(AuditEntryRow.seq)
         if subject is not None:
             query = query.where(
@@ -63,6 +65,8 @@ class AuditLog(SpineTables):
             query = query.where(AuditEntryRow.actor == actor)
         if action is not None:
             query = query.where(AuditEntryRow.action == action)
+        if actions is not None:
+            query = query.where(AuditEntryRow.action.in_(actions))
         if since is not None:
             query = query.where(AuditEntryRow.at >= to_text(since))
         if until is not None:

@@ -69,6 +69,8 @@ def test_subject_filters_take_names_literally(store: SpineStore) -> None:
         store.audit(actor="a", action="x", subject=subject)
     assert [e.subject for e in store.audit_entries(subject="m_1")] == ["m_1", "m_1@2"]
     assert [e.subject for e in store.audit_entries(subject="m%")] == []
+    store.audit(actor="a", action="y", subject="m_1@2")
+    assert [e.action for e in store.audit_entries(subject="m_1", actions=("y", "z"))] == ["y"]
     assert [e.subject for e in store.audit_entries(subject_prefix="endpoint:")] == [
         "endpoint:m_1",
         "endpoint:b",
