@@ -117,7 +117,14 @@ class ClusterRouter:
                 failing[ref] = why
         heaviest = split.champion or max(split.weights, key=lambda ref: split.weights[ref])
         ready = heaviest not in failing and self._ready_pods(endpoint, heaviest) > 0
-        rows = log_rows(self.config, self.predictions, endpoint, since)
+        rows = [
+            # a mirrored copy is logged by the shadow's own pods as an answer of theirs, with
+            # no live answer beside it: a shadow's errors and latency, not its disagreement
+            {**row, "role": "shadow", "output": None}
+            if row["model_version"] in split.shadows and row["role"] == "live"
+            else row
+            for row in log_rows(self.config, self.predictions, endpoint, since)
+        ]
         return health_report(endpoint, rows, ready=ready, failing=failing)
 
     def endpoints(self) -> list[Endpoint]:

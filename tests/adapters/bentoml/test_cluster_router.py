@@ -202,6 +202,20 @@ def test_a_canary_moves_the_route_weights_step_by_step_then_promotes(cluster: Cl
     assert validated.returncode == 0, validated.stdout + validated.stderr
 
 
+def test_a_shadow_is_mirrored_by_the_route(cluster: Cluster) -> None:
+    challenger = cluster.approved()
+    plan = RolloutPlan(strategy="shadow", endpoint="churn", **QUICK)
+    result = cluster.controller().deploy(challenger, plan)
+
+    assert result.outcome == "promoted", result.reasons
+    mirrored = cluster.api.applied("HTTPRoute")[1].body["spec"]["rules"][0]
+    champion, new = f"churn-v{cluster.champion.version}", f"churn-v{challenger.version}"
+    assert [b["name"] for b in mirrored["backendRefs"]] == [champion]
+    assert mirrored["filters"] == [
+        {"type": "RequestMirror", "requestMirror": {"backendRef": {"name": new, "port": 3000}}}
+    ]
+
+
 @pytest.mark.parametrize(
     ("behaviour", "reason"),
     [("crashloop", "CrashLoopBackOff"), ("pullfail", "ImagePullBackOff")],
