@@ -38,6 +38,7 @@ class FakeCluster:
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)  # by object path
     behaviours: dict[str, str] = field(default_factory=dict)  # by image; default ready
     restarts: dict[str, int] = field(default_factory=dict)  # by image
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)  # applies, by kind
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def applied(self, kind: str | None = None) -> list[Recorded]:
@@ -69,6 +70,9 @@ class FakeCluster:
     def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         with self.lock:
             if method == "PATCH":
+                if (body or {}).get("kind") in self.refused:
+                    code, message = self.refused[body["kind"]]
+                    return code, _status(code, message)
                 return 200, self._apply(path, body)
             if method == "DELETE":
                 if self.objects.pop(path, None) is None:

@@ -18,6 +18,7 @@ import yaml
 from stack.config.rollout import RolloutPlan, ServiceLevels
 from stack.contract.registry import ModelVersion
 from stack.contract.states import LifecycleState as S
+from stack.errors import StackError
 from stack.governance.service import Governance
 from stack.rollout import RolloutController
 from stack.rollout.kubernetes import router_for
@@ -314,3 +315,35 @@ def test_status_rollback_and_undeploy_from_another_process(cluster: Cluster) -> 
     assert gone.returncode == 0, gone.stderr
     assert not cluster.api.objects, "every object of the endpoint deleted"
     assert router_for(cluster.session, "kubernetes").endpoints() == []
+
+
+def test_an_apply_the_api_refuses_is_an_error_naming_its_answer(cluster: Cluster) -> None:
+    challenger = cluster.approved()
+    message = 'httproutes "churn" is forbidden: User "ci" cannot patch resource'
+    cluster.api.refused["HTTPRoute"] = (403, message)
+    plan = RolloutPlan(strategy="canary", steps=(0.1, 1.0), endpoint="churn", **QUICK)
+
+    with pytest.raises(StackError, match=r"refused PATCH .*httproutes/churn: 403 .*forbidden"):
+        cluster.controller().deploy(challenger, plan)
+
+    [endpoint] = router_for(cluster.session, "kubernetes").endpoints()
+    assert dict(endpoint.split.weights) == {cluster.champion.ref: 1.0}  # as it was
+    audit = cluster.session.spine.audit_entries(subject="endpoint:churn")
+    assert "endpoint.route_failed" in [e.action for e in audit]
+
+
+def test_no_cluster_is_an_error_saying_what_to_set(cluster: Cluster) -> None:
+    (cluster.folder / "kubeconfig").unlink()
+    with pytest.raises(StackError, match=r"no cluster to deploy to: kubeconfig .*KUBECONFIG"):
+        router_for(cluster.session, "kubernetes")
+
+
+def test_a_cluster_that_does_not_answer_is_an_error_naming_it(cluster: Cluster) -> None:
+    from tests.support.ports import free_port
+
+    silent = f"http://127.0.0.1:{free_port()}"
+    config = (cluster.folder / "kubeconfig").read_text().replace(cluster.api.url, silent)
+    (cluster.folder / "kubeconfig").write_text(config)
+    router = router_for(cluster.session, "kubernetes")
+    with pytest.raises(StackError, match=f"cannot reach the Kubernetes API at {silent}"):
+        router.endpoints()
