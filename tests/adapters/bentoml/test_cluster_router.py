@@ -347,3 +347,36 @@ def test_a_cluster_that_does_not_answer_is_an_error_naming_it(cluster: Cluster) 
     router = router_for(cluster.session, "kubernetes")
     with pytest.raises(StackError, match=f"cannot reach the Kubernetes API at {silent}"):
         router.endpoints()
+
+
+class Died(BaseException):
+    """The rollout's process stops mid-bake (as a kill would)."""
+
+
+def test_a_rollout_left_by_a_dead_process_is_rolled_back_from_another(cluster: Cluster) -> None:
+    challenger = cluster.approved()
+
+    def dies(seconds: float) -> None:
+        raise Died
+
+    plan = RolloutPlan(
+        strategy="canary",
+        steps=(0.1, 1.0),
+        endpoint="churn",
+        bake_seconds=3600.0,
+        check_seconds=0.01,
+        slo=ServiceLevels(min_requests=0),
+    )
+    with pytest.raises(Died):
+        cluster.controller(sleep=dies).deploy(challenger, plan)
+    champion, new = f"churn-v{cluster.champion.version}", f"churn-v{challenger.version}"
+    assert weights(cluster.api.applied("HTTPRoute")[-1]) == {champion: 90, new: 10}
+
+    rolled = cli_in(cluster.folder)("rollback", "churn", "--target", "kubernetes")
+
+    assert rolled.returncode == 0, rolled.stderr
+    assert weights(cluster.api.applied("HTTPRoute")[-1]) == {champion: 100}
+    governance = Governance(cluster.session)
+    assert governance.version(challenger.ref).state is S.REJECTED
+    assert governance.version(cluster.champion.ref).state is S.SERVING
+    assert f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{new}" in cluster.api.deleted()
