@@ -39,8 +39,11 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 # Not compiled to bytecode at install: the provider bindings are hundreds of MB of Python, of
 # which a synthesis imports a few submodules (compiled on that first import instead).
+# UV_PYTHON as the interpreter itself: uv never matches a pyenv shim's path to an existing
+# environment and would build it anew on every sync.
 sync-terraform: $(UV)
-	UV_COMPILE_BYTECODE=0 UV_PROJECT_ENVIRONMENT=$(TF_DIR)/.venv $(UV) sync --locked --project $(TF_DIR)
+	UV_PYTHON=$$($(UV_PYTHON) -c 'import sys; print(sys.executable)') UV_COMPILE_BYTECODE=0 \
+	  UV_PROJECT_ENVIRONMENT=$(TF_DIR)/.venv $(UV) sync --locked --project $(TF_DIR)
 
 # Terraform JSON for each example stack: infra/terraform/out/<target>/ (aws, gcp, azure, onprem).
 infra-synth: sync-terraform
