@@ -291,6 +291,7 @@ def _serving(spec: InfraSpec) -> list[Manifest]:
                             }
                         ]
                     },
+                    *_scrapers(spec),
                 ],
             },
         },
@@ -305,6 +306,16 @@ def _serving(spec: InfraSpec) -> list[Manifest]:
     gateway["spec"]["ports"][0]["targetPort"] = 3000
     objects.append(gateway)
     return objects
+
+
+def _scrapers(spec: InfraSpec) -> list[Manifest]:
+    """Prometheus' namespace may reach the endpoints' port (for `/metrics`), nothing else."""
+    if spec.services.prometheus is None:
+        return []
+    namespace = {"matchLabels": {"kubernetes.io/metadata.name": spec.services.prometheus.namespace}}
+    return [
+        {"from": [{"namespaceSelector": namespace}], "ports": [{"port": 3000, "protocol": "TCP"}]}
+    ]
 
 
 def _monitoring_job(spec: InfraSpec, model: str, schedule: str) -> Manifest:

@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from mlstack_infra import observability
 from mlstack_infra.common import ClusterOutputs, child
 from mlstack_infra.manifests import NAMESPACE, SECRET, Endpoints, render
 from mlstack_infra.spec import InfraSpec
@@ -111,4 +112,5 @@ class MlstackServices(pulumi.ComponentResource):
             for m in render(spec, endpoints)
             if m["kind"] != "Namespace" or m["metadata"]["name"] != NAMESPACE
         ]
-        return rendered + list(extra)
+        # the PodMonitor needs the Prometheus Operator's CRDs (kube-prometheus-stack)
+        return rendered + list(extra) + observability.manifests(spec)

@@ -85,6 +85,23 @@ class MonitoringJob(BaseModel):
     schedule: str = Field(default="*/15 * * * *", description="cron")
 
 
+class PrometheusScraping(BaseModel):
+    """How the cluster's Prometheus (e.g. kube-prometheus-stack) reaches the endpoints'
+    `/metrics`: a PodMonitor in the serving namespace, the serving NetworkPolicy opened to
+    its namespace on the endpoints' port, and the dashboards as ConfigMaps Grafana's sidecar
+    provisions (label `grafana_dashboard: "1"`)."""
+
+    model_config = _FROZEN
+
+    namespace: str = Field(
+        default="monitoring",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Where Prometheus and Grafana run.",
+    )
+    pod_monitor: bool = Field(default=True, description="The Prometheus Operator's PodMonitor.")
+    grafana_dashboards: bool = True
+
+
 class Services(BaseModel):
     model_config = _FROZEN
 
@@ -93,6 +110,7 @@ class Services(BaseModel):
     kubeflow_pipelines: bool = True
     serving: bool = True
     monitoring: tuple[MonitoringJob, ...] = ()
+    prometheus: PrometheusScraping | None = PrometheusScraping()
 
 
 class Database(BaseModel):

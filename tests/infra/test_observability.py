@@ -1,0 +1,77 @@
+"""The Pulumi program's Prometheus scraping of the serving namespace and its Grafana
+dashboards, under Pulumi's mocks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mlstack_infra.manifests import Endpoints, render
+from mlstack_infra.spec import parse_spec
+
+from tests.infra.conftest import RecordingMocks
+from tests.infra.test_targets import declare, of, spec_for
+
+
+def _groups(mocks: RecordingMocks, spec: object) -> dict[str, list[dict[str, object]]]:
+    resources = declare(mocks, spec)
+    return {
+        group.name: group.inputs["objs"]
+        for group in of(resources, "kubernetes:yaml/v2:ConfigGroup")
+    }
+
+
+def test_the_program_scrapes_the_serving_namespace_and_provisions_the_dashboards(
+    mocks: RecordingMocks,
+) -> None:
+    groups = _groups(mocks, spec_for("aws"))
+    [scraping] = groups.values()  # applied with the other mlstack services
+    [monitor] = [o for o in scraping if o["kind"] == "PodMonitor"]
+    assert monitor["metadata"]["namespace"] == "mlstack-serving"
+    assert monitor["spec"] == {
+        "selector": {"matchLabels": {"app.kubernetes.io/managed-by": "mlstack"}},
+        "podMetricsEndpoints": [{"port": "http", "path": "/metrics", "interval": "30s"}],
+    }
+    dashboards = {
+        o["metadata"]["name"]: o
+        for o in scraping
+        if o["kind"] == "ConfigMap" and "grafana_dashboard" in o["metadata"]["labels"]
+    }
+    assert set(dashboards) == {
+        "mlstack-dashboard-endpoints",
+        "mlstack-dashboard-monitoring",
+        "mlstack-dashboard-rollouts",
+    }
+    endpoints = dashboards["mlstack-dashboard-endpoints"]
+    assert endpoints["metadata"]["namespace"] == "monitoring"
+    assert endpoints["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(endpoints["data"]["mlstack-endpoints.json"])["uid"] == "mlstack-endpoints"
+
+
+def test_prometheus_may_reach_the_endpoints_port_and_nothing_more() -> None:
+    spec = spec_for("aws", services={"prometheus": {"namespace": "observability"}})
+    [policy] = [
+        o for o in render(spec, Endpoints("s3://b/mlflow", "db")) if o["kind"] == "NetworkPolicy"
+    ]
+    scrape = {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}
+    assert {
+        "from": [{"namespaceSelector": scrape}],
+        "ports": [{"port": 3000, "protocol": "TCP"}],
+    } in policy["spec"]["ingress"]
+
+
+def test_without_prometheus_nothing_is_scraped(mocks: RecordingMocks) -> None:
+    [objects] = _groups(mocks, spec_for("aws", services={"prometheus": None})).values()
+    assert not [o for o in objects if o["kind"] == "PodMonitor" or "dashboard" in str(o)]
+
+
+def test_a_bad_prometheus_namespace_names_the_field() -> None:
+    with pytest.raises(ValueError, match=r"services\.prometheus\.namespace"):
+        parse_spec(
+            {
+                "target": "aws",
+                "region": "us-east-1",
+                "node_pools": [{"name": "system", "machine_type": "m6i.xlarge", "max_size": 3}],
+                "services": {"prometheus": {"namespace": "Not_A_Namespace"}},
+            }
+        )
