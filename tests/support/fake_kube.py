@@ -5,7 +5,7 @@ from a kubeconfig, and it answers as the API does for what mlstack uses (server-
 PATCH, GET of an object or a list with an equality label selector, DELETE, 404 Status
 objects), recording each request as it came. The kubelet is played at once: each applied
 Deployment has pods whose state its image's behaviour says (`ready`, `crashloop`,
-`pullfail`, `unready`), changeable while a rollout runs."""
+`pullfail`, `unready`, `zero`: scaled to no pod), changeable while a rollout runs."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ class FakeCluster:
                 continue
             template = obj["spec"]["template"]
             pod = {"metadata": {"name": f"{obj['metadata']['name']}-0", **template["metadata"]}}
-            if _matches(pod, query):
+            if _matches(pod, query) and self.behaviours.get(_image(obj)) != "zero":
                 pod["status"] = self._pod_status(_image(obj))
                 pods.append(pod)
         return pods

@@ -76,6 +76,9 @@ class ClusterRouter:
         self.predictions = predictions
         self.sleep = sleep
         self._restarts: dict[tuple[str, str], int] = {}  # at routing, by (endpoint, ref)
+        keda = self.target.keda
+        # scaled to zero while idle (KEDA): no pod is no failure, and nothing to wait for
+        self.to_zero = keda is not None and keda.min_replicas == 0
 
     # -- the Router ---------------------------------------------------------------------
 
@@ -116,7 +119,9 @@ class ClusterRouter:
             if why is not None:
                 failing[ref] = why
         heaviest = split.champion or max(split.weights, key=lambda ref: split.weights[ref])
-        ready = heaviest not in failing and self._ready_pods(endpoint, heaviest) > 0
+        pods = self._pods(endpoint, heaviest)
+        idle = self.to_zero and not pods
+        ready = heaviest not in failing and (idle or any(_pod_ready(pod) for pod in pods))
         rows = [
             # a mirrored copy is logged by the shadow's own pods as an answer of theirs, with
             # no live answer beside it: a shadow's errors and latency, not its disagreement
@@ -209,9 +214,6 @@ class ClusterRouter:
         selector = version_labels(endpoint, ref)
         return self.api.select("v1", "Pod", self.target.namespace, selector)
 
-    def _ready_pods(self, endpoint: str, ref: str) -> int:
-        return sum(1 for pod in self._pods(endpoint, ref) if _pod_ready(pod))
-
     def _restart_count(self, endpoint: str, ref: str) -> int:
         return sum(
             int(status.get("restartCount", 0))
@@ -240,6 +242,8 @@ class ClusterRouter:
         stuck = self._stuck(pods)
         if stuck is not None:
             return stuck
+        if self.to_zero and not pods:
+            return None
         if not any(_pod_ready(pod) for pod in pods):
             return f"no ready pod (readiness probe failing on {len(pods)} pods)"
         before = self._restarts.get((endpoint, ref))
@@ -257,7 +261,7 @@ class ClusterRouter:
             stuck = self._stuck(pods)
             if stuck is not None:
                 raise StackError(f"{ref} cannot serve on the cluster: {stuck}")
-            if any(_pod_ready(pod) for pod in pods):
+            if any(_pod_ready(pod) for pod in pods) or (self.to_zero and not pods):
                 return
             if time.monotonic() >= deadline:
                 raise StackError(

@@ -27,6 +27,25 @@ class SecretRef(BaseModel):
     key: str = Field(min_length=1, description="Key inside the Secret.")
 
 
+class KedaScaling(BaseModel):
+    """Scaling by KEDA (installed in the cluster) instead of a HorizontalPodAutoscaler: a
+    ScaledObject per version on a Prometheus query of its request rate. `min_replicas: 0`
+    scales an idle version to zero; the query must then count requests where they arrive
+    while no pod runs (the gateway's metrics), since an endpoint's own metrics stop with it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prometheus: str = Field(description="Prometheus server address, http://host:9090.")
+    query: str = Field(
+        default='sum(rate(mlstack_endpoint_requests_total{{endpoint="{endpoint}",'
+        'version="{ref}"}}[1m]))',
+        description="PromQL; {endpoint}, {ref} and {service} (the version's Service) filled.",
+    )
+    requests_per_second: float = Field(default=10.0, gt=0, description="Per replica.")
+    min_replicas: int = Field(default=1, ge=0)
+    cooldown_seconds: int = Field(default=300, ge=0, description="Idle time before zero.")
+
+
 class KubernetesTarget(BaseModel):
     """How endpoints run on the cluster (`mlstack deploy --target kubernetes`)."""
 
@@ -46,6 +65,9 @@ class KubernetesTarget(BaseModel):
     min_replicas: int = Field(default=2, ge=1)
     max_replicas: int = Field(default=10, ge=1)
     target_cpu_utilization: int = Field(default=70, ge=1, le=100)
+    keda: KedaScaling | None = Field(
+        default=None, description="Scale with KEDA (when installed) instead of an HPA."
+    )
     gateway: str = Field(
         default="mlstack-gateway", description="The Gateway the route attaches to."
     )

@@ -27,6 +27,7 @@ PLURALS = {
     "PodDisruptionBudget": "poddisruptionbudgets",
     "NetworkPolicy": "networkpolicies",
     "HTTPRoute": "httproutes",
+    "ScaledObject": "scaledobjects",
 }
 
 

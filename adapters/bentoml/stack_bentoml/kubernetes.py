@@ -114,12 +114,13 @@ VERSION_KINDS = (
     ("apps/v1", "Deployment"),
     ("v1", "Service"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("keda.sh/v1alpha1", "ScaledObject"),
     ("policy/v1", "PodDisruptionBudget"),
 )
 
 
 def version_objects(target: KubernetesTarget, endpoint: str, ref: str) -> list[dict[str, Any]]:
-    """`ref`'s Deployment, Service, HorizontalPodAutoscaler and PodDisruptionBudget."""
+    """`ref`'s Deployment, Service, autoscaler and PodDisruptionBudget."""
     model, number = _parts(ref)
     name = version_name(endpoint, ref)
     labels = version_labels(endpoint, ref)
@@ -206,28 +207,7 @@ def version_objects(target: KubernetesTarget, endpoint: str, ref: str) -> list[d
                 "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
             },
         },
-        {
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": metadata,
-            "spec": {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                "minReplicas": target.min_replicas,
-                "maxReplicas": max(target.max_replicas, target.min_replicas),
-                "metrics": [
-                    {
-                        "type": "Resource",
-                        "resource": {
-                            "name": "cpu",
-                            "target": {
-                                "type": "Utilization",
-                                "averageUtilization": target.target_cpu_utilization,
-                            },
-                        },
-                    }
-                ],
-            },
-        },
+        autoscaler(target, endpoint, ref),
         {
             "apiVersion": "policy/v1",
             "kind": "PodDisruptionBudget",
@@ -235,6 +215,63 @@ def version_objects(target: KubernetesTarget, endpoint: str, ref: str) -> list[d
             "spec": {"minAvailable": 1, "selector": selector},
         },
     ]
+
+
+def autoscaler(target: KubernetesTarget, endpoint: str, ref: str) -> dict[str, Any]:
+    """A HorizontalPodAutoscaler on CPU; with `keda`, a KEDA ScaledObject on the request
+    rate its Prometheus query reads (down to zero when its min_replicas is 0)."""
+    name = version_name(endpoint, ref)
+    metadata = {
+        "name": name,
+        "namespace": target.namespace,
+        "labels": version_labels(endpoint, ref),
+    }
+    keda = target.keda
+    if keda is not None:
+        query = keda.query.format(endpoint=endpoint, ref=ref, service=name)
+        return {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
+            "metadata": metadata,
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+                "minReplicaCount": keda.min_replicas,
+                "maxReplicaCount": max(target.max_replicas, keda.min_replicas, 1),
+                "cooldownPeriod": keda.cooldown_seconds,
+                "triggers": [
+                    {
+                        "type": "prometheus",
+                        "metadata": {
+                            "serverAddress": keda.prometheus,
+                            "query": query,
+                            "threshold": f"{keda.requests_per_second:g}",
+                        },
+                    }
+                ],
+            },
+        }
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": metadata,
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": target.min_replicas,
+            "maxReplicas": max(target.max_replicas, target.min_replicas),
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": target.target_cpu_utilization,
+                        },
+                    },
+                }
+            ],
+        },
+    }
 
 
 def route(

@@ -17,6 +17,7 @@ import yaml
 
 from stack.config.rollout import RolloutPlan, ServiceLevels
 from stack.contract.registry import ModelVersion
+from stack.contract.serving import TrafficSplit
 from stack.contract.states import LifecycleState as S
 from stack.errors import StackError
 from stack.governance.service import Governance
@@ -167,9 +168,7 @@ def test_a_deploy_is_server_side_applies_of_the_rendered_objects(cluster: Cluste
     assert "schema for kind HTTPRoute" in checked.stdout  # no CRD schema here: a warning
 
 
-def champion_alone(champion: ModelVersion) -> Any:
-    from stack.contract.serving import TrafficSplit
-
+def champion_alone(champion: ModelVersion) -> TrafficSplit:
     return TrafficSplit({champion.ref: 1.0})
 
 
@@ -380,3 +379,38 @@ def test_a_rollout_left_by_a_dead_process_is_rolled_back_from_another(cluster: C
     assert governance.version(challenger.ref).state is S.REJECTED
     assert governance.version(cluster.champion.ref).state is S.SERVING
     assert f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{new}" in cluster.api.deleted()
+
+
+def test_with_keda_a_version_scales_on_its_request_rate_down_to_zero(cluster: Cluster) -> None:
+    from stack_bentoml.cluster import ClusterRouter
+    from stack_bentoml.config import BentoConfig
+    from stack_bentoml.kubeapi import KubeApi
+
+    server = yaml.safe_load(STACK)["server"]
+    server["kubernetes"]["keda"] = {"prometheus": "http://prometheus:9090", "min_replicas": 0}
+    del server["adapter"]
+    config = BentoConfig.model_validate(server)
+    api = KubeApi.connect(str(cluster.folder / "kubeconfig"))
+    router = ClusterRouter(config, api, cluster.folder / ".mlstack" / "predictions")
+    challenger = cluster.approved()
+    cluster.api.behaviours[cluster.image(challenger)] = "zero"  # idle: KEDA scaled it away
+
+    router.add_version(challenger, endpoint="churn")
+    split = {cluster.champion.ref: 0.5, challenger.ref: 0.5}
+    endpoint = router.route("churn", TrafficSplit(split))  # no pod to wait for
+
+    assert dict(endpoint.split.weights) == split
+    assert router.health("churn").failing == {}
+    name = f"churn-v{challenger.version}"
+    [scaled] = [r.body for r in cluster.api.applied("ScaledObject")]
+    assert scaled["spec"]["minReplicaCount"] == 0
+    assert scaled["spec"]["scaleTargetRef"]["name"] == name
+    trigger = scaled["spec"]["triggers"][0]
+    assert trigger["type"] == "prometheus"
+    assert trigger["metadata"]["query"] == (
+        f'sum(rate(mlstack_endpoint_requests_total{{endpoint="churn",'
+        f'version="{challenger.ref}"}}[1m]))'
+    )
+    assert not [r for r in cluster.api.applied() if r.path.endswith(f"autoscalers/{name}")]
+    checked = validate([r.body for r in cluster.api.applied()], cluster.folder)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
