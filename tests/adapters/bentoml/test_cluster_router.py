@@ -293,11 +293,15 @@ def test_restarts_after_it_took_traffic_are_a_breach(cluster: Cluster) -> None:
     assert "restarted 1 times since it took traffic" in " ".join(result.reasons)
 
 
-def test_status_rollback_and_undeploy_from_another_process(cluster: Cluster) -> None:
+def test_deploy_status_rollback_and_undeploy_from_the_command_line(cluster: Cluster) -> None:
     challenger = cluster.approved()
-    plan = RolloutPlan(strategy="canary", steps=(1.0,), endpoint="churn", **QUICK)
-    assert cluster.controller().deploy(challenger, plan).outcome == "promoted"
     cli = cli_in(cluster.folder)
+
+    deployed = cli("deploy", challenger.ref, "--target", "kubernetes", "--strategy", "direct")
+    assert deployed.returncode == 0, deployed.stderr
+    assert "deployed: " in deployed.stdout
+    new = f"churn-v{challenger.version}"
+    assert weights(cluster.api.applied("HTTPRoute")[-1]) == {new: 100}
 
     status = cli("rollout", "status", "churn", "--target", "kubernetes")
     assert status.returncode == 0, status.stderr
