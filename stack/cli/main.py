@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "card": ("stack.cli.governance_cmd:card", "Write a model card (Markdown and HTML)."),
     "ci": ("stack.cli.ci_cmd:ci_group", "Write CI workflows that train, gate and promote."),
     "compile": ("stack.cli.pipeline_cmd:compile_recipe", "Compile a recipe for the orchestrator."),
+    "cost": ("stack.cli.cost_cmd:cost", "Cost per endpoint and per 1,000 predictions; idle ones."),
     "schedule": ("stack.cli.pipeline_cmd:schedule", "Run a recipe on a cron schedule."),
     "deploy": ("stack.cli.serving_cmd:deploy", "Serve a model version, rolled out by plan."),
     "doctor": ("stack.cli.doctor_cmd:doctor", "Find (and --repair) what dead runs left behind."),

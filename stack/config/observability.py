@@ -1,13 +1,18 @@
-"""The stack file's `alerts:` section: where mlstack's own alerts go (monitoring breaches,
-idle endpoints). Through Alertmanager when the stack names one (it groups, silences and
-de-duplicates); otherwise straight to Apprise URLs (Slack, Teams, PagerDuty, email,
-webhooks...), once per breach until it resolves, then a resolved notice."""
+"""The stack file's `alerts:` and `cost:` sections.
+
+`alerts:` says where mlstack's own alerts go (monitoring breaches, idle endpoints): through
+Alertmanager when the stack names one (it groups, silences and de-duplicates); otherwise
+straight to Apprise URLs (Slack, Teams, PagerDuty, email, webhooks...), once per breach until
+it resolves, then a resolved notice. `cost:` prices `mlstack cost`."""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+
+from stack.config.duration import Duration
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -40,3 +45,30 @@ class AlertRouting(BaseModel):
             if not _SCHEME.match(url):
                 raise ValueError(f"{url!r} is not an Apprise URL (scheme://…, e.g. slack://…)")
         return urls
+
+
+class CostTable(BaseModel):
+    """`cost:`: prices for `mlstack cost` (per core-hour of CPU, GiB-hour of memory, GPU-hour),
+    the GPUs assigned to each endpoint, and how long without a live request makes an
+    endpoint idle."""
+
+    model_config = _FROZEN
+
+    currency: str = Field(default="USD", min_length=1, max_length=8)
+    cpu_core_hour: float = Field(default=0.0, ge=0, description="Price of one core for an hour.")
+    memory_gib_hour: float = Field(default=0.0, ge=0, description="Price of 1 GiB for an hour.")
+    gpu_hour: float = Field(default=0.0, ge=0, description="Price of one GPU for an hour.")
+    gpus: dict[str, int] = Field(
+        default_factory=dict, description="GPUs assigned to each endpoint (by name)."
+    )
+    idle_after: Duration = Field(
+        default=timedelta(days=7), description="No live request for this long: idle."
+    )
+
+    @field_validator("gpus")
+    @classmethod
+    def _counts(cls, gpus: dict[str, int]) -> dict[str, int]:
+        for endpoint, count in gpus.items():
+            if count < 0:
+                raise ValueError(f"{endpoint}: {count} GPUs; a count is 0 or more")
+        return gpus

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from stack.config.diagnostics import validated
-from stack.config.observability import AlertRouting
+from stack.config.observability import AlertRouting, CostTable
 from stack.config.spine_url import form_problem
 from stack.config.yaml_source import YamlDocument, load_yaml
 from stack.contract.roles import Role
@@ -173,6 +173,7 @@ class StackFile(BaseModel):
     openlineage: OpenLineageSection = OpenLineageSection()
     judge: JudgeSection | None = None
     alerts: AlertRouting = AlertRouting()
+    cost: CostTable = CostTable()
 
     @field_validator(*(role.value for role in Role), mode="before")
     @classmethod

@@ -19,9 +19,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from stack.config.duration import format_duration
 from stack.config.observability import AlertRouting
 from stack.spine.alert_states import AlertStates
 from stack.spine.timeutil import now_utc
@@ -148,6 +149,17 @@ def breach_alert(check: CheckResult) -> Alert:
         f"{check.version} on {check.endpoint} breached its monitoring policy",
         "\n".join(check.breaches),
         extra={"check": str(check.id)},
+    )
+
+
+def idle_alert(endpoint: str, idle_after: timedelta) -> Alert:
+    """An endpoint that answered no live request for `idle_after`."""
+    return Alert(
+        "MlstackEndpointIdle",
+        {"endpoint": endpoint},
+        f"{endpoint} answered no live request for {format_duration(idle_after)}",
+        f"Retire it (`mlstack undeploy {endpoint}`) or scale it to zero; `mlstack cost` "
+        "shows what it costs a day.",
     )
 
 

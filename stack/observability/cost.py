@@ -1,0 +1,193 @@
+"""What each endpoint costs (`mlstack cost`): its processes' CPU seconds and memory, the GPUs
+the stack file assigns it, priced from the stack file's `cost:` table, per day and per 1,000
+predictions, and split over its versions by their share of the predictions.
+
+Resource use is read from the endpoint's processes on this machine (Linux `/proc`, asked of
+the server through `ProcessInspector`): CPU seconds since each process started, scaled to a
+day by its uptime, and resident memory now. Predictions (rows answered, shadows included:
+they cost the same) are read from the prediction log over the period. An endpoint that
+answered no live request for `idle_after` is idle: the report names the command that
+retires it, and `--alert` raises `MlstackEndpointIdle` through the stack's alert routing."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import cast
+
+from stack.config.observability import CostTable
+from stack.contract.capabilities import ServerCapability
+from stack.contract.serving import PredictionLogReader, ProcessInspector
+from stack.plugins.capabilities import declares
+from stack.session import StackSession
+
+DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """One endpoint's resource use and traffic over a period."""
+
+    endpoint: str
+    cpu_seconds_per_day: float
+    memory_gib: float
+    gpus: int
+    predictions: dict[str, int]  # rows answered per version in the period
+    period_days: float
+    last_request: datetime | None
+    processes: int
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CostLine:
+    """One version's share of its endpoint's cost (`version` "-": no traffic to share)."""
+
+    endpoint: str
+    model: str
+    version: str
+    predictions_per_day: float
+    cpu_seconds_per_day: float
+    memory_gib: float
+    gpu_hours_per_day: float
+    cost_per_day: float
+    cost_per_1k: float | None  # None: no prediction in the period
+    currency: str
+
+
+@dataclass
+class CostReport:
+    lines: list[CostLine]
+    idle: dict[str, str] = field(default_factory=dict)  # endpoint -> what to run
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "lines": [asdict(line) for line in self.lines],
+            "idle": self.idle,
+            "notes": self.notes,
+        }
+
+
+def price(usage: Usage, table: CostTable) -> list[CostLine]:
+    """`usage` priced by `table`, one line per version by its share of the predictions."""
+    gpu_hours = usage.gpus * 24.0
+    day = (
+        usage.cpu_seconds_per_day / 3600 * table.cpu_core_hour
+        + usage.memory_gib * 24 * table.memory_gib_hour
+        + gpu_hours * table.gpu_hour
+    )
+    total = sum(usage.predictions.values())
+    if not total:
+        return [CostLine(usage.endpoint, "-", "-", 0.0, usage.cpu_seconds_per_day,
+                         usage.memory_gib, gpu_hours, day, None, table.currency)]  # fmt: skip
+    lines = []
+    for version, rows in sorted(usage.predictions.items()):
+        share = rows / total
+        per_day = rows / usage.period_days
+        lines.append(
+            CostLine(
+                usage.endpoint,
+                version.partition("@")[0],
+                version,
+                per_day,
+                usage.cpu_seconds_per_day * share,
+                usage.memory_gib * share,
+                gpu_hours * share,
+                day * share,
+                day * share / per_day * 1000,
+                table.currency,
+            )
+        )
+    return lines
+
+
+def is_idle(usage: Usage, idle_after: timedelta, now: datetime) -> bool:
+    return usage.last_request is None or now - usage.last_request >= idle_after
+
+
+def measure(session: StackSession, endpoint: str, since: datetime, now: datetime) -> Usage:
+    """`endpoint`'s use on this machine now and its traffic from `since` to `now`."""
+    table = session.stack.cost
+    notes: list[str] = []
+    pids: list[int] = []
+    if declares(session, ServerCapability.PROCESSES):
+        inspector = cast(ProcessInspector, session.server)
+        for found in inspector.processes(endpoint):
+            pids += [p.pid for p in found.processes if not p.stray]
+    else:
+        notes.append("the server cannot list its processes: CPU and memory unknown")
+    cpu, memory = _process_use(pids)
+    predictions: Counter[str] = Counter()
+    last: datetime | None = None
+    if declares(session, ServerCapability.PREDICTION_LOG):
+        reader = cast(PredictionLogReader, session.server)
+        for request in reader.logged(endpoint, since=since, until=now):
+            if request.role == "feedback" or request.status != 200:
+                continue
+            predictions[request.model_version] += len(request.inputs)
+            if request.role != "shadow" and request.traffic == "live":
+                last = request.at if last is None else max(last, request.at)
+    else:
+        notes.append("the server keeps no prediction log: predictions unknown")
+    # last live request before the period (an idle check looks further back than the period)
+    if last is None and declares(session, ServerCapability.PREDICTION_LOG):
+        reader = cast(PredictionLogReader, session.server)
+        earlier = [
+            r.at
+            for r in reader.logged(endpoint, since=now - table.idle_after, until=since)
+            if r.role in ("live", "fallback") and r.traffic == "live"
+        ]
+        last = max(earlier, default=None)
+    return Usage(
+        endpoint,
+        cpu,
+        memory,
+        table.gpus.get(endpoint, 0),
+        dict(predictions),
+        (now - since).total_seconds() / DAY,
+        last,
+        len(pids),
+        tuple(notes),
+    )
+
+
+def report(session: StackSession, period: timedelta, now: datetime) -> CostReport:
+    table = session.stack.cost
+    lines: list[CostLine] = []
+    result = CostReport(lines)
+    for endpoint in session.server.endpoints():
+        usage = measure(session, endpoint.name, now - period, now)
+        lines += price(usage, table)
+        result.notes += [f"{endpoint.name}: {note}" for note in usage.notes]
+        if is_idle(usage, table.idle_after, now):
+            result.idle[endpoint.name] = f"mlstack undeploy {endpoint.name}"
+    return result
+
+
+def _process_use(pids: list[int]) -> tuple[float, float]:
+    """CPU seconds per day (each process's CPU time over its uptime) and resident GiB."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        boot_uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except OSError:
+        return 0.0, 0.0
+    cpu_per_day = 0.0
+    rss_kib = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        used = (int(fields[11]) + int(fields[12])) / ticks
+        alive = max(boot_uptime - int(fields[19]) / ticks, 1.0)
+        cpu_per_day += used / alive * DAY
+        rss_kib += next(
+            (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")),
+            0,
+        )
+    return cpu_per_day, rss_kib / 1024 / 1024

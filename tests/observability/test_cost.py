@@ -1,0 +1,133 @@
+"""`mlstack cost`: a live endpoint's CPU and memory priced per day and per 1,000 predictions
+from the stack file's table; an endpoint with no live traffic reported idle with the command
+to retire it, and alerted once."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from stack.config.observability import CostTable
+from stack.errors import StackConfigError
+from stack.observability.cost import Usage, price
+from stack.session import StackSession
+from tests.adapters.bentoml.conftest import Stack, champion_serving, row
+from tests.support.cli import cli_in
+from tests.support.prometheus import webhook_receiver
+
+STACK = """
+name: cost-test
+home: .mlstack
+tracker: {{{{adapter: mlflow}}}}
+registry: {{{{adapter: mlflow}}}}
+server: {{{{adapter: bentoml, port: {{port}}, log_flush_seconds: 0.2}}}}
+spine: {{{{url: "sqlite:///.mlstack/spine.db"}}}}
+cost: {{{{cpu_core_hour: 0.04, memory_gib_hour: 0.005, gpu_hour: 2.5, gpus: {{{{churn: 1}}}},
+        idle_after: {idle}}}}}
+alerts: {{{{notify: ["{hook}"]}}}}
+"""
+REQUESTS = 25
+
+
+def test_a_versions_share_is_priced_per_day_and_per_thousand() -> None:
+    table = CostTable(cpu_core_hour=0.04, memory_gib_hour=0.01, gpu_hour=2.0)
+    usage = Usage(
+        "churn",
+        cpu_seconds_per_day=7200,  # two core-hours a day
+        memory_gib=2.0,
+        gpus=1,
+        predictions={"churn@1": 3000, "churn@2": 1000},
+        period_days=2.0,
+        last_request=None,
+        processes=2,
+    )
+    one, two = price(usage, table)
+    day = 2 * 0.04 + 2.0 * 24 * 0.01 + 24 * 2.0  # 48.56
+    assert (one.version, one.model) == ("churn@1", "churn")
+    assert one.predictions_per_day == 1500
+    assert one.cost_per_day == pytest.approx(day * 0.75)
+    assert one.cost_per_1k == pytest.approx(day * 0.75 / 1500 * 1000)
+    assert two.gpu_hours_per_day == pytest.approx(6.0)
+    assert two.cost_per_day == pytest.approx(day * 0.25)
+
+
+def test_an_endpoint_without_traffic_costs_its_whole_day() -> None:
+    usage = Usage("quiet", 100.0, 1.0, 0, {}, 1.0, None, 1)
+    [line] = price(usage, CostTable(cpu_core_hour=36.0, memory_gib_hour=1.0))
+    assert line.version == "-" and line.cost_per_1k is None
+    assert line.cost_per_day == pytest.approx(100 / 3600 * 36 + 24)
+
+
+def test_a_negative_gpu_count_names_the_field(tmp_path: Path) -> None:
+    (tmp_path / "stack.yaml").write_text("name: s\ncost: {gpus: {churn: -1}}\n")
+    with pytest.raises(StackConfigError) as caught:
+        StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path)
+    assert "cost.gpus" in str(caught.value) and "churn: -1 GPUs" in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[list[object]]:
+    with webhook_receiver() as hook:
+        hook.bodies.append(hook.url.replace("http://", "json://"))  # the URL, first
+        yield hook.bodies
+
+
+@pytest.fixture(scope="module")
+def serving(
+    tmp_path_factory: pytest.TempPathFactory, receiver: list[object]
+) -> Iterator[tuple[Stack, str]]:
+    folder = tmp_path_factory.mktemp("cost")
+    template = STACK.format(idle="3s", hook=receiver[0])  # champion_serving adds the port
+    with champion_serving(folder, template) as stack, stack.session() as session:
+        (endpoint,) = session.server.endpoints()
+        with httpx.Client(timeout=10) as client:
+            for _ in range(REQUESTS):
+                client.post(f"{endpoint.url}/predict", json=[row(), row()]).raise_for_status()
+        yield stack, endpoint.url
+
+
+def test_cost_prices_a_live_endpoint_from_its_processes_and_log(
+    serving: tuple[Stack, str],
+) -> None:
+    stack, _ = serving
+    time.sleep(0.5)  # the log's flush interval (0.2 s): every answer is in the log
+    done = cli_in(stack.folder)("cost", "--period", "1d", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = json.loads(done.stdout)
+    [line] = found["lines"]
+    assert line["endpoint"] == "churn"
+    assert line["version"] == stack.versions.champion.ref
+    assert line["predictions_per_day"] == REQUESTS * 2  # rows, over one day
+    assert line["cpu_seconds_per_day"] > 0
+    assert 0.01 < line["memory_gib"] < 64
+    assert line["gpu_hours_per_day"] == 24.0
+    expected = (
+        line["cpu_seconds_per_day"] / 3600 * 0.04 + line["memory_gib"] * 24 * 0.005 + 24 * 2.5
+    )
+    assert line["cost_per_day"] == pytest.approx(expected)
+    assert line["cost_per_1k"] == pytest.approx(expected / (REQUESTS * 2) * 1000)
+    assert found["idle"] == {}
+
+
+def test_an_idle_endpoint_is_named_with_its_retire_command_and_alerted_once(
+    serving: tuple[Stack, str], receiver: list[object]
+) -> None:
+    stack, _ = serving
+    time.sleep(3.5)  # idle_after: 3s without a live request
+    cli = cli_in(stack.folder)
+    shown = cli("cost")
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        "idle: churn answered no live request lately; retire it: mlstack undeploy churn"
+        in shown.stdout
+    )
+    for _ in range(2):
+        alerted = cli("cost", "--alert")
+        assert alerted.returncode == 0 and "alert not delivered" not in alerted.stderr
+    titles = [body["title"] for body in receiver[1:] if isinstance(body, dict)]
+    assert titles == ["[FIRING] churn answered no live request for 3s"]
