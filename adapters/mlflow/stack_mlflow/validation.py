@@ -30,6 +30,14 @@ _validate_param = cast(Callable[[str, str], object], _mlflow._validate_param)
 _validate_tag = cast(Callable[[str, str], object], _mlflow._validate_tag)
 
 
+#: Metric names MLflow's rules accepted in this process. A metric is logged at every step, and
+#: the name rules (characters, path forms, length) were most of the cost of a point; what
+#: varies per point — the value (`_as_float`: a finite number), the step (an integer, checked
+#: below) and the timestamp (ours) — is still checked each time.
+_ACCEPTED_METRIC_NAMES: set[str] = set()
+_MAX_REMEMBERED = 100_000
+
+
 def metric_points(
     run_id: str, metrics: Mapping[str, object], *, step: int, timestamp: int
 ) -> list[Metric]:
@@ -48,7 +56,10 @@ def metric_points(
     for key, raw in metrics.items():
         try:
             value = _as_float(raw)
-            _validate_metric(key, value, timestamp, step)
+            if key not in _ACCEPTED_METRIC_NAMES:  # its name is checked once per process
+                _validate_metric(key, value, timestamp, step)
+                if len(_ACCEPTED_METRIC_NAMES) < _MAX_REMEMBERED:
+                    _ACCEPTED_METRIC_NAMES.add(key)
         except (MlflowException, ValueError) as exc:
             problems.append(f"metric {key!r}: {_reason(exc)}")
             continue
