@@ -145,3 +145,29 @@ def test_a_bad_metrics_option_names_the_field(tmp_path: Path) -> None:
     with pytest.raises(StackConfigError) as caught:
         preflight(tmp_path / "stack.yaml", tmp_path / "r")
     assert any("server.metrics" in problem for problem in caught.value.problems)
+
+
+def test_a_server_started_without_the_supervisor_gets_a_folder_of_its_own(
+    tmp_path: Path,
+) -> None:
+    in_worker(_default_folder, tmp_path)
+
+
+def _default_folder(tmp_path: Path) -> None:
+    import shutil
+    import tempfile
+
+    from stack_bentoml.metrics import METRICS_ENV
+
+    os.environ[METRICS_ENV] = ""  # the supervisor's word for off
+    assert EndpointMetrics.from_environment("churn") is None
+    del os.environ[METRICS_ENV]  # a pod running `bentoml serve` itself
+    metrics = EndpointMetrics.from_environment("churn")
+    assert metrics is not None
+    expected = Path(tempfile.gettempdir()) / f"mlstack-metrics-{os.getppid()}"
+    try:
+        assert metrics.directory == expected
+        metrics.answered("churn@1", "champion", 0.0)
+        assert b'version="churn@1"' in metrics.exposition()
+    finally:
+        shutil.rmtree(expected, ignore_errors=True)

@@ -16,6 +16,7 @@ per value) cost about 7% of a request's CPU; bench/metrics.py measures the diffe
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import time
 from bisect import bisect_left
@@ -133,10 +134,16 @@ class EndpointMetrics:
 
     @classmethod
     def from_environment(cls, endpoint: str) -> EndpointMetrics | None:
-        """The worker's metrics when the supervisor asked for them (`MLSTACK_METRICS_DIR`)."""
+        """The worker's metrics in `$MLSTACK_METRICS_DIR` (set by the supervisor; empty: off).
+        Unset (a pod running `bentoml serve` itself), a folder of this server's own under
+        the temporary folder: its workers share their parent, the server, which no earlier
+        run had (a restarted container starts with a fresh file system)."""
         directory = os.environ.get(METRICS_ENV)
-        if not directory:
+        if directory == "":
             return None
+        if directory is None:
+            directory = os.path.join(tempfile.gettempdir(), f"mlstack-metrics-{os.getppid()}")
+            os.makedirs(directory, exist_ok=True)
         return cls(Path(directory), endpoint)
 
     # -- the request path -----------------------------------------------------------------

@@ -85,8 +85,7 @@ class Supervisor:
         }
         if self.config.prediction_log is not None:
             env[LOG_URL_ENV] = self.config.prediction_log.connect_url()
-        if self.config.metrics:
-            env[METRICS_ENV] = str(fresh_metrics_dir(folder))
+        env[METRICS_ENV] = str(fresh_metrics_dir(folder)) if self.config.metrics else ""
         command = [
             sys.executable,
             "-m",
