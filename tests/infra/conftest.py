@@ -109,6 +109,7 @@ def _sources_key() -> str:
         *sorted((ROOT / "infra" / "pulumi").glob("Pulumi.*.yaml")),
         *sorted((ROOT / "infra" / "pulumi" / "mlstack_infra").glob("*.py")),
         *sorted((TERRAFORM / "mlstack_tf").glob("*.py")),
+        *sorted((ROOT / "stack" / "observability" / "dashboards").glob("*.json")),
         *sorted(p for p in (TERRAFORM / "charts").rglob("*") if p.is_file()),
         TERRAFORM / "uv.lock",
     ]

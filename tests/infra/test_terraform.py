@@ -265,6 +265,27 @@ def test_the_json_is_terraform_configuration(terraform_out: Path, target: str) -
     assert config["terraform"]["backend"] == {"local": {"path": "terraform.tfstate"}}
 
 
+#: What a `${...}` may start with in the configuration: a function, a variable or the folder.
+FUNCTIONS = ("base64decode(", "replace(", "file(", "pathexpand(", "var.", "path.module")
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_interpolation_refers_to_something_the_configuration_declares(
+    terraform_out: Path, target: str
+) -> None:
+    """Text meant for others (`${MLSTACK_DB_PASSWORD}`, Grafana's `${datasource}`) is escaped
+    (`$${`); what Terraform evaluates names a declared resource, a variable or a function."""
+    config = synthesized(terraform_out, target)
+    text = json.dumps(config)
+    declared = tuple(
+        f"{kind}.{name}." for kind, named in config["resource"].items() for name in named
+    )
+    expressions = re.findall(r"(?<!\$)\$\{([^}]*)\}", text)
+    assert expressions
+    strays = sorted({e for e in expressions if not e.startswith(declared + FUNCTIONS)})
+    assert strays == []
+
+
 @pytest.mark.parametrize("target", ["onprem", "aws"])
 def test_terraform_validates_the_configuration(
     terraform_out: Path, tmp_path: Path, target: str

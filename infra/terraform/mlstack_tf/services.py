@@ -7,6 +7,7 @@ under the Pulumi program's names."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,10 @@ from cdktn_provider_helm.release import Release
 from cdktn_provider_kubernetes.namespace_v1 import NamespaceV1
 from cdktn_provider_kubernetes.provider import KubernetesProvider
 from cdktn_provider_kubernetes.secret_v1 import SecretV1
+from mlstack_infra import observability
 from mlstack_infra.manifests import DATABASE_USER, NAMESPACE, SECRET, Endpoints, render
 from mlstack_infra.spec import InfraSpec
-from mlstack_infra.stack_output import PASSWORD_REF, render_stack
+from mlstack_infra.stack_output import render_stack
 
 from mlstack_tf.cluster import ClusterParts, blocks
 from mlstack_tf.kfp import installer
@@ -29,9 +31,16 @@ CHART = Path(__file__).resolve().parents[1] / "charts" / "manifests"
 CHART_PATH = "${path.module}/charts/manifests"
 
 
-def literal(text: str) -> str:
-    """Text Terraform must not interpolate (`${MLSTACK_DB_PASSWORD}` is for mlstack)."""
-    return text.replace("${", "$${")
+def literal(value: Any) -> Any:
+    """`value` with every `${` that is not a CDK token escaped, so Terraform passes it on as
+    text: `${MLSTACK_DB_PASSWORD}` is for mlstack, `${datasource}` for Grafana."""
+    if isinstance(value, str):
+        return re.sub(r"\$\{(?!TfToken\[)", "$${", value)
+    if isinstance(value, dict):
+        return {k: literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [literal(v) for v in value]
+    return value
 
 
 def objects(spec: InfraSpec, parts: ClusterParts) -> list[dict[str, Any]]:
@@ -49,7 +58,9 @@ def objects(spec: InfraSpec, parts: ClusterParts) -> list[dict[str, Any]]:
         for m in render(spec, endpoints)
         if m["kind"] != "Namespace" or m["metadata"]["name"] != NAMESPACE
     ]
-    return rendered + list(parts.in_cluster_manifests)
+    # the PodMonitor needs the Prometheus Operator's CRDs (kube-prometheus-stack)
+    objects = rendered + list(parts.in_cluster_manifests) + observability.manifests(spec)
+    return [literal(o) for o in objects]
 
 
 def build(stack: TerraformStack, spec: InfraSpec, parts: ClusterParts) -> None:
@@ -113,7 +124,7 @@ def build(stack: TerraformStack, spec: InfraSpec, parts: ClusterParts) -> None:
             name="kubeflow-pipelines",
             namespace=NAMESPACE,
             chart=CHART_PATH,
-            values=[json.dumps({"objects": installer()})],
+            values=[json.dumps({"objects": literal(installer())})],
             depends_on=[namespace],
             wait_for_jobs=True,
         )
@@ -130,4 +141,4 @@ def literal_stack(spec: InfraSpec, parts: ClusterParts) -> str:
         artifact_root=parts.artifact_root,
         tool="terraform",
     )
-    return text.replace(PASSWORD_REF, literal(PASSWORD_REF))
+    return str(literal(text))
