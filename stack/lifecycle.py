@@ -83,7 +83,12 @@ class Lifecycle:
             action="model.registered",
             subject=version.ref,
             reason=reason,
-            payload={"source": source_uri, "run_id": run_id, "state": version.state.value},
+            payload={
+                "source": source_uri,
+                "run_id": run_id,
+                "state": version.state.value,
+                "kind": self.session.version_kind,  # a model's version, or a prompt's
+            },
         )
         if run_id:
             spine.link(

@@ -177,6 +177,8 @@ class ReadModel:
             return
         name, number = parts
         if action == "model.registered":
+            if data.get("kind", "model_version") != "model_version":
+                return  # a prompt's version (the prompt registry's): not a model
             self._versions[name][number] = _Folded(
                 state=str(data.get("state", "candidate")),
                 registered_at=moment,

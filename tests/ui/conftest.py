@@ -89,6 +89,12 @@ def session(stack_dir: Path) -> Iterator[StackSession]:
             spine.audit(
                 actor="bob", action="model.registered", subject=ref, payload={"state": "candidate"}
             )
+        spine.audit(  # a prompt's version, as the prompt registry's view registers it
+            actor="bob",
+            action="model.registered",
+            subject="qa-system@1",
+            payload={"state": "candidate", "kind": "prompt_version"},
+        )
         now = datetime.now(UTC)
         for hours, score in ((3, 0.6), (2, 0.3), (1, 0.01)):
             check = spine.record_check(

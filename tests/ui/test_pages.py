@@ -50,6 +50,7 @@ def test_the_inventory_shows_each_model_with_its_serving_version_owner_and_verdi
     assert "data-science" in words and "limited" in words
     assert "churn@1" in words and "breach" in words
     assert 'href="/rollouts?model=churn">churn<' in row.group(0)
+    assert "qa-system" not in client.get("/").text  # a prompt's version is not a model's
 
 
 def test_the_inventory_filters_sorts_and_pages_by_query_parameters(client: TestClient) -> None:
