@@ -10,7 +10,9 @@ RUN    := $(VENV)/bin
 
 # Never download a Python; compile bytecode at install (the wrapped tools import 4x faster).
 export UV_PYTHON_DOWNLOADS := never
-export UV_PYTHON := $(shell command -v $(PYTHON))
+# The interpreter itself, not a pyenv shim: uv never matches a shim's path to an existing
+# environment, and would rebuild .venv (300+ packages) on every target.
+export UV_PYTHON := $(shell $(PYTHON) -c "import sys; print(sys.executable)")
 export UV_COMPILE_BYTECODE := 1
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_LINK_MODE := copy
@@ -39,11 +41,8 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 # Not compiled to bytecode at install: the provider bindings are hundreds of MB of Python, of
 # which a synthesis imports a few submodules (compiled on that first import instead).
-# UV_PYTHON as the interpreter itself: uv never matches a pyenv shim's path to an existing
-# environment and would build it anew on every sync.
 sync-terraform: $(UV)
-	UV_PYTHON=$$($(UV_PYTHON) -c 'import sys; print(sys.executable)') UV_COMPILE_BYTECODE=0 \
-	  UV_PROJECT_ENVIRONMENT=$(TF_DIR)/.venv $(UV) sync --locked --project $(TF_DIR)
+	UV_COMPILE_BYTECODE=0 UV_PROJECT_ENVIRONMENT=$(TF_DIR)/.venv $(UV) sync --locked --project $(TF_DIR)
 
 # Terraform JSON for each example stack: infra/terraform/out/<target>/ (aws, gcp, azure, onprem).
 infra-synth: sync-terraform
