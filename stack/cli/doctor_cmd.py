@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from stack.cli.common import open_existing_session
+from stack.cli.serving_cmd import TARGET
 
 
 @click.command()
@@ -15,8 +16,9 @@ from stack.cli.common import open_existing_session
     help="Also judge as dead the runs and rollouts of other hosts whose lease expired, and "
     "runs with no lease: only when you know their process is gone.",
 )
+@TARGET
 @click.pass_context
-def doctor(ctx: click.Context, repair: bool, take_over_stale: bool) -> None:
+def doctor(ctx: click.Context, repair: bool, take_over_stale: bool, target: str) -> None:
     """Find runs recorded as running whose process died (`abandoned`), endpoints whose
     rollout never completed, versions left in canary or shadow with no rollout behind them,
     tracking runs left open by runs that are not running, and state changes audited but
@@ -32,7 +34,12 @@ def doctor(ctx: click.Context, repair: bool, take_over_stale: bool) -> None:
     from stack.orchestration.reconcile import Doctor
 
     with open_existing_session(ctx) as session:
-        found = Doctor(session, take_over_stale=take_over_stale)
+        router = None
+        if target != "local":
+            from stack.rollout.kubernetes import router_for
+
+            router = router_for(session, target)
+        found = Doctor(session, take_over_stale=take_over_stale, router=router)
         if not repair:
             problems = found.examine()
             for problem in problems:

@@ -141,7 +141,8 @@ def deploy(
         ctx.exit(4)
 
 
-_TARGET = click.option(
+#: `--target` of the commands that act on endpoints (deploy has its own: it packages too).
+TARGET = click.option(
     "--target",
     type=click.Choice(["local", "kubernetes"]),
     default="local",
@@ -159,7 +160,7 @@ def _router(session: StackSession, target: str) -> Router:
 @click.argument("model")
 @click.option("--endpoint", help="Endpoint name (default: the model's name).")
 @click.option("--reason", default="", help="Kept in the audit log.")
-@_TARGET
+@TARGET
 @click.pass_context
 def rollback(
     ctx: click.Context, model: str, endpoint: str | None, reason: str, target: str
@@ -178,7 +179,7 @@ def rollback(
 
 @click.command()
 @click.argument("endpoint")
-@_TARGET
+@TARGET
 @click.pass_context
 def undeploy(ctx: click.Context, endpoint: str, target: str) -> None:
     """Stop ENDPOINT, every process of it (in-flight requests finish; the prediction log is
@@ -235,7 +236,7 @@ def rollout_group() -> None:
 
 @rollout_group.command()
 @click.argument("endpoint", required=False)
-@_TARGET
+@TARGET
 @click.pass_context
 def status(ctx: click.Context, endpoint: str | None, target: str) -> None:
     """Each endpoint's split, health since its last change, and its last rollout event."""

@@ -26,6 +26,7 @@ from typing import Any, cast
 from stack.contract.capabilities import TrackerCapability
 from stack.contract.orchestration import RunState
 from stack.contract.roles import Role
+from stack.contract.serving import Router
 from stack.contract.tracking import OrphanRunCloser, RunStatus
 from stack.errors import StackError
 from stack.identity import current_actor
@@ -87,10 +88,18 @@ class Doctor:
     `take_over_stale`: judge a stale lease (another host, not renewed for
     `lease.STALE_AFTER`) or a run with no lease as dead; only for one known to be gone."""
 
-    def __init__(self, session: StackSession, *, take_over_stale: bool = False) -> None:
+    def __init__(
+        self,
+        session: StackSession,
+        *,
+        take_over_stale: bool = False,
+        router: Router | None = None,
+    ) -> None:
+        """`router`: where the endpoints run (the cluster's); None: the stack's server."""
         self.session = session
         self.take_over_stale = take_over_stale
         self.actor = current_actor()
+        self.router = router
 
     # -- examining ------------------------------------------------------------------------
 
@@ -266,7 +275,7 @@ class Doctor:
     def _recovery(self) -> Any:
         from stack.rollout.recovery import RolloutRecovery
 
-        return RolloutRecovery(self.session, self.owner_liveness)
+        return RolloutRecovery(self.session, self.owner_liveness, self.router)
 
     def _abandon(self, record: PipelineRunRecord) -> Callable[[], str]:
         def fix() -> str:

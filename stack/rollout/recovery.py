@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stack.contract.registry import ModelSelector
-from stack.contract.serving import Endpoint, TrafficSplit
+from stack.contract.serving import Endpoint, Router, TrafficSplit
 from stack.contract.states import LifecycleState
 from stack.errors import NotFound
 from stack.orchestration.lease import Liveness
@@ -83,15 +83,23 @@ class StrandedVersion:
 class RolloutRecovery:
     """Finds endpoints and versions a dead rollout left, and puts them back."""
 
-    def __init__(self, session: StackSession, owner_liveness: OwnerJudge) -> None:
+    def __init__(
+        self, session: StackSession, owner_liveness: OwnerJudge, router: Router | None = None
+    ) -> None:
+        """`router`: where the endpoints run (the cluster's); None: the stack's server."""
         self.session = session
         self.owner_liveness = owner_liveness
+        self._router = router
+
+    @property
+    def router(self) -> Router:
+        return self._router if self._router is not None else self.session.server
 
     # -- finding --------------------------------------------------------------------------
 
     def stranded_endpoints(self) -> list[StrandedEndpoint]:
         found = []
-        for endpoint in self.session.server.endpoints():
+        for endpoint in self.router.endpoints():
             last = self._last_rollout(endpoint.name)
             if last is not None and self._in_progress(last):
                 continue
@@ -116,7 +124,7 @@ class RolloutRecovery:
         """Rollouts in progress whose owner cannot be judged from here (another host that
         stopped renewing, or no owner recorded): left alone, but worth a look."""
         found: list[tuple[str, AuditEntry, Liveness]] = []
-        for endpoint in self.session.server.endpoints():
+        for endpoint in self.router.endpoints():
             last = self._last_rollout(endpoint.name)
             if last is None or last.action != "rollout.started":
                 continue
@@ -148,7 +156,7 @@ class RolloutRecovery:
         from stack.governance.service import Governance
         from stack.rollout.traffic import EndpointTraffic
 
-        traffic = EndpointTraffic(self.session, Governance(self.session))
+        traffic = EndpointTraffic(self.session, Governance(self.session), self._router)
         name = stranded.endpoint.name
         why = f"{reason}: {stranded.describe()}"
         if stranded.promoted:
@@ -166,7 +174,7 @@ class RolloutRecovery:
             **{"from": list(stranded.stranded), "to": stranded.champion, "reasons": [why]},
         )
         if stranded.champion is None:
-            self.session.server.undeploy(name)
+            self.router.undeploy(name)
             traffic.audit("endpoint.undeployed", name, why)
             outcome = f"undeployed endpoint {name}"
         else:
@@ -215,7 +223,7 @@ class RolloutRecovery:
     def _held(self) -> set[str]:
         """Versions a rollout in progress (or an A/B left running) stands behind."""
         held: set[str] = set()
-        for endpoint in self.session.server.endpoints():
+        for endpoint in self.router.endpoints():
             last = self._last_rollout(endpoint.name)
             if last is None or last.action in _CLOSED:
                 continue

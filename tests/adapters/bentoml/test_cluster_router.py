@@ -418,3 +418,45 @@ def test_with_keda_a_version_scales_on_its_request_rate_down_to_zero(cluster: Cl
     assert not [r for r in cluster.api.applied() if r.path.endswith(f"autoscalers/{name}")]
     checked = validate([r.body for r in cluster.api.applied()], cluster.folder)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_doctor_puts_back_a_cluster_rollout_whose_process_was_killed(cluster: Cluster) -> None:
+    import signal
+    import time
+
+    from tests.support.cli import MLSTACK
+
+    challenger = cluster.approved()
+    new = f"churn-v{challenger.version}"
+    champion = f"churn-v{cluster.champion.version}"
+    canary = ["--strategy", "canary", "--steps", "10,100", "--bake", "3600"]
+    deploying = subprocess.Popen(
+        [str(MLSTACK), "deploy", challenger.ref, "--target", "kubernetes", *canary],
+        cwd=cluster.folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240  # only a bound: it waits for the 10% route
+        routes = cluster.api.applied("HTTPRoute")
+        while not any(weights(r) == {champion: 90, new: 10} for r in routes):
+            assert deploying.poll() is None, "the deploy ended before its canary step"
+            assert time.monotonic() < deadline, "the canary step was never applied"
+            time.sleep(0.2)
+            routes = cluster.api.applied("HTTPRoute")
+    finally:
+        deploying.send_signal(signal.SIGKILL)
+        deploying.wait()
+
+    cli = cli_in(cluster.folder)
+    found = cli("doctor", "--target", "kubernetes")
+    assert found.returncode == 1
+    assert f"{challenger.ref} takes 10% without passing the serving gate" in found.stdout
+
+    repaired = cli("doctor", "--repair", "--target", "kubernetes")
+
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert weights(cluster.api.applied("HTTPRoute")[-1]) == {champion: 100}
+    governance = Governance(cluster.session)
+    assert governance.version(challenger.ref).state is S.APPROVED  # nothing judged it
+    assert governance.version(cluster.champion.ref).state is S.SERVING
