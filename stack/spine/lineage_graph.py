@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -63,36 +63,69 @@ class LineageGraph(SpineTables):
         return self._walk(node, upstream=False)
 
     def _walk(self, start: NodeRef, *, upstream: bool) -> list[LineageEdge]:
-        edges: list[LineageEdge] = []
+        """Breadth first from `start`, each node expanded once, each level's edges in the
+        order they were recorded. SQL finds what is reachable (one recursive query, through
+        the edge indexes), Python orders it: a query per level with the whole frontier in an
+        IN list makes SQLite scan the edge table once the frontier is large."""
         with Session(self._reads) as session:
             first = _find_node(session, start)
             if first is None:
-                return edges
-            frontier, seen = [first.id], {first.id}
-            near = LineageEdgeRow.dst_id if upstream else LineageEdgeRow.src_id
-            while frontier:
-                rows = (
-                    session.execute(
-                        select(LineageEdgeRow).where(near.in_(frontier)).order_by(LineageEdgeRow.id)
+                return []
+            rows = session.execute(_reachable_edges(first.id, upstream=upstream)).all()
+        leaving: dict[int, list[Any]] = {}
+        for row in rows:
+            leaving.setdefault(row.dst_id if upstream else row.src_id, []).append(row)
+        edges: list[LineageEdge] = []
+        frontier, seen = [first.id], {first.id}
+        while frontier:
+            level = sorted((row for node in frontier for row in leaving.get(node, ())), key=_id)
+            frontier = []
+            for row in level:
+                edges.append(
+                    LineageEdge(
+                        NodeRef(NodeKind(row.src_kind), row.src_key),
+                        NodeRef(NodeKind(row.dst_kind), row.dst_key),
+                        row.relation,
                     )
-                    .scalars()
-                    .all()
                 )
-                ids = {r.src_id for r in rows} | {r.dst_id for r in rows}
-                nodes = {
-                    n.id: NodeRef(NodeKind(n.kind), n.key)
-                    for n in session.execute(
-                        select(LineageNodeRow).where(LineageNodeRow.id.in_(ids))
-                    ).scalars()
-                }
-                frontier = []
-                for row in rows:
-                    edges.append(LineageEdge(nodes[row.src_id], nodes[row.dst_id], row.relation))
-                    next_id = row.src_id if upstream else row.dst_id
-                    if next_id not in seen:
-                        seen.add(next_id)
-                        frontier.append(next_id)
+                next_id = row.src_id if upstream else row.dst_id
+                if next_id not in seen:
+                    seen.add(next_id)
+                    frontier.append(next_id)
         return edges
+
+
+def _id(row: Any) -> int:
+    return int(row.id)
+
+
+def _reachable_edges(start: int, *, upstream: bool) -> Select[Any]:
+    """Every edge leading into (`upstream`) or out of the nodes reachable from `start`, with
+    both ends' kind and key: a recursive CTE over node ids (UNION: each node once, so a
+    cycle ends), joined to the edges by the index on the near end."""
+    edge = LineageEdgeRow.__table__.alias("edge")
+    step = LineageEdgeRow.__table__.alias("step")
+    near, far = ("dst_id", "src_id") if upstream else ("src_id", "dst_id")
+    reach = select(literal(start).label("node")).cte("reach", recursive=True)
+    reach = reach.union(select(step.c[far]).join(reach, step.c[near] == reach.c.node))
+    src = LineageNodeRow.__table__.alias("src")
+    dst = LineageNodeRow.__table__.alias("dst")
+    return (
+        select(
+            edge.c.id,
+            edge.c.src_id,
+            edge.c.dst_id,
+            edge.c.relation,
+            src.c.kind.label("src_kind"),
+            src.c.key.label("src_key"),
+            dst.c.kind.label("dst_kind"),
+            dst.c.key.label("dst_key"),
+        )
+        .select_from(edge)
+        .join(reach, edge.c[near] == reach.c.node)
+        .join(src, src.c.id == edge.c.src_id)
+        .join(dst, dst.c.id == edge.c.dst_id)
+    )
 
 
 def _find_node(session: Session, node: NodeRef) -> LineageNodeRow | None:

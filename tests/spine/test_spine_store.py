@@ -63,6 +63,26 @@ def test_node_attributes_are_kept_and_merged(store: SpineStore) -> None:
     assert store.node_attributes(REPORT) is None
 
 
+def test_a_walk_expands_each_node_once_level_by_level(store: SpineStore) -> None:
+    """A diamond and a cycle: every edge once, nearest level first, each level in the order
+    its edges were recorded; the walk ends."""
+    a, b, c, d = (NodeRef(NodeKind.REPORT, name) for name in "abcd")
+    store.link(a, c, "x")
+    store.link(a, b, "x")
+    store.link(b, d, "x")
+    store.link(c, d, "x")
+    store.link(d, a, "loop")
+    walked = [(e.source.key, e.target.key) for e in store.downstream(a)]
+    assert walked == [("a", "c"), ("a", "b"), ("b", "d"), ("c", "d"), ("d", "a")]
+    assert [(e.source.key, e.target.key) for e in store.upstream(d)] == [
+        ("b", "d"),
+        ("c", "d"),
+        ("a", "c"),
+        ("a", "b"),
+        ("d", "a"),
+    ]
+
+
 def test_unknown_node_has_no_lineage(store: SpineStore) -> None:
     assert store.upstream(NodeRef(NodeKind.RUN, "nope")) == []
 
