@@ -19,8 +19,9 @@ when each was signed: truncation, wipes and rewrites that kept the chain consist
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -86,9 +87,17 @@ def _stream(session: Session, anchors: Sequence[Anchor]) -> tuple[int, str] | No
         AuditEntryRow.prev_hash,
         AuditEntryRow.hash,
     )
-    query = select(*columns).order_by(AuditEntryRow.seq).execution_options(yield_per=_BATCH)
+    query = select(*columns).order_by(AuditEntryRow.seq)
+    connection = session.connection()  # the session's transaction: the head is read in it too
+    rows: Iterable[Any]
+    if connection.dialect.name == "sqlite":  # the driver's own cursor: a third less time
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.arraysize = _BATCH
+        rows = cursor.execute(str(query.compile(dialect=connection.dialect)))
+    else:  # a server-side cursor (psycopg's own would fetch every row at once)
+        rows = session.execute(query.execution_options(yield_per=_BATCH))
     count, last = 0, GENESIS_HASH
-    for seq, at, actor, action, subject, reason, payload, prev, digest in session.execute(query):
+    for seq, at, actor, action, subject, reason, payload, prev, digest in rows:
         count += 1
         if seq != count or prev != last:
             return None
