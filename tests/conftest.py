@@ -40,6 +40,8 @@ END_TO_END = (
     "tests/adapters/bentoml/test_kubernetes.py",
     "tests/infra/test_terraform.py",
     "tests/ui/test_browser.py",
+    "tests/observability/test_prometheus.py",
+    "tests/observability/test_cost.py",
 )
 END_TO_END_TIMEOUT = 900
 

@@ -1,10 +1,12 @@
 """Debian's Prometheus scrapes a live endpoint (two BentoML workers) and sees every request
 it answered, per version and role; the shipped rules load and a rule fires into Debian's
-Alertmanager, which delivers it to a webhook receiver on 127.0.0.1."""
+Alertmanager, which delivers it to a webhook receiver on 127.0.0.1. The graph page's
+screenshot is docs/observability.md's (`MLSTACK_UPDATE_SCREENSHOTS=1` writes it there)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -33,6 +35,7 @@ server: {{adapter: bentoml, port: {port}, workers: 2, log_flush_seconds: 0.2}}
 spine: {{url: "sqlite:///.mlstack/spine.db"}}
 """
 REQUESTS = 40
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images" / "observability"
 #: what Grafana puts in a query before Prometheus sees it
 GRAFANA_VARIABLES = {
     "$__rate_interval": "1m",
@@ -165,3 +168,46 @@ def test_a_failing_canary_fires_a_shipped_rule_into_alertmanager(
     assert _samples(text, "mlstack_endpoint_version_errors_total")
     fallback = f'{{code="200",endpoint="churn",role="fallback",version="{champion}"}}'
     assert _samples(text, "mlstack_endpoint_requests_total")[fallback] > 0
+
+
+def test_the_prometheus_graph_page_plots_the_endpoints_requests(
+    serving: tuple[Stack, str], tmp_path: Path
+) -> None:
+    from urllib.parse import quote
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    from tests.support.chromium import chromedriver, chromium
+
+    stack, url = serving
+    expr = "sum by (version, role) (rate(mlstack_endpoint_requests_total[30s]))"
+    with prometheus(tmp_path / "prometheus", [url.removeprefix("http://")]) as server:
+        wait_for("a rate to plot", lambda: server.query(expr), 60, server.log)
+        with httpx.Client(timeout=10) as client:  # traffic while the graph's range fills
+            for burst in range(12):  # ~10 s of changing traffic: a line with a shape
+                for _ in range(1 + burst % 4 * 3):
+                    client.post(f"{url}/predict", json=row()).raise_for_status()
+                time.sleep(0.8)
+        options = webdriver.ChromeOptions()
+        options.binary_location = chromium()
+        for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+            options.add_argument(flag)
+        options.add_argument("--window-size=1280,1000")
+        browser = webdriver.Chrome(options=options, service=Service(chromedriver()))
+        try:
+            browser.get(f"{server.url}/graph?g0.expr={quote(expr)}&g0.tab=0&g0.range_input=1m")
+
+            def legend() -> str:
+                items = browser.find_elements(By.CSS_SELECTOR, ".legend .line .label")
+                return " ".join(item.text for item in items)
+
+            shown = wait_for("the graph's legend", legend, 60, server.log)
+            assert stack.versions.champion.ref in shown and "champion" in shown
+            browser.save_screenshot(str(tmp_path / "prometheus-graph.png"))
+            if os.environ.get("MLSTACK_UPDATE_SCREENSHOTS") == "1":
+                DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+                browser.save_screenshot(str(DOCS_IMAGES / "prometheus-graph.png"))
+        finally:
+            browser.quit()
