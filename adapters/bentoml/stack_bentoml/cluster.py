@@ -90,9 +90,21 @@ class ClusterRouter:
 
     def add_version(self, version: ModelVersion, *, endpoint: str) -> None:
         """`version`'s objects applied beside the live ones; no traffic until routed (its
-        pods are judged ready or stuck when a route gives it traffic)."""
-        if self._current(endpoint) is None:
+        pods are judged ready or stuck when a route gives it traffic). Refused while the
+        route gives traffic to more than one version: a rollout (or an A/B) is running
+        there, perhaps from another machine, and a second would undo its split."""
+        current = self._current(endpoint)
+        if current is None:
             raise NotFound(f"no endpoint {endpoint!r} on the cluster ({self._names()})")
+        split = split_of(current)
+        others = [ref for ref, w in split.weights.items() if w > 0][1:] + list(split.shadows)
+        if others and version.ref not in split.weights:
+            shares = ", ".join(f"{ref} {w:.0%}" for ref, w in split.weights.items())
+            raise StackError(
+                f"endpoint {endpoint!r} is rolling out already ({shares}"
+                f"{', shadow ' + ', '.join(split.shadows) if split.shadows else ''}): let it "
+                "end, or end it with `mlstack rollback MODEL --target kubernetes`"
+            )
         self._apply_version(endpoint, version.ref)
 
     def route(self, endpoint: str, split: TrafficSplit) -> Endpoint:
@@ -118,7 +130,7 @@ class ClusterRouter:
             why = self._failing(endpoint, ref)
             if why is not None:
                 failing[ref] = why
-        heaviest = split.champion or max(split.weights, key=lambda ref: split.weights[ref])
+        heaviest = max(split.weights, key=lambda ref: split.weights[ref])
         pods = self._pods(endpoint, heaviest)
         idle = self.to_zero and not pods
         ready = heaviest not in failing and (idle or any(_pod_ready(pod) for pod in pods))

@@ -460,3 +460,29 @@ def test_doctor_puts_back_a_cluster_rollout_whose_process_was_killed(cluster: Cl
     governance = Governance(cluster.session)
     assert governance.version(challenger.ref).state is S.APPROVED  # nothing judged it
     assert governance.version(cluster.champion.ref).state is S.SERVING
+
+
+def test_a_second_rollout_is_refused_while_one_runs_on_the_endpoint(cluster: Cluster) -> None:
+    first, second = cluster.approved(), cluster.approved()
+
+    def starts_another(seconds: float) -> None:
+        plan = RolloutPlan(strategy="canary", steps=(0.2, 1.0), endpoint="churn", **QUICK)
+        with pytest.raises(StackError, match="rolling out already"):
+            cluster.controller().deploy(second, plan)  # as from another machine
+        raise Died
+
+    plan = RolloutPlan(
+        strategy="canary",
+        steps=(0.1, 1.0),
+        endpoint="churn",
+        bake_seconds=3600.0,
+        check_seconds=0.01,
+        slo=ServiceLevels(min_requests=0),
+    )
+    with pytest.raises(Died):
+        cluster.controller(sleep=starts_another).deploy(first, plan)
+
+    champion, new = f"churn-v{cluster.champion.version}", f"churn-v{first.version}"
+    assert weights(cluster.api.applied("HTTPRoute")[-1]) == {champion: 90, new: 10}
+    assert not [r for r in cluster.api.applied() if f"-v{second.version}" in r.path]
+    assert Governance(cluster.session).version(second.ref).state is S.APPROVED
