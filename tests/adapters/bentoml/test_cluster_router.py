@@ -52,6 +52,18 @@ QUICK = {"bake_seconds": 0.0, "check_seconds": 0.01, "slo": ServiceLevels(min_re
 APPLY_QUERY = {"fieldManager": "mlstack", "force": "true"}
 
 
+def baking(*steps: float) -> RolloutPlan:
+    """A canary whose steps bake an hour: only a breach (or a test) ends one."""
+    return RolloutPlan(
+        strategy="canary",
+        steps=steps,
+        endpoint="churn",
+        bake_seconds=3600.0,
+        check_seconds=0.01,
+        slo=ServiceLevels(min_requests=0),
+    )
+
+
 def infra_kubernetes_version() -> str:
     """The version infra/pulumi's spec makes clusters with (its default)."""
     import re
@@ -253,14 +265,7 @@ def test_readiness_lost_during_the_bake_is_a_breach_and_rolls_back(cluster: Clus
     def fails_while_baking(seconds: float) -> None:
         cluster.api.behaviours[image] = "unready"  # its readiness probe starts failing
 
-    plan = RolloutPlan(
-        strategy="canary",
-        steps=(0.25, 1.0),
-        endpoint="churn",
-        bake_seconds=3600.0,  # the breach ends the bake, not its time
-        check_seconds=0.01,
-        slo=ServiceLevels(min_requests=0),
-    )
+    plan = baking(0.25, 1.0)
     result = cluster.controller(sleep=fails_while_baking).deploy(challenger, plan)
 
     assert result.outcome == "rolled_back"
@@ -279,14 +284,7 @@ def test_restarts_after_it_took_traffic_are_a_breach(cluster: Cluster) -> None:
     def restarts_while_baking(seconds: float) -> None:
         cluster.api.restarts[image] = cluster.api.restarts.get(image, 0) + 1
 
-    plan = RolloutPlan(
-        strategy="canary",
-        steps=(0.5, 1.0),
-        endpoint="churn",
-        bake_seconds=3600.0,
-        check_seconds=0.01,
-        slo=ServiceLevels(min_requests=0),
-    )
+    plan = baking(0.5, 1.0)
     result = cluster.controller(sleep=restarts_while_baking).deploy(challenger, plan)
 
     assert result.outcome == "rolled_back"
@@ -362,14 +360,7 @@ def test_a_rollout_left_by_a_dead_process_is_rolled_back_from_another(cluster: C
     def dies(seconds: float) -> None:
         raise Died
 
-    plan = RolloutPlan(
-        strategy="canary",
-        steps=(0.1, 1.0),
-        endpoint="churn",
-        bake_seconds=3600.0,
-        check_seconds=0.01,
-        slo=ServiceLevels(min_requests=0),
-    )
+    plan = baking(0.1, 1.0)
     with pytest.raises(Died):
         cluster.controller(sleep=dies).deploy(challenger, plan)
     champion, new = f"churn-v{cluster.champion.version}", f"churn-v{challenger.version}"
@@ -471,14 +462,7 @@ def test_a_second_rollout_is_refused_while_one_runs_on_the_endpoint(cluster: Clu
             cluster.controller().deploy(second, plan)  # as from another machine
         raise Died
 
-    plan = RolloutPlan(
-        strategy="canary",
-        steps=(0.1, 1.0),
-        endpoint="churn",
-        bake_seconds=3600.0,
-        check_seconds=0.01,
-        slo=ServiceLevels(min_requests=0),
-    )
+    plan = baking(0.1, 1.0)
     with pytest.raises(Died):
         cluster.controller(sleep=starts_another).deploy(first, plan)
 
