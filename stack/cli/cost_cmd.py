@@ -18,13 +18,19 @@ from stack.cli.common import open_session
     help="Raise MlstackEndpointIdle for each idle endpoint through the stack's alert routing "
     "(and resolve it for the others).",
 )
+@click.option(
+    "--log-metrics",
+    is_flag=True,
+    help="Log each version's cost_per_1k_predictions to its training run, for gates "
+    "(`champion: {metric: cost_per_1k_predictions, max_ratio: 1.5}`).",
+)
 @click.pass_context
-def cost(ctx: click.Context, period: str, as_json: bool, alert: bool) -> None:
+def cost(ctx: click.Context, period: str, as_json: bool, alert: bool, log_metrics: bool) -> None:
     """Resource use and its price per day and per 1,000 predictions, per endpoint and
     version (prices: `cost:` in stack.yaml); idle endpoints with the command to retire them."""
     from stack.config.duration import parse_duration
     from stack.observability.alerts import idle_alert, router_for
-    from stack.observability.cost import report
+    from stack.observability.cost import log_cost_metrics, report
     from stack.spine.timeutil import now_utc
 
     try:
@@ -34,6 +40,8 @@ def cost(ctx: click.Context, period: str, as_json: bool, alert: bool) -> None:
     with open_session(ctx) as session:
         found = report(session, span, now_utc())
         errors = []
+        if log_metrics:
+            found.notes += log_cost_metrics(session, found)
         if alert:
             router = router_for(session)
             for endpoint in {line.endpoint for line in found.lines}:

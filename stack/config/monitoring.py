@@ -21,7 +21,17 @@ _FROZEN = ConfigDict(frozen=True, extra="forbid")
 #: Metrics where a smaller value is better: a "drop" in performance is their rise, and a
 #: champion rule on one compares the other way unless it says `higher_is_better`.
 LOWER_IS_BETTER = frozenset(
-    {"mae", "rmse", "mse", "log_loss", "mape", "brier_score", "loss", "error_rate"}
+    {
+        "mae",
+        "rmse",
+        "mse",
+        "log_loss",
+        "mape",
+        "brier_score",
+        "loss",
+        "error_rate",
+        "cost_per_1k_predictions",  # `mlstack cost --log-metrics`
+    }
 )
 
 

@@ -45,12 +45,16 @@ class ChampionRule(BaseModel):
     on `metric`; with `same_dataset`, both must have been evaluated on the dataset of that
     name with the same fingerprint. `higher_is_better` defaults by the metric's name: false for
     errors and losses (`rmse`, `mae`, `mse`, `log_loss`, `mape`, `brier_score`, `loss`,
-    `error_rate`), true for any other."""
+    `error_rate`) and cost (`cost_per_1k_predictions`), true for any other. With `max_ratio`,
+    the challenger is held to a ratio instead: at most `max_ratio` times the champion's value
+    (lower is better: "may not cost more than 1.5x"), at least the champion's divided by it
+    (higher is better)."""
 
     model_config = _FROZEN
 
     metric: str
     max_regression: float = Field(default=0.0, ge=0)
+    max_ratio: float | None = Field(default=None, gt=0)
     higher_is_better: bool = None  # type: ignore[assignment]  # set from `metric` below
     same_dataset: str | None = None
 

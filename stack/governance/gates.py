@@ -130,6 +130,15 @@ def _champion(rule: ChampionRule, inputs: GateInputs, metrics: dict[str, float])
                 f"not evaluated on the same {rule.same_dataset!r} data "
                 f"({mine or 'none'} vs {other or 'none'})",
             )
+    if rule.max_ratio is not None:
+        if rule.higher_is_better:
+            ok, allowed = ours >= theirs / rule.max_ratio, f"at least {1 / rule.max_ratio:.2f}x"
+        else:
+            ok, allowed = ours <= theirs * rule.max_ratio, f"at most {rule.max_ratio:.2f}x"
+        ratio = f"{ours / theirs:.2f}x" if theirs else "no ratio: the champion's is 0"
+        return RuleResult(
+            name, ok, f"{ours:g} vs {theirs:g} for {inputs.champion.ref} ({ratio}, {allowed})"
+        )
     regression = (theirs - ours) if rule.higher_is_better else (ours - theirs)
     ok = regression <= rule.max_regression
     return RuleResult(

@@ -168,6 +168,26 @@ def report(session: StackSession, period: timedelta, now: datetime) -> CostRepor
     return result
 
 
+def log_cost_metrics(session: StackSession, found: CostReport) -> list[str]:
+    """Each priced version's `cost_per_1k_predictions` logged to its training run (where the
+    gates read metrics); what was logged, one line each."""
+    from stack.contract.tracking import RunRef
+
+    logged = []
+    for line in found.lines:
+        model, _, number = line.version.partition("@")
+        if line.cost_per_1k is None or not number.isdigit():
+            continue
+        version = session.registry.get_version(model, int(number))
+        if version.run_id is None:
+            logged.append(f"{line.version}: no training run to log its cost to")
+            continue
+        metric = {"cost_per_1k_predictions": line.cost_per_1k}
+        session.tracker.log_metrics(RunRef(version.run_id, ""), metric)
+        logged.append(f"{line.version}: cost_per_1k_predictions {line.cost_per_1k:.6g} logged")
+    return logged
+
+
 def _process_use(pids: list[int]) -> tuple[float, float]:
     """CPU seconds per day (each process's CPU time over its uptime) and resident GiB."""
     ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100

@@ -32,6 +32,7 @@ cost: {{{{cpu_core_hour: 0.04, memory_gib_hour: 0.005, gpu_hour: 2.5, gpus: {{{{
 alerts: {{{{notify: ["{hook}"]}}}}
 """
 REQUESTS = 25
+IDLE_AFTER = 20  # seconds: longer than the first test's commands take to start
 
 
 def test_a_versions_share_is_priced_per_day_and_per_thousand() -> None:
@@ -80,19 +81,21 @@ def receiver() -> Iterator[list[object]]:
 @pytest.fixture(scope="module")
 def serving(
     tmp_path_factory: pytest.TempPathFactory, receiver: list[object]
-) -> Iterator[tuple[Stack, str]]:
+) -> Iterator[tuple[Stack, float]]:
     folder = tmp_path_factory.mktemp("cost")
-    template = STACK.format(idle="3s", hook=receiver[0])  # champion_serving adds the port
+    template = STACK.format(
+        idle=f"{IDLE_AFTER}s", hook=receiver[0]
+    )  # champion_serving adds the port
     with champion_serving(folder, template) as stack, stack.session() as session:
         (endpoint,) = session.server.endpoints()
         with httpx.Client(timeout=10) as client:
             for _ in range(REQUESTS):
                 client.post(f"{endpoint.url}/predict", json=[row(), row()]).raise_for_status()
-        yield stack, endpoint.url
+        yield stack, time.monotonic()  # when the last request was answered
 
 
 def test_cost_prices_a_live_endpoint_from_its_processes_and_log(
-    serving: tuple[Stack, str],
+    serving: tuple[Stack, float],
 ) -> None:
     stack, _ = serving
     time.sleep(0.5)  # the log's flush interval (0.2 s): every answer is in the log
@@ -113,12 +116,20 @@ def test_cost_prices_a_live_endpoint_from_its_processes_and_log(
     assert line["cost_per_1k"] == pytest.approx(expected / (REQUESTS * 2) * 1000)
     assert found["idle"] == {}
 
+    logged = cli_in(stack.folder)("cost", "--log-metrics", "--json")
+    assert logged.returncode == 0, logged.stderr
+    [note] = [n for n in json.loads(logged.stdout)["notes"] if "logged" in n]
+    assert note.startswith(f"{stack.versions.champion.ref}: cost_per_1k_predictions ")
+    with stack.session() as session:
+        run = session.tracker.get_run(stack.versions.champion.run_id or "")
+    assert run.metrics["cost_per_1k_predictions"] > 0  # what a gate's champion rule reads
+
 
 def test_an_idle_endpoint_is_named_with_its_retire_command_and_alerted_once(
-    serving: tuple[Stack, str], receiver: list[object]
+    serving: tuple[Stack, float], receiver: list[object]
 ) -> None:
-    stack, _ = serving
-    time.sleep(3.5)  # idle_after: 3s without a live request
+    stack, last = serving
+    time.sleep(max(0.0, last + IDLE_AFTER + 0.5 - time.monotonic()))  # no live request since
     cli = cli_in(stack.folder)
     shown = cli("cost")
     assert shown.returncode == 0, shown.stderr
@@ -130,4 +141,33 @@ def test_an_idle_endpoint_is_named_with_its_retire_command_and_alerted_once(
         alerted = cli("cost", "--alert")
         assert alerted.returncode == 0 and "alert not delivered" not in alerted.stderr
     titles = [body["title"] for body in receiver[1:] if isinstance(body, dict)]
-    assert titles == ["[FIRING] churn answered no live request for 3s"]
+    assert titles == [f"[FIRING] churn answered no live request for {IDLE_AFTER}s"]
+
+
+def test_a_gate_holds_a_challenger_to_n_times_the_champions_cost() -> None:
+    from stack.config.policy import ChampionRule, Gate
+    from stack.contract.registry import ModelVersion
+    from stack.contract.states import LifecycleState as S
+    from stack.contract.tracking import RunRecord, RunRef, RunStatus
+    from stack.governance import gates
+
+    def decide(challenger: float) -> gates.GateDecision:
+        def run(cost: float) -> RunRecord:
+            metrics = {"cost_per_1k_predictions": cost}
+            return RunRecord(RunRef("r", "e"), RunStatus.FINISHED, metrics=metrics)
+
+        inputs = gates.GateInputs(
+            version=ModelVersion("churn", 3, S.CANARY, "models:/m", run_id="r3"),
+            run=run(challenger),
+            champion=ModelVersion("churn", 2, S.SERVING, "models:/m", run_id="r2"),
+            champion_run=run(0.40),
+            checks_present=frozenset(),
+            eligible_approvers=(),
+        )
+        rule = ChampionRule.model_validate({"metric": "cost_per_1k_predictions", "max_ratio": 1.5})
+        return gates.evaluate(Gate(champion=rule), S.SERVING, inputs)
+
+    assert decide(0.59).passed
+    refused = decide(0.61)
+    assert not refused.passed
+    assert "0.61 vs 0.4 for churn@2 (1.52x, at most 1.50x)" in refused.explain()
