@@ -48,6 +48,8 @@ class AuditEntryRow(Base):
     __table_args__ = (
         Index("ix_audit_entries_subject", "subject"),
         Index("ix_audit_entries_actor", "actor"),
+        # What served when: a model's state changes among its year of monitoring entries.
+        Index("ix_audit_entries_action", "action", "subject"),
     )
 
 
