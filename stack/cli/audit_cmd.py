@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +13,7 @@ from stack.cli.common import open_existing_session, parse_moment
 
 if TYPE_CHECKING:
     from stack.session import StackSession
-    from stack.spine.audit import AuditEntry, AuditFinding
+    from stack.spine.audit import AuditFinding
 
 #: The anchors file, under the stack's home, unless --anchors/--to or the variable says.
 ANCHORS_FILE = "audit-anchors.jsonl"
@@ -54,15 +54,14 @@ def log(
     """Print audit entries, oldest first, filtered by model, actor, action and time."""
     start, end = parse_moment(since), parse_moment(until)
     with open_existing_session(ctx) as session:
-
-        def read(about: str | None) -> list[AuditEntry]:
-            return session.spine.audit_entries(
-                subject=about, actor=actor, action=action, since=start, until=end
-            )
-
-        entries = read(subject)
         if subject is not None and "@" not in subject and not subject.startswith("endpoint:"):
-            entries = _with_endpoints(session, subject, entries, read)
+            entries = session.spine.model_audit_entries(
+                subject, actor=actor, action=action, since=start, until=end
+            )
+        else:
+            entries = session.spine.audit_entries(
+                subject=subject, actor=actor, action=action, since=start, until=end
+            )
     for entry in entries:
         if jsonl:
             click.echo(json.dumps(entry.to_json(), sort_keys=True))
@@ -72,26 +71,6 @@ def log(
                 f"{entry.seq:>6}  {entry.at:%Y-%m-%d %H:%M:%S}  {entry.actor:<12} "
                 f"{entry.action:<22} {entry.subject}{reason}"
             )
-
-
-def _with_endpoints(
-    session: StackSession,
-    model: str,
-    entries: list[AuditEntry],
-    read: Callable[[str], list[AuditEntry]],
-) -> list[AuditEntry]:
-    """`entries` and those of every endpoint whose traffic ever named a version of `model`
-    (an endpoint may be named apart from its model), merged in log order."""
-    mentions = f'"{model}@'
-    endpoints = {
-        e.subject
-        for e in session.spine.audit_entries(subject_prefix="endpoint:")
-        if mentions in json.dumps(e.payload)
-    }
-    found = {e.seq: e for e in entries}
-    for endpoint in sorted(endpoints):
-        found.update((entry.seq, entry) for entry in read(endpoint))
-    return [found[seq] for seq in sorted(found)]
 
 
 @audit_group.command()

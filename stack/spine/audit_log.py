@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -73,6 +74,39 @@ class AuditLog(SpineTables):
             query = query.where(AuditEntryRow.at < to_text(until))
         with Session(self._reads) as session:
             return [audit.to_entry(row) for row in session.execute(query).scalars()]
+
+    def model_audit_entries(
+        self,
+        model: str,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[AuditEntry]:
+        """Entries oldest first about `model`, its versions, and every endpoint whose
+        audited traffic ever named a version of it (an endpoint may be named apart from its
+        model): what `mlstack audit log --model` and the console's audit page select."""
+        found = {
+            e.seq: e
+            for e in self.audit_entries(
+                subject=model, actor=actor, action=action, since=since, until=until
+            )
+        }
+        mentions = json.dumps(f"{model}@")[:-1]  # `"churn@`, as a JSON payload writes it
+        endpoints = {
+            e.subject
+            for e in self.audit_entries(subject_prefix="endpoint:")
+            if mentions in json.dumps(e.payload)
+        }
+        for endpoint in sorted(endpoints):
+            found.update(
+                (e.seq, e)
+                for e in self.audit_entries(
+                    subject=endpoint, actor=actor, action=action, since=since, until=until
+                )
+            )
+        return [found[seq] for seq in sorted(found)]
 
     def _starts_with(self, prefix: str) -> ColumnElement[bool]:
         """`subject` starts with `prefix` (taken literally: `_` and `%` are no wildcards).

@@ -17,7 +17,6 @@ from starlette.routing import Route
 
 from stack.spine import audit as chain
 from stack.spine.audit import AuditVerification
-from stack.spine.engine import is_postgresql
 from stack.spine.schema import AuditEntryRow, AuditHeadRow
 from stack.spine.store import SpineStore
 from stack.ui.app import Paged, console_of, int_param
@@ -45,23 +44,9 @@ def verification(spine: SpineStore) -> AuditVerification:
         return _verified[id(spine)][1]
 
 
-def _model_entries(spine: SpineStore, model: str) -> Any:
-    """Entries of `model` and its versions (`churn`, `churn@3`), as `mlstack audit log
-    --model` selects them. On SQLite (bytewise text order) the versions are a range of the
-    subject index: `churn@` <= subject < `churnA` ('A' follows '@'), where LIKE would scan
-    every entry; PostgreSQL's collations do not order so, and it is asked with LIKE."""
-    subject = AuditEntryRow.subject
-    if is_postgresql(spine.engine):
-        escaped = model.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        return (subject == model) | subject.like(f"{escaped}@%", escape="\\")
-    return (subject == model) | ((subject >= f"{model}@") & (subject < f"{model}A"))
-
-
 def _filters(request: Request, spine: SpineStore) -> list[Any]:
     params = request.query_params
     where: list[Any] = []
-    if params.get("model"):
-        where.append(_model_entries(spine, params["model"]))
     if params.get("actor"):
         where.append(AuditEntryRow.actor == params["actor"])
     if params.get("action"):
@@ -69,23 +54,40 @@ def _filters(request: Request, spine: SpineStore) -> list[Any]:
     return where
 
 
+def _model_selection(request: Request, spine: SpineStore) -> list[chain.AuditEntry] | None:
+    """With `model=`: what `mlstack audit log --model` selects (the model, its versions and
+    the endpoints that served them), oldest first, by the same function; else None."""
+    model = request.query_params.get("model")
+    if not model:
+        return None
+    params = request.query_params
+    return spine.model_audit_entries(
+        model, actor=params.get("actor") or None, action=params.get("action") or None
+    )
+
+
 def audit_page(request: Request) -> Response:
     console = console_of(request)
     spine = console.session.spine
     page = int_param(request, "page", 1, minimum=1)
     per = int_param(request, "per", 50, minimum=1, maximum=500)
+    selected = _model_selection(request, spine)
     where = _filters(request, spine)
     with Session(spine._reads) as session:
-        total = session.execute(select(func.count()).select_from(AuditEntryRow).where(*where))
-        rows = session.execute(
-            select(AuditEntryRow)
-            .where(*where)
-            .order_by(AuditEntryRow.seq.desc())
-            .limit(per)
-            .offset((page - 1) * per)
-        ).scalars()
-        entries = [chain.to_entry(row) for row in rows]
-        count = int(total.scalar_one())
+        if selected is not None:
+            newest_first = selected[::-1]
+            entries, count = newest_first[(page - 1) * per : page * per], len(selected)
+        else:
+            total = session.execute(select(func.count()).select_from(AuditEntryRow).where(*where))
+            rows = session.execute(
+                select(AuditEntryRow)
+                .where(*where)
+                .order_by(AuditEntryRow.seq.desc())
+                .limit(per)
+                .offset((page - 1) * per)
+            ).scalars()
+            entries = [chain.to_entry(row) for row in rows]
+            count = int(total.scalar_one())
         actions = session.execute(select(AuditEntryRow.action).distinct()).scalars().all()
     return console.render(
         request,
@@ -101,7 +103,13 @@ def export(request: Request) -> Response:
     spine = console.session.spine
     where = _filters(request, spine)
 
+    selected = _model_selection(request, spine)
+
     def lines() -> Iterator[str]:
+        if selected is not None:
+            for entry in selected:
+                yield json.dumps(entry.to_json(), sort_keys=True) + "\n"
+            return
         with Session(spine._reads) as session:
             query = select(AuditEntryRow).where(*where).order_by(AuditEntryRow.seq)
             for row in session.execute(query.execution_options(yield_per=1000)).scalars():

@@ -6,6 +6,7 @@ left out)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from urllib.parse import quote, urlencode
 
 from markupsafe import Markup
 from sqlalchemy import select
@@ -82,11 +83,13 @@ def walk(
 
 
 def _link(node: NodeRef) -> str:
+    """A node's page; every part taken from the node is URL-escaped (an endpoint
+    revision's key `churn#3` would otherwise end the URL at its fragment)."""
     if node.kind is NodeKind.MODEL_VERSION:
-        return f"/models/{node.key.rpartition('@')[0]}"
+        return f"/models/{quote(node.key.rpartition('@')[0], safe='')}"
     if node.kind is NodeKind.REPORT and node.key.startswith("monitoring/"):
-        return f"/monitoring/checks/{node.key.removeprefix('monitoring/')}"
-    return f"/lineage?node={node}"
+        return f"/monitoring/checks/{quote(node.key.removeprefix('monitoring/'), safe='')}"
+    return "/lineage?" + urlencode({"node": str(node)})
 
 
 def lineage_page(request: Request) -> Response:
