@@ -105,6 +105,8 @@ def test_prometheus_scrapes_the_endpoint(serving: tuple[Stack, str], tmp_path: P
         assert float(result[0]["value"][1]) == REQUESTS
         (up,) = server.query(f'up{{instance="{target}"}}')
         assert up["value"][1] == "1"
+        rates = "rate(mlstack_endpoint_requests_total[1m])"  # two scrapes: rate() has data
+        wait_for("two scrapes", lambda: server.query(rates), 60, server.log)
         answered = 0
         for path in DASHBOARDS:  # Prometheus parses every panel's query (400 if it cannot)
             for title, expr in queries(json.loads(path.read_text())):
