@@ -71,7 +71,7 @@ class PredictionApp:
         self._stop = threading.Event()
         self.batcher = MicroBatcher()
         self._reported: set[tuple[str, str]] = set()  # (version, exception type) in full
-        self.metrics: EndpointMetrics | None = None  # when the supervisor asks (metrics.py)
+        self.metrics: EndpointMetrics | None = None  # /metrics, unless turned off (metrics.py)
         self._load_seconds = 0.0  # how long the revision in force took to load
 
     # -- lifecycle (called by the BentoML service in each worker) ------------------------
