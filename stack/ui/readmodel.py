@@ -79,6 +79,7 @@ class ModelSummary:
     versions: tuple[VersionRow, ...]
     serving: str | None
     endpoints: tuple[str, ...]
+    #: The newest check of the serving version (None: nothing serves, or not checked yet).
     last_check: CheckRow | None
     pending: int
     owner: str = "—"
@@ -138,6 +139,7 @@ class ReadModel:
         self._routed: dict[str, list[tuple[datetime, dict[str, float], str]]] = defaultdict(list)
         self._checks_seen = 0
         self._last_check: dict[str, CheckRow] = {}
+        self._last_of_version: dict[str, CheckRow] = {}
 
     def _session(self) -> Session:
         return Session(self.spine._reads)  # the spine's own snapshot reader
@@ -221,11 +223,19 @@ class ReadModel:
                     .order_by(MonitoringCheckRow.id)
                 ).scalars()
                 newest: dict[str, MonitoringCheckRow] = {}
+                of_version: dict[str, MonitoringCheckRow] = {}
                 for row in rows:
                     self._checks_seen = row.id
-                    newest[row.model] = row
+                    newest[row.model] = of_version[row.version] = row
                 self._last_check.update({model: _check(row) for model, row in newest.items()})
+                self._last_of_version.update({v: _check(row) for v, row in of_version.items()})
             return dict(self._last_check)
+
+    def last_check_of(self, version: str) -> CheckRow | None:
+        """The newest check of `version` (`churn@2`), None if it was never checked."""
+        self.last_checks()
+        with self._lock:
+            return self._last_of_version.get(version)
 
     def checks(self, model: str, *, limit: int, offset: int = 0) -> tuple[list[CheckRow], int]:
         """Checks of `model`, newest first, one page of them, and how many there are."""
@@ -290,7 +300,6 @@ class ReadModel:
 
     def inventory(self) -> list[ModelSummary]:
         versions = self.versions()
-        checks = self.last_checks()
         endpoints: dict[str, set[str]] = defaultdict(set)
         for name, splits in self.routed().items():
             for ref in splits[-1][1]:
@@ -309,7 +318,7 @@ class ReadModel:
                     versions=tuple(rows),
                     serving=serving,
                     endpoints=tuple(sorted(endpoints.get(model, ()))),
-                    last_check=checks.get(model),
+                    last_check=self.last_check_of(serving) if serving else None,
                     pending=sum(1 for r in rows if r.state in PENDING),
                     states=dict(states),
                 )

@@ -5,12 +5,15 @@ from __future__ import annotations
 import html
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from stack.cli import main
+from stack.contract.states import LifecycleState
+from stack.governance.service import Governance
 from stack.session import StackSession
 from stack.spine.lineage import NodeKind, NodeRef
 
@@ -47,3 +50,58 @@ def test_the_audit_page_of_a_model_selects_what_the_cli_selects(
     page = client.get("/audit?model=churn&per=500").text
     shown = [int(seq) for seq in re.findall(r"<tr><td>(\d+)</td>", page)]
     assert shown == [e["seq"] for e in reversed(expected)]
+
+
+def _inventory_row(client: TestClient, model: str) -> str:
+    rows = re.findall(r"<tr>\s*<td><a href=\"/models/[^\"]+\">.*?</tr>", client.get("/").text, re.S)
+    found: list[str] = [row for row in rows if f'href="/models/{model}"' in row]
+    assert len(found) == 1, f"no inventory row for {model}"
+    return found[0]
+
+
+def _waiting_in_inventory(client: TestClient, model: str) -> int:
+    found = re.search(
+        rf"/inbox\?model={model}&amp;all=1\">(\d+)</a>", _inventory_row(client, model)
+    )
+    return int(found.group(1)) if found else 0
+
+
+def _waiting_in_inbox(client: TestClient, model: str) -> int:
+    return client.get(f"/inbox?model={model}&all=1").text.count('<article class="waiting"')
+
+
+def test_the_inventorys_waiting_count_is_what_the_inbox_lists(
+    session: StackSession, client: TestClient
+) -> None:
+    assert _waiting_in_inventory(client, "churn") == _waiting_in_inbox(client, "churn") == 1
+    # known to the spine only: the inbox offers no approval for it, and nothing waits
+    assert _waiting_in_inventory(client, "fraud") == _waiting_in_inbox(client, "fraud") == 0
+    Governance(session).approve("churn@2", LifecycleState.SERVING, reason="ok", as_actor="lead2")
+    # the approval is met: churn@2 waits for its promotion, for nobody's approval
+    assert _waiting_in_inventory(client, "churn") == _waiting_in_inbox(client, "churn") == 0
+
+
+def test_the_inventory_shows_the_serving_versions_verdict(
+    session: StackSession, client: TestClient
+) -> None:
+    now = datetime.now(UTC)
+    window = (now - timedelta(hours=1), now)
+    session.spine.record_check(
+        model="churn", version="churn@2", endpoint="churn", window=window, status="ok", result={}
+    )
+    # churn@1 serves: its own last verdict, not the newer check of churn@2
+    assert "verdict-breach" in _inventory_row(client, "churn")
+    # alpha@1 serves and was never checked; a retired version's breach is not its verdict
+    session.spine.audit(
+        actor="bob", action="state.changed", subject="alpha@1", payload={"to": "serving"}
+    )
+    session.spine.record_check(
+        model="alpha",
+        version="alpha@0",
+        endpoint="alpha",
+        window=window,
+        status="breach",
+        result={},
+    )
+    row = _inventory_row(client, "alpha")
+    assert "not checked yet" in row and "verdict-breach" not in row

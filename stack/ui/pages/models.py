@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -10,6 +11,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from stack.ui.app import console_of, paginate
+from stack.ui.pages.inbox import waiting
 from stack.ui.readmodel import ModelSummary, VersionRow
 
 SORTS = ("model", "owner", "risk", "versions", "serving", "verdict", "pending")
@@ -45,6 +47,10 @@ def inventory(request: Request) -> Response:
     params = request.query_params
     rows = [_row(s, console.facts(s.model)) for s in console.read.inventory()]
     text = params.get("q", "").strip().lower()
+    # what waits, counted as the inbox lists it (an approval already met is not waiting)
+    waiting_of = Counter(w.version.model for w in waiting(console, console.user(request)))
+    for row in rows:
+        row["pending"] = waiting_of[row["model"]]
     if text:
         rows = [r for r in rows if text in r["model"].lower() or text in r["owner"].lower()]
     if params.get("state"):
