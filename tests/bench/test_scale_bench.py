@@ -39,7 +39,7 @@ def test_the_scale_bench_runs_end_to_end_and_writes_its_results(
     for expected in (
         "read s: models",
         "read s: audit log --model M (<= 1 s)",
-        "write s: approve (<= 2 s)",
+        "write s: reject (<= 2 s)",
         "audit verify s",
         "audit verify peak RSS MB",
         "query s: what served at T",
