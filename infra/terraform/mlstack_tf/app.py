@@ -1,7 +1,9 @@
 """Synthesize Terraform JSON for each example spec (the Pulumi program's `Pulumi.*.yaml`, or
 files given): `python -m mlstack_tf.app --out out [SPEC.yaml ...]` writes
 `out/<target>/cdk.tf.json` and the chart it installs. A bad spec stops here, before any
-synthesis, with the field named, as on the Pulumi path."""
+synthesis, with the field named, as on the Pulumi path. Each folder records the spec it was
+synthesized from (`.mlstack-spec`): a folder made from another spec, whose state may be real
+infrastructure, is refused rather than overwritten."""
 
 from __future__ import annotations
 
@@ -16,6 +18,23 @@ from mlstack_infra.spec import InfraSpec, SpecError, parse_spec
 from mlstack_tf import PULUMI_PROGRAM
 
 EXAMPLES = sorted(PULUMI_PROGRAM.glob("Pulumi.*.yaml"))
+#: In each synthesized folder: the absolute path of the spec file it was synthesized from.
+SOURCE = ".mlstack-spec"
+
+
+def check_folder(path: Path, folder: Path) -> None:
+    """Refuse (SpecError) to synthesize `path` into `folder` if another spec made it: its
+    `terraform.tfstate` would then plan the other spec's infrastructure away."""
+    try:
+        recorded = (folder / SOURCE).read_text().strip()
+    except FileNotFoundError:
+        return
+    if recorded != str(path.resolve()):
+        raise SpecError(
+            f"{path}: {folder} was synthesized from {recorded}, not from this spec; its state "
+            "may be that spec's infrastructure: give this spec another --out folder "
+            "(or delete the folder if nothing was applied from it)"
+        )
 
 
 def read_spec(path: Path) -> InfraSpec:
@@ -33,8 +52,9 @@ def read_spec(path: Path) -> InfraSpec:
     return parse_spec(document, where=path.name)
 
 
-def synth(spec: InfraSpec, folder: Path) -> Path:
-    """Write `folder/cdk.tf.json` (and `folder/charts/`) for `spec`; returns the JSON's path."""
+def synth(spec: InfraSpec, folder: Path, source: Path | None = None) -> Path:
+    """Write `folder/cdk.tf.json` (and `folder/charts/`) for `spec`, and record `source`, the
+    spec's file, in `folder/.mlstack-spec`; returns the JSON's path."""
     from cdktn import App, LocalBackend, TerraformStack
     from cdktn_provider_random.provider import RandomProvider
 
@@ -63,6 +83,8 @@ def synth(spec: InfraSpec, folder: Path) -> Path:
         shutil.copyfile(
             Path(scratch) / "stacks" / spec.name / "cdk.tf.json", folder / "cdk.tf.json"
         )
+        if source is not None:
+            (folder / SOURCE).write_text(f"{source.resolve()}\n")
     chart = folder / "charts" / "manifests"
     if chart.exists():
         shutil.rmtree(chart)
@@ -73,16 +95,33 @@ def synth(spec: InfraSpec, folder: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="mlstack_tf.app", description=__doc__)
     parser.add_argument("specs", nargs="*", type=Path, help="default: the example stacks")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "out")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="writes OUT/<target>/; default: out/<target>/, out/examples/<target>/ for the "
+        "example stacks",
+    )
     args = parser.parse_args(argv)
     paths: list[Path] = args.specs or EXAMPLES
+    out: Path = args.out or Path(__file__).resolve().parents[1] / (
+        "out" if args.specs else "out/examples"
+    )
     try:
         specs = [read_spec(path) for path in paths]  # every spec checked before any synthesis
+        seen: dict[str, Path] = {}
+        for path, spec in zip(paths, specs, strict=True):
+            if spec.target in seen:
+                raise SpecError(
+                    f"{path}: {seen[spec.target]} is a {spec.target} spec too and both would "
+                    f"be written to {out / spec.target}: synthesize them with different --out"
+                )
+            seen[spec.target] = path
+            check_folder(path, out / spec.target)
     except SpecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for spec in specs:
-        written = synth(spec, args.out / spec.target)
+    for path, spec in zip(paths, specs, strict=True):
+        written = synth(spec, out / spec.target, path)
         print(f"{spec.target}: {written}")
     return 0
 
