@@ -16,6 +16,7 @@ from stack.contract.states import LifecycleState
 from stack.governance.service import Governance
 from stack.session import StackSession
 from stack.spine.lineage import NodeKind, NodeRef
+from tests.ui.conftest import csrf_token, new_version
 
 
 def test_a_lineage_node_link_escapes_its_key(session: StackSession, client: TestClient) -> None:
@@ -105,3 +106,35 @@ def test_the_inventory_shows_the_serving_versions_verdict(
     )
     row = _inventory_row(client, "alpha")
     assert "not checked yet" in row and "verdict-breach" not in row
+
+
+def test_a_refusal_banner_names_its_audit_entry(session: StackSession, client: TestClient) -> None:
+    ref = new_version(session, "lead")
+    answer = client.post(
+        "/inbox/approve",
+        data={"csrf": csrf_token(client), "ref": ref, "target": "serving"},
+        follow_redirects=True,
+    )
+    [refused] = session.spine.audit_entries(subject=ref, action="approval.refused")
+    banner = html.unescape(answer.text)
+    assert f"Refused: lead registered {ref} and cannot approve it" in banner
+    assert f"(audit entry #{refused.seq})" in banner
+
+
+def test_the_findings_column_says_how_many_more_breaches_the_check_has(
+    session: StackSession, client: TestClient
+) -> None:
+    now = datetime.now(UTC)
+    breaches = [f"watched feature drifted: f{i}" for i in range(5)]
+    check = session.spine.record_check(
+        model="churn",
+        version="churn@1",
+        endpoint="churn",
+        window=(now - timedelta(minutes=30), now),
+        status="breach",
+        result={"breaches": breaches},
+    )
+    page = html.unescape(client.get("/monitoring?model=churn").text)
+    assert all(b in page for b in breaches[:3])
+    assert f'<a href="/monitoring/checks/{check}">+2 more</a>' in page
+    assert all(b in client.get(f"/monitoring/checks/{check}").text for b in breaches)

@@ -120,7 +120,7 @@ def _notice(console: Console, user: ConsoleUser, request: Request) -> tuple[str,
         return None
     entry = entries[-1]
     if outcome == "refused":
-        return "error", f"Refused: {entry.reason}"
+        return "error", f"Refused: {entry.reason.rstrip('.')} (audit entry #{entry.seq})."
     if outcome == "rejected":
         return "ok", f"{ref} is now rejected (audit entry #{entry.seq})."
     target = entry.payload.get("target_state", "")
