@@ -40,15 +40,20 @@ def _require_ui_extra() -> None:
 def ui(ctx: click.Context, port: int, stack_file: str | None, mlflow_url: str) -> None:
     """Serve the web console on 127.0.0.1 (Ctrl-C stops it)."""
     _require_ui_extra()
+    import os
+
     import uvicorn
 
-    from stack.ui.app import create_app
+    from stack.ui.app import REGISTRY_WAITS, create_app
+
+    for name, value in REGISTRY_WAITS.items():  # a page answers when the registry is down
+        os.environ.setdefault(name, value)
 
     if stack_file:
         ctx.obj = {**(ctx.obj or {}), "stack_file": stack_file}
     session = open_existing_session(ctx)
     try:
-        app = create_app(session, mlflow_url=mlflow_url, warm=True)
+        app = create_app(session, mlflow_url=mlflow_url, warm=True, port=port)
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         server = uvicorn.Server(config)
         click.echo(

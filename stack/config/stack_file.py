@@ -119,6 +119,11 @@ class ProxyIdentity(BaseModel):
         description="Comma-separated groups, shown in the console; approvals count the "
         "stack file's `groups`, as gates do.",
     )
+    hosts: tuple[str, ...] = Field(
+        default=(),
+        description="Host headers (`console.example.com` or `host:port`) the proxy forwards "
+        "requests with; the console refuses any other Host than its own loopback address.",
+    )
 
 
 class IdentitySection(BaseModel):

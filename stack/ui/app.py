@@ -19,23 +19,35 @@ from typing import Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from stack.config.policy import ApprovalRule
 from stack.contract.states import LifecycleState
 from stack.session import StackSession
 from stack.ui.csrf import COOKIE, FIELD, CsrfTokens
+from stack.ui.flash import Flash
+from stack.ui.guard import Guard, SpineFile
 from stack.ui.identity import ConsoleUser, NotSignedIn, identify
 from stack.ui.readmodel import PENDING, ReadModel
 
 HERE = Path(__file__).resolve().parent
 LOG = logging.getLogger("mlstack.ui")
 PER_PAGE = 50
+#: The largest whole number a query parameter or an id in a path may be: a page or an id
+#: beyond it is a 400 page naming it (an SQL offset or a registry's version is 64-bit).
+MAX_NUMBER = 2**31 - 1
+#: The largest version number or row id (64-bit signed, as the registry and the spine keep them).
+MAX_VERSION = 2**63 - 1
+#: How long the console waits for MLflow's HTTP API (a page answers, degraded, when the
+#: registry is down): set for the console's process unless the user set them.
+REGISTRY_WAITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 #: States a version is approved for (the inbox offers each whose gate asks for approvals).
 APPROVABLE = (
     LifecycleState.APPROVED,
@@ -66,19 +78,23 @@ def paginate(items: list[Any], request: Request, per: int = PER_PAGE) -> Paged:
 
 
 def int_param(
-    request: Request, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+    request: Request, name: str, default: int, *, minimum: int = 0, maximum: int = MAX_NUMBER
 ) -> int:
     """A whole-number query parameter; a bad one is a 400 page naming it."""
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise HTTPException(400, f"{name} must be a whole number, not {raw!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        raise HTTPException(400, f"{name} must be between {minimum} and {maximum or '∞'}")
-    return value
+    return bounded(name, raw, minimum=minimum, maximum=maximum)
+
+
+def bounded(name: str, raw: str | int, *, minimum: int = 0, maximum: int = MAX_NUMBER) -> int:
+    """`raw` as a whole number in [minimum, maximum]; else a 400 page naming `name`."""
+    text = str(raw)
+    if not text.isdigit() and not (text.startswith("-") and text[1:].isdigit()):
+        raise HTTPException(400, f"{name} must be a whole number, not {text[:40]!r}")
+    if len(text.lstrip("-0")) > 19 or not minimum <= int(text) <= maximum:
+        raise HTTPException(400, f"{name} must be between {minimum} and {maximum}")
+    return int(text)
 
 
 def moment_param(request: Request, name: str) -> datetime | None:
@@ -89,9 +105,11 @@ def moment_param(request: Request, name: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(raw)
-    except ValueError:
-        raise HTTPException(400, f"{name} must be an ISO date or time, not {raw!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):  # 9999-12-31T23:59:59-12:00 is past year 9999 in UTC
+        raise HTTPException(
+            400, f"{name} must be an ISO date or time between years 1 and 9999, not {raw[:40]!r}"
+        ) from None
 
 
 class Console:
@@ -101,6 +119,7 @@ class Console:
         self.session = session
         self.read = ReadModel(session.spine)
         self.csrf = CsrfTokens()
+        self.flash = Flash()
         self.mlflow_url = mlflow_url.rstrip("/") if mlflow_url else None
         self.templates = Environment(
             loader=FileSystemLoader(HERE / "templates"),
@@ -118,25 +137,40 @@ class Console:
         host = request.client.host if request.client else None
         return identify(self.session.stack.identity, headers, host)
 
-    def facts(self, model: str) -> tuple[str, str]:
+    def unreachable(self, request: Request | None, what: str, exc: Exception) -> None:
+        """Note on `request`'s page that `what` could not be read (the page shows "—" for
+        it and says why); the traceback goes to the log."""
+        LOG.warning("the console could not reach %s: %s", what, exc, exc_info=exc)
+        if request is not None:
+            problems: list[str] = getattr(request.state, "problems", [])
+            request.state.problems = problems
+            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+            if not any(p.startswith(f"{what} unreachable") for p in problems):
+                problems.append(f"{what} unreachable: {reason}")
+
+    def facts(self, model: str, request: Request | None = None) -> tuple[str, str]:
         """(owner, risk tier) of `model`, from its newest version's registry tags (set at
-        registration, never changed: read once per model and kept)."""
+        registration, never changed: read once per model and kept). ("—", "—") while the
+        registry cannot be reached (the page says why; read again next time)."""
         if model not in self._facts:
-            from stack.errors import StackError
             from stack.lifecycle import OWNER_TAG, RISK_TAG
 
             try:
                 versions = self.session.registry.versions(model)
-            except StackError:
-                versions = []
+            except Exception as exc:  # the wrapped tool's own errors too: the page degrades
+                self.unreachable(request, "registry", exc)
+                return ("—", "—")
             tags = versions[-1].tags if versions else {}
             self._facts[model] = (tags.get(OWNER_TAG, "—"), tags.get(RISK_TAG, "—"))
         return self._facts[model]
 
-    def approval_rules(self, ref: str) -> dict[str, ApprovalRule | None]:
+    def approval_rules(
+        self, ref: str, request: Request | None = None
+    ) -> dict[str, ApprovalRule | None]:
         """The `approvals` rule of each gated state `ref` may still enter, by state, from
         the policy it was built under (fixed at registration: read once and kept). Empty
-        when the version is gone from the registry or its recipe is not on disk."""
+        when the version is gone from the registry or its recipe is not on disk, or while
+        the registry cannot be reached (the page says why)."""
         if ref not in self._rules:
             from stack.errors import StackError
             from stack.governance.service import Governance
@@ -149,7 +183,12 @@ class Console:
                     for state in APPROVABLE
                     if (gate := governance.gate_for(version, state)) is not None
                 }
-            except StackError:
+            except StackError as exc:
+                if "unreachable" in str(exc) or "connect" in str(exc).lower():
+                    self.unreachable(request, "registry", exc)
+                return {}
+            except Exception as exc:  # the wrapped tool's own errors: the page degrades
+                self.unreachable(request, "registry", exc)
                 return {}
             self._rules[ref] = rules
         return self._rules[ref]
@@ -166,6 +205,7 @@ class Console:
             csrf_token=self.csrf.token(cookie, user.name),
             stack_name=self.session.stack.name,
             path=request.url.path,
+            problems=getattr(request.state, "problems", []),
             **context,
         )
         response = HTMLResponse(html, status_code=status_code)
@@ -206,11 +246,26 @@ def console_of(request: Request) -> Console:
     return console
 
 
+class _GuardedApp(Starlette):
+    """Starlette with `Guard` outside everything, its error pages included."""
+
+    guard: dict[str, Any]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return Guard(super().build_middleware_stack(), **self.guard)
+
+
 def create_app(
-    session: StackSession, *, mlflow_url: str | None = None, warm: bool = False
+    session: StackSession,
+    *,
+    mlflow_url: str | None = None,
+    warm: bool = False,
+    port: int | None = None,
 ) -> Starlette:
     """The console over `session` (kept open for the app's life; the caller closes it).
-    `warm`: read what the first pages need in a background thread as the server starts."""
+    `warm`: read what the first pages need in a background thread as the server starts.
+    `port`: the one the console listens on, the only one a Host header may name (None or
+    0: any port of a loopback name)."""
     from stack.ui.pages import audit, inbox, lineage, models, monitoring, rollouts
 
     console = Console(session, mlflow_url=mlflow_url)
@@ -229,6 +284,13 @@ def create_app(
 
     async def signed_out(request: Request, exc: Exception) -> Response:
         return console.error_page(request, 403, "Not signed in", str(exc))
+
+    async def spine_busy(request: Request, exc: Exception) -> Response:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            return await server_error(request, exc)
+        return console.error_page(
+            request, 503, "Spine is busy", "The spine is busy (another write holds it); try again."
+        )
 
     async def server_error(request: Request, exc: Exception) -> Response:
         LOG.exception("the console failed on %s", request.url.path, exc_info=exc)
@@ -271,18 +333,40 @@ def create_app(
             threading.Thread(target=warm_up, name="mlstack-ui-warm-up", daemon=True).start()
         yield
 
-    app = Starlette(
+    app = _GuardedApp(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={
             404: not_found,
             HTTPException: http_error,
             NotSignedIn: signed_out,
+            OperationalError: spine_busy,
             Exception: server_error,
         },
     )
+    spine_url = session.spine.engine.url
+    app.guard = {
+        "port": port or None,
+        "proxy_hosts": session.stack.identity.proxy.hosts,
+        "spine": SpineFile(
+            spine_url.database if spine_url.get_backend_name() == "sqlite" else None
+        ),
+        "error_page": console.error_page,
+    }
     app.state.console = console
     return app
 
 
-__all__ = ["Console", "Paged", "Route", "console_of", "create_app", "int_param", "paginate"]
+__all__ = [
+    "MAX_NUMBER",
+    "MAX_VERSION",
+    "REGISTRY_WAITS",
+    "Console",
+    "Paged",
+    "Route",
+    "bounded",
+    "console_of",
+    "create_app",
+    "int_param",
+    "paginate",
+]

@@ -14,7 +14,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from stack.config.stack_file import IdentitySection
-from stack.identity import resolve_actor
+from stack.identity import IdentityError, resolve_actor
 
 
 class NotSignedIn(Exception):
@@ -66,7 +66,12 @@ def identify(
             "behind an authenticating proxy set identity.proxy.trust in the stack file"
         )
     secret = identity.token_secret.get_secret_value() if identity.token_secret else None
-    actor = resolve_actor(dict(identity.groups), secret)
+    try:
+        actor = resolve_actor(dict(identity.groups), secret)
+    except IdentityError as exc:  # an expired or forged MLSTACK_TOKEN: nobody is signed in
+        raise NotSignedIn(
+            f"{exc}; mint a new one (mlstack identity token USER) and restart mlstack ui"
+        ) from exc
     return ConsoleUser(actor.name, actor.groups, (), actor.source)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from textwrap import dedent
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -21,6 +22,9 @@ from stack.spine.lineage import NodeKind, NodeRef
 from stack.ui.app import create_app
 from tests.support.logged_models import signed_logged_model
 
+PORT = 8765
+#: The console's own origin, as a browser on its pages names it.
+CONSOLE = f"http://127.0.0.1:{PORT}"
 RECIPE = """
 name: console
 model: {name: churn, owner: data-science, risk_tier: limited, intended_use: Rank churn risk.}
@@ -137,12 +141,17 @@ def new_version(session: StackSession, author: str, auc: float = 0.8) -> str:
     return version.ref
 
 
+def browser(app: Any, **options: Any) -> TestClient:
+    """A client as a browser on the console's own pages (its Host, its Origin)."""
+    return TestClient(app, base_url=CONSOLE, headers={"Origin": CONSOLE}, **options)
+
+
 @pytest.fixture
 def client(session: StackSession, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     """The console as `lead` (a member of ml-leads), the local user."""
     monkeypatch.delenv("MLSTACK_TOKEN", raising=False)
     monkeypatch.setenv("MLSTACK_USER", "lead")
-    with TestClient(create_app(session), raise_server_exceptions=False) as test_client:
+    with browser(create_app(session, port=PORT), raise_server_exceptions=False) as test_client:
         yield test_client
 
 

@@ -16,7 +16,7 @@ from stack.ui.app import create_app
 from tests.ui.conftest import write_stack
 
 PROXY = """
-  proxy: {trust: true}
+  proxy: {trust: true, hosts: [console.example.com]}
 """
 
 
@@ -38,7 +38,9 @@ def test_the_local_user_on_loopback_and_proxy_headers_ignored_by_default(
 def test_a_request_from_another_machine_is_refused_without_a_trusted_proxy(
     session: StackSession,
 ) -> None:
-    with TestClient(create_app(session), client=("10.1.2.3", 5000)) as remote:
+    with TestClient(
+        create_app(session), base_url="http://127.0.0.1", client=("10.1.2.3", 5000)
+    ) as remote:
         answer = remote.get("/")
     assert answer.status_code == 403
     assert "answers this machine only (the request came from 10.1.2.3)" in answer.text
@@ -48,7 +50,9 @@ def test_a_request_from_another_machine_is_refused_without_a_trusted_proxy(
 def proxied(tmp_path: Path) -> Iterator[TestClient]:
     write_stack(tmp_path, PROXY)
     with StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path) as session:
-        yield TestClient(create_app(session), client=("10.1.2.3", 5000))
+        yield TestClient(
+            create_app(session), base_url="https://console.example.com", client=("10.1.2.3", 5000)
+        )
 
 
 def test_behind_a_trusted_proxy_the_user_comes_from_its_headers(proxied: TestClient) -> None:

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from stack.contract.states import LifecycleState
 from stack.governance.service import Governance
 from stack.session import StackSession
-from tests.ui.conftest import csrf_token, new_version
+from tests.ui.conftest import browser, csrf_token, new_version
 
 
 def waiting(client: TestClient, query: str = "") -> list[tuple[str, str]]:
@@ -87,7 +87,7 @@ def test_someone_outside_the_group_sees_nothing_waiting_and_is_refused(
 
     ref = new_version(session, "ana")
     monkeypatch.setenv("MLSTACK_USER", "mallory")
-    with TestClient(create_app(session)) as outsider:
+    with browser(create_app(session)) as outsider:
         assert ref not in dict(waiting(outsider))
         assert "you are not in it" in outsider.get("/inbox?all=1").text
         answer = outsider.post(
@@ -151,11 +151,11 @@ def test_a_token_is_no_use_without_its_cookie_or_to_another_user(
     data = {"csrf": token, "ref": ref, "target": "serving"}
     assert client.post("/inbox/approve", data=data).status_code == 403
     app = create_app(session)
-    with TestClient(app) as lead_browser:
+    with browser(app) as lead_browser:
         lead_token = csrf_token(lead_browser)
         cookies = dict(lead_browser.cookies)
     monkeypatch.setenv("MLSTACK_USER", "lead2")  # the same cookie and token, another user
-    with TestClient(app, cookies=cookies) as other:
+    with browser(app, cookies=cookies) as other:
         data = {"csrf": lead_token, "ref": ref, "target": "serving"}
         assert other.post("/inbox/approve", data=data).status_code == 403
     assert written(session) == before

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from stack.session import StackSession
 from stack.ui.app import create_app
-from tests.ui.conftest import new_version
+from tests.ui.conftest import browser, new_version
 
 PAGES = (
     "/",
@@ -115,7 +115,7 @@ def test_an_internal_error_is_a_500_page_without_internals(
         raise RuntimeError("password=hunter2 in /secret/path")
 
     monkeypatch.setattr(app.state.console.read, "inventory", broken)
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    with browser(app, raise_server_exceptions=False) as test_client:
         answer = test_client.get("/")
     assert answer.status_code == 500
     assert "Something went wrong" in answer.text

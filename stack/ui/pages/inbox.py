@@ -7,17 +7,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from stack.ui.app import Console, console_of, paginate
+from stack.ui.app import LOG, MAX_VERSION, Console, bounded, console_of, paginate
 from stack.ui.csrf import COOKIE, FIELD
+from stack.ui.flash import COOKIE as FLASH
+from stack.ui.flash import LIFETIME_S
 from stack.ui.identity import ConsoleUser
-from stack.ui.readmodel import PENDING, VersionRow
+from stack.ui.readmodel import PENDING, VersionRow, split_ref
 
 _RANK = {"candidate": 0, "approved": 1, "shadow": 2, "canary": 2, "serving": 3}
+#: The longest reason a form may give (it is audited, and shown on pages).
+MAX_REASON = 2000
 
 
 def routes() -> list[Route]:
@@ -42,9 +47,12 @@ class Waiting:
     authored_by_you: bool
 
 
-def waiting(console: Console, user: ConsoleUser, model: str | None = None) -> list[Waiting]:
+def waiting(
+    console: Console, user: ConsoleUser, model: str | None = None, request: Request | None = None
+) -> list[Waiting]:
     """Every pending version whose next gates still need approvals, oldest first; the
-    approvers are counted by the function the gate counts them with."""
+    approvers are counted by the function the gate counts them with. With the registry
+    out of reach, none (and `request`'s page says why)."""
     from stack.governance.gates import counted_approvers
 
     rows = [
@@ -57,7 +65,7 @@ def waiting(console: Console, user: ConsoleUser, model: str | None = None) -> li
     groups = console.session.stack.identity.groups
     found: list[Waiting] = []
     for row in rows:
-        for target, rule in console.approval_rules(row.ref).items():
+        for target, rule in console.approval_rules(row.ref, request).items():
             if _RANK[target] <= _RANK[row.state] or rule is None:
                 continue
             approvers = counted_approvers(
@@ -88,9 +96,9 @@ def inbox(request: Request) -> Response:
     user = console.user(request)
     model = request.query_params.get("model") or None
     everything = request.query_params.get("all") == "1"
-    items = [w for w in waiting(console, user, model) if everything or w.yours]
+    items = [w for w in waiting(console, user, model, request) if everything or w.yours]
     notice = _notice(console, user, request)
-    return console.render(
+    response = console.render(
         request,
         "inbox.html",
         user=user,
@@ -99,6 +107,9 @@ def inbox(request: Request) -> Response:
         model=model,
         notice=notice,
     )
+    if FLASH in request.cookies:  # shown once
+        response.delete_cookie(FLASH, path="/inbox", httponly=True, samesite="strict")
+    return response
 
 
 def _notice(console: Console, user: ConsoleUser, request: Request) -> tuple[str, str] | None:
@@ -108,8 +119,9 @@ def _notice(console: Console, user: ConsoleUser, request: Request) -> tuple[str,
     outcome = params.get("outcome")
     if not ref or outcome not in ("approved", "refused", "rejected", "failed"):
         return None
-    if outcome == "failed":
-        return "error", params.get("why", "the change failed")
+    if outcome == "failed":  # the reason comes from the signed cookie, never the URL
+        why = console.flash.open(request.cookies.get(FLASH), user.name)
+        return None if why is None else ("error", f"The change to {ref} failed: {why}")
     action = {
         "approved": "approval.approved",
         "refused": "approval.refused",
@@ -136,22 +148,48 @@ async def _form(request: Request, console: Console) -> tuple[ConsoleUser, dict[s
         raise HTTPException(
             403, "The form's security token is missing or wrong; reload the page and retry."
         )
-    if not fields.get("ref"):
-        raise HTTPException(400, "ref is missing: the version to decide (model@N)")
+    ref = fields.get("ref", "")
+    parts = split_ref(ref)
+    if parts is None:
+        raise HTTPException(400, f"ref must be the version to decide (model@N), not {ref[:80]!r}")
+    bounded("ref's version number", parts[1], minimum=1, maximum=MAX_VERSION)
+    if len(fields.get("reason", "")) > MAX_REASON:
+        raise HTTPException(400, f"reason must be at most {MAX_REASON:,} characters")
     return user, fields
 
 
-def _back(ref: str, outcome: str, **extra: str) -> RedirectResponse:
+def _back(ref: str, outcome: str) -> RedirectResponse:
     return RedirectResponse(
-        "/inbox?" + urlencode({"ref": ref, "outcome": outcome, **extra}), status_code=303
+        "/inbox?" + urlencode({"ref": ref, "outcome": outcome}), status_code=303
     )
+
+
+def _failed(console: Console, user: ConsoleUser, ref: str, exc: Exception) -> RedirectResponse:
+    """Back to the inbox saying why the change failed (in a signed cookie, not the URL)."""
+    from stack.errors import StackError
+
+    if isinstance(exc, StackError):
+        why = str(exc)
+    else:  # the wrapped tool's own error (the registry down...): its reason, the rest logged
+        LOG.warning("a decision on %s failed", ref, exc_info=exc)
+        why = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    response = _back(ref, "failed")
+    response.set_cookie(
+        FLASH,
+        console.flash.seal(why[:1000], user.name),
+        max_age=LIFETIME_S,
+        path="/inbox",
+        httponly=True,
+        samesite="strict",
+    )
+    return response
 
 
 async def approve(request: Request) -> Response:
     from starlette.concurrency import run_in_threadpool
 
     from stack.contract.states import LifecycleState
-    from stack.errors import ApprovalRefused, StackError
+    from stack.errors import ApprovalRefused
     from stack.governance.service import Governance
 
     console = console_of(request)
@@ -170,15 +208,16 @@ async def approve(request: Request) -> Response:
         )
     except ApprovalRefused:
         return _back(ref, "refused")
-    except StackError as exc:
-        return _back(ref, "failed", why=str(exc))
+    except OperationalError:
+        raise  # the spine's: "busy, try again" (503)
+    except Exception as exc:
+        return _failed(console, user, ref, exc)
     return _back(ref, "approved")
 
 
 async def reject(request: Request) -> Response:
     from starlette.concurrency import run_in_threadpool
 
-    from stack.errors import StackError
     from stack.governance.service import Governance
 
     console = console_of(request)
@@ -189,6 +228,8 @@ async def reject(request: Request) -> Response:
     governance = Governance(console.session)
     try:
         await run_in_threadpool(governance.reject, ref, reason=reason, as_actor=user.name)
-    except StackError as exc:
-        return _back(ref, "failed", why=str(exc))
+    except OperationalError:
+        raise  # the spine's: "busy, try again" (503)
+    except Exception as exc:
+        return _failed(console, user, ref, exc)
     return _back(ref, "rejected")

@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from stack.ui.app import console_of, paginate
+from stack.ui.app import MAX_VERSION, bounded, console_of, paginate
+from stack.ui.guard import SANDBOXED
 from stack.ui.pages.inbox import waiting
 from stack.ui.readmodel import ModelSummary, VersionRow
 
@@ -45,12 +46,12 @@ def _row(summary: ModelSummary, facts: tuple[str, str]) -> dict[str, Any]:
 def inventory(request: Request) -> Response:
     console = console_of(request)
     params = request.query_params
-    rows = [_row(s, console.facts(s.model)) for s in console.read.inventory()]
-    text = params.get("q", "").strip().lower()
+    rows = [_row(s, console.facts(s.model, request)) for s in console.read.inventory()]
     # what waits, counted as the inbox lists it (an approval already met is not waiting)
     waiting_of = Counter(w.version.model for w in waiting(console, console.user(request)))
     for row in rows:
         row["pending"] = waiting_of[row["model"]]
+    text = params.get("q", "").strip().lower()
     if text:
         rows = [r for r in rows if text in r["model"].lower() or text in r["owner"].lower()]
     if params.get("state"):
@@ -79,12 +80,16 @@ def _metrics(request: Request, run_id: str | None) -> dict[str, float]:
     from stack.contract.roles import Role
     from stack.errors import StackError
 
-    session = console_of(request).session
+    console = console_of(request)
+    session = console.session
     if run_id is None or not session.has(Role.TRACKER):
         return {}
     try:
         return dict(session.tracker.get_run(run_id).metrics)
     except StackError:
+        return {}
+    except Exception as exc:  # the wrapped tool's own errors: the page degrades
+        console.unreachable(request, "tracker", exc)
         return {}
 
 
@@ -117,7 +122,7 @@ def model_page(request: Request) -> Response:
     page = paginate(newest_first, request, per=20)
     approvals = console.read.approvals_of([v.ref for v in page.items])
     cards = {v.ref: card_paths(console.session, v.ref).html.exists() for v in page.items}
-    owner, risk = console.facts(name)
+    owner, risk = console.facts(name, request)
     return console.render(
         request,
         "model.html",
@@ -142,8 +147,12 @@ def model_card(request: Request) -> Response:
     from stack.governance.cards import card_paths
 
     console = console_of(request)
-    ref = f"{request.path_params['name']}@{request.path_params['number']}"
+    number = bounded("number", request.path_params["number"], maximum=MAX_VERSION)
+    ref = f"{request.path_params['name']}@{number}"
     html = card_paths(console.session, ref).html
     if not html.is_file():
         raise HTTPException(404, f"{ref} has no model card yet (mlstack card {ref} writes one).")
-    return FileResponse(html, media_type="text/html")
+    # its own inline scripts run sandboxed: they can read nothing of the console's origin
+    return FileResponse(
+        html, media_type="text/html", headers={"Content-Security-Policy": SANDBOXED}
+    )

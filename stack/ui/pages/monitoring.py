@@ -16,7 +16,8 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from stack.ui import plots
-from stack.ui.app import console_of, int_param, paginate
+from stack.ui.app import MAX_VERSION, bounded, console_of, int_param, paginate
+from stack.ui.guard import SANDBOXED
 from stack.ui.readmodel import CheckRow
 
 PLOTTED = 100  # the newest checks drawn; the table pages through all of them
@@ -30,16 +31,66 @@ def routes() -> list[Route]:
     ]
 
 
-def _plots(checks: list[CheckRow]) -> dict[str, Markup]:
-    drift: dict[str, list[plots.Point]] = defaultdict(list)
-    performance: dict[str, list[plots.Point]] = defaultdict(list)
-    thresholds = set()
+#: Evidently's drift tests whose score is a distance (drift at or above the threshold);
+#: its other tests score a p-value (drift below it).
+DISTANCES = frozenset({"ed", "hellinger", "jensenshannon", "kl_div", "psi", "wasserstein"})
+
+
+def _drift_above(column: str, records: list[dict[str, object]]) -> bool:
+    """Whether drift means a score above the threshold for `column`: as its own checks
+    decided (`drifted` against score and threshold), else by its test's kind."""
+    for record in records:
+        score, threshold, drifted = (record.get(k) for k in ("score", "threshold", "drifted"))
+        if (
+            isinstance(score, int | float)
+            and isinstance(threshold, int | float)
+            and isinstance(drifted, bool)
+            and score != threshold
+        ):
+            return drifted == (score > threshold)
+    return any(record.get("method") in DISTANCES for record in records)
+
+
+def _drift_plots(checks: list[CheckRow]) -> Markup:
+    """Drift scores per feature over time: one plot for distances (above the dashed line
+    is drift, the axis scaled to the scores) and one for p-values (below it is drift)."""
+    records: dict[str, list[dict[str, object]]] = defaultdict(list)
+    points: dict[str, list[plots.Point]] = defaultdict(list)
     for check in checks:
         for column in check.result.get("drift", {}).get("columns", []) or []:
             if isinstance(column, dict) and isinstance(column.get("score"), int | float):
-                drift[str(column.get("column"))].append((check.window_end, float(column["score"])))
-                if isinstance(column.get("threshold"), int | float):
-                    thresholds.add(float(column["threshold"]))
+                name = str(column.get("column"))
+                records[name].append(column)
+                points[name].append((check.window_end, float(column["score"])))
+    kinds = {
+        True: ("distance: above the dashed line is drift", None),
+        False: ("p-value: below the dashed line is drift", 1.0),
+    }
+    drawn = []
+    for above, (caption, y_max) in kinds.items():
+        names = [n for n in points if _drift_above(n, records[n]) == above]
+        if not names and drawn or not names and not above:
+            continue
+        thresholds = {
+            float(r["threshold"])
+            for n in names
+            for r in records[n]
+            if isinstance(r.get("threshold"), int | float)
+        }
+        drawn.append(
+            plots.line_chart(
+                {n: points[n] for n in names},
+                title=f"drift score per feature ({caption})",
+                y_max=y_max,
+                threshold=thresholds.pop() if len(thresholds) == 1 else None,
+            )
+        )
+    return Markup("".join(drawn))
+
+
+def _plots(checks: list[CheckRow]) -> dict[str, Markup]:
+    performance: dict[str, list[plots.Point]] = defaultdict(list)
+    for check in checks:
         perf = check.result.get("performance") or {}
         for metric, value in (perf.get("metrics") or {}).items():
             if isinstance(value, int | float):
@@ -47,14 +98,7 @@ def _plots(checks: list[CheckRow]) -> dict[str, Markup]:
         if isinstance(perf.get("label_coverage"), int | float):
             performance["label coverage"].append((check.window_end, float(perf["label_coverage"])))
     return {
-        "drift": Markup(
-            plots.line_chart(
-                drift,
-                title="drift score per feature (p-value: below the dashed line is drift)",
-                y_max=1.0,
-                threshold=thresholds.pop() if len(thresholds) == 1 else None,
-            )
-        ),
+        "drift": _drift_plots(checks),
         "performance": Markup(
             plots.line_chart(
                 performance, title="performance on labelled rows, and label coverage", y_max=1.0
@@ -93,7 +137,8 @@ def monitoring_page(request: Request) -> Response:
 
 
 def _check(request: Request) -> CheckRow:
-    found = console_of(request).read.check(request.path_params["check"])
+    number = bounded("check", request.path_params["check"], minimum=1, maximum=MAX_VERSION)
+    found = console_of(request).read.check(number)
     if found is None:
         raise HTTPException(404, f"There is no monitoring check {request.path_params['check']}.")
     return found
@@ -121,4 +166,7 @@ def report(request: Request) -> Response:
     path = _report_file(check)
     if path is None:
         raise HTTPException(404, f"Check {check.id} has no report on this machine.")
-    return FileResponse(path, media_type="text/html")
+    # Evidently's inline scripts run sandboxed: they can read nothing of the console's origin
+    return FileResponse(
+        path, media_type="text/html", headers={"Content-Security-Policy": SANDBOXED}
+    )
