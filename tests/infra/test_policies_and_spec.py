@@ -108,19 +108,102 @@ def test_only_the_serving_gateway_may_be_public_and_only_when_asked() -> None:
     ("change", "message"),
     [
         (
-            {"node_pools": [{"name": "gpu", "machine_type": "g5", "gpu_count": 2}]},
-            "mlstack:spec.node_pools[0]: gpu_count is set but gpu_type is not",
-        ),
-        ({"region": "Frankfurt"}, "region 'Frankfurt' is not a aws region (like 'us-east-1')"),
-        (
-            {"node_pools": [{"name": "cpu", "machine_type": "m5", "min_size": 5, "max_size": 2}]},
-            "mlstack:spec.node_pools[0]: min_size 5 is larger than max_size 2",
+            {"node_pools": [{"name": "gpu", "machine_type": "g5.xlarge", "gpu_count": 2}]},
+            "mlstack:spec: node_pools[0]: gpu_count is set but gpu_type is not",
         ),
         (
-            {"node_pools": [{"name": "cpu", "machine_type": "m5", "min_size": -1}]},
-            "mlstack:spec.node_pools[0].min_size: Input should be greater than or equal to 0",
+            {"region": "Frankfurt"},
+            "mlstack:spec: region: 'Frankfurt' is not a aws region (like 'us-east-1')",
         ),
-        ({"target": "gcp", "region": "europe-west4"}, "target gcp needs `project`"),
+        (
+            {
+                "node_pools": [
+                    {"name": "cpu", "machine_type": "m5.large", "min_size": 5, "max_size": 2}
+                ]
+            },
+            "mlstack:spec: node_pools[0]: min_size 5 is larger than max_size 2",
+        ),
+        (
+            {"node_pools": [{"name": "cpu", "machine_type": "m5.large", "min_size": -1}]},
+            "mlstack:spec: node_pools[0].min_size: Input should be greater than or equal to 0",
+        ),
+        (
+            {"target": "gcp", "region": "europe-west4"},
+            "mlstack:spec: project: target gcp needs `project`",
+        ),
+        (
+            {"api_access_cidrs": ["10.0.0.0/8", "10.0.0.0/33"]},
+            "mlstack:spec: api_access_cidrs[1]: '10.0.0.0/33' is not an IPv4 CIDR",
+        ),
+        (
+            {"api_access_cidrs": ["10.0.0.1/8"]},
+            "mlstack:spec: api_access_cidrs[0]: '10.0.0.1/8' is not an IPv4 CIDR (10.0.0.1/8 "
+            "has host bits set)",
+        ),
+        (
+            {"api_access_cidrs": ["0.0.0.0/0"]},
+            "mlstack:spec: api_access_cidrs[0]: 0.0.0.0/0 opens the Kubernetes API to all",
+        ),
+        (
+            {"services": {"monitoring": [{"model": "churn", "schedule": "every 15 minutes"}]}},
+            "mlstack:spec: services.monitoring[0].schedule: 'every 15 minutes' is not a cron "
+            "expression",
+        ),
+        (
+            {"services": {"monitoring": [{"model": "churn", "schedule": "*/15 * * *"}]}},
+            "mlstack:spec: services.monitoring[0].schedule: '*/15 * * *' is not a cron",
+        ),
+        (
+            {"node_pools": [POOLS[0], {**POOLS[1], "machine_type": "n2-standard-8"}]},
+            "mlstack:spec: node_pools[1].machine_type: 'n2-standard-8' is not a aws machine "
+            "type (like 'm6i.xlarge')",
+        ),
+        (
+            {
+                "target": "gcp",
+                "region": "europe-west4",
+                "project": "acme",
+                "node_pools": [{"name": "cpu", "machine_type": "m6i.xlarge"}],
+            },
+            "mlstack:spec: node_pools[0].machine_type: 'm6i.xlarge' is not a gcp machine type",
+        ),
+        (
+            {
+                "target": "azure",
+                "region": "westeurope",
+                "node_pools": [{"name": "cpu", "machine_type": "n2-standard-8"}],
+            },
+            "mlstack:spec: node_pools[0].machine_type: 'n2-standard-8' is not a azure machine",
+        ),
+        (
+            {
+                "target": "gcp",
+                "region": "europe-west4",
+                "project": "acme",
+                "node_pools": [
+                    {"name": "cpu", "machine_type": "n2-standard-8"},
+                    {
+                        "name": "gpu",
+                        "machine_type": "g2-standard-8",
+                        "gpu_type": "nvidia-a10g",
+                        "gpu_count": 1,
+                    },
+                ],
+            },
+            "mlstack:spec: node_pools[1].gpu_type: 'nvidia-a10g' is not a GKE accelerator type",
+        ),
+        (
+            {"node_pools": [POOLS[0], {**POOLS[1], "gpu_type": "A10G!"}]},
+            "mlstack:spec: node_pools[1].gpu_type: 'A10G!' is not a GPU type",
+        ),
+        (
+            {"image": "ghcr.io/acme/mlstack:0.1 beta"},
+            "mlstack:spec: image: 'ghcr.io/acme/mlstack:0.1 beta' is not an image reference",
+        ),
+        (
+            {"mlflow_image": "https://ghcr.io/mlflow/mlflow"},
+            "mlstack:spec: mlflow_image: 'https://ghcr.io/mlflow/mlflow' is not an image",
+        ),
     ],
 )
 def test_a_bad_spec_names_the_field(change: dict[str, Any], message: str) -> None:
@@ -155,12 +238,22 @@ def test_the_kubernetes_manifests_are_valid(target: str, tmp_path: Path) -> None
     region = {"aws": "us-east-1", "gcp": "europe-west4", "azure": "westeurope", "onprem": "dc-1"}[
         target
     ]
+    system, gpu = {
+        "aws": ("m6i.xlarge", "g5.xlarge"),
+        "gcp": ("n2-standard-8", "g2-standard-8"),
+        "azure": ("Standard_D8s_v5", "Standard_NC4as_T4_v3"),
+        "onprem": ("cpu", "dgx"),
+    }[target]
+    pools = [
+        {**POOLS[0], "machine_type": system},
+        {**POOLS[1], "machine_type": gpu, "gpu_type": "nvidia-l4"},
+    ]
     spec = parse_spec(
         {
             "target": target,
             "region": region,
             "project": "p" if target == "gcp" else None,
-            "node_pools": POOLS,
+            "node_pools": pools,
             "serving_public": True,
             "services": {
                 "monitoring": [{"model": "churn"}, {"model": "fraud.v2", "schedule": "0 * * * *"}]
@@ -225,8 +318,12 @@ def test_the_exported_stack_file_is_a_valid_mlstack_stack(
     from stack.plugins.registry import default_registry
     from stack.resolution import resolve_stack
 
+    pools = [
+        {"name": "system", "machine_type": "n2-standard-8"},
+        {**POOLS[1], "machine_type": "g2-standard-8", "gpu_type": "nvidia-l4"},
+    ]
     spec = parse_spec(
-        {"target": "gcp", "region": "europe-west4", "project": "p", "node_pools": POOLS}
+        {"target": "gcp", "region": "europe-west4", "project": "p", "node_pools": pools}
     )
     text = render_stack(spec, database_host="10.80.0.3", artifact_root="gs://b/mlflow")
     assert "generated-password" not in text and "${MLSTACK_DB_PASSWORD}" in text

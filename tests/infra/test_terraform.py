@@ -361,7 +361,27 @@ def run_app(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_bad_spec_is_refused_before_synthesis_with_the_field_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({}, "mlstack:spec: node_pools[1]: gpu_count is set but gpu_type is not"),
+        (
+            {"api_access_cidrs": ["10.0.0.0/33"]},
+            "mlstack:spec: api_access_cidrs[0]: '10.0.0.0/33' is not an IPv4 CIDR",
+        ),
+        (
+            {"node_pools": [{"name": "system", "machine_type": "n2-standard-8"}]},
+            "mlstack:spec: node_pools[0].machine_type: 'n2-standard-8' is not a aws machine",
+        ),
+        (
+            {"services": {"monitoring": [{"model": "churn", "schedule": "hourly"}]}},
+            "mlstack:spec: services.monitoring[0].schedule: 'hourly' is not a cron expression",
+        ),
+    ],
+)
+def test_a_bad_spec_is_refused_before_synthesis_with_the_field_named(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
     if not TERRAFORM_PYTHON.exists():
         pytest.skip("the Terraform path's environment (infra/terraform/.venv) is missing")
     spec = {
@@ -371,6 +391,7 @@ def test_a_bad_spec_is_refused_before_synthesis_with_the_field_named(tmp_path: P
             {"name": "system", "machine_type": "m6i.xlarge"},
             {"name": "gpu", "machine_type": "g5.xlarge", "gpu_count": 1},
         ],
+        **change,
     }
     path = tmp_path / "Pulumi.broken.yaml"
     path.write_text(yaml.safe_dump({"config": {"mlstack:spec": spec}}))
@@ -379,7 +400,7 @@ def test_a_bad_spec_is_refused_before_synthesis_with_the_field_named(tmp_path: P
     with pytest.raises(SpecError) as pulumi_path:
         parse_spec(spec, where="Pulumi.broken.yaml: mlstack:spec")
     assert done.stderr.strip() == f"error: {pulumi_path.value}"
-    assert "node_pools[1]: gpu_count is set but gpu_type is not" in done.stderr
+    assert f"Pulumi.broken.yaml: {message}" in done.stderr
     assert not (tmp_path / "out").exists()
 
 

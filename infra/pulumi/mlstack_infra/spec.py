@@ -3,10 +3,18 @@ any resource is created: a bad value names its field."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 _NAME = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
@@ -19,6 +27,71 @@ REGION_FORMATS: dict[str, tuple[str, str]] = {
     "azure": (r"^[a-z]+[a-z0-9]*$", "westeurope"),
     "onprem": (r"^.+$", "dc-1"),
 }
+
+#: How each cloud names its machine types (on-prem: the nodes' own names, anything).
+MACHINE_FORMATS: dict[str, tuple[str, str]] = {
+    "aws": (r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$", "m6i.xlarge"),
+    "gcp": (r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$", "n2-standard-8"),
+    "azure": (r"^(Standard|Basic)_[A-Za-z0-9_-]+$", "Standard_D8s_v5"),
+    "onprem": (r"^.+$", "dgx-a100"),
+}
+#: GKE's accelerator types (the node pool's `guest_accelerator`, checked by GKE at apply).
+GCP_GPUS = frozenset(
+    {
+        "nvidia-tesla-k80",
+        "nvidia-tesla-p4",
+        "nvidia-tesla-p100",
+        "nvidia-tesla-t4",
+        "nvidia-tesla-v100",
+        "nvidia-tesla-a100",
+        "nvidia-a100-80gb",
+        "nvidia-l4",
+        "nvidia-h100-80gb",
+        "nvidia-h100-mega-80gb",
+        "nvidia-h200-141gb",
+        "nvidia-b200",
+        "nvidia-gb200",
+    }
+)
+#: Elsewhere the GPU type is a node label (`mlstack.io/gpu-type`): a vendor and a model.
+GPU_LABEL = r"^(nvidia|amd|intel)-[a-z0-9][a-z0-9-]*$"
+_CRON_FIELD = r"(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*"
+_CRON = re.compile(rf"^{_CRON_FIELD}( +{_CRON_FIELD}){{4}}$")
+#: [registry[:port]/]path[:tag][@sha256:digest], as `docker pull` reads it.
+_IMAGE = re.compile(
+    r"^([a-z0-9.-]+(:\d+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
+
+
+def _cron(value: str) -> str:
+    if not _CRON.match(value):
+        raise ValueError(
+            f"{value!r} is not a cron expression (five fields: minute hour day month weekday, "
+            "like '*/15 * * * *')"
+        )
+    return value
+
+
+def _image(value: str) -> str:
+    if not _IMAGE.match(value):
+        raise ValueError(f"{value!r} is not an image reference (like 'ghcr.io/acme/mlstack:0.1.0')")
+    return value
+
+
+def _ipv4_cidr(value: str) -> str:
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an IPv4 CIDR ({exc})") from None
+    if network.prefixlen == 0:
+        raise ValueError("0.0.0.0/0 opens the Kubernetes API to all")
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_cron)]
+Image = Annotated[str, AfterValidator(_image)]
+Cidr = Annotated[str, AfterValidator(_ipv4_cidr)]
 
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 
@@ -82,7 +155,7 @@ class MonitoringJob(BaseModel):
     model_config = _FROZEN
 
     model: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
-    schedule: str = Field(default="*/15 * * * *", description="cron")
+    schedule: Cron = Field(default="*/15 * * * *", description="cron")
 
 
 class PrometheusScraping(BaseModel):
@@ -132,7 +205,7 @@ class InfraSpec(BaseModel):
     node_pools: tuple[NodePool, ...] = Field(min_length=1)
     services: Services = Services()
     database: Database = Database()
-    api_access_cidrs: tuple[str, ...] = Field(
+    api_access_cidrs: tuple[Cidr, ...] = Field(
         default=(),
         description="Networks that may reach the Kubernetes API; empty: private endpoint only "
         "(run `pulumi up` from inside the network, a VPN or a bastion).",
@@ -140,8 +213,8 @@ class InfraSpec(BaseModel):
     serving_public: bool = Field(
         default=False, description="A public load balancer for the serving gateway (only this)."
     )
-    image: str = Field(default="ghcr.io/mlstack/mlstack:0.1.0", description="mlstack's image")
-    mlflow_image: str = "ghcr.io/mlflow/mlflow:v3.17.2"
+    image: Image = Field(default="ghcr.io/mlstack/mlstack:0.1.0", description="mlstack's image")
+    mlflow_image: Image = "ghcr.io/mlflow/mlflow:v3.17.2"
     project: str | None = Field(default=None, description="GCP project")
 
     @model_validator(mode="after")
@@ -149,20 +222,35 @@ class InfraSpec(BaseModel):
         pattern, example = REGION_FORMATS[self.target]
         if not re.match(pattern, self.region):
             raise ValueError(
-                f"region {self.region!r} is not a {self.target} region (like {example!r})"
+                f"region: {self.region!r} is not a {self.target} region (like {example!r})"
             )
         if self.target == "gcp" and not self.project:
-            raise ValueError("target gcp needs `project`")
-        for cidr in self.api_access_cidrs:
-            if not re.match(r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$", cidr):
-                raise ValueError(f"api_access_cidrs: {cidr!r} is not an IPv4 CIDR")
-            if cidr.endswith("/0"):
-                raise ValueError("api_access_cidrs: 0.0.0.0/0 opens the Kubernetes API to all")
+            raise ValueError("project: target gcp needs `project`")
+        machines, machine = MACHINE_FORMATS[self.target]
+        for index, pool in enumerate(self.node_pools):
+            if not re.match(machines, pool.machine_type):
+                raise ValueError(
+                    f"node_pools[{index}].machine_type: {pool.machine_type!r} is not a "
+                    f"{self.target} machine type (like {machine!r})"
+                )
+            gpu = pool.gpu_type
+            if gpu and self.target == "gcp" and gpu not in GCP_GPUS:
+                raise ValueError(
+                    f"node_pools[{index}].gpu_type: {gpu!r} is not a GKE accelerator type "
+                    f"(one of {', '.join(sorted(GCP_GPUS))})"
+                )
+            if gpu and self.target != "gcp" and not re.match(GPU_LABEL, gpu):
+                raise ValueError(
+                    f"node_pools[{index}].gpu_type: {gpu!r} is not a GPU type (a vendor and "
+                    "a model, like 'nvidia-a10g')"
+                )
         if self.target == "azure" and self.node_pools[0].has_gpu:
-            raise ValueError("on azure the first node pool is AKS's system pool: give it no GPU")
+            raise ValueError(
+                "node_pools[0]: on azure the first node pool is AKS's system pool: give it no GPU"
+            )
         names = [p.name for p in self.node_pools]
         if len(set(names)) != len(names):
-            raise ValueError(f"node pool names repeat: {names}")
+            raise ValueError(f"node_pools: names repeat: {names}")
         return self
 
     @property
@@ -171,7 +259,8 @@ class InfraSpec(BaseModel):
 
 
 def parse_spec(data: object, *, where: str = "mlstack:spec") -> InfraSpec:
-    """The spec, or a SpecError naming every field at fault (`node_pools[1].gpu_count`)."""
+    """The spec, or a SpecError with a line per fault, `WHERE: FIELD: PROBLEM`
+    (`my-stack.yaml: node_pools[1]: gpu_count is set but gpu_type is not`)."""
     try:
         return InfraSpec.model_validate(data)
     except ValidationError as exc:
@@ -181,5 +270,6 @@ def parse_spec(data: object, *, where: str = "mlstack:spec") -> InfraSpec:
             for part in error["loc"]:
                 location += f"[{part}]" if isinstance(part, int) else f".{part}"
             message = str(error["msg"]).removeprefix("Value error, ")
-            lines.append(f"{where}{location}: {message}")
+            field = f"{location.removeprefix('.')}: " if location else ""
+            lines.append(f"{where}: {field}{message}")
         raise SpecError("\n".join(lines)) from None
