@@ -26,6 +26,15 @@ from stack.spine.lineage import NodeKind, NodeRef
 from stack.spine.records import Approval
 
 _NOT_APPROVABLE = (LifecycleState.REJECTED, LifecycleState.RETIRED)
+#: How far along the lifecycle each state is: an approval is for a state ahead of the
+#: version's own (shadow and canary are the same distance: either may come first).
+_AHEAD = {
+    LifecycleState.CANDIDATE: 0,
+    LifecycleState.APPROVED: 1,
+    LifecycleState.SHADOW: 2,
+    LifecycleState.CANARY: 2,
+    LifecycleState.SERVING: 3,
+}
 
 #: What names a version: a `ModelVersion` (read again: its state now), a `ModelSelector`,
 #: or the text of one (`churn@3`, `churn@serving`), parsed here by `ModelSelector.parse`.
@@ -97,34 +106,38 @@ class Governance:
         `approvals` rule counts). Raises ApprovalRefused (audited) when the actor is not in
         the gate's group, registered the version itself, or the version is rejected/retired."""
         actor = self.actor(as_actor)
-        version = self.version(selector)
-        refusal = self._approval_refusal(version, target, actor)
-        if refusal:
-            self.session.spine.audit(
-                actor=actor.name,
-                action="approval.refused",
-                subject=version.ref,
-                reason=refusal,
-                payload={"target_state": target.value},
-            )
-            raise ApprovalRefused(refusal)
-        try:
-            approval = self.session.spine.record_approval(
-                subject=version.ref,
-                target_state=target.value,
-                actor=actor.name,
-                decision="approved",
-                reason=reason,
-            )
-        except ApprovalRefused as exc:
-            self.session.spine.audit(
-                actor=actor.name,
-                action="approval.refused",
-                subject=version.ref,
-                reason=str(exc),
-                payload={"target_state": target.value},
-            )
-            raise
+        chosen = self.version(selector)
+        # under the model's lock, on the state read there: a rejection racing this approval
+        # is applied before it (and refuses it) or after it, never in between
+        with Lifecycle(self.session).serialized(chosen.model):
+            version = self.session.registry.get_version(chosen.model, chosen.version)
+            refusal = self._approval_refusal(version, target, actor)
+            if refusal:
+                self.session.spine.audit(
+                    actor=actor.name,
+                    action="approval.refused",
+                    subject=version.ref,
+                    reason=refusal,
+                    payload={"target_state": target.value},
+                )
+                raise ApprovalRefused(refusal)
+            try:
+                approval = self.session.spine.record_approval(
+                    subject=version.ref,
+                    target_state=target.value,
+                    actor=actor.name,
+                    decision="approved",
+                    reason=reason,
+                )
+            except ApprovalRefused as exc:
+                self.session.spine.audit(
+                    actor=actor.name,
+                    action="approval.refused",
+                    subject=version.ref,
+                    reason=str(exc),
+                    payload={"target_state": target.value},
+                )
+                raise
         self._write_card(version)
         return approval
 
@@ -133,10 +146,18 @@ class Governance:
     ) -> str | None:
         if version.state in _NOT_APPROVABLE:
             return f"{version.ref} is {version.state.value}; it cannot be approved"
-        if target in (LifecycleState.CANDIDATE, LifecycleState.REJECTED) or target == version.state:
-            return f"{target.value} is not a state to approve {version.ref} for"
+        if target not in _AHEAD or _AHEAD[target] <= _AHEAD.get(version.state, 0):
+            return (
+                f"{target.value} is not a state to approve {version.ref} for (it is "
+                f"{version.state.value}: an approval is for a state ahead of it)"
+            )
         gate = self.gate_for(version, target)
         rule = gate.approvals if gate else None
+        if rule is None:  # recorded, it would look like a sign-off that nothing counts
+            return (
+                f"no gate counts approvals of {version.model} for {target.value}: its "
+                f"recipe's {target.value} gate has no `approvals` rule"
+            )
         if rule is not None and rule.group and not actor.in_group(rule.group):
             return (
                 f"{actor.name} is not in group {rule.group!r}, which approves "
@@ -162,8 +183,18 @@ class Governance:
     def reject(
         self, selector: Selected, *, reason: str, as_actor: str | None = None
     ) -> ModelVersion:
+        """Move `selector` to `rejected` (where the lifecycle allows it), audited.
+        Raises ApprovalRefused (audited as `rejection.refused`) when the actor may not: a
+        version is rejected by its author (withdrawing it) or by a member of a group its
+        gates name as approvers; anyone may when its gates name no group."""
         actor = self.actor(as_actor)
         version = self.version(selector)
+        refusal = self._rejection_refusal(version, actor)
+        if refusal:
+            self.session.spine.audit(
+                actor=actor.name, action="rejection.refused", subject=version.ref, reason=refusal
+            )
+            raise ApprovalRefused(refusal)
         updated = Lifecycle(self.session).transition(
             version.model,
             version.version,
@@ -172,6 +203,19 @@ class Governance:
             reason=reason,
         )
         return updated
+
+    def _rejection_refusal(self, version: ModelVersion, actor: Actor) -> str | None:
+        recipe = self.session.recipe_for(version, required=False)
+        gates_ = recipe.spec.promotion.gates.values() if recipe else ()
+        groups = sorted({g.approvals.group for g in gates_ if g.approvals and g.approvals.group})
+        if not groups or actor.name == self.author(version):
+            return None
+        if any(actor.in_group(group) for group in groups):
+            return None
+        return (
+            f"{actor.name} may not reject {version.ref}: it is rejected by its author or by "
+            f"a member of {', '.join(repr(g) for g in groups)} (the groups its gates name)"
+        )
 
     def check(self, version: ModelVersion, target: LifecycleState) -> gates.GateDecision:
         """Evaluate the gate without acting (what `promote` would decide)."""

@@ -352,3 +352,69 @@ def test_a_copy_of_the_recipe_with_a_weaker_gate_does_not_judge_the_version(
     assert entry.payload["policy"] == {"recipe": str(copy.path), "digest": recipe.policy_digest}
     with pytest.raises(GateFailed):  # the copy holds the failing one to the same gate
         Governance(session.with_recipe(copy)).promote(version.ref, S.APPROVED)
+
+
+def test_an_approval_no_gate_would_count_is_refused_and_audited(
+    governance: Governance, make_version: Factory, session: StackSession, as_user: User
+) -> None:
+    """Approving for a state whose gate has no `approvals` rule (or for a state the version
+    has already reached) recorded a sign-off that looked real and counted nowhere."""
+    version = make_version(0.91)
+    as_user("lead")
+    with pytest.raises(ApprovalRefused, match=r"no gate counts approvals of .* for approved"):
+        governance.approve(version.ref, S.APPROVED)
+    as_user("ana")
+    governance.promote(version.ref, S.APPROVED)
+    as_user("lead")
+    with pytest.raises(ApprovalRefused, match="approved is not a state to approve"):
+        governance.approve(version.ref, S.APPROVED)
+    refused = session.spine.audit_entries(subject=version.ref, action="approval.refused")
+    assert len(refused) == 2
+    assert session.spine.approvals(version.ref, "approved") == []
+
+
+def test_a_version_is_rejected_by_its_author_or_an_approver_only(
+    governance: Governance, make_version: Factory, session: StackSession, as_user: User
+) -> None:
+    mine, theirs = make_version(0.91), make_version(0.91)  # registered by ana
+    as_user("mallory")  # in no group
+    with pytest.raises(ApprovalRefused, match=r"mallory may not reject .* 'ml-leads'"):
+        governance.reject(theirs.ref, reason="spite")
+    assert session.registry.get_version(theirs.model, theirs.version).state == S.CANDIDATE
+    assert session.spine.audit_entries(subject=theirs.ref, action="rejection.refused")
+    as_user("ana")  # its author withdraws it
+    assert governance.reject(mine.ref, reason="wrong data").state == S.REJECTED
+    as_user("lead")  # an approver
+    assert governance.reject(theirs.ref, reason="leaks the label").state == S.REJECTED
+
+
+def test_an_approval_racing_a_rejection_is_decided_on_the_state_after_it(
+    governance: Governance, make_version: Factory, session: StackSession, as_user: User
+) -> None:
+    """The approval read the state, the rejection was applied, then the approval was
+    recorded for a rejected version (counted should it come back). The approval is now
+    decided under the model's lock, on the state read there."""
+    import threading
+
+    from stack.lifecycle import Lifecycle
+
+    version = make_version(0.91)
+    as_user("lead")
+    outcome: list[BaseException | None] = []
+
+    def approve() -> None:
+        try:
+            governance.approve(version.ref, S.SERVING, as_actor="lead")
+            outcome.append(None)
+        except ApprovalRefused as exc:
+            outcome.append(exc)
+
+    with Lifecycle(session).serialized(version.model):  # a rejection in progress
+        racer = threading.Thread(target=approve)
+        racer.start()
+        racer.join(1.0)  # it has read the version and waits for the lock (or has not begun)
+        governance.reject(version.ref, reason="leaks the label")
+    racer.join(60)
+    assert isinstance(outcome[0], ApprovalRefused), outcome
+    assert "is rejected" in str(outcome[0])
+    assert session.spine.approvals(version.ref, "serving") == []
