@@ -138,3 +138,40 @@ def test_the_findings_column_says_how_many_more_breaches_the_check_has(
     assert all(b in page for b in breaches[:3])
     assert f'<a href="/monitoring/checks/{check}">+2 more</a>' in page
     assert all(b in client.get(f"/monitoring/checks/{check}").text for b in breaches)
+
+
+def test_a_distance_above_its_threshold_plots_above_the_line_captioned_as_drift(
+    session: StackSession, client: TestClient
+) -> None:
+    now = datetime.now(UTC)
+    for hours, score in ((2, 0.3), (1, 1.7)):  # a normed Wasserstein distance may pass 1
+        session.spine.record_check(
+            model="beta",
+            version="beta@1",
+            endpoint="beta",
+            window=(now - timedelta(hours=hours + 1), now - timedelta(hours=hours)),
+            status="breach",
+            result={
+                "drift": {
+                    "columns": [
+                        {
+                            "column": "income",
+                            "method": "wasserstein",
+                            "score": score,
+                            "threshold": 0.1,
+                            "drifted": True,
+                        }
+                    ]
+                }
+            },
+        )
+    page = client.get("/monitoring?model=beta").text
+    assert "distance: above the dashed line is drift" in page
+    assert "p-value" not in page
+    [limit] = re.findall(r'<line [^>]*y1="([\d.]+)"[^>]*class="threshold"', page)
+    heights = {
+        float(score): float(cy)
+        for cy, score in re.findall(r'cy="([\d.]+)"[^>]*><title>income ([\d.]+) at', page)
+    }
+    assert heights[0.3] < float(limit) and heights[1.7] < heights[0.3]  # SVG y grows down
+    assert ">1.7</text>" in page  # the axis reaches the largest score: nothing is clipped
