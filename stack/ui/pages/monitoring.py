@@ -62,20 +62,22 @@ def _drift_plots(checks: list[CheckRow]) -> Markup:
                 name = str(column.get("column"))
                 records[name].append(column)
                 points[name].append((check.window_end, float(column["score"])))
+    if not points:
+        return Markup(plots.line_chart({}, title="drift score per feature"))
     kinds = {
-        True: ("distance: above the dashed line is drift", None),
+        True: ("distance: above the dashed line is drift", None),  # scaled to the scores
         False: ("p-value: below the dashed line is drift", 1.0),
     }
     drawn = []
     for above, (caption, y_max) in kinds.items():
         names = [n for n in points if _drift_above(n, records[n]) == above]
-        if not names and drawn or not names and not above:
+        if not names:
             continue
         thresholds = {
-            float(r["threshold"])
+            float(limit)
             for n in names
             for r in records[n]
-            if isinstance(r.get("threshold"), int | float)
+            if isinstance(limit := r.get("threshold"), int | float)
         }
         drawn.append(
             plots.line_chart(
