@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -47,6 +48,10 @@ MAX_NUMBER = 2**31 - 1
 MAX_VERSION = 2**63 - 1
 #: How long the console waits for MLflow's HTTP API (a page answers, degraded, when the
 #: registry is down): set for the console's process unless the user set them.
+#: How long a console write waits for another writer's lock on a SQLite spine before the
+#: page says "spine is busy" (503): appends take milliseconds, and a request held longer
+#: would hold one of the server's few worker threads.
+SPINE_BUSY_WAIT_MS = 5_000
 REGISTRY_WAITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 #: States a version is approved for (the inbox offers each whose gate asks for approvals).
 APPROVABLE = (
@@ -241,6 +246,10 @@ def _when(moment: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "—"
 
 
+def _short_busy_wait(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    dbapi_connection.execute(f"PRAGMA busy_timeout = {SPINE_BUSY_WAIT_MS}")
+
+
 def console_of(request: Request) -> Console:
     console: Console = request.app.state.console
     return console
@@ -345,6 +354,8 @@ def create_app(
         },
     )
     spine_url = session.spine.engine.url
+    if spine_url.get_backend_name() == "sqlite":
+        event.listen(session.spine.engine, "checkout", _short_busy_wait)
     app.guard = {
         "port": port or None,
         "proxy_hosts": session.stack.identity.proxy.hosts,

@@ -4,6 +4,7 @@ Origin rule on forms, the spine file still being the one opened, and security he
 from __future__ import annotations
 
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from html import unescape
@@ -160,3 +161,21 @@ def test_a_spine_file_replaced_while_the_console_runs_is_a_503_naming_it(
     assert f"The spine file {spine} was deleted or replaced" in answer.text
     spine.unlink()
     assert own_spine.get("/").status_code == 503
+
+
+def test_a_write_while_another_holds_the_spine_is_a_503_spine_is_busy(
+    client: TestClient, session: StackSession, stack_dir: Path
+) -> None:
+    ref = new_version(session, "ana")
+    token = csrf_token(client)
+    before = written(session)
+    holder = sqlite3.connect(stack_dir / "spine.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write, holding the lock
+    try:
+        answer = client.post("/inbox/reject", data={"csrf": token, "ref": ref, "reason": "no"})
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert answer.status_code == 503
+    assert "The spine is busy (another write holds it); try again." in answer.text
+    assert written(session) == before
