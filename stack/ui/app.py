@@ -71,6 +71,12 @@ class Paged:
     per: int
     total: int
 
+    def __post_init__(self) -> None:
+        if self.page > self.pages:
+            raise HTTPException(
+                404, f"There is no page {self.page}: the last is page {self.pages}."
+            )
+
     @property
     def pages(self) -> int:
         return max(1, math.ceil(self.total / self.per))
@@ -97,7 +103,9 @@ def bounded(name: str, raw: str | int, *, minimum: int = 0, maximum: int = MAX_N
     text = str(raw)
     if not text.isdigit() and not (text.startswith("-") and text[1:].isdigit()):
         raise HTTPException(400, f"{name} must be a whole number, not {text[:40]!r}")
-    if len(text.lstrip("-0")) > 19 or not minimum <= int(text) <= maximum:
+    if text.startswith("-") or int(text) < minimum:
+        raise HTTPException(400, f"{name} must be at least {minimum}")
+    if len(text.lstrip("0")) > 19 or int(text) > maximum:
         raise HTTPException(400, f"{name} must be between {minimum} and {maximum}")
     return int(text)
 
@@ -145,7 +153,8 @@ class Console:
     def unreachable(self, request: Request | None, what: str, exc: Exception) -> None:
         """Note on `request`'s page that `what` could not be read (the page shows "—" for
         it and says why); the traceback goes to the log."""
-        LOG.warning("the console could not reach %s: %s", what, exc, exc_info=exc)
+        LOG.warning("the console could not reach the %s: %s", what, exc)
+        LOG.debug("reaching the %s failed", what, exc_info=exc)
         if request is not None:
             problems: list[str] = getattr(request.state, "problems", [])
             request.state.problems = problems
@@ -188,9 +197,7 @@ class Console:
                     for state in APPROVABLE
                     if (gate := governance.gate_for(version, state)) is not None
                 }
-            except StackError as exc:
-                if "unreachable" in str(exc) or "connect" in str(exc).lower():
-                    self.unreachable(request, "registry", exc)
+            except StackError:  # gone from the registry, or its recipe not on disk
                 return {}
             except Exception as exc:  # the wrapped tool's own errors: the page degrades
                 self.unreachable(request, "registry", exc)

@@ -60,15 +60,15 @@ def host_allowed(host: str, port: int | None, proxy_hosts: tuple[str, ...]) -> b
     return (given or "80") == str(port)
 
 
-def same_origin(headers: Headers) -> str | None:
-    """None when an unsafe request comes from the console's own pages; else why not."""
+def same_origin(headers: Headers, proxy_hosts: tuple[str, ...] = ()) -> str | None:
+    """None when an unsafe request comes from the console's own pages (its Origin, or its
+    Referer without one, names the request's Host or one of `proxy_hosts`); else why not."""
     source = headers.get("origin") or headers.get("referer")
     if not source:
         return "it has no Origin or Referer header to show it comes from the console's own pages"
     parts = urlsplit(source)
-    if parts.scheme not in ("http", "https") or parts.netloc.lower() != (
-        headers.get("host", "").lower()
-    ):
+    own = {headers.get("host", "").lower(), *(h.lower() for h in proxy_hosts)}
+    if parts.scheme not in ("http", "https") or parts.netloc.lower() not in own:
         return f"it was sent from {source[:100]!r}, not from the console's own pages"
     return None
 
@@ -137,7 +137,7 @@ class Guard:
                 "identity.proxy.hosts.",
             )
         if request.method not in SAFE_METHODS:
-            why = same_origin(request.headers)
+            why = same_origin(request.headers, self.proxy_hosts)
             if why is not None:
                 return self.error_page(
                     request,

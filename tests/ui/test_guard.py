@@ -61,6 +61,11 @@ def test_behind_a_proxy_only_the_hosts_it_lists_are_answered(tmp_path: Path) -> 
             assert listed.get("/audit", headers=user).status_code == 200
         with TestClient(app, base_url="https://other.example.com") as other:
             assert other.get("/audit", headers=user).status_code == 421
+        # a proxy that rewrites Host to the console's own: its public origin may post
+        with TestClient(app, base_url=CONSOLE) as rewritten:
+            origin = {**user, "Origin": "https://console.example.com"}
+            answer = rewritten.post("/inbox/reject", data={"ref": "churn@1"}, headers=origin)
+            assert answer.status_code == 403 and "security token" in answer.text
 
 
 def test_a_form_from_another_origin_or_none_is_refused_and_writes_nothing(
