@@ -42,6 +42,8 @@ END_TO_END = (
     "tests/ui/test_browser.py",
     "tests/observability/test_prometheus.py",
     "tests/observability/test_cost.py",
+    "tests/adapters/bentoml/test_cluster_router.py",
+    "tests/bench/test_scale_bench.py",
 )
 END_TO_END_TIMEOUT = 900
 
