@@ -382,3 +382,46 @@ def test_kubeconfigs_get_short_lived_tokens_from_the_clouds_cli() -> None:
     )
     assert gke["users"][0]["user"]["exec"]["provideClusterInfo"] is True
     assert gke["clusters"][0]["cluster"]["certificate-authority-data"] == "Q0E="
+
+
+def test_the_databases_job_creates_each_missing_database_once(postgres_server: Any) -> None:
+    """The script of the `mlstack-databases` Job, run twice with psql on a real PostgreSQL:
+    the first run creates the missing databases, the second changes nothing and succeeds."""
+    import uuid
+
+    import sqlalchemy as sa
+    from mlstack_infra.manifests import create_databases_script
+
+    url = sa.engine.make_url(postgres_server.admin_url)
+    names = tuple(f"mlstack_init_{uuid.uuid4().hex[:8]}_{n}" for n in ("mlflow", "feast"))
+    env = {
+        **os.environ,
+        "PGHOST": url.host or "127.0.0.1",
+        "PGPORT": str(url.port or 5432),
+        "PGUSER": url.username or "postgres",
+        "PGPASSWORD": url.password or "",
+        "PGDATABASE": "postgres",
+    }
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"CREATE DATABASE {names[0]}")  # one already there
+        for _ in range(2):
+            done = subprocess.run(
+                ["sh", "-c", create_databases_script(names)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
+        with admin.connect() as connection:
+            found = {
+                row[0] for row in connection.exec_driver_sql("SELECT datname FROM pg_database")
+            }
+        assert set(names) <= found
+    finally:
+        with admin.connect() as connection:
+            for name in names:
+                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        admin.dispose()

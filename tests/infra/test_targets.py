@@ -196,3 +196,40 @@ GPU_POOLS_ONPREM = [
 def test_an_api_endpoint_open_to_the_world_is_refused_in_the_spec() -> None:
     with pytest.raises(ValueError, match=r"0\.0\.0\.0/0 opens the Kubernetes API"):
         spec_for("aws", api_access_cidrs=["0.0.0.0/0"])
+
+
+def _databases_created_by_the_job(objects: list[dict[str, Any]]) -> set[str]:
+    """The databases the `mlstack-databases` Job's script creates (none without the Job)."""
+    from mlstack_infra.manifests import DATABASES, create_databases_script
+
+    jobs = [
+        o for o in objects if o["kind"] == "Job" and o["metadata"]["name"] == "mlstack-databases"
+    ]
+    if not jobs:
+        return set()
+    [job] = jobs
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == ["sh", "-c", create_databases_script()]
+    return set(DATABASES)
+
+
+@pytest.mark.parametrize("target", ["aws", "gcp", "azure", "onprem"])
+def test_every_target_creates_the_mlflow_feast_and_mlstack_databases(
+    mocks: RecordingMocks, target: str
+) -> None:
+    import pulumi
+    from mlstack_infra.program import build
+
+    if target == "onprem":
+        spec = parse_spec({"target": "onprem", "region": "dc-1", "node_pools": GPU_POOLS_ONPREM})
+        run_program(lambda: build(spec, kubeconfig=pulumi.Output.secret("apiVersion: v1")))
+    else:
+        declare(mocks, spec_for(target))
+    [group] = of(mocks.resources, "kubernetes:yaml/v2:ConfigGroup")
+    by_job = _databases_created_by_the_job(group.inputs["objs"])
+    by_cloud = {r.inputs["name"] for r in of(mocks.resources, "gcp:sql/database:Database")} | {
+        r.inputs["databaseName"]
+        for r in of(mocks.resources, "azure-native:dbforpostgresql:Database")
+    }
+    assert by_job | by_cloud == {"mlflow", "feast", "mlstack"}
+    assert not (by_job and by_cloud)  # one way per target

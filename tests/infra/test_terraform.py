@@ -512,3 +512,25 @@ def test_helm_renders_the_release_into_exactly_the_objects_it_is_given(
         if obj
     ]
     assert rendered == json.loads(values)["objects"]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_target_creates_the_mlflow_feast_and_mlstack_databases(
+    terraform_out: Path, target: str
+) -> None:
+    from tests.infra.test_targets import _databases_created_by_the_job
+
+    config = synthesized(terraform_out, target)
+    objects = [
+        obj
+        for release in resources(config, "helm_release").values()
+        for obj in json.loads(release["values"][0])["objects"]
+    ]
+    by_job = _databases_created_by_the_job(objects)
+    by_cloud = {
+        d["name"]
+        for kind in ("google_sql_database", "azurerm_postgresql_flexible_server_database")
+        for d in resources(config, kind).values()
+    }
+    assert by_job | by_cloud == {"mlflow", "feast", "mlstack"}
+    assert not (by_job and by_cloud)

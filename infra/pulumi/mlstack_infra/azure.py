@@ -10,7 +10,7 @@ import pulumi
 import pulumi_azure_native as azure
 import pulumi_random as random
 
-from mlstack_infra.common import DATABASE_USER, ClusterOutputs, child
+from mlstack_infra.common import DATABASE_USER, DATABASES, ClusterOutputs, child
 from mlstack_infra.spec import InfraSpec
 
 #: Storage Blob Data Contributor, a built-in role.
@@ -108,6 +108,16 @@ class AzureGpuCluster(pulumi.ComponentResource):
             network=azure.dbforpostgresql.NetworkArgs(public_network_access="Disabled"),
             opts=child(self),
         )
+        for database in DATABASES:
+            azure.dbforpostgresql.Database(
+                f"{name}-{database}",
+                resource_group_name=group.name,
+                server_name=self.database.name,
+                database_name=database,
+                charset="UTF8",
+                collation="en_US.utf8",
+                opts=child(self),
+            )
 
         # Workload identity: the services' Kubernetes account federates to this identity.
         self.identity = azure.managedidentity.UserAssignedIdentity(

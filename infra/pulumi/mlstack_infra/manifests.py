@@ -18,9 +18,22 @@ DATABASES = ("mlflow", "feast", "mlstack")
 DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
 REDIS_IMAGE = "redis:7.4-alpine"
 FEAST_IMAGE = "feastdev/feature-server:0.67.0"
+#: The psql client of the databases Job (on-prem, the server's image too).
+POSTGRES_IMAGE = "postgres:16-alpine"
 GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]}
 
 Manifest = dict[str, Any]
+
+
+def create_databases_script(names: tuple[str, ...] = DATABASES) -> str:
+    """The shell script (psql, connection from the PG* environment) that creates each of
+    `names` that is missing; run again, it changes nothing."""
+    return (
+        f"set -eu; for db in {' '.join(names)}; do "
+        'if [ -z "$(psql -v ON_ERROR_STOP=1 -tAc '
+        '"SELECT 1 FROM pg_database WHERE datname = \'$db\'")" ]; then '
+        'psql -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db"; fi; done'
+    )
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,10 @@ def render(spec: InfraSpec, endpoints: Endpoints) -> list[Manifest]:
     ]
     if spec.gpu_pools and endpoints.device_plugin:
         objects.append(_device_plugin())
+    if spec.target in ("aws", "onprem"):
+        # GKE's Cloud SQL and Azure's flexible server get them as cloud resources; RDS creates
+        # only its `db_name`, the on-prem server only POSTGRES_DB.
+        objects.append(_create_databases(endpoints))
     if spec.services.mlflow:
         objects += _mlflow(spec, endpoints)
     if spec.services.feast:
@@ -125,6 +142,45 @@ def _database_env() -> list[Manifest]:
         {"name": "DB_USER", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "username"}}},
         {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "password"}}},
     ]
+
+
+def _create_databases(endpoints: Endpoints) -> Manifest:
+    """A Job that creates the `mlflow`, `feast` and `mlstack` databases if missing, as the
+    admin user of the database secret; it retries until the server answers."""
+    env = [
+        {"name": "PGHOST", "value": endpoints.database_host},
+        {"name": "PGPORT", "value": str(endpoints.database_port)},
+        {"name": "PGDATABASE", "value": "postgres"},
+        {"name": "PGUSER", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "username"}}},
+        {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": SECRET, "key": "password"}}},
+    ]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _meta("mlstack-databases"),
+        "spec": {
+            "backoffLimit": 20,
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": "mlstack-databases"}},
+                "spec": {
+                    "restartPolicy": "OnFailure",
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 70},
+                    "containers": [
+                        {
+                            "name": "create-databases",
+                            "image": POSTGRES_IMAGE,
+                            "command": ["sh", "-c", create_databases_script()],
+                            "env": env,
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+    }
 
 
 def _device_plugin() -> Manifest:

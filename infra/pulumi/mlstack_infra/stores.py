@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlstack_infra.manifests import DATABASE_USER, NAMESPACE, SECRET
+from mlstack_infra.manifests import DATABASE_USER, NAMESPACE, POSTGRES_IMAGE, SECRET
 from mlstack_infra.spec import InfraSpec
 
-POSTGRES_IMAGE = "postgres:16-alpine"
 MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
 MINIO_SECRET = "mlstack-minio"  # keys: access_key, secret_key
 

@@ -11,6 +11,9 @@ from cdktn_provider_azurerm.federated_identity_credential import FederatedIdenti
 from cdktn_provider_azurerm.kubernetes_cluster import KubernetesCluster
 from cdktn_provider_azurerm.kubernetes_cluster_node_pool import KubernetesClusterNodePool
 from cdktn_provider_azurerm.postgresql_flexible_server import PostgresqlFlexibleServer
+from cdktn_provider_azurerm.postgresql_flexible_server_database import (
+    PostgresqlFlexibleServerDatabase,
+)
 from cdktn_provider_azurerm.provider import AzurermProvider
 from cdktn_provider_azurerm.resource_group import ResourceGroup
 from cdktn_provider_azurerm.role_assignment import RoleAssignment
@@ -18,7 +21,7 @@ from cdktn_provider_azurerm.storage_account import StorageAccount
 from cdktn_provider_azurerm.storage_container import StorageContainer
 from cdktn_provider_azurerm.user_assigned_identity import UserAssignedIdentity
 from cdktn_provider_random.password import Password
-from mlstack_infra.manifests import DATABASE_USER
+from mlstack_infra.manifests import DATABASE_USER, DATABASES
 from mlstack_infra.spec import InfraSpec, NodePool
 
 from mlstack_tf.cluster import ClusterParts
@@ -122,6 +125,15 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
         public_network_access_enabled=False,
         lifecycle={"ignore_changes": ["zone"]},
     )
+    for db in DATABASES:
+        PostgresqlFlexibleServerDatabase(
+            stack,
+            f"{name}-{db}",
+            name=db,
+            server_id=database.id,
+            charset="UTF8",
+            collation="en_US.utf8",
+        )
 
     # Workload identity: the services' Kubernetes account federates to this identity.
     identity = UserAssignedIdentity(
