@@ -87,7 +87,7 @@ def test_an_unknown_model_or_address_is_a_404_page_not_a_traceback(client: TestC
         ("/monitoring/checks/999", "There is no monitoring check 999"),
         ("/monitoring?model=nope", "No model is called 'nope'"),
         ("/lineage?node=run:nothing", "Nothing in the lineage is called run:nothing"),
-        ("/models/churn/cards/99", "churn@99 has no model card yet"),
+        ("/models/churn/cards/99", "There is no version churn@99."),
     ):
         answer = client.get(page)
         assert answer.status_code == 404, page

@@ -175,3 +175,21 @@ def test_a_distance_above_its_threshold_plots_above_the_line_captioned_as_drift(
     }
     assert heights[0.3] < float(limit) and heights[1.7] < heights[0.3]  # SVG y grows down
     assert ">1.7</text>" in page  # the axis reaches the largest score: nothing is clipped
+
+
+def test_bad_inventory_filters_pages_and_card_versions_are_named(client: TestClient) -> None:
+    for query, name in (
+        ("state=bogus", "state"),
+        ("risk=extreme", "risk"),
+        ("verdict=x", "verdict"),
+    ):
+        answer = client.get(f"/?{query}")
+        assert answer.status_code == 400 and f"{name} must be one of" in answer.text
+    assert client.get("/?state=serving").status_code == 200
+    past = client.get("/?page=999")
+    assert past.status_code == 404 and "There is no page 999: the last is page 1." in past.text
+    assert client.get("/audit?page=999").status_code == 404
+    first = client.get("/audit?page=0")
+    assert first.status_code == 400 and "page must be at least 1" in first.text
+    card = client.get("/models/churn/cards/9")
+    assert card.status_code == 404 and "There is no version churn@9." in card.text

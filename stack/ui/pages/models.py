@@ -16,6 +16,12 @@ from stack.ui.pages.inbox import waiting
 from stack.ui.readmodel import ModelSummary, VersionRow
 
 SORTS = ("model", "owner", "risk", "versions", "serving", "verdict", "pending")
+#: The inventory's enumerated filters and the values each may take.
+FILTERS = {
+    "state": ("candidate", "approved", "shadow", "canary", "serving", "retired", "rejected"),
+    "risk": ("minimal", "limited", "high"),
+    "verdict": ("ok", "breach", "empty", "error"),
+}
 
 
 def routes() -> list[Route]:
@@ -54,6 +60,11 @@ def inventory(request: Request) -> Response:
     text = params.get("q", "").strip().lower()
     if text:
         rows = [r for r in rows if text in r["model"].lower() or text in r["owner"].lower()]
+    for name, allowed in FILTERS.items():
+        if params.get(name) and params[name] not in allowed:
+            raise HTTPException(
+                400, f"{name} must be one of {', '.join(allowed)}, not {params[name][:40]!r}"
+            )
     if params.get("state"):
         rows = [r for r in rows if params["state"] in r["states"]]
     if params.get("risk"):
@@ -72,7 +83,7 @@ def inventory(request: Request) -> Response:
         sorts=SORTS,
         sort=sort,
         descending=descending,
-        states=("candidate", "approved", "shadow", "canary", "serving", "retired", "rejected"),
+        states=FILTERS["state"],
     )
 
 
@@ -149,6 +160,9 @@ def model_card(request: Request) -> Response:
     console = console_of(request)
     number = bounded("number", request.path_params["number"], maximum=MAX_VERSION)
     ref = f"{request.path_params['name']}@{number}"
+    known = console.read.versions(request.path_params["name"]).get(request.path_params["name"])
+    if not any(v.number == number for v in known or ()):
+        raise HTTPException(404, f"There is no version {ref}.")
     html = card_paths(console.session, ref).html
     if not html.is_file():
         raise HTTPException(404, f"{ref} has no model card yet (mlstack card {ref} writes one).")
