@@ -120,6 +120,8 @@ def test_an_internal_error_is_a_500_page_without_internals(
     assert answer.status_code == 500
     assert "Something went wrong" in answer.text
     assert "hunter2" not in answer.text and "Traceback" not in answer.text
+    assert answer.headers["x-frame-options"] == "DENY"  # error pages carry the headers too
+    assert "default-src 'self'" in answer.headers["content-security-policy"]
 
 
 def test_the_audit_page_filters_by_actor_and_action_and_shows_verify(client: TestClient) -> None:
