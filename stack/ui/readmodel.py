@@ -137,6 +137,7 @@ class ReadModel:
         self._seen = 0  # the last audit seq folded in
         self._versions: dict[str, dict[int, _Folded]] = defaultdict(dict)
         self._routed: dict[str, list[tuple[datetime, dict[str, float], str]]] = defaultdict(list)
+        self._shadows: dict[str, list[tuple[str, ...]]] = defaultdict(list)  # by split
         self._checks_seen = 0
         self._last_check: dict[str, CheckRow] = {}
         self._last_of_version: dict[str, CheckRow] = {}
@@ -164,10 +165,13 @@ class ReadModel:
         for seq, at, actor, action, subject, payload, reason in rows:
             self._seen = seq
             if action == "endpoint.routed":
-                weights = dict(json.loads(payload).get("weights", {}))
-                self._routed[subject.removeprefix("endpoint:")].append(
+                data = json.loads(payload)
+                weights = dict(data.get("weights", {}))
+                name = subject.removeprefix("endpoint:")
+                self._routed[name].append(
                     (_moment(at), {str(k): float(v) for k, v in weights.items()}, reason)
                 )
+                self._shadows[name].append(tuple(str(s) for s in data.get("shadows") or ()))
             elif action in _VERSION_ACTIONS or action in _GATE_ACTIONS:
                 self._fold_version(seq, _moment(at), actor, action, subject, json.loads(payload))
 
@@ -272,6 +276,13 @@ class ReadModel:
             self._catch_up()
             names = [endpoint] if endpoint is not None else sorted(self._routed)
             return {name: list(self._routed[name]) for name in names if self._routed.get(name)}
+
+    def shadows(self, endpoint: str) -> list[tuple[str, ...]]:
+        """The versions shadowing each of `endpoint`'s traffic splits (as `routed` lists
+        them): what got a copy of the requests without answering them."""
+        with self._lock:
+            self._catch_up()
+            return list(self._shadows.get(endpoint, ()))
 
     # -- approvals ----------------------------------------------------------------------
 

@@ -193,3 +193,20 @@ def test_bad_inventory_filters_pages_and_card_versions_are_named(client: TestCli
     assert first.status_code == 400 and "page must be at least 1" in first.text
     card = client.get("/models/churn/cards/9")
     assert card.status_code == 404 and "There is no version churn@9." in card.text
+
+
+def test_rollouts_show_the_shadow_phase_as_rollout_history_does(
+    session: StackSession, client: TestClient
+) -> None:
+    session.spine.audit(
+        actor="ana",
+        action="endpoint.routed",
+        subject="endpoint:beta",
+        reason="shadow",
+        payload={"weights": {"beta@1": 1.0}, "shadows": ["beta@2"], "sticky": False},
+    )
+    page = html.unescape(client.get("/rollouts?model=beta").text)
+    assert "beta@1 100% (shadow: beta@2) — shadow" in page
+    now = (datetime.now(UTC) + timedelta(minutes=1)).isoformat(timespec="seconds")[:19]
+    then = html.unescape(client.get(f"/rollouts?model=beta&at={now}").text)
+    assert "beta@1 100% (shadow: beta@2)." in then

@@ -4,7 +4,7 @@ chosen time, and the live split with each version's health from the prediction l
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from markupsafe import Markup
@@ -15,15 +15,14 @@ from starlette.routing import Route
 from stack.ui import plots
 from stack.ui.app import Console, console_of, moment_param, paginate
 
-HEALTH_WINDOW = timedelta(hours=1)
-
 
 def routes() -> list[Route]:
     return [Route("/rollouts", rollouts_page, name="rollouts")]
 
 
 def _live(console: Console, names: list[str]) -> dict[str, dict[str, Any]]:
-    """The running endpoints among `names`: their split and per-version health (last hour)."""
+    """The running endpoints among `names`: their split, shadows and per-version health
+    since the split's last change, as `mlstack rollout status` shows them."""
     from stack.contract.roles import Role
     from stack.errors import StackError
 
@@ -35,9 +34,11 @@ def _live(console: Console, names: list[str]) -> dict[str, dict[str, Any]]:
         running = {e.name: e for e in session.server.endpoints() if e.name in names}
     except (StackError, OSError):
         return {}
+    routed = console.read.routed()
     for name, endpoint in running.items():
+        since = routed[name][-1][0] if routed.get(name) else None
         try:
-            health = session.server.health(name, since=datetime.now(UTC) - HEALTH_WINDOW)
+            health = session.server.health(name, since=since)
         except (StackError, OSError):
             health = None
         live[name] = {"endpoint": endpoint, "health": health}
@@ -59,10 +60,13 @@ def rollouts_page(request: Request) -> Response:
     cards = []
     for name in page.items:
         splits = routed[name]
-        served_then = None
+        shadows = console.read.shadows(name)[: len(splits)]  # read after: maybe longer
+        served_then: dict[str, float] | None = None
+        shadowed_then: tuple[str, ...] = ()
         if at is not None:
-            before = [s for s in splits if s[0] <= at]
-            served_then = before[-1][1] if before else {}
+            before = [i for i, s in enumerate(splits) if s[0] <= at]
+            served_then = splits[before[-1]][1] if before else {}
+            shadowed_then = shadows[before[-1]] if before else ()
         cards.append(
             {
                 "name": name,
@@ -71,9 +75,10 @@ def rollouts_page(request: Request) -> Response:
                         [(t, w) for t, w, _ in splits], until=now, title=f"endpoint {name}"
                     )
                 ),
-                "splits": list(reversed(splits))[:10],
+                "splits": [(*s, w) for s, w in zip(splits, shadows, strict=True)][::-1][:10],
                 "changes": len(splits),
                 "served_then": served_then,
+                "shadowed_then": shadowed_then,
             }
         )
     return console.render(
