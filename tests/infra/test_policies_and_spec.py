@@ -425,3 +425,42 @@ def test_the_databases_job_creates_each_missing_database_once(postgres_server: A
             for name in names:
                 connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
         admin.dispose()
+
+
+def test_feast_reads_its_registry_url_with_the_database_credentials(tmp_path: Path) -> None:
+    """The rendered feature server, its env expanded as Kubernetes does (`$(VAR)` in env
+    values, secrets resolved), loaded by Feast's own reader of feature_store.yaml: the
+    registry URL holds the credentials, not `$(DB_USER)`."""
+    import re
+
+    from feast.repo_config import load_repo_config
+
+    spec = parse_spec({"target": "aws", "region": "us-east-1", "node_pools": POOLS})
+    objects = render(spec, Endpoints("s3://b/mlflow", "db.internal"))
+    [config] = [
+        o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "feast-repo"
+    ]
+    [server] = [
+        o
+        for o in objects
+        if o["metadata"]["name"] == "feature-server" and o["kind"] == "Deployment"
+    ]
+    [container] = server["spec"]["template"]["spec"]["containers"]
+    secret = {"username": "mlstack", "password": "s3cret"}
+    env: dict[str, str] = {}
+    for item in container["env"]:  # Kubernetes: earlier variables only, in order
+        if "valueFrom" in item:
+            env[item["name"]] = secret[item["valueFrom"]["secretKeyRef"]["key"]]
+        else:
+            env[item["name"]] = re.sub(
+                r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                lambda m: env.get(m.group(1), m.group(0)),
+                item["value"],
+            )
+    (tmp_path / "feature_store.yaml").write_text(config["data"]["feature_store.yaml"])
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        loaded = load_repo_config(tmp_path, tmp_path / "feature_store.yaml")
+    assert loaded.registry.path.startswith("postgresql")  # Feast names its driver: +psycopg
+    assert loaded.registry.path.endswith("://mlstack:s3cret@db.internal:5432/feast")

@@ -270,8 +270,9 @@ def _feast(endpoints: Endpoints) -> list[Manifest]:
         "provider": "local",
         "registry": {
             "registry_type": "sql",
-            "path": f"postgresql://$(DB_USER):$(DB_PASSWORD)@{endpoints.database_host}:"
-            f"{endpoints.database_port}/feast",
+            # Kubernetes expands $(VAR) only in command, args and env: the URL is built in
+            # the env, and Feast substitutes ${VAR} when it reads feature_store.yaml.
+            "path": "${FEAST_REGISTRY_URL}",
         },
         "online_store": {"type": "redis", "connection_string": f"redis.{NAMESPACE}:6379"},
         "entity_key_serialization_version": 3,
@@ -286,7 +287,15 @@ def _feast(endpoints: Endpoints) -> list[Manifest]:
         "name": "feature-server",
         "image": FEAST_IMAGE,
         "args": ["feast", "--chdir", "/repo", "serve", "--host", "0.0.0.0", "--port", "6566"],
-        "env": [*_database_env(), {"name": "FEAST_USAGE", "value": "False"}],
+        "env": [
+            *_database_env(),
+            {
+                "name": "FEAST_REGISTRY_URL",
+                "value": f"postgresql://$(DB_USER):$(DB_PASSWORD)@{endpoints.database_host}:"
+                f"{endpoints.database_port}/feast",
+            },
+            {"name": "FEAST_USAGE", "value": "False"},
+        ],
         "ports": [{"containerPort": 6566}],
         "volumeMounts": [{"name": "repo", "mountPath": "/repo"}],
     }
