@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import click
 
 from stack.cli.common import open_existing_session
@@ -51,7 +53,13 @@ def ui(ctx: click.Context, port: int, stack_file: str | None, mlflow_url: str) -
 
     if stack_file:
         ctx.obj = {**(ctx.obj or {}), "stack_file": stack_file}
-    session = open_existing_session(ctx)
+    listening = _listen(port)
+    port = listening.getsockname()[1]  # the one the system chose for --port 0
+    try:
+        session = open_existing_session(ctx)
+    except BaseException:
+        listening.close()
+        raise
     try:
         app = create_app(session, mlflow_url=mlflow_url, warm=True, port=port)
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
@@ -60,6 +68,25 @@ def ui(ctx: click.Context, port: int, stack_file: str | None, mlflow_url: str) -
             f"mlstack console for stack {session.stack.name}: http://127.0.0.1:{port}/ "
             "(Ctrl-C stops it)"
         )
-        server.run()
+        server.run(sockets=[listening])
     finally:
+        listening.close()
         session.close()
+
+
+def _listen(port: int) -> socket.socket:
+    """A socket listening on 127.0.0.1:`port` (before the URL is printed, so that a printed
+    URL answers); a taken port is a ClickException naming it (exit 1)."""
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # as uvicorn binds: a port left in TIME_WAIT by a console just stopped is free again
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind(("127.0.0.1", port))
+        listening.listen(2048)
+    except OSError as exc:
+        listening.close()
+        raise click.ClickException(
+            f"cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}): another program "
+            "(another mlstack ui?) has it; stop it or choose another with --port"
+        ) from None
+    return listening

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -210,3 +211,16 @@ def test_rollouts_show_the_shadow_phase_as_rollout_history_does(
     now = (datetime.now(UTC) + timedelta(minutes=1)).isoformat(timespec="seconds")[:19]
     then = html.unescape(client.get(f"/rollouts?model=beta&at={now}").text)
     assert "beta@1 100% (shadow: beta@2)." in then
+
+
+def test_mlstack_ui_on_a_taken_port_names_it_and_prints_no_url(stack_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            main.cli, ["ui", "--stack", str(stack_dir / "stack.yaml"), "--port", str(port)]
+        )
+    assert result.exit_code == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert "http://" not in result.output
