@@ -233,3 +233,25 @@ def test_every_target_creates_the_mlflow_feast_and_mlstack_databases(
     }
     assert by_job | by_cloud == {"mlflow", "feast", "mlstack"}
     assert not (by_job and by_cloud)  # one way per target
+
+
+@pytest.mark.parametrize(
+    ("target", "egress", "expected"),
+    [
+        ("aws", "nat", {"nat_gateways": 1, "default_routes": ("internet_gateway", "nat_gateway")}),
+        ("aws", "none", {"nat_gateways": 0, "default_routes": ()}),
+        ("gcp", "nat", {"cloud_nat": ("ALL_SUBNETWORKS_ALL_IP_RANGES",)}),
+        ("gcp", "none", {"cloud_nat": ()}),
+    ],
+)
+def test_private_nodes_reach_out_through_nat_unless_egress_is_none(
+    mocks: RecordingMocks, target: str, egress: str, expected: dict[str, Any]
+) -> None:
+    from mlstack_infra.posture import from_pulumi
+
+    resources = declare(mocks, spec_for(target, egress=egress))
+    [network] = [i for i in from_pulumi(resources) if i.kind == "network"]
+    assert dict(network.settings) == expected
+    cluster = next(i for i in from_pulumi(resources) if i.kind == "cluster")
+    assert cluster.get("private_nodes") is True
+    assert violations(resources) == {}  # no 0.0.0.0/0 ingress: a route is not an opening

@@ -1,4 +1,5 @@
-"""AWS: a private EKS cluster with managed node groups (the NVIDIA AMI on GPU pools), an
+"""AWS: a private EKS cluster (private nodes, egress through a NAT gateway unless `egress:
+none`) with managed node groups (the NVIDIA AMI on GPU pools), an
 encrypted private S3 bucket, an encrypted private RDS PostgreSQL, and IRSA for the services
 (no access keys anywhere)."""
 
@@ -12,7 +13,7 @@ import pulumi_random as random
 
 from mlstack_infra import autoscaler
 from mlstack_infra.cloud import AWS_CIDR as CIDR
-from mlstack_infra.cloud import EKS_LOG_TYPES, rds_settings
+from mlstack_infra.cloud import AWS_PRIVATE_SUBNETS, AWS_PUBLIC_SUBNETS, EKS_LOG_TYPES, rds_settings
 from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
 from mlstack_infra.cloud import assume_role as _assume
 from mlstack_infra.cloud import web_identity as _web_identity
@@ -35,19 +36,10 @@ class AwsGpuCluster(pulumi.ComponentResource):
             tags=tags,
             opts=child(self),
         )
-        subnets = [
-            aws.ec2.Subnet(
-                f"{name}-private-{zone}",
-                vpc_id=vpc.id,
-                cidr_block=f"10.40.{index * 16}.0/20",
-                availability_zone=f"{spec.region}{zone}",
-                map_public_ip_on_launch=False,
-                tags={**tags, "kubernetes.io/role/internal-elb": "1"},
-                opts=child(self),
-            )
-            for index, zone in enumerate("abc")
-        ]
+        subnets = self._subnets(name, spec, vpc, "private", tags)
         subnet_ids = [s.id for s in subnets]
+        if spec.egress == "nat":
+            self._nat(name, spec, vpc, subnets, tags)
 
         cluster_role = aws.iam.Role(
             f"{name}-cluster", assume_role_policy=_assume("eks.amazonaws.com"), opts=child(self)
@@ -263,3 +255,64 @@ class AwsGpuCluster(pulumi.ComponentResource):
                 self.cluster.name, self.autoscaler_role.arn
             ).apply(lambda v: autoscaler.manifests(v[0], self.region, v[1])),
         )
+
+    def _nat(
+        self,
+        name: str,
+        spec: InfraSpec,
+        vpc: aws.ec2.Vpc,
+        private: list[aws.ec2.Subnet],
+        tags: dict[str, str],
+    ) -> None:
+        """Egress for the private nodes (images, EKS and ECR APIs): public subnets with an
+        internet gateway, one NAT gateway, the private subnets routed through it."""
+        gateway = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags=tags, opts=child(self))
+        public = self._subnets(name, spec, vpc, "public", tags)
+        address = aws.ec2.Eip(f"{name}-nat", domain="vpc", tags=tags, opts=child(self))
+        nat = aws.ec2.NatGateway(
+            f"{name}-nat",
+            allocation_id=address.id,
+            subnet_id=public[0].id,
+            tags=tags,
+            opts=child(self, depends_on=[gateway]),
+        )
+        routes = (
+            ("public", public, {"gateway_id": gateway.id}),
+            ("private", private, {"nat_gateway_id": nat.id}),
+        )
+        for side, subnets, target in routes:
+            table = aws.ec2.RouteTable(f"{name}-{side}", vpc_id=vpc.id, tags=tags, opts=child(self))
+            aws.ec2.Route(
+                f"{name}-{side}-default",
+                route_table_id=table.id,
+                destination_cidr_block="0.0.0.0/0",
+                **target,
+                opts=child(self),
+            )
+            for zone, subnet in zip("abc", subnets, strict=True):
+                aws.ec2.RouteTableAssociation(
+                    f"{name}-{side}-routes-{zone}",
+                    subnet_id=subnet.id,
+                    route_table_id=table.id,
+                    opts=child(self),
+                )
+
+    def _subnets(
+        self, name: str, spec: InfraSpec, vpc: aws.ec2.Vpc, side: str, tags: dict[str, str]
+    ) -> list[aws.ec2.Subnet]:
+        """One subnet per zone; `public` ones only route to the internet gateway: nothing in
+        them gets a public IP but the NAT gateway and load balancers."""
+        cidrs = AWS_PUBLIC_SUBNETS if side == "public" else AWS_PRIVATE_SUBNETS
+        role = "kubernetes.io/role/elb" if side == "public" else "kubernetes.io/role/internal-elb"
+        return [
+            aws.ec2.Subnet(
+                f"{name}-{side}-{zone}",
+                vpc_id=vpc.id,
+                cidr_block=cidr,
+                availability_zone=f"{spec.region}{zone}",
+                map_public_ip_on_launch=False,
+                tags={**tags, role: "1"},
+                opts=child(self),
+            )
+            for zone, cidr in zip("abc", cidrs, strict=True)
+        ]

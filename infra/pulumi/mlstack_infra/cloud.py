@@ -17,6 +17,15 @@ TAINT_EFFECTS = {
     "NoExecute": "NO_EXECUTE",
 }
 AWS_CIDR = "10.40.0.0/16"
+#: Per zone (a, b, c): the nodes' private subnets, and the public ones that hold only the NAT
+#: gateway and, with `serving_public`, the gateway's load balancer (no public IP on launch).
+AWS_PRIVATE_SUBNETS = ("10.40.0.0/20", "10.40.16.0/20", "10.40.32.0/20")
+AWS_PUBLIC_SUBNETS = ("10.40.64.0/22", "10.40.68.0/22", "10.40.72.0/22")
+#: GCP's Cloud NAT for every range of the nodes' subnetwork, addresses allocated by Google.
+GCP_NAT = {
+    "nat_ip_allocate_option": "AUTO_ONLY",
+    "source_subnetwork_ip_ranges_to_nat": "ALL_SUBNETWORKS_ALL_IP_RANGES",
+}
 #: The EKS control plane logs both paths turn on (CloudWatch).
 EKS_LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 

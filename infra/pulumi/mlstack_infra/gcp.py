@@ -7,6 +7,7 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
+from mlstack_infra.cloud import GCP_NAT
 from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
 from mlstack_infra.common import DATABASE_USER, DATABASES, ClusterOutputs, child, exec_kubeconfig
 from mlstack_infra.spec import InfraSpec
@@ -39,6 +40,22 @@ class GcpGpuCluster(pulumi.ComponentResource):
             project=project,
             opts=child(self),
         )
+        if spec.egress == "nat":  # the nodes have no public IP: images come through Cloud NAT
+            router = gcp.compute.Router(
+                f"{name}-router",
+                network=network.id,
+                region=spec.region,
+                project=project,
+                opts=child(self),
+            )
+            gcp.compute.RouterNat(
+                f"{name}-nat",
+                router=router.name,
+                region=spec.region,
+                project=project,
+                **GCP_NAT,
+                opts=child(self),
+            )
         authorized = (
             gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
                 cidr_blocks=[

@@ -26,7 +26,7 @@ KFP = "kubeflow-pipelines"  # the one release/directory that is KFP, not mlstack
 @dataclass(frozen=True, order=True)
 class Item:
     """One resource's security-relevant settings. `kind` is one of cluster, node_pool,
-    bucket, database, ingress, identity, static_key, kubernetes, addon; `name` its role
+    bucket, database, ingress, identity, static_key, kubernetes, addon, network; `name` its role
     (`artifacts`, a pool's name, a Kubernetes object as `Kind namespace/name`)."""
 
     kind: str
@@ -135,6 +135,9 @@ Of = Callable[[str], list[Mapping[str, Any]]]
 #: attributes, in camelCase, with list blocks in the plural. Read them as Terraform's.
 _BRIDGED = {
     "aws:ec2/subnet:Subnet": "aws_subnet",
+    "aws:ec2/natGateway:NatGateway": "aws_nat_gateway",
+    "aws:ec2/route:Route": "aws_route",
+    "gcp:compute/routerNat:RouterNat": "google_compute_router_nat",
     "aws:eks/cluster:Cluster": "aws_eks_cluster",
     "aws:eks/nodeGroup:NodeGroup": "aws_eks_node_group",
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": "aws_iam_openid_connect_provider",
@@ -238,6 +241,19 @@ def _aws_gcp(of: Of, resources: Mapping[str, Mapping[str, Any]]) -> list[Item]:
                 secrets_encrypted="secrets" in (_dig(eks, "encryption_config", "resources") or []),
             )
         )
+    if of("aws_eks_cluster"):  # how the private nodes reach out (spec `egress`)
+        found.append(
+            item(
+                "network",
+                "egress",
+                nat_gateways=len(of("aws_nat_gateway")),
+                default_routes=sorted(
+                    "nat_gateway" if r.get("nat_gateway_id") else "internet_gateway"
+                    for r in of("aws_route")
+                    if r.get("destination_cidr_block") == "0.0.0.0/0"
+                ),
+            )
+        )
     for group in of("aws_eks_node_group"):
         scaling = _one(group.get("scaling_config"))
         found.append(
@@ -306,6 +322,17 @@ def _aws_gcp(of: Of, resources: Mapping[str, Mapping[str, Any]]) -> list[Item]:
                 private_nodes=bool(private.get("enable_private_nodes")),
                 workload_identity=bool(_dig(gke, "workload_identity_config", "workload_pool")),
                 network_policy=gke.get("datapath_provider") == "ADVANCED_DATAPATH",
+            )
+        )
+    if of("google_container_cluster"):
+        found.append(
+            item(
+                "network",
+                "egress",
+                cloud_nat=sorted(
+                    str(n.get("source_subnetwork_ip_ranges_to_nat"))
+                    for n in of("google_compute_router_nat")
+                ),
             )
         )
     for pool in of("google_container_node_pool"):

@@ -210,6 +210,12 @@ class InfraSpec(BaseModel):
         description="Networks that may reach the Kubernetes API; empty: private endpoint only "
         "(run `pulumi up` from inside the network, a VPN or a bastion).",
     )
+    egress: Literal["nat", "none"] = Field(
+        default="nat",
+        description="How the private nodes reach registries and cloud APIs: `nat` (AWS: public "
+        "subnets, an internet gateway and a NAT gateway; GCP: Cloud Router and Cloud NAT); "
+        "`none` for an air-gapped network with its own mirror. Azure and on-prem: unused.",
+    )
     serving_public: bool = Field(
         default=False, description="A public load balancer for the serving gateway (only this)."
     )

@@ -1,4 +1,5 @@
-"""AWS, as the Pulumi program's aws.py: a private EKS cluster with managed node groups (the
+"""AWS, as the Pulumi program's aws.py: a private EKS cluster (egress through a NAT gateway
+unless `egress: none`) with managed node groups (the
 NVIDIA AMI on GPU pools), an encrypted private S3 bucket, an encrypted private RDS
 PostgreSQL, and IRSA for the services and the cluster-autoscaler (no access keys). Only the
 AWS binding's per-service submodules are imported (the whole binding takes minutes)."""
@@ -10,6 +11,7 @@ import json
 from cdktn import Fn, TerraformStack
 from cdktn_provider_aws.db_instance import DbInstance
 from cdktn_provider_aws.db_subnet_group import DbSubnetGroup
+from cdktn_provider_aws.eip import Eip
 from cdktn_provider_aws.eks_addon import EksAddon
 from cdktn_provider_aws.eks_cluster import EksCluster
 from cdktn_provider_aws.eks_node_group import EksNodeGroup
@@ -17,8 +19,13 @@ from cdktn_provider_aws.iam_openid_connect_provider import IamOpenidConnectProvi
 from cdktn_provider_aws.iam_role import IamRole
 from cdktn_provider_aws.iam_role_policy import IamRolePolicy
 from cdktn_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
+from cdktn_provider_aws.internet_gateway import InternetGateway
 from cdktn_provider_aws.kms_key import KmsKey
+from cdktn_provider_aws.nat_gateway import NatGateway
 from cdktn_provider_aws.provider import AwsProvider
+from cdktn_provider_aws.route import Route
+from cdktn_provider_aws.route_table import RouteTable
+from cdktn_provider_aws.route_table_association import RouteTableAssociation
 from cdktn_provider_aws.s3_bucket import S3Bucket
 from cdktn_provider_aws.s3_bucket_public_access_block import S3BucketPublicAccessBlock
 from cdktn_provider_aws.s3_bucket_server_side_encryption_configuration import (
@@ -31,7 +38,7 @@ from cdktn_provider_aws.vpc import Vpc
 from cdktn_provider_random.password import Password
 from mlstack_infra import autoscaler
 from mlstack_infra.cloud import AWS_CIDR as CIDR
-from mlstack_infra.cloud import EKS_LOG_TYPES, rds_settings
+from mlstack_infra.cloud import AWS_PRIVATE_SUBNETS, AWS_PUBLIC_SUBNETS, EKS_LOG_TYPES, rds_settings
 from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
 from mlstack_infra.cloud import assume_role as _assume
 from mlstack_infra.cloud import web_identity as _web_identity
@@ -56,19 +63,10 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
         enable_dns_hostnames=True,
         enable_dns_support=True,
     )
-    subnets = [
-        Subnet(
-            stack,
-            f"{name}-private-{zone}",
-            vpc_id=vpc.id,
-            cidr_block=f"10.40.{index * 16}.0/20",
-            availability_zone=f"{spec.region}{zone}",
-            map_public_ip_on_launch=False,
-            tags={"kubernetes.io/role/internal-elb": "1"},
-        )
-        for index, zone in enumerate("abc")
-    ]
+    subnets = _subnets(stack, spec, vpc, "private")
     subnet_ids = [s.id for s in subnets]
+    if spec.egress == "nat":
+        _nat(stack, spec, vpc, subnets)
 
     cluster_role = IamRole(
         stack, f"{name}-cluster", assume_role_policy=_assume("eks.amazonaws.com")
@@ -281,3 +279,54 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
         in_cluster_manifests=autoscaler.manifests(cluster.name, spec.region, autoscaler_role.arn),
         depends_on=node_groups,
     )
+
+
+def _nat(stack: TerraformStack, spec: InfraSpec, vpc: Vpc, private: list[Subnet]) -> None:
+    """Egress for the private nodes, as the Pulumi program's: public subnets with an internet
+    gateway, one NAT gateway, the private subnets routed through it."""
+    name = spec.name
+    gateway = InternetGateway(stack, f"{name}-igw", vpc_id=vpc.id)
+    public = _subnets(stack, spec, vpc, "public")
+    address = Eip(stack, f"{name}-nat-address", domain="vpc")
+    nat = NatGateway(
+        stack,
+        f"{name}-nat",
+        allocation_id=address.id,
+        subnet_id=public[0].id,
+        depends_on=[gateway],
+    )
+    routes = (
+        ("public", public, {"gateway_id": gateway.id}),
+        ("private", private, {"nat_gateway_id": nat.id}),
+    )
+    for side, subnets, target in routes:
+        table = RouteTable(stack, f"{name}-{side}", vpc_id=vpc.id)
+        Route(
+            stack,
+            f"{name}-{side}-default",
+            route_table_id=table.id,
+            destination_cidr_block="0.0.0.0/0",
+            **target,
+        )
+        for zone, subnet in zip("abc", subnets, strict=True):
+            RouteTableAssociation(
+                stack, f"{name}-{side}-routes-{zone}", subnet_id=subnet.id, route_table_id=table.id
+            )
+
+
+def _subnets(stack: TerraformStack, spec: InfraSpec, vpc: Vpc, side: str) -> list[Subnet]:
+    """One subnet per zone, as the Pulumi program's (no public IP on launch on either side)."""
+    cidrs = AWS_PUBLIC_SUBNETS if side == "public" else AWS_PRIVATE_SUBNETS
+    role = "kubernetes.io/role/elb" if side == "public" else "kubernetes.io/role/internal-elb"
+    return [
+        Subnet(
+            stack,
+            f"{spec.name}-{side}-{zone}",
+            vpc_id=vpc.id,
+            cidr_block=cidr,
+            availability_zone=f"{spec.region}{zone}",
+            map_public_ip_on_launch=False,
+            tags={role: "1"},
+        )
+        for zone, cidr in zip("abc", cidrs, strict=True)
+    ]

@@ -7,6 +7,8 @@ from __future__ import annotations
 from cdktn import Fn, TerraformStack
 from cdktn_provider_google.compute_global_address import ComputeGlobalAddress
 from cdktn_provider_google.compute_network import ComputeNetwork
+from cdktn_provider_google.compute_router import ComputeRouter
+from cdktn_provider_google.compute_router_nat import ComputeRouterNat
 from cdktn_provider_google.compute_subnetwork import ComputeSubnetwork
 from cdktn_provider_google.container_cluster import ContainerCluster
 from cdktn_provider_google.container_node_pool import ContainerNodePool
@@ -20,6 +22,7 @@ from cdktn_provider_google.sql_user import SqlUser
 from cdktn_provider_google.storage_bucket import StorageBucket
 from cdktn_provider_google.storage_bucket_iam_member import StorageBucketIamMember
 from cdktn_provider_random.password import Password
+from mlstack_infra.cloud import GCP_NAT
 from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
 from mlstack_infra.kubeconfig import exec_kubeconfig
 from mlstack_infra.manifests import DATABASE_USER, DATABASES
@@ -52,6 +55,18 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
         ),
         log_config={"aggregation_interval": "INTERVAL_10_MIN", "flow_sampling": 0.5},
     )
+    if spec.egress == "nat":  # the nodes have no public IP: images come through Cloud NAT
+        router = ComputeRouter(
+            stack, f"{name}-router", name=f"{name}-router", network=network.id, region=spec.region
+        )
+        ComputeRouterNat(
+            stack,
+            f"{name}-nat",
+            name=f"{name}-nat",
+            router=router.name,
+            region=spec.region,
+            **GCP_NAT,
+        )
     authorized = (
         {"cidr_blocks": blocks([{"cidr_block": c} for c in spec.api_access_cidrs])}
         if spec.api_access_cidrs
