@@ -81,7 +81,6 @@ class ModelSummary:
     endpoints: tuple[str, ...]
     #: The newest check of the serving version (None: nothing serves, or not checked yet).
     last_check: CheckRow | None
-    pending: int
     owner: str = "—"
     risk_tier: str = "—"
     states: dict[str, int] = field(default_factory=dict)
@@ -330,7 +329,6 @@ class ReadModel:
                     serving=serving,
                     endpoints=tuple(sorted(endpoints.get(model, ()))),
                     last_check=self.last_check_of(serving) if serving else None,
-                    pending=sum(1 for r in rows if r.state in PENDING),
                     states=dict(states),
                 )
             )

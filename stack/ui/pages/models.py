@@ -32,7 +32,7 @@ def routes() -> list[Route]:
     ]
 
 
-def _row(summary: ModelSummary, facts: tuple[str, str]) -> dict[str, Any]:
+def _row(summary: ModelSummary, facts: tuple[str, str], waiting: int) -> dict[str, Any]:
     check = summary.last_check
     return {
         "model": summary.model,
@@ -45,18 +45,19 @@ def _row(summary: ModelSummary, facts: tuple[str, str]) -> dict[str, Any]:
         "states": summary.states,
         "verdict": check.status if check else "",
         "checked_at": check.at if check else None,
-        "pending": summary.pending,
+        "pending": waiting,
     }
 
 
 def inventory(request: Request) -> Response:
     console = console_of(request)
     params = request.query_params
-    rows = [_row(s, console.facts(s.model, request)) for s in console.read.inventory()]
     # what waits, counted as the inbox lists it (an approval already met is not waiting)
     waiting_of = Counter(w.version.model for w in waiting(console, console.user(request)))
-    for row in rows:
-        row["pending"] = waiting_of[row["model"]]
+    rows = [
+        _row(s, console.facts(s.model, request), waiting_of[s.model])
+        for s in console.read.inventory()
+    ]
     text = params.get("q", "").strip().lower()
     if text:
         rows = [r for r in rows if text in r["model"].lower() or text in r["owner"].lower()]
