@@ -4,6 +4,7 @@ dashboards, under Pulumi's mocks."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from mlstack_infra.manifests import Endpoints, render
@@ -24,7 +25,7 @@ def _groups(mocks: RecordingMocks, spec: object) -> dict[str, list[dict[str, obj
 def test_the_program_scrapes_the_serving_namespace_and_provisions_the_dashboards(
     mocks: RecordingMocks,
 ) -> None:
-    groups = _groups(mocks, spec_for("aws"))
+    groups = _groups(mocks, spec_for("aws", services={"prometheus": {}}))
     [scraping] = groups.values()  # applied with the other mlstack services
     [monitor] = [o for o in scraping if o["kind"] == "PodMonitor"]
     assert monitor["metadata"]["namespace"] == "mlstack-serving"
@@ -60,9 +61,14 @@ def test_prometheus_may_reach_the_endpoints_port_and_nothing_more() -> None:
     } in policy["spec"]["ingress"]
 
 
-def test_without_prometheus_nothing_is_scraped(mocks: RecordingMocks) -> None:
-    [objects] = _groups(mocks, spec_for("aws", services={"prometheus": None})).values()
+@pytest.mark.parametrize("services", [{}, {"prometheus": None}], ids=["default", "null"])
+def test_without_prometheus_nothing_is_scraped(
+    mocks: RecordingMocks, services: dict[str, Any]
+) -> None:
+    """Off unless asked: a bare cluster has no PodMonitor CRD nor `monitoring` namespace."""
+    [objects] = _groups(mocks, spec_for("aws", services=services)).values()
     assert not [o for o in objects if o["kind"] == "PodMonitor" or "dashboard" in str(o)]
+    assert "monitoring" not in json.dumps([o for o in objects if o["kind"] == "NetworkPolicy"])
 
 
 def test_a_bad_prometheus_namespace_names_the_field() -> None:

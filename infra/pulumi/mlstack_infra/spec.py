@@ -183,7 +183,12 @@ class Services(BaseModel):
     kubeflow_pipelines: bool = True
     serving: bool = True
     monitoring: tuple[MonitoringJob, ...] = ()
-    prometheus: PrometheusScraping | None = PrometheusScraping()
+    prometheus: PrometheusScraping | None = Field(
+        default=None,
+        description="Off unless set (`prometheus: {}` for the defaults): the PodMonitor needs "
+        "the Prometheus Operator's CRDs and the dashboards its namespace, which a bare "
+        "cluster lacks (the services' apply would fail).",
+    )
 
 
 class Database(BaseModel):
