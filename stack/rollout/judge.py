@@ -15,8 +15,11 @@ from stack.contract.serving import HealthReport, VersionHealth
 from stack.rollout.probes import ProbeTally
 
 #: Requests a version needs before its p99 is compared with the champion's: the p99 of fewer
-#: is simply their slowest one, and one cold call would read as a regression.
-LATENCY_SAMPLE = 20
+#: than 100 is simply their slowest one, and one cold call, a collection or a busy machine's
+#: scheduling would read as a regression (a healthy canary was rolled back for the slowest of
+#: 36 requests on a loaded machine). A stall is still caught: a call past the challenger
+#: deadline is a miss, counted as an error.
+LATENCY_SAMPLE = 100
 #: Probes without an answer a version needs before they count against it (with a rate over
 #: the SLO's max_error_rate): one reset is a worker restarted for any reason.
 PROBE_FAILURES = 3
