@@ -295,9 +295,12 @@ class _Workers:
         self.seen: set[int] = set()
 
     def one_exited(self) -> bool:
-        children = set(family.children(self.server))
-        gone = bool(self.seen - children) or any(family.zombie(pid) for pid in children)
-        self.seen |= children
+        """Whether a process once seen as a worker is gone (or a zombie). Other children of
+        the server (short-lived helpers of its arbiter) are not workers: one of those coming
+        and going between two looks is no failed start."""
+        workers = set(family.workers(self.server))  # living workers only
+        gone = bool(self.seen - workers)
+        self.seen |= workers
         return gone
 
     def wait_for_exit(self, timeout: float) -> None:
