@@ -18,6 +18,7 @@ import yaml
 from stack.contract.registry import ModelVersion
 from stack.contract.tracking import TRACE_EXPERIMENT_TAG
 from stack.errors import StackError
+from stack_bentoml.locks import flocked
 from stack_bentoml.spec import Column, TraceSink, VersionSpec
 
 
@@ -43,22 +44,28 @@ def import_version(
 
     tag = model_tag(version)
     store = model_store(bentoml_home)
-    try:
-        stored = bentoml.models.get(tag, _model_store=store)
-    except BentoNotFound:
-        stored = None
-    if stored is None:
-        with tempfile.TemporaryDirectory(prefix="mlstack-import-") as scratch:
-            local = _download(version, tracking_uri, Path(scratch))
-            _signature(local, version)  # refuse before anything is stored
-            with bentoml.models.create(
-                tag,
-                labels={"mlstack.model": version.model, "mlstack.version": str(version.version)},
-                metadata={"source_uri": version.source_uri, "run_id": version.run_id or ""},
-                _model_store=store,
-            ) as created:
-                shutil.copytree(local, Path(created.path) / "mlflow", dirs_exist_ok=True)
+    # one import into a model's folder of the store at a time: two deploys of a version at
+    # once would both create its tag, and of two versions both write the folder's `latest`
+    with flocked(bentoml_home / "imports" / f"{tag.partition(':')[0]}.lock"):
+        try:
             stored = bentoml.models.get(tag, _model_store=store)
+        except BentoNotFound:
+            stored = None
+        if stored is None:
+            with tempfile.TemporaryDirectory(prefix="mlstack-import-") as scratch:
+                local = _download(version, tracking_uri, Path(scratch))
+                _signature(local, version)  # refuse before anything is stored
+                with bentoml.models.create(
+                    tag,
+                    labels={
+                        "mlstack.model": version.model,
+                        "mlstack.version": str(version.version),
+                    },
+                    metadata={"source_uri": version.source_uri, "run_id": version.run_id or ""},
+                    _model_store=store,
+                ) as created:
+                    shutil.copytree(local, Path(created.path) / "mlflow", dirs_exist_ok=True)
+                stored = bentoml.models.get(tag, _model_store=store)
     model_dir = Path(stored.path) / "mlflow"
     return VersionSpec(
         ref=version.ref,

@@ -27,7 +27,6 @@ answers, for `mlstack rollout status`. `build` packages a version for the cluste
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import shutil
 import threading
 from collections.abc import Iterator, Sequence
@@ -47,6 +46,7 @@ from stack.errors import NotFound, StackError
 from stack.plugins.manifest import AdapterContext
 from stack_bentoml import family
 from stack_bentoml.config import BentoConfig
+from stack_bentoml.locks import flocked
 from stack_bentoml.logread import log_rows, logged_request
 from stack_bentoml.models import import_version
 from stack_bentoml.refusals import REFUSAL_PREFIX
@@ -58,7 +58,16 @@ from stack_bentoml.spec import (
     read_spec,
     write_spec,
 )
-from stack_bentoml.supervision import Supervisor, free_port, get_json, get_status
+from stack_bentoml.supervision import (
+    PortTaken,
+    Supervisor,
+    free_port,
+    get_json,
+    get_status,
+    port_lock,
+)
+
+BIND_ATTEMPTS = 3  # starts on a newly chosen port when another program took the chosen one
 
 
 class BentoServer:
@@ -83,15 +92,12 @@ class BentoServer:
         if endpoint in held:
             yield
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / f".{endpoint}.lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        with flocked(self.root / f".{endpoint}.lock"):
             held.add(endpoint)
             try:
                 yield
             finally:
                 held.discard(endpoint)
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -- the role -----------------------------------------------------------------------
 
@@ -108,27 +114,43 @@ class BentoServer:
             return self.route(endpoint, TrafficSplit({version.ref: 1.0}))
         loaded = self._import(version)
         previous = self._clear(endpoint)  # a dead server's processes: never a second server
-        spec = EndpointSpec(
-            name=endpoint,
-            revision=1,
-            host=self.config.host,
-            port=free_port(self.root, self.config, endpoint, previous),
-            versions={version.ref: loaded},
-            weights={version.ref: 1.0},
-            ab_header=self.config.ab_header,
-            log_dir=str((self.predictions / endpoint).resolve()),
-            log_table=self.config.prediction_log.table if self.config.prediction_log else None,
-            spill_dir=str((self.spill / endpoint).resolve()),
-            max_body_bytes=self.config.max_body_bytes,
-            max_rows=self.config.max_rows,
-            log_flush_seconds=self.config.log_flush_seconds,
-        )
         folder = self.root / endpoint
         for stale in folder.glob(f"{REFUSAL_PREFIX}*"):  # left by a server that died
             stale.unlink(missing_ok=True)
-        write_spec(spec, self.supervisor.spec_path(endpoint))
-        self.supervisor.start(spec)
-        return _endpoint(spec)
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            spec = self._place(version.ref, loaded, endpoint, previous)
+            try:
+                self.supervisor.start(spec)
+            except PortTaken:
+                if attempt == BIND_ATTEMPTS:
+                    raise
+                previous = None  # that port is someone else's now
+                continue
+            return _endpoint(spec)
+        raise AssertionError("unreachable")
+
+    def _place(
+        self, ref: str, loaded: VersionSpec, endpoint: str, previous: EndpointSpec | None
+    ) -> EndpointSpec:
+        """The new server's spec, written, on a port no other endpoint holds."""
+        with port_lock(self.root):  # another endpoint's deploy may be choosing one now
+            spec = EndpointSpec(
+                name=endpoint,
+                revision=1,
+                host=self.config.host,
+                port=free_port(self.root, self.config, endpoint, previous),
+                versions={ref: loaded},
+                weights={ref: 1.0},
+                ab_header=self.config.ab_header,
+                log_dir=str((self.predictions / endpoint).resolve()),
+                log_table=self.config.prediction_log.table if self.config.prediction_log else None,
+                spill_dir=str((self.spill / endpoint).resolve()),
+                max_body_bytes=self.config.max_body_bytes,
+                max_rows=self.config.max_rows,
+                log_flush_seconds=self.config.log_flush_seconds,
+            )
+            write_spec(spec, self.supervisor.spec_path(endpoint))
+        return spec
 
     def add_version(self, version: ModelVersion, *, endpoint: str) -> None:
         """Make `version` (its files, its inputs checked) known to `endpoint`; the first route

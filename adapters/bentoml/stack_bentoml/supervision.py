@@ -28,12 +28,18 @@ from stack_bentoml import family
 from stack_bentoml.acks import SplitNotAcknowledged, load_factor, not_acknowledged, read_ack
 from stack_bentoml.app import LOG_URL_ENV
 from stack_bentoml.config import BentoConfig
+from stack_bentoml.locks import flocked
 from stack_bentoml.metrics import METRICS_ENV
 from stack_bentoml.refusals import refusal_path
 from stack_bentoml.spec import SPEC_FILE, EndpointSpec, read_spec
 
 PID_FILE = "server.pid"
 LOG_FILE = "server.log"
+
+
+class PortTaken(StackError):
+    """The server could not bind its port: another program took it between the choice of
+    the port and the bind (a start may choose again)."""
 
 
 class Supervisor:
@@ -124,7 +130,8 @@ class Supervisor:
         kill_server(process)
         last_lines = tail(log_path, offset=offset)  # before the folder (and the log) goes
         self.forget(spec.name)
-        raise StackError(
+        error = PortTaken if "Address already in use" in last_lines else StackError
+        raise error(
             f"endpoint {spec.name!r} did not start: {failure}\n"
             f"--- the server's log, last lines:\n{last_lines}"
         )
@@ -240,14 +247,22 @@ def free_port(
 ) -> int:
     """For a new server of `endpoint`: the port it had (its processes stopped), if free;
     else the first free one from the configured port that no other endpoint under `root`
-    holds."""
-    if previous is not None and _bindable(config.host, previous.port):
-        return previous.port
+    holds. Call it under `port_lock(root)` until the spec holding the port is written:
+    two deploys at once would otherwise both take the first free port."""
     taken = {read_spec(p).port for p in root.glob(f"*/{SPEC_FILE}") if p.parent.name != endpoint}
+    had = previous.port if previous is not None else None
+    if had is not None and had not in taken and _bindable(config.host, had):
+        return had
     port = config.port
     while port in taken or not _bindable(config.host, port):
         port += 1
     return port
+
+
+def port_lock(root: Path) -> contextlib.AbstractContextManager[None]:
+    """Ports are chosen one deploy at a time under `root` (held from choosing the port to
+    writing the spec that holds it; no endpoint's own `.<name>.lock` can be `ports.lock`)."""
+    return flocked(root / "ports.lock")
 
 
 def _bindable(host: str, port: int) -> bool:

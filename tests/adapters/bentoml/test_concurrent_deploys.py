@@ -1,19 +1,26 @@
-"""Two deploys to one endpoint at the same time: one server, not two on one spec."""
+"""Deploys at the same time: to one endpoint, one server (not two on one spec); to two
+endpoints, two ports (not one taken twice); a port taken under a deploy, another chosen."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from stack.config.rollout import RolloutPlan
+from stack.contract.serving import Endpoint
 from stack.contract.states import LifecycleState as S
 from stack.governance.service import Governance
 from stack.rollout import RolloutController
 from stack.session import StackSession
+from stack_bentoml import supervision
 from tests.adapters.bentoml.conftest import STACK, free_port, row
-from tests.adapters.bentoml.models import register_versions
+from tests.adapters.bentoml.models import Versions, register_versions
 
 
 def servers_in(folder: Path) -> list[int]:
@@ -32,40 +39,95 @@ def servers_in(folder: Path) -> list[int]:
     return found
 
 
-def test_two_deploys_at_once_leave_one_server(tmp_path: Path) -> None:
-    (tmp_path / "stack.yaml").write_text(STACK.format(port=free_port()))
-    with StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path) as session:
+@contextlib.contextmanager
+def approved(folder: Path, port: int | None = None) -> Iterator[tuple[Path, Versions]]:
+    """A stack in `folder` with its champion and challenger approved; every endpoint
+    undeployed after."""
+    stack_file = folder / "stack.yaml"
+    stack_file.write_text(STACK.format(port=port or free_port()))
+    with StackSession.open(stack_file, base_dir=folder) as session:
         versions = register_versions(session.adapter_context())
         for version in (versions.champion, versions.challenger):
             Governance(session).promote(version.ref, S.APPROVED)
+    try:
+        yield stack_file, versions
+    finally:
+        with StackSession.open(stack_file, base_dir=folder) as session:
+            for running in session.server.endpoints():
+                session.server.undeploy(running.name)
+
+
+def race(stack_file: Path, deploys: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Each (version ref, endpoint) of `deploys` deployed directly at once, from a session of
+    its own; the outcome or error of each, by key."""
     outcomes: dict[str, str] = {}
 
-    def deploy(ref: str) -> None:
-        with StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path) as session:
-            plan = RolloutPlan(strategy="direct", endpoint="raced")
+    def deploy(key: str, ref: str, endpoint: str) -> None:
+        with StackSession.open(stack_file, base_dir=stack_file.parent) as session:
+            plan = RolloutPlan(strategy="direct", endpoint=endpoint)
             try:
-                outcomes[ref] = RolloutController(session).deploy(ref, plan).outcome
+                outcomes[key] = RolloutController(session).deploy(ref, plan).outcome
             except Exception as exc:
-                outcomes[ref] = f"{type(exc).__name__}: {exc}"
+                outcomes[key] = f"{type(exc).__name__}: {exc}"
 
-    racers = [
-        threading.Thread(target=deploy, args=(v.ref,))
-        for v in (versions.champion, versions.challenger)
-    ]
-    try:
-        for racer in racers:
-            racer.start()
-        for racer in racers:
-            racer.join(timeout=600)
+    racers = [threading.Thread(target=deploy, args=(k, *d)) for k, d in deploys.items()]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(timeout=600)
+    return outcomes
+
+
+def endpoints(stack_file: Path) -> list[Endpoint]:
+    with StackSession.open(stack_file, base_dir=stack_file.parent) as session:
+        return session.server.endpoints()
+
+
+def test_two_deploys_at_once_leave_one_server(tmp_path: Path) -> None:
+    with approved(tmp_path) as (stack_file, versions):
+        refs = [versions.champion.ref, versions.challenger.ref]
+        outcomes = race(stack_file, {ref: (ref, "raced") for ref in refs})
         assert set(outcomes.values()) == {"deployed"}, outcomes
         folder = tmp_path / ".mlstack" / "serving" / "raced"
         assert len(servers_in(folder)) == 1  # the second deploy re-routed the first's server
-        with StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path) as session:
-            [endpoint] = session.server.endpoints()
+        [endpoint] = endpoints(stack_file)
         answered = httpx.post(f"{endpoint.url}/predict", json=row(), timeout=30)
         assert answered.status_code == 200
         assert answered.json()["model_version"] in outcomes
-    finally:
-        with StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path) as session:
-            for running in session.server.endpoints():
-                session.server.undeploy(running.name)
+
+
+def test_deploys_of_two_endpoints_at_once_take_two_ports(tmp_path: Path) -> None:
+    with approved(tmp_path) as (stack_file, versions):
+        outcomes = race(
+            stack_file,
+            {"east": (versions.champion.ref, "east"), "west": (versions.challenger.ref, "west")},
+        )
+        assert outcomes == {"east": "deployed", "west": "deployed"}, outcomes
+        served = endpoints(stack_file)
+        assert len({e.url for e in served}) == 2
+        for endpoint in served:
+            assert httpx.post(f"{endpoint.url}/predict", json=row(), timeout=30).status_code == 200
+
+
+def test_a_port_taken_before_the_server_binds_it_is_chosen_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program binds the chosen port between the choice and the server's bind (a
+    look that saw it free): the deploy starts on another port rather than failing."""
+    port = free_port()
+    looks: list[int] = []
+    bindable = supervision._bindable
+
+    def stale_look(host: str, candidate: int) -> bool:  # the first look predates the squatter
+        looks.append(candidate)
+        return True if len(looks) == 1 else bindable(host, candidate)
+
+    monkeypatch.setattr(supervision, "_bindable", stale_look)
+    with approved(tmp_path, port) as (stack_file, versions), socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        outcomes = race(stack_file, {"one": (versions.champion.ref, "squatted")})
+        assert outcomes == {"one": "deployed"}, outcomes
+        [endpoint] = endpoints(stack_file)
+        assert not endpoint.url.endswith(f":{port}")
+        assert httpx.post(f"{endpoint.url}/predict", json=row(), timeout=30).status_code == 200
