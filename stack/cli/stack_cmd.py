@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -99,7 +100,7 @@ def from_pulumi(cwd: str, pulumi_stack: str | None, output: str) -> None:
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         raise StackError(f"pulumi stack output failed in {cwd}:\n{done.stderr.strip()}")
-    _write_exported_stack(done.stdout, Path(output))
+    _write_exported_stack(done.stdout, Path(output), "the `mlstack` output of pulumi")
 
 
 @stack_group.command("from-terraform")
@@ -131,32 +132,88 @@ def from_terraform(outputs: str, output: str) -> None:
             f"{where} has no `mlstack` output with a text value: run `terraform output -json` "
             "in the folder the configuration was applied from (infra/terraform/out/<target>)"
         )
-    _write_exported_stack(value, Path(output))
+    _write_exported_stack(value, Path(output), f"the `mlstack` output in {where}")
 
 
-def _write_exported_stack(text: str, target: Path) -> None:
-    """Write `text` (the exported stack file) to `target` once mlstack reads it and every
-    adapter accepts its options; nothing is written when it does not."""
+#: Fields whose value is a secret: in an exported stack file, only a `${VAR}` reference.
+_SECRET_FIELD = re.compile(r"(password|passwd|secret|token|secret_key|access_key)$", re.I)
+_REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+#: `scheme://user:PASSWORD@host`: a password written into a URL.
+_URL_PASSWORD = re.compile(r"://[^/@:\s]*:([^@/\s]+)@")
+
+
+def literal_secrets(data: object, at: str = "") -> list[str]:
+    """The fields of an exported stack document (parsed YAML) that hold a secret's value
+    rather than a `${VAR}` reference: a `password`/`secret`/`token` field, or a URL with a
+    password in it; each as its dotted path (`spine.password`)."""
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            where = f"{at}.{key}" if at else str(key)
+            secret = isinstance(value, str) and _SECRET_FIELD.search(str(key))
+            if secret and value and not _REFERENCE.match(value):
+                found.append(where)
+            elif not secret:
+                found += literal_secrets(value, where)
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            found += literal_secrets(value, f"{at}[{index}]")
+    elif isinstance(data, str):
+        password = _URL_PASSWORD.search(data)
+        if password and not _REFERENCE.match(password[1]):
+            found.append(at)
+    return found
+
+
+def _write_exported_stack(text: str, target: Path, source: str) -> None:
+    """Write `text` (the exported stack file, read from `source`, as errors name it) to
+    `target` once mlstack reads it, every adapter accepts its options and it holds no secret
+    but as a reference; nothing is written when it does not (StackError)."""
     import os
+    import tempfile
+
+    import yaml
 
     from stack.config.stack_file import read_stack_file
-    from stack.errors import StackError
+    from stack.errors import StackConfigError, StackError
     from stack.plugins.registry import default_registry
     from stack.resolution import resolve_stack
 
-    partial = target.with_suffix(".partial")
-    partial.write_text(text)
+    if not target.parent.is_dir():
+        raise StackError(
+            f"cannot write {target}: the folder {target.parent} does not exist (create it, "
+            "or give -o a path in an existing folder)"
+        )
+    try:
+        literals = literal_secrets(yaml.safe_load(text))
+    except yaml.YAMLError:
+        literals = []  # read_stack_file below says where the YAML is broken
+    if literals:
+        raise StackError(
+            f"{source} holds a secret's value at {', '.join(literals)}: an exported stack "
+            "file refers to secrets (${MLSTACK_DB_PASSWORD}), it never carries them; nothing "
+            f"was written to {target}"
+        )
     placeholder = "MLSTACK_DB_PASSWORD" not in os.environ  # a reference, checked for shape
     if placeholder:
         os.environ["MLSTACK_DB_PASSWORD"] = "unset"
+    # checked in a scratch file, named in errors as the output it came from
+    with tempfile.TemporaryDirectory(prefix="mlstack-export-") as scratch:
+        checked = Path(scratch) / target.name
+        checked.write_text(text)
+        try:
+            stack, doc = read_stack_file(checked)
+            resolve_stack(stack, doc, default_registry(), None)  # every adapter's options too
+        except StackConfigError as exc:
+            named = [p.replace(str(checked), source) for p in exc.problems]
+            raise StackConfigError(str(exc).replace(str(checked), source), named) from None
+        except StackError as exc:
+            raise StackError(str(exc).replace(str(checked), source)) from None
+        finally:
+            if placeholder:
+                del os.environ["MLSTACK_DB_PASSWORD"]
     try:
-        stack, doc = read_stack_file(partial)
-        resolve_stack(stack, doc, default_registry(), None)  # every adapter's options too
-    except StackError:
-        partial.unlink()
-        raise
-    finally:
-        if placeholder:
-            del os.environ["MLSTACK_DB_PASSWORD"]
-    partial.replace(target)
+        target.write_text(text)
+    except OSError as exc:
+        raise StackError(f"cannot write {target}: {exc.strerror or exc}") from None
     click.echo(f"wrote {target} (set MLSTACK_DB_PASSWORD before using it)")
