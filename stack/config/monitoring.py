@@ -69,7 +69,9 @@ class MonitoringPolicy(BaseModel):
 
 
 class AlertsSection(BaseModel):
-    """Every breach is a log line; with a webhook, also a JSON POST to it."""
+    """The recipe's own alert route: a webhook that receives a JSON POST when a breach is
+    first seen and when it resolves (once each, like the stack's `alerts:` routes), besides
+    the routes the stack names and the log line."""
 
     model_config = _FROZEN
 

@@ -1,5 +1,6 @@
 """A check's result kept: stored in the spine, linked to its version in lineage, and on a
-breach alerted (log line, webhook), audited and told to the hooks (`on_drift_detected`)."""
+breach alerted once until it resolves (the stack's routes and the recipe's webhook,
+stack/observability/alerts.py), audited and told to the hooks (`on_drift_detected`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from stack.contract.capabilities import ServerCapability
 from stack.contract.serving import ProcessInspector
 from stack.errors import StackError
 from stack.identity import current_actor
-from stack.monitoring import alerts
 from stack.monitoring.results import CheckResult
 from stack.plugins.capabilities import declares
 from stack.session import StackSession
@@ -49,12 +49,11 @@ class CheckRecorder:
                     }
                 },
             )
-        routed = self._routed(result)
+        routed = self._routed(result, section)
+        if routed:
+            result.alert_error = "; ".join(e for e in (result.alert_error, routed) if e)
         if result.status != "breach":
             return
-        alert = {"check": result.id, **result.as_record()}
-        errors = [alerts.send_alert(section.alerts, alert), routed]
-        result.alert_error = "; ".join(e for e in errors if e) or None
         spine.audit(
             actor=current_actor(),
             action="monitoring.breached",
@@ -66,14 +65,14 @@ class CheckRecorder:
             "on_drift_detected", subject=result.model, model=result.model, report=result.drift
         )
 
-    def _routed(self, result: CheckResult) -> str | None:
-        """The stack's alert routing (`alerts:` in stack.yaml): a breach fires, an ok check
-        resolves; once per breach (stack/observability/alerts.py)."""
+    def _routed(self, result: CheckResult, section: MonitoringSection) -> str | None:
+        """The stack's alert routing (`alerts:` in stack.yaml) and the recipe's webhook: a
+        breach fires, an ok check resolves; once per breach (stack/observability/alerts.py)."""
         from stack.observability.alerts import breach_alert, router_for
 
-        router = router_for(self.session)
-        if result.version == "-" or not router.configured:
+        if result.version == "-":
             return None
+        router = router_for(self.session, section.alerts)
         if result.status == "breach":
             return router.fire(breach_alert(result))
         if result.status == "ok":
@@ -84,19 +83,22 @@ class CheckRecorder:
         self, model: str, endpoint: str, section: MonitoringSection, checks: list[CheckResult]
     ) -> None:
         """The endpoint's prediction log refusing rows (they wait to be replayed, so the
-        window lacks them): said in each check and alerted (log line, webhook), not a breach."""
+        window lacks them): said in each check and alerted once until it takes rows again
+        (then resolved), not a breach."""
+        from stack.observability.alerts import log_outage_alert, router_for
+
         degraded = self._degraded(endpoint)
+        router = router_for(self.session, section.alerts)
+        alert = log_outage_alert(model, endpoint, degraded)
         if not degraded:
+            router.resolve(alert)
             return
         for result in checks:
             result.messages.extend(
                 f"{reason} (this window lacks those rows until they are replayed)"
                 for reason in degraded
             )
-        alert = {"kind": "prediction_log", "model": model, "version": "-"}
-        error = alerts.send_alert(
-            section.alerts, {**alert, "endpoint": endpoint, "breaches": degraded}
-        )
+        error = router.fire(alert)
         for result in checks:
             result.alert_error = error
 

@@ -1,28 +1,32 @@
-"""mlstack's own alerts (a monitoring breach, an idle endpoint), sent where the stack file's
-`alerts:` says (`stack/config/observability.py`).
+"""mlstack's own alerts (a monitoring breach, a prediction log refusing rows, an idle
+endpoint), sent where the stack file's `alerts:` says (`stack/config/observability.py`) and to
+the recipe's `monitoring.alerts.webhook`, the one mechanism for all of them.
 
-- With `alertmanager:`, every firing alert is posted to its v2 API on each check that sees it
-  (Alertmanager resolves an alert nobody re-posts), and a resolved one once with its end
-  time: Alertmanager owns grouping, silences and de-duplication.
-- Otherwise, with Apprise URLs (`notify:`, `notify_env:`), the first check that sees a breach
-  notifies and records it in the spine (`alert_states`); later checks that see it again send
-  nothing, and the first one that sees it resolved sends a resolved notice.
+Every alert is recorded in the spine (`alert_states`) when a check first sees it firing and
+removed when one sees it resolved: that first check logs it and notifies the Apprise URLs
+(`notify:`, `notify_env:`, when no Alertmanager is named) and the recipe's webhooks; later
+checks that see it again send nothing, and the first one that sees it resolved sends a
+resolved notice. With `alertmanager:`, every firing alert is also posted to its v2 API on each
+check that sees it (Alertmanager resolves an alert nobody re-posts), and a resolved one once
+with its end time: Alertmanager owns grouping, silences and de-duplication there.
 
 A notification that cannot be sent is returned as text, never raised: the check matters more
-than the message."""
+than the message; the alert is left unrecorded, so the next check that sees it tries again."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from stack.config.duration import format_duration
+from stack.config.monitoring import AlertsSection
 from stack.config.observability import AlertRouting
 from stack.spine.alert_states import AlertStates
 from stack.spine.timeutil import now_utc
@@ -31,11 +35,14 @@ if TYPE_CHECKING:
     from stack.monitoring.results import CheckResult
     from stack.session import StackSession
 
+log = logging.getLogger("mlstack.alerts")
+
 
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One alert: `name` (CamelCase, as Prometheus rules name theirs) and the `labels` that
-    tell one breach from another; `summary` is a line, `description` the details."""
+    tell one breach from another; `summary` is a line, `description` the details. `details`
+    is the JSON a recipe's webhook receives besides (a check's record: `check`, `breaches`…)."""
 
     name: str
     labels: Mapping[str, str]
@@ -43,6 +50,7 @@ class Alert:
     description: str = ""
     severity: str = "ticket"
     extra: Mapping[str, str] = field(default_factory=dict)  # more annotations
+    details: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -50,9 +58,18 @@ class Alert:
 
 
 class AlertRouter:
-    def __init__(self, routing: AlertRouting, states: AlertStates) -> None:
+    """The routes of one stack (its `alerts:`) and, for a recipe's checks, the recipe's
+    webhooks (`monitoring.alerts`)."""
+
+    def __init__(
+        self,
+        routing: AlertRouting,
+        states: AlertStates,
+        webhooks: Sequence[AlertsSection] = (),
+    ) -> None:
         self.routing = routing
         self.states = states
+        self.webhooks = tuple(w for w in webhooks if w.webhook is not None or w.webhook_env)
 
     def urls(self) -> list[str]:
         """The Apprise URLs: `notify:` and those in `$notify_env`."""
@@ -63,28 +80,32 @@ class AlertRouter:
 
     @property
     def configured(self) -> bool:
-        return self.routing.alertmanager is not None or bool(self.urls())
+        return self.routing.alertmanager is not None or bool(self.urls()) or bool(self.webhooks)
 
     def fire(self, alert: Alert) -> str | None:
         """`alert` is firing; what went wrong sending it, if anything."""
+        new = self.states.open_alert(alert.key, alert.name, alert.labels)
+        errors: list[str | None] = []
         if self.routing.alertmanager is not None:
-            self.states.open_alert(alert.key, alert.name, alert.labels)
-            return self._post([_alertmanager_alert(alert, ends=None)])
-        if not self.urls() or not self.states.open_alert(alert.key, alert.name, alert.labels):
-            return None  # notified already, while it has not resolved
-        error = self._notify(f"[FIRING] {alert.summary}", alert.description or alert.summary)
-        if error is not None:  # not sent: the next check that sees the breach tries again
-            self.states.close_alert(alert.key)
-        return error
+            errors.append(self._post([_alertmanager_alert(alert, ends=None)]))
+        if new:
+            log.warning("ALERT %s: %s", alert.summary, alert.description.replace("\n", "; "))
+            undelivered = self._deliver("FIRING", alert)
+            if undelivered:  # not sent: the next check that sees the breach tries again
+                self.states.close_alert(alert.key)
+            errors += undelivered
+        return _joined(errors)
 
     def resolve(self, alert: Alert) -> str | None:
         """`alert` (the same name and labels as it fired with) no longer holds: a resolved
         notice, once, when it had fired."""
         if self.states.close_alert(alert.key) is None:
             return None
+        log.warning("RESOLVED %s", alert.summary)
+        errors: list[str | None] = []
         if self.routing.alertmanager is not None:
-            return self._post([_alertmanager_alert(alert, ends=now_utc())])
-        return self._notify(f"[RESOLVED] {alert.summary}", f"Resolved: {alert.summary}")
+            errors.append(self._post([_alertmanager_alert(alert, ends=now_utc())]))
+        return _joined([*errors, *self._deliver("RESOLVED", alert)])
 
     def test(self) -> list[str]:
         """Send a test notification on every route; one line per route, saying how it went."""
@@ -102,23 +123,27 @@ class AlertRouter:
         for url in self.urls():
             error = self._notify(f"[TEST] {alert.summary}", alert.description, [url])
             lines.append(f"{_redacted(url)}: {error or 'sent'}")
+        for hook in self.webhooks:
+            error = _post_webhook(hook, "TEST", alert)
+            lines.append(f"webhook {_hook_name(hook)}: {error or 'sent'}")
         return lines
+
+    def _deliver(self, status: str, alert: Alert) -> list[str]:
+        """Notify the Apprise URLs (when no Alertmanager has it) and the webhooks of `alert`
+        turning `status` (FIRING, RESOLVED); what went wrong."""
+        errors = []
+        if self.routing.alertmanager is None and self.urls():
+            if status == "FIRING":
+                body = alert.description or alert.summary
+            else:
+                body = f"Resolved: {alert.summary}"
+            errors.append(self._notify(f"[{status}] {alert.summary}", body))
+        errors += [_post_webhook(hook, status, alert) for hook in self.webhooks]
+        return [error for error in errors if error]
 
     def _post(self, alerts: list[dict[str, Any]]) -> str | None:
         url = f"{str(self.routing.alertmanager).rstrip('/')}/api/v2/alerts"
-        request = urllib.request.Request(
-            url,
-            data=json.dumps(alerts).encode(),
-            method="POST",
-            headers={"content-type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.routing.timeout_seconds):
-                return None
-        except urllib.error.HTTPError as exc:
-            return f"alertmanager {url} answered {exc.code}: {exc.read()[:300]!r}"
-        except (urllib.error.URLError, OSError) as exc:
-            return f"alertmanager {url} unreachable: {getattr(exc, 'reason', exc)}"
+        return _post_json(url, alerts, self.routing.timeout_seconds, "alertmanager")
 
     def _notify(self, title: str, body: str, urls: list[str] | None = None) -> str | None:
         try:
@@ -135,9 +160,11 @@ class AlertRouter:
         return None
 
 
-def router_for(session: StackSession) -> AlertRouter:
-    """The stack's router: its `alerts:` section, its spine."""
-    return AlertRouter(session.stack.alerts, session.spine)
+def router_for(session: StackSession, recipe_alerts: AlertsSection | None = None) -> AlertRouter:
+    """The stack's router (its `alerts:` section, its spine), with the webhook of a recipe's
+    `monitoring.alerts` when one is given."""
+    hooks = () if recipe_alerts is None else (recipe_alerts,)
+    return AlertRouter(session.stack.alerts, session.spine, hooks)
 
 
 def breach_alert(check: CheckResult) -> Alert:
@@ -149,6 +176,25 @@ def breach_alert(check: CheckResult) -> Alert:
         f"{check.version} on {check.endpoint} breached its monitoring policy",
         "\n".join(check.breaches),
         extra={"check": str(check.id)},
+        details={"check": check.id, **check.as_record()},
+    )
+
+
+def log_outage_alert(model: str, endpoint: str, reasons: Sequence[str]) -> Alert:
+    """An endpoint whose prediction log refuses rows (`reasons`, empty once it takes them):
+    its checks' windows lack those rows until they are replayed."""
+    return Alert(
+        "MlstackPredictionLogDegraded",
+        {"model": model, "endpoint": endpoint},
+        f"{endpoint}'s prediction log refuses rows",
+        "\n".join(reasons),
+        details={
+            "kind": "prediction_log",
+            "model": model,
+            "version": "-",
+            "endpoint": endpoint,
+            "breaches": list(reasons),
+        },
     )
 
 
@@ -179,3 +225,55 @@ def _redacted(url: str) -> str:
     scheme, _, rest = url.partition("://")
     host = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2].split(":", 1)[0]
     return f"{scheme}://{host}/…" if rest else url
+
+
+def _post_webhook(hook: AlertsSection, status: str, alert: Alert) -> str | None:
+    """POST `alert` as JSON to a recipe's webhook: its `details` (a check's record) at the
+    top, as before routes existed, and `alert: {name, status, labels, summary, description}`."""
+    url = str(hook.webhook) if hook.webhook is not None else None
+    if url is None and hook.webhook_env:
+        url = os.environ.get(hook.webhook_env) or None
+        if url is None:
+            return f"no webhook: ${hook.webhook_env} is not set"
+    if url is None:
+        return None
+    body = {
+        **alert.details,
+        "alert": {
+            "name": alert.name,
+            "status": status.lower(),
+            "labels": dict(alert.labels),
+            "summary": alert.summary,
+            "description": alert.description,
+        },
+    }
+    return _post_json(url, body, hook.timeout_seconds, "webhook")
+
+
+def _post_json(url: str, body: object, timeout: float, what: str) -> str | None:
+    """POST `body` as JSON; what went wrong, if anything."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body, sort_keys=True, default=str).encode(),
+        method="POST",
+        headers={"content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            if answer.status >= 300:
+                return f"{what} {url} answered {answer.status}"
+            return None
+    except urllib.error.HTTPError as exc:
+        return f"{what} {url} answered {exc.code}: {exc.read()[:300]!r}"
+    except (urllib.error.URLError, OSError) as exc:
+        return f"{what} {url} unreachable: {getattr(exc, 'reason', exc)}"
+
+
+def _hook_name(hook: AlertsSection) -> str:
+    if hook.webhook is not None:
+        return _redacted(str(hook.webhook))
+    return f"${hook.webhook_env}"
+
+
+def _joined(errors: Sequence[str | None]) -> str | None:
+    return "; ".join(error for error in errors if error) or None

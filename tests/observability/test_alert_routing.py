@@ -190,3 +190,48 @@ def test_monitoring_checks_fire_and_resolve_through_the_stacks_route(
             recorder.record(check, MonitoringSection())
             assert check.alert_error is None
     assert [subject.split("]")[0] for subject in mailbox.subjects()] == ["[FIRING", "[RESOLVED"]
+
+
+def test_a_recipes_webhook_is_a_route_notified_once_per_breach(
+    tmp_path: Path, mailbox: Mailbox
+) -> None:
+    """The recipe's `monitoring.alerts.webhook` beside the stack's route: both hear of a
+    breach once, however many checks see it, then once of its end."""
+    from stack.config.monitoring import MonitoringSection
+    from stack.monitoring.recording import CheckRecorder
+
+    path = _stack(tmp_path, f'{{notify: ["{_mail_to(mailbox)}"]}}')
+    with webhook_receiver() as receiver, StackSession.open(path, base_dir=tmp_path) as session:
+        section = MonitoringSection.model_validate({"alerts": {"webhook": receiver.url}})
+        recorder = CheckRecorder(session)
+        checks = [_check(status) for status in ("breach",) * 13 + ("ok", "ok")]
+        for check in checks:
+            recorder.record(check, section)
+            assert check.alert_error is None
+        first, resolved = receiver.bodies
+    assert first["alert"]["status"] == "firing"
+    assert first["alert"]["name"] == "MlstackMonitoringBreach"
+    assert first["check"] == checks[0].id  # the check's record, as the webhook always had
+    assert first["breaches"] == ["tenure drifted (psi 0.42 > 0.2)"]
+    assert resolved["alert"]["status"] == "resolved"
+    assert resolved["check"] == checks[13].id and resolved["status"] == "ok"
+    assert [subject.split("]")[0] for subject in mailbox.subjects()] == ["[FIRING", "[RESOLVED"]
+
+
+def test_a_recipes_webhook_that_is_down_is_said_and_tried_again(tmp_path: Path) -> None:
+    from stack.config.monitoring import AlertsSection, MonitoringSection
+    from stack.monitoring.recording import CheckRecorder
+
+    dead = f"http://127.0.0.1:{free_port()}/alerts"
+    path = _stack(tmp_path, "{}")
+    section = MonitoringSection(alerts=AlertsSection.model_validate({"webhook": dead}))
+    with webhook_receiver() as receiver, StackSession.open(path, base_dir=tmp_path) as session:
+        recorder = CheckRecorder(session)
+        down = _check("breach")
+        recorder.record(down, section)
+        assert down.alert_error is not None
+        assert f"webhook {dead} unreachable" in down.alert_error
+        assert session.spine.firing_alerts() == []  # not notified: the next check tries
+        up = MonitoringSection(alerts=AlertsSection.model_validate({"webhook": receiver.url}))
+        recorder.record(_check("breach"), up)
+        assert [body["alert"]["status"] for body in receiver.bodies] == ["firing"]
