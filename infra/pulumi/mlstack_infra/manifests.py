@@ -18,6 +18,13 @@ DATABASES = ("mlflow", "feast", "mlstack")
 DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
 REDIS_IMAGE = "redis:7.4-alpine"
 FEAST_IMAGE = "feastdev/feature-server:0.67.0"
+#: The user and group each image runs as (runAsNonRoot alone is refused at admission for an
+#: image whose USER is root or a name): the redis image's `redis` (999, group 1000 on
+#: alpine); the Feast image's (Red Hat UBI Python, USER 1001, group 0).
+RUN_AS: dict[str, tuple[int, int]] = {REDIS_IMAGE: (999, 1000), FEAST_IMAGE: (1001, 0)}
+#: Images with no user of their own (MLflow's, python:*-slim; mlstack's) run as this one,
+#: with HOME in /tmp: they write nothing else.
+NON_ROOT = (1000, 1000)
 #: The psql client of the databases Job (on-prem, the server's image too).
 POSTGRES_IMAGE = "postgres:16-alpine"
 GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]}
@@ -97,14 +104,32 @@ def _service_account(name: str, annotations: dict[str, str]) -> Manifest:
 def _secure(container: Manifest) -> Manifest:
     container["securityContext"] = {
         "allowPrivilegeEscalation": False,
-        "runAsNonRoot": True,
         "capabilities": {"drop": ["ALL"]},
     }
     return container
 
 
+def run_as(image: str) -> Manifest:
+    """A pod's securityContext for `image`: not root, as the image's own non-root user where
+    it has one (RUN_AS), else NON_ROOT; volumes writable by its group."""
+    user, group = RUN_AS.get(image, NON_ROOT)
+    return {"runAsNonRoot": True, "runAsUser": user, "runAsGroup": group, "fsGroup": group}
+
+
+def _pod(container: Manifest, *, account: str | None = "mlstack") -> Manifest:
+    """A pod spec running `container` as its image's non-root user; images without a user of
+    their own get HOME=/tmp."""
+    if container["image"] not in RUN_AS:
+        container.setdefault("env", []).append({"name": "HOME", "value": "/tmp"})
+    spec: Manifest = {"securityContext": run_as(container["image"])}
+    if account:
+        spec["serviceAccountName"] = account
+    spec["containers"] = [_secure(container)]
+    return spec
+
+
 def _deployment(
-    name: str, container: Manifest, *, replicas: int = 1, account: str = "mlstack"
+    name: str, container: Manifest, *, replicas: int = 1, account: str | None = "mlstack"
 ) -> Manifest:
     labels = {"app.kubernetes.io/name": name}
     return {
@@ -116,7 +141,7 @@ def _deployment(
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": {**labels, "app.kubernetes.io/part-of": "mlstack"}},
-                "spec": {"serviceAccountName": account, "containers": [_secure(container)]},
+                "spec": _pod(container, account=account),
             },
         },
     }
@@ -164,7 +189,7 @@ def _create_databases(endpoints: Endpoints) -> Manifest:
                 "metadata": {"labels": {"app.kubernetes.io/name": "mlstack-databases"}},
                 "spec": {
                     "restartPolicy": "OnFailure",
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 70},
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 70, "runAsGroup": 70},
                     "containers": [
                         {
                             "name": "create-databases",
@@ -304,7 +329,7 @@ def _feast(endpoints: Endpoints) -> list[Manifest]:
         {"name": "repo", "configMap": {"name": "feast-repo"}}
     ]
     return [
-        _deployment("redis", redis),
+        _deployment("redis", redis, account=None),  # no cloud identity: it needs none
         _service("redis", 6379),
         config,
         deployment,
@@ -407,9 +432,8 @@ def _monitoring_job(spec: InfraSpec, model: str, schedule: str) -> Manifest:
                     "backoffLimit": 1,
                     "template": {
                         "spec": {
-                            "serviceAccountName": "mlstack",
+                            **_pod(container),
                             "restartPolicy": "Never",
-                            "containers": [_secure(container)],
                             "volumes": [
                                 {"name": "stack", "secret": {"secretName": "mlstack-stack"}}
                             ],

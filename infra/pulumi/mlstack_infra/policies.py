@@ -88,6 +88,17 @@ def no_static_keys(posture: list[Item]) -> list[str]:
     return [f"static cloud key {k.name}" for k in _of(posture, "static_key")]
 
 
+def non_root_pods_name_their_user(posture: list[Item]) -> list[str]:
+    """runAsNonRoot without runAsUser is refused at admission for an image whose user is root
+    (or a name, as redis's is): every such container says which user it runs as."""
+    return [
+        f"{obj.name}: container {name} is runAsNonRoot with no runAsUser"
+        for obj in _of(posture, "kubernetes")
+        for name, non_root, user in obj.get("run_as") or ()
+        if non_root and user is None
+    ]
+
+
 RULES: dict[str, Rule] = {
     "buckets_are_private": buckets_are_private,
     "storage_is_encrypted": storage_is_encrypted,
@@ -95,6 +106,7 @@ RULES: dict[str, Rule] = {
     "no_open_ingress": no_open_ingress,
     "cluster_endpoint_is_private": cluster_endpoint_is_private,
     "no_static_keys": no_static_keys,
+    "non_root_pods_name_their_user": non_root_pods_name_their_user,
 }
 
 

@@ -114,6 +114,31 @@ def _gcp_subject(member: str) -> str | None:
     return f"system:serviceaccount:{found[1]}:{found[2]}" if found else None
 
 
+def pod_template(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The pod template of a workload (Deployment, StatefulSet, DaemonSet, Job, CronJob)."""
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "CronJob":
+        spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    template = spec.get("template")
+    return template if isinstance(template, Mapping) else None
+
+
+def _run_as(pod: Mapping[str, Any]) -> tuple[tuple[str, Any, Any], ...]:
+    """Each container's (name, runAsNonRoot, runAsUser), the pod's values where it sets none."""
+    context = pod.get("securityContext") or {}
+    found = []
+    for container in pod.get("containers") or []:
+        own = container.get("securityContext") or {}
+        found.append(
+            (
+                container.get("name"),
+                own.get("runAsNonRoot", context.get("runAsNonRoot")),
+                own.get("runAsUser", context.get("runAsUser")),
+            )
+        )
+    return tuple(found)
+
+
 def kubernetes_items(objects: Iterable[Mapping[str, Any]]) -> list[Item]:
     """Kubernetes objects: what they are, and the settings that open or identify them."""
     found = []
@@ -124,6 +149,9 @@ def kubernetes_items(objects: Iterable[Mapping[str, Any]]) -> list[Item]:
             settings["type"] = (obj.get("spec") or {}).get("type", "ClusterIP")
         if obj.get("kind") == "ServiceAccount":
             settings["identity"] = sorted(meta.get("annotations") or {})
+        template = pod_template(obj)
+        if template is not None:
+            settings["run_as"] = _run_as(template.get("spec") or {})
         name = f"{obj.get('kind')} {meta.get('namespace') or '-'}/{meta.get('name')}"
         found.append(item("kubernetes", name, **settings))
     return found

@@ -225,7 +225,12 @@ class InfraSpec(BaseModel):
         default=False, description="A public load balancer for the serving gateway (only this)."
     )
     image: Image = Field(default="ghcr.io/mlstack/mlstack:0.1.0", description="mlstack's image")
-    mlflow_image: Image = "ghcr.io/mlflow/mlflow:v3.17.2"
+    mlflow_image: Image = Field(
+        default="ghcr.io/mlflow/mlflow:v3.17.2-full",
+        description="MLflow's `-full` image: psycopg2 for the PostgreSQL backend store, boto3, "
+        "google-cloud-storage, azure-storage-blob and azure-identity for the artifact stores "
+        "(the plain image has none of them). Another image must have them too.",
+    )
     project: str | None = Field(default=None, description="GCP project")
 
     @model_validator(mode="after")
