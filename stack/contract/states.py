@@ -43,3 +43,20 @@ EXCLUSIVE_STATES: frozenset[LifecycleState] = frozenset({_S.SERVING})
 def can_transition(current: LifecycleState, target: LifecycleState) -> bool:
     """True when a version in `current` may be moved to `target`."""
     return target in ALLOWED_TRANSITIONS[current]
+
+
+#: How far along the lifecycle each state an approval can be for is (shadow and canary are
+#: the same distance: either may come first).
+_DISTANCE: dict[LifecycleState, int] = {
+    _S.CANDIDATE: 0,
+    _S.APPROVED: 1,
+    _S.SHADOW: 2,
+    _S.CANARY: 2,
+    _S.SERVING: 3,
+}
+
+
+def approvable_for(target: LifecycleState, current: LifecycleState) -> bool:
+    """True when a version in `current` may be approved for `target`: a state ahead of its
+    own on the way to serving (never `candidate`, `retired` or `rejected`)."""
+    return target in _DISTANCE and _DISTANCE[target] > _DISTANCE.get(current, 0)

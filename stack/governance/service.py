@@ -15,7 +15,7 @@ from stack.config.policy import Gate
 from stack.config.recipe_file import Recipe
 from stack.contract.registry import InputSchema, InputSchemaReader, ModelSelector, ModelVersion
 from stack.contract.roles import Role
-from stack.contract.states import LifecycleState, can_transition
+from stack.contract.states import LifecycleState, approvable_for, can_transition
 from stack.contract.tracking import RunRecord
 from stack.errors import ApprovalRefused, GateFailed, InvalidTransition, NotFound, StackError
 from stack.governance import cards, gates
@@ -26,16 +26,6 @@ from stack.spine.lineage import NodeKind, NodeRef
 from stack.spine.records import Approval
 
 _NOT_APPROVABLE = (LifecycleState.REJECTED, LifecycleState.RETIRED)
-#: How far along the lifecycle each state is: an approval is for a state ahead of the
-#: version's own (shadow and canary are the same distance: either may come first).
-_AHEAD = {
-    LifecycleState.CANDIDATE: 0,
-    LifecycleState.APPROVED: 1,
-    LifecycleState.SHADOW: 2,
-    LifecycleState.CANARY: 2,
-    LifecycleState.SERVING: 3,
-}
-
 #: What names a version: a `ModelVersion` (read again: its state now), a `ModelSelector`,
 #: or the text of one (`churn@3`, `churn@serving`), parsed here by `ModelSelector.parse`.
 Selected: TypeAlias = ModelVersion | ModelSelector | str
@@ -146,7 +136,7 @@ class Governance:
     ) -> str | None:
         if version.state in _NOT_APPROVABLE:
             return f"{version.ref} is {version.state.value}; it cannot be approved"
-        if target not in _AHEAD or _AHEAD[target] <= _AHEAD.get(version.state, 0):
+        if not approvable_for(target, version.state):
             return (
                 f"{target.value} is not a state to approve {version.ref} for (it is "
                 f"{version.state.value}: an approval is for a state ahead of it)"

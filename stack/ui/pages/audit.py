@@ -44,7 +44,7 @@ def verification(spine: SpineStore) -> AuditVerification:
         return _verified[id(spine)][1]
 
 
-def _filters(request: Request, spine: SpineStore) -> list[Any]:
+def _filters(request: Request) -> list[Any]:
     params = request.query_params
     where: list[Any] = []
     if params.get("actor"):
@@ -72,7 +72,7 @@ def audit_page(request: Request) -> Response:
     page = int_param(request, "page", 1, minimum=1)
     per = int_param(request, "per", 50, minimum=1, maximum=500)
     selected = _model_selection(request, spine)
-    where = _filters(request, spine)
+    where = _filters(request)
     with Session(spine._reads) as session:
         if selected is not None:
             newest_first = selected[::-1]
@@ -101,7 +101,7 @@ def audit_page(request: Request) -> Response:
 def export(request: Request) -> Response:
     console = console_of(request)
     spine = console.session.spine
-    where = _filters(request, spine)
+    where = _filters(request)
 
     selected = _model_selection(request, spine)
 

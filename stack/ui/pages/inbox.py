@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from stack.contract.states import LifecycleState as S
+from stack.contract.states import approvable_for
 from stack.ui.app import LOG, MAX_VERSION, Console, bounded, console_of, paginate
 from stack.ui.csrf import COOKIE, FIELD
 from stack.ui.flash import COOKIE as FLASH
@@ -20,7 +22,6 @@ from stack.ui.flash import LIFETIME_S
 from stack.ui.identity import ConsoleUser
 from stack.ui.readmodel import PENDING, VersionRow, split_ref
 
-_RANK = {"candidate": 0, "approved": 1, "shadow": 2, "canary": 2, "serving": 3}
 #: The longest reason a form may give (it is audited, and shown on pages).
 MAX_REASON = 2000
 
@@ -66,7 +67,7 @@ def waiting(
     found: list[Waiting] = []
     for row in rows:
         for target, rule in console.approval_rules(row.ref, request).items():
-            if _RANK[target] <= _RANK[row.state] or rule is None:
+            if rule is None or not approvable_for(S(target), S(row.state)):
                 continue
             approvers = counted_approvers(
                 ((actor, decision) for t, actor, decision, _ in recorded[row.ref] if t == target),
@@ -195,7 +196,7 @@ async def approve(request: Request) -> Response:
     console = console_of(request)
     user, fields = await _form(request, console)
     ref, target = fields["ref"], fields.get("target", "")
-    if target not in _RANK or target == "candidate":
+    if target not in {s.value for s in S} or not approvable_for(S(target), S.CANDIDATE):
         raise HTTPException(400, f"target must be a state to approve for, not {target!r}")
     governance = Governance(console.session)
     try:
