@@ -129,6 +129,7 @@ def _all(tmp_path: Path) -> None:
     metrics = EndpointMetrics(tmp_path, "churn")
     metrics.answered("churn@1", "champion", 0.0)
     metrics.failed("churn@2", "canary")
+    metrics.rejected(422, "invalid_payload")
     metrics.revision(3, 0.5)
     metrics.log_state(None, now=0.0)
     names = {

@@ -74,7 +74,8 @@ def test_metrics_count_every_request_across_workers(serving: tuple[Stack, str]) 
     def all_counted() -> httpx.Response | None:  # each worker flushes its tallies each second
         response = httpx.get(f"{url}/metrics", timeout=10)
         requests = _samples(response.text, "mlstack_endpoint_requests_total")
-        return response if requests == {label: REQUESTS} else None
+        answered = {k: v for k, v in requests.items() if 'code="200"' in k}
+        return response if answered == {label: REQUESTS} else None
 
     response = wait_for(f"{REQUESTS} requests counted", all_counted, 10)
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
@@ -90,6 +91,42 @@ def test_metrics_count_every_request_across_workers(serving: tuple[Stack, str]) 
     assert load > 0
     dropped = _samples(response.text, "mlstack_endpoint_prediction_log_dropped_rows_total")
     assert dropped == {'{endpoint="churn"}': 0.0}
+
+
+def test_refused_requests_are_counted_by_status_and_reason(serving: tuple[Stack, str]) -> None:
+    """Bad payloads are answered 4xx and counted: under the version a probe pinned, else
+    with the version empty; and by reason."""
+    stack, url = serving
+    champion = stack.versions.champion.ref
+    probe = {"x-mlstack-traffic": "probe", "x-mlstack-version": champion}
+    with httpx.Client(timeout=10) as client:
+        refused = [
+            client.post(f"{url}/predict", content=b""),  # 400 empty_body
+            client.post(f"{url}/predict", json={"no_such_field": "x"}),  # 422 invalid_payload
+            client.post(f"{url}/predict", json={"no_such_field": "x"}, headers=probe),
+            client.post(f"{url}/predict", content=b"a=1", headers={"content-type": "text/plain"}),
+            client.post(f"{url}/predict", json=row(), headers={"x-mlstack-traffic": "nope"}),
+        ]
+    assert [r.status_code for r in refused] == [400, 422, 422, 415, 400]
+    expected = {
+        '{code="400",endpoint="churn",reason="empty_body"}': 1.0,
+        '{code="400",endpoint="churn",reason="bad_header"}': 1.0,
+        '{code="415",endpoint="churn",reason="unsupported_media_type"}': 1.0,
+        '{code="422",endpoint="churn",reason="invalid_payload"}': 2.0,
+    }
+
+    def counted() -> str | None:  # refusals are written at once; any worker may answer
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+        found = _samples(text, "mlstack_endpoint_rejected_requests_total")
+        return text if found == expected else None
+
+    text = wait_for("the refusals counted", counted, 10)
+    requests = _samples(text, "mlstack_endpoint_requests_total")
+    assert requests['{code="400",endpoint="churn",role="",version=""}'] == 2
+    assert requests['{code="415",endpoint="churn",role="",version=""}'] == 1
+    assert requests['{code="422",endpoint="churn",role="",version=""}'] == 1
+    pinned = f'{{code="422",endpoint="churn",role="champion",version="{champion}"}}'
+    assert requests[pinned] == 1
 
 
 def test_prometheus_scrapes_the_endpoint(serving: tuple[Stack, str], tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from stack_bentoml.traffic import TRAFFIC_HEADER, VERSION_HEADER, pinned, traffi
 Scope = dict[str, Any]
 Headers = dict[bytes, bytes]
 Extra = list[tuple[bytes, bytes]]
+Refused = Callable[[int, str], None]  # a 4xx answered: (status, reason)
 LOG_URL_ENV = "MLSTACK_PREDICTION_LOG_URL"
 WATCH_SECONDS = 0.1  # how often a worker looks at the endpoint file
 
@@ -197,6 +198,8 @@ class PredictionApp:
                     pin = pinned(headers.get(VERSION_HEADER.encode()), traffic, self._routed())
                 except ValueError as exc:
                     await answer(send, 400, {"error": str(exc)}, extra)
+                    if self.metrics is not None:
+                        self.metrics.rejected(400, "bad_header")
                     return
                 metrics = self.metrics
                 if metrics is None:
@@ -236,28 +239,49 @@ class PredictionApp:
             await answer(send, 404, {"error": f"no route {method} {path}"}, extra)
 
     async def _json_body(
-        self, receive: Any, send: Any, headers: Headers, extra: Extra, empty: str, deep: bool
+        self,
+        receive: Any,
+        send: Any,
+        headers: Headers,
+        extra: Extra,
+        empty: str,
+        deep: bool,
+        refused: Refused | None = None,
     ) -> bytes | None:
-        """The body, checked as every route checks it (guards.py); None once answered.
-        With `deep` (a schema that takes any JSON somewhere), its nesting is counted too:
-        elsewhere the signature's own shape bounds it, and the parser refuses past 200."""
+        """The body, checked as every route checks it (guards.py); None once answered (and
+        told to `refused` with the status and reason). With `deep` (a schema that takes any
+        JSON somewhere), its nesting is counted too: elsewhere the signature's own shape
+        bounds it, and the parser refuses past 200."""
         spec = self._routing().spec
-        refused = unsupported_media(headers)
-        if refused is not None:
-            await answer(send, 415, {"error": refused}, extra)
-            return None
-        body = await read_body(receive, spec.max_body_bytes)
-        if body is None:
-            await answer(send, 413, {"error": f"body over {spec.max_body_bytes} bytes"}, extra)
-            return None
-        if not body.strip():
-            await answer(send, 400, {"error": f"empty body; send {empty}"}, extra)
-            return None
-        if deep and nests_deeper_than(body, spec.max_depth):
+        problem: tuple[int, str, str] | None = None
+        media = unsupported_media(headers)
+        body = None if media is not None else await read_body(receive, spec.max_body_bytes)
+        if media is not None:
+            problem = (415, "unsupported_media_type", media)
+        elif body is None:
+            problem = (413, "body_too_large", f"body over {spec.max_body_bytes} bytes")
+        elif not body.strip():
+            problem = (400, "empty_body", f"empty body; send {empty}")
+        elif deep and nests_deeper_than(body, spec.max_depth):
             error = f"the JSON nests deeper than {spec.max_depth} arrays or objects"
-            await answer(send, 422, {"error": error}, extra)
-            return None
-        return body
+            problem = (422, "too_deep", error)
+        if problem is None:
+            return body
+        code, reason, error = problem
+        await answer(send, code, {"error": error}, extra)
+        if refused is not None:
+            refused(code, reason)
+        return None
+
+    def _refused(self, routing: Routing, pin: str | None) -> Refused:
+        """What counts a prediction request refused (4xx) in the metrics: under the version
+        it pinned, when it pinned one."""
+        metrics = self.metrics
+        if metrics is None:
+            return lambda code, reason: None
+        version = pin or ""
+        role = role_of(pin, routing.champion) if pin else ""
+        return lambda code, reason: metrics.rejected(code, reason, version, role)
 
     async def _predict(
         self,
@@ -273,16 +297,19 @@ class PredictionApp:
         routing = self._routing()
         spec = routing.spec
         deep = routing.schema.unbounded
-        body = await self._json_body(receive, send, headers, extra, "a JSON record", deep)
+        refused = self._refused(routing, pin)
+        body = await self._json_body(receive, send, headers, extra, "a JSON record", deep, refused)
         if body is None:
             return
         try:
             rows = routing.schema.parse(body)
         except ValidationError as exc:
             await answer(send, 422, {"error": "invalid request", "fields": problems(exc)}, extra)
+            refused(422, "invalid_payload")
             return
         except ValueError as exc:
             await answer(send, 422, {"error": str(exc)}, extra)
+            refused(422, "invalid_payload")
             return
         subject = headers.get(spec.ab_header.encode()) if spec.sticky else None
         chosen = pin if pin in routing.spec.weights else routing.choose(subject)

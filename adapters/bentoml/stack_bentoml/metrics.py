@@ -38,7 +38,15 @@ UPDATE_SECONDS = 1.0
 ENDPOINT_METRICS: dict[str, tuple[str, str]] = {
     "mlstack_endpoint_requests_total": (
         "counter",
-        "Requests answered, by the version that answered, its role and the HTTP status.",
+        "Prediction requests answered, by the version that answered, its role and the HTTP "
+        "status; a request refused (4xx) or that no version could answer (500) has the version "
+        "and role empty, unless it pinned a version.",
+    ),
+    "mlstack_endpoint_rejected_requests_total": (
+        "counter",
+        "Prediction requests refused before any version saw them (4xx), by HTTP status and "
+        "reason: bad_header, unsupported_media_type, body_too_large, empty_body, too_deep, "
+        "invalid_payload.",
     ),
     "mlstack_endpoint_request_duration_seconds": (
         "histogram",
@@ -97,6 +105,12 @@ class EndpointMetrics:
             help_["mlstack_endpoint_request_duration_seconds"],
             labels,
             buckets=LATENCY_BUCKETS,
+            registry=None,
+        )
+        self._rejected = Counter(
+            "mlstack_endpoint_rejected_requests",
+            help_["mlstack_endpoint_rejected_requests_total"],
+            ("endpoint", "code", "reason"),
             registry=None,
         )
         self._errors = Counter(
@@ -169,6 +183,13 @@ class EndpointMetrics:
     def unanswered(self, code: int) -> None:
         """A request no version answered (every one failed it): counted under its status."""
         self._requests.labels(self.endpoint, "", "", str(code)).inc()
+
+    def rejected(self, code: int, reason: str, version: str = "", role: str = "") -> None:
+        """A prediction request refused with `code` (4xx) for `reason` (see
+        ENDPOINT_METRICS) before a version saw it; `version` and `role` when it pinned one.
+        Written to the files at once: a refusal is rare, and not the hot path."""
+        self._requests.labels(self.endpoint, version, role, str(code)).inc()
+        self._rejected.labels(self.endpoint, str(code), reason).inc()
 
     # -- off the request path ---------------------------------------------------------------
 
