@@ -13,7 +13,7 @@ from stack.contract.registry import ModelVersion
 from stack.contract.serving import HealthReport, Router
 from stack.contract.states import LifecycleState
 from stack.governance.service import Governance
-from stack.rollout.judge import judge
+from stack.rollout.judge import LATENCY_SAMPLE, judge
 from stack.rollout.probes import probing
 from stack.rollout.results import Baked, BakeTick
 from stack.rollout.traffic import EndpointTraffic
@@ -128,15 +128,16 @@ class Baker:
     def _champion_latency(
         self, plan: RolloutPlan, report: HealthReport, champion: str | None
     ) -> float | None:
-        """The champion's p99 in this window when it had enough traffic to tell, else the
-        last one measured (at a canary's 100% step the champion answers nothing)."""
+        """The champion's p99 in this window when it had enough traffic to tell (as many
+        requests as the challenger needs to be judged on latency), else the last one
+        measured (at a canary's 100% step the champion answers nothing)."""
         if champion is None:
             return None
         health = report.versions.get(champion)
         if (
             health is not None
             and health.p99_latency_ms is not None
-            and health.requests >= max(plan.slo.min_requests, 1)
+            and health.requests >= max(plan.slo.min_requests, LATENCY_SAMPLE)
         ):
             self._champion_p99[champion] = health.p99_latency_ms
         return self._champion_p99.get(champion)

@@ -219,12 +219,22 @@ def test_a_slow_challenger_is_judged_against_the_champions_last_latency(
     session: StackSession,
 ) -> None:
     """At 100% the champion answers nothing: its p99 from the step before is the yardstick."""
+    busy = report(churn_1=VersionHealth(150, 0, 10.0), churn_2=VersionHealth(50, 0, 11.0))
     slow_alone = report(churn_1=VersionHealth(0, 0, None), churn_2=VersionHealth(200, 0, 400.0))
-    ScriptedServer.script = [HEALTHY, slow_alone]
+    ScriptedServer.script = [busy, slow_alone]
     result = RolloutController(session).deploy("churn@2", PLAN)
     assert result.outcome == "rolled_back"
     assert result.reasons == ("p99 latency 400.0 ms over 2x the champion's 10.0 ms",)
     assert state(session, 2) is S.REJECTED
+
+
+def test_the_champions_p99_of_a_handful_is_no_yardstick(session: StackSession) -> None:
+    """The champion's p99 counts only from as many requests as the challenger's (100): a
+    canary was rolled back against a champion's 99 requests on a loaded machine."""
+    few = report(churn_1=VersionHealth(99, 0, 10.0), churn_2=VersionHealth(103, 0, 196.6))
+    ScriptedServer.script = [few]
+    result = RolloutController(session).deploy("churn@2", PLAN)
+    assert result.outcome == "promoted", result.reasons
 
 
 def test_the_champion_stays_named_until_the_promotion(session: StackSession) -> None:
