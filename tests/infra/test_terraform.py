@@ -122,7 +122,10 @@ def test_gpu_pools_carry_their_taints_labels_and_autoscaling_bounds(terraform_ou
 
     azure = synthesized(terraform_out, "azure")
     pool = resources(azure, "azurerm_kubernetes_cluster_node_pool")["mlstack-gpu"]
-    assert pool["node_taints"] == ["nvidia.com/gpu=present:NoSchedule"]
+    assert pool["node_taints"] == [
+        "nvidia.com/gpu=present:NoSchedule",
+        "kubernetes.azure.com/scalesetpriority=spot:NoSchedule",  # AKS's, on a spot pool
+    ]
     assert (pool["priority"], pool["mode"], pool["min_count"], pool["max_count"]) == (
         "Spot",
         "User",

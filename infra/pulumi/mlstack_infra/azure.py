@@ -181,7 +181,7 @@ def _profile(pool: object, mode: str, *, as_kwargs: bool = False) -> object:
         "os_type": "Linux",
         "mode": mode,
         "node_labels": pool.all_labels(),
-        "node_taints": [f"{t['key']}={t['value']}:{t['effect']}" for t in pool.all_taints()]
+        "node_taints": [f"{t['key']}={t['value']}:{t['effect']}" for t in pool.taints_on("azure")]
         or None,
         "scale_set_priority": "Spot" if pool.spot else None,
         "enable_node_public_ip": False,

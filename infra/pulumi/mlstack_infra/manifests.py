@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlstack_infra.spec import GPU_TAINT, InfraSpec
+from mlstack_infra.spec import InfraSpec
 
 NAMESPACE = "mlstack"
 SERVING = "mlstack-serving"
@@ -27,7 +27,10 @@ RUN_AS: dict[str, tuple[int, int]] = {REDIS_IMAGE: (999, 1000), FEAST_IMAGE: (10
 NON_ROOT = (1000, 1000)
 #: The psql client of the databases Job (on-prem, the server's image too).
 POSTGRES_IMAGE = "postgres:16-alpine"
-GPU_TOLERATION = {"key": GPU_TAINT["key"], "operator": "Exists", "effect": GPU_TAINT["effect"]}
+#: Azure workload identity: the service account's annotation, and the pod label without
+#: which the webhook injects no token (AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE).
+AZURE_CLIENT_ID = "azure.workload.identity/client-id"
+AZURE_USE_IDENTITY = "azure.workload.identity/use"
 
 Manifest = dict[str, Any]
 
@@ -61,7 +64,7 @@ def render(spec: InfraSpec, endpoints: Endpoints) -> list[Manifest]:
         _service_account("mlstack", endpoints.service_account_annotations),
     ]
     if spec.gpu_pools and endpoints.device_plugin:
-        objects.append(_device_plugin())
+        objects.append(_device_plugin(spec.gpu_tolerations()))
     if spec.target in ("aws", "onprem"):
         # GKE's Cloud SQL and Azure's flexible server get them as cloud resources; RDS creates
         # only its `db_name`, the on-prem server only POSTGRES_DB.
@@ -73,7 +76,20 @@ def render(spec: InfraSpec, endpoints: Endpoints) -> list[Manifest]:
     if spec.services.serving:
         objects += _serving(spec)
     objects += [_monitoring_job(spec, job.model, job.schedule) for job in spec.services.monitoring]
+    if AZURE_CLIENT_ID in endpoints.service_account_annotations:
+        for obj in objects:
+            _use_azure_identity(obj)
     return objects
+
+
+def _use_azure_identity(obj: Manifest) -> None:
+    """Azure's workload identity webhook gives a token only to pods labelled for it: label
+    each pod of the services' account (its client id is the account's annotation)."""
+    template = obj.get("spec", {}).get("template") or (
+        obj.get("spec", {}).get("jobTemplate", {}).get("spec", {}).get("template")
+    )
+    if template and template.get("spec", {}).get("serviceAccountName") == "mlstack":
+        template.setdefault("metadata", {}).setdefault("labels", {})[AZURE_USE_IDENTITY] = "true"
 
 
 def _meta(name: str, namespace: str | None = NAMESPACE, **extra: Any) -> Manifest:
@@ -208,7 +224,7 @@ def _create_databases(endpoints: Endpoints) -> Manifest:
     }
 
 
-def _device_plugin() -> Manifest:
+def _device_plugin(tolerations: list[Manifest]) -> Manifest:
     labels = {"app.kubernetes.io/name": "nvidia-device-plugin"}
     return {
         "apiVersion": "apps/v1",
@@ -222,7 +238,7 @@ def _device_plugin() -> Manifest:
                 "spec": {
                     "priorityClassName": "system-node-critical",
                     "nodeSelector": {"mlstack.io/gpu": "true"},
-                    "tolerations": [GPU_TOLERATION],
+                    "tolerations": tolerations,
                     "containers": [
                         {
                             "name": "nvidia-device-plugin",
@@ -338,9 +354,10 @@ def _feast(endpoints: Endpoints) -> list[Manifest]:
 
 
 def _serving(spec: InfraSpec) -> list[Manifest]:
-    """The namespace model endpoints are deployed into: GPU pods tolerate the GPU taint by
-    default there, get a priority above batch work, and only the gateway is reachable."""
-    tolerations = json.dumps([GPU_TOLERATION])
+    """The namespace model endpoints are deployed into: GPU pods tolerate the GPU taint (and
+    on Azure the spot taint of spot GPU pools) by default there, get a priority above batch
+    work, and only the gateway is reachable."""
+    tolerations = json.dumps(spec.gpu_tolerations())
     objects: list[Manifest] = [
         _namespace(
             SERVING,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mlstack_infra.cloud import TAINT_EFFECTS
+from mlstack_infra.manifests import AZURE_USE_IDENTITY
 
 _EFFECT_NAMES = {upper: name for name, upper in TAINT_EFFECTS.items()}
 KFP = "kubeflow-pipelines"  # the one release/directory that is KFP, not mlstack's objects
@@ -152,6 +153,8 @@ def kubernetes_items(objects: Iterable[Mapping[str, Any]]) -> list[Item]:
         template = pod_template(obj)
         if template is not None:
             settings["run_as"] = _run_as(template.get("spec") or {})
+            labels = (template.get("metadata") or {}).get("labels") or {}
+            settings["azure_identity"] = labels.get(AZURE_USE_IDENTITY) == "true"
         name = f"{obj.get('kind')} {meta.get('namespace') or '-'}/{meta.get('name')}"
         found.append(item("kubernetes", name, **settings))
     return found

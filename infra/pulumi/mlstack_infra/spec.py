@@ -94,6 +94,12 @@ Image = Annotated[str, AfterValidator(_image)]
 Cidr = Annotated[str, AfterValidator(_ipv4_cidr)]
 
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
+#: AKS puts this taint on every spot pool (and refuses a spot pool's taints without it).
+AZURE_SPOT_TAINT = {
+    "key": "kubernetes.azure.com/scalesetpriority",
+    "value": "spot",
+    "effect": "NoSchedule",
+}
 
 
 class SpecError(ValueError):
@@ -142,6 +148,13 @@ class NodePool(BaseModel):
         taints = [t.model_dump() for t in self.taints]
         if self.has_gpu and not any(t["key"] == GPU_TAINT["key"] for t in taints):
             taints.append(dict(GPU_TAINT))
+        return taints
+
+    def taints_on(self, target: str) -> list[dict[str, str]]:
+        """`all_taints`, and on Azure a spot pool's taint, which AKS adds to its nodes."""
+        taints = self.all_taints()
+        if target == "azure" and self.spot and AZURE_SPOT_TAINT not in taints:
+            taints.append(dict(AZURE_SPOT_TAINT))
         return taints
 
     def all_labels(self) -> dict[str, str]:
@@ -272,6 +285,15 @@ class InfraSpec(BaseModel):
     @property
     def gpu_pools(self) -> tuple[NodePool, ...]:
         return tuple(p for p in self.node_pools if p.has_gpu)
+
+    def gpu_tolerations(self) -> list[dict[str, str]]:
+        """What a pod tolerates to run on this cluster's GPU pools: the GPU taint, and on
+        Azure the spot taint where a GPU pool is spot."""
+        taints = {(t["key"], t["effect"]) for p in self.gpu_pools for t in p.taints_on(self.target)}
+        wanted = [(GPU_TAINT["key"], GPU_TAINT["effect"])]
+        if (AZURE_SPOT_TAINT["key"], AZURE_SPOT_TAINT["effect"]) in taints:
+            wanted.append((AZURE_SPOT_TAINT["key"], AZURE_SPOT_TAINT["effect"]))
+        return [{"key": key, "operator": "Exists", "effect": effect} for key, effect in wanted]
 
 
 def parse_spec(data: object, *, where: str = "mlstack:spec") -> InfraSpec:

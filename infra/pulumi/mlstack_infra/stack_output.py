@@ -35,7 +35,7 @@ def stack_document(spec: InfraSpec, *, database_host: str, artifact_root: str) -
         kubernetes.update(
             gpus=1,
             node_selector={"mlstack.io/gpu": "true"},
-            tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            tolerations=spec.gpu_tolerations(),
         )
     document: dict[str, Any] = {
         "name": spec.name,

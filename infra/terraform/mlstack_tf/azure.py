@@ -76,7 +76,7 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
             f"{name}-{pool.name}",
             kubernetes_cluster_id=cluster.id,
             mode="User",
-            node_taints=[f"{t['key']}={t['value']}:{t['effect']}" for t in pool.all_taints()]
+            node_taints=[f"{t['key']}={t['value']}:{t['effect']}" for t in pool.taints_on("azure")]
             or None,
             priority="Spot" if pool.spot else None,
             eviction_policy="Delete" if pool.spot else None,
