@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol, get_args, runtime_checkable
@@ -123,6 +124,16 @@ class Router(Protocol):
     def endpoints(self) -> list[Endpoint]: ...
 
     def undeploy(self, endpoint: str) -> None: ...
+
+
+@runtime_checkable
+class RolloutHold(Protocol):
+    """A Router that keeps rollouts on one endpoint apart across machines (the cluster's: a
+    Kubernetes Lease). The controller holds the endpoint for a whole deploy; while another
+    process holds it, `hold` raises a StackError naming the holder, having changed nothing.
+    A router without it (the local server: a file lock per change) is not held."""
+
+    def hold(self, endpoint: str) -> AbstractContextManager[object]: ...
 
 
 @runtime_checkable

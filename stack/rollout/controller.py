@@ -18,13 +18,14 @@ change, and both traffic changes are audited, as they happened."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
 from stack.config.recipe_file import Recipe
 from stack.config.rollout import RolloutPlan
 from stack.contract.registry import ModelSelector, ModelVersion
-from stack.contract.serving import Endpoint, HealthReport, Router, TrafficSplit
+from stack.contract.serving import Endpoint, HealthReport, RolloutHold, Router, TrafficSplit
 from stack.contract.states import LifecycleState, can_transition
 from stack.errors import GateFailed, InvalidTransition, NotFound, StackError
 from stack.governance.history import serving_history
@@ -84,7 +85,10 @@ class RolloutController:
         must pass the `serving` gate and then takes all traffic. A canary with nothing live
         serves alone in state `canary` for one bake before the `serving` gate. Otherwise the
         version is rolled out beside the version that serves now. Without `plan`, the
-        version's recipe's (`StackSession.recipe_for`), else the default one."""
+        version's recipe's (`StackSession.recipe_for`), else the default one.
+
+        A router that holds endpoints (RolloutHold: the cluster's Lease) is held for the
+        whole deploy; another process holding it is refused before anything changes."""
         version = self.governance.version(selector)
         if plan is None:
             recipe = self.session.recipe_for(version, required=False)
@@ -93,6 +97,14 @@ class RolloutController:
         self.session.emit(
             "on_deploy_requested", subject=version.ref, version=version, endpoint=name
         )
+        server = self.server
+        held = server.hold(name) if isinstance(server, RolloutHold) else contextlib.nullcontext()
+        with held:
+            return self._deploy(version, name, plan, reason)
+
+    def _deploy(
+        self, version: ModelVersion, name: str, plan: RolloutPlan, reason: str
+    ) -> RolloutResult:
         current = self.find(name)
         if current is None and plan.strategy == "canary":
             return self._first_canary(version, name, plan, reason or "first deploy")

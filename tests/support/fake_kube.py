@@ -3,16 +3,22 @@
 It is not a mock of the Kubernetes client: the official client sends it real HTTP requests
 from a kubeconfig, and it answers as the API does for what mlstack uses (server-side apply
 PATCH, GET of an object or a list with an equality label selector, DELETE, 404 Status
-objects), recording each request as it came. The kubelet is played at once: each applied
-Deployment has pods whose state its image's behaviour says (`ready`, `crashloop`,
-`pullfail`, `unready`, `zero`: scaled to no pod), changeable while a rollout runs."""
+objects; POST creating a Lease, 409 AlreadyExists when its name is taken; PUT replacing one,
+409 Conflict when the resourceVersion sent is not the stored one; discovery of an API group
+version, 404 for a group whose CRDs are not installed: `without_gateway_api()`), recording
+each request as it came. Every write gives the object the cluster's next resourceVersion.
+`after` (a callable given each request once answered, before its answer is sent) lets a
+test act between two requests of a client, to force a race's interleaving. The kubelet is
+played at once: each applied Deployment has pods whose state its image's behaviour says
+(`ready`, `crashloop`, `pullfail`, `unready`, `zero`: scaled to no pod), changeable while a
+rollout runs."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,6 +35,7 @@ class Recorded:
     query: dict[str, str]
     content_type: str
     body: Any
+    code: int  # the status answered
 
 
 @dataclass
@@ -39,7 +46,19 @@ class FakeCluster:
     behaviours: dict[str, str] = field(default_factory=dict)  # by image; default ready
     restarts: dict[str, int] = field(default_factory=dict)  # by image
     refused: dict[str, tuple[int, str]] = field(default_factory=dict)  # applies, by kind
+    #: API group versions served, with their resources (discovery)
+    groups: dict[str, list[str]] = field(default_factory=lambda: dict(GROUPS))
+    after: Callable[[Recorded], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    revision: int = 0  # the cluster's last resourceVersion
+
+    def without_gateway_api(self) -> None:
+        """As a cluster where the Gateway API's CRDs were never installed."""
+        self.groups.pop("gateway.networking.k8s.io/v1", None)
+
+    def leases(self) -> list[Recorded]:
+        """The Lease reads and writes sent, in order."""
+        return [r for r in self.requests if "/leases" in r.path]
 
     def applied(self, kind: str | None = None) -> list[Recorded]:
         """The server-side applies sent, in order (of `kind` when given)."""
@@ -69,6 +88,15 @@ class FakeCluster:
 
     def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         with self.lock:
+            group = _group(path)
+            if group is not None and group not in self.groups:
+                return 404, _status(404, "the server could not find the requested resource")
+            if method == "GET" and path.removeprefix("/apis/").removeprefix("/api/") == group:
+                return 200, _resources(group, self.groups[group])
+            if method == "POST":
+                return self._create(path, body)
+            if method == "PUT":
+                return self._replace(path, body)
             if method == "PATCH":
                 if (body or {}).get("kind") in self.refused:
                     code, message = self.refused[body["kind"]]
@@ -94,13 +122,43 @@ class FakeCluster:
         return 405, _status(405, f"{method} not allowed")
 
     def _apply(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._with_status(self.store(path, body))
+
+    def store(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """`body` stored at `path` as a write would store it (its next resourceVersion)."""
         previous = self.objects.get(path)
         stored = json.loads(json.dumps(body))
         meta = stored["metadata"]
         generation = int((previous or {}).get("metadata", {}).get("generation", 0)) + 1
-        meta.update({"generation": generation, "uid": f"uid-{path}", "resourceVersion": "1"})
+        self.revision += 1
+        meta.update(
+            {"generation": generation, "uid": f"uid-{path}", "resourceVersion": str(self.revision)}
+        )
         self.objects[path] = stored
-        return self._with_status(stored)
+        return stored
+
+    def _create(self, collection: str, body: dict[str, Any]) -> tuple[int, Any]:
+        name = body["metadata"]["name"]
+        path = f"{collection}/{name}"
+        if path in self.objects:
+            kind = collection.rsplit("/", 1)[1]
+            return 409, _status(409, f'{kind} "{name}" already exists', "AlreadyExists")
+        return 201, self.store(path, body)
+
+    def _replace(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        stored = self.objects.get(path)
+        if stored is None:
+            return 404, _status(404, f"{path} not found")
+        sent = str(body["metadata"].get("resourceVersion", ""))
+        if sent != stored["metadata"]["resourceVersion"]:
+            kind, name = path.rsplit("/", 2)[1:]
+            return 409, _status(
+                409,
+                f'Operation cannot be fulfilled on {kind} "{name}": the object has been '
+                "modified; please apply your changes to the latest version and try again",
+                "Conflict",
+            )
+        return 200, self.store(path, body)
 
     def _with_status(self, obj: dict[str, Any]) -> dict[str, Any]:
         if obj.get("kind") != "Deployment":
@@ -153,6 +211,38 @@ class FakeCluster:
         }
 
 
+#: The API group versions a cluster with the Gateway API serves (discovery), as mlstack reads.
+GROUPS = {
+    "v1": ["pods", "services"],
+    "apps/v1": ["deployments"],
+    "autoscaling/v2": ["horizontalpodautoscalers"],
+    "policy/v1": ["poddisruptionbudgets"],
+    "networking.k8s.io/v1": ["networkpolicies"],
+    "coordination.k8s.io/v1": ["leases"],
+    "gateway.networking.k8s.io/v1": ["gateways", "httproutes", "grpcroutes"],
+    "keda.sh/v1alpha1": ["scaledobjects"],
+}
+
+
+def _group(path: str) -> str | None:
+    """`apps/v1` for `/apis/apps/v1/...`, `v1` for `/api/v1/...`."""
+    parts = path.strip("/").split("/")
+    if parts[0] == "api" and len(parts) >= 2:
+        return parts[1]
+    if parts[0] == "apis" and len(parts) >= 3:
+        return f"{parts[1]}/{parts[2]}"
+    return None
+
+
+def _resources(group: str, names: list[str]) -> dict[str, Any]:
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group,
+        "resources": [{"name": name, "namespaced": True, "verbs": ["get"]} for name in names],
+    }
+
+
 def _image(deployment: dict[str, Any]) -> str:
     return str(deployment["spec"]["template"]["spec"]["containers"][0]["image"])
 
@@ -174,14 +264,17 @@ def _list(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items}
 
 
-def _status(code: int, message: str) -> dict[str, Any]:
-    return {
+def _status(code: int, message: str, reason: str | None = None) -> dict[str, Any]:
+    status = {
         "kind": "Status",
         "apiVersion": "v1",
         "status": "Success" if code < 400 else "Failure",
         "message": message,
         "code": code,
     }
+    if reason:
+        status["reason"] = reason
+    return status
 
 
 @contextlib.contextmanager
@@ -197,8 +290,11 @@ def fake_cluster() -> Iterator[FakeCluster]:
             raw = self.rfile.read(length) if length else b""
             body = yaml.safe_load(raw) if raw else None
             content_type = self.headers.get("Content-Type", "")
-            cluster.requests.append(Recorded(self.command, parts.path, query, content_type, body))
             code, answer = cluster.handle(self.command, parts.path, query, body)
+            recorded = Recorded(self.command, parts.path, query, content_type, body, code)
+            cluster.requests.append(recorded)
+            if cluster.after is not None:
+                cluster.after(recorded)
             data = json.dumps(answer).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
@@ -206,7 +302,7 @@ def fake_cluster() -> Iterator[FakeCluster]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_PATCH = do_DELETE = _serve
+        do_GET = do_PATCH = do_DELETE = do_POST = do_PUT = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -11,6 +11,12 @@ the same RolloutController that drives endpoints on this machine.
   production stack's PostgreSQL table, `server.prediction_log`), plus, from the API, each
   routed version's pods: crash loops, pull failures, readiness lost and restarts since the
   version was routed are `failing` (a breach), whatever the log says.
+- One rollout at a time per endpoint, from any machine: `hold` takes the endpoint's Lease
+  (kubelease.py) for the controller's whole deploy, and a route made after this process
+  lost it (its renewals failed until another took it) is refused.
+- The Gateway API is required: before anything is read or applied, discovery must show
+  `gateway.networking.k8s.io/v1` serving `httproutes`; a cluster without its CRDs is an
+  error saying what to install (docs/serving.md says why no ConfigMap fallback).
 - The cluster is the state: the split, revision and endpoint name are annotations of the
   HTTPRoute (kubernetes.py), so `endpoints()` (and `mlstack rollout status`, `rollback`,
   `undeploy`) from any machine read what the cluster serves, and the spine says how it
@@ -18,8 +24,9 @@ the same RolloutController that drives endpoints on this machine.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,7 @@ from stack.contract.serving import Endpoint, HealthReport, TrafficSplit
 from stack.errors import NotFound, StackError
 from stack_bentoml.config import BentoConfig
 from stack_bentoml.kubeapi import KubeApi
+from stack_bentoml.kubelease import RolloutLease, holding
 from stack_bentoml.kubernetes import (
     ENDPOINT_KEY,
     MANAGED,
@@ -45,6 +53,13 @@ from stack_bentoml.kubernetes import (
 )
 
 ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
+#: What to install where the cluster has no Gateway API.
+GATEWAY_API_HINT = (
+    "install the Gateway API's standard CRDs (the standard-install.yaml of a release, "
+    "https://gateway-api.sigs.k8s.io/guides/#installing-gateway-api) and a Gateway "
+    "implementation (Envoy Gateway, Istio, Cilium, or your cloud's), then create the Gateway "
+    "`server.kubernetes.gateway` names"
+)
 #: Container states a pod does not leave by waiting: the version cannot come up.
 STUCK = {
     "CrashLoopBackOff": "pods crash-looping",
@@ -76,11 +91,28 @@ class ClusterRouter:
         self.predictions = predictions
         self.sleep = sleep
         self._restarts: dict[tuple[str, str], int] = {}  # at routing, by (endpoint, ref)
+        self._leases: dict[str, RolloutLease] = {}  # held now, by endpoint
+        self._gateway_api = False  # discovery found it (asked once per router)
         keda = self.target.keda
         # scaled to zero while idle (KEDA): no pod is no failure, and nothing to wait for
         self.to_zero = keda is not None and keda.min_replicas == 0
 
     # -- the Router ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def hold(self, endpoint: str) -> Iterator[RolloutLease]:
+        """`endpoint`'s Lease held for the block (RolloutHold): EndpointLeased, naming the
+        holder, while another process holds it."""
+        self._require_gateway_api()
+        lease = RolloutLease(
+            self.api, self.target.namespace, endpoint, seconds=self.target.lease_seconds
+        )
+        with holding(lease):
+            self._leases[endpoint] = lease
+            try:
+                yield lease
+            finally:
+                self._leases.pop(endpoint, None)
 
     def deploy(self, version: ModelVersion, *, endpoint: str) -> Endpoint:
         """`version` alone on `endpoint`: its objects applied, its pods ready, then all the
@@ -134,17 +166,11 @@ class ClusterRouter:
         pods = self._pods(endpoint, heaviest)
         idle = self.to_zero and not pods
         ready = heaviest not in failing and (idle or any(_pod_ready(pod) for pod in pods))
-        rows = [
-            # a mirrored copy is logged by the shadow's own pods as an answer of theirs, with
-            # no live answer beside it: a shadow's errors and latency, not its disagreement
-            {**row, "role": "shadow", "output": None}
-            if row["model_version"] in split.shadows and row["role"] == "live"
-            else row
-            for row in log_rows(self.config, self.predictions, endpoint, since)
-        ]
-        return health_report(endpoint, rows, ready=ready, failing=failing)
+        rows = log_rows(self.config, self.predictions, endpoint, since)
+        return health_report(endpoint, mirrored(rows, split.shadows), ready=ready, failing=failing)
 
     def endpoints(self) -> list[Endpoint]:
+        self._require_gateway_api()
         routes = self.api.select(*ROUTE, self.target.namespace, MANAGED)
         return [self._endpoint(r) for r in routes if ENDPOINT_KEY in _annotations(r)]
 
@@ -161,7 +187,23 @@ class ClusterRouter:
 
     # -- applying -----------------------------------------------------------------------
 
+    def _require_gateway_api(self) -> None:
+        """StackError saying what to install unless the API serves HTTPRoutes."""
+        if self._gateway_api:
+            return
+        group = ROUTE[0]
+        served = self.api.resources(group)
+        if served is None or "httproutes" not in served:
+            found = "no such API group" if served is None else "no httproutes in it"
+            raise StackError(
+                f"the cluster at {self.api.client.configuration.host} has no Gateway API "
+                f"({group} HTTPRoute: {found}), and mlstack moves traffic only through an "
+                f"HTTPRoute; nothing was applied: {GATEWAY_API_HINT}"
+            )
+        self._gateway_api = True
+
     def _apply_version(self, endpoint: str, ref: str) -> None:
+        self._require_gateway_api()
         for obj in version_objects(self.target, endpoint, ref):
             self.api.apply(obj)
         self.api.apply(network_policy(self.target, endpoint))
@@ -169,6 +211,12 @@ class ClusterRouter:
     def _route(
         self, endpoint: str, split: TrafficSplit, current: dict[str, Any] | None
     ) -> Endpoint:
+        lease = self._leases.get(endpoint)
+        if lease is not None and lease.lost is not None:
+            raise StackError(
+                f"this process lost the Lease of endpoint {endpoint!r} ({lease.lost}): the "
+                "rollout there is another's now; nothing was routed"
+            )
         loaded = self._loaded(endpoint)
         missing = [ref for ref in [*split.weights, *split.shadows] if ref not in loaded]
         if missing:
@@ -197,6 +245,7 @@ class ClusterRouter:
     # -- reading ------------------------------------------------------------------------
 
     def _current(self, endpoint: str) -> dict[str, Any] | None:
+        self._require_gateway_api()
         return self.api.find(*ROUTE, self.target.namespace, dns_name(endpoint))
 
     def _loaded(self, endpoint: str) -> list[str]:
@@ -281,6 +330,33 @@ class ClusterRouter:
                     f"({len(pods)} pods; readiness probe /readyz failing)"
                 )
             self.sleep(self.target.poll_seconds)
+
+
+def mirrored(rows: list[dict[str, Any]], shadows: tuple[str, ...]) -> list[dict[str, Any]]:
+    """`rows` with the shadows' as the local log has them: role `shadow`, beside the live
+    answer to the same request. A mirrored copy reaches the shadow's pods with the request's
+    headers, x-request-id included (the gateway sets it), and they log it as an answer of
+    theirs: joined by request id with the live version's answer, it says whether the shadow
+    disagrees. A copy with no live answer to compare (the live version failed, or no
+    request id was shared) counts for the shadow's errors and latency only."""
+    if not shadows:
+        return rows
+    answered = {
+        str(row["request_id"]): row["output"]
+        for row in rows
+        if row["role"] == "live"
+        and row["model_version"] not in shadows
+        and int(row["status"]) < 500
+        and row["output"] is not None
+    }
+    joined = []
+    for row in rows:
+        if row["model_version"] in shadows and row["role"] == "live":
+            live = answered.get(str(row["request_id"]))
+            output = row["output"] if live is not None else None
+            row = {**row, "role": "shadow", "output": output, "live_output": live}
+        joined.append(row)
+    return joined
 
 
 def _annotations(obj: dict[str, Any] | None) -> dict[str, str]:

@@ -89,6 +89,12 @@ class KubernetesTarget(BaseModel):
     poll_seconds: float = Field(
         default=2.0, gt=0, description="How often readiness is asked of the API meanwhile."
     )
+    lease_seconds: int = Field(
+        default=30,
+        ge=1,
+        description="A rollout's Lease on its endpoint: renewed every third of this; a "
+        "holder that died frees it this long after its last renewal.",
+    )
 
 
 class PredictionLogConfig(BaseModel):

@@ -1,5 +1,7 @@
 """The Kubernetes API as the cluster router uses it, through the official client (imported
-on first use): server-side apply with field manager `mlstack`, get, list by label, delete.
+on first use): server-side apply with field manager `mlstack`, get, list by label, delete,
+create and replace (a rollout's Lease: a replace carries the resourceVersion it read, and a
+409 is `Conflict`), and discovery (which resources an API group serves).
 
 Apply is `PATCH …?fieldManager=mlstack&force=true` with `application/apply-patch+yaml`, as
 the API documents for a controller that owns its fields (force: mlstack's apply wins a
@@ -28,7 +30,13 @@ PLURALS = {
     "NetworkPolicy": "networkpolicies",
     "HTTPRoute": "httproutes",
     "ScaledObject": "scaledobjects",
+    "Lease": "leases",
 }
+
+
+class Conflict(StackError):
+    """The API refused a write with 409: the name exists already (create), or the object
+    changed since it was read (replace with a stale resourceVersion)."""
 
 
 def resource_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
@@ -102,6 +110,30 @@ class KubeApi:
         items: list[dict[str, Any]] = found.get("items") or []
         return items
 
+    def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """`obj` created; Conflict when an object of its name exists."""
+        meta = obj["metadata"]
+        path = resource_path(obj["apiVersion"], obj["kind"], meta["namespace"])
+        return self._call(path, "POST", body=dict(obj))
+
+    def replace(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """`obj` stored in place of the object of its name; Conflict when that object
+        changed since `obj`'s `metadata.resourceVersion` was read."""
+        meta = obj["metadata"]
+        path = resource_path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        return self._call(path, "PUT", body=dict(obj))
+
+    def resources(self, api_version: str) -> set[str] | None:
+        """The resources (plurals) the API serves in `api_version`
+        (`gateway.networking.k8s.io/v1`), or None when it serves no such group version
+        (its CRDs are not installed)."""
+        group = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+        try:
+            found = self._call(group, "GET")
+        except NotFound:
+            return None
+        return {str(r.get("name")) for r in found.get("resources") or []}
+
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         """Delete (its pods and other dependents in the background); False when it was
         already gone."""
@@ -140,6 +172,8 @@ class KubeApi:
             reason = _message(exc)
             if exc.status == 404:
                 raise NotFound(f"{path}: not found on the cluster ({reason})") from exc
+            if exc.status == 409:
+                raise Conflict(f"the Kubernetes API refused {method} {path}: {reason}") from exc
             raise StackError(
                 f"the Kubernetes API refused {method} {path}: {exc.status} {reason}"
             ) from exc

@@ -5,10 +5,14 @@ with kubernetes-validate --strict for the Kubernetes version the infra program t
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -458,8 +462,9 @@ def test_a_second_rollout_is_refused_while_one_runs_on_the_endpoint(cluster: Clu
 
     def starts_another(seconds: float) -> None:
         plan = RolloutPlan(strategy="canary", steps=(0.2, 1.0), endpoint="churn", **QUICK)
-        with pytest.raises(StackError, match="rolling out already"):
-            cluster.controller().deploy(second, plan)  # as from another machine
+        # as from another machine: the first holds the endpoint's Lease
+        with pytest.raises(StackError, match=f"rolling out already from {socket.gethostname()}"):
+            cluster.controller().deploy(second, plan)
         raise Died
 
     plan = baking(0.1, 1.0)
@@ -470,3 +475,172 @@ def test_a_second_rollout_is_refused_while_one_runs_on_the_endpoint(cluster: Clu
     assert weights(cluster.api.applied("HTTPRoute")[-1]) == {champion: 90, new: 10}
     assert not [r for r in cluster.api.applied() if f"-v{second.version}" in r.path]
     assert Governance(cluster.session).version(second.ref).state is S.APPROVED
+
+
+# -- one rollout at a time: the endpoint's Lease ----------------------------------------------
+
+LEASE_PATH = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/mlstack-rollout-churn"
+
+
+def router(cluster: Cluster, **kubernetes: Any) -> Any:
+    """A cluster router of the test's stack, with `kubernetes` settings changed."""
+    from stack_bentoml.cluster import ClusterRouter
+    from stack_bentoml.config import BentoConfig
+    from stack_bentoml.kubeapi import KubeApi
+
+    server = yaml.safe_load((cluster.folder / "stack.yaml").read_text())["server"]
+    server["kubernetes"].update(kubernetes)
+    del server["adapter"]
+    config = BentoConfig.model_validate(server)
+    api = KubeApi.connect(str(cluster.folder / "kubeconfig"))
+    return ClusterRouter(config, api, cluster.folder / ".mlstack" / "predictions")
+
+
+def lease_writes(cluster: Cluster, since: int = 0) -> list[Any]:
+    """The Lease writes the API took (created or replaced), from request `since` on."""
+    return [
+        r
+        for r in cluster.api.requests[since:]
+        if "/leases" in r.path and r.method in ("POST", "PUT") and r.code < 300
+    ]
+
+
+def a_lease(holder: str, renewed: datetime, seconds: int = 30) -> dict[str, Any]:
+    from stack_bentoml.kubelease import micro_time
+
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "mlstack-rollout-churn", "namespace": NAMESPACE},
+        "spec": {
+            "holderIdentity": holder,
+            "leaseDurationSeconds": seconds,
+            "acquireTime": micro_time(renewed),
+            "renewTime": micro_time(renewed),
+            "leaseTransitions": 0,
+        },
+    }
+
+
+@pytest.mark.parametrize("before", ["no lease yet", "an expired lease"])
+def test_two_rollouts_started_at_the_same_instant_one_is_refused_naming_the_other(
+    cluster: Cluster, before: str
+) -> None:
+    """Both read the Lease free; the other process writes it first (forced: it runs between
+    this one's read and its write), so this one's create (AlreadyExists) or replace (a stale
+    resourceVersion) is answered 409, and reading again it finds the winner holding it."""
+    from stack_bentoml.kubelease import EndpointLeased
+
+    cluster.api.objects.pop(LEASE_PATH)  # the champion's deploy took it and released it
+    if before == "an expired lease":
+        stale = a_lease("gone-host/pid-1/00000000", datetime.now(UTC) - timedelta(hours=1))
+        cluster.api.store(LEASE_PATH, stale)
+    challenger = cluster.approved()
+    other = router(cluster)  # the same stack on another machine
+    held = contextlib.ExitStack()
+    winner: list[Any] = []
+    raced: list[bool] = []
+
+    def the_other_takes_it(request: Any) -> None:
+        if request.method == "GET" and request.path == LEASE_PATH and not raced:
+            raced.append(True)  # once: the other's own requests come through here too
+            winner.append(held.enter_context(other.hold("churn")))
+
+    cluster.api.after = the_other_takes_it
+    with held:
+        plan = RolloutPlan(strategy="canary", steps=(0.1, 1.0), endpoint="churn", **QUICK)
+        with pytest.raises(EndpointLeased, match="rolling out already from") as refused:
+            cluster.controller().deploy(challenger, plan)
+        cluster.api.after = None
+
+        [lease] = winner
+        assert f"from {lease.identity} " in str(refused.value)
+        host = socket.gethostname()
+        assert lease.identity.startswith(f"{host}/pid-{os.getpid()}/")  # host, process, hold
+        writes = [r for r in cluster.api.leases() if r.method in ("POST", "PUT")]
+        assert [w.code for w in writes][-2:] == [201 if before == "no lease yet" else 200, 409]
+        assert cluster.api.objects[LEASE_PATH]["spec"]["holderIdentity"] == lease.identity
+    assert "holderIdentity" not in cluster.api.objects[LEASE_PATH]["spec"]  # released
+    assert not [r for r in cluster.api.applied() if f"-v{challenger.version}" in r.path]
+    assert Governance(cluster.session).version(challenger.ref).state is S.APPROVED
+
+
+def test_a_live_holder_elsewhere_is_refused_and_a_dead_ones_lease_is_taken_over(
+    cluster: Cluster,
+) -> None:
+    from stack_bentoml.kubelease import EndpointLeased
+
+    now = datetime.now(UTC)
+    cluster.api.store(LEASE_PATH, a_lease("laptop-7/pid-4242/5eed0001", now))
+    challenger = cluster.approved()
+    plan = RolloutPlan(strategy="canary", steps=(0.1, 1.0), endpoint="churn", **QUICK)
+
+    with pytest.raises(EndpointLeased, match=r"from laptop-7/pid-4242/5eed0001 \(it holds"):
+        cluster.controller().deploy(challenger, plan)
+    assert not [r for r in cluster.api.applied() if f"-v{challenger.version}" in r.path]
+
+    # the laptop died: it stopped renewing, and its lease expired
+    cluster.api.store(LEASE_PATH, a_lease("laptop-7/pid-4242/5eed0001", now - timedelta(hours=1)))
+    since = len(cluster.api.requests)
+    result = cluster.controller().deploy(challenger, plan)
+
+    assert result.outcome == "promoted", result.reasons
+    taken, *_ = [r.body for r in lease_writes(cluster, since)]
+    assert taken["spec"]["holderIdentity"].startswith(f"{socket.gethostname()}/pid-")
+    assert taken["spec"]["leaseTransitions"] == 1
+    assert taken["spec"]["leaseDurationSeconds"] == 30
+    assert "holderIdentity" not in cluster.api.objects[LEASE_PATH]["spec"]  # released at the end
+
+
+def test_the_lease_is_renewed_while_the_rollout_bakes(cluster: Cluster) -> None:
+    import time
+
+    challenger = cluster.approved()
+    since = len(cluster.api.requests)
+
+    def bakes_until_renewed(seconds: float) -> None:
+        deadline = time.monotonic() + 120  # only a bound: it waits for the first renewal
+        while len(lease_writes(cluster, since)) < 2:
+            assert time.monotonic() < deadline, "the lease was never renewed"
+            time.sleep(0.1)
+        raise Died
+
+    quick = router(cluster, lease_seconds=3)  # renewed every second
+    controller = RolloutController(cluster.session, router=quick, sleep=bakes_until_renewed)
+    with pytest.raises(Died):
+        controller.deploy(challenger, baking(0.1, 1.0))
+
+    created, renewed, *_ = [r.body["spec"] for r in lease_writes(cluster, since)]
+    assert created["leaseDurationSeconds"] == renewed["leaseDurationSeconds"] == 3
+    assert renewed["holderIdentity"] == created["holderIdentity"]
+    assert renewed["acquireTime"] == created["acquireTime"]
+    assert renewed["renewTime"] > created["renewTime"]
+    assert "holderIdentity" not in cluster.api.objects[LEASE_PATH]["spec"]
+
+
+# -- a cluster without the Gateway API --------------------------------------------------------
+
+
+def test_a_cluster_without_the_gateway_api_is_refused_before_anything_is_applied(
+    cluster: Cluster,
+) -> None:
+    challenger = cluster.approved()
+    with fake_cluster() as bare:
+        bare.without_gateway_api()  # discovery answers 404 for gateway.networking.k8s.io/v1
+        bare.kubeconfig(cluster.folder)
+        plan = RolloutPlan(strategy="direct", endpoint="churn")
+
+        with pytest.raises(StackError) as refused:
+            cluster.controller().deploy(challenger, plan)
+
+        said = str(refused.value)
+        assert f"the cluster at {bare.url} has no Gateway API" in said
+        assert "gateway.networking.k8s.io/v1 HTTPRoute: no such API group" in said
+        assert "install the Gateway API's standard CRDs" in said
+        assert "nothing was applied" in said
+        assert [(r.method, r.path) for r in bare.requests] == [
+            ("GET", "/apis/gateway.networking.k8s.io/v1")
+        ]
+        assert not bare.objects
+    assert Governance(cluster.session).version(challenger.ref).state is S.APPROVED
+    cluster.api.kubeconfig(cluster.folder)
