@@ -72,6 +72,29 @@ def run_checks(
         ctx.exit(3)
 
 
+@monitor_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=9410, show_default=True, type=click.IntRange(0, 65535))
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Export every model's latest monitoring checks on GET /metrics, read from the spine on
+    each scrape (the checks' CronJobs need nothing more: no pushgateway, no shared folder)."""
+    from stack.observability.exporter import MonitorExporter
+
+    with open_session(ctx) as session:
+        try:
+            exporter = MonitorExporter(session.spine, host, port)
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
+        click.echo(f"serving monitoring metrics on http://{host}:{exporter.port}/metrics")
+        try:
+            exporter.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            exporter.server.server_close()
+
+
 @monitor_group.command()
 @click.argument("model")
 @click.option("--limit", default=20, show_default=True)

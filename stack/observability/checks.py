@@ -9,7 +9,7 @@ each model's CronJob owns its own. Every series is labelled `model`, `version`, 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,13 @@ MONITOR_METRICS: dict[str, tuple[str, str]] = {
 
 def check_metrics(checks: Iterable[CheckResult], *, now: float) -> bytes:
     """`checks` (one per version) in Prometheus' text format; `now` in unix seconds."""
+    return record_metrics((check.as_record(), now) for check in checks)
+
+
+def record_metrics(records: Iterable[tuple[Mapping[str, Any], float]]) -> bytes:
+    """Checks as the spine keeps them (`CheckResult.as_record()`: model, version, endpoint,
+    status, rows, breaches, drift, performance), each with when it ran (unix seconds), in
+    Prometheus' text format."""
     from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
     registry = CollectorRegistry()
@@ -68,33 +75,36 @@ def check_metrics(checks: Iterable[CheckResult], *, now: float) -> bytes:
             gauges[name] = Gauge(name, text, (*LABELS, *extra), registry=registry)
         return gauges[name]
 
-    for check in checks:
-        labels = (check.model, check.version, check.endpoint)
-        for status in STATUSES:
-            gauge("mlstack_monitor_check_status", "status").labels(*labels, status).set(
-                1 if check.status == status else 0
+    for record, ran in records:
+        labels = (record["model"], record["version"], record["endpoint"])
+        status = record["status"]
+        for each in STATUSES:
+            gauge("mlstack_monitor_check_status", "status").labels(*labels, each).set(
+                1 if status == each else 0
             )
-        gauge("mlstack_monitor_breached").labels(*labels).set(check.status == "breach")
-        gauge("mlstack_monitor_breaches").labels(*labels).set(len(check.breaches))
-        gauge("mlstack_monitor_check_timestamp_seconds").labels(*labels).set(now)
-        gauge("mlstack_monitor_window_rows").labels(*labels).set(check.rows)
-        if check.drift is not None:
-            for column in check.drift.columns:
-                named = (*labels, column.column, column.method)
+        gauge("mlstack_monitor_breached").labels(*labels).set(status == "breach")
+        gauge("mlstack_monitor_breaches").labels(*labels).set(len(record.get("breaches") or ()))
+        gauge("mlstack_monitor_check_timestamp_seconds").labels(*labels).set(ran)
+        gauge("mlstack_monitor_window_rows").labels(*labels).set(record.get("rows") or 0)
+        drift = record.get("drift")
+        if drift is not None:
+            for column in drift["columns"]:
+                named = (*labels, column["column"], column["method"])
                 gauge("mlstack_monitor_drift_score", "feature", "method").labels(*named).set(
-                    column.score
+                    column["score"]
                 )
                 gauge("mlstack_monitor_feature_drifted", "feature", "method").labels(*named).set(
-                    column.drifted
+                    column["drifted"]
                 )
             gauge("mlstack_monitor_drifted_features_ratio").labels(*labels).set(
-                check.drift.drifted_share
+                drift["drifted_share"]
             )
-        if check.performance is not None:
-            for metric, value in check.performance.metrics.items():
+        performance = record.get("performance")
+        if performance is not None:
+            for metric, value in performance["metrics"].items():
                 gauge("mlstack_monitor_performance", "metric").labels(*labels, metric).set(value)
             gauge("mlstack_monitor_label_coverage_ratio").labels(*labels).set(
-                check.performance.label_coverage
+                performance["label_coverage"]
             )
     return generate_latest(registry)
 

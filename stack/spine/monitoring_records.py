@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from stack.spine.audit import canonical_payload
@@ -96,18 +96,46 @@ class MonitoringRecords(SpineTables):
         query = query.order_by(MonitoringCheckRow.id.desc()).limit(limit)
         with Session(self._reads) as session:
             rows = session.execute(query).scalars().all()
-        return [
-            MonitoringCheck(
-                id=r.id,
-                model=r.model,
-                version=r.version,
-                endpoint=r.endpoint,
-                window_start=from_text(r.window_start),
-                window_end=from_text(r.window_end),
-                at=from_text(r.at),
-                status=r.status,
-                result=json.loads(r.result),
-                report_uri=r.report_uri,
-            )
-            for r in rows
-        ]
+        return [_check(r) for r in rows]
+
+    def latest_checks(self) -> list[MonitoringCheck]:
+        """Each model's latest run on each endpoint: the checks that share the window end of
+        the newest check there, the newest one per version (a version no longer checked
+        there drops out, as from a textfile the run rewrote); by model, endpoint, version."""
+        newest = select(func.max(MonitoringCheckRow.id)).group_by(
+            MonitoringCheckRow.model, MonitoringCheckRow.endpoint
+        )
+        last = select(
+            MonitoringCheckRow.model, MonitoringCheckRow.endpoint, MonitoringCheckRow.window_end
+        ).where(MonitoringCheckRow.id.in_(newest))
+        with Session(self._reads) as session:
+            runs = {tuple(row) for row in session.execute(last)}
+            rows = [
+                row
+                for row in session.execute(
+                    select(MonitoringCheckRow)
+                    .order_by(MonitoringCheckRow.id)
+                    .where(
+                        MonitoringCheckRow.model.in_({model for model, _, _ in runs}),
+                        MonitoringCheckRow.window_end.in_({end for _, _, end in runs}),
+                    )
+                ).scalars()
+                if (row.model, row.endpoint, row.window_end) in runs
+            ]
+        kept = {(r.model, r.endpoint, r.version): r for r in rows}  # the newest per version
+        return [_check(kept[key]) for key in sorted(kept)]
+
+
+def _check(row: MonitoringCheckRow) -> MonitoringCheck:
+    return MonitoringCheck(
+        id=row.id,
+        model=row.model,
+        version=row.version,
+        endpoint=row.endpoint,
+        window_start=from_text(row.window_start),
+        window_end=from_text(row.window_end),
+        at=from_text(row.at),
+        status=row.status,
+        result=json.loads(row.result),
+        report_uri=row.report_uri,
+    )

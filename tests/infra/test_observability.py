@@ -81,3 +81,47 @@ def test_a_bad_prometheus_namespace_names_the_field() -> None:
                 "services": {"prometheus": {"namespace": "Not_A_Namespace"}},
             }
         )
+
+
+def test_monitoring_cronjobs_are_exported_by_monitor_serve_scraped_like_the_endpoints(
+    mocks: RecordingMocks,
+) -> None:
+    """The CronJobs record their checks in the spine; one `mlstack monitor serve` Deployment
+    reading the same spine exports them (no pushgateway), found by a PodMonitor and by
+    `prometheus.io/*` annotations."""
+    services = {"prometheus": {}, "monitoring": [{"model": "churn"}]}
+    [objects] = _groups(mocks, spec_for("aws", services=services)).values()
+    [job] = [o for o in objects if o["kind"] == "CronJob"]
+    [exporter] = [
+        o
+        for o in objects
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == "mlstack-monitor-exporter"
+    ]
+    assert exporter["metadata"]["namespace"] == job["metadata"]["namespace"] == "mlstack"
+    pod = exporter["spec"]["template"]
+    [container] = pod["spec"]["containers"]
+    [cron] = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["monitor", "serve", "--host", "0.0.0.0", "--port", "9410"]
+    assert container["image"] == cron["image"]  # the same mlstack, the same spine
+    assert container["env"] == cron["env"]
+    assert container["volumeMounts"] == cron["volumeMounts"]
+    assert pod["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9410",
+        "prometheus.io/path": "/metrics",
+    }
+    [monitor] = [
+        o
+        for o in objects
+        if o["kind"] == "PodMonitor" and o["metadata"]["name"] == "mlstack-monitor-exporter"
+    ]
+    assert monitor["metadata"]["namespace"] == "mlstack"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert monitor["spec"]["podMetricsEndpoints"] == [
+        {"port": "http", "path": "/metrics", "interval": "30s"}
+    ]
+
+
+def test_without_monitoring_jobs_no_exporter_runs(mocks: RecordingMocks) -> None:
+    [objects] = _groups(mocks, spec_for("aws", services={"prometheus": {}})).values()
+    assert "mlstack-monitor-exporter" not in json.dumps(objects)
