@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +23,7 @@ from urllib.parse import urlencode
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -52,6 +55,12 @@ MAX_VERSION = 2**63 - 1
 #: page says "spine is busy" (503): appends take milliseconds, and a request held longer
 #: would hold one of the server's few worker threads.
 SPINE_BUSY_WAIT_MS = 5_000
+#: How long the rollouts page's live health is shared, and how long a request waits for
+#: another's read of it before showing the page without it.
+LIVE_TTL_S = 5.0
+LIVE_WAIT_S = 10.0
+#: What a 503 "busy" page tells a client to wait before trying again (Retry-After).
+RETRY_AFTER_S = 5
 REGISTRY_WAITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 #: States a version is approved for (the inbox offers each whose gate asks for approvals).
 APPROVABLE = (
@@ -101,13 +110,16 @@ def int_param(
 def bounded(name: str, raw: str | int, *, minimum: int = 0, maximum: int = MAX_NUMBER) -> int:
     """`raw` as a whole number in [minimum, maximum]; else a 400 page naming `name`."""
     text = str(raw)
-    if not text.isdigit() and not (text.startswith("-") and text[1:].isdigit()):
+    if not _WHOLE.fullmatch(text):  # ASCII digits only: int() takes other scripts too
         raise HTTPException(400, f"{name} must be a whole number, not {text[:40]!r}")
     if text.startswith("-") or int(text) < minimum:
         raise HTTPException(400, f"{name} must be at least {minimum}")
     if len(text.lstrip("0")) > 19 or int(text) > maximum:
         raise HTTPException(400, f"{name} must be between {minimum} and {maximum}")
     return int(text)
+
+
+_WHOLE = re.compile(r"-?[0-9]+")
 
 
 def moment_param(request: Request, name: str) -> datetime | None:
@@ -123,6 +135,33 @@ def moment_param(request: Request, name: str) -> datetime | None:
         raise HTTPException(
             400, f"{name} must be an ISO date or time between years 1 and 9999, not {raw[:40]!r}"
         ) from None
+
+
+class Recent:
+    """Values computed at most once per `ttl_s` seconds and shared by concurrent requests:
+    one request computes, the others wait for it at most `wait_s` seconds, then take the
+    value it left (or None: the page says the figure is not known right now)."""
+
+    def __init__(self, ttl_s: float, wait_s: float) -> None:
+        self.ttl_s, self.wait_s = ttl_s, wait_s
+        self._lock = threading.Lock()
+        self._values: dict[Any, tuple[float, Any]] = {}
+
+    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        known = self._values.get(key)
+        if known is not None and known[0] > time.monotonic():
+            return known[1]
+        if not self._lock.acquire(timeout=self.wait_s):
+            return known[1] if known is not None else None
+        try:
+            known = self._values.get(key)
+            if known is not None and known[0] > time.monotonic():
+                return known[1]
+            value = compute()
+            self._values[key] = (time.monotonic() + self.ttl_s, value)
+            return value
+        finally:
+            self._lock.release()
 
 
 class Console:
@@ -142,6 +181,9 @@ class Console:
         )
         self.templates.globals["query"] = _query
         self.templates.filters["when"] = _when
+        #: The rollouts page's live splits and per-version health (a read of the prediction
+        #: log each): shared by every request for a few seconds.
+        self.live = Recent(ttl_s=LIVE_TTL_S, wait_s=LIVE_WAIT_S)
         self._facts: dict[str, tuple[str, str]] = {}
         self._rules: dict[str, dict[str, ApprovalRule | None]] = {}
 
@@ -257,6 +299,19 @@ def _short_busy_wait(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
     dbapi_connection.execute(f"PRAGMA busy_timeout = {SPINE_BUSY_WAIT_MS}")
 
 
+def busy_page(console: Console, request: Request) -> Response:
+    """503 "the console is busy" (every spine connection in use, or too many exports at
+    once), with Retry-After: what a page answers instead of waiting on and on."""
+    response = console.error_page(
+        request,
+        503,
+        "Console is busy",
+        "Too many requests are reading the spine at once; try again in a few seconds.",
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
 def console_of(request: Request) -> Console:
     console: Console = request.app.state.console
     return console
@@ -308,6 +363,10 @@ def create_app(
             request, 503, "Spine is busy", "The spine is busy (another write holds it); try again."
         )
 
+    async def pool_exhausted(request: Request, exc: Exception) -> Response:
+        LOG.warning("no spine connection free for %s: %s", request.url.path, exc)
+        return busy_page(console, request)
+
     async def server_error(request: Request, exc: Exception) -> Response:
         LOG.exception("the console failed on %s", request.url.path, exc_info=exc)
         return console.error_page(
@@ -357,6 +416,7 @@ def create_app(
             HTTPException: http_error,
             NotSignedIn: signed_out,
             OperationalError: spine_busy,
+            PoolTimeout: pool_exhausted,
             Exception: server_error,
         },
     )
@@ -383,6 +443,7 @@ __all__ = [
     "Paged",
     "Route",
     "bounded",
+    "busy_page",
     "console_of",
     "create_app",
     "int_param",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -93,7 +95,7 @@ class ModelSummary:
 def split_ref(ref: str) -> tuple[str, int] | None:
     """`churn@3` -> ("churn", 3); None for anything else (an endpoint, a prompt label)."""
     model, sep, number = ref.rpartition("@")
-    if not sep or not model or not number.isdigit():
+    if not sep or not model or not (number.isascii() and number.isdigit()):
         return None
     return model, int(number)
 
@@ -144,7 +146,17 @@ class ReadModel:
     def _session(self) -> Session:
         return Session(self.spine._reads)  # the spine's own snapshot reader
 
-    def _catch_up(self) -> None:
+    @contextmanager
+    def _folding(self) -> Iterator[Session]:
+        """A read session with its spine connection already checked out, then the fold's
+        lock: the lock is never held while waiting for a pooled connection (else every
+        page would queue behind one that waits, and the server's threads with them)."""
+        with self._session() as session:
+            session.connection()  # a pool timeout here is a 503 page, the lock not taken
+            with self._lock:
+                yield session
+
+    def _catch_up(self, session: Session) -> None:
         """Fold in the entries appended since the last call (all of them the first time)."""
         query = (
             select(
@@ -159,8 +171,7 @@ class ReadModel:
             .where(AuditEntryRow.seq > self._seen)
             .order_by(AuditEntryRow.seq)
         )
-        with self._session() as session:
-            rows = session.execute(query).all()
+        rows = session.execute(query).all()
         for seq, at, actor, action, subject, payload, reason in rows:
             self._seen = seq
             if action == "endpoint.routed":
@@ -205,8 +216,8 @@ class ReadModel:
 
     def versions(self, model: str | None = None) -> dict[str, list[VersionRow]]:
         """Every version of `model` (or of every model), oldest first, by model."""
-        with self._lock:
-            self._catch_up()
+        with self._folding() as session:
+            self._catch_up(session)
             names = [model] if model is not None else sorted(self._versions)
             return {
                 name: [v.row(name, n) for n, v in sorted(self._versions[name].items())]
@@ -218,20 +229,19 @@ class ReadModel:
 
     def last_checks(self) -> dict[str, CheckRow]:
         """The newest check of each model (checks are appended: read only the new ones)."""
-        with self._lock:
-            with self._session() as session:
-                rows = session.execute(
-                    select(MonitoringCheckRow)
-                    .where(MonitoringCheckRow.id > self._checks_seen)
-                    .order_by(MonitoringCheckRow.id)
-                ).scalars()
-                newest: dict[str, MonitoringCheckRow] = {}
-                of_version: dict[str, MonitoringCheckRow] = {}
-                for row in rows:
-                    self._checks_seen = row.id
-                    newest[row.model] = of_version[row.version] = row
-                self._last_check.update({model: _check(row) for model, row in newest.items()})
-                self._last_of_version.update({v: _check(row) for v, row in of_version.items()})
+        with self._folding() as session:
+            rows = session.execute(
+                select(MonitoringCheckRow)
+                .where(MonitoringCheckRow.id > self._checks_seen)
+                .order_by(MonitoringCheckRow.id)
+            ).scalars()
+            newest: dict[str, MonitoringCheckRow] = {}
+            of_version: dict[str, MonitoringCheckRow] = {}
+            for row in rows:
+                self._checks_seen = row.id
+                newest[row.model] = of_version[row.version] = row
+            self._last_check.update({model: _check(row) for model, row in newest.items()})
+            self._last_of_version.update({v: _check(row) for v, row in of_version.items()})
             return dict(self._last_check)
 
     def last_check_of(self, version: str) -> CheckRow | None:
@@ -271,16 +281,16 @@ class ReadModel:
         self, endpoint: str | None = None
     ) -> dict[str, list[tuple[datetime, dict[str, float], str]]]:
         """Each endpoint's traffic splits, oldest first: (when, weights by version, reason)."""
-        with self._lock:
-            self._catch_up()
+        with self._folding() as session:
+            self._catch_up(session)
             names = [endpoint] if endpoint is not None else sorted(self._routed)
             return {name: list(self._routed[name]) for name in names if self._routed.get(name)}
 
     def shadows(self, endpoint: str) -> list[tuple[str, ...]]:
         """The versions shadowing each of `endpoint`'s traffic splits (as `routed` lists
         them): what got a copy of the requests without answering them."""
-        with self._lock:
-            self._catch_up()
+        with self._folding() as session:
+            self._catch_up(session)
             return list(self._shadows.get(endpoint, ()))
 
     # -- approvals ----------------------------------------------------------------------

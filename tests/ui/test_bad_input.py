@@ -165,3 +165,32 @@ def test_a_decision_while_the_registry_is_unreachable_says_it_failed(
     answer = registry_down.post(form, data={**data, "reason": "ok"})
     assert answer.status_code == 200 and answer.url.path == "/inbox"
     assert "The change to churn@1 failed: " in unescape(answer.text)
+
+
+@pytest.mark.parametrize("digit", ["\u00b2", "\u0661", "\U0001d7d3", "\u0663\u0664"])
+@pytest.mark.parametrize(
+    ("page", "names"),
+    [
+        ("/?page=", "page"),
+        ("/audit?per=", "per"),
+        ("/inbox?page=", "page"),
+        ("/rollouts?page=", "page"),
+        ("/monitoring?model=churn&page=", "page"),
+    ],
+)
+def test_a_number_in_another_script_is_a_400_naming_the_parameter(
+    client: TestClient, page: str, names: str, digit: str
+) -> None:
+    answer = client.get(page + digit)
+    assert answer.status_code == 400
+    assert f"{names} must be a whole number" in unescape(answer.text)
+
+
+@pytest.mark.parametrize("form", ["/inbox/approve", "/inbox/reject"])
+def test_a_version_number_in_another_script_is_a_400_naming_ref(
+    client: TestClient, form: str
+) -> None:
+    data = {"csrf": csrf_token(client), "ref": "churn@²", "target": "serving", "reason": "x"}
+    answer = client.post(form, data=data)
+    assert answer.status_code == 400
+    assert "ref must be the version to decide (model@N)" in unescape(answer.text)

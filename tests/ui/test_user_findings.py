@@ -224,3 +224,12 @@ def test_mlstack_ui_on_a_taken_port_names_it_and_prints_no_url(stack_dir: Path) 
     assert result.exit_code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.output
     assert "http://" not in result.output
+
+
+def test_lineage_as_of_an_early_year_shows_nothing_recorded_since(client: TestClient) -> None:
+    today = html.unescape(client.get("/lineage?node=model_version:churn@1").text)
+    assert "report:monitoring/" in today
+    for year in ("0001", "0999", "1000"):
+        page = client.get(f"/lineage?node=model_version:churn@1&at={year}-06-01T00:00")
+        assert page.status_code == 200, year
+        assert "report:monitoring/" not in html.unescape(page.text), year

@@ -11,18 +11,22 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from stack.spine import audit as chain
 from stack.spine.audit import AuditVerification
 from stack.spine.schema import AuditEntryRow, AuditHeadRow
 from stack.spine.store import SpineStore
-from stack.ui.app import Paged, console_of, int_param
+from stack.ui.app import Paged, busy_page, console_of, int_param
 
 _verified: dict[int, tuple[tuple[int, str], AuditVerification]] = {}
 _verify_lock = threading.Lock()
+#: How long a page waits for another request's walk of the chain.
+VERIFY_WAIT_S = 10.0
 
 
 def routes() -> list[Route]:
@@ -37,11 +41,21 @@ def verification(spine: SpineStore) -> AuditVerification:
     with Session(spine._reads) as session:
         head = session.execute(select(AuditHeadRow.seq, AuditHeadRow.hash)).first()
     key = (int(head[0]), str(head[1])) if head else (0, "")
-    with _verify_lock:
+    known = _verified.get(id(spine))
+    if known is not None and known[0] == key:
+        return known[1]
+    # one walk at a time; a page that waits too long shows the last verdict (or is busy)
+    if not _verify_lock.acquire(timeout=VERIFY_WAIT_S):
+        if known is not None:
+            return known[1]
+        raise HTTPException(503, "The audit chain is being verified; try again in a moment.")
+    try:
         known = _verified.get(id(spine))
         if known is None or known[0] != key:
             _verified[id(spine)] = (key, spine.verify_audit())
         return _verified[id(spine)][1]
+    finally:
+        _verify_lock.release()
 
 
 def _filters(request: Request) -> list[Any]:
@@ -98,25 +112,85 @@ def audit_page(request: Request) -> Response:
     )
 
 
+#: How many exports stream at once; one more is answered 503 with Retry-After (before any
+#: 200 header), so that exports never take every spine connection or server thread.
+MAX_EXPORTS = 4
+#: Entries read per short read transaction while an export streams (keyset on `seq`).
+EXPORT_PAGE = 500
+_exports = threading.BoundedSemaphore(MAX_EXPORTS)
+
+
+class _Export(StreamingResponse):
+    """A stream that gives its export slot back however it ends (sent, cut off by the
+    client, failed)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            _exports.release()
+
+
+def _pages(
+    spine: SpineStore, where: list[Any], first: list[AuditEntryRow], last: int
+) -> Iterator[str]:
+    """The selected entries up to `last` (the newest when the export began), oldest first:
+    `first` already read, then page after page, each its own brief read (no spine
+    connection is held while the client reads)."""
+    rows = first
+    while rows:
+        for row in rows:
+            yield json.dumps(chain.to_entry(row).to_json(), sort_keys=True) + "\n"
+        rows = _page_after(spine, where, rows[-1].seq, last)
+
+
+def _page_after(spine: SpineStore, where: list[Any], after: int, last: int) -> list[AuditEntryRow]:
+    with Session(spine._reads, expire_on_commit=False) as session:
+        query = (
+            select(AuditEntryRow)
+            .where(*where, AuditEntryRow.seq > after, AuditEntryRow.seq <= last)
+            .order_by(AuditEntryRow.seq)
+            .limit(EXPORT_PAGE)
+        )
+        rows = list(session.execute(query).scalars())
+        session.expunge_all()
+        return rows
+
+
+def export_name(request: Request) -> str:
+    """`audit.jsonl`, or named by its filters: `audit-churn-lead-approval.approved.jsonl`."""
+    params = request.query_params
+    parts = [params.get(k, "") for k in ("model", "actor", "action")]
+    safe = [
+        "".join(c if c.isascii() and (c.isalnum() or c in "._@") else "_" for c in p)[:60]
+        for p in parts
+        if p
+    ]
+    return "-".join(["audit", *safe]) + ".jsonl"
+
+
 def export(request: Request) -> Response:
     console = console_of(request)
     spine = console.session.spine
-    where = _filters(request)
-
-    selected = _model_selection(request, spine)
-
-    def lines() -> Iterator[str]:
+    if not _exports.acquire(blocking=False):
+        return busy_page(console, request)
+    try:
+        where = _filters(request)
+        selected = _model_selection(request, spine)
         if selected is not None:
-            for entry in selected:
-                yield json.dumps(entry.to_json(), sort_keys=True) + "\n"
-            return
-        with Session(spine._reads) as session:
-            query = select(AuditEntryRow).where(*where).order_by(AuditEntryRow.seq)
-            for row in session.execute(query.execution_options(yield_per=1000)).scalars():
-                yield json.dumps(chain.to_entry(row).to_json(), sort_keys=True) + "\n"
-
-    return StreamingResponse(
-        lines(),
-        media_type="application/x-ndjson",
-        headers={"Content-Disposition": 'attachment; filename="audit.jsonl"'},
-    )
+            lines: Iterator[str] = (
+                json.dumps(entry.to_json(), sort_keys=True) + "\n" for entry in selected
+            )
+        else:
+            with Session(spine._reads) as session:
+                last = session.execute(select(func.max(AuditEntryRow.seq))).scalar() or 0
+            lines = _pages(spine, where, _page_after(spine, where, 0, last), last)
+        response = _Export(
+            lines,
+            media_type="application/x-ndjson",
+            headers={"Content-Disposition": f'attachment; filename="{export_name(request)}"'},
+        )
+    except BaseException:
+        _exports.release()
+        raise
+    return response

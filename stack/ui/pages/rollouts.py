@@ -45,6 +45,16 @@ def _live(console: Console, names: list[str]) -> dict[str, dict[str, Any]]:
     return live
 
 
+def _shared_live(console: Console, request: Request, names: list[str]) -> dict[str, Any]:
+    """`_live`, read once every few seconds for all the requests that ask (each read walks
+    the prediction log since the split's last change)."""
+    found = console.live.get(tuple(names), lambda: _live(console, names))
+    if found is None:
+        console.unreachable(request, "live split", TimeoutError("another request is reading it"))
+        return {}
+    return dict(found)
+
+
 def rollouts_page(request: Request) -> Response:
     console = console_of(request)
     at = moment_param(request, "at")
@@ -86,7 +96,7 @@ def rollouts_page(request: Request) -> Response:
         "rollouts.html",
         page=page,
         cards=cards,
-        live=_live(console, list(page.items)),
+        live=_shared_live(console, request, list(page.items)),
         at=at,
         at_text=request.query_params.get("at", ""),
         model=model,
