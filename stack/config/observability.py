@@ -47,6 +47,25 @@ class AlertRouting(BaseModel):
         return urls
 
 
+class OpenCostSource(BaseModel):
+    """`cost: {opencost: {url: http://opencost.opencost:9003}}`: resource use and price of
+    the endpoints on a cluster from OpenCost's Allocation API, instead of this table."""
+
+    model_config = _FROZEN
+
+    url: HttpUrl = Field(
+        description="OpenCost's API (port 9003), or its UI's proxy ending in /model; "
+        "`/allocation` is appended."
+    )
+    label: str = Field(
+        default="app.kubernetes.io/name",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]*$",
+        description="The pod label that names an endpoint (mlstack's endpoint pods carry "
+        "app.kubernetes.io/name: <endpoint>).",
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
+
 class CostTable(BaseModel):
     """`cost:`: prices for `mlstack cost` (per core-hour of CPU, GiB-hour of memory, GPU-hour),
     the GPUs assigned to each endpoint, and how long without a live request makes an
@@ -63,6 +82,11 @@ class CostTable(BaseModel):
     )
     idle_after: Duration = Field(
         default=timedelta(days=7), description="No live request for this long: idle."
+    )
+    opencost: OpenCostSource | None = Field(
+        default=None,
+        description="Read the endpoints' use and price from OpenCost (on a cluster) instead "
+        "of this machine's processes and these prices.",
     )
 
     @field_validator("gpus")

@@ -4,10 +4,13 @@ predictions, and split over its versions by their share of the predictions.
 
 Resource use is read from the endpoint's processes on this machine (Linux `/proc`, asked of
 the server through `ProcessInspector`): CPU seconds since each process started, scaled to a
-day by its uptime, and resident memory now. Predictions (rows answered, shadows included:
-they cost the same) are read from the prediction log over the period. An endpoint that
-answered no live request for `idle_after` is idle: the report names the command that
-retires it, and `--alert` raises `MlstackEndpointIdle` through the stack's alert routing."""
+day by its uptime, and resident memory now. With `cost: {opencost: {url: …}}`, endpoints on
+a cluster are read from OpenCost instead (opencost.py): their use over the period and
+OpenCost's own price for it; an endpoint OpenCost has no allocation for is measured here.
+Predictions (rows answered, shadows included: they cost the same) are read from the
+prediction log over the period. An endpoint that answered no live request for `idle_after`
+is idle: the report names the command that retires it, and `--alert` raises
+`MlstackEndpointIdle` through the stack's alert routing."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from typing import cast
 from stack.config.observability import CostTable
 from stack.contract.capabilities import ServerCapability
 from stack.contract.serving import PredictionLogReader, ProcessInspector
+from stack.observability.opencost import Allocation, allocations, endpoint_key
 from stack.plugins.capabilities import declares
 from stack.session import StackSession
 
@@ -40,6 +44,8 @@ class Usage:
     last_request: datetime | None
     processes: int
     notes: tuple[str, ...] = ()
+    priced_per_day: float | None = None  # priced by its source (OpenCost), not the table
+    gpu_hours_per_day: float | None = None  # measured (OpenCost); else gpus x 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +80,14 @@ class CostReport:
 
 def price(usage: Usage, table: CostTable) -> list[CostLine]:
     """`usage` priced by `table`, one line per version by its share of the predictions."""
-    gpu_hours = usage.gpus * 24.0
-    day = (
-        usage.cpu_seconds_per_day / 3600 * table.cpu_core_hour
-        + usage.memory_gib * 24 * table.memory_gib_hour
-        + gpu_hours * table.gpu_hour
-    )
+    gpu_hours = usage.gpus * 24.0 if usage.gpu_hours_per_day is None else usage.gpu_hours_per_day
+    day = usage.priced_per_day
+    if day is None:
+        day = (
+            usage.cpu_seconds_per_day / 3600 * table.cpu_core_hour
+            + usage.memory_gib * 24 * table.memory_gib_hour
+            + gpu_hours * table.gpu_hour
+        )
     total = sum(usage.predictions.values())
     if not total:
         return [CostLine(usage.endpoint, "-", "-", 0.0, usage.cpu_seconds_per_day,
@@ -109,18 +117,29 @@ def is_idle(usage: Usage, idle_after: timedelta, now: datetime) -> bool:
     return usage.last_request is None or now - usage.last_request >= idle_after
 
 
-def measure(session: StackSession, endpoint: str, since: datetime, now: datetime) -> Usage:
-    """`endpoint`'s use on this machine now and its traffic from `since` to `now`."""
+def measure(
+    session: StackSession,
+    endpoint: str,
+    since: datetime,
+    now: datetime,
+    allocation: Allocation | None = None,
+) -> Usage:
+    """`endpoint`'s use (its OpenCost `allocation` over the period when given, else on this
+    machine now) and its traffic from `since` to `now`."""
     table = session.stack.cost
     notes: list[str] = []
     pids: list[int] = []
-    if declares(session, ServerCapability.PROCESSES):
+    if allocation is not None:
+        pass  # its use comes from OpenCost
+    elif declares(session, ServerCapability.PROCESSES):
         inspector = cast(ProcessInspector, session.server)
         for found in inspector.processes(endpoint):
             pids += [p.pid for p in found.processes if not p.stray]
     else:
         notes.append("the server cannot list its processes: CPU and memory unknown")
     cpu, memory = _process_use(pids)
+    if allocation is not None:
+        cpu, memory = allocation.cpu_seconds_per_day, allocation.memory_gib
     predictions: Counter[str] = Counter()
     last: datetime | None = None
     if declares(session, ServerCapability.PREDICTION_LOG):
@@ -152,15 +171,29 @@ def measure(session: StackSession, endpoint: str, since: datetime, now: datetime
         last,
         len(pids),
         tuple(notes),
+        None if allocation is None else allocation.cost_per_day,
+        None if allocation is None else allocation.gpu_hours_per_day,
     )
 
 
 def report(session: StackSession, period: timedelta, now: datetime) -> CostReport:
+    """Every endpoint's cost over `period` up to `now`. Raises OpenCostError when the stack
+    names an OpenCost that cannot be read."""
     table = session.stack.cost
     lines: list[CostLine] = []
     result = CostReport(lines)
+    found: dict[str, Allocation] = {}
+    if table.opencost is not None:
+        found = allocations(table.opencost, now - period, now)
     for endpoint in session.server.endpoints():
-        usage = measure(session, endpoint.name, now - period, now)
+        allocation = found.get(endpoint_key(endpoint.name))
+        if table.opencost is not None and allocation is None:
+            result.notes.append(
+                f"{endpoint.name}: OpenCost has no allocation labelled "
+                f"{table.opencost.label}={endpoint_key(endpoint.name)} in the period; "
+                "measured on this machine and priced from the table"
+            )
+        usage = measure(session, endpoint.name, now - period, now, allocation)
         lines += price(usage, table)
         result.notes += [f"{endpoint.name}: {note}" for note in usage.notes]
         if is_idle(usage, table.idle_after, now):

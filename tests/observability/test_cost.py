@@ -4,9 +4,14 @@ to retire it, and alerted once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -18,6 +23,7 @@ from stack.observability.cost import Usage, price
 from stack.session import StackSession
 from tests.adapters.bentoml.conftest import Stack, champion_serving, row
 from tests.support.cli import cli_in
+from tests.support.ports import free_port
 from tests.support.prometheus import webhook_receiver
 
 STACK = """
@@ -171,3 +177,136 @@ def test_a_gate_holds_a_challenger_to_n_times_the_champions_cost() -> None:
     refused = decide(0.61)
     assert not refused.passed
     assert "0.61 vs 0.4 for churn@2 (1.52x, at most 1.50x)" in refused.explain()
+
+
+#: What OpenCost's Allocation API answers (a recorded response shape, after the example
+#: responses of https://opencost.io/docs/integrations/api and api-examples: `code`, `data` a
+#: list of sets, one per step, each mapping the aggregate's value to an allocation), for
+#: `aggregate=label:app.kubernetes.io/name&accumulate=true` over one day, trimmed to the
+#: fields mlstack reads and a few it does not.
+GIB = 1024**3
+OPENCOST_ANSWER = {
+    "code": 200,
+    "status": "success",
+    "data": [
+        {
+            "churn": {
+                "name": "churn",
+                "properties": {
+                    "cluster": "default-cluster",
+                    "namespace": "mlstack-serving",
+                    "labels": {"app_kubernetes_io_name": "churn"},
+                },
+                "window": {"start": "2026-11-29T00:00:00Z", "end": "2026-11-30T00:00:00Z"},
+                "start": "2026-11-29T00:00:00Z",
+                "end": "2026-11-30T00:00:00Z",
+                "minutes": 1440.0,
+                "cpuCores": 0.5,
+                "cpuCoreRequestAverage": 0.5,
+                "cpuCoreUsageAverage": 0.21,
+                "cpuCoreHours": 12.0,
+                "cpuCost": 0.38,
+                "gpuCount": 1.0,
+                "gpuHours": 24.0,
+                "gpuCost": 60.0,
+                "ramBytes": 2 * GIB,
+                "ramByteHours": 48.0 * GIB,
+                "ramCost": 0.11,
+                "pvCost": 0.0,
+                "networkCost": 0.0,
+                "sharedCost": 0.0,
+                "externalCost": 0.0,
+                "totalCost": 60.49,
+                "totalEfficiency": 0.42,
+            },
+            "__idle__": {"name": "__idle__", "minutes": 1440.0, "totalCost": 12.5},
+        }
+    ],
+}
+
+
+@contextlib.contextmanager
+def opencost(status: int, body: bytes) -> Iterator[tuple[str, list[dict[str, list[str]]]]]:
+    """An HTTP server on 127.0.0.1 answering every GET with `status` and `body`; the query
+    of each request kept."""
+    asked: list[dict[str, list[str]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path, _, query = self.path.partition("?")
+            asked.append({"path": [path], **urllib.parse.parse_qs(query)})
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _with_opencost(stack: Stack, url: str) -> str:
+    """The test stack's file naming OpenCost at `url`, beside it; its name."""
+    text = (stack.folder / "stack.yaml").read_text()
+    (stack.folder / "opencost.yaml").write_text(
+        text.replace("cost: {", f"cost: {{opencost: {{url: {url}}}, ", 1)
+    )
+    return "opencost.yaml"
+
+
+def test_with_opencost_the_cluster_allocation_prices_the_endpoint(
+    serving: tuple[Stack, float],
+) -> None:
+    stack, _ = serving
+    time.sleep(0.5)  # the log's flush interval (0.2 s): every answer is in the log
+    with opencost(200, json.dumps(OPENCOST_ANSWER).encode()) as (url, asked):
+        stack_file = _with_opencost(stack, url)
+        done = cli_in(stack.folder)("--stack", stack_file, "cost", "--period", "1d", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    [query] = asked
+    assert query["path"] == ["/allocation"]
+    assert query["aggregate"] == ["label:app.kubernetes.io/name"]
+    assert query["accumulate"] == ["true"]
+    start, end = query["window"][0].split(",")  # an RFC 3339 pair, one day apart
+    span = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    assert span == timedelta(days=1)
+    [line] = json.loads(done.stdout)["lines"]
+    assert line["version"] == stack.versions.champion.ref
+    assert line["cpu_seconds_per_day"] == pytest.approx(12.0 * 3600)
+    assert line["memory_gib"] == pytest.approx(2.0)
+    assert line["gpu_hours_per_day"] == pytest.approx(24.0)
+    assert line["cost_per_day"] == pytest.approx(60.49)  # OpenCost's price, not the table's
+    assert line["cost_per_1k"] == pytest.approx(60.49 / (REQUESTS * 2) * 1000)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "said"),
+    [
+        (None, b"", "unreachable"),
+        (404, b"404 page not found", "answered 404"),
+        (200, b"<html>Grafana</html>", "answered something that is no allocation set"),
+        (200, b'{"code": 500, "message": "bad window"}', "no allocation set (ValueError: code"),
+    ],
+    ids=["down", "not-found", "not-json", "refused"],
+)
+def test_an_opencost_that_cannot_be_read_is_named_without_a_traceback(
+    serving: tuple[Stack, float], status: int | None, body: bytes, said: str
+) -> None:
+    stack, _ = serving
+    with contextlib.ExitStack() as running:
+        if status is None:
+            url = f"http://127.0.0.1:{free_port()}"
+        else:
+            url, _ = running.enter_context(opencost(status, body))
+        done = cli_in(stack.folder)("--stack", _with_opencost(stack, url), "cost")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"OpenCost at {url}/allocation" in done.stderr and said in done.stderr
+    assert "Traceback" not in done.stderr
