@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from stack.cli.common import open_session
@@ -13,17 +15,30 @@ def alerts_group() -> None:
 
 
 @alerts_group.command("test")
+@click.option(
+    "--recipe",
+    "recipe_location",
+    type=click.Path(exists=True),
+    help="Also the recipe's own route (monitoring.alerts.webhook).",
+)
 @click.pass_context
-def test_routes(ctx: click.Context) -> None:
-    """Send a test alert on every route the stack names; exit 1 when one fails."""
+def test_routes(ctx: click.Context, recipe_location: str | None) -> None:
+    """Send a test alert on every route the stack names (and the recipe's, with --recipe);
+    exit 1 when one fails."""
     from stack.observability.alerts import router_for
 
+    section = None
+    if recipe_location is not None:
+        from stack.config.recipe_file import load_recipe
+
+        section = load_recipe(Path(recipe_location)).spec.monitoring.alerts
     with open_session(ctx) as session:
-        router = router_for(session)
+        router = router_for(session, section)
         if not router.configured:
             raise click.ClickException(
                 "no alert route: name one in stack.yaml under `alerts:` "
-                "(alertmanager: URL, or notify: [apprise URLs])"
+                "(alertmanager: URL, or notify: [apprise URLs]) or in the recipe's "
+                "monitoring.alerts.webhook"
             )
         lines = router.test()
     for line in lines:

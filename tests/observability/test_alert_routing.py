@@ -235,3 +235,21 @@ def test_a_recipes_webhook_that_is_down_is_said_and_tried_again(tmp_path: Path) 
         up = MonitoringSection(alerts=AlertsSection.model_validate({"webhook": receiver.url}))
         recorder.record(_check("breach"), up)
         assert [body["alert"]["status"] for body in receiver.bodies] == ["firing"]
+
+
+def test_alerts_test_with_a_recipe_sends_on_its_webhook_too(tmp_path: Path) -> None:
+    with webhook_receiver() as receiver:
+        _stack(tmp_path, "{}")
+        recipe = tmp_path / "recipe"
+        recipe.mkdir()
+        (recipe / "recipe.yaml").write_text(
+            "name: r\nmodel: {name: churn}\n"
+            f"monitoring: {{alerts: {{webhook: {receiver.url}}}}}\n"
+            "steps: [{name: train, run: steps:train}]\n"
+        )
+        (recipe / "steps.py").write_text("def train(ctx):\n    pass\n")
+        sent = cli_in(tmp_path)("alerts", "test", "--recipe", str(recipe))
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert sent.stdout.splitlines() == ["webhook http://127.0.0.1/…: sent"]
+        [body] = receiver.bodies
+        assert body["alert"]["status"] == "test" and body["alert"]["name"] == "MlstackTest"
