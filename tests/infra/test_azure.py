@@ -107,3 +107,93 @@ def test_without_a_spot_pool_nothing_tolerates_spot(mocks: RecordingMocks) -> No
     assert stack["server"]["kubernetes"]["tolerations"] == [
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     ]
+
+
+def test_the_database_sits_in_a_delegated_subnet_with_a_linked_private_zone(
+    mocks: RecordingMocks, terraform_out: Path
+) -> None:
+    declared = declare(mocks, spec_for("azure"))
+    [server] = of(declared, "azure-native:dbforpostgresql:Server")
+    network = server.inputs["network"]
+    assert network["publicNetworkAccess"] == "Disabled"
+    assert network["delegatedSubnetResourceId"] == "mlstack-database-subnet-id"
+    assert network["privateDnsZoneArmResourceId"] == "mlstack-database-zone-id"
+    [subnet] = [
+        s for s in of(declared, "azure-native:network:Subnet") if s.inputs.get("delegations")
+    ]
+    assert subnet.inputs["delegations"] == [
+        {"name": "postgres", "serviceName": "Microsoft.DBforPostgreSQL/flexibleServers"}
+    ]
+    [zone] = of(declared, "azure-native:privatedns:PrivateZone")
+    assert zone.inputs["privateZoneName"] == "mlstack.private.postgres.database.azure.com"
+    [link] = of(declared, "azure-native:privatedns:VirtualNetworkLink")
+    assert link.inputs["virtualNetwork"] == {"id": "mlstack-vnet-id"}
+    pools = of(declared, "azure-native:containerservice:AgentPool")
+    assert {p.inputs["vnetSubnetID"] for p in pools} == {"mlstack-nodes-id"}
+
+    config = synthesized(terraform_out, "azure")
+    [db] = resources(config, "azurerm_postgresql_flexible_server").values()
+    assert db["public_network_access_enabled"] is False
+    assert db["delegated_subnet_id"] == "${azurerm_subnet.mlstack-database-subnet.id}"
+    assert db["private_dns_zone_id"] == "${azurerm_private_dns_zone.mlstack-database-zone.id}"
+    assert (
+        "azurerm_private_dns_zone_virtual_network_link.mlstack-database-zone-link"
+        in db["depends_on"]
+    )
+    subnet_tf = resources(config, "azurerm_subnet")["mlstack-database-subnet"]
+    [delegation] = subnet_tf["delegation"]
+    assert delegation["service_delegation"]["name"] == "Microsoft.DBforPostgreSQL/flexibleServers"
+    [zone_tf] = resources(config, "azurerm_private_dns_zone").values()
+    assert zone_tf["name"] == "mlstack.private.postgres.database.azure.com"
+    [link_tf] = resources(config, "azurerm_private_dns_zone_virtual_network_link").values()
+    assert link_tf["virtual_network_id"] == "${azurerm_virtual_network.mlstack-vnet.id}"
+    [cluster] = resources(config, "azurerm_kubernetes_cluster").values()
+    assert cluster["default_node_pool"]["vnet_subnet_id"] == "${azurerm_subnet.mlstack-nodes.id}"
+
+
+def test_a_private_database_in_no_network_is_refused_by_the_rules() -> None:
+    from mlstack_infra.policies import violations
+
+    server = Declared(
+        "azure-native:dbforpostgresql:Server",
+        "db",
+        {"network": {"publicNetworkAccess": "Disabled"}},
+    )
+    assert violations([server]) == {
+        "databases_are_reachable": [
+            "database database is neither public nor in a private network: nothing reaches it"
+        ]
+    }
+
+
+def test_the_storage_account_name_is_derived_valid_and_overridable(
+    mocks: RecordingMocks, terraform_out: Path
+) -> None:
+    import re
+
+    from mlstack_infra.cloud import azure_storage_account
+
+    names = {
+        azure_storage_account(spec_for("azure", name=name, region=region))
+        for name in ("mlstack", "ml-stack-with-a-long-name", "ab")
+        for region in ("westeurope", "eastus")
+    }
+    assert len(names) == 6 and all(re.fullmatch(r"[a-z0-9]{3,24}", n) for n in names)
+    assert azure_storage_account(spec_for("azure")) == azure_storage_account(spec_for("azure"))
+    [account] = of(declare(mocks, spec_for("azure")), "azure-native:storage:StorageAccount")
+    assert account.inputs["accountName"] == azure_storage_account(spec_for("azure"))
+    assert account.inputs["allowSharedKeyAccess"] is False
+    [account_tf] = resources(
+        synthesized(terraform_out, "azure"), "azurerm_storage_account"
+    ).values()
+    assert account_tf["name"] == account.inputs["accountName"]
+    assert account_tf["shared_access_key_enabled"] is False
+    assert azure_storage_account(spec_for("azure", storage_account="acmeml01")) == "acmeml01"
+
+
+def test_a_storage_account_name_azure_refuses_is_refused_in_the_spec() -> None:
+    import pytest
+    from mlstack_infra.spec import SpecError
+
+    with pytest.raises(SpecError, match="storage_account: String should match pattern"):
+        spec_for("azure", storage_account="Acme-ML")

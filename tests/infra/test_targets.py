@@ -99,7 +99,7 @@ def test_aws_gpu_pool_uses_the_nvidia_ami_with_taint_labels_and_spot(mocks: Reco
     assert gpu["capacityType"] == "SPOT" and gpu["instanceTypes"] == ["g5.xlarge"]
     assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"} in gpu["taints"]
     assert gpu["labels"]["mlstack.io/gpu"] == "true" and gpu["labels"]["team"] == "ml"
-    assert gpu["scalingConfig"] == {"desiredSize": 1, "minSize": 0, "maxSize": 4}
+    assert gpu["scalingConfig"] == {"desiredSize": 0, "minSize": 0, "maxSize": 4}
     assert not system.get("taints")
     [cluster] = of(resources, "aws:eks/cluster:Cluster")
     assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is False

@@ -107,7 +107,7 @@ def test_gpu_pools_carry_their_taints_labels_and_autoscaling_bounds(terraform_ou
     assert aws["ami_type"] == "AL2023_x86_64_NVIDIA" and aws["capacity_type"] == "SPOT"
     assert aws["taint"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
     assert aws["labels"]["mlstack.io/gpu"] == "true"
-    assert aws["scaling_config"] == {"desired_size": 1, "min_size": 0, "max_size": 4}
+    assert aws["scaling_config"] == {"desired_size": 0, "min_size": 0, "max_size": 4}
     assert aws["lifecycle"]["ignore_changes"] == ["scaling_config[0].desired_size"]
 
     gcp = resources(synthesized(terraform_out, "gcp"), "google_container_node_pool")["mlstack-gpu"]

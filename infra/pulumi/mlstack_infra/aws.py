@@ -99,7 +99,7 @@ class AwsGpuCluster(pulumi.ComponentResource):
                 ami_type="AL2023_x86_64_NVIDIA" if pool.has_gpu else "AL2023_x86_64_STANDARD",
                 capacity_type="SPOT" if pool.spot else "ON_DEMAND",
                 scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                    desired_size=max(pool.min_size, 1) if pool.max_size else 0,
+                    desired_size=pool.min_size,
                     min_size=pool.min_size,
                     max_size=pool.max_size,
                 ),

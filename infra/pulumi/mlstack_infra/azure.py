@@ -1,6 +1,7 @@
-"""Azure: a private AKS cluster with GPU agent pools, workload identity for the services, a
-storage account that allows no public blobs, and PostgreSQL Flexible Server with public
-network access disabled."""
+"""Azure: a private AKS cluster in its own network with GPU agent pools, workload identity for
+the services, a storage account that allows no public blobs and no shared keys, and
+PostgreSQL Flexible Server in a subnet delegated to it, its name in a private DNS zone linked
+to the network (public network access disabled)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,15 @@ import pulumi
 import pulumi_azure_native as azure
 import pulumi_random as random
 
+from mlstack_infra.cloud import (
+    AZURE_DATABASE_SUBNET,
+    AZURE_NODES_SUBNET,
+    AZURE_VNET,
+    NETWORK_CONTRIBUTOR,
+    POSTGRES_DELEGATION,
+    azure_database_zone,
+    azure_storage_account,
+)
 from mlstack_infra.common import DATABASE_USER, DATABASES, ClusterOutputs, child
 from mlstack_infra.spec import InfraSpec
 
@@ -23,6 +33,48 @@ class AzureGpuCluster(pulumi.ComponentResource):
     ) -> None:
         super().__init__("mlstack:infra:AzureGpuCluster", name, None, opts)
         group = azure.resources.ResourceGroup(f"{name}-rg", location=spec.region, opts=child(self))
+        vnet = azure.network.VirtualNetwork(
+            f"{name}-vnet",
+            resource_group_name=group.name,
+            location=spec.region,
+            address_space=azure.network.AddressSpaceArgs(address_prefixes=[AZURE_VNET]),
+            opts=child(self, ignore_changes=["subnets"]),  # the Subnet resources own them
+        )
+        nodes = azure.network.Subnet(
+            f"{name}-nodes",
+            resource_group_name=group.name,
+            virtual_network_name=vnet.name,
+            subnet_name="nodes",
+            address_prefix=AZURE_NODES_SUBNET,
+            opts=child(self),
+        )
+        database_subnet = azure.network.Subnet(
+            f"{name}-database-subnet",
+            resource_group_name=group.name,
+            virtual_network_name=vnet.name,
+            subnet_name="database",
+            address_prefix=AZURE_DATABASE_SUBNET,
+            delegations=[
+                azure.network.DelegationArgs(name="postgres", service_name=POSTGRES_DELEGATION)
+            ],
+            opts=child(self, depends_on=[nodes]),  # one subnet change at a time in a network
+        )
+        zone = azure.privatedns.PrivateZone(
+            f"{name}-database-zone",
+            resource_group_name=group.name,
+            location="Global",
+            private_zone_name=azure_database_zone(spec),
+            opts=child(self),
+        )
+        link = azure.privatedns.VirtualNetworkLink(
+            f"{name}-database-zone-link",
+            resource_group_name=group.name,
+            private_zone_name=zone.name,
+            location="Global",
+            registration_enabled=False,
+            virtual_network=azure.privatedns.SubResourceArgs(id=vnet.id),
+            opts=child(self),
+        )
         system, *others = spec.node_pools
         self.cluster = azure.containerservice.ManagedCluster(
             name,
@@ -31,7 +83,7 @@ class AzureGpuCluster(pulumi.ComponentResource):
             dns_prefix=name,
             kubernetes_version=spec.kubernetes_version,
             identity=azure.containerservice.ManagedClusterIdentityArgs(type="SystemAssigned"),
-            agent_pool_profiles=[_profile(system, "System")],
+            agent_pool_profiles=[_profile(system, "System", nodes.id)],
             api_server_access_profile=azure.containerservice.ManagedClusterAPIServerAccessProfileArgs(
                 enable_private_cluster=not spec.api_access_cidrs,
                 authorized_ip_ranges=list(spec.api_access_cidrs) or None,
@@ -57,19 +109,33 @@ class AzureGpuCluster(pulumi.ComponentResource):
                 agent_pool_name=pool.name.replace("-", "")[:12],
                 resource_group_name=group.name,
                 resource_name_=self.cluster.name,
-                **_profile(pool, "User", as_kwargs=True),
+                **_profile(pool, "User", nodes.id, as_kwargs=True),
                 opts=child(self),
             )
             for pool in others
         ]
+        # AKS's own identity manages load balancers and routes in a network it did not create
+        azure.authorization.RoleAssignment(
+            f"{name}-cluster-network",
+            principal_id=self.cluster.identity.apply(lambda i: i.principal_id if i else ""),
+            principal_type="ServicePrincipal",
+            role_definition_id=pulumi.Output.concat(
+                "/providers/Microsoft.Authorization/roleDefinitions/", NETWORK_CONTRIBUTOR
+            ),
+            scope=vnet.id,
+            opts=child(self),
+        )
 
         self.account = azure.storage.StorageAccount(
-            f"{name}art".replace("-", "")[:20],
+            f"{name}-artifacts",
+            account_name=azure_storage_account(spec),
             resource_group_name=group.name,
             location=spec.region,
             kind="StorageV2",
             sku=azure.storage.SkuArgs(name="Standard_ZRS"),
             allow_blob_public_access=False,
+            # the services reach the blobs as their managed identity: no account key works
+            allow_shared_key_access=False,
             enable_https_traffic_only=True,
             minimum_tls_version="TLS1_2",
             encryption=azure.storage.EncryptionArgs(
@@ -105,8 +171,13 @@ class AzureGpuCluster(pulumi.ComponentResource):
             storage=azure.dbforpostgresql.StorageArgs(
                 storage_size_gb=max(32, spec.database.storage_gb)
             ),
-            network=azure.dbforpostgresql.NetworkArgs(public_network_access="Disabled"),
-            opts=child(self),
+            network=azure.dbforpostgresql.NetworkArgs(
+                delegated_subnet_resource_id=database_subnet.id,
+                private_dns_zone_arm_resource_id=zone.id,
+                public_network_access="Disabled",
+            ),
+            # the zone must resolve in the network before the server registers in it
+            opts=child(self, depends_on=[link]),
         )
         for database in DATABASES:
             azure.dbforpostgresql.Database(
@@ -168,12 +239,14 @@ class AzureGpuCluster(pulumi.ComponentResource):
         )
 
 
-def _profile(pool: object, mode: str, *, as_kwargs: bool = False) -> object:
+def _profile(
+    pool: object, mode: str, subnet: pulumi.Input[str], *, as_kwargs: bool = False
+) -> object:
     from mlstack_infra.spec import NodePool
 
     assert isinstance(pool, NodePool)
     values = {
-        "count": max(pool.min_size, 1),
+        "count": pool.min_size,  # a user pool may start at zero (min_size 0)
         "min_count": pool.min_size,
         "max_count": pool.max_size,
         "enable_auto_scaling": True,
@@ -185,6 +258,7 @@ def _profile(pool: object, mode: str, *, as_kwargs: bool = False) -> object:
         or None,
         "scale_set_priority": "Spot" if pool.spot else None,
         "enable_node_public_ip": False,
+        "vnet_subnet_id": subnet,
     }
     if as_kwargs:
         return values

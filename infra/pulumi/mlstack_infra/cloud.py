@@ -4,7 +4,9 @@ IAM trust policies. No Pulumi here."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from typing import Any
 
 from mlstack_infra.manifests import DATABASE_USER
@@ -26,6 +28,35 @@ GCP_NAT = {
     "nat_ip_allocate_option": "AUTO_ONLY",
     "source_subnetwork_ip_ranges_to_nat": "ALL_SUBNETWORKS_ALL_IP_RANGES",
 }
+#: The AKS cluster's own network: a subnet for the nodes (Azure CNI gives pods addresses in
+#: it too) and one delegated to PostgreSQL Flexible Server, which lives only in a delegated
+#: subnet when public access is off. Clear of AKS's default service range (10.0.0.0/16).
+AZURE_VNET = "10.42.0.0/16"
+AZURE_NODES_SUBNET = "10.42.0.0/18"
+AZURE_DATABASE_SUBNET = "10.42.64.0/24"
+POSTGRES_DELEGATION = "Microsoft.DBforPostgreSQL/flexibleServers"
+#: Network Contributor: AKS's own identity manages load balancers in a network it did not make.
+NETWORK_CONTRIBUTOR = "4d97b98b-1d4f-4787-a291-c67834d212e7"
+
+
+def azure_database_zone(spec: InfraSpec) -> str:
+    """The private DNS zone the flexible server registers its name in, linked to the
+    cluster's network (`<name>.private.postgres.database.azure.com`)."""
+    return f"{spec.name}.private.postgres.database.azure.com"
+
+
+def azure_storage_account(spec: InfraSpec) -> str:
+    """The storage account's name (global across Azure, 3-24 lowercase letters and digits):
+    the spec's `storage_account`, else the stack's name (its letters and digits, 16 at most)
+    and 8 hex digits of a hash of its name and region: the same on every synth and apply,
+    different for another stack."""
+    if spec.storage_account:
+        return spec.storage_account
+    stem = re.sub(r"[^a-z0-9]", "", spec.name)[:16]
+    digest = hashlib.sha256(f"{spec.name}/{spec.region}".encode()).hexdigest()[:8]
+    return f"{stem}{digest}"
+
+
 #: The EKS control plane logs both paths turn on (CloudWatch).
 EKS_LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 

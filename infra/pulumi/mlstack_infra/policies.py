@@ -58,6 +58,16 @@ def databases_are_private(posture: list[Item]) -> list[str]:
     ]
 
 
+def databases_are_reachable(posture: list[Item]) -> list[str]:
+    """A private database must sit in a network the cluster reaches (Azure's flexible server:
+    a delegated subnet and a private DNS zone), or nothing can connect to it."""
+    return [
+        f"database {d.name} is neither public nor in a private network: nothing reaches it"
+        for d in _of(posture, "database")
+        if d.get("public") is False and d.get("private_network") is False
+    ]
+
+
 def no_open_ingress(posture: list[Item], *, serving_public: bool = False) -> list[str]:
     """No 0.0.0.0/0 ingress; the one exception is the serving gateway when it is asked for."""
     found = [
@@ -103,6 +113,7 @@ RULES: dict[str, Rule] = {
     "buckets_are_private": buckets_are_private,
     "storage_is_encrypted": storage_is_encrypted,
     "databases_are_private": databases_are_private,
+    "databases_are_reachable": databases_are_reachable,
     "no_open_ingress": no_open_ingress,
     "cluster_endpoint_is_private": cluster_endpoint_is_private,
     "no_static_keys": no_static_keys,

@@ -293,6 +293,7 @@ def _aws_gcp(of: Of, resources: Mapping[str, Mapping[str, Any]]) -> list[Item]:
                 machine_type=(group.get("instance_types") or [None])[0],
                 min_size=scaling.get("min_size"),
                 max_size=scaling.get("max_size"),
+                initial_size=scaling.get("desired_size"),
                 spot=group.get("capacity_type") == "SPOT",
                 image=group.get("ami_type"),
                 taints=group.get("taint"),
@@ -375,6 +376,7 @@ def _aws_gcp(of: Of, resources: Mapping[str, Mapping[str, Any]]) -> list[Item]:
                 machine_type=config.get("machine_type"),
                 min_size=autoscaling.get("min_node_count"),
                 max_size=autoscaling.get("max_node_count"),
+                initial_size=pool.get("initial_node_count"),
                 spot=bool(config.get("spot")),
                 accelerators=[
                     (
@@ -453,6 +455,7 @@ def _azurerm(of: Of) -> list[Item]:
                     machine_type=pool.get("vm_size"),
                     min_size=pool.get("min_count"),
                     max_size=pool.get("max_count"),
+                    initial_size=pool.get("node_count"),
                     spot=pool.get("priority") == "Spot",
                     mode=pool.get("mode"),
                     taints=pool.get("node_taints"),
@@ -471,6 +474,8 @@ def _azurerm(of: Of) -> list[Item]:
                 # blobs are always encrypted at rest by azurerm; TLS 1.2 in transit is the choice
                 encrypted=account.get("min_tls_version") == "TLS1_2",
                 https_only=account.get("https_traffic_only_enabled") is True,
+                account=account.get("name"),
+                shared_key=account.get("shared_access_key_enabled") is not False,
             )
         )
     for db in of("azurerm_postgresql_flexible_server"):
@@ -480,12 +485,43 @@ def _azurerm(of: Of) -> list[Item]:
                 "database",
                 public=db.get("public_network_access_enabled") is not False,
                 encrypted=True,
+                private_network=bool(
+                    db.get("delegated_subnet_id") and db.get("private_dns_zone_id")
+                ),
+            )
+        )
+    for vnet in of("azurerm_virtual_network"):
+        found.append(
+            _azure_network(
+                vnet.get("address_space") or [],
+                [
+                    (p, _dig(s, "delegation", "service_delegation", "name"))
+                    for s in of("azurerm_subnet")
+                    for p in s.get("address_prefixes") or []
+                ],
+                [z.get("name") for z in of("azurerm_private_dns_zone")],
+                len(of("azurerm_private_dns_zone_virtual_network_link")),
             )
         )
     for credential in of("azurerm_federated_identity_credential"):
         found.append(item("identity", str(credential.get("subject")), via="federated-credential"))
 
     return found
+
+
+def _azure_network(
+    space: Iterable[str], subnets: Iterable[tuple[Any, Any]], zones: Iterable[Any], links: int
+) -> Item:
+    """The AKS cluster's network: its subnets (each with the service it is delegated to, if
+    any) and the private DNS zones linked to it."""
+    return item(
+        "network",
+        "vnet",
+        address_space=sorted(space),
+        subnets=sorted((str(prefix), str(service or "")) for prefix, service in subnets),
+        dns_zones=sorted(str(z) for z in zones),
+        dns_links=links,
+    )
 
 
 def _azure_native(of: Callable[..., list[Mapping[str, Any]]]) -> list[Item]:
@@ -518,6 +554,7 @@ def _azure_native(of: Callable[..., list[Mapping[str, Any]]]) -> list[Item]:
                     machine_type=pool.get("vmSize"),
                     min_size=pool.get("minCount"),
                     max_size=pool.get("maxCount"),
+                    initial_size=pool.get("count"),
                     spot=pool.get("scaleSetPriority") == "Spot",
                     mode=pool.get("mode"),
                     taints=pool.get("nodeTaints"),
@@ -537,6 +574,8 @@ def _azure_native(of: Callable[..., list[Mapping[str, Any]]]) -> list[Item]:
                 encrypted=blob.get("enabled") is True
                 and account.get("minimumTlsVersion") == "TLS1_2",
                 https_only=account.get("enableHttpsTrafficOnly") is True,
+                account=account.get("accountName"),
+                shared_key=account.get("allowSharedKeyAccess") is not False,
             )
         )
     for db in of("azure-native:dbforpostgresql:Server"):
@@ -547,6 +586,22 @@ def _azure_native(of: Callable[..., list[Mapping[str, Any]]]) -> list[Item]:
                 "database",
                 public=network.get("publicNetworkAccess") != "Disabled",
                 encrypted=True,
+                private_network=bool(
+                    network.get("delegatedSubnetResourceId")
+                    and network.get("privateDnsZoneArmResourceId")
+                ),
+            )
+        )
+    for vnet in of("azure-native:network:VirtualNetwork"):
+        found.append(
+            _azure_network(
+                (vnet.get("addressSpace") or {}).get("addressPrefixes") or [],
+                [
+                    (s.get("addressPrefix"), ((s.get("delegations") or [{}])[0]).get("serviceName"))
+                    for s in of("azure-native:network:Subnet")
+                ],
+                [z.get("privateZoneName") for z in of("azure-native:privatedns:PrivateZone")],
+                len(of("azure-native:privatedns:VirtualNetworkLink")),
             )
         )
     for credential in of("azure-native:managedidentity:FederatedIdentityCredential"):

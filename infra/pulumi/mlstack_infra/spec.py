@@ -245,6 +245,12 @@ class InfraSpec(BaseModel):
         "(the plain image has none of them). Another image must have them too.",
     )
     project: str | None = Field(default=None, description="GCP project")
+    storage_account: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]{3,24}$",
+        description="Azure: the storage account's name (unique across Azure, 3-24 lowercase "
+        "letters and digits); default: the stack's name and a hash of its name and region.",
+    )
 
     @model_validator(mode="after")
     def _target_rules(self) -> InfraSpec:
@@ -276,6 +282,11 @@ class InfraSpec(BaseModel):
         if self.target == "azure" and self.node_pools[0].has_gpu:
             raise ValueError(
                 "node_pools[0]: on azure the first node pool is AKS's system pool: give it no GPU"
+            )
+        if self.target == "azure" and self.node_pools[0].min_size < 1:
+            raise ValueError(
+                "node_pools[0].min_size: on azure the first node pool is AKS's system pool, "
+                "which cannot scale to zero: give it min_size 1 or more"
             )
         names = [p.name for p in self.node_pools]
         if len(set(names)) != len(names):
