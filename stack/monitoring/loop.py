@@ -23,11 +23,19 @@ from stack.monitoring.known import require_model
 from stack.monitoring.recording import CheckRecorder
 from stack.monitoring.results import CheckResult, MonitoringOutcome, vars_of
 from stack.monitoring.retrain import RetrainOutcome
+from stack.monitoring.stream import PredictionLogScanner, stream_window
 from stack.monitoring.traces import assess_traces
 from stack.monitoring.versions import VersionChecker
-from stack.monitoring.window import ANSWERED, feedback_labels, join_labels, split_by_version
+from stack.monitoring.window import (
+    ANSWERED,
+    JoinStats,
+    feedback_labels,
+    join_labels,
+    split_by_version,
+)
 from stack.plugins.capabilities import declares
 from stack.session import StackSession
+from stack.spine.records import GroundTruth
 from stack.spine.timeutil import now_utc
 
 __all__ = ["CheckResult", "MonitoringLoop", "MonitoringOutcome", "vars_of"]
@@ -86,26 +94,41 @@ class MonitoringLoop:
                 self.session, self._recorder, model, recipe, section, (start, end), routed
             )
         source = self._source(section)
-        logged = source.logged(name, since=start)
-        windows = split_by_version(logged, end, section.include_traffic)
+        spine_labels = self.session.spine.labels(model, since=start)
+        request_ids: set[str] | None = None
+        if isinstance(source, PredictionLogScanner):  # streamed: a sample, counted exactly
+            streamed = stream_window(
+                source.log_batches(name, since=start),  # feedback after `end` still joins
+                end,
+                section.include_traffic,
+                label_ids={g.request_id for g in spine_labels if g.request_id is not None},
+            )
+            windows, logged = streamed.windows, streamed.feedback
+            left_out = _left_out_counts(streamed.left_out, section.include_traffic)
+            request_ids = streamed.request_ids
+        else:
+            logged = source.logged(name, since=start)
+            windows = split_by_version(logged, end, section.include_traffic)
+            left_out = _left_out(logged, section.include_traffic)
         if section.source == "endpoint":  # versions taken off it are history, not alerts
             routed = self._routed_versions(name)
             if routed is not None:
                 windows = {ref: w for ref, w in windows.items() if ref in routed}
-        labels = self.session.spine.labels(model, since=start) + feedback_labels(logged, model)
+        labels = spine_labels + feedback_labels(logged, model)
         stats = join_labels(
             windows,
             labels,
             entity=section.labels.entity,
             join_window=section.labels.join_window,
         )
+        if request_ids is not None and any(w.sampled_rows for w in windows.values()):
+            stats = _sampled_join(stats, labels, request_ids)
         checks: list[CheckResult] = []
         if not windows:
             empty = CheckResult(model, "-", name, (start, end), rows=0, status="empty")
             empty.messages.append(
                 f"no answered requests on endpoint {name!r} between "
-                f"{start:%Y-%m-%d %H:%M:%S} and {end:%Y-%m-%d %H:%M:%S} UTC"
-                + _left_out(logged, section.include_traffic)
+                f"{start:%Y-%m-%d %H:%M:%S} and {end:%Y-%m-%d %H:%M:%S} UTC" + left_out
             )
             checks.append(empty)
         for _, version_window in sorted(windows.items()):
@@ -185,6 +208,17 @@ def _left_out(logged: list[LoggedRequest], kept: tuple[str, ...]) -> str:
     for request in logged:
         if request.role in ANSWERED and request.traffic not in kept:
             others[request.traffic] = others.get(request.traffic, 0) + 1
+    return _left_out_counts(others, kept)
+
+
+def _sampled_join(stats: JoinStats, labels: list[GroundTruth], answered: set[str]) -> JoinStats:
+    """Label matches of a sampled window: a label naming a request id matched when the
+    window answered that request (exact); one naming an entity as joined to the sample."""
+    by_id = sum(1 for g in labels if g.request_id is not None and g.request_id in answered)
+    return JoinStats(labels=stats.labels, matched=by_id + stats.entity_matched)
+
+
+def _left_out_counts(others: dict[str, int], kept: tuple[str, ...]) -> str:
     if not others:
         return ""
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(others.items()))

@@ -39,6 +39,12 @@ class VersionChecker:
         span: tuple[datetime, datetime],
     ) -> CheckResult:
         result = CheckResult(model, window.version, endpoint, span, rows=window.rows)
+        if window.sampled_rows is not None:
+            result.messages.append(
+                f"judged on a uniform sample of {window.sampled_rows} of about {window.rows} "
+                f"rows ({window.total_rows} requests answered): drift, quality, performance "
+                "and the HTML report are Evidently's on that sample"
+            )
         monitor = self.session.monitor
         reference: Columns | None = None
         try:

@@ -29,7 +29,11 @@ LIVE_TRAFFIC = frozenset({"live"})
 
 @dataclass
 class VersionWindow:
-    """The records one version answered in the window, in the order they were answered."""
+    """The records one version answered in the window, in the order they were answered.
+
+    A streamed window (`stream.py`) holds a sample of them: `total_rows` is then the exact
+    count of requests answered, `sampled_rows` the records held (None when the window is
+    whole) and `estimated_rows` the window's records estimated from the sample."""
 
     version: str
     records: list[dict[str, Any]] = field(default_factory=list)
@@ -37,10 +41,14 @@ class VersionWindow:
     labels: list[Any] = field(default_factory=list)
     keys: list[tuple[str, int]] = field(default_factory=list)  # (request id, row)
     times: list[datetime] = field(default_factory=list)
+    total_rows: int | None = None
+    sampled_rows: int | None = None
+    estimated_rows: int | None = None
 
     @property
     def rows(self) -> int:
-        return len(self.records)
+        """Records in the window (estimated from the sample when it was sampled)."""
+        return self.estimated_rows if self.estimated_rows is not None else len(self.records)
 
     def columns(self, names: Sequence[str]) -> dict[str, list[Any]]:
         """The named input columns (None where a record lacks one)."""
@@ -57,6 +65,7 @@ class VersionWindow:
 class JoinStats:
     labels: int
     matched: int
+    entity_matched: int = 0  # of `matched`: labels joined by entity key
 
     @property
     def unmatched(self) -> int:
@@ -130,7 +139,7 @@ def join_labels(
     for candidates in by_entity.values():
         candidates.sort(key=lambda c: c[0])
     times = {key: [c[0] for c in candidates] for key, candidates in by_entity.items()}
-    total = matched = 0
+    total = matched = by_entity_key = 0
     for label in sorted(labels, key=lambda g: g.observed_at):
         total += 1
         found: tuple[VersionWindow, int] | None = None
@@ -148,7 +157,8 @@ def join_labels(
             window, index = found
             window.labels[index] = label.label
             matched += 1
-    return JoinStats(labels=total, matched=matched)
+            by_entity_key += label.request_id is None
+    return JoinStats(labels=total, matched=matched, entity_matched=by_entity_key)
 
 
 def _latest_before(

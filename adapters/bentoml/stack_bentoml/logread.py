@@ -4,12 +4,13 @@ under `<home>/predictions/<endpoint>/`, or a PostgreSQL table), as rows or as th
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from stack.contract.serving import LoggedRequest
+from stack.monitoring.stream import logged_row
 from stack_bentoml.config import BentoConfig
 
 
@@ -34,23 +35,34 @@ def log_rows(
     return rows
 
 
+def log_batches(
+    config: BentoConfig,
+    predictions: Path,
+    endpoint: str,
+    since: datetime | None,
+    until: datetime | None = None,
+    batch_rows: int = 65_536,
+) -> Iterator[Any]:
+    """The endpoint's rows in [`since`, `until`) as pyarrow RecordBatches of at most
+    `batch_rows` rows, read from the Parquet log in batches; a PostgreSQL log is read whole
+    and handed out in batches (its rows are not streamed yet)."""
+    log = config.prediction_log
+    if log is None:
+        from stack_bentoml.predictlog import scan_log
+
+        yield from scan_log(predictions / endpoint, since=since, until=until, batch_rows=batch_rows)
+        return
+    import pyarrow as pa
+
+    from stack_bentoml.predictlog import SCANNED, schema
+
+    rows = log_rows(config, predictions, endpoint, since, until)
+    wanted = pa.schema([schema().field(name) for name in SCANNED])
+    for start in range(0, len(rows), batch_rows):
+        chunk = rows[start : start + batch_rows]
+        yield pa.RecordBatch.from_pylist([{k: r.get(k) for k in SCANNED} for r in chunk], wanted)
+
+
 def logged_request(row: dict[str, Any]) -> LoggedRequest:
     """One logged row as a request: its inputs and outputs one per record."""
-    inputs = json.loads(row["inputs"]) if row["inputs"] else []
-    output = json.loads(row["output"]) if row["output"] is not None else None
-    records = tuple(inputs) if isinstance(inputs, list) else (inputs,)
-    if isinstance(output, list) and len(output) == len(records):
-        outputs: tuple[object, ...] = tuple(output)
-    else:  # a failed request, or a model answering the whole request with one value
-        outputs = (output,) * len(records)
-    moment = row["ts"]
-    return LoggedRequest(
-        request_id=str(row["request_id"]),
-        at=moment if moment.tzinfo else moment.replace(tzinfo=UTC),
-        model_version=str(row["model_version"]),
-        role=str(row["role"]),
-        status=int(row["status"]),
-        inputs=records,
-        outputs=outputs,
-        traffic=str(row.get("traffic") or "live"),
-    )
+    return logged_row(row)

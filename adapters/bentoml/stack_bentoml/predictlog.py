@@ -22,7 +22,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -321,13 +321,52 @@ def read_log(
 ) -> Any:
     """The log as a pyarrow Table (rows in [since, until)); empty when nothing was logged.
     Rows of files written before requests were tagged read as `traffic` live."""
-    import pyarrow as pa
     import pyarrow.compute as pc
+
+    dataset, condition = _dataset(directory, since, until)
+    if dataset is None:
+        return schema().empty_table()
+    table = dataset.to_table(filter=condition).sort_by("ts")
+    index = table.schema.get_field_index("traffic")
+    return table.set_column(index, "traffic", pc.fill_null(table["traffic"], "live"))
+
+
+#: The columns monitoring reads from a streamed log (`scan_log`).
+SCANNED = ("request_id", "ts", "model_version", "role", "status", "inputs", "output", "traffic")
+
+
+def scan_log(
+    directory: Path,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    batch_rows: int = 65_536,
+) -> Iterator[Any]:
+    """The log's rows in [since, until) as pyarrow RecordBatches of at most `batch_rows`
+    rows (the `SCANNED` columns, file by file, not sorted; `traffic` null in older files):
+    a window of any size read in the memory of one batch."""
+    dataset, condition = _dataset(directory, since, until)
+    if dataset is None:
+        return
+    for batch in dataset.to_batches(
+        columns=list(SCANNED), filter=condition, batch_size=batch_rows, batch_readahead=2
+    ):
+        yield from _split(batch, batch_rows)
+
+
+def _split(batch: Any, size: int) -> Iterator[Any]:
+    """pyarrow's `batch_size` is a maximum it may exceed across row groups: enforce it."""
+    for start in range(0, batch.num_rows, size):
+        yield batch.slice(start, size)
+
+
+def _dataset(directory: Path, since: datetime | None, until: datetime | None) -> tuple[Any, Any]:
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
     files = sorted(str(p) for p in directory.glob("date=*/hour=*/*.parquet"))
     if not files:
-        return schema().empty_table()
+        return None, None
     dataset = ds.dataset(files, format="parquet", schema=schema())
     when = pa.timestamp("us", tz="UTC")
     condition = None
@@ -336,6 +375,4 @@ def read_log(
     if until is not None:
         before = ds.field("ts") < pa.scalar(until, when)
         condition = before if condition is None else condition & before
-    table = dataset.to_table(filter=condition).sort_by("ts")
-    index = table.schema.get_field_index("traffic")
-    return table.set_column(index, "traffic", pc.fill_null(table["traffic"], "live"))
+    return dataset, condition

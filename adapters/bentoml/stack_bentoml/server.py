@@ -32,6 +32,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from stack.contract.registry import ModelVersion
 from stack.contract.serving import (
@@ -47,7 +48,7 @@ from stack.plugins.manifest import AdapterContext
 from stack_bentoml import family
 from stack_bentoml.config import BentoConfig
 from stack_bentoml.locks import flocked
-from stack_bentoml.logread import log_rows, logged_request
+from stack_bentoml.logread import log_batches, log_rows, logged_request
 from stack_bentoml.models import import_version
 from stack_bentoml.refusals import REFUSAL_PREFIX
 from stack_bentoml.spec import (
@@ -251,6 +252,19 @@ class BentoServer:
             logged_request(row)
             for row in log_rows(self.config, self.predictions, endpoint, since, until)
         ]
+
+    def log_batches(
+        self,
+        endpoint: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch_rows: int = 65_536,
+    ) -> Iterator[Any]:
+        """The endpoint's prediction log as pyarrow RecordBatches of at most `batch_rows`
+        rows (`stack.monitoring.stream.PredictionLogScanner`): what `monitor run` streams."""
+        _check_name(endpoint)
+        yield from log_batches(self.config, self.predictions, endpoint, since, until, batch_rows)
 
     def endpoints(self) -> list[Endpoint]:
         if not self.root.is_dir():

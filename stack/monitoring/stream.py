@@ -1,0 +1,222 @@
+"""A window of an endpoint's log read as a stream: record batches of the log, never the
+whole window, so `monitor run` over 10,000,000 requests holds what one batch and a bounded
+sample hold.
+
+Each batch is filtered (the period, answered with 200, the kept traffic kinds) with pyarrow
+compute; every answered request is counted exactly, per version; and a uniform sample of at
+most `sample_rows` requests per version is kept (bottom-k of a seeded random key: a reservoir
+that is the same for the same log). Only the sampled requests' JSON is decoded. The sample is
+what drift, data quality and performance are judged on, by the monitor's own (Evidently's)
+tests: the verdicts are Evidently's on that sample, and a window that fits the sample is
+judged whole, exactly as the loaded path judges it (`split_by_version`). The result says
+when a check was judged on a sample, and of how many rows.
+
+Labels join the sampled records as they join a loaded window (`join_labels`); the counts of
+labels matched are exact for labels that name a request id (matched against every request
+in the window), and estimated from the sample for labels that name an entity."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
+
+from stack.contract.serving import LoggedRequest
+from stack.monitoring.window import ANSWERED, LIVE_TRAFFIC, VersionWindow
+
+#: Requests read per record batch (the batch-size contract of `PredictionLogScanner`).
+BATCH_ROWS = 65_536
+#: Requests kept per version for the tests: the bound on what a streamed check holds.
+SAMPLE_ROWS = 100_000
+SEED = 20_251_130
+
+
+@runtime_checkable
+class PredictionLogScanner(Protocol):
+    """Optional, beside `PredictionLogReader`: the endpoint's log in [`since`, `until`) as
+    pyarrow record batches of at most `batch_rows` rows each, in the columns of the
+    endpoint's Parquet log (`request_id`, `ts`, `model_version`, `role`, `status`,
+    `inputs`, `output`, `traffic`; `inputs`/`output` as JSON text)."""
+
+    def log_batches(
+        self,
+        endpoint: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch_rows: int = BATCH_ROWS,
+    ) -> Iterator[Any]: ...
+
+
+@dataclass
+class StreamedWindow:
+    """What a streamed read leaves: per version, the sampled window (its `total_rows` the
+    exact count of requests answered; `rows` the records, estimated from the sample when
+    sampled), the `/feedback` labels, the answered requests of traffic kinds left out
+    (kind -> count), and the request ids answered in the window (to count label matches)."""
+
+    windows: dict[str, VersionWindow] = field(default_factory=dict)
+    feedback: list[LoggedRequest] = field(default_factory=list)
+    left_out: dict[str, int] = field(default_factory=dict)
+    request_ids: set[str] = field(default_factory=set)
+    largest_batch: int = 0
+
+
+def stream_window(
+    batches: Iterable[Any],
+    until: datetime,
+    traffic: Collection[str] = LIVE_TRAFFIC,
+    *,
+    sample_rows: int = SAMPLE_ROWS,
+    label_ids: Collection[str] = (),
+    seed: int = SEED,
+) -> StreamedWindow:
+    """Read the log's batches once: count, sample per version, keep feedback rows. Memory:
+    one batch plus `sample_rows` requests per version (their JSON), plus the ids of the
+    requests in `label_ids` that the window answered."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if sample_rows < 1:
+        raise ValueError(f"sample_rows must be at least 1, got {sample_rows}")
+    rng = np.random.default_rng(seed)
+    kept: dict[str, _Reservoir] = {}
+    out = StreamedWindow()
+    wanted_ids = pa.array(sorted(set(label_ids)), pa.string())
+    when = pa.scalar(until, pa.timestamp("us", tz="UTC"))
+    for batch in batches:
+        out.largest_batch = max(out.largest_batch, batch.num_rows)
+        if not batch.num_rows:
+            continue
+        table = pa.Table.from_batches([batch])
+        traffic_col = pc.fill_null(table["traffic"], "live")
+        before = pc.less(table["ts"], when)
+        feedback = table.filter(pc.equal(table["role"], "feedback"))  # late labels: any time
+        out.feedback += [logged_row(row) for row in feedback.to_pylist()]
+        answered = pc.and_(
+            pc.and_(pc.is_in(table["role"], pa.array(sorted(ANSWERED))), before),
+            pc.equal(table["status"], 200),
+        )
+        mine = pc.is_in(traffic_col, pa.array(sorted(traffic), pa.string()))
+        others = table.filter(pc.and_(answered, pc.invert(mine)))
+        if others.num_rows:
+            for kind, count in _counts(pc.fill_null(others["traffic"], "live")).items():
+                out.left_out[kind] = out.left_out.get(kind, 0) + count
+        chosen = table.filter(pc.and_(answered, mine))
+        if not chosen.num_rows:
+            continue
+        if len(wanted_ids):
+            hit = chosen.filter(pc.is_in(chosen["request_id"], wanted_ids))["request_id"]
+            out.request_ids.update(hit.to_pylist())
+        for version in pc.unique(chosen["model_version"]).to_pylist():
+            part = chosen.filter(pc.equal(chosen["model_version"], version))
+            reservoir = kept.setdefault(str(version), _Reservoir(sample_rows))
+            reservoir.offer(part, rng.random(part.num_rows))
+    for version, reservoir in kept.items():
+        out.windows[version] = reservoir.window(version)
+    return out
+
+
+class _Reservoir:
+    """The `size` requests with the smallest random keys seen so far (a uniform sample
+    without replacement); `seen` counts every request offered. Candidates are gathered and
+    cut back to `size` when they reach twice that, so memory stays within 2 x `size` rows
+    and a batch whose keys cannot enter (all above the kept k-th smallest) costs a compare."""
+
+    COLUMNS = ("request_id", "ts", "model_version", "role", "status", "inputs", "output")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.seen = 0
+        self.tables: list[Any] = []
+        self.keys: list[Any] = []
+        self.held = 0
+        self.threshold = float("inf")
+
+    def offer(self, table: Any, keys: Any) -> None:
+        import pyarrow as pa
+
+        self.seen += table.num_rows
+        low = keys < self.threshold
+        if not low.any():
+            return
+        self.tables.append(table.select(list(self.COLUMNS)).filter(pa.array(low)))
+        self.keys.append(keys[low])
+        self.held += int(low.sum())
+        if self.held >= 2 * self.size:
+            self._compact()
+
+    def _compact(self) -> None:
+        import numpy as np
+        import pyarrow as pa
+
+        table = pa.concat_tables(self.tables)
+        keys = np.concatenate(self.keys)
+        if keys.size > self.size:
+            order = np.sort(np.argpartition(keys, self.size - 1)[: self.size])
+            table, keys = table.take(pa.array(order)), keys[order]
+            self.threshold = float(keys.max())
+        self.tables, self.keys, self.held = [table.combine_chunks()], [keys], keys.size
+
+    def window(self, version: str) -> VersionWindow:
+        import pyarrow.compute as pc
+
+        self._compact()
+        table = self.tables[0]
+        ordered = table.take(pc.sort_indices(table, [("ts", "ascending")]))
+        window = VersionWindow(version)
+        columns = ("request_id", "ts", "inputs", "output")
+        ids, times, inputs, outputs = (ordered[name].to_pylist() for name in columns)
+        for request_id, at, text, answer in zip(ids, times, inputs, outputs, strict=True):
+            records, answers = _records(text, answer)
+            moment = at if at.tzinfo else at.replace(tzinfo=UTC)
+            for index, (record, output) in enumerate(zip(records, answers, strict=False)):
+                window.records.append(dict(record))
+                window.predictions.append(output)
+                window.labels.append(None)
+                window.keys.append((str(request_id), index))
+                window.times.append(moment)
+        window.total_rows = self.seen
+        if self.seen > ordered.num_rows and ordered.num_rows:
+            window.sampled_rows = len(window.records)
+            window.estimated_rows = round(len(window.records) * self.seen / ordered.num_rows)
+        return window
+
+
+def _counts(values: Any) -> dict[str, int]:
+    import pyarrow.compute as pc
+
+    return {
+        str(item["values"]): int(item["counts"]) for item in pc.value_counts(values).to_pylist()
+    }
+
+
+def logged_row(row: dict[str, Any]) -> LoggedRequest:
+    """One row of the endpoint's log (its Parquet or PostgreSQL columns) as a request: its
+    inputs and outputs one per record; a failed request, or a model answering the whole
+    request with one value, has that one output for every record."""
+    records, outputs = _records(row.get("inputs"), row.get("output"))
+    moment = row["ts"]
+    return LoggedRequest(
+        request_id=str(row["request_id"]),
+        at=moment if moment.tzinfo else moment.replace(tzinfo=UTC),
+        model_version=str(row["model_version"]),
+        role=str(row["role"]),
+        status=int(row["status"]),
+        inputs=records,
+        outputs=outputs,
+        traffic=str(row.get("traffic") or "live"),
+    )
+
+
+def _records(inputs: str | None, output: str | None) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """A logged request's records and their outputs, decoded from the log's JSON text."""
+    decoded = json.loads(inputs) if inputs else []
+    answer = json.loads(output) if output is not None else None
+    records = tuple(decoded) if isinstance(decoded, list) else (decoded,)
+    if isinstance(answer, list) and len(answer) == len(records):
+        return records, tuple(answer)
+    return records, (answer,) * len(records)
