@@ -1,4 +1,5 @@
-"""One MlflowClient per adapter, on explicit URIs (never MLflow's process-global ones)."""
+"""One MlflowClient per adapter, on explicit URIs (never MLflow's process-global ones);
+importing this module imports no MLflow (the client is built by `make_client`)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 import logging
+from typing import TYPE_CHECKING
 
-from mlflow import MlflowClient
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
 
 # MLflow narrates store creation at INFO and warns that pip's version is unknown in
 # environments built without pip (uv): noise in every mlstack command. Errors still show.
@@ -55,9 +58,18 @@ def make_client(config: MlflowConnection, context: AdapterContext) -> MlflowClie
     ):
         if value:
             os.environ[variable] = value
-    uri = tracking_uri(config, context)
-    registry = _absolute_sqlite(config.registry_uri, context) if config.registry_uri else uri
-    return MlflowClient(tracking_uri=uri, registry_uri=registry)
+    from mlflow import MlflowClient
+
+    return MlflowClient(
+        tracking_uri=tracking_uri(config, context), registry_uri=registry_uri(config, context)
+    )
+
+
+def registry_uri(config: MlflowConnection, context: AdapterContext) -> str:
+    """The registry URI: the tracking URI unless one is given (as in MLflow)."""
+    if config.registry_uri:
+        return _absolute_sqlite(config.registry_uri, context)
+    return tracking_uri(config, context)
 
 
 def safe_uri(uri: str) -> str:

@@ -18,8 +18,6 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, MutableMapping
 
-from mlflow.exceptions import MlflowException
-
 from stack.contract.registry import ModelVersion
 from stack.contract.states import LifecycleState, can_transition
 from stack.errors import InvalidTransition
@@ -94,6 +92,8 @@ class AliasLifecycle(ABC):
         """Point `serving` at `version`. MLflow creates a missing alias with a plain INSERT,
         so when two promotions race the second can hit the unique key: it retries, and then
         finds the alias there and updates it (last writer wins, one holder always)."""
+        from mlflow.exceptions import MlflowException
+
         for attempt in range(ALIAS_ATTEMPTS):
             try:
                 self._set_alias(model, version)

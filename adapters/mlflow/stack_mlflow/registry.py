@@ -1,5 +1,10 @@
 """The Registry role on MLflow: lifecycle states as a tag, the serving version as an alias
-(lifecycle.py, shared with the prompt registry). Never MLflow's deprecated stages."""
+(lifecycle.py, shared with the prompt registry). Never MLflow's deprecated stages.
+
+Reads go through `reads.py` (MLflow's tables or REST API, without importing MLflow) where the
+store allows; MLflow's client is built on the first write, and from then on this registry
+reads through it too (a write's own reads, e.g. the alias holder after a race, see what that
+client wrote)."""
 
 from __future__ import annotations
 
@@ -7,28 +12,50 @@ import re
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
-
-from mlflow.entities.model_registry import ModelVersion as MlflowModelVersion
-from mlflow.exceptions import MlflowException
-from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from stack.contract.registry import InputSchema, ModelVersion
 from stack.contract.states import LifecycleState
 from stack.errors import NotFound, StackError
 from stack.plugins.manifest import AdapterContext
 from stack_mlflow.config import MlflowRegistryConfig
-from stack_mlflow.connection import make_client
+from stack_mlflow.connection import make_client, registry_uri
 from stack_mlflow.lifecycle import SERVING_ALIAS, STATE_TAG, AliasLifecycle, state_of
-from stack_mlflow.prompts import MlflowPromptRegistry
+from stack_mlflow.reads import (
+    ClientReads,
+    RegistryReads,
+    StoredVersion,
+    from_entity,
+    light_reads,
+)
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from stack_mlflow.prompts import MlflowPromptRegistry
 
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
-_MISSING = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
 _GLOBAL_URI_LOCK = threading.Lock()
 
 
 class MlflowRegistry(AliasLifecycle):
     def __init__(self, config: MlflowRegistryConfig | None, context: AdapterContext) -> None:
-        self.client = make_client(config or MlflowRegistryConfig(), context)
+        self.config = config or MlflowRegistryConfig()
+        self.context = context
+        self.reads: RegistryReads = light_reads(
+            registry_uri(self.config, context), self.config
+        ) or ClientReads(self.client)
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        """MLflow's client on this registry (imports MLflow; built on first use)."""
+        return make_client(self.config, self.context)
+
+    def _writing(self) -> None:
+        """From now on, read through the client that writes."""
+        if not isinstance(self.reads, ClientReads):
+            self.reads = ClientReads(self.client)
 
     def register(
         self,
@@ -38,7 +65,11 @@ class MlflowRegistry(AliasLifecycle):
         run_id: str | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> ModelVersion:
+        from mlflow.exceptions import MlflowException
+        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
         _check_name(model)
+        self._writing()
         try:
             self.client.create_registered_model(model)
         except MlflowException as exc:
@@ -57,10 +88,12 @@ class MlflowRegistry(AliasLifecycle):
                 tags={**(tags or {}), STATE_TAG: LifecycleState.CANDIDATE.value},
                 model_id=model_id,
             )
-        return self._convert(created, self._serving_version(model))
+        return self._convert(from_entity(created), self._serving_version(model))
 
     def prompts(self) -> MlflowPromptRegistry:
         """Prompts in the same MLflow, under the same lifecycle (the `prompts` capability)."""
+        from stack_mlflow.prompts import MlflowPromptRegistry
+
         return MlflowPromptRegistry(self.client)
 
     def input_schema(self, version: ModelVersion) -> InputSchema:
@@ -73,45 +106,39 @@ class MlflowRegistry(AliasLifecycle):
         """The version's model as an MLflow pyfunc (`predict(DataFrame)`), from this
         registry's store."""
         import mlflow.pyfunc
+        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
         with _GLOBAL_URI_LOCK, _use_tracking_uri(self.client.tracking_uri):
             return mlflow.pyfunc.load_model(version.source_uri)
 
     def models(self) -> list[str]:
-        names: list[str] = []
-        token = None
-        while True:
-            page = self.client.search_registered_models(page_token=token)
-            names.extend(m.name for m in page)
-            token = page.token
-            if not token:
-                return sorted(names)
+        return self.reads.model_names()
 
     def get_version(self, model: str, version: int) -> ModelVersion:
         _check_name(model)
-        try:
-            found = self.client.get_model_version(model, str(version))
-        except MlflowException as exc:
-            if exc.error_code in _MISSING:
-                raise NotFound(f"no model version {model}@{version}") from exc
-            raise
+        found = self.reads.version(model, version)
+        if found is None:
+            raise NotFound(f"no model version {model}@{version}")
         return self._convert(found, self._serving_version(model))
 
     def versions(self, model: str) -> list[ModelVersion]:
         _check_name(model)
         serving = self._serving_version(model)
-        found = self._search(f"name='{model}'")
-        return sorted((self._convert(v, serving) for v in found), key=lambda v: v.version)
+        return [self._convert(v, serving) for v in self.reads.versions(model)]
 
     def find_by_run(self, run_id: str) -> list[ModelVersion]:
         if not re.fullmatch(r"[A-Za-z0-9\-]+", run_id):
             raise StackError(f"{run_id!r} is not a run id")
-        found = self._search(f"run_id='{run_id}'")
+        found = self.reads.by_run(run_id)
         serving = {name: self._serving_version(name) for name in {v.name for v in found}}
         return sorted(
             (self._convert(v, serving[v.name]) for v in found),
             key=lambda v: (v.model, v.version),
         )
+
+    def set_state(self, model: str, version: int, state: LifecycleState) -> ModelVersion:
+        self._writing()
+        return super().set_state(model, version, state)
 
     # -- the lifecycle's primitives (lifecycle.py) --------------------------------------
 
@@ -125,37 +152,21 @@ class MlflowRegistry(AliasLifecycle):
         self.client.set_model_version_tag(model, str(version), key, value)
 
     def _version_tags(self, model: str) -> list[tuple[int, Mapping[str, str]]]:
-        return [(int(found.version), found.tags) for found in self._search(f"name='{model}'")]
+        return [(found.version, found.tags) for found in self.reads.versions(model)]
 
     def _serving_version(self, model: str) -> int | None:
-        try:
-            return int(self.client.get_model_version_by_alias(model, SERVING_ALIAS).version)
-        except MlflowException as exc:
-            if exc.error_code in _MISSING:
-                return None
-            raise
-
-    def _search(self, filter_string: str) -> list[MlflowModelVersion]:
-        found: list[MlflowModelVersion] = []
-        token = None
-        while True:
-            page = self.client.search_model_versions(filter_string, page_token=token)
-            found.extend(page)
-            token = page.token
-            if not token:
-                return found
+        return self.reads.alias(model, SERVING_ALIAS)
 
     @staticmethod
-    def _convert(version: MlflowModelVersion, serving: int | None) -> ModelVersion:
-        number = int(version.version)
+    def _convert(version: StoredVersion, serving: int | None) -> ModelVersion:
         tags = dict(version.tags)
         return ModelVersion(
             model=version.name,
-            version=number,
-            state=state_of(tags, number, serving),
-            source_uri=version.source or "",
-            run_id=version.run_id or None,
-            created_at=datetime.fromtimestamp(version.creation_timestamp / 1000, UTC),
+            version=version.version,
+            state=state_of(tags, version.version, serving),
+            source_uri=version.source,
+            run_id=version.run_id,
+            created_at=datetime.fromtimestamp(version.created_ms / 1000, UTC),
             tags=tags,
         )
 
