@@ -14,6 +14,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,8 @@ from stack.governance.service import Governance
 from stack.rollout import RolloutController
 from stack.rollout.kubernetes import router_for
 from stack.session import StackSession
+from stack_bentoml.cluster import ClusterRouter
+from stack_bentoml.kubelease import EndpointLeased, lease_name
 from tests.adapters.bentoml.models import register_versions
 
 
@@ -59,6 +62,13 @@ def namespace() -> Iterator[str]:
         yield name
     finally:
         api.delete_namespace(name)
+
+
+def _lease(namespace: str, endpoint: str) -> Any:
+    from kubernetes import client, config
+
+    api = client.CoordinationV1Api(config.new_client_from_config())
+    return api.read_namespaced_lease(lease_name(endpoint), namespace)
 
 
 def test_a_canary_promotes_and_a_version_that_never_pulls_rolls_back(
@@ -105,6 +115,18 @@ spine: {{url: "sqlite:///.mlstack/spine.db"}}
         )
         promoted = controller.deploy(versions.challenger, canary)
         assert promoted.outcome == "promoted", promoted.reasons
+
+        # one rollout at a time: while this process holds the endpoint's Lease, a deploy
+        # from another (a router of its own: another machine's) is refused, naming it
+        other = RolloutController(session, router=router_for(session, "kubernetes"))
+        assert isinstance(router, ClusterRouter)
+        name = promoted.endpoint.name
+        with router.hold(name) as lease, pytest.raises(EndpointLeased) as refused:
+            other.deploy(versions.quirky, canary)
+        assert f"rolling out already from {lease.identity} " in str(refused.value)
+        held = _lease(namespace, name)
+        assert not held.spec.holder_identity  # released
+        assert governance.version(versions.quirky.ref).state is S.APPROVED
 
         broken = controller.deploy(versions.quirky, canary)  # its image was never built
         assert broken.outcome == "rolled_back"

@@ -36,7 +36,7 @@ from stack.contract.serving import Endpoint, HealthReport, TrafficSplit
 from stack.errors import NotFound, StackError
 from stack_bentoml.config import BentoConfig
 from stack_bentoml.kubeapi import KubeApi
-from stack_bentoml.kubelease import RolloutLease, holding
+from stack_bentoml.kubelease import LEASE, RolloutLease, holding, lease_name
 from stack_bentoml.kubernetes import (
     ENDPOINT_KEY,
     MANAGED,
@@ -175,7 +175,8 @@ class ClusterRouter:
         return [self._endpoint(r) for r in routes if ENDPOINT_KEY in _annotations(r)]
 
     def undeploy(self, endpoint: str) -> None:
-        """The HTTPRoute, then every version's objects and the NetworkPolicy, deleted."""
+        """The HTTPRoute, then every version's objects, the NetworkPolicy and the
+        endpoint's rollout Lease, deleted."""
         current = self._current(endpoint)
         if current is None:
             raise NotFound(f"no endpoint {endpoint!r} on the cluster ({self._names()})")
@@ -184,6 +185,7 @@ class ClusterRouter:
         for ref in self._loaded(endpoint):
             self._remove_version(endpoint, ref)
         self.api.delete("networking.k8s.io/v1", "NetworkPolicy", namespace, dns_name(endpoint))
+        self.api.delete(*LEASE, namespace, lease_name(endpoint))
 
     # -- applying -----------------------------------------------------------------------
 

@@ -1,7 +1,11 @@
 """The cluster's Router under the one RolloutController, against a Kubernetes API served over
 HTTP on 127.0.0.1 (tests/support/fake_kube.py): the official client sends it real requests
 from a kubeconfig, and each is asserted as it was sent. Every object applied is validated
-with kubernetes-validate --strict for the Kubernetes version the infra program targets."""
+with kubernetes-validate --strict for the Kubernetes version the infra program targets.
+
+The health evidence is real: the stack's prediction log is PostgreSQL, as in production, and
+while a step bakes the pods' answers are written into it by the writer the pods use
+(tests/support/kube_traffic.py), so the judge decides with the default `min_requests`."""
 
 from __future__ import annotations
 
@@ -33,6 +37,10 @@ from stack_bentoml.kubernetes import manifests
 from tests.adapters.bentoml.models import register_versions
 from tests.support.cli import cli_in
 from tests.support.fake_kube import FakeCluster, fake_cluster
+from tests.support.kube_traffic import PodTraffic
+from tests.support.postgres import PostgresServer
+
+pytestmark = pytest.mark.postgres
 
 NAMESPACE = "ml-serving"
 STACK = f"""
@@ -42,6 +50,7 @@ tracker: {{adapter: mlflow}}
 registry: {{adapter: mlflow}}
 server:
   adapter: bentoml
+  prediction_log: {{url: "@@LOG@@"}}
   kubernetes:
     namespace: {NAMESPACE}
     image: registry.example.com/{{model}}:v{{version}}
@@ -51,8 +60,9 @@ server:
     secrets: [{{env: MLSTACK_PREDICTION_LOG_URL, secret: prediction-log, key: url}}]
 spine: {{url: "sqlite:///.mlstack/spine.db"}}
 """
-#: The bake a test waits: judged at once (the fake API answers at once; no log traffic).
-QUICK = {"bake_seconds": 0.0, "check_seconds": 0.01, "slo": ServiceLevels(min_requests=0)}
+#: The bake a test waits: none; the verdict holds until the log has the requests it needs
+#: (a controller's sleep is a burst of traffic: `cluster.traffic.burst`).
+QUICK = {"bake_seconds": 0.0, "check_seconds": 0.01}
 APPLY_QUERY = {"fieldManager": "mlstack", "force": "true"}
 
 
@@ -64,7 +74,6 @@ def baking(*steps: float) -> RolloutPlan:
         endpoint="churn",
         bake_seconds=3600.0,
         check_seconds=0.01,
-        slo=ServiceLevels(min_requests=0),
     )
 
 
@@ -85,6 +94,7 @@ class Cluster:
     session: StackSession
     champion: ModelVersion
     source: ModelVersion
+    traffic: PodTraffic
 
     def controller(self, **kwargs: Any) -> RolloutController:
         return RolloutController(
@@ -102,22 +112,30 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def registered(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def prediction_log(postgres_server: PostgresServer) -> Iterator[str]:
+    """The production stack's prediction log: a PostgreSQL database of its own."""
+    with postgres_server.database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory, prediction_log: str) -> Path:
     folder = tmp_path_factory.mktemp("cluster")
-    (folder / "stack.yaml").write_text(STACK)
+    (folder / "stack.yaml").write_text(STACK.replace("@@LOG@@", prediction_log))
     with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
         register_versions(session.adapter_context())
     return folder
 
 
 @pytest.fixture
-def cluster(registered: Path) -> Iterator[Cluster]:
+def cluster(registered: Path, prediction_log: str) -> Iterator[Cluster]:
     """The champion (a fresh version) served alone on endpoint `churn` of a fresh cluster."""
     with fake_cluster() as api:
         api.kubeconfig(registered)
         with StackSession.open(registered / "stack.yaml", base_dir=registered) as session:
             source = session.registry.get_version("churn", 1)
-            built = Cluster(registered, api, session, source, source)
+            traffic = PodTraffic(api, prediction_log)
+            built = Cluster(registered, api, session, source, source, traffic)
             champion = built.approved()
             plan = RolloutPlan(strategy="direct", endpoint="churn")
             result = built.controller().deploy(champion, plan)
@@ -191,9 +209,10 @@ def champion_alone(champion: ModelVersion) -> TrafficSplit:
 def test_a_canary_moves_the_route_weights_step_by_step_then_promotes(cluster: Cluster) -> None:
     challenger = cluster.approved()
     plan = RolloutPlan(strategy="canary", steps=(0.1, 0.5, 1.0), endpoint="churn", **QUICK)
-    result = cluster.controller().deploy(challenger, plan)
+    result = cluster.controller(sleep=cluster.traffic.burst).deploy(challenger, plan)
 
     assert result.outcome == "promoted", result.reasons
+    assert cluster.traffic.logged[challenger.ref] >= 3 * plan.slo.min_requests  # each step's
     old, new = f"churn-v{cluster.champion.version}", f"churn-v{challenger.version}"
     routes = cluster.api.applied("HTTPRoute")[1:]
     assert [weights(r) for r in routes] == [
@@ -221,7 +240,7 @@ def test_a_canary_moves_the_route_weights_step_by_step_then_promotes(cluster: Cl
 def test_a_shadow_is_mirrored_by_the_route(cluster: Cluster) -> None:
     challenger = cluster.approved()
     plan = RolloutPlan(strategy="shadow", endpoint="churn", **QUICK)
-    result = cluster.controller().deploy(challenger, plan)
+    result = cluster.controller(sleep=cluster.traffic.burst).deploy(challenger, plan)
 
     assert result.outcome == "promoted", result.reasons
     mirrored = cluster.api.applied("HTTPRoute")[1].body["spec"]["rules"][0]
@@ -385,7 +404,7 @@ def test_with_keda_a_version_scales_on_its_request_rate_down_to_zero(cluster: Cl
     from stack_bentoml.config import BentoConfig
     from stack_bentoml.kubeapi import KubeApi
 
-    server = yaml.safe_load(STACK)["server"]
+    server = yaml.safe_load((cluster.folder / "stack.yaml").read_text())["server"]
     server["kubernetes"]["keda"] = {"prometheus": "http://prometheus:9090", "min_replicas": 0}
     del server["adapter"]
     config = BentoConfig.model_validate(server)
@@ -582,7 +601,7 @@ def test_a_live_holder_elsewhere_is_refused_and_a_dead_ones_lease_is_taken_over(
     # the laptop died: it stopped renewing, and its lease expired
     cluster.api.store(LEASE_PATH, a_lease("laptop-7/pid-4242/5eed0001", now - timedelta(hours=1)))
     since = len(cluster.api.requests)
-    result = cluster.controller().deploy(challenger, plan)
+    result = cluster.controller(sleep=cluster.traffic.burst).deploy(challenger, plan)
 
     assert result.outcome == "promoted", result.reasons
     taken, *_ = [r.body for r in lease_writes(cluster, since)]
@@ -644,3 +663,86 @@ def test_a_cluster_without_the_gateway_api_is_refused_before_anything_is_applied
         assert not bare.objects
     assert Governance(cluster.session).version(challenger.ref).state is S.APPROVED
     cluster.api.kubeconfig(cluster.folder)
+
+
+# -- the evidence: the prediction log the pods write -------------------------------------------
+
+
+def test_a_canary_failing_requests_in_the_log_is_rolled_back_on_its_error_rate(
+    cluster: Cluster, prediction_log: str
+) -> None:
+    from stack_bentoml.postgres_log import read_rows
+
+    challenger = cluster.approved()
+    cluster.traffic.errors[cluster.image(challenger)] = 0.2  # one answer in five is a 500
+    plan = RolloutPlan(strategy="canary", steps=(0.1, 1.0), endpoint="churn", **QUICK)
+    result = cluster.controller(sleep=cluster.traffic.burst).deploy(challenger, plan)
+
+    assert result.outcome == "rolled_back"
+    assert "error rate 20.0% over 1.0% (4 of 20 requests)" in " ".join(result.reasons)
+    champion, new = f"churn-v{cluster.champion.version}", f"churn-v{challenger.version}"
+    routes = cluster.api.applied("HTTPRoute")[1:]
+    assert [weights(r) for r in routes] == [{champion: 90, new: 10}, {champion: 100}]
+    logged = read_rows(prediction_log, "churn", since=None)
+    theirs = [r for r in logged if r["model_version"] == challenger.ref]
+    assert [r["status"] for r in theirs].count(500) == 4  # the evidence it was judged on
+    governance = Governance(cluster.session)
+    assert governance.version(challenger.ref).state is S.REJECTED
+    assert governance.version(cluster.champion.ref).state is S.SERVING
+
+
+def test_a_canary_holds_until_the_log_has_the_requests_it_needs(cluster: Cluster) -> None:
+    challenger = cluster.approved()
+    cluster.traffic.per_burst = 50  # 5 to the challenger at 10%: four bursts for 20
+    plan = RolloutPlan(strategy="canary", steps=(0.1, 1.0), endpoint="churn", **QUICK)
+    bursts: list[int] = []
+
+    def bursts_counted(seconds: float) -> None:
+        bursts.append(cluster.traffic.logged.get(challenger.ref, 0))
+        cluster.traffic.burst()
+
+    result = cluster.controller(sleep=bursts_counted).deploy(challenger, plan)
+
+    assert result.outcome == "promoted", result.reasons
+    # 10%: judged once its 20th request was in the log; 100%: once 50 more were
+    assert bursts == [0, 5, 10, 15, 20]
+
+
+def test_a_shadow_disagreeing_with_the_live_answers_in_the_log_is_rolled_back(
+    cluster: Cluster,
+) -> None:
+    challenger = cluster.approved()
+    cluster.traffic.answers[cluster.image(challenger)] = [1]  # the champion answers [0]
+    cluster.traffic.errors[cluster.image(challenger)] = 0.0
+    slo = ServiceLevels(max_disagreement=0.1)
+    plan = RolloutPlan(strategy="shadow", endpoint="churn", slo=slo, **QUICK)
+    result = cluster.controller(sleep=cluster.traffic.burst).deploy(challenger, plan)
+
+    assert result.outcome == "rolled_back"
+    assert "disagrees with live on 100.0% of requests (bound 10.0%)" in " ".join(result.reasons)
+    champion = f"churn-v{cluster.champion.version}"
+    assert weights(cluster.api.applied("HTTPRoute")[-1]) == {champion: 100}
+    assert Governance(cluster.session).version(challenger.ref).state is S.REJECTED
+
+
+def test_a_shadow_is_judged_on_the_mirrored_copies_the_pods_logged(cluster: Cluster) -> None:
+    from stack_bentoml.cluster import ClusterRouter
+
+    challenger = cluster.approved()
+    router = router_for(cluster.session, "kubernetes")
+    assert isinstance(router, ClusterRouter)
+    router.add_version(challenger, endpoint="churn")
+    router.route("churn", TrafficSplit({cluster.champion.ref: 1.0}, (challenger.ref,)))
+    started = datetime.now(UTC)
+    cluster.traffic.answers[cluster.image(challenger)] = [1]
+    cluster.traffic.per_burst = 10
+    cluster.traffic.burst()
+    cluster.traffic.answers[cluster.image(challenger)] = [0]
+    cluster.traffic.burst()
+
+    report = router.health("churn", since=started)
+
+    shadow = report.versions[f"{challenger.ref} (shadow)"]
+    assert (shadow.role, shadow.requests, shadow.disagreement) == ("shadow", 20, 0.5)
+    assert report.versions[cluster.champion.ref].requests == 20
+    assert report.requests == 20  # a mirrored copy is no request of the endpoint's
