@@ -746,3 +746,27 @@ def test_a_shadow_is_judged_on_the_mirrored_copies_the_pods_logged(cluster: Clus
     assert (shadow.role, shadow.requests, shadow.disagreement) == ("shadow", 20, 0.5)
     assert report.versions[cluster.champion.ref].requests == 20
     assert report.requests == 20  # a mirrored copy is no request of the endpoint's
+
+
+def test_a_process_that_lost_its_lease_routes_nothing_more(cluster: Cluster) -> None:
+    """Its renewals failed until another machine took the Lease over: the rollout there is
+    the other's, and this one's next route is refused, the route left as it was."""
+    challenger = cluster.approved()
+    mine = router(cluster)
+    mine.add_version(challenger, endpoint="churn")
+    with mine.hold("churn") as lease:
+        taken = a_lease("desk-2/pid-77/0badcafe", datetime.now(UTC))
+        cluster.api.store(LEASE_PATH, taken)
+        assert lease.renew() is False
+        split = TrafficSplit({cluster.champion.ref: 0.9, challenger.ref: 0.1})
+
+        with pytest.raises(
+            StackError, match=r"lost the Lease of endpoint 'churn' \(held by desk-2"
+        ):
+            mine.route("churn", split)
+
+    champion = f"churn-v{cluster.champion.version}"
+    assert weights(cluster.api.applied("HTTPRoute")[-1]) == {champion: 100}
+    assert (
+        cluster.api.objects[LEASE_PATH]["spec"]["holderIdentity"] == taken["spec"]["holderIdentity"]
+    )  # its release left the other's Lease alone
