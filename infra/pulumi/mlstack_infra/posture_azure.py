@@ -5,10 +5,45 @@ a Terraform bridge)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mlstack_infra.posture_items import Item, Of, dig, item, node_pool, one
+
+#: Where each provider keeps a pool's settings: azurerm's attributes, azure-native's (ARM's).
+AZURERM_POOL = {
+    "labels": "node_labels",
+    "machine_type": "vm_size",
+    "min_size": "min_count",
+    "max_size": "max_count",
+    "initial_size": "node_count",
+    "priority": "priority",
+    "taints": "node_taints",
+}
+NATIVE_POOL = {
+    "labels": "nodeLabels",
+    "machine_type": "vmSize",
+    "min_size": "minCount",
+    "max_size": "maxCount",
+    "initial_size": "count",
+    "priority": "scaleSetPriority",
+    "taints": "nodeTaints",
+}
+
+
+def _pool(pool: Mapping[str, Any], fields: Mapping[str, str]) -> Item:
+    """An AKS pool (the cluster's system profile or an agent pool), `fields` naming where the
+    provider keeps each setting."""
+    return node_pool(
+        pool.get(fields["labels"]) or {},
+        machine_type=pool.get(fields["machine_type"]),
+        min_size=pool.get(fields["min_size"]),
+        max_size=pool.get(fields["max_size"]),
+        initial_size=pool.get(fields["initial_size"]),
+        spot=pool.get(fields["priority"]) == "Spot",
+        mode=pool.get("mode"),
+        taints=pool.get(fields["taints"]),
+    )
 
 
 def read_azurerm(of: Of) -> list[Item]:
@@ -33,19 +68,7 @@ def read_azurerm(of: Of) -> list[Item]:
                 ),
             )
         )
-        for pool in profiles:
-            found.append(
-                node_pool(
-                    pool.get("node_labels") or {},
-                    machine_type=pool.get("vm_size"),
-                    min_size=pool.get("min_count"),
-                    max_size=pool.get("max_count"),
-                    initial_size=pool.get("node_count"),
-                    spot=pool.get("priority") == "Spot",
-                    mode=pool.get("mode"),
-                    taints=pool.get("node_taints"),
-                )
-            )
+        found += [_pool(pool, AZURERM_POOL) for pool in profiles]
     containers = of("azurerm_storage_container")
     for account in of("azurerm_storage_account"):
         private = account.get("allow_nested_items_to_be_public") is False and all(
@@ -132,19 +155,7 @@ def read_azure_native(of: Of) -> list[Item]:
                 ),
             )
         )
-        for pool in profiles:
-            found.append(
-                node_pool(
-                    pool.get("nodeLabels") or {},
-                    machine_type=pool.get("vmSize"),
-                    min_size=pool.get("minCount"),
-                    max_size=pool.get("maxCount"),
-                    initial_size=pool.get("count"),
-                    spot=pool.get("scaleSetPriority") == "Spot",
-                    mode=pool.get("mode"),
-                    taints=pool.get("nodeTaints"),
-                )
-            )
+        found += [_pool(pool, NATIVE_POOL) for pool in profiles]
     containers = of("azure-native:storage:BlobContainer")
     for account in of("azure-native:storage:StorageAccount"):
         blob = ((account.get("encryption") or {}).get("services") or {}).get("blob") or {}
