@@ -133,9 +133,10 @@ def test_prometheus_scrapes_the_endpoint(serving: tuple[Stack, str], tmp_path: P
     _, url = serving
     target = url.removeprefix("http://")
     with prometheus(tmp_path / "prometheus", [target]) as server:
+        answered_ok = 'sum(mlstack_endpoint_requests_total{role="champion",code="200"})'
         result = wait_for(
             "the endpoint's requests in Prometheus",
-            lambda: server.query('sum(mlstack_endpoint_requests_total{role="champion"})'),
+            lambda: server.query(answered_ok),
             60,
             server.log,
         )
@@ -221,7 +222,7 @@ def test_the_prometheus_graph_page_plots_the_endpoints_requests(
     from tests.support.chromium import chromedriver, chromium
 
     stack, url = serving
-    expr = "sum by (version, role) (rate(mlstack_endpoint_requests_total[30s]))"
+    expr = 'sum by (version, role) (rate(mlstack_endpoint_requests_total{code="200"}[30s]))'
     with prometheus(tmp_path / "prometheus", [url.removeprefix("http://")]) as server:
         wait_for("a rate to plot", lambda: server.query(expr), 60, server.log)
         with httpx.Client(timeout=10) as client:  # traffic while the graph's range fills
