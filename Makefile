@@ -80,7 +80,7 @@ demo-clean:
 TEST_WORKERS ?= 3
 
 test: sync-test
-	$(RUN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(RUN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 # A canary and a rollback on the cluster KUBECONFIG names, with the endpoint images named by
 # MLSTACK_LIVE_IMAGE (docs/serving.md); skipped, saying why, without them.
