@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 #: Bump when what is built changes: a cached store of another version is rebuilt.
-VERSION = "1"
+VERSION = "2"  # 2: the log's requests answered as `live` (what monitoring reads)
 
 STACK_YAML = """name: scale-bench
 home: .mlstack
@@ -264,6 +264,12 @@ def _runs(db, sizes, to_text):  # type: ignore[no-untyped-def]
 ROWS_PER_FILE = 500_000
 
 
+def rows_per_file(sizes: Sizes) -> int:
+    """Requests per file, one file an hour: at least two files, so the drifted second half
+    of the log exists in the smoke run too."""
+    return max(1, min(ROWS_PER_FILE, sizes.rows // 2))
+
+
 def log_folder(folder: Path) -> Path:
     return folder / ".mlstack" / "predictions" / model_name(0)
 
@@ -282,7 +288,7 @@ def _prediction_log(folder: Path, sizes: Sizes) -> None:
     directory = log_folder(folder)
     rng = np.random.default_rng(0)
     start = int(YEAR_START.timestamp())
-    per_file = min(ROWS_PER_FILE, sizes.rows)
+    per_file = rows_per_file(sizes)
     for first in range(0, sizes.rows, per_file):
         n = min(per_file, sizes.rows - first)
         hour = first // per_file
@@ -314,7 +320,7 @@ def _prediction_log(folder: Path, sizes: Sizes) -> None:
                 ts,
                 pa.array([model_name(0)] * n, pa.string()),
                 pa.array([ref] * n, pa.string()),
-                pa.array(["primary"] * n, pa.string()),
+                pa.array(["live"] * n, pa.string()),
                 pa.array(np.full(n, 200, np.int16)),
                 pa.array(rng.gamma(2.0, 3.0, n)),
                 inputs,

@@ -16,9 +16,16 @@ Each figure is measured against an anchor measured in the same run:
   against `mlstack runs` (a command that holds nothing), goal <= 1.5x (constant memory);
 - "what served at T" and a lineage walk, in process: against SQLite answering the same
   question in SQL (sqlite3, no ORM); goal <= 100 ms;
-- the prediction-log read `monitor run` does (the endpoint adapter's `log_rows` and
-  `logged_request`) on windows of growing size, in a process limited to 3 GB: against a
-  pyarrow dataset scan of the same window; goals <= 15 s and <= 2 GB at 10,000,000 rows.
+- `monitor run`'s check of a window (the endpoint's Parquet log streamed in batches, a
+  bounded sample judged by the Evidently adapter: drift and quality, 20 features against a
+  reference) over the whole log, in a process limited to 3 GB: its time and peak RSS
+  against a pyarrow dataset scan of the same window; goals <= 15 s and <= 2 GB at
+  10,000,000 rows; and its drift verdicts against Evidently's own report on the same
+  sample (they must be equal);
+- the same check against Evidently's default report (`DataDriftPreset`) on windows of 10k
+  rows up (x10), the window decoded into a DataFrame first (not timed: the anchor is the
+  report alone), until Evidently fails (3 GB, 300 s); goal >= 50x faster (ratio <= 0.02)
+  on the largest window Evidently completes.
 
 The store is built once (bench/_scale_store.py) under the temp folder, keyed by its version
 and sizes, and reused by later runs. `--small` is a smoke run on a tiny store.
@@ -38,8 +45,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -54,6 +63,9 @@ VERIFY_RSS_GOAL_RATIO = 1.5
 QUERY_GOAL_S = 0.1
 MONITOR_GOAL_S = 15.0
 MONITOR_GOAL_MB = 2048.0
+MONITOR_EVIDENTLY_GOAL_RATIO = 1 / 50
+#: Rows of the drift reference the monitoring figures check the window against.
+REFERENCE_ROWS = 20_000
 #: The address space a monitoring read may take before it is stopped (protects the machine).
 MONITOR_LIMIT_BYTES = 3 * 1024**3
 
@@ -94,20 +106,80 @@ subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)
 print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """
 
-MONITOR_READ = """
-import resource, sys, time
+MONITOR_CHECK = """
+import json, resource, sys, tempfile, time
 from datetime import datetime
 from pathlib import Path
 limit = int(sys.argv[4])
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-from stack_bentoml.config import BentoConfig
-from stack_bentoml.logread import log_rows, logged_request
+import numpy as np
+import pandas as pd
+from stack.contract.monitoring import ColumnPolicy
+from stack.monitoring.stream import stream_window
+from stack.plugins.manifest import AdapterContext
+from stack_bentoml.predictlog import scan_log
+from stack_evidently.monitor import EvidentlyMonitor
+features, compare = int(sys.argv[5]), sys.argv[6] == "compare"
+names = [f"x{i}" for i in range(features)]
+reference = pd.DataFrame(
+    np.random.default_rng(1).normal(size=(REFERENCE_ROWS, features)).round(4), columns=names
+)
+since, until = datetime.fromisoformat(sys.argv[2]), datetime.fromisoformat(sys.argv[3])
+scratch = Path(tempfile.mkdtemp())
+monitor = EvidentlyMonitor(None, AdapterContext(scratch, scratch))
+import evidently.core.datasets, evidently.legacy.calculations.stattests  # as the anchor: not timed
 started = time.perf_counter()
-rows = log_rows(BentoConfig(), Path(sys.argv[1]), "m000",
-                datetime.fromisoformat(sys.argv[2]), datetime.fromisoformat(sys.argv[3]))
-requests = [logged_request(row) for row in rows]
+streamed = stream_window(scan_log(Path(sys.argv[1]), since=since, until=until), until)
+window = next(iter(streamed.windows.values()))
+current = window.columns(names)
+report = monitor.drift(reference, current, columns=[ColumnPolicy(n) for n in names])
+monitor.quality(reference, current, columns=names)
 seconds = time.perf_counter() - started
-print(len(requests), seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+evidently = None
+if compare:  # Evidently's own report on the sample the check judged (not timed)
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+    snapshot = Report([DataDriftPreset()]).run(
+        current_data=pd.DataFrame(current), reference_data=reference
+    )
+    evidently = sorted(
+        m["metric_name"].split("column=")[1].split(",")[0]
+        for m in snapshot.dict()["metrics"]
+        if m["metric_name"].startswith("ValueDrift") and float(m["value"]) >= 0.1
+    )
+print(json.dumps({
+    "requests": window.total_rows, "sampled": len(window.records), "seconds": seconds,
+    "rss_kb": rss_kb, "drifted": sorted(report.drifted_columns), "evidently": evidently,
+}))
+"""
+
+EVIDENTLY_REPORT = """
+import json, resource, sys, time
+from datetime import datetime
+from pathlib import Path
+limit = int(sys.argv[4])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+import numpy as np
+import pandas as pd
+from evidently import Report
+from evidently.presets import DataDriftPreset
+from stack_bentoml.predictlog import read_log
+features = int(sys.argv[5])
+names = [f"x{i}" for i in range(features)]
+reference = pd.DataFrame(
+    np.random.default_rng(1).normal(size=(REFERENCE_ROWS, features)).round(4), columns=names
+)
+since, until = datetime.fromisoformat(sys.argv[2]), datetime.fromisoformat(sys.argv[3])
+table = read_log(Path(sys.argv[1]), since=since, until=until)
+current = pd.DataFrame.from_records(
+    [json.loads(text)[0] for text in table["inputs"].to_pylist()], columns=names
+)
+del table
+started = time.perf_counter()
+Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
+seconds = time.perf_counter() - started
+print(json.dumps({"rows": len(current), "seconds": seconds}))
 """
 
 DATASET_SCAN = """
@@ -382,84 +454,123 @@ def queries(folder: Path, sizes: store.Sizes, runs: int) -> list[Comparison]:
     ]
 
 
-def monitoring_reads(folder: Path, sizes: store.Sizes) -> tuple[list[Comparison], list[str]]:
-    """The log read of `monitor run` on windows of 10k rows up, x10 each, stopped at the
-    first window that fails (time or memory limit); the pyarrow scan on the same windows."""
-    predictions = folder / ".mlstack" / "predictions"
-    per_hour = min(store.ROWS_PER_FILE, sizes.rows)
+def _python(script: str, *args: str, timeout: float = 300) -> dict[str, Any]:
+    """Run `script` in a fresh process; its one JSON line, or {"failed": why}."""
+    code = script.replace("REFERENCE_ROWS", str(REFERENCE_ROWS))
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {"failed": f"over {timeout:.0f} s"}
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        return {"failed": f"exit {done.returncode}: {' '.join(lines[-1:])}"}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _window(rows: int, sizes: store.Sizes) -> list[str]:
+    since = store.YEAR_START
+    until = since + timedelta(hours=rows / store.rows_per_file(sizes))
+    return [since.isoformat(), until.isoformat()]
+
+
+def monitoring_checks(folder: Path, sizes: store.Sizes) -> tuple[list[Comparison], list[str]]:
+    """`monitor run`'s streamed check over the whole log (time and peak RSS against a
+    pyarrow scan; its verdicts against Evidently's report on the same sample), then against
+    Evidently's default report on windows of 10k rows up, x10, until Evidently fails."""
+    log = store.log_folder(folder)
+    limit = str(MONITOR_LIMIT_BYTES)
+    features = str(sizes.features)
     found: list[Comparison] = []
     notes: list[str] = []
-    rows = 10_000
-    while rows <= sizes.rows:
-        since = store.YEAR_START
-        until = since + timedelta(hours=rows / per_hour)
-        window = [since.isoformat(), until.isoformat()]
-        try:
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    MONITOR_READ,
-                    str(predictions),
-                    *window,
-                    str(MONITOR_LIMIT_BYTES),
-                ],
-                env=ENV,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            failed = done.returncode != 0
-            why = done.stderr.strip().splitlines()[-1:] if failed else []
-        except subprocess.TimeoutExpired:
-            failed, why = True, ["over 300 s"]
-        if failed:
-            notes.append(
-                f"monitor run's log read did not complete at {rows} rows within "
-                f"{MONITOR_LIMIT_BYTES // 1024**3} GB and 300 s: {' '.join(why)}"
-            )
-            print(f"  {notes[-1]}", flush=True)
-            break
-        count, seconds, rss_kb = done.stdout.split()
+    whole = _window(sizes.rows, sizes)
+    ours = _python(MONITOR_CHECK, str(log), *whole, limit, features, "compare", timeout=900)
+    if "failed" in ours:
+        notes.append(f"monitor run's check of {sizes.rows} rows failed: {ours['failed']}")
+        print(f"  {notes[-1]}", flush=True)
+    else:
         scan = subprocess.run(
-            [sys.executable, "-c", DATASET_SCAN, str(predictions / "m000"), *window],
+            [sys.executable, "-c", DATASET_SCAN, str(log), *whole],
             env=ENV,
             capture_output=True,
             text=True,
             check=True,
         )
         scanned, scan_seconds, scan_kb = scan.stdout.split()
+        same = ours["drifted"] == ours["evidently"]
+        notes.append(
+            f"monitor run over {ours['requests']} requests judged a sample of "
+            f"{ours['sampled']}: drifted {ours['drifted']}; Evidently's report on the same "
+            f"sample: {ours['evidently']} ({'the same' if same else 'DIFFERENT'})"
+        )
         print(
-            f"  log read @{count} rows: {float(seconds):.2f} s, {int(rss_kb) / 1024:.0f} MB; "
-            f"pyarrow scan ({scanned} rows) {float(scan_seconds):.2f} s, "
-            f"{int(scan_kb) / 1024:.0f} MB",
+            f"  monitor run @{ours['requests']} rows: {float(ours['seconds']):.2f} s, "
+            f"{int(ours['rss_kb']) / 1024:.0f} MB; pyarrow scan ({scanned} rows) "
+            f"{float(scan_seconds):.2f} s, {int(scan_kb) / 1024:.0f} MB; {notes[-1]}",
             flush=True,
         )
-        at_goal = rows == sizes.rows
         found += [
             Comparison(
-                f"monitor log read s @{rows} rows",
-                "log_rows + logged_request",
+                f"monitor run s @{sizes.rows} rows",
+                "streamed check (stream_window + drift + quality)",
                 "pyarrow dataset scan",
-                float(seconds),
+                float(ours["seconds"]),
                 float(scan_seconds),
                 higher_is_better=False,
-                goal=MONITOR_GOAL_S if at_goal else None,
+                goal=MONITOR_GOAL_S,
                 goal_on="ours",
             ),
             Comparison(
-                f"monitor log read MB @{rows} rows",
-                "log_rows + logged_request",
+                f"monitor run peak RSS MB @{sizes.rows} rows",
+                "streamed check (stream_window + drift + quality)",
                 "pyarrow dataset scan",
-                int(rss_kb) / 1024,
+                int(ours["rss_kb"]) / 1024,
                 int(scan_kb) / 1024,
                 higher_is_better=False,
-                goal=MONITOR_GOAL_MB if at_goal else None,
+                goal=MONITOR_GOAL_MB,
                 goal_on="ours",
             ),
         ]
+    against: list[Comparison] = []
+    rows = 10_000
+    while rows <= sizes.rows:
+        window = _window(rows, sizes)
+        evidently = _python(EVIDENTLY_REPORT, str(log), *window, limit, features)
+        if "failed" in evidently:
+            notes.append(
+                f"Evidently's report did not complete at {rows} rows: {evidently['failed']}"
+            )
+            print(f"  {notes[-1]}", flush=True)
+            break
+        check = _python(MONITOR_CHECK, str(log), *window, limit, features, "-")
+        if "failed" in check:
+            notes.append(f"monitor run's check failed at {rows} rows: {check['failed']}")
+            break
+        print(
+            f"  @{rows} rows: monitor run {float(check['seconds']):.2f} s, Evidently's "
+            f"report {float(evidently['seconds']):.2f} s",
+            flush=True,
+        )
+        against.append(
+            Comparison(
+                f"monitor run vs Evidently s @{rows} rows",
+                "streamed check",
+                "Evidently DataDriftPreset report",
+                float(check["seconds"]),
+                float(evidently["seconds"]),
+                higher_is_better=False,
+            )
+        )
         rows *= 10
-    return found, notes
+    if against:  # the goal is judged on the largest window Evidently completed
+        against[-1] = replace(against[-1], goal=MONITOR_EVIDENTLY_GOAL_RATIO)
+    return found + against, notes
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -484,14 +595,14 @@ def main(argv: list[str] | None = None) -> int:
     comparisons += write_commands(folder, sizes, runs)
     comparisons += audit_verify(folder, runs)
     comparisons += queries(folder, sizes, runs)
-    monitoring, notes = monitoring_reads(folder, sizes)
+    monitoring, notes = monitoring_checks(folder, sizes)
     comparisons += monitoring
     notes += [
         f"store: {sizes.models} models x {sizes.versions} versions on the embedded stack "
         f"(MLflow on SQLite), {sizes.audit} audit entries, {sizes.edges} lineage edges, "
         f"{sizes.runs} pipeline runs, {sizes.rows} logged requests x {sizes.features} features",
         "not measured: MLflow server + PostgreSQL (not built by this bench yet); `rollout "
-        "status` (needs a running endpoint); Evidently on the 10M-row window",
+        "status` (needs a running endpoint)",
     ]
     print_table("mlstack at scale", comparisons, "")
     print(f"results: {write_results('scale', comparisons, notes, args.results)}")

@@ -86,35 +86,38 @@ def stream_window(
     kept: dict[str, _Reservoir] = {}
     out = StreamedWindow()
     wanted_ids = pa.array(sorted(set(label_ids)), pa.string())
+    answered_roles = pa.array(sorted(ANSWERED), pa.string())
+    kept_kinds = pa.array(sorted(traffic), pa.string())
     when = pa.scalar(until, pa.timestamp("us", tz="UTC"))
     for batch in batches:
         out.largest_batch = max(out.largest_batch, batch.num_rows)
         if not batch.num_rows:
             continue
-        table = pa.Table.from_batches([batch])
-        traffic_col = pc.fill_null(table["traffic"], "live")
-        before = pc.less(table["ts"], when)
-        feedback = table.filter(pc.equal(table["role"], "feedback"))  # late labels: any time
-        out.feedback += [logged_row(row) for row in feedback.to_pylist()]
+        role = batch.column("role")
+        heard = pc.equal(role, "feedback")  # late labels: any time, even after `until`
+        if pc.any(heard).as_py():
+            out.feedback += [logged_row(row) for row in batch.filter(heard).to_pylist()]
         answered = pc.and_(
-            pc.and_(pc.is_in(table["role"], pa.array(sorted(ANSWERED))), before),
-            pc.equal(table["status"], 200),
+            pc.and_(pc.is_in(role, answered_roles), pc.less(batch.column("ts"), when)),
+            pc.equal(batch.column("status"), 200),
         )
-        mine = pc.is_in(traffic_col, pa.array(sorted(traffic), pa.string()))
-        others = table.filter(pc.and_(answered, pc.invert(mine)))
-        if others.num_rows:
-            for kind, count in _counts(pc.fill_null(others["traffic"], "live")).items():
+        kinds = pc.fill_null(batch.column("traffic"), "live")
+        mine = pc.is_in(kinds, kept_kinds)
+        others = pc.and_(answered, pc.invert(mine))
+        if pc.any(others).as_py():
+            for kind, count in _counts(kinds.filter(others)).items():
                 out.left_out[kind] = out.left_out.get(kind, 0) + count
-        chosen = table.filter(pc.and_(answered, mine))
-        if not chosen.num_rows:
+        chosen = pc.and_(answered, mine)
+        if not pc.any(chosen).as_py():
             continue
         if len(wanted_ids):
-            hit = chosen.filter(pc.is_in(chosen["request_id"], wanted_ids))["request_id"]
-            out.request_ids.update(hit.to_pylist())
-        for version in pc.unique(chosen["model_version"]).to_pylist():
-            part = chosen.filter(pc.equal(chosen["model_version"], version))
-            reservoir = kept.setdefault(str(version), _Reservoir(sample_rows))
-            reservoir.offer(part, rng.random(part.num_rows))
+            hit = pc.and_(chosen, pc.is_in(batch.column("request_id"), wanted_ids))
+            out.request_ids.update(batch.column("request_id").filter(hit).to_pylist())
+        keys = rng.random(batch.num_rows)  # only rows a reservoir takes are copied
+        versions = batch.column("model_version")
+        for version in pc.unique(versions.filter(chosen)).to_pylist():
+            mask = pc.and_(chosen, pc.equal(versions, version)).to_numpy(zero_copy_only=False)
+            kept.setdefault(str(version), _Reservoir(sample_rows)).offer(batch, keys, mask)
     for version, reservoir in kept.items():
         out.windows[version] = reservoir.window(version)
     return out
@@ -136,14 +139,16 @@ class _Reservoir:
         self.held = 0
         self.threshold = float("inf")
 
-    def offer(self, table: Any, keys: Any) -> None:
+    def offer(self, batch: Any, keys: Any, mask: Any) -> None:
+        """Offer the rows of `batch` where `mask` is true, with their random `keys`."""
         import pyarrow as pa
 
-        self.seen += table.num_rows
-        low = keys < self.threshold
+        self.seen += int(mask.sum())
+        low = mask & (keys < self.threshold)
         if not low.any():
             return
-        self.tables.append(table.select(list(self.COLUMNS)).filter(pa.array(low)))
+        table = pa.Table.from_batches([batch.select(list(self.COLUMNS))])
+        self.tables.append(table.filter(pa.array(low)))
         self.keys.append(keys[low])
         self.held += int(low.sum())
         if self.held >= 2 * self.size:

@@ -43,7 +43,9 @@ def test_the_scale_bench_runs_end_to_end_and_writes_its_results(
         "audit verify s",
         "audit verify peak RSS MB",
         "query s: what served at T",
-        "monitor log read s @10000 rows",
+        "monitor run s @20000 rows",
+        "monitor run peak RSS MB @20000 rows",
+        "monitor run vs Evidently s @10000 rows",
     ):
         assert expected in metrics, sorted(metrics)
     for c in comparisons:
@@ -52,6 +54,8 @@ def test_the_scale_bench_runs_end_to_end_and_writes_its_results(
         assert c["met"] in (True, False, None)
         assert (c["goal"] is None) == (c["met"] is None)
     assert any(c["goal"] is not None for c in comparisons)
+    # the streamed check's verdicts are Evidently's on the same sample: the drifted half
+    assert any("the same" in note and "x13" in note for note in results["notes"])
     assert all(c["goal"] is not None for c in comparisons if c["metric"].startswith("read s"))
 
     sys.path.insert(0, str(ROOT / "bench"))
