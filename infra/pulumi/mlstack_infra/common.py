@@ -27,6 +27,8 @@ class ClusterOutputs:
     #: Objects of the cloud layer's own to apply with the services (on-prem stores, EKS's
     #: cluster-autoscaler); an Output when they carry values known only after creation.
     in_cluster_manifests: Any = field(default_factory=list)
+    #: The Secret with the artifact store's S3 keys (on-prem MinIO's), read by reference.
+    artifact_secret: str | None = None
 
 
 def child(parent: pulumi.Resource, **extra: object) -> pulumi.ResourceOptions:

@@ -27,6 +27,11 @@ RUN_AS: dict[str, tuple[int, int]] = {REDIS_IMAGE: (999, 1000), FEAST_IMAGE: (10
 NON_ROOT = (1000, 1000)
 #: The psql client of the databases Job (on-prem, the server's image too).
 POSTGRES_IMAGE = "postgres:16-alpine"
+#: On-prem's object store (its image carries the `mc` client the bucket is created with).
+MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+#: On-prem: MinIO's credentials (keys: access_key, secret_key), created by the program with a
+#: generated key, never here; MinIO and MLflow read them by reference (secretKeyRef).
+MINIO_SECRET = "mlstack-minio"
 #: Azure workload identity: the service account's annotation, and the pod label without
 #: which the webhook injects no token (AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE).
 AZURE_CLIENT_ID = "azure.workload.identity/client-id"
@@ -56,6 +61,9 @@ class Endpoints:
     service_account_annotations: dict[str, str] = field(default_factory=dict)
     artifact_env: dict[str, str] = field(default_factory=dict)  # e.g. MLFLOW_S3_ENDPOINT_URL
     device_plugin: bool = True  # GKE installs its own
+    #: A Secret (keys access_key, secret_key) with the S3 credentials of the artifact store
+    #: (on-prem: MINIO_SECRET); None where the services' cloud identity reaches it.
+    artifact_secret: str | None = None
 
 
 def render(spec: InfraSpec, endpoints: Endpoints) -> list[Manifest]:
@@ -295,7 +303,59 @@ def _mlflow(spec: InfraSpec, endpoints: Endpoints) -> list[Manifest]:
         "readinessProbe": {"httpGet": {"path": "/health", "port": 5000}},
         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
     }
-    return [_deployment("mlflow", container, replicas=2), _service("mlflow", 5000)]
+    deployment = _deployment("mlflow", container, replicas=2)
+    if endpoints.artifact_secret:
+        credentials = s3_credentials_env(endpoints.artifact_secret)
+        container["env"][len(_database_env()) : len(_database_env())] = credentials
+        deployment["spec"]["template"]["spec"]["initContainers"] = [
+            _create_bucket(endpoints, credentials)
+        ]
+    return [deployment, _service("mlflow", 5000)]
+
+
+def s3_credentials_env(secret: str) -> list[Manifest]:
+    """AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (what boto3, hence MLflow, reads) from
+    `secret`'s access_key and secret_key, by reference."""
+    return [
+        {
+            "name": "AWS_ACCESS_KEY_ID",
+            "valueFrom": {"secretKeyRef": {"name": secret, "key": "access_key"}},
+        },
+        {
+            "name": "AWS_SECRET_ACCESS_KEY",
+            "valueFrom": {"secretKeyRef": {"name": secret, "key": "secret_key"}},
+        },
+    ]
+
+
+def artifact_bucket(artifact_root: str) -> str:
+    """The bucket of an `s3://bucket/prefix` artifact root."""
+    return artifact_root.split("://", 1)[-1].split("/", 1)[0]
+
+
+def _create_bucket(endpoints: Endpoints, credentials: list[Manifest]) -> Manifest:
+    """MLflow's init container: creates the artifact bucket on the S3 endpoint if missing
+    (`mc mb --ignore-existing`), so MLflow starts only once its bucket exists; it fails (and
+    the kubelet retries it) until the store answers."""
+    endpoint = endpoints.artifact_env["MLFLOW_S3_ENDPOINT_URL"]
+    bucket = artifact_bucket(endpoints.artifact_root)
+    script = (
+        'set -eu; mc --config-dir /tmp/.mc alias set store "$MLFLOW_S3_ENDPOINT_URL" '
+        '"$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY" >/dev/null; '
+        f"mc --config-dir /tmp/.mc mb --ignore-existing store/{bucket}"
+    )
+    return _secure(
+        {
+            "name": "create-bucket",
+            "image": MINIO_IMAGE,
+            "command": ["sh", "-c", script],
+            "env": [
+                {"name": "MLFLOW_S3_ENDPOINT_URL", "value": endpoint},
+                *credentials,
+                {"name": "HOME", "value": "/tmp"},
+            ],
+        }
+    )
 
 
 def _feast(endpoints: Endpoints) -> list[Manifest]:

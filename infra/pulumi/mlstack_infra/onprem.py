@@ -10,6 +10,7 @@ import pulumi_random as random
 from mlstack_infra.common import DATABASE_USER, ClusterOutputs, child
 from mlstack_infra.manifests import NAMESPACE
 from mlstack_infra.spec import InfraSpec
+from mlstack_infra.stack_output import MINIO_ENDPOINT
 from mlstack_infra.stores import MINIO_SECRET, in_cluster_stores
 
 __all__ = ["MINIO_SECRET", "OnPremCluster", "in_cluster_stores"]
@@ -42,6 +43,7 @@ class OnPremCluster(pulumi.ComponentResource):
             database_user=DATABASE_USER,
             database_password=self.password.result,
             identity_annotations=pulumi.Output.from_input({}),
-            artifact_env={"MLFLOW_S3_ENDPOINT_URL": f"http://minio.{NAMESPACE}:9000"},
+            artifact_env={"MLFLOW_S3_ENDPOINT_URL": MINIO_ENDPOINT},
             in_cluster_manifests=in_cluster_stores(self.spec),
+            artifact_secret=MINIO_SECRET,
         )

@@ -106,6 +106,7 @@ class MlstackServices(pulumi.ComponentResource):
             service_account_annotations=dict(annotations),
             artifact_env=cluster.artifact_env,
             device_plugin=cluster.device_plugin,
+            artifact_secret=cluster.artifact_secret,
         )
         rendered = [
             m

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from mlstack_infra.manifests import NAMESPACE, SERVING
+from mlstack_infra.manifests import MINIO_SECRET, NAMESPACE, SERVING, artifact_bucket
 from mlstack_infra.spec import InfraSpec
 
 PASSWORD_REF = "${MLSTACK_DB_PASSWORD}"
@@ -20,6 +20,9 @@ PASSWORD_REF = "${MLSTACK_DB_PASSWORD}"
 #: The outputs both paths export: the stack file, how to reach the cluster, the generated
 #: database password (secret), and where artifacts go.
 OUTPUTS = ("mlstack", "kubeconfig", "database_password", "artifact_root")
+
+#: On-prem: MinIO's S3 endpoint inside the cluster (its Service, stores.py).
+MINIO_ENDPOINT = f"http://minio.{NAMESPACE}:9000"
 
 _WRITTEN_BY = {
     "pulumi": ("pulumi up", "pulumi stack output database_password --show-secrets"),
@@ -84,5 +87,17 @@ def render_stack(
         f"# mlstack on the {spec.target} cluster {spec.name!r}, written by `{apply}`.\n"
         f"# export MLSTACK_DB_PASSWORD=$({password})\n"
     )
+    if spec.target == "onprem":
+        header += (
+            f"# artifacts: MinIO's S3 API at {MINIO_ENDPOINT}, bucket "
+            f"{artifact_bucket(artifact_root)!r}, keys in the Kubernetes Secret "
+            f"{NAMESPACE}/{MINIO_SECRET} (access_key, secret_key): MLflow's server reads them\n"
+            "# by reference and serves the artifacts (clients need none). For direct S3 access:\n"
+            f"# export MLFLOW_S3_ENDPOINT_URL={MINIO_ENDPOINT}\n"
+            f"# export AWS_ACCESS_KEY_ID=$(kubectl -n {NAMESPACE} get secret {MINIO_SECRET} "
+            "-o jsonpath='{.data.access_key}' | base64 -d)\n"
+            f"# export AWS_SECRET_ACCESS_KEY=$(kubectl -n {NAMESPACE} get secret {MINIO_SECRET} "
+            "-o jsonpath='{.data.secret_key}' | base64 -d)\n"
+        )
     document = stack_document(spec, database_host=database_host, artifact_root=artifact_root)
     return header + yaml.safe_dump(document, sort_keys=False)

@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlstack_infra.manifests import DATABASE_USER, NAMESPACE, POSTGRES_IMAGE, SECRET
+from mlstack_infra.manifests import (
+    DATABASE_USER,
+    MINIO_IMAGE,
+    MINIO_SECRET,
+    NAMESPACE,
+    POSTGRES_IMAGE,
+    SECRET,
+)
 from mlstack_infra.spec import InfraSpec
 
-MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
-MINIO_SECRET = "mlstack-minio"  # keys: access_key, secret_key
+__all__ = ["MINIO_IMAGE", "MINIO_SECRET", "in_cluster_stores"]
 
 
 def in_cluster_stores(spec: InfraSpec) -> list[dict[str, Any]]:

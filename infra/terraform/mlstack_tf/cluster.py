@@ -23,6 +23,8 @@ class ClusterParts:
     in_cluster_manifests: list[dict[str, Any]] = field(default_factory=list)
     #: On-prem: MinIO's generated key (its Secret is created with the database's).
     minio_key: str | None = None
+    #: The Secret with the artifact store's S3 keys (on-prem MinIO's), read by reference.
+    artifact_secret: str | None = None
     #: Resources the services must wait for (node pools: pods need somewhere to run).
     depends_on: list[Any] = field(default_factory=list)
 

@@ -8,7 +8,8 @@ from cdktn import Fn, TerraformStack, TerraformVariable
 from cdktn_provider_random.password import Password
 from mlstack_infra.manifests import NAMESPACE
 from mlstack_infra.spec import InfraSpec
-from mlstack_infra.stores import in_cluster_stores
+from mlstack_infra.stack_output import MINIO_ENDPOINT
+from mlstack_infra.stores import MINIO_SECRET, in_cluster_stores
 
 from mlstack_tf.cluster import ClusterParts
 
@@ -41,7 +42,8 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
         database_host=f"postgres.{NAMESPACE}",
         database_password=password.result,
         identity_annotations={},
-        artifact_env={"MLFLOW_S3_ENDPOINT_URL": f"http://minio.{NAMESPACE}:9000"},
+        artifact_env={"MLFLOW_S3_ENDPOINT_URL": MINIO_ENDPOINT},
         in_cluster_manifests=in_cluster_stores(spec),
         minio_key=minio.result,
+        artifact_secret=MINIO_SECRET,
     )

@@ -52,6 +52,7 @@ def objects(spec: InfraSpec, parts: ClusterParts) -> list[dict[str, Any]]:
         service_account_annotations=dict(parts.identity_annotations),
         artifact_env=parts.artifact_env,
         device_plugin=parts.device_plugin,
+        artifact_secret=parts.artifact_secret,
     )
     rendered = [
         m
