@@ -46,7 +46,7 @@ def ui(ctx: click.Context, port: int, stack_file: str | None, mlflow_url: str) -
 
     import uvicorn
 
-    from stack.ui.app import REGISTRY_WAITS, create_app
+    from stack.ui.app import REGISTRY_WAITS, create_app, server_options
 
     for name, value in REGISTRY_WAITS.items():  # a page answers when the registry is down
         os.environ.setdefault(name, value)
@@ -62,7 +62,13 @@ def ui(ctx: click.Context, port: int, stack_file: str | None, mlflow_url: str) -
         raise
     try:
         app = create_app(session, mlflow_url=mlflow_url, warm=True, port=port)
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            **server_options(session.stack.identity),
+        )
         server = uvicorn.Server(config)
         click.echo(
             f"mlstack console for stack {session.stack.name}: http://127.0.0.1:{port}/ "

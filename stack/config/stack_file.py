@@ -124,6 +124,12 @@ class ProxyIdentity(BaseModel):
         description="Host headers (`console.example.com` or `host:port`) the proxy forwards "
         "requests with; the console refuses any other Host than its own loopback address.",
     )
+    addresses: tuple[str, ...] = Field(
+        default=(),
+        description="The proxy's own IP addresses (as the console sees its connections, "
+        "e.g. `127.0.0.1`): only from these, and only with `trust: true`, does the console "
+        "believe X-Forwarded-For and X-Forwarded-Proto; from anyone else they are ignored.",
+    )
 
 
 class IdentitySection(BaseModel):

@@ -33,6 +33,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from stack.config.policy import ApprovalRule
+from stack.config.stack_file import IdentitySection
 from stack.contract.states import LifecycleState
 from stack.session import StackSession
 from stack.ui.csrf import COOKIE, FIELD, CsrfTokens
@@ -228,7 +229,7 @@ class Console:
         when the version is gone from the registry or its recipe is not on disk, or while
         the registry cannot be reached (the page says why)."""
         if ref not in self._rules:
-            from stack.errors import StackError
+            from stack.errors import NotFound, StackConfigError
             from stack.governance.service import Governance
 
             governance = Governance(self.session)
@@ -239,9 +240,10 @@ class Console:
                     for state in APPROVABLE
                     if (gate := governance.gate_for(version, state)) is not None
                 }
-            except StackError:  # gone from the registry, or its recipe not on disk
+            except (NotFound, StackConfigError):  # gone from the registry, recipe not on disk
                 return {}
-            except Exception as exc:  # the wrapped tool's own errors: the page degrades
+            except Exception as exc:  # the registry out of reach (the adapter's StackError
+                # naming the server, or the wrapped tool's own errors): the page degrades
                 self.unreachable(request, "registry", exc)
                 return {}
             self._rules[ref] = rules
@@ -310,6 +312,16 @@ def busy_page(console: Console, request: Request) -> Response:
     )
     response.headers["Retry-After"] = str(RETRY_AFTER_S)
     return response
+
+
+def server_options(identity: IdentitySection) -> dict[str, Any]:
+    """uvicorn's options for the forwarded headers: believed only from a trusted proxy's
+    own addresses (`identity.proxy.trust` and `.addresses`), else ignored, so that
+    `X-Forwarded-For` from any client changes nothing of who the console thinks it is."""
+    proxy = identity.proxy
+    if proxy.trust and proxy.addresses:
+        return {"proxy_headers": True, "forwarded_allow_ips": list(proxy.addresses)}
+    return {"proxy_headers": False, "forwarded_allow_ips": []}
 
 
 def console_of(request: Request) -> Console:
@@ -448,4 +460,5 @@ __all__ = [
     "create_app",
     "int_param",
     "paginate",
+    "server_options",
 ]

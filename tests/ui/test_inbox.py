@@ -47,7 +47,7 @@ def test_approving_in_the_page_records_the_approval_and_its_audit_entry(
         follow_redirects=True,
     )
     assert answer.status_code == 200
-    notice = unescape(re.search(r'class="notice notice-ok"[^>]*>(.*?)<', answer.text).group(1))
+    notice = shown_notice(answer.text)
     assert notice.startswith(f"You approved {ref} for serving (audit entry #")
     [entry] = session.spine.audit_entries(subject=ref, action="approval.approved")
     assert (entry.actor, entry.reason, entry.payload["target_state"]) == (
@@ -159,3 +159,58 @@ def test_a_token_is_no_use_without_its_cookie_or_to_another_user(
         data = {"csrf": lead_token, "ref": ref, "target": "serving"}
         assert other.post("/inbox/approve", data=data).status_code == 403
     assert written(session) == before
+
+
+def shown_notice(page: str) -> str:
+    """The notice's text as a reader sees it (its links' words, no tags)."""
+    found = re.search(r'<p class="notice[^>]*>(.*?)</p>', page, re.S)
+    assert found, "the page shows no notice"
+    return unescape(re.sub(r"<[^>]+>", "", found.group(1)))
+
+
+def test_after_an_approval_the_notice_says_whats_next_and_links_the_entry(
+    client: TestClient, session: StackSession
+) -> None:
+    ref = new_version(session, "ana")
+    answer = client.post(
+        "/inbox/approve",
+        data={"csrf": csrf_token(client), "ref": ref, "target": "serving", "reason": "ok"},
+        follow_redirects=True,
+    )
+    [entry] = session.spine.audit_entries(subject=ref, action="approval.approved")
+    assert shown_notice(answer.text) == (
+        f"You approved {ref} for serving (audit entry #{entry.seq}). "
+        f"Next: mlstack promote {ref} --to serving"
+    )
+    link = re.search(r'<p class="notice[^>]*>.*?<a href="([^"]+)"', answer.text, re.S)
+    assert link is not None
+    audit = client.get(unescape(link.group(1)))
+    assert audit.status_code == 200 and f"<td>{entry.seq}</td>" in audit.text
+
+
+def test_a_notice_is_shown_once_and_never_from_the_url(
+    client: TestClient, session: StackSession
+) -> None:
+    ref = new_version(session, "ana")
+    client.post(
+        "/inbox/approve",
+        data={"csrf": csrf_token(client), "ref": ref, "target": "serving", "reason": "ok"},
+        follow_redirects=True,
+    )
+    again = client.get("/inbox")
+    assert 'class="notice' not in again.text  # shown once
+    for outcome in ("approved", "refused", "rejected", "failed"):
+        replayed = client.get("/inbox", params={"ref": ref, "outcome": outcome})
+        assert 'class="notice' not in replayed.text, outcome
+
+
+def test_a_version_the_user_registered_offers_no_approve_button(
+    client: TestClient, session: StackSession
+) -> None:
+    ref = new_version(session, "lead")
+    page = client.get("/inbox").text
+    card = re.search(rf'<article class="waiting" data-ref="{ref}".*?</article>', page, re.S)
+    assert card is not None
+    button = re.search(r'<button type="submit" class="approve"([^>]*)>', card.group(0))
+    assert button is not None and " disabled" in button.group(1)
+    assert "the gate does not count its author's approval" in unescape(card.group(0))

@@ -20,7 +20,7 @@ import sqlalchemy
 from starlette.testclient import TestClient
 
 from stack.session import StackSession
-from stack.ui.app import create_app
+from stack.ui.app import create_app, server_options
 from tests.ui.conftest import CONSOLE, PORT, write_stack
 
 ENTRIES = 1_200  # three of the export's pages
@@ -51,22 +51,25 @@ def busy_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stac
     session.close()
 
 
-def _serve(app: Any) -> tuple[Any, threading.Thread, int]:
+def _serve(app: Any, **options: Any) -> tuple[Any, threading.Thread, int]:
+    """`app` on a real uvicorn on 127.0.0.1 (a port the system chose), started."""
     import uvicorn
 
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
     listening.listen(512)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **options))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
+    while not server.started and thread.is_alive():
+        thread.join(0.05)
     return server, thread, listening.getsockname()[1]
 
 
-def _get(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+def _get(port: int, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     try:
-        connection.request("GET", path, headers={"Host": f"127.0.0.1:{port}"})
+        connection.request("GET", path, headers={"Host": f"127.0.0.1:{port}", **headers})
         answer = connection.getresponse()
         return answer.status, {k.lower(): v for k, v in answer.getheaders()}, answer.read()
     finally:
@@ -79,8 +82,6 @@ def test_a_burst_of_exports_is_bounded_complete_and_leaves_pages_answering(
     last_seq = busy_stack.spine.audit_entries()[-1].seq
     server, thread, port = _serve(create_app(busy_stack, port=0))
     try:
-        while not server.started:
-            thread.join(0.05)
         with ThreadPoolExecutor(max_workers=64) as pool:
             exports = [pool.submit(_get, port, "/audit/export") for _ in range(60)]
             pages = [pool.submit(_get, port, path) for path in ("/audit", "/", "/rollouts")]
@@ -124,3 +125,28 @@ def test_no_free_spine_connection_is_a_503_page_not_a_500(
                 assert "Console is busy" in page.text
     finally:
         session.close()
+
+
+@pytest.mark.parametrize(
+    "proxy",
+    ["", "\n  proxy: {trust: true, addresses: ['10.9.9.9'], user_header: X-User}"],
+)
+def test_a_forwarded_for_header_from_a_client_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, proxy: str
+) -> None:
+    """As `mlstack ui` serves it: X-Forwarded-For is believed from the trusted proxy's
+    addresses only, so a local client naming 8.8.8.8 is still the local client."""
+    monkeypatch.setenv("MLSTACK_USER", "lead")
+    write_stack(tmp_path, proxy)
+    with StackSession.open(tmp_path / "stack.yaml", base_dir=tmp_path) as session:
+        options = server_options(session.stack.identity)
+        server, thread, port = _serve(create_app(session, port=0), **options)
+        try:
+            status, _, body = _get(
+                port, "/audit", **{"X-Forwarded-For": "8.8.8.8", "X-User": "lead"}
+            )
+        finally:
+            server.should_exit = True
+            thread.join(60)
+    assert status == 200, body.decode()[-500:]
+    assert b"8.8.8.8" not in body

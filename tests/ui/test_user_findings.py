@@ -117,7 +117,7 @@ def test_a_refusal_banner_names_its_audit_entry(session: StackSession, client: T
         follow_redirects=True,
     )
     [refused] = session.spine.audit_entries(subject=ref, action="approval.refused")
-    banner = html.unescape(answer.text)
+    banner = html.unescape(re.sub(r"<[^>]+>", "", answer.text))
     assert f"Refused: lead registered {ref} and cannot approve it" in banner
     assert f"(audit entry #{refused.seq})" in banner
 

@@ -4,7 +4,8 @@ approve and reject forms, decided by `Governance.approve` / `Governance.reject` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from urllib.parse import urlencode
 
 from sqlalchemy.exc import OperationalError
@@ -113,31 +114,72 @@ def inbox(request: Request) -> Response:
     return response
 
 
-def _notice(console: Console, user: ConsoleUser, request: Request) -> tuple[str, str] | None:
-    """What the last form did, from the audit log (so the page tells what was recorded)."""
-    params = request.query_params
-    ref = params.get("ref", "")
-    outcome = params.get("outcome")
-    if not ref or outcome not in ("approved", "refused", "rejected", "failed"):
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """What the last form did: `kind` ok or error, `text`, the audit entry it wrote
+    (`seq`, linked to /audit with `audit_query`) and what to do next (`next`)."""
+
+    kind: str
+    text: str
+    seq: int | None = None
+    audit_query: str = ""
+    next: str = ""
+
+
+def _notice(console: Console, user: ConsoleUser, request: Request) -> Notice | None:
+    """What the last form did, from the signed flash cookie it set (never from the URL: a
+    link replayed later, or sent by someone else, shows nothing)."""
+    sealed = console.flash.open(request.cookies.get(FLASH), user.name)
+    if sealed is None:
         return None
-    if outcome == "failed":  # the reason comes from the signed cookie, never the URL
-        why = console.flash.open(request.cookies.get(FLASH), user.name)
-        return None if why is None else ("error", f"The change to {ref} failed: {why}")
-    action = {
-        "approved": "approval.approved",
-        "refused": "approval.refused",
-        "rejected": "state.changed",
-    }[outcome]
+    try:
+        data = json.loads(sealed)
+        return Notice(**data) if isinstance(data, dict) else None
+    except (ValueError, TypeError):
+        return None
+
+
+def _recorded(console: Console, user: ConsoleUser, ref: str, action: str) -> Notice:
+    """The notice for the entry `user`'s decision on `ref` just wrote (`action`)."""
+    model = ref.rpartition("@")[0]
     entries = console.session.spine.audit_entries(subject=ref, actor=user.name, action=action)
-    if not entries:
-        return None
     entry = entries[-1]
-    if outcome == "refused":
-        return "error", f"Refused: {entry.reason.rstrip('.')} (audit entry #{entry.seq})."
-    if outcome == "rejected":
-        return "ok", f"{ref} is now rejected (audit entry #{entry.seq})."
-    target = entry.payload.get("target_state", "")
-    return "ok", f"You approved {ref} for {target} (audit entry #{entry.seq})."
+    audit = urlencode({"model": model, "action": action, "actor": user.name})
+    if action == "approval.refused":
+        return Notice("error", f"Refused: {entry.reason.rstrip('.')}", entry.seq, audit)
+    if action == "state.changed":
+        return Notice("ok", f"{ref} is now rejected", entry.seq, audit)
+    target = str(entry.payload.get("target_state", ""))
+    return Notice(
+        "ok",
+        f"You approved {ref} for {target}",
+        entry.seq,
+        audit,
+        _next_step(console, ref, target),
+    )
+
+
+def _next_step(console: Console, ref: str, target: str) -> str:
+    """What the version needs now to enter `target`: more approvals, or the promotion."""
+    from stack.governance.gates import counted_approvers
+
+    rule = console.approval_rules(ref).get(target)
+    parts = split_ref(ref)
+    rows = console.read.versions(parts[0]).get(parts[0], []) if parts else []
+    row = next((r for r in rows if r.ref == ref), None)
+    if rule is not None and row is not None:
+        recorded = console.read.approvals_of([ref])[ref]
+        approvers = counted_approvers(
+            ((actor, decision) for t, actor, decision, _ in recorded if t == target),
+            rule,
+            console.session.stack.identity.groups,
+            row.author,
+        )
+        left = rule.count - len(approvers)
+        if left > 0:
+            group = f" from {rule.group}" if rule.group else ""
+            return f"It still needs {left} more approval{'s' if left != 1 else ''}{group}."
+    return f"Next: mlstack promote {ref} --to {target}"
 
 
 async def _form(request: Request, console: Console) -> tuple[ConsoleUser, dict[str, str]]:
@@ -159,10 +201,18 @@ async def _form(request: Request, console: Console) -> tuple[ConsoleUser, dict[s
     return user, fields
 
 
-def _back(ref: str, outcome: str) -> RedirectResponse:
-    return RedirectResponse(
-        "/inbox?" + urlencode({"ref": ref, "outcome": outcome}), status_code=303
+def _back(console: Console, user: ConsoleUser, notice: Notice) -> RedirectResponse:
+    """Back to the inbox, `notice` riding in the signed flash cookie (shown once)."""
+    response = RedirectResponse("/inbox", status_code=303)
+    response.set_cookie(
+        FLASH,
+        console.flash.seal(json.dumps(asdict(notice)), user.name),
+        max_age=LIFETIME_S,
+        path="/inbox",
+        httponly=True,
+        samesite="strict",
     )
+    return response
 
 
 def _failed(console: Console, user: ConsoleUser, ref: str, exc: Exception) -> RedirectResponse:
@@ -174,16 +224,7 @@ def _failed(console: Console, user: ConsoleUser, ref: str, exc: Exception) -> Re
     else:  # the wrapped tool's own error (the registry down...): its reason, the rest logged
         LOG.warning("a decision on %s failed", ref, exc_info=exc)
         why = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-    response = _back(ref, "failed")
-    response.set_cookie(
-        FLASH,
-        console.flash.seal(why[:1000], user.name),
-        max_age=LIFETIME_S,
-        path="/inbox",
-        httponly=True,
-        samesite="strict",
-    )
-    return response
+    return _back(console, user, Notice("error", f"The change to {ref} failed: {why[:1000]}"))
 
 
 async def approve(request: Request) -> Response:
@@ -208,12 +249,12 @@ async def approve(request: Request) -> Response:
             as_actor=user.name,
         )
     except ApprovalRefused:
-        return _back(ref, "refused")
+        return _back(console, user, _recorded(console, user, ref, "approval.refused"))
     except OperationalError:
         raise  # the spine's: "busy, try again" (503)
     except Exception as exc:
         return _failed(console, user, ref, exc)
-    return _back(ref, "approved")
+    return _back(console, user, _recorded(console, user, ref, "approval.approved"))
 
 
 async def reject(request: Request) -> Response:
@@ -233,4 +274,4 @@ async def reject(request: Request) -> Response:
         raise  # the spine's: "busy, try again" (503)
     except Exception as exc:
         return _failed(console, user, ref, exc)
-    return _back(ref, "rejected")
+    return _back(console, user, _recorded(console, user, ref, "state.changed"))
