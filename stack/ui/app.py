@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import event
@@ -270,9 +270,16 @@ class Console:
         return response
 
     def error_page(self, request: Request, status: int, title: str, detail: str) -> Response:
+        """The error page: what went wrong, who is signed in (when anyone is), and a link
+        back to the console page the browser came from (its Referer, on this origin only)."""
+        try:
+            user: ConsoleUser | None = self.user(request)
+        except NotSignedIn:
+            user = None
         html = self.templates.get_template("error.html").render(
             request=request,
-            user=None,
+            user=user,
+            back=_came_from(request),
             status=status,
             title=title,
             detail=detail,
@@ -280,6 +287,19 @@ class Console:
             path=request.url.path,
         )
         return HTMLResponse(html, status_code=status)
+
+
+def _came_from(request: Request) -> str | None:
+    """The path (and query) of the Referer when it is one of this console's pages (same
+    scheme-less host as the request), else None: never a link to another site."""
+    referer = request.headers.get("referer", "")
+    parts = urlsplit(referer)
+    if parts.scheme not in ("http", "https") or parts.netloc != request.headers.get("host"):
+        return None
+    back = parts.path or "/"
+    if back == request.url.path and parts.query == request.url.query:
+        return None  # the failing page itself
+    return back + (f"?{parts.query}" if parts.query else "")
 
 
 def _query(request: Request, **changes: Any) -> str:

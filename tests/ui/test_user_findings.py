@@ -233,3 +233,51 @@ def test_lineage_as_of_an_early_year_shows_nothing_recorded_since(client: TestCl
         page = client.get(f"/lineage?node=model_version:churn@1&at={year}-06-01T00:00")
         assert page.status_code == 200, year
         assert "report:monitoring/" not in html.unescape(page.text), year
+
+
+def test_the_time_pickers_say_they_read_utc_and_show_the_moment_chosen(
+    client: TestClient,
+) -> None:
+    for page, params, label in (
+        ("/lineage", {"model": "churn"}, "as of (UTC)"),
+        ("/rollouts", {}, "what served at (UTC)"),
+    ):
+        chosen = client.get(page, params={**params, "at": "2026-01-02T03:04:05+02:00"})
+        assert chosen.status_code == 200, page
+        text = html.unescape(chosen.text)
+        assert label in text, page
+        assert "2026-01-02 01:04:05 UTC" in text, page
+
+
+def test_an_error_page_links_back_to_the_console_page_and_names_the_user(
+    client: TestClient,
+) -> None:
+    came_from = "http://127.0.0.1:8765/audit?actor=ana"
+    page = client.get("/models/nosuch", headers={"Referer": came_from})
+    assert page.status_code == 404
+    assert 'href="/audit?actor=ana">Back to the page you came from' in page.text
+    assert '<span class="who"' in page.text and "lead" in page.text
+    elsewhere = client.get("/models/nosuch", headers={"Referer": "http://evil.example/x"})
+    assert "evil.example" not in elsewhere.text
+    assert "Back to the page you came from" not in elsewhere.text
+
+
+def test_an_empty_filter_result_says_so_with_a_way_back_and_order_is_checked(
+    client: TestClient,
+) -> None:
+    page = html.unescape(client.get("/?q=no-such-model-anywhere").text)
+    assert "No model matches these filters." in page and "Run a recipe" not in page
+    assert '<a href="/">Clear the filters</a>' in page
+    bad = client.get("/?sort=model&order=sideways")
+    assert bad.status_code == 400
+    assert "order must be one of asc, desc" in html.unescape(bad.text)
+    assert client.get("/?sort=model&order=desc").status_code == 200
+
+
+def test_an_export_is_named_by_its_filters(client: TestClient) -> None:
+    named = client.get("/audit/export?model=churn&action=state.changed")
+    assert named.headers["content-disposition"] == (
+        'attachment; filename="audit-churn-state.changed.jsonl"'
+    )
+    plain = client.get("/audit/export")
+    assert plain.headers["content-disposition"] == 'attachment; filename="audit.jsonl"'

@@ -75,7 +75,11 @@ def inventory(request: Request) -> Response:
     sort = params.get("sort", "model")
     if sort not in SORTS:
         raise HTTPException(400, f"sort must be one of {', '.join(SORTS)}, not {sort!r}")
-    descending = params.get("order") == "desc"
+    order = params.get("order") or "asc"
+    if order not in ("asc", "desc"):
+        raise HTTPException(400, f"order must be one of asc, desc, not {order[:40]!r}")
+    descending = order == "desc"
+    filtered = any(params.get(name) for name in ("q", *FILTERS))
     rows.sort(key=lambda r: (r[sort] is None, r[sort]), reverse=descending)
     return console.render(
         request,
@@ -84,6 +88,7 @@ def inventory(request: Request) -> Response:
         sorts=SORTS,
         sort=sort,
         descending=descending,
+        filtered=filtered,
         states=FILTERS["state"],
     )
 
