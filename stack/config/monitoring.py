@@ -180,6 +180,13 @@ class MonitoringSection(BaseModel):
     )
     prediction_column: str = "prediction"
     min_rows: int = Field(default=30, ge=1, description="Fewer rows: drift is not judged.")
+    sample_rows: int = Field(
+        default=100_000,
+        ge=100,
+        description="Requests per version a streamed window keeps (a uniform sample) for "
+        "drift, quality and performance; every request is counted. More: finer tests, more "
+        "memory (about 2 KB a request of 20 features).",
+    )
     labels: LabelJoin = LabelJoin()
     policy: MonitoringPolicy = MonitoringPolicy()
     alerts: AlertsSection = AlertsSection()

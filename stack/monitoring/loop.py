@@ -23,7 +23,7 @@ from stack.monitoring.known import require_model
 from stack.monitoring.recording import CheckRecorder
 from stack.monitoring.results import CheckResult, MonitoringOutcome, vars_of
 from stack.monitoring.retrain import RetrainOutcome
-from stack.monitoring.stream import PredictionLogScanner, stream_window
+from stack.monitoring.stream import PredictionLogScanner, StreamedWindow, stream_window
 from stack.monitoring.traces import assess_traces
 from stack.monitoring.versions import VersionChecker
 from stack.monitoring.window import (
@@ -95,17 +95,16 @@ class MonitoringLoop:
             )
         source = self._source(section)
         spine_labels = self.session.spine.labels(model, since=start)
-        request_ids: set[str] | None = None
+        streamed: StreamedWindow | None = None
         if isinstance(source, PredictionLogScanner):  # streamed: a sample, counted exactly
             streamed = stream_window(
                 source.log_batches(name, since=start),  # feedback after `end` still joins
                 end,
                 section.include_traffic,
-                label_ids={g.request_id for g in spine_labels if g.request_id is not None},
+                sample_rows=section.sample_rows,
             )
             windows, logged = streamed.windows, streamed.feedback
             left_out = _left_out_counts(streamed.left_out, section.include_traffic)
-            request_ids = streamed.request_ids
         else:
             logged = source.logged(name, since=start)
             windows = split_by_version(logged, end, section.include_traffic)
@@ -121,8 +120,9 @@ class MonitoringLoop:
             entity=section.labels.entity,
             join_window=section.labels.join_window,
         )
-        if request_ids is not None and any(w.sampled_rows for w in windows.values()):
-            stats = _sampled_join(stats, labels, request_ids)
+        if streamed is not None and any(w.sampled_rows for w in windows.values()):
+            named = {g.request_id for g in labels if g.request_id is not None}
+            stats = _sampled_join(stats, labels, streamed.answered(named))
         checks: list[CheckResult] = []
         if not windows:
             empty = CheckResult(model, "-", name, (start, end), rows=0, status="empty")

@@ -113,6 +113,29 @@ def test_a_steady_window_passes_with_performance_from_late_labels(
     assert stored.result["performance"]["labelled_rows"] == 300
 
 
+def test_a_window_larger_than_the_sample_is_judged_on_a_sample_and_counted_whole(
+    served: Served, steady: dict[str, Any]
+) -> None:
+    monitoring = served.recipe.spec.monitoring.model_copy(update={"sample_rows": 200})
+    sampling = dataclasses.replace(
+        served.recipe, spec=served.recipe.spec.model_copy(update={"monitoring": monitoring})
+    )
+    end = steady["end"]
+    with served.session() as session:
+        [result] = (
+            MonitoringLoop(session.with_recipe(sampling))
+            .assess("churn", until=end, window=end - steady["start"])
+            .checks
+        )
+    assert result.rows == 400  # one record per request: the estimate is the count
+    assert any("uniform sample of 200 of about 400 rows" in m for m in result.messages)
+    assert result.drift is not None and result.quality is not None
+    assert result.quality.rows == 200
+    # the 250 labels naming a request id are matched against every request answered
+    assert result.labels is not None and 250 <= result.labels.matched <= 300
+    assert result.performance is not None and result.performance.rows == 200
+
+
 def test_the_html_report_is_saved_and_logged_to_the_tracker(
     served: Served, steady: dict[str, Any]
 ) -> None:

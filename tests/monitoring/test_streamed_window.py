@@ -87,6 +87,8 @@ def test_the_log_is_read_in_batches_no_larger_than_asked_and_the_sample_is_bound
         assert window.rows == 1250
         assert len(set(window.keys)) == 100
         assert window.times == sorted(window.times)
+    # labels are matched against every request answered, not only the sampled ones
+    assert streamed.answered({"r0", "r1337", "r2499", "r2500"}) == {"r0", "r1337", "r2499"}
 
 
 def test_the_sample_is_uniform_over_the_window(tmp_path: Path) -> None:
