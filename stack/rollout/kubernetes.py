@@ -61,4 +61,12 @@ def render_manifests(session: StackSession, version: ModelVersion, plan: Rollout
     split = first_split(plan, version.ref, champion.ref if champion else None)
     versions = [version] if champion is None or champion.ref == version.ref else [champion, version]
     objects = server.manifests(plan.endpoint or version.model, versions, split)
-    return yaml.safe_dump_all(objects, sort_keys=False)
+    return yaml.dump_all(objects, Dumper=_Whole, sort_keys=False)
+
+
+class _Whole(yaml.SafeDumper):
+    """Each object written whole: no `&id001` anchors or `*id001` aliases where two objects
+    share a value (a reader, kubectl or a person, sees every field where it applies)."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True

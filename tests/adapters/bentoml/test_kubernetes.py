@@ -3,6 +3,7 @@ kubernetes-validate --strict against a current Kubernetes version."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -74,6 +75,7 @@ def test_canary_manifests_validate_and_schedule_on_gpu_pools(cli: Cli, workdir: 
         "10,50,100",
     )
     assert result.returncode == 0, result.stderr
+    assert not re.search(r"[&*]id\d+", result.stdout), "each object written whole, no aliases"
     checked = validate(result.stdout, workdir)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.count("passed") == 9  # 2 x (Deployment, Service, HPA, PDB), policy
