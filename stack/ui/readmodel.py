@@ -139,6 +139,7 @@ class ReadModel:
         self._versions: dict[str, dict[int, _Folded]] = defaultdict(dict)
         self._routed: dict[str, list[tuple[datetime, dict[str, float], str]]] = defaultdict(list)
         self._shadows: dict[str, list[tuple[str, ...]]] = defaultdict(list)  # by split
+        self._rollout_events: dict[str, tuple[datetime, str, dict[str, Any], str]] = {}
         self._checks_seen = 0
         self._last_check: dict[str, CheckRow] = {}
         self._last_of_version: dict[str, CheckRow] = {}
@@ -182,6 +183,14 @@ class ReadModel:
                     (_moment(at), {str(k): float(v) for k, v in weights.items()}, reason)
                 )
                 self._shadows[name].append(tuple(str(s) for s in data.get("shadows") or ()))
+            elif action.startswith("rollout.") and subject.startswith("endpoint:"):
+                data = json.loads(payload)
+                self._rollout_events[subject.removeprefix("endpoint:")] = (
+                    _moment(at),
+                    action,
+                    data if isinstance(data, dict) else {},
+                    reason,
+                )
             elif action in _VERSION_ACTIONS or action in _GATE_ACTIONS:
                 self._fold_version(seq, _moment(at), actor, action, subject, json.loads(payload))
 
@@ -292,6 +301,12 @@ class ReadModel:
         with self._folding() as session:
             self._catch_up(session)
             return list(self._shadows.get(endpoint, ()))
+
+    def last_rollout_event(self, endpoint: str) -> tuple[datetime, str, dict[str, Any], str] | None:
+        """The endpoint's newest `rollout.*` entry: (when, action, payload, reason)."""
+        with self._folding() as session:
+            self._catch_up(session)
+            return self._rollout_events.get(endpoint)
 
     # -- approvals ----------------------------------------------------------------------
 

@@ -281,3 +281,44 @@ def test_an_export_is_named_by_its_filters(client: TestClient) -> None:
     )
     plain = client.get("/audit/export")
     assert plain.headers["content-disposition"] == 'attachment; filename="audit.jsonl"'
+
+
+def test_the_rollouts_page_shows_a_rollout_in_progress_until_it_ends(
+    session: StackSession, client: TestClient
+) -> None:
+    spine = session.spine
+    plan = {"strategy": "canary", "steps": [0.1, 0.5, 1.0], "bake_seconds": 3600.0}
+    spine.audit(
+        actor="ana",
+        action="endpoint.routed",
+        subject="endpoint:fraud-api",
+        payload={"weights": {"fraud@1": 1.0}, "shadows": []},
+    )
+    spine.audit(
+        actor="ana",
+        action="rollout.started",
+        subject="endpoint:fraud-api",
+        payload={
+            "strategy": "canary",
+            "champion": "fraud@1",
+            "challenger": "fraud@2",
+            "plan": plan,
+        },
+    )
+    spine.audit(
+        actor="ana",
+        action="endpoint.routed",
+        subject="endpoint:fraud-api",
+        payload={"weights": {"fraud@1": 0.9, "fraud@2": 0.1}, "shadows": []},
+    )
+    page = html.unescape(re.sub(r"\s+", " ", client.get("/rollouts?model=fraud").text))
+    assert "Rollout in progress (canary, since" in page
+    assert "fraud@1 → fraud@2 at 10%, step 1 of 3;" in page
+    assert "s of bake time left at this step" in page
+    spine.audit(
+        actor="ana",
+        action="rollout.completed",
+        subject="endpoint:fraud-api",
+        payload={"version": "fraud@2"},
+    )
+    assert "Rollout in progress" not in client.get("/rollouts?model=fraud").text

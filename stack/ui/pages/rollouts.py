@@ -45,6 +45,46 @@ def _live(console: Console, names: list[str]) -> dict[str, dict[str, Any]]:
     return live
 
 
+#: A rollout's last word that says it is still going (`mlstack rollout status` prints it).
+_IN_PROGRESS = ("rollout.started", "rollout.ab_running")
+
+
+def in_progress(
+    console: Console, name: str, splits: list[tuple[datetime, dict[str, float], str]], now: datetime
+) -> dict[str, Any] | None:
+    """The endpoint's running rollout as the spine records it (None when its last
+    `rollout.*` entry ended one): strategy, champion and challenger, the step it is at
+    (the challenger's share of the newest split among the plan's steps), and the bake time
+    left at that step (the plan's bake_seconds from the split's change; past it, the
+    controller holds while evidence is missing, up to max_hold_seconds)."""
+    event = console.read.last_rollout_event(name)
+    if event is None or event[1] not in _IN_PROGRESS:
+        return None
+    started, action, data, reason = event
+    plan = data.get("plan") if isinstance(data.get("plan"), dict) else {}
+    challenger = str(data.get("challenger", ""))
+    steps = [float(s) for s in plan.get("steps", ()) if isinstance(s, (int, float))]
+    changed = [s for s in splits if s[0] >= started]
+    share = changed[-1][1].get(challenger, 0.0) if changed else 0.0
+    step = next((i + 1 for i, s in enumerate(steps) if abs(s - share) < 1e-9), None)
+    bake = float(plan.get("bake_seconds", 0) or 0)
+    since = changed[-1][0] if changed else started
+    left = max(0.0, bake - (now - since).total_seconds())
+    return {
+        "strategy": str(data.get("strategy", "")) if action == "rollout.started" else "ab",
+        "champion": data.get("champion"),
+        "challenger": challenger,
+        "started": started,
+        "reason": reason,
+        "share": share,
+        "step": step,
+        "steps": len(steps),
+        "bake_left_s": left,
+        "holding": bake > 0 and left == 0.0,
+        "max_hold_s": float(plan.get("max_hold_seconds", 0) or 0),
+    }
+
+
 def _shared_live(console: Console, request: Request, names: list[str]) -> dict[str, Any]:
     """`_live`, read once every few seconds for all the requests that ask (each read walks
     the prediction log since the split's last change)."""
@@ -87,6 +127,7 @@ def rollouts_page(request: Request) -> Response:
                 ),
                 "splits": [(*s, w) for s, w in zip(splits, shadows, strict=True)][::-1][:10],
                 "changes": len(splits),
+                "rollout": in_progress(console, name, splits, now),
                 "served_then": served_then,
                 "shadowed_then": shadowed_then,
             }
