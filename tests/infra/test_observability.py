@@ -52,7 +52,9 @@ def test_the_program_scrapes_the_serving_namespace_and_provisions_the_dashboards
 def test_prometheus_may_reach_the_endpoints_port_and_nothing_more() -> None:
     spec = spec_for("aws", services={"prometheus": {"namespace": "observability"}})
     [policy] = [
-        o for o in render(spec, Endpoints("s3://b/mlflow", "db")) if o["kind"] == "NetworkPolicy"
+        o
+        for o in render(spec, Endpoints("s3://b/mlflow", "db"))
+        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "only-the-gateway"
     ]
     scrape = {"matchLabels": {"kubernetes.io/metadata.name": "observability"}}
     assert {

@@ -106,9 +106,10 @@ def test_aws_gpu_pool_uses_the_nvidia_ami_with_taint_labels_and_spot(mocks: Reco
     assert cluster.inputs["encryptionConfig"]["resources"] == ["secrets"]
     # nodes scale: the cluster-autoscaler (through IRSA) finds the node groups; pods scale:
     # the metrics-server add-on feeds the endpoints' HPAs
-    assert [a.inputs["addonName"] for a in of(resources, "aws:eks/addon:Addon")] == [
-        "metrics-server"
-    ]
+    assert {a.inputs["addonName"] for a in of(resources, "aws:eks/addon:Addon")} == {
+        "metrics-server",
+        "vpc-cni",  # configured to enforce NetworkPolicy (test_network_policies.py)
+    }
     [group] = of(resources, "kubernetes:yaml/v2:ConfigGroup")
     [scaler] = [
         o

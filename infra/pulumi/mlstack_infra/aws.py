@@ -122,6 +122,16 @@ class AwsGpuCluster(pulumi.ComponentResource):
             addon_name="metrics-server",
             opts=child(self, depends_on=self.node_groups),
         )  # pod autoscalers (the endpoints' HPAs) read it
+        # The VPC CNI enforces the services' NetworkPolicies only when told to (its node agent).
+        aws.eks.Addon(
+            f"{name}-vpc-cni",
+            cluster_name=self.cluster.name,
+            addon_name="vpc-cni",
+            configuration_values=json.dumps({"enableNetworkPolicy": "true"}),
+            resolve_conflicts_on_create="OVERWRITE",  # EKS installs it self-managed first
+            resolve_conflicts_on_update="OVERWRITE",
+            opts=child(self),
+        )
 
         # Object storage: private, encrypted, versioned.
         self.bucket = aws.s3.Bucket(

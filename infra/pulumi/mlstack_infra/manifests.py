@@ -12,6 +12,10 @@ from mlstack_infra.spec import InfraSpec
 
 NAMESPACE = "mlstack"
 SERVING = "mlstack-serving"
+#: Where Kubeflow Pipelines runs (its released manifests): its steps track to MLflow.
+KUBEFLOW = "kubeflow"
+#: The serving gateway's pods (the `mlstack-gateway` Service selects them).
+GATEWAY_LABELS = {"mlstack.io/gateway": "true"}
 SECRET = "mlstack-database"  # keys: username, password (created by the program, never here)
 DATABASE_USER = "mlstack"
 DATABASES = ("mlflow", "feast", "mlstack")
@@ -84,6 +88,7 @@ def render(spec: InfraSpec, endpoints: Endpoints) -> list[Manifest]:
     if spec.services.serving:
         objects += _serving(spec)
     objects += [_monitoring_job(spec, job.model, job.schedule) for job in spec.services.monitoring]
+    objects += _network_policies(spec)
     if AZURE_CLIENT_ID in endpoints.service_account_annotations:
         for obj in objects:
             _use_azure_identity(obj)
@@ -432,36 +437,16 @@ def _serving(spec: InfraSpec) -> list[Manifest]:
             "globalDefault": False,
             "description": "Model endpoints: scheduled before batch and training pods.",
         },
-        {
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "NetworkPolicy",
-            "metadata": _meta("only-the-gateway", SERVING),
-            "spec": {
-                "podSelector": {},
-                "policyTypes": ["Ingress"],
-                "ingress": [
-                    {
-                        "from": [
-                            {
-                                "namespaceSelector": {
-                                    "matchLabels": {"kubernetes.io/metadata.name": SERVING}
-                                }
-                            }
-                        ]
-                    },
-                    {
-                        "from": [
-                            {
-                                "namespaceSelector": {
-                                    "matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}
-                                }
-                            }
-                        ]
-                    },
-                    *_scrapers(spec),
-                ],
-            },
-        },
+        network_policy(
+            "only-the-gateway",
+            SERVING,
+            None,
+            [
+                {"from": [_namespace_peer(SERVING)]},
+                {"from": [_namespace_peer(NAMESPACE)]},
+                *_scrapers(spec),
+            ],
+        ),
     ]
     gateway = _service(
         "mlstack-gateway",
@@ -469,9 +454,81 @@ def _serving(spec: InfraSpec) -> list[Manifest]:
         kind="LoadBalancer" if spec.serving_public else "ClusterIP",
         namespace=SERVING,
     )
-    gateway["spec"]["selector"] = {"mlstack.io/gateway": "true"}
+    gateway["spec"]["selector"] = dict(GATEWAY_LABELS)
     gateway["spec"]["ports"][0]["targetPort"] = 3000
     objects.append(gateway)
+    return objects
+
+
+def network_policy(
+    name: str, namespace: str, pods: dict[str, str] | None, ingress: list[Manifest]
+) -> Manifest:
+    """An ingress NetworkPolicy for the pods labelled `pods` (None: every pod of `namespace`)
+    admitting only what `ingress` lists (empty: nothing)."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(name, namespace),
+        "spec": {
+            "podSelector": {"matchLabels": dict(pods)} if pods else {},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
+        },
+    }
+
+
+def _namespace_peer(name: str) -> Manifest:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+
+def from_namespaces(names: list[str], port: int) -> Manifest:
+    """An ingress rule: pods of the namespaces `names`, on TCP `port` only."""
+    return {
+        "from": [_namespace_peer(n) for n in names],
+        "ports": [{"port": port, "protocol": "TCP"}],
+    }
+
+
+def _network_policies(spec: InfraSpec) -> list[Manifest]:
+    """Ingress denied by default in each mlstack namespace, then opened service by service:
+    MLflow, Feast and Redis (and on-prem PostgreSQL) to the mlstack and serving namespaces
+    (and Kubeflow's, whose pipeline steps track to MLflow), on-prem MinIO to the mlstack
+    namespace (MLflow proxies the artifacts); the serving gateway's pods to anyone on their
+    port only with `serving_public` (its load balancer's clients)."""
+    clients = [NAMESPACE, SERVING] + ([KUBEFLOW] if spec.services.kubeflow_pipelines else [])
+    allowed: list[tuple[str, int, list[str]]] = []
+    if spec.services.mlflow:
+        allowed.append(("mlflow", 5000, clients))
+    if spec.services.feast:
+        allowed += [("feature-server", 6566, clients), ("redis", 6379, clients)]
+    if spec.target == "onprem":
+        allowed += [("postgres", 5432, clients), ("minio", 9000, [NAMESPACE])]
+    objects = [network_policy("default-deny-ingress", NAMESPACE, None, [])]
+    objects += [
+        network_policy(
+            f"allow-{app}",
+            NAMESPACE,
+            {"app.kubernetes.io/name": app},
+            [from_namespaces(names, port)],
+        )
+        for app, port, names in allowed
+    ]
+    if spec.services.serving:
+        objects.append(network_policy("default-deny-ingress", SERVING, None, []))
+    if spec.services.serving and spec.serving_public:
+        objects.append(
+            network_policy(
+                "gateway-from-load-balancer",
+                SERVING,
+                GATEWAY_LABELS,
+                [
+                    {
+                        "from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+                        "ports": [{"port": 3000, "protocol": "TCP"}],
+                    }
+                ],
+            )
+        )
     return objects
 
 

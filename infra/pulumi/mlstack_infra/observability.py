@@ -13,7 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mlstack_infra.manifests import NAMESPACE, _database_env, _deployment
+from mlstack_infra.manifests import (
+    NAMESPACE,
+    _database_env,
+    _deployment,
+    from_namespaces,
+    network_policy,
+)
 from mlstack_infra.spec import InfraSpec
 
 SERVING = "mlstack-serving"
@@ -94,7 +100,16 @@ def _exporter(spec: InfraSpec, pod_monitor: bool) -> list[Manifest]:
         "prometheus.io/path": "/metrics",
     }
     template["spec"]["volumes"] = [{"name": "stack", "secret": {"secretName": "mlstack-stack"}}]
-    objects = [deployment]
+    scraper = spec.services.prometheus.namespace if spec.services.prometheus else NAMESPACE
+    objects = [
+        deployment,
+        network_policy(
+            f"allow-{EXPORTER}",
+            NAMESPACE,
+            {"app.kubernetes.io/name": EXPORTER},
+            [from_namespaces([scraper], EXPORTER_PORT)],
+        ),
+    ]
     if pod_monitor:
         objects.append(
             {

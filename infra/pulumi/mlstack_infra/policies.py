@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mlstack_infra.manifests import GATEWAY_LABELS
 from mlstack_infra.posture import Item, from_pulumi
 
 
@@ -109,6 +110,53 @@ def non_root_pods_name_their_user(posture: list[Item]) -> list[str]:
     ]
 
 
+def _admits_anyone(peers: tuple[str, ...]) -> bool:
+    return bool({"any", "cidr:0.0.0.0/0", "namespaces:all", "namespaces:all+pods:all"} & set(peers))
+
+
+def no_allow_all_ingress(posture: list[Item], *, serving_public: bool = False) -> list[str]:
+    """No NetworkPolicy admits every source (a rule with no `from`, an empty peer, every
+    namespace, 0.0.0.0/0); the one exception is the serving gateway's pods when a public
+    gateway is asked for (its load balancer's clients are anyone)."""
+    found = []
+    for policy in _of(posture, "kubernetes"):
+        if not policy.name.startswith("NetworkPolicy "):
+            continue
+        gateway = dict(policy.get("pod_selector") or ()) == GATEWAY_LABELS
+        for peers, _ports in policy.get("ingress") or ():
+            if _admits_anyone(peers) and not (gateway and serving_public):
+                found.append(f"{policy.name} admits ingress from anyone ({', '.join(peers)})")
+    return found
+
+
+def ingress_is_denied_by_default(posture: list[Item]) -> list[str]:
+    """Each namespace the stack creates denies ingress to every pod no policy opens: a
+    NetworkPolicy selecting all its pods, for ingress, with no rule."""
+    denied = {
+        policy.name.split(" ", 1)[1].split("/", 1)[0]
+        for policy in _of(posture, "kubernetes")
+        if policy.name.startswith("NetworkPolicy ")
+        and not policy.get("pod_selector")
+        and "Ingress" in (policy.get("policy_types") or ())
+        and not policy.get("ingress")
+    }
+    return [
+        f"namespace {ns.get('object_name')} has no default-deny ingress NetworkPolicy"
+        for ns in _of(posture, "kubernetes")
+        if ns.name.startswith("Namespace ") and ns.get("object_name") not in denied
+    ]
+
+
+def network_policies_are_enforced(posture: list[Item]) -> list[str]:
+    """The cluster enforces NetworkPolicy (EKS: the VPC CNI add-on's `enableNetworkPolicy`;
+    GKE: Dataplane V2; AKS: a network policy engine), or the policies are words."""
+    return [
+        f"{c.name} does not enforce NetworkPolicy"
+        for c in _of(posture, "cluster")
+        if c.get("network_policy") is not True
+    ]
+
+
 RULES: dict[str, Rule] = {
     "buckets_are_private": buckets_are_private,
     "storage_is_encrypted": storage_is_encrypted,
@@ -118,7 +166,12 @@ RULES: dict[str, Rule] = {
     "cluster_endpoint_is_private": cluster_endpoint_is_private,
     "no_static_keys": no_static_keys,
     "non_root_pods_name_their_user": non_root_pods_name_their_user,
+    "no_allow_all_ingress": no_allow_all_ingress,
+    "ingress_is_denied_by_default": ingress_is_denied_by_default,
+    "network_policies_are_enforced": network_policies_are_enforced,
 }
+#: The rules that take `serving_public` (an exception for the public serving gateway).
+_GATEWAY_AWARE = (no_open_ingress, no_allow_all_ingress)
 
 
 def violations(
@@ -132,8 +185,8 @@ def violations(
     results: dict[str, list[str]] = {}
     for name, rule in RULES.items():
         found = (
-            no_open_ingress(posture, serving_public=serving_public)
-            if rule is no_open_ingress
+            rule(posture, serving_public=serving_public)  # type: ignore[call-arg]
+            if rule in _GATEWAY_AWARE
             else rule(posture)
         )
         if found:

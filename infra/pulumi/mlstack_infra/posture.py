@@ -61,6 +61,47 @@ def _run_as(pod: Mapping[str, Any]) -> tuple[tuple[str, Any, Any], ...]:
     return tuple(found)
 
 
+def _peer(peer: Mapping[str, Any]) -> str:
+    """One source of an ingress rule, in words: `cidr:C`, `namespace:N`, `namespaces:all`,
+    `namespaces:selected`, with `+pods:all`/`+pods:selected`, `pods:all` (the policy's own
+    namespace), or `any` for an empty peer."""
+    if "ipBlock" in peer:
+        return f"cidr:{(peer.get('ipBlock') or {}).get('cidr')}"
+    words = []
+    if "namespaceSelector" in peer:
+        selector = peer.get("namespaceSelector") or {}
+        name = (selector.get("matchLabels") or {}).get("kubernetes.io/metadata.name")
+        if not selector:
+            words.append("namespaces:all")
+        elif (
+            name
+            and len(selector.get("matchLabels") or {}) == 1
+            and "matchExpressions" not in selector
+        ):
+            words.append(f"namespace:{name}")
+        else:
+            words.append("namespaces:selected")
+    if "podSelector" in peer:
+        words.append("pods:all" if not peer.get("podSelector") else "pods:selected")
+    return "+".join(words) or "any"
+
+
+def _port(port: Any) -> str:
+    return str(int(port)) if isinstance(port, float) and port.is_integer() else str(port)
+
+
+def _ingress(spec: Mapping[str, Any]) -> tuple[tuple[tuple[str, ...], tuple[Any, ...]], ...]:
+    """Each ingress rule of a NetworkPolicy's spec as (its sources, its ports); `any` where a
+    rule names no source (it admits every one)."""
+    rules = []
+    for rule in spec.get("ingress") or []:
+        peers = tuple(sorted(_peer(p) for p in rule.get("from") or [])) or ("any",)
+        # Pulumi's inputs carry numbers as floats (5000.0): a port is read as Terraform's
+        ports = tuple(sorted(_port(p.get("port")) for p in rule.get("ports") or []))
+        rules.append((peers, ports))
+    return tuple(rules)
+
+
 def kubernetes_items(objects: Iterable[Mapping[str, Any]]) -> list[Item]:
     """Kubernetes objects: what they are, and the settings that open or identify them."""
     found = []
@@ -69,6 +110,13 @@ def kubernetes_items(objects: Iterable[Mapping[str, Any]]) -> list[Item]:
         settings: dict[str, Any] = {"object_name": meta.get("name")}
         if obj.get("kind") == "Service":
             settings["type"] = (obj.get("spec") or {}).get("type", "ClusterIP")
+        if obj.get("kind") == "NetworkPolicy":
+            spec = obj.get("spec") or {}
+            settings["pod_selector"] = dict(
+                (spec.get("podSelector") or {}).get("matchLabels") or {}
+            )
+            settings["policy_types"] = sorted(spec.get("policyTypes") or ["Ingress"])
+            settings["ingress"] = _ingress(spec)
         if obj.get("kind") == "ServiceAccount":
             settings["identity"] = sorted(meta.get("annotations") or {})
         template = pod_template(obj)
@@ -90,6 +138,7 @@ _BRIDGED = {
     "gcp:compute/routerNat:RouterNat": "google_compute_router_nat",
     "aws:eks/cluster:Cluster": "aws_eks_cluster",
     "aws:eks/nodeGroup:NodeGroup": "aws_eks_node_group",
+    "aws:eks/addon:Addon": "aws_eks_addon",
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": "aws_iam_openid_connect_provider",
     "aws:s3/bucket:Bucket": "aws_s3_bucket",
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "aws_s3_bucket_public_access_block",

@@ -25,6 +25,12 @@ def read(of: Of, resources: Mapping[str, Mapping[str, Any]]) -> list[Item]:
                 private_nodes=all(s.get("map_public_ip_on_launch") is False for s in subnets),
                 workload_identity=bool(of("aws_iam_openid_connect_provider")),
                 secrets_encrypted="secrets" in (dig(eks, "encryption_config", "resources") or []),
+                # the VPC CNI enforces NetworkPolicy only when its add-on is configured to
+                network_policy=any(
+                    a.get("addon_name") == "vpc-cni"
+                    and document(a.get("configuration_values")).get("enableNetworkPolicy") == "true"
+                    for a in of("aws_eks_addon")
+                ),
             )
         )
     if of("aws_eks_cluster"):  # how the private nodes reach out (spec `egress`)

@@ -149,6 +149,16 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
         addon_name="metrics-server",
         depends_on=node_groups,
     )  # pod autoscalers (the endpoints' HPAs) read it
+    # The VPC CNI enforces the services' NetworkPolicies only when told to (its node agent).
+    EksAddon(
+        stack,
+        f"{name}-vpc-cni",
+        cluster_name=cluster.name,
+        addon_name="vpc-cni",
+        configuration_values=json.dumps({"enableNetworkPolicy": "true"}),
+        resolve_conflicts_on_create="OVERWRITE",  # EKS installs it self-managed first
+        resolve_conflicts_on_update="OVERWRITE",
+    )
 
     # Object storage: private, encrypted, versioned.
     bucket = S3Bucket(

@@ -1,0 +1,162 @@
+"""NetworkPolicies: ingress denied by default in each mlstack namespace and opened service by
+service (MLflow, Feast, Redis from the mlstack, serving and Kubeflow namespaces; the
+monitoring exporter from Prometheus'; the serving gateway from anyone only when it is
+public), enforced on every cluster (EKS: the VPC CNI add-on's `enableNetworkPolicy`), the
+same on both paths, and the rules that refuse an allow-all policy or a namespace with no
+default deny."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlstack_infra.manifests import Endpoints, render
+from mlstack_infra.policies import Declared, violations
+from mlstack_infra.posture import from_pulumi, kubernetes_items
+from mlstack_infra.spec import parse_spec
+
+from tests.infra.conftest import TARGETS, RecordingMocks
+from tests.infra.test_targets import spec_for
+from tests.infra.test_terraform import pulumi_posture, resources, synthesized
+
+
+def policies(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        f"{o['metadata']['namespace']}/{o['metadata']['name']}": o["spec"]
+        for o in objects
+        if o["kind"] == "NetworkPolicy"
+    }
+
+
+def sources(spec: dict[str, Any]) -> set[tuple[str, int]]:
+    return {
+        (peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"], port["port"])
+        for rule in spec["ingress"]
+        for peer in rule["from"]
+        for port in rule["ports"]
+    }
+
+
+def test_each_namespace_denies_ingress_and_opens_each_service_to_its_clients_only() -> None:
+    spec = spec_for("aws", services={"prometheus": {}, "monitoring": [{"model": "churn"}]})
+    found = policies(render(spec, Endpoints("s3://b/mlflow", "db")))
+    for namespace in ("mlstack", "mlstack-serving"):
+        deny = found[f"{namespace}/default-deny-ingress"]
+        assert deny == {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": []}
+    clients = {"mlstack", "mlstack-serving", "kubeflow"}
+    for app, port in (("mlflow", 5000), ("feature-server", 6566), ("redis", 6379)):
+        policy = found[f"mlstack/allow-{app}"]
+        assert policy["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": app}}
+        assert sources(policy) == {(ns, port) for ns in clients}
+    assert "mlstack-serving/gateway-from-load-balancer" not in found  # a private gateway
+    from mlstack_infra.observability import manifests as observability
+
+    exporter = policies(observability(spec))["mlstack/allow-mlstack-monitor-exporter"]
+    assert sources(exporter) == {("monitoring", 9410)}
+
+
+def test_only_a_public_gateway_is_open_to_anyone_and_only_on_its_port() -> None:
+    spec = spec_for("aws", serving_public=True)
+    gateway = policies(render(spec, Endpoints("s3://b/mlflow", "db")))[
+        "mlstack-serving/gateway-from-load-balancer"
+    ]
+    assert gateway["podSelector"] == {"matchLabels": {"mlstack.io/gateway": "true"}}
+    assert gateway["ingress"] == [
+        {"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 3000, "protocol": "TCP"}]}
+    ]
+    posture = kubernetes_items(render(spec, Endpoints("s3://b/mlflow", "db")))
+    assert violations(posture, serving_public=True) == {}
+    assert "no_allow_all_ingress" in violations(posture, serving_public=False)
+
+
+def test_onprem_stores_are_open_to_their_clients_only() -> None:
+    spec = parse_spec(
+        {"target": "onprem", "region": "dc-1", "node_pools": [{"name": "gpu", "machine_type": "x"}]}
+    )
+    found = policies(render(spec, Endpoints("s3://mlflow/artifacts", "postgres.mlstack")))
+    assert sources(found["mlstack/allow-minio"]) == {("mlstack", 9000)}
+    assert ("mlstack-serving", 5432) in sources(found["mlstack/allow-postgres"])
+
+
+def _policy(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {},  # no `from`: every source
+        {"from": [{}]},
+        {"from": [{"namespaceSelector": {}}]},
+        {"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]},
+    ],
+    ids=["no-from", "empty-peer", "every-namespace", "any-address"],
+)
+def test_an_allow_all_ingress_policy_is_refused(rule: dict[str, Any]) -> None:
+    objects = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mlstack"}},
+        _policy("default-deny-ingress", "mlstack", {"podSelector": {}, "policyTypes": ["Ingress"]}),
+        _policy("open", "mlstack", {"podSelector": {}, "ingress": [rule]}),
+    ]
+    found = violations([Declared("kubernetes:yaml/v2:ConfigGroup", "g", {"objs": objects})])
+    assert list(found) == ["no_allow_all_ingress"]
+    assert found["no_allow_all_ingress"][0].startswith("NetworkPolicy mlstack/open admits")
+
+
+def test_a_namespace_with_no_default_deny_is_refused() -> None:
+    objects = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "mlstack"}}]
+    found = violations([Declared("kubernetes:yaml/v2:ConfigGroup", "g", {"objs": objects})])
+    assert found == {
+        "ingress_is_denied_by_default": [
+            "namespace mlstack has no default-deny ingress NetworkPolicy"
+        ]
+    }
+
+
+def test_eks_enforces_network_policies_through_the_vpc_cni_on_both_paths(
+    mocks: RecordingMocks, terraform_out: Path
+) -> None:
+    pulumi_posture(mocks, "aws")
+    [addon] = [
+        r.inputs
+        for r in mocks.resources
+        if r.type == "aws:eks/addon:Addon" and r.inputs["addonName"] == "vpc-cni"
+    ]
+    assert json.loads(addon["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    [tf] = [
+        a
+        for a in resources(synthesized(terraform_out, "aws"), "aws_eks_addon").values()
+        if a["addon_name"] == "vpc-cni"
+    ]
+    assert json.loads(tf["configuration_values"]) == {"enableNetworkPolicy": "true"}
+    [cluster] = [i for i in from_pulumi(mocks.resources) if i.kind == "cluster"]
+    assert cluster.get("network_policy") is True
+    without = [
+        r for r in mocks.resources if not (r.type == "aws:eks/addon:Addon" and "vpc-cni" in r.name)
+    ]
+    assert "network_policies_are_enforced" in violations(without)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_both_paths_declare_the_same_network_policies(
+    mocks: RecordingMocks, terraform_out: Path, target: str
+) -> None:
+    from mlstack_infra.posture import from_terraform
+
+    def of(items: list[Any]) -> set[Any]:
+        return {i for i in items if i.name.startswith("NetworkPolicy ")}
+
+    pulumi_side = of(pulumi_posture(mocks, target))
+    assert pulumi_side == of(from_terraform(synthesized(terraform_out, target)))
+    names = {i.name for i in pulumi_side}
+    assert {
+        "NetworkPolicy mlstack/default-deny-ingress",
+        "NetworkPolicy mlstack-serving/default-deny-ingress",
+    } <= names
