@@ -1,7 +1,8 @@
-"""The registry reads of mlstack's read commands, without importing MLflow (~2.5 s or more).
+"""The reads of mlstack's read commands, without importing MLflow (~2.5 s or more).
 
-`mlstack models`, `rollout status`, `lineage M@serving` only read MLflow's model registry:
-the registered models, a model's versions with their tags, the version an alias names. Three
+`mlstack models`, `rollout status`, `lineage M@serving` only read MLflow's model registry
+(the registered models, a model's versions with their tags, the version an alias names) and
+a run's record (the inventory's last evaluation). Three
 ways to read them, one interface (`RegistryReads`):
 
 - `SqlReads`: SQLAlchemy Core queries on MLflow's own registry tables, for a database-backed
@@ -18,7 +19,7 @@ test_light_reads.py): prompts and deleted versions left out, the default workspa
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
@@ -51,6 +52,31 @@ class StoredVersion:
     tags: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class StoredDataset:
+    """A dataset a run used, as MLflow stores it (`source` and `profile`: JSON text)."""
+
+    name: str
+    digest: str
+    source_type: str
+    source: str
+    profile: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRun:
+    """A run as MLflow's `get_run` answers it: the latest value of each metric; its
+    datasets in order of name and digest."""
+
+    run_id: str
+    experiment: str
+    status: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    tags: dict[str, str]
+    datasets: tuple[StoredDataset, ...]
+
+
 class RegistryReads(Protocol):
     def model_names(self) -> list[str]:
         """Every registered model (prompts left out), sorted."""
@@ -66,6 +92,9 @@ class RegistryReads(Protocol):
 
     def alias(self, model: str, alias: str) -> int | None:
         """The version `alias` names; None when the model or the alias does not exist."""
+
+    def run(self, run_id: str) -> StoredRun | None:
+        """Run `run_id` of the tracking store; None when there is none."""
 
 
 def light_reads(uri: str, config: MlflowConnection) -> RegistryReads | None:
@@ -122,6 +151,35 @@ class ClientReads:
                 return None
             raise
 
+    def run(self, run_id: str) -> StoredRun | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+        inputs = run.inputs.dataset_inputs if run.inputs else []
+        return StoredRun(
+            run_id=run.info.run_id,
+            experiment=self.client.get_experiment(run.info.experiment_id).name,
+            status=run.info.status,
+            params=dict(run.data.params),
+            metrics=dict(run.data.metrics),
+            tags=dict(run.data.tags),
+            datasets=_in_order(
+                StoredDataset(
+                    i.dataset.name,
+                    i.dataset.digest,
+                    i.dataset.source_type,
+                    i.dataset.source,
+                    i.dataset.profile,
+                )
+                for i in inputs
+            ),
+        )
+
     def _search(self, filter_string: str) -> list[StoredVersion]:
         found: list[StoredVersion] = []
         token = None
@@ -131,6 +189,11 @@ class ClientReads:
             token = page.token
             if not token:
                 return found
+
+
+def _in_order(datasets: Iterable[StoredDataset]) -> tuple[StoredDataset, ...]:
+    """A run's datasets by name and digest (MLflow answers them in the database's order)."""
+    return tuple(sorted(datasets, key=lambda d: (d.name, d.digest, d.source)))
 
 
 def from_entity(version: Any) -> StoredVersion:
@@ -264,6 +327,42 @@ class SqlReads:
             number = connection.execute(query).scalar()
         return None if number is None else int(number)
 
+    def run(self, run_id: str) -> StoredRun | None:
+        from sqlalchemy import text
+
+        with self.engine.connect() as connection:
+            head = connection.execute(
+                text(
+                    "SELECT r.status, e.name FROM runs r JOIN experiments e "
+                    "ON e.experiment_id = r.experiment_id WHERE r.run_uuid = :run"
+                ),
+                {"run": run_id},
+            ).first()
+            if head is None:
+                return None
+
+            def pairs(sql: str) -> list[Any]:
+                return list(connection.execute(text(sql), {"run": run_id}))
+
+            params = pairs("SELECT key, value FROM params WHERE run_uuid = :run")
+            tags = pairs("SELECT key, value FROM tags WHERE run_uuid = :run")
+            metrics = pairs("SELECT key, value, is_nan FROM latest_metrics WHERE run_uuid = :run")
+            datasets = pairs(
+                "SELECT DISTINCT d.dataset_uuid, d.name, d.digest, d.dataset_source_type, "
+                "d.dataset_source, d.dataset_profile FROM inputs i JOIN datasets d "
+                "ON d.dataset_uuid = i.source_id "
+                "WHERE i.destination_type = 'RUN' AND i.destination_id = :run"
+            )
+        return StoredRun(
+            run_id=run_id,
+            experiment=head[1],
+            status=head[0],
+            params={k: v for k, v in params},
+            metrics={k: float("nan") if nan else float(v) for k, v, nan in metrics},
+            tags={k: v for k, v in tags},
+            datasets=_in_order(StoredDataset(*row[1:]) for row in datasets),
+        )
+
     def _prompts(self) -> Any:
         from sqlalchemy import select
 
@@ -355,6 +454,29 @@ class RestReads:
     def alias(self, model: str, alias: str) -> int | None:
         body = self._get("registered-models/alias", {"name": model, "alias": alias})
         return None if body is None else int(body["model_version"]["version"])
+
+    def run(self, run_id: str) -> StoredRun | None:
+        body = self._get("runs/get", {"run_id": run_id})
+        if body is None:
+            return None
+        run = body["run"]
+        info, data = run["info"], run.get("data", {})
+        experiment = self._get("experiments/get", {"experiment_id": info["experiment_id"]})
+        inputs = run.get("inputs", {}).get("dataset_inputs", [])
+        return StoredRun(
+            run_id=info["run_id"],
+            experiment=experiment["experiment"]["name"] if experiment else "",
+            status=info["status"],
+            params={p["key"]: p.get("value", "") for p in data.get("params", [])},
+            metrics={m["key"]: float(m["value"]) for m in data.get("metrics", [])},
+            tags={t["key"]: t.get("value", "") for t in data.get("tags", [])},
+            datasets=_in_order(
+                StoredDataset(
+                    d["name"], d["digest"], d["source_type"], d["source"], d.get("profile")
+                )
+                for d in (i["dataset"] for i in inputs)
+            ),
+        )
 
     def _pages(self, path: str, key: str, params: Mapping[str, str]) -> Iterator[Any]:
         token = None

@@ -3,8 +3,8 @@
 
 Reads go through `reads.py` (MLflow's tables or REST API, without importing MLflow) where the
 store allows; MLflow's client is built on the first write, and from then on this registry
-reads through it too (a write's own reads, e.g. the alias holder after a race, see what that
-client wrote)."""
+reads through it too (a write's own reads, e.g. the alias holder after a race, go through
+the client that wrote)."""
 
 from __future__ import annotations
 
@@ -43,19 +43,22 @@ class MlflowRegistry(AliasLifecycle):
     def __init__(self, config: MlflowRegistryConfig | None, context: AdapterContext) -> None:
         self.config = config or MlflowRegistryConfig()
         self.context = context
-        self.reads: RegistryReads = light_reads(
-            registry_uri(self.config, context), self.config
-        ) or ClientReads(self.client)
 
     @cached_property
     def client(self) -> MlflowClient:
         """MLflow's client on this registry (imports MLflow; built on first use)."""
         return make_client(self.config, self.context)
 
-    def _writing(self) -> None:
-        """From now on, read through the client that writes."""
-        if not isinstance(self.reads, ClientReads):
-            self.reads = ClientReads(self.client)
+    @property
+    def reads(self) -> RegistryReads:
+        """The light reads (reads.py) until MLflow's client is built, then that client."""
+        return ClientReads(self.client) if "client" in self.__dict__ else self._light
+
+    @cached_property
+    def _light(self) -> RegistryReads:
+        return light_reads(registry_uri(self.config, self.context), self.config) or ClientReads(
+            self.client
+        )
 
     def register(
         self,
@@ -69,7 +72,6 @@ class MlflowRegistry(AliasLifecycle):
         from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
         _check_name(model)
-        self._writing()
         try:
             self.client.create_registered_model(model)
         except MlflowException as exc:
@@ -135,10 +137,6 @@ class MlflowRegistry(AliasLifecycle):
             (self._convert(v, serving[v.name]) for v in found),
             key=lambda v: (v.model, v.version),
         )
-
-    def set_state(self, model: str, version: int, state: LifecycleState) -> ModelVersion:
-        self._writing()
-        return super().set_state(model, version, state)
 
     # -- the lifecycle's primitives (lifecycle.py) --------------------------------------
 

@@ -10,17 +10,9 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-from mlflow.entities import (
-    Dataset,
-    DatasetInput,
-    InputTag,
-    LoggedModelStatus,
-    Metric,
-)
-from mlflow.exceptions import MlflowException
+from typing import TYPE_CHECKING, Any
 
 from stack.contract.tracking import (
     PIPELINE_RUN_ENV,
@@ -34,7 +26,7 @@ from stack.contract.tracking import (
 )
 from stack.errors import NotFound, TrackingUnavailable
 from stack.plugins.manifest import AdapterContext
-from stack_mlflow import exits, orphans, refusals, spill, validation
+from stack_mlflow import exits, spill
 from stack_mlflow.buffer import Deadline, MetricBuffer, RetryPolicy
 from stack_mlflow.code_version import detect_code_version
 from stack_mlflow.config import MlflowTrackerConfig
@@ -44,9 +36,13 @@ from stack_mlflow.connection import (
     safe_uri,
     tracking_uri,
 )
-from stack_mlflow.models import save_model
-from stack_mlflow.replay import replay_spill
-from stack_mlflow.tracing import MlflowTracer
+from stack_mlflow.reads import ClientReads, RegistryReads, StoredDataset, StoredRun, light_reads
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    from stack_mlflow.tracing import MlflowTracer
 
 COMMIT_TAG = "mlflow.source.git.commit"
 DIRTY_TAG = "mlstack.git.dirty"
@@ -65,7 +61,6 @@ class MlflowTracker:
     def __init__(self, config: MlflowTrackerConfig | None, context: AdapterContext) -> None:
         self.config = config or MlflowTrackerConfig()
         self.context = context
-        self.client = make_client(self.config, context)
         self.uri = tracking_uri(self.config, context)
         spill_dir = Path(self.config.spill_dir)
         self.spill_dir = spill_dir if spill_dir.is_absolute() else context.home / spill_dir
@@ -89,12 +84,24 @@ class MlflowTracker:
         self._lock = threading.Lock()
         exits.watch(self)
 
+    @cached_property
+    def client(self) -> MlflowClient:
+        """MLflow's client on this store (imports MLflow; built on first use)."""
+        return make_client(self.config, self.context)
+
+    @cached_property
+    def _reads(self) -> RegistryReads:
+        """Reads that skip importing MLflow where the store allows (reads.py)."""
+        return light_reads(self.uri, self.config) or ClientReads(self.client)
+
     # -- runs ---------------------------------------------------------------------------
 
     def tracer(self, experiment: str) -> MlflowTracer:
         """MLflow tracing into `experiment` of this store (the `tracing` capability); the
         experiment is created with this stack's artifact location, so no trace data lands
         in a `./mlruns` of whatever folder the app runs in."""
+        from stack_mlflow.tracing import MlflowTracer
+
         self._experiment_id(experiment)
         return MlflowTracer(self.uri, experiment)
 
@@ -115,6 +122,8 @@ class MlflowTracker:
         return RunRef(run.info.run_id, experiment)
 
     def _experiment_id(self, name: str) -> str:
+        from mlflow.exceptions import MlflowException
+
         if name in self._experiments:
             return self._experiments[name]
         existing = self.client.get_experiment_by_name(name)
@@ -138,6 +147,8 @@ class MlflowTracker:
     def log_params(self, run: RunRef, params: Mapping[str, object]) -> None:
         """Raises TrackingDataRefused, logging none of `params`, if a key or value breaks
         MLflow's rules (see `stack_mlflow.validation`)."""
+        from stack_mlflow import validation
+
         items = validation.params(run.run_id, params)
         for start in range(0, len(items), 100):  # MLflow's per-call limit for params
             self.client.log_batch(run.run_id, params=items[start : start + 100])
@@ -151,6 +162,8 @@ class MlflowTracker:
         a value that is not a number, ±inf) raises TrackingDataRefused naming it, and none of
         this call's points is buffered: the run's other points are not affected. NaN is kept.
         """
+        from stack_mlflow import validation
+
         points = validation.metric_points(
             run.run_id, metrics, step=0 if step is None else step, timestamp=int(time.time() * 1000)
         )
@@ -158,6 +171,8 @@ class MlflowTracker:
 
     def set_tags(self, run: RunRef, tags: Mapping[str, str]) -> None:
         """Raises TrackingDataRefused, setting none of `tags`, if a key breaks MLflow's rules."""
+        from stack_mlflow import validation
+
         self.client.log_batch(run.run_id, tags=validation.tags(run.run_id, tags))
 
     def log_artifact(self, run: RunRef, path: Path, *, artifact_path: str | None = None) -> str:
@@ -169,6 +184,8 @@ class MlflowTracker:
     def log_dataset(
         self, run: RunRef, dataset: DatasetFingerprint, *, context: str = "training"
     ) -> None:
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
         entity = Dataset(
             name=dataset.name,
             digest=dataset.digest[:36],  # MLflow keeps at most 36 characters of a digest
@@ -200,6 +217,10 @@ class MlflowTracker:
         fresh process, to predict its input example, or to have a column signature raises
         ModelNotServable, and the LoggedModel is not created.
         """
+        from mlflow.entities import LoggedModelStatus
+
+        from stack_mlflow.models import save_model
+
         with tempfile.TemporaryDirectory(prefix="mlstack-model-") as folder:
             target = Path(folder) / "model"
             save_model(
@@ -260,10 +281,16 @@ class MlflowTracker:
     def open_runs_by_pipeline_run(self) -> dict[str, tuple[str, ...]]:
         """RUNNING runs tagged with the pipeline run whose step opened them, by that run,
         across every experiment (the `OrphanRunCloser` capability)."""
+        from stack_mlflow import orphans
+
         return orphans.open_runs_by_pipeline_run(self.client)
 
     def end_runs(self, run_ids: Sequence[str], status: RunStatus) -> None:
         """End runs another process opened and left open (it died) with `status`."""
+        from mlflow.exceptions import MlflowException
+
+        from stack_mlflow import orphans
+
         try:
             orphans.end_runs(self.client, run_ids, _TO_MLFLOW[status])
         except MlflowException as exc:
@@ -272,6 +299,8 @@ class MlflowTracker:
             ) from exc
 
     def _finish(self, run_id: str, status: str, *, patient: bool) -> None:
+        from mlflow.exceptions import MlflowException
+
         with self._lock:
             written = self.buffer.flush(run_id) if patient else self.buffer.try_flush(run_id)
             if written:
@@ -303,6 +332,8 @@ class MlflowTracker:
         ones are reported (on stderr) and dropped; retrying them could never succeed. Any other
         failure propagates, and the buffer keeps every point for a retry or the spill file.
         """
+        from stack_mlflow import refusals
+
         refused = refusals.write_splitting(
             lambda batch: self.client.log_batch(run_id, metrics=batch), points
         )
@@ -340,30 +371,15 @@ class MlflowTracker:
     # -- reading back -------------------------------------------------------------------
 
     def get_run(self, run_id: str) -> RunRecord:
+        """The run's record. Read without importing MLflow (reads.py) while this tracker has
+        not needed MLflow's client; through that client once it has (its writes, buffered
+        metrics flushed first). Raises NotFound when there is no such run."""
         self.buffer.try_flush(run_id)
-        try:
-            run = self.client.get_run(run_id)
-        except MlflowException as exc:
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                raise NotFound(f"no MLflow run {run_id!r}") from exc
-            raise
-        experiment = self.client.get_experiment(run.info.experiment_id).name
-        tags = dict(run.data.tags)
-        commit = tags.get(COMMIT_TAG)
-        return RunRecord(
-            ref=RunRef(run_id, experiment),
-            status=_FROM_MLFLOW.get(run.info.status, RunStatus.RUNNING),
-            params=dict(run.data.params),
-            metrics=dict(run.data.metrics),
-            tags=tags,
-            datasets=tuple(
-                _fingerprint(d.dataset) for d in (run.inputs.dataset_inputs if run.inputs else [])
-            ),
-            code=CodeVersion(
-                commit=None if commit in (None, "unknown") else commit,
-                dirty=tags.get(DIRTY_TAG) == "true",
-            ),
-        )
+        reads = ClientReads(self.client) if "client" in self.__dict__ else self._reads
+        run = reads.run(run_id)
+        if run is None:
+            raise NotFound(f"no MLflow run {run_id!r}")
+        return _record(run)
 
     def metric_history(self, run: RunRef, key: str) -> list[MetricPoint]:
         self.buffer.try_flush(run.run_id)
@@ -378,10 +394,28 @@ class MlflowTracker:
     def replay(self, path: Path) -> int:
         """Upload a spill file written while MLflow was unreachable; returns points written
         (replay.py: safe to run twice, refused points reported, the file kept `.replayed`)."""
+        from stack_mlflow.replay import replay_spill
+
         return replay_spill(self.client, path, uri=self.uri, batch_size=self.config.batch_size)
 
 
-def _fingerprint(dataset: Dataset) -> DatasetFingerprint:
+def _record(run: StoredRun) -> RunRecord:
+    commit = run.tags.get(COMMIT_TAG)
+    return RunRecord(
+        ref=RunRef(run.run_id, run.experiment),
+        status=_FROM_MLFLOW.get(run.status, RunStatus.RUNNING),
+        params=dict(run.params),
+        metrics=dict(run.metrics),
+        tags=dict(run.tags),
+        datasets=tuple(_fingerprint(d) for d in run.datasets),
+        code=CodeVersion(
+            commit=None if commit in (None, "unknown") else commit,
+            dirty=run.tags.get(DIRTY_TAG) == "true",
+        ),
+    )
+
+
+def _fingerprint(dataset: StoredDataset) -> DatasetFingerprint:
     profile = json.loads(dataset.profile or "{}")
     source = (
         json.loads(dataset.source or "{}") if dataset.source_type == DATASET_SOURCE_TYPE else {}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
 
 from stack.plugins.manifest import AdapterContext
 from stack_mlflow.config import MlflowConnection, MlflowRegistryConfig
@@ -56,7 +57,17 @@ def fill(client: MlflowClient, prefix: str) -> dict[str, str]:
     """Models of every shape under `prefix`; returns their names by shape."""
     names = {shape: f"{prefix}-{shape}" for shape in ("empty", "many", "odd", "gone", "prompt")}
     experiment = client.create_experiment(f"{prefix}-exp")
-    run_id = client.create_run(experiment).info.run_id
+    run_id = client.create_run(experiment, tags={"mlflow.source.git.commit": "abc"}).info.run_id
+    client.log_batch(
+        run_id,
+        metrics=[Metric("auc", v, 0, s) for s, v in enumerate((0.7, 0.9, 0.8))],
+        params=[Param("odd/ü", "it's\n%_")],
+    )
+    for data in ("train", "test"):
+        dataset = Dataset(
+            data, f"d-{data}", "mlstack", '{"uri": "s3://x"}', None, '{"num_rows": 3}'
+        )
+        client.log_inputs(run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", data)])])
     client.create_registered_model(names["empty"])
     client.create_registered_model(names["many"])
     for number in range(1, 13):  # 4 and 7 tagged serving, 7 the alias's: 4 reads retired
@@ -91,6 +102,7 @@ def answers(reads: RegistryReads, names: dict[str, str], prefix: str) -> dict[st
             for m in (names["many"], names["gone"], names["odd"], f"{prefix}-missing")
             for n in (1, 5, 7, 99)
         },
+        "run": (reads.run(names["run"]), reads.run("0" * 32)),
         "alias": {
             (m, a): reads.alias(m, a)
             for m in (names["many"], names["odd"], f"{prefix}-missing")
@@ -117,6 +129,8 @@ def test_light_reads_answer_what_mlflows_client_answers(store_uri: str) -> None:
     assert odd.tags == ODD_TAGS
     assert expected["versions"][names["gone"]] == []  # type: ignore[index]
     assert expected["alias"][(names["many"], "serving")] == 7  # type: ignore[index]
+    run, missing = expected["run"]  # type: ignore[misc]
+    assert (run.metrics, len(run.datasets), missing) == ({"auc": 0.8}, 2, None)
 
 
 def test_the_registry_reads_the_same_states_either_way(tmp_path: Path) -> None:
@@ -132,7 +146,7 @@ def test_the_registry_reads_the_same_states_either_way(tmp_path: Path) -> None:
     models = registry.models()
     light = {m: registry.versions(m) for m in models}
     serving = registry.get_version(names["many"], 7)
-    registry._writing()  # from here on, MLflow's client
+    assert registry.client is not None  # from here on, MLflow's client
     assert isinstance(registry.reads, ClientReads)
     assert registry.models() == models
     assert {m: registry.versions(m) for m in models} == light

@@ -1,8 +1,11 @@
 """Read commands on the embedded stack import no MLflow (about 2.5 s of every command before):
-the registry is read from MLflow's tables (stack_mlflow/reads.py)."""
+the registry and the inventory's runs are read from MLflow's tables (stack_mlflow/reads.py)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for model in ("churn", "fraud"):
         for number in (1, 2):
             run = client.create_run(experiment).info.run_id
+            client.log_metric(run, "auc", 0.8)  # the inventory's last evaluation
             registry.register(model, f"s3://bucket/{model}/{number}", run_id=run)
         registry.set_state(model, 2, S.APPROVED)
         registry.set_state(model, 2, S.SERVING)
@@ -53,7 +57,41 @@ with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.St
 
 @pytest.mark.parametrize(
     "argv",
-    [("rollout", "status"), ("lineage", "churn@serving"), ("audit", "log", "--model", "churn")],
+    [
+        ("models",),
+        ("rollout", "status"),
+        ("lineage", "churn@serving"),
+        ("audit", "log", "--model", "churn"),
+    ],
 )
 def test_read_commands_import_no_mlflow(store: Path, argv: tuple[str, ...]) -> None:
     assert not command_loads(store, *argv) & NOT_ON_A_READ
+
+
+def test_the_inventory_without_mlflow_shows_serving_versions_and_metrics(store: Path) -> None:
+    body = f"""
+import contextlib, io, os
+os.chdir({str(store)!r})
+from stack.cli.main import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    try:
+        main(["models", "--format", "json"])
+    except SystemExit:
+        pass
+print(json.dumps(json.loads(out.getvalue())))
+print(json.dumps(sorted(m.split(".")[0] for m in sys.modules)))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", "import json, sys\n" + body],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    rows, loaded = (json.loads(line) for line in result.stdout.strip().splitlines()[-2:])
+    assert [(r["model"], r["serving"], r["last_evaluation"]) for r in rows] == [
+        ("churn", "churn@2", {"auc": 0.8}),
+        ("fraud", "fraud@2", {"auc": 0.8}),
+    ]
+    assert "mlflow" not in loaded
