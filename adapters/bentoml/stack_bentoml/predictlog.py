@@ -349,7 +349,11 @@ def scan_log(
     if dataset is None:
         return
     for batch in dataset.to_batches(
-        columns=list(SCANNED), filter=condition, batch_size=batch_rows, batch_readahead=2
+        columns=list(SCANNED),
+        filter=condition,
+        batch_size=batch_rows,
+        batch_readahead=2,
+        fragment_readahead=1,
     ):
         yield from _split(batch, batch_rows)
 
