@@ -61,7 +61,8 @@ def in_progress(
     if event is None or event[1] not in _IN_PROGRESS:
         return None
     started, action, data, reason = event
-    plan = data.get("plan") if isinstance(data.get("plan"), dict) else {}
+    found = data.get("plan")
+    plan: dict[str, Any] = found if isinstance(found, dict) else {}
     challenger = str(data.get("challenger", ""))
     steps = [float(s) for s in plan.get("steps", ()) if isinstance(s, (int, float))]
     changed = [s for s in splits if s[0] >= started]
