@@ -98,18 +98,30 @@ def _spread(wanted: Mapping[str, float], gap: float = 13.0) -> dict[str, float]:
     return placed
 
 
+#: The colour of a shadow period in the timeline (a version that got a copy of the
+#: requests without answering): none of the versions' own colours.
+SHADOW_COLOR = "#7f7f7f"
+
+
 def timeline(
-    splits: Sequence[tuple[datetime, Mapping[str, float]]], *, until: datetime, title: str
+    splits: Sequence[tuple[datetime, Mapping[str, float]]],
+    *,
+    until: datetime,
+    title: str,
+    shadows: Sequence[Sequence[str]] = (),
 ) -> str:
     """What served when: one band per traffic split from its time to the next (the last to
-    `until`), each band stacked by the versions' weights, with a legend of versions."""
+    `until`), each band stacked by the versions' weights, with a legend of versions; under
+    it, in SHADOW_COLOR, the periods when versions shadowed the split (`shadows`, one
+    tuple per split, as `ReadModel.shadows` gives them)."""
     if not splits:
         return f'<p class="empty">No traffic was ever routed for {escape(title)}.</p>'
     versions: list[str] = []
     for _, weights in splits:
         versions += [v for v in weights if v not in versions]
     band_h = 36
-    height = band_h + 40 + 18 * len(versions)
+    shadowed = any(shadows)
+    height = band_h + 40 + 18 * (len(versions) + shadowed)
     width = _W + 60
     inner_w = width - _PAD_L - 16
     times = [t for t, _ in splits] + [max(until, splits[-1][0])]
@@ -134,9 +146,15 @@ def timeline(
                 f"{weight:.0%} from {at:%Y-%m-%d %H:%M:%S}</title></rect>"
             )
             y0 += h
+        if index < len(shadows) and shadows[index]:
+            parts.append(
+                f'<rect class="shadow" x="{x0:.1f}" y="{band_h + 5}" width="{x1 - x0:.1f}" '
+                f'height="5" fill="{SHADOW_COLOR}"><title>shadow: '
+                f"{escape(', '.join(shadows[index]))} from {at:%Y-%m-%d %H:%M:%S}</title></rect>"
+            )
     parts.append(
-        f'<text x="{_PAD_L}" y="{band_h + 18}" class="tick">{times[0]:%Y-%m-%d %H:%M}</text>'
-        f'<text x="{_PAD_L + inner_w}" y="{band_h + 18}" class="tick" text-anchor="end">'
+        f'<text x="{_PAD_L}" y="{band_h + 22}" class="tick">{times[0]:%Y-%m-%d %H:%M}</text>'
+        f'<text x="{_PAD_L + inner_w}" y="{band_h + 22}" class="tick" text-anchor="end">'
         f"{times[-1]:%Y-%m-%d %H:%M}</text>"
     )
     for index, version in enumerate(versions):
@@ -144,6 +162,13 @@ def timeline(
         parts.append(
             f'<rect x="{_PAD_L}" y="{y - 10}" width="12" height="12" fill="{color(index)}"/>'
             f'<text x="{_PAD_L + 18}" y="{y}" class="legend">{escape(version)}</text>'
+        )
+    if shadowed:
+        y = band_h + 36 + 18 * len(versions)
+        parts.append(
+            f'<rect x="{_PAD_L}" y="{y - 10}" width="12" height="12" fill="{SHADOW_COLOR}"/>'
+            f'<text x="{_PAD_L + 18}" y="{y}" class="legend">shadow (a copy of the requests, '
+            "no answers)</text>"
         )
     parts.append("</svg>")
     return "".join(parts)

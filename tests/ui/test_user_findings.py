@@ -322,3 +322,23 @@ def test_the_rollouts_page_shows_a_rollout_in_progress_until_it_ends(
         payload={"version": "fraud@2"},
     )
     assert "Rollout in progress" not in client.get("/rollouts?model=fraud").text
+
+
+def test_a_shadow_period_has_its_own_colour_in_the_timeline(
+    session: StackSession, client: TestClient
+) -> None:
+    from stack.ui.plots import SHADOW_COLOR
+
+    session.spine.audit(
+        actor="ana",
+        action="endpoint.routed",
+        subject="endpoint:shade-api",
+        payload={"weights": {"shade@1": 1.0}, "shadows": ["shade@2"]},
+    )
+    page = client.get("/rollouts?model=shade").text
+    strip = re.search(r'<rect class="shadow"[^>]*fill="([^"]+)"><title>([^<]+)</title>', page)
+    assert strip is not None, "no shadow period drawn"
+    assert strip.group(1) == SHADOW_COLOR
+    assert html.unescape(strip.group(2)).startswith("shadow: shade@2 from ")
+    colours = set(re.findall(r'<rect x="[^"]+" y="4\.0"[^>]*fill="([^"]+)"', page))
+    assert colours and SHADOW_COLOR not in colours

@@ -123,7 +123,10 @@ def rollouts_page(request: Request) -> Response:
                 "name": name,
                 "svg": Markup(
                     plots.timeline(
-                        [(t, w) for t, w, _ in splits], until=now, title=f"endpoint {name}"
+                        [(t, w) for t, w, _ in splits],
+                        until=now,
+                        title=f"endpoint {name}",
+                        shadows=shadows,
                     )
                 ),
                 "splits": [(*s, w) for s, w in zip(splits, shadows, strict=True)][::-1][:10],
