@@ -19,6 +19,7 @@ test_light_reads.py): prompts and deleted versions left out, the default workspa
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -414,21 +415,37 @@ class SqlReads:
 
 
 class RestReads:
-    """MLflow's REST API 2.0 (the calls MLflow's own client makes), with the connection's
-    credentials (basic auth from username/password, else a bearer token)."""
+    """MLflow's REST API 2.0 (the calls MLflow's own client makes), with the credentials and
+    TLS settings MLflow's client would use: the stack's connection first, then MLflow's
+    environment variables (basic auth from username/password, else a bearer token)."""
 
     def __init__(self, uri: str, config: MlflowConnection) -> None:
         import httpx
 
+        env = os.environ.get
+        username = config.username or env("MLFLOW_TRACKING_USERNAME")
+        password = (config.password.get_secret_value() if config.password else None) or env(
+            "MLFLOW_TRACKING_PASSWORD"
+        )
+        token = (config.token.get_secret_value() if config.token else None) or env(
+            "MLFLOW_TRACKING_TOKEN"
+        )
         headers = {}
-        if config.username and config.password:
-            pair = f"{config.username}:{config.password.get_secret_value()}".encode()
+        if username and password:
+            pair = f"{username}:{password}".encode()
             headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-        elif config.token:
-            headers["Authorization"] = "Bearer " + config.token.get_secret_value()
+        elif token:
+            headers["Authorization"] = "Bearer " + token
+        # MLflow's own TLS settings, as its client reads them
+        verify: bool | str = env("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
+        if env("MLFLOW_TRACKING_INSECURE_TLS", "").lower() == "true":
+            verify = False
         self.page_size = PAGE
         self.http = httpx.Client(
-            base_url=uri.rstrip("/") + "/api/2.0/mlflow/", headers=headers, timeout=30
+            base_url=uri.rstrip("/") + "/api/2.0/mlflow/",
+            headers=headers,
+            timeout=float(env("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")),
+            verify=verify,
         )
 
     def model_names(self) -> list[str]:
