@@ -3,7 +3,7 @@
 `mlstack models`, `rollout status`, `lineage M@serving` only read MLflow's model registry
 (the registered models, a model's versions with their tags, the version an alias names) and
 a run's record (the inventory's last evaluation). Three
-ways to read them, one interface (`RegistryReads`):
+ways to read them, one interface (`MlflowReads`):
 
 - `SqlReads`: SQLAlchemy Core queries on MLflow's own registry tables, for a database-backed
   MLflow (`sqlite:`, `postgresql:`, `mysql:` URIs; the embedded stack). Only on a schema this
@@ -78,7 +78,9 @@ class StoredRun:
     datasets: tuple[StoredDataset, ...]
 
 
-class RegistryReads(Protocol):
+class MlflowReads(Protocol):
+    """What the MLflow adapter reads: the model registry, and a run's record."""
+
     def model_names(self) -> list[str]:
         """Every registered model (prompts left out), sorted."""
 
@@ -98,7 +100,7 @@ class RegistryReads(Protocol):
         """Run `run_id` of the tracking store; None when there is none."""
 
 
-def light_reads(uri: str, config: MlflowConnection) -> RegistryReads | None:
+def light_reads(uri: str, config: MlflowConnection) -> MlflowReads | None:
     """The reads for registry URI `uri` that do not import MLflow, or None when only MLflow's
     client can read that store (a file store, an unknown schema, a database not yet made)."""
     scheme = urlsplit(uri).scheme.partition("+")[0]

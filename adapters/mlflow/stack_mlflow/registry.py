@@ -24,7 +24,7 @@ from stack_mlflow.connection import make_client, registry_uri
 from stack_mlflow.lifecycle import SERVING_ALIAS, STATE_TAG, AliasLifecycle, state_of
 from stack_mlflow.reads import (
     ClientReads,
-    RegistryReads,
+    MlflowReads,
     StoredVersion,
     from_entity,
     light_reads,
@@ -50,12 +50,12 @@ class MlflowRegistry(AliasLifecycle):
         return make_client(self.config, self.context)
 
     @property
-    def reads(self) -> RegistryReads:
+    def reads(self) -> MlflowReads:
         """The light reads (reads.py) until MLflow's client is built, then that client."""
         return ClientReads(self.client) if "client" in self.__dict__ else self._light
 
     @cached_property
-    def _light(self) -> RegistryReads:
+    def _light(self) -> MlflowReads:
         return light_reads(registry_uri(self.config, self.context), self.config) or ClientReads(
             self.client
         )

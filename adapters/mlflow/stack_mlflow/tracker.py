@@ -36,7 +36,7 @@ from stack_mlflow.connection import (
     safe_uri,
     tracking_uri,
 )
-from stack_mlflow.reads import ClientReads, RegistryReads, StoredDataset, StoredRun, light_reads
+from stack_mlflow.reads import ClientReads, MlflowReads, StoredDataset, StoredRun, light_reads
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -90,7 +90,7 @@ class MlflowTracker:
         return make_client(self.config, self.context)
 
     @cached_property
-    def _reads(self) -> RegistryReads:
+    def _reads(self) -> MlflowReads:
         """Reads that skip importing MLflow where the store allows (reads.py)."""
         return light_reads(self.uri, self.config) or ClientReads(self.client)
 

@@ -19,7 +19,7 @@ from stack_mlflow.config import MlflowConnection, MlflowRegistryConfig
 from stack_mlflow.reads import (
     KNOWN_SCHEMAS,
     ClientReads,
-    RegistryReads,
+    MlflowReads,
     RestReads,
     SqlReads,
     light_reads,
@@ -90,7 +90,7 @@ def fill(client: MlflowClient, prefix: str) -> dict[str, str]:
     return names
 
 
-def answers(reads: RegistryReads, names: dict[str, str], prefix: str) -> dict[str, object]:
+def answers(reads: MlflowReads, names: dict[str, str], prefix: str) -> dict[str, object]:
     """Everything a read command asks the registry, as `reads` answers it."""
     models = [name for name in names.values() if name != names["run"]]
     return {
