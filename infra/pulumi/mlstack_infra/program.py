@@ -4,6 +4,8 @@ is created at import."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pulumi
 
 from mlstack_infra.common import ClusterOutputs
@@ -22,10 +24,29 @@ def main() -> None:
             "target onprem needs the existing cluster's kubeconfig, as a secret: "
             'pulumi config set --secret mlstack:kubeconfig "$(cat ~/.kube/config)"'
         )
-    build(spec, kubeconfig=kubeconfig)
+    stage = config.get("stage") or "all"
+    if stage not in STAGES:
+        raise SpecError(
+            f"Pulumi.{pulumi.get_stack()}.yaml: mlstack:stage: {stage!r} is not one of "
+            f"{', '.join(STAGES)} (`cluster`: the cloud resources only, for a first apply from "
+            "outside a private API endpoint's network)"
+        )
+    build(spec, kubeconfig=kubeconfig, stage=stage)  # type: ignore[arg-type]
 
 
-def build(spec: InfraSpec, *, kubeconfig: pulumi.Output[str] | None = None) -> MlstackServices:
+#: `mlstack:stage`: `cluster` creates the cloud resources only (nothing that talks to the
+#: Kubernetes API); `all` (the default) the services on it too, run where the API is reached.
+STAGES = ("all", "cluster")
+
+
+def build(
+    spec: InfraSpec,
+    *,
+    kubeconfig: pulumi.Output[str] | None = None,
+    stage: Literal["all", "cluster"] = "all",
+) -> MlstackServices | None:
+    """Declare `spec`'s cluster and, unless `stage` is `cluster`, the services on it; export
+    the outputs (`mlstack`, the stack file, only with the services)."""
     name = spec.name
     minio_key: pulumi.Output[str] | None = None
     cluster: ClusterOutputs
@@ -49,9 +70,11 @@ def build(spec: InfraSpec, *, kubeconfig: pulumi.Output[str] | None = None) -> M
         onprem = OnPremCluster(name, spec, kubeconfig)
         cluster = onprem.outputs()
         minio_key = onprem.minio_key.result
-    services = MlstackServices(name, spec, cluster, minio_key=minio_key)
-    pulumi.export("mlstack", pulumi.Output.secret(MlstackServices.stack_yaml(spec, cluster)))
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("database_password", pulumi.Output.secret(cluster.database_password))
     pulumi.export("artifact_root", cluster.artifact_root)
+    if stage == "cluster":
+        return None
+    services = MlstackServices(name, spec, cluster, minio_key=minio_key)
+    pulumi.export("mlstack", pulumi.Output.secret(MlstackServices.stack_yaml(spec, cluster)))
     return services

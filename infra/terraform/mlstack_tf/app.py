@@ -1,6 +1,7 @@
 """Synthesize Terraform JSON for each example spec (the Pulumi program's `Pulumi.*.yaml`, or
 files given): `python -m mlstack_tf.app --out out [SPEC.yaml ...]` writes
-`out/<target>/cdk.tf.json` and the chart it installs. A bad spec stops here, before any
+`out/<target>/cdk.tf.json`, the chart it installs and `stages.json` (the two stages of a
+first apply against a private API endpoint). A bad spec stops here, before any
 synthesis, with the field named, as on the Pulumi path. Each folder records the spec it was
 synthesized from (`.mlstack-spec`): a folder made from another spec, whose state may be real
 infrastructure, is refused rather than overwritten."""
@@ -8,10 +9,12 @@ infrastructure, is refused rather than overwritten."""
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from mlstack_infra.spec import InfraSpec, SpecError, parse_spec
 
@@ -20,6 +23,22 @@ from mlstack_tf import PULUMI_PROGRAM
 EXAMPLES = sorted(PULUMI_PROGRAM.glob("Pulumi.*.yaml"))
 #: In each synthesized folder: the absolute path of the spec file it was synthesized from.
 SOURCE = ".mlstack-spec"
+#: In each synthesized folder: the two stages of a first apply (docs/infra.md).
+STAGES = "stages.json"
+#: Resource types of the services stage: those that talk to the Kubernetes API.
+IN_CLUSTER = ("kubernetes_", "helm_")
+
+
+def stages(config: dict[str, Any]) -> dict[str, list[str]]:
+    """The addresses of a synthesized configuration's two stages: `cluster`, every resource
+    that needs no Kubernetes API (the cloud's, the generated passwords), applied first with
+    `terraform apply -target=ADDRESS ...`; then `services`, the kubernetes and helm
+    resources, which a plain `terraform apply` adds from where the API is reached."""
+    found: dict[str, list[str]] = {"cluster": [], "services": []}
+    for kind, named in sorted((config.get("resource") or {}).items()):
+        stage = "services" if kind.startswith(IN_CLUSTER) else "cluster"
+        found[stage] += [f"{kind}.{name}" for name in sorted(named)]
+    return found
 
 
 def check_folder(path: Path, folder: Path) -> None:
@@ -83,6 +102,8 @@ def synth(spec: InfraSpec, folder: Path, source: Path | None = None) -> Path:
         shutil.copyfile(
             Path(scratch) / "stacks" / spec.name / "cdk.tf.json", folder / "cdk.tf.json"
         )
+        config = json.loads((folder / "cdk.tf.json").read_text())
+        (folder / STAGES).write_text(json.dumps(stages(config), indent=2) + "\n")
         if source is not None:
             (folder / SOURCE).write_text(f"{source.resolve()}\n")
     chart = folder / "charts" / "manifests"
