@@ -78,3 +78,23 @@ def test_the_terraform_stages_split_the_configuration_and_the_second_uses_only_t
             assert _references(block) <= cluster, provider
     data = config.get("data") or {}
     assert not [kind for kind in data if kind.startswith(("kubernetes_", "helm_"))]
+
+
+def test_an_unknown_stage_is_refused_naming_the_setting(mocks: RecordingMocks) -> None:
+    import pulumi
+    import yaml
+    from mlstack_infra.program import main
+    from mlstack_infra.spec import SpecError
+
+    spec = yaml.safe_load(
+        (Path(__file__).parents[2] / "infra/pulumi/Pulumi.aws-gpu.yaml").read_text()
+    )
+    pulumi.runtime.set_all_config(
+        {"mlstack:spec": json.dumps(spec["config"]["mlstack:spec"]), "mlstack:stage": "network"}
+    )
+    try:
+        with pytest.raises(SpecError, match=r"mlstack:stage: 'network' is not one of all, cluster"):
+            main()
+    finally:
+        pulumi.runtime.set_all_config({})
+    assert not mocks.resources  # refused before any resource
