@@ -32,9 +32,12 @@ def line_chart(
     title: str,
     y_max: float | None = None,
     threshold: float | None = None,
+    y_label: str = "",
 ) -> str:
     """One line per series (a feature's drift score, a metric), with its name at the right;
-    `threshold` draws a dashed line (a test's limit). Empty series: a sentence instead."""
+    `threshold` draws a dashed line (a test's limit); `y_label` names the axis (what the
+    values are: `wasserstein distance`). Points all at one time (a single check) stand in
+    the middle of the plot, not on its axis. Empty series: a sentence instead."""
     points = [p for values in series.values() for p in values]
     if not points:
         return f'<p class="empty">No data yet for {escape(title)}.</p>'
@@ -42,7 +45,11 @@ def line_chart(
     start, per_second = _x_scale([t for t, _ in points], inner_w)
     top = y_max if y_max is not None else max([v for _, v in points] + [threshold or 0, 1e-9])
 
+    one_time = len({t for t, _ in points}) == 1
+
     def x(t: datetime) -> float:
+        if one_time:
+            return _PAD_L + inner_w / 2
         return _PAD_L + (t.timestamp() - start) * per_second
 
     def y(v: float) -> float:
@@ -56,6 +63,13 @@ def line_chart(
         f'<line x1="{_PAD_L}" y1="{_PAD_T}" x2="{_PAD_L}" y2="{_PAD_T + inner_h}" class="axis"/>',
         f'<text x="{_PAD_L - 4}" y="{_PAD_T + 4}" class="tick" text-anchor="end">{top:.3g}</text>',
         f'<text x="{_PAD_L - 4}" y="{_PAD_T + inner_h}" class="tick" text-anchor="end">0</text>',
+        (
+            f'<text x="12" y="{_PAD_T + inner_h / 2:.0f}" class="tick axis-label" '
+            f'text-anchor="middle" transform="rotate(-90 12 {_PAD_T + inner_h / 2:.0f})">'
+            f"{escape(y_label)}</text>"
+            if y_label
+            else ""
+        ),
         f'<text x="{_PAD_L}" y="{_H - 8}" class="tick">{min(points)[0]:%Y-%m-%d %H:%M}</text>',
         f'<text x="{_PAD_L + inner_w}" y="{_H - 8}" class="tick" text-anchor="end">'
         f"{max(points)[0]:%Y-%m-%d %H:%M}</text>",
@@ -98,6 +112,8 @@ def _spread(wanted: Mapping[str, float], gap: float = 13.0) -> dict[str, float]:
     return placed
 
 
+#: The longest node name a lineage box shows whole (the rest: both ends, and a tooltip).
+MAX_LABEL = 36
 #: The colour of a shadow period in the timeline (a version that got a copy of the
 #: requests without answering): none of the versions' own colours.
 SHADOW_COLOR = "#7f7f7f"
@@ -187,7 +203,7 @@ def graph(
     if not any(nodes for _, nodes in columns):
         return f'<p class="empty">Nothing in the lineage of {escape(title)}.</p>'
     links = links or {}
-    col_w, row_h, box_w, box_h = 210, 56, 190, 34
+    col_w, row_h, box_w, box_h = 280, 56, 260, 34
     rows = max(len(nodes) for _, nodes in columns)
     width, height = col_w * len(columns) + 20, 40 + row_h * rows
     where: dict[str, tuple[float, float]] = {}
@@ -213,7 +229,8 @@ def graph(
             f"<title>{escape(relation)}</title></line>"
         )
     for label, (left, top) in where.items():
-        short = label if len(label) <= 26 else label[:12] + "…" + label[-12:]
+        # a box holds 36 characters; a longer name keeps both ends (its <title> is whole)
+        short = label if len(label) <= MAX_LABEL else label[:17] + "…" + label[-18:]
         box = (
             f'<rect x="{left}" y="{top}" width="{box_w}" height="{box_h}" rx="6" '
             f'class="node{" current" if label == highlight else ""}"/>'

@@ -342,3 +342,45 @@ def test_a_shadow_period_has_its_own_colour_in_the_timeline(
     assert html.unescape(strip.group(2)).startswith("shadow: shade@2 from ")
     colours = set(re.findall(r'<rect x="[^"]+" y="4\.0"[^>]*fill="([^"]+)"', page))
     assert colours and SHADOW_COLOR not in colours
+
+
+def test_a_lineage_node_name_is_shown_whole_up_to_36_characters_with_a_tooltip(
+    session: StackSession, client: TestClient
+) -> None:
+    long_name = "feature_view:customer_activity_stats@v12"  # 42 characters
+    session.spine.link(
+        NodeRef(NodeKind.FEATURE_VIEW, "customer_activity@v3"),  # 34 with its kind
+        NodeRef(NodeKind.MODEL_VERSION, "churn@1"),
+        "fed",
+    )
+    session.spine.link(NodeRef.parse(long_name), NodeRef(NodeKind.MODEL_VERSION, "churn@1"), "fed")
+    page = html.unescape(client.get("/lineage?node=model_version:churn@1").text)
+    labels = re.findall(r'class="label">([^<]+)</text><title>([^<]+)</title>', page)
+    shown = dict((whole, short) for short, whole in labels)
+    assert shown["feature_view:customer_activity@v3"] == "feature_view:customer_activity@v3"
+    assert shown[long_name].startswith("feature_view:cust") and shown[long_name].endswith(
+        "activity_stats@v12"
+    )
+
+
+def test_a_drift_plot_of_one_check_names_its_method_and_stands_off_the_axis(
+    session: StackSession, client: TestClient
+) -> None:
+    now = datetime.now(UTC)
+    column = {"column": "amount", "score": 0.4, "threshold": 0.1, "method": "wasserstein"}
+    session.spine.record_check(
+        model="solo",
+        version="solo@1",
+        endpoint="solo",
+        window=(now - timedelta(hours=1), now),
+        status="breach",
+        result={"drift": {"columns": [{**column, "drifted": True}]}},
+    )
+    page = html.unescape(client.get("/monitoring?model=solo").text)
+    assert "wasserstein distance</text>" in page
+    axis = re.search(
+        r'<line x1="([\d.]+)" y1="[\d.]+" x2="[\d.]+" y2="[\d.]+" class="axis"/>', page
+    )
+    points = re.findall(r'<circle cx="([\d.]+)"[^>]*><title>amount ', page)
+    assert axis is not None and points
+    assert all(float(x) > float(axis.group(1)) + 50 for x in points)

@@ -51,6 +51,12 @@ def _drift_above(column: str, records: list[dict[str, object]]) -> bool:
     return any(record.get("method") in DISTANCES for record in records)
 
 
+def _methods(names: list[str], records: dict[str, list[dict[str, object]]], kind: str) -> str:
+    """The y axis' label: the tests the checks ran (`wasserstein distance`), else `kind`."""
+    methods = sorted({str(r["method"]) for n in names for r in records[n] if r.get("method")})
+    return f"{', '.join(methods)} {kind}" if methods else kind
+
+
 def _drift_plots(checks: list[CheckRow]) -> Markup:
     """Drift scores per feature over time: one plot for distances (above the dashed line
     is drift, the axis scaled to the scores) and one for p-values (below it is drift)."""
@@ -85,6 +91,7 @@ def _drift_plots(checks: list[CheckRow]) -> Markup:
                 title=f"drift score per feature ({caption})",
                 y_max=y_max,
                 threshold=thresholds.pop() if len(thresholds) == 1 else None,
+                y_label=_methods(names, records, "distance" if above else "p-value"),
             )
         )
     return Markup("".join(drawn))
