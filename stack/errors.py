@@ -61,6 +61,17 @@ class EndpointDown(StackError):
     and what to run. The rollout was ended (audited, its challenger back to approved)."""
 
 
+class HealthUnreadable(StackError):
+    """An endpoint's prediction log could not be read (the message names the log, its URL
+    without password, and what failed); `ready` and `failing` (why, by version ref) are
+    what the rest of the evidence, its pods, says."""
+
+    def __init__(self, message: str, *, ready: bool, failing: dict[str, str]) -> None:
+        super().__init__(message)
+        self.ready = ready
+        self.failing = failing
+
+
 class InvalidTransition(StackError):
     """A model version was asked to move between lifecycle states that are not connected."""
 

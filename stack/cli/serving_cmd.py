@@ -239,9 +239,14 @@ def rollout_group() -> None:
 @TARGET
 @click.pass_context
 def status(ctx: click.Context, endpoint: str | None, target: str) -> None:
-    """Each endpoint's split, health since its last change, and its last rollout event."""
+    """Each endpoint's split, health since its last change, and its last rollout event.
+    Exits 1 when an endpoint is not running, or its prediction log cannot be read (its
+    split and pods are shown, its health marked unreadable)."""
+    from stack.contract.serving import HealthReport
+    from stack.errors import HealthUnreadable
     from stack.rollout.history import routing_history
 
+    unreadable = False
     with open_session(ctx) as session:
         router = _router(session, target)
         endpoints = [e for e in router.endpoints() if endpoint in (None, e.name)]
@@ -255,7 +260,12 @@ def status(ctx: click.Context, endpoint: str | None, target: str) -> None:
         for current in endpoints:
             history = routing_history(session.spine, current.name)
             since = history[-1].at if history else None
-            health = router.health(current.name, since=since)
+            try:
+                health = router.health(current.name, since=since)
+                cannot = None
+            except HealthUnreadable as exc:  # what the cluster says, the log's figures unread
+                health = HealthReport(current.name, exc.ready, 0, 0.0, None, failing=exc.failing)
+                cannot, unreadable = str(exc), True
             click.secho(f"{current.name}  {current.url}  revision {current.revision}", bold=True)
             for ref, weight in current.split.weights.items():
                 line = f"  {ref:<20} {weight:>6.0%}"
@@ -272,6 +282,8 @@ def status(ctx: click.Context, endpoint: str | None, target: str) -> None:
                 click.echo(f"  {ref:<20} shadow{extra}")
             for ref, why in health.failing.items():
                 click.secho(f"  {ref} failing: {why}", fg="red")
+            if cannot is not None:
+                click.secho(f"  health unreadable: {cannot}", fg="red", err=True)
             events = [
                 e
                 for e in session.spine.audit_entries(subject=f"endpoint:{current.name}")
@@ -288,7 +300,7 @@ def status(ctx: click.Context, endpoint: str | None, target: str) -> None:
             click.echo(
                 f"  `mlstack undeploy {dead.endpoint}` stops what is left; a deploy starts anew"
             )
-    if broken:
+    if broken or unreadable:
         ctx.exit(1)
 
 

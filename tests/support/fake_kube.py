@@ -5,7 +5,8 @@ from a kubeconfig, and it answers as the API does for what mlstack uses (server-
 PATCH, GET of an object or a list with an equality label selector, DELETE, 404 Status
 objects; POST creating a Lease, 409 AlreadyExists when its name is taken; PUT replacing one,
 409 Conflict when the resourceVersion sent is not the stored one; discovery of an API group
-version, 404 for a group whose CRDs are not installed: `without_gateway_api()`), recording
+version, 404 for a group whose CRDs are not installed: `without_gateway_api()`; a refusal
+of an apply by kind, `refused`, or of a delete by resource, `refused_deletes`), recording
 each request as it came. Every write gives the object the cluster's next resourceVersion.
 `after` (a callable given each request once answered, before its answer is sent) lets a
 test act between two requests of a client, to force a race's interleaving. The kubelet is
@@ -46,6 +47,8 @@ class FakeCluster:
     behaviours: dict[str, str] = field(default_factory=dict)  # by image; default ready
     restarts: dict[str, int] = field(default_factory=dict)  # by image
     refused: dict[str, tuple[int, str]] = field(default_factory=dict)  # applies, by kind
+    #: deletes answered with (code, message), by resource (`poddisruptionbudgets`)
+    refused_deletes: dict[str, tuple[int, str]] = field(default_factory=dict)
     #: API group versions served, with their resources (discovery)
     groups: dict[str, list[str]] = field(default_factory=lambda: dict(GROUPS))
     after: Callable[[Recorded], None] | None = None
@@ -103,6 +106,10 @@ class FakeCluster:
                     return code, _status(code, message)
                 return 200, self._apply(path, body)
             if method == "DELETE":
+                resource = path.rsplit("/", 2)[-2]
+                if resource in self.refused_deletes:
+                    code, message = self.refused_deletes[resource]
+                    return code, _status(code, message, "Forbidden" if code == 403 else None)
                 if self.objects.pop(path, None) is None:
                     return 404, _status(404, f"{path} not found")
                 return 200, _status(200, "deleted")

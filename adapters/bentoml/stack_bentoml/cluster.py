@@ -33,9 +33,9 @@ from typing import Any
 
 from stack.contract.registry import ModelVersion
 from stack.contract.serving import Endpoint, HealthReport, TrafficSplit
-from stack.errors import NotFound, StackError
+from stack.errors import HealthUnreadable, NotFound, StackError
 from stack_bentoml.config import BentoConfig
-from stack_bentoml.kubeapi import KubeApi
+from stack_bentoml.kubeapi import PLURALS, KubeApi
 from stack_bentoml.kubelease import LEASE, RolloutLease, holding, lease_name
 from stack_bentoml.kubernetes import (
     ENDPOINT_KEY,
@@ -93,6 +93,7 @@ class ClusterRouter:
         self._restarts: dict[tuple[str, str], int] = {}  # at routing, by (endpoint, ref)
         self._leases: dict[str, RolloutLease] = {}  # held now, by endpoint
         self._gateway_api = False  # discovery found it (asked once per router)
+        self._served: dict[str, set[str]] = {}  # resources served, by group version
         keda = self.target.keda
         # scaled to zero while idle (KEDA): no pod is no failure, and nothing to wait for
         self.to_zero = keda is not None and keda.min_replicas == 0
@@ -147,9 +148,10 @@ class ClusterRouter:
 
     def health(self, endpoint: str, *, since: datetime | None = None) -> HealthReport:
         """The prediction log's figures since `since`, `failing` versions from their pods,
-        `ready` while the version with the most traffic has a ready pod and is not failing."""
+        `ready` while the version with the most traffic has a ready pod and is not failing.
+        HealthUnreadable (naming the log and what failed, with what the pods say) when the
+        PostgreSQL prediction log cannot be read."""
         from stack_bentoml.health import health_report
-        from stack_bentoml.logread import log_rows
 
         current = self._current(endpoint)
         if current is None:
@@ -166,8 +168,33 @@ class ClusterRouter:
         pods = self._pods(endpoint, heaviest)
         idle = self.to_zero and not pods
         ready = heaviest not in failing and (idle or any(_pod_ready(pod) for pod in pods))
-        rows = log_rows(self.config, self.predictions, endpoint, since)
+        rows = self._log_rows(endpoint, since, ready=ready, failing=failing)
         return health_report(endpoint, mirrored(rows, split.shadows), ready=ready, failing=failing)
+
+    def _log_rows(
+        self, endpoint: str, since: datetime | None, *, ready: bool, failing: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        """The endpoint's logged rows since `since`; HealthUnreadable (with `ready` and
+        `failing`, what the pods say) when the PostgreSQL log cannot be read."""
+        from stack_bentoml.logread import log_rows
+
+        log = self.config.prediction_log
+        if log is None:
+            return log_rows(self.config, self.predictions, endpoint, since)
+        import psycopg
+
+        try:
+            return log_rows(self.config, self.predictions, endpoint, since)
+        except psycopg.Error as exc:
+            said = (str(exc).strip().splitlines() or [""])[0]
+            raise HealthUnreadable(
+                f"the prediction log {log.safe_url} (table {log.table}) could not be read for "
+                f"endpoint {endpoint!r}: {type(exc).__name__}: {said} (the pods write it and "
+                "rollouts judge on it: check that this machine reaches the database and has "
+                "its password)",
+                ready=ready,
+                failing=failing,
+            ) from exc
 
     def endpoints(self) -> list[Endpoint]:
         self._require_gateway_api()
@@ -176,16 +203,26 @@ class ClusterRouter:
 
     def undeploy(self, endpoint: str) -> None:
         """The HTTPRoute, then every version's objects, the NetworkPolicy and the
-        endpoint's rollout Lease, deleted."""
+        endpoint's rollout Lease, deleted: only kinds the cluster serves (no ScaledObject
+        where KEDA is not installed), those already gone skipped. A delete the API refuses
+        (an RBAC 403, say) does not stop the others: the rest are deleted, then StackError
+        names each object left, its kind and the API's answer."""
         current = self._current(endpoint)
         if current is None:
             raise NotFound(f"no endpoint {endpoint!r} on the cluster ({self._names()})")
         namespace = self.target.namespace
-        self.api.delete(*ROUTE, namespace, dns_name(endpoint))
+        left: list[str] = []
+        self._delete(ROUTE, dns_name(endpoint), left)
         for ref in self._loaded(endpoint):
-            self._remove_version(endpoint, ref)
-        self.api.delete("networking.k8s.io/v1", "NetworkPolicy", namespace, dns_name(endpoint))
-        self.api.delete(*LEASE, namespace, lease_name(endpoint))
+            self._remove_version(endpoint, ref, left)
+        self._delete(("networking.k8s.io/v1", "NetworkPolicy"), dns_name(endpoint), left)
+        self._delete(LEASE, lease_name(endpoint), left)
+        if left:
+            raise StackError(
+                f"endpoint {endpoint!r} is only partly deleted from namespace {namespace!r}: "
+                f"could not delete {'; '.join(left)} (the rest is deleted; delete these by "
+                "hand, or grant the rights and run undeploy again)"
+            )
 
     # -- applying -----------------------------------------------------------------------
 
@@ -238,11 +275,35 @@ class ClusterRouter:
                 self._remove_version(endpoint, ref)
         return self._endpoint(applied)
 
-    def _remove_version(self, endpoint: str, ref: str) -> None:
+    def _remove_version(self, endpoint: str, ref: str, left: list[str] | None = None) -> None:
+        """`ref`'s objects deleted, of the kinds the cluster serves. With `left`, a delete
+        the API refuses is added to it (`Kind name: answer`) and the others go on;
+        without, it raises."""
         name = version_name(endpoint, ref)
-        for api_version, kind in VERSION_KINDS:
-            self.api.delete(api_version, kind, self.target.namespace, name)
+        for kind in VERSION_KINDS:
+            if left is None:
+                if self._serves(kind):
+                    self.api.delete(*kind, self.target.namespace, name)
+            else:
+                self._delete(kind, name, left)
         self._restarts.pop((endpoint, ref), None)
+
+    def _delete(self, kind: tuple[str, str], name: str, left: list[str]) -> None:
+        """`name` of `kind` (apiVersion, kind) deleted when the cluster serves the kind;
+        a refusal added to `left` as `Kind name: the API's answer`."""
+        try:
+            if self._serves(kind):
+                self.api.delete(*kind, self.target.namespace, name)
+        except StackError as exc:
+            left.append(f"{kind[1]} {name}: {exc}")
+
+    def _serves(self, kind: tuple[str, str]) -> bool:
+        """Whether discovery shows the cluster serving `kind` (apiVersion, kind): a
+        ScaledObject only where KEDA's CRDs are installed. Asked once per group version."""
+        api_version, name = kind
+        if api_version not in self._served:
+            self._served[api_version] = self.api.resources(api_version) or set()
+        return PLURALS[name] in self._served[api_version]
 
     # -- reading ------------------------------------------------------------------------
 

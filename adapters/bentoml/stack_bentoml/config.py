@@ -106,6 +106,13 @@ class PredictionLogConfig(BaseModel):
     password: SecretStr | None = None
     table: str = Field(default="mlstack_predictions", pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
 
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password replaced by ***, fit to print."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.url).render_as_string(hide_password=True)
+
     def connect_url(self) -> str:
         if self.password is None:
             return self.url

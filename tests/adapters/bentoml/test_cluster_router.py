@@ -341,6 +341,46 @@ def test_deploy_status_rollback_and_undeploy_from_the_command_line(cluster: Clus
     assert router_for(cluster.session, "kubernetes").endpoints() == []
 
 
+def test_status_with_the_prediction_log_unreachable_shows_the_cluster_and_names_the_log(
+    cluster: Cluster,
+) -> None:
+    from tests.support.ports import free_port
+
+    unreachable = f"postgresql://mlstack:s3cret@127.0.0.1:{free_port()}/mlstack"
+    stack = (cluster.folder / "stack.yaml").read_text()
+    logged = yaml.safe_load(stack)["server"]["prediction_log"]["url"]
+    (cluster.folder / "unreachable.yaml").write_text(stack.replace(logged, unreachable))
+
+    status = cli_in(cluster.folder)(
+        "--stack", "unreachable.yaml", "rollout", "status", "churn", "--target", "kubernetes"
+    )
+
+    assert status.returncode == 1, status.stdout + status.stderr
+    assert "Traceback" not in status.stderr
+    assert f"{cluster.champion.ref}" in status.stdout and "100%" in status.stdout  # the route
+    safe = unreachable.replace("s3cret", "***")
+    assert f"health unreadable: the prediction log {safe} " in status.stderr
+    assert "OperationalError" in status.stderr  # what failed
+    assert "s3cret" not in status.stdout + status.stderr
+
+
+def test_undeploy_deletes_all_it_may_and_names_what_the_api_refused(cluster: Cluster) -> None:
+    cluster.api.groups.pop("keda.sh/v1alpha1")  # KEDA not installed
+    name = f"churn-v{cluster.champion.version}"
+    message = f'poddisruptionbudgets.policy "{name}" is forbidden: User "ci" cannot delete'
+    cluster.api.refused_deletes["poddisruptionbudgets"] = (403, message)
+
+    gone = cli_in(cluster.folder)("undeploy", "churn", "--target", "kubernetes")
+
+    assert gone.returncode == 1, gone.stdout
+    assert f"could not delete PodDisruptionBudget {name}: " in gone.stderr
+    assert f"403 {message}" in gone.stderr
+    assert "Traceback" not in gone.stderr
+    assert not [path for path in cluster.api.deleted() if "keda.sh" in path]
+    pdb = f"/apis/policy/v1/namespaces/{NAMESPACE}/poddisruptionbudgets/{name}"
+    assert list(cluster.api.objects) == [pdb]  # the route, the rest and the policy deleted
+
+
 def test_an_apply_the_api_refuses_is_an_error_naming_its_answer(cluster: Cluster) -> None:
     challenger = cluster.approved()
     message = 'httproutes "churn" is forbidden: User "ci" cannot patch resource'
