@@ -64,7 +64,8 @@ class KubeApi:
             from kubernetes import config  # type: ignore[import-untyped]
         except ImportError as exc:
             raise StackError(
-                "the cluster path needs the Kubernetes client: pip install 'mlstack[kubernetes]'"
+                "the cluster path needs the Kubernetes client (mlstack's `kubernetes` extra): "
+                "in the mlstack checkout, `make sync` installs it (docs/serving.md, step 1)"
             ) from exc
         path = kubeconfig or os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
         if not os.path.isfile(path.split(os.pathsep)[0]) and "KUBERNETES_SERVICE_HOST" in (
