@@ -172,3 +172,28 @@ def _default_folder(tmp_path: Path) -> None:
         assert b'version="churn@1"' in metrics.exposition()
     finally:
         shutil.rmtree(expected, ignore_errors=True)
+
+
+def test_a_write_that_fails_turns_the_workers_metrics_off_and_never_raises(
+    tmp_path: Path,
+) -> None:
+    in_worker(_write_fails, tmp_path)
+
+
+def _write_fails(tmp_path: Path) -> None:
+    import shutil
+
+    from stack_bentoml.metrics import MetricsUnavailable
+
+    (tmp_path / "metrics").mkdir()
+    metrics = EndpointMetrics(tmp_path / "metrics", "churn")
+    shutil.rmtree(tmp_path / "metrics")  # the folder goes: new series have nowhere to go
+    (tmp_path / "metrics").write_text("not a folder\n")
+    metrics.answered("churn@9", "canary", 0.0)
+    metrics.rejected(422, "invalid_payload", "churn@9", "canary")  # the request path: no raise
+    metrics.failed("churn@9", "canary")
+    metrics.flush()
+    assert metrics.fault is not None and str(tmp_path / "metrics") in metrics.fault
+    with pytest.raises(MetricsUnavailable, match="metrics off in this worker"):
+        metrics.exposition()
+    metrics.close()

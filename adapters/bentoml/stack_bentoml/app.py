@@ -37,7 +37,7 @@ from stack_bentoml.batching import MicroBatcher
 from stack_bentoml.feedback import feedback_entries, parse_feedback
 from stack_bentoml.guards import nests_deeper_than, read_body, unsupported_media
 from stack_bentoml.isolation import ChallengerBusy, DeadlineMissed, IsolatedVersion
-from stack_bentoml.metrics import CONTENT_TYPE, EndpointMetrics, role_of
+from stack_bentoml.metrics import CONTENT_TYPE, EndpointMetrics, MetricsUnavailable, role_of
 from stack_bentoml.openapi import openapi
 from stack_bentoml.predictlog import (
     ParquetSink,
@@ -73,6 +73,7 @@ class PredictionApp:
         self.batcher = MicroBatcher()
         self._reported: set[tuple[str, str]] = set()  # (version, exception type) in full
         self.metrics: EndpointMetrics | None = None  # /metrics, unless turned off (metrics.py)
+        self.metrics_fault: str | None = None  # why this worker could not start its metrics
         self._load_seconds = 0.0  # how long the revision in force took to load
 
     # -- lifecycle (called by the BentoML service in each worker) ------------------------
@@ -80,7 +81,11 @@ class PredictionApp:
     def start(self) -> None:
         self._refresh()
         spec = self._routing().spec
-        self.metrics = EndpointMetrics.from_environment(spec.name)
+        try:
+            self.metrics = EndpointMetrics.from_environment(spec.name)
+        except MetricsUnavailable as exc:  # optional: the worker serves without them
+            self.metrics_fault = str(exc)
+            print(f"mlstack endpoint: {exc}", flush=True)
         if self.metrics is not None:
             self.metrics.revision(spec.revision, self._load_seconds)
         url = os.environ.get(LOG_URL_ENV)
@@ -212,8 +217,14 @@ class PredictionApp:
                     metrics.in_flight -= 1
             else:
                 await self._feedback(receive, send, headers, extra)
+        elif path == "/metrics" and method == "GET" and self.metrics_fault is not None:
+            await answer(send, 503, {"error": self.metrics_fault}, extra)
         elif path == "/metrics" and method == "GET" and self.metrics is not None:
-            text = await asyncio.to_thread(self.metrics.exposition)  # reads every worker's file
+            try:
+                text = await asyncio.to_thread(self.metrics.exposition)  # every worker's file
+            except MetricsUnavailable as exc:
+                await answer(send, 503, {"error": str(exc)}, extra)
+                return
             length = (b"content-length", str(len(text)).encode())
             sent = [(b"content-type", CONTENT_TYPE), length, *extra]
             await send({"type": "http.response.start", "status": 200, "headers": sent})

@@ -11,7 +11,13 @@ A request only adds to this worker's tallies in memory (a dict lookup and three 
 additions); a thread moves them into prometheus_client's files once a second (and before a
 scrape this worker answers, and at exit), with the gauges a request does not move (the
 prediction log's lag, rows dropped). Writing the files per request (a lock and an mmap write
-per value) cost about 7% of a request's CPU; bench/metrics.py measures the difference."""
+per value) cost about 7% of a request's CPU; bench/metrics.py measures the difference.
+
+Metrics are optional: a worker that cannot write its files (the folder cannot be made, a
+full disk, no permission) serves anyway with its metrics off. `from_environment` raises
+MetricsUnavailable at start, and a write that fails later turns the worker's metrics off
+(`fault`) and never reaches the request; either way the server log says so once and the
+worker's `/metrics` answers 503 naming the folder."""
 
 from __future__ import annotations
 
@@ -79,8 +85,22 @@ ENDPOINT_METRICS: dict[str, tuple[str, str]] = {
 }
 
 
+class MetricsUnavailable(Exception):
+    """This worker cannot write its metric files; the message names the folder and why."""
+
+
+def unavailable(directory: Path | str, exc: OSError) -> str:
+    """The sentence for metrics a worker cannot write: the folder and the error."""
+    return (
+        f"metrics off in this worker: cannot write its metric files in {directory} "
+        f"({type(exc).__name__}: {exc.strerror or exc})"
+    )
+
+
 class EndpointMetrics:
-    """One worker's metrics. Built once per worker, after `directory` exists."""
+    """One worker's metrics. Built once per worker, after `directory` exists.
+
+    Raises OSError when the folder cannot take this worker's files."""
 
     def __init__(self, directory: Path, endpoint: str) -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
@@ -145,20 +165,34 @@ class EndpointMetrics:
         self._flushing = threading.Lock()
         self._stop = threading.Event()
         self._outage_seen: tuple[float, int] = (0.0, 0)
+        #: why this worker's metrics went off (a write failed), or None while they work
+        self.fault: str | None = None
+
+    def _failed_write(self, exc: OSError) -> None:
+        """A write failed: metrics off in this worker, said once in the server log."""
+        if self.fault is None:
+            self.fault = unavailable(self.directory, exc)
+            self._stop.set()
+            print(f"mlstack endpoint: {self.fault}", flush=True)
 
     @classmethod
     def from_environment(cls, endpoint: str) -> EndpointMetrics | None:
         """The worker's metrics in `$MLSTACK_METRICS_DIR` (set by the supervisor; empty: off).
         Unset (a pod running `bentoml serve` itself), a folder of this server's own under
         the temporary folder: its workers share their parent, the server, which no earlier
-        run had (a restarted container starts with a fresh file system)."""
+        run had (a restarted container starts with a fresh file system).
+
+        Raises MetricsUnavailable (naming the folder) when the worker cannot write there."""
         directory = os.environ.get(METRICS_ENV)
         if directory == "":
             return None
         if directory is None:
             directory = os.path.join(tempfile.gettempdir(), f"mlstack-metrics-{os.getppid()}")
+        try:
             os.makedirs(directory, exist_ok=True)
-        return cls(Path(directory), endpoint)
+            return cls(Path(directory), endpoint)
+        except OSError as exc:
+            raise MetricsUnavailable(unavailable(directory, exc)) from exc
 
     # -- the request path -----------------------------------------------------------------
 
@@ -175,28 +209,50 @@ class EndpointMetrics:
 
     def failed(self, version: str, role: str) -> None:
         """`version` failed a prediction (its request may still be answered by another)."""
-        child = self._failed.get((version, role))
-        if child is None:
-            child = self._failed[version, role] = self._errors.labels(self.endpoint, version, role)
-        child.inc()
+        if self.fault is not None:
+            return
+        try:
+            child = self._failed.get((version, role))
+            if child is None:
+                child = self._failed[version, role] = self._errors.labels(
+                    self.endpoint, version, role
+                )
+            child.inc()
+        except OSError as exc:
+            self._failed_write(exc)
 
     def unanswered(self, code: int) -> None:
         """A request no version answered (every one failed it): counted under its status."""
-        self._requests.labels(self.endpoint, "", "", str(code)).inc()
+        if self.fault is not None:
+            return
+        try:
+            self._requests.labels(self.endpoint, "", "", str(code)).inc()
+        except OSError as exc:
+            self._failed_write(exc)
 
     def rejected(self, code: int, reason: str, version: str = "", role: str = "") -> None:
         """A prediction request refused with `code` (4xx) for `reason` (see
         ENDPOINT_METRICS) before a version saw it; `version` and `role` when it pinned one.
         Written to the files at once: a refusal is rare, and not the hot path."""
-        self._requests.labels(self.endpoint, version, role, str(code)).inc()
-        self._rejected.labels(self.endpoint, str(code), reason).inc()
+        if self.fault is not None:
+            return
+        try:
+            self._requests.labels(self.endpoint, version, role, str(code)).inc()
+            self._rejected.labels(self.endpoint, str(code), reason).inc()
+        except OSError as exc:
+            self._failed_write(exc)
 
     # -- off the request path ---------------------------------------------------------------
 
     def revision(self, revision: int, load_seconds: float) -> None:
         """A revision is in force in this worker, its versions loaded in `load_seconds`."""
-        self._revision.set(revision)
-        self._load.set(load_seconds)
+        if self.fault is not None:
+            return
+        try:
+            self._revision.set(revision)
+            self._load.set(load_seconds)
+        except OSError as exc:
+            self._failed_write(exc)
 
     def watch_log(self, outage: Callable[[], LogOutage | None]) -> None:
         """Once a second, in a thread: the tallies into the files, and the prediction log's
@@ -205,12 +261,25 @@ class EndpointMetrics:
         def update() -> None:
             while not self._stop.wait(UPDATE_SECONDS):
                 self.flush()
-                self.log_state(outage(), time.time())
+                if self.fault is None:
+                    try:
+                        self.log_state(outage(), time.time())
+                    except OSError as exc:
+                        self._failed_write(exc)
 
         threading.Thread(target=update, name="endpoint-metrics", daemon=True).start()
 
     def flush(self) -> None:
-        """What requests added to the tallies since the last flush, into the files."""
+        """What requests added to the tallies since the last flush, into the files; a write
+        that fails turns this worker's metrics off (`fault`), never raises."""
+        if self.fault is not None:
+            return
+        try:
+            self._flush()
+        except OSError as exc:
+            self._failed_write(exc)
+
+    def _flush(self) -> None:
         with self._flushing:
             self._in_flight.set(self.in_flight)
             for key, tally in list(self._tallies.items()):
@@ -246,15 +315,24 @@ class EndpointMetrics:
         its counters stay in the sums."""
         from prometheus_client import multiprocess
 
-        self._stop.set()
         self.flush()
-        multiprocess.mark_process_dead(os.getpid(), str(self.directory))  # type: ignore[no-untyped-call]
+        self._stop.set()
+        try:
+            multiprocess.mark_process_dead(os.getpid(), str(self.directory))  # type: ignore[no-untyped-call]
+        except OSError as exc:
+            self._failed_write(exc)
 
     def exposition(self) -> bytes:
         """Every worker's metrics, summed, in Prometheus' text format (this worker's as of
-        now, the others' as of their last flush, within a second)."""
+        now, the others' as of their last flush, within a second). Raises MetricsUnavailable
+        once this worker's metrics are off (`fault`)."""
         self.flush()
-        return exposition(self.directory)
+        if self.fault is not None:
+            raise MetricsUnavailable(self.fault)
+        try:
+            return exposition(self.directory)
+        except OSError as exc:
+            raise MetricsUnavailable(unavailable(self.directory, exc)) from exc
 
 
 def exposition(directory: Path) -> bytes:

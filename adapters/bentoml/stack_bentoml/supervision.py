@@ -215,10 +215,13 @@ def _unacknowledged(folder: Path, waiting: list[int], missing: int, waited: floa
 
 def fresh_metrics_dir(folder: Path) -> Path:
     """`folder/metrics`, emptied: prometheus_client's multiprocess files of a server that
-    ran before would be summed into the new one's (its documentation: wipe at start)."""
+    ran before would be summed into the new one's (its documentation: wipe at start).
+    Metrics are optional: a folder that cannot be made is still named, and each worker
+    serves with its metrics off, saying so in the server log (metrics.py)."""
     directory = (folder / "metrics").resolve()
     shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
+    with contextlib.suppress(OSError):  # the workers say why; /metrics answers 503
+        directory.mkdir(parents=True)
     return directory
 
 
