@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from stack.cli.common import open_session, parse_moment
+from stack.cli.common import open_existing_session, open_session, parse_moment
 
 if TYPE_CHECKING:
     from stack.monitoring.loop import CheckResult, MonitoringOutcome
@@ -78,10 +78,12 @@ def run_checks(
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
     """Export every model's latest monitoring checks on GET /metrics, read from the spine on
-    each scrape (the checks' CronJobs need nothing more: no pushgateway, no shared folder)."""
+    each scrape (the checks' CronJobs need nothing more: no pushgateway, no shared folder).
+    A SQLite spine that does not exist is refused (exit 1), never created: an exporter
+    started from the wrong folder would answer an empty page for ever."""
     from stack.observability.exporter import MonitorExporter
 
-    with open_session(ctx) as session:
+    with open_existing_session(ctx) as session:
         try:
             exporter = MonitorExporter(session.spine, host, port)
         except OSError as exc:

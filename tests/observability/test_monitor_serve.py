@@ -137,7 +137,8 @@ def test_a_port_taken_is_said(tmp_path: Path) -> None:
 
     from tests.support.cli import cli_in
 
-    _stack(tmp_path)
+    with StackSession.open(_stack(tmp_path), base_dir=tmp_path) as session:
+        assert session.spine is not None  # the spine exists: the port is what is refused
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -145,3 +146,13 @@ def test_a_port_taken_is_said(tmp_path: Path) -> None:
         done = cli_in(tmp_path)("monitor", "serve", "--port", str(port))
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+
+
+def test_a_spine_that_does_not_exist_is_refused_never_created(tmp_path: Path) -> None:
+    from tests.support.cli import cli_in
+
+    _stack(tmp_path)
+    done = cli_in(tmp_path)("monitor", "serve", "--port", "0")
+    assert done.returncode == 1
+    assert f"no spine at {tmp_path / 'spine.db'}" in done.stderr
+    assert not (tmp_path / "spine.db").exists()
