@@ -50,11 +50,19 @@ def test_routes(ctx: click.Context, recipe_location: str | None) -> None:
 @alerts_group.command("firing")
 @click.pass_context
 def firing(ctx: click.Context) -> None:
-    """The alerts notified and not yet resolved."""
+    """The alerts firing, and those resolved that a route has not been told of yet."""
     with open_session(ctx) as session:
         alerts = session.spine.firing_alerts()
     if not alerts:
         click.echo("no alert firing")
     for alert in alerts:
         labels = ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items()))
-        click.echo(f"{alert.since:%Y-%m-%d %H:%M:%S} UTC  {alert.name}  {labels}")
+        line = f"{alert.since:%Y-%m-%d %H:%M:%S} UTC  {alert.name}  {labels}"
+        if alert.resolved is not None:
+            waiting = sorted(route for route, told in alert.told.items() if told == "firing")
+            line += f"  resolved {alert.resolved:%Y-%m-%d %H:%M:%S} UTC, not yet told: "
+            line += ", ".join(waiting)
+        else:
+            untold = "" if alert.told else "  (no route told yet)"
+            line += untold
+        click.echo(line)

@@ -109,6 +109,7 @@ class MonitoringLoop:
             logged = source.logged(name, since=start)
             windows = split_by_version(logged, end, section.include_traffic)
             left_out = _left_out(logged, section.include_traffic)
+        routed = None
         if section.source == "endpoint":  # versions taken off it are history, not alerts
             routed = self._routed_versions(name)
             if routed is not None:
@@ -139,6 +140,8 @@ class MonitoringLoop:
             self._recorder.alert_log_outage(model, name, section, checks)
         for result in checks:
             self._recorder.record(result, section)
+        if routed is not None:  # an alert for a version taken off the endpoint ends here
+            self._recorder.resolve_unserved(model, name, routed, section)
         return MonitoringOutcome(checks, model=model, recipe=recipe, section=section, until=end)
 
     def answered_request_ids(

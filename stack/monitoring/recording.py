@@ -79,6 +79,35 @@ class CheckRecorder:
             return router.resolve(breach_alert(result))
         return None
 
+    def resolve_unserved(
+        self, model: str, endpoint: str, served: set[str], section: MonitoringSection
+    ) -> None:
+        """A breach alert of `model` on `endpoint` for a version no longer served there
+        (`served`: the versions it routes now), resolved with a notice saying so: no check
+        will see that version again to resolve it."""
+        from stack.observability.alerts import Alert, router_for
+
+        router = router_for(self.session, section.alerts)
+        for firing in self.session.spine.firing_alerts():
+            labels = firing.labels
+            if firing.name != "MlstackMonitoringBreach" or labels.get("model") != model:
+                continue
+            if labels.get("endpoint") != endpoint or labels.get("version") in served:
+                continue
+            version = labels.get("version", "-")
+            stale = Alert(
+                firing.name,
+                labels,
+                f"{version} on {endpoint} breached its monitoring policy",
+                details={
+                    "kind": "monitoring",
+                    "model": model,
+                    "version": version,
+                    "endpoint": endpoint,
+                },
+            )
+            router.resolve(stale, f"{version} is no longer served on {endpoint}")
+
     def alert_log_outage(
         self, model: str, endpoint: str, section: MonitoringSection, checks: list[CheckResult]
     ) -> None:

@@ -2,25 +2,30 @@
 endpoint), sent where the stack file's `alerts:` says (`stack/config/observability.py`) and to
 the recipe's `monitoring.alerts.webhook`, the one mechanism for all of them.
 
-Every alert is recorded in the spine (`alert_states`) when a check first sees it firing and
-removed when one sees it resolved: that first check logs it and notifies the Apprise URLs
-(`notify:`, `notify_env:`, when no Alertmanager is named) and the recipe's webhooks; later
-checks that see it again send nothing, and the first one that sees it resolved sends a
-resolved notice. With `alertmanager:`, every firing alert is also posted to its v2 API on each
-check that sees it (Alertmanager resolves an alert nobody re-posts), and a resolved one once
-with its end time: Alertmanager owns grouping, silences and de-duplication there.
+Every alert is recorded in the spine (`alert_states`) while it fires, with what each route
+(every Apprise URL of `notify:`/`notify_env:` when no Alertmanager is named, every recipe
+webhook) was last told of it (`alert_deliveries`): each check sends each route only what it
+was not told yet, so a route hears FIRING once per breach and RESOLVED once when it ends,
+however many checks see it; the alert leaves the spine once every route was told it resolved.
+With `alertmanager:`, every firing alert is also posted to its v2 API on each check that sees
+it (Alertmanager resolves an alert nobody re-posts), and a resolved one once with its end
+time: Alertmanager owns grouping, silences and de-duplication there.
 
-A notification that cannot be sent is returned as text, never raised: the check matters more
-than the message; the alert is left unrecorded, so the next check that sees it tries again."""
+A notification that cannot be sent is returned as text naming the routes that failed, never
+raised: the check matters more than the message; that route stays untold, so the next check
+tells it (a missed FIRING on the next that sees the breach, a missed RESOLVED on the next
+that sees it over). A route added while an alert fires is told on the next check that sees
+it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -83,29 +88,57 @@ class AlertRouter:
         return self.routing.alertmanager is not None or bool(self.urls()) or bool(self.webhooks)
 
     def fire(self, alert: Alert) -> str | None:
-        """`alert` is firing; what went wrong sending it, if anything."""
-        new = self.states.open_alert(alert.key, alert.name, alert.labels)
+        """`alert` is firing: each route not yet told so hears FIRING (and Alertmanager
+        gets it on every check); what went wrong sending it, naming the routes that failed."""
+        if self.states.open_alert(alert.key, alert.name, alert.labels):
+            log.warning("ALERT %s: %s", alert.summary, alert.description.replace("\n", "; "))
         errors: list[str | None] = []
         if self.routing.alertmanager is not None:
-            errors.append(self._post([_alertmanager_alert(alert, ends=None)]))
-        if new:
-            log.warning("ALERT %s: %s", alert.summary, alert.description.replace("\n", "; "))
-            undelivered = self._deliver("FIRING", alert)
-            if undelivered:  # not sent: the next check that sees the breach tries again
-                self.states.close_alert(alert.key)
-            errors += undelivered
+            error = self._post([_alertmanager_alert(alert, ends=None)])
+            if error is None:
+                self.states.claim(alert.key, *_ALERTMANAGER, "firing")
+            errors.append(error)
+        for route in self._routes():
+            if self.states.claim(alert.key, route.id, route.name, "firing"):
+                error = route.send("FIRING", alert, None)
+                if error:  # not told: the next check that sees the breach tries again
+                    self.states.unclaim(alert.key, route.id, None)
+                errors.append(error)
         return _joined(errors)
 
-    def resolve(self, alert: Alert) -> str | None:
-        """`alert` (the same name and labels as it fired with) no longer holds: a resolved
-        notice, once, when it had fired."""
-        if self.states.close_alert(alert.key) is None:
+    def resolve(self, alert: Alert, reason: str | None = None) -> str | None:
+        """`alert` (the same name and labels as it fired with) no longer holds (`reason`
+        says why, when not its check): each route told it fired hears RESOLVED, once; one
+        that could not be told is tried again by the next check that resolves it, and the
+        alert leaves the spine when every route was told."""
+        marked = self.states.mark_resolved(alert.key)
+        if marked is None:
             return None
-        log.warning("RESOLVED %s", alert.summary)
+        if marked[1]:
+            log.warning("RESOLVED %s%s", alert.summary, f" ({reason})" if reason else "")
+        told = self.states.told(alert.key)
+        routes = list(self._routes())
+        ids = [route.id for route in routes]
         errors: list[str | None] = []
         if self.routing.alertmanager is not None:
-            errors.append(self._post([_alertmanager_alert(alert, ends=now_utc())]))
-        return _joined([*errors, *self._deliver("RESOLVED", alert)])
+            ids.append(_ALERTMANAGER[0])
+            if told.get(_ALERTMANAGER[0]) == "firing" and self.states.claim(
+                alert.key, *_ALERTMANAGER, "resolved"
+            ):
+                error = self._post([_alertmanager_alert(alert, ends=now_utc())])
+                if error:
+                    self.states.unclaim(alert.key, _ALERTMANAGER[0], "firing")
+                errors.append(error)
+        for route in routes:
+            if told.get(route.id) == "firing" and self.states.claim(
+                alert.key, route.id, route.name, "resolved"
+            ):
+                error = route.send("RESOLVED", alert, reason)
+                if error:
+                    self.states.unclaim(alert.key, route.id, "firing")
+                errors.append(error)
+        self.states.settle(alert.key, ids)
+        return _joined(errors)
 
     def test(self) -> list[str]:
         """Send a test notification on every route; one line per route, saying how it went."""
@@ -128,18 +161,29 @@ class AlertRouter:
             lines.append(f"webhook {_hook_name(hook)}: {error or 'sent'}")
         return lines
 
-    def _deliver(self, status: str, alert: Alert) -> list[str]:
-        """Notify the Apprise URLs (when no Alertmanager has it) and the webhooks of `alert`
-        turning `status` (FIRING, RESOLVED); what went wrong."""
-        errors = []
-        if self.routing.alertmanager is None and self.urls():
+    def _routes(self) -> list[_Route]:
+        """Each route told once per breach: every Apprise URL (when no Alertmanager has the
+        alerts) and every webhook."""
+        routes = []
+        if self.routing.alertmanager is None:
+            for url in self.urls():
+                routes.append(_Route(_digest("apprise", url), _redacted(url), self._apprise(url)))
+        for hook in self.webhooks:
+            named = str(hook.webhook) if hook.webhook is not None else f"${hook.webhook_env}"
+            routes.append(
+                _Route(_digest("webhook", named), f"webhook {_hook_name(hook)}", _hook(hook))
+            )
+        return routes
+
+    def _apprise(self, url: str) -> _Send:
+        def send(status: str, alert: Alert, reason: str | None) -> str | None:
             if status == "FIRING":
                 body = alert.description or alert.summary
             else:
-                body = f"Resolved: {alert.summary}"
-            errors.append(self._notify(f"[{status}] {alert.summary}", body))
-        errors += [_post_webhook(hook, status, alert) for hook in self.webhooks]
-        return [error for error in errors if error]
+                body = f"Resolved: {alert.summary}" + (f" ({reason})" if reason else "")
+            return self._notify(f"[{status}] {alert.summary}", body, [url])
+
+        return send
 
     def _post(self, alerts: list[dict[str, Any]]) -> str | None:
         url = f"{str(self.routing.alertmanager).rstrip('/')}/api/v2/alerts"
@@ -158,6 +202,31 @@ class AlertRouter:
         if not notifier.notify(title=title, body=body):
             return f"apprise could not deliver to {', '.join(map(_redacted, targets))}"
         return None
+
+
+_Send = Callable[[str, Alert, str | None], str | None]
+_ALERTMANAGER = ("alertmanager", "alertmanager")  # its route id and name
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """One place alerts go: `id` (a digest: the URL may hold secrets) keys what it was told
+    in the spine, `name` shows it; `send(status, alert, reason)` says what went wrong."""
+
+    id: str
+    name: str
+    send: _Send
+
+
+def _digest(kind: str, url: str) -> str:
+    return f"{kind}:{hashlib.sha256(url.encode()).hexdigest()[:24]}"
+
+
+def _hook(hook: AlertsSection) -> _Send:
+    def send(status: str, alert: Alert, reason: str | None) -> str | None:
+        return _post_webhook(hook, status, alert, reason)
+
+    return send
 
 
 def router_for(session: StackSession, recipe_alerts: AlertsSection | None = None) -> AlertRouter:
@@ -227,7 +296,9 @@ def _redacted(url: str) -> str:
     return f"{scheme}://{host}/…" if rest else url
 
 
-def _post_webhook(hook: AlertsSection, status: str, alert: Alert) -> str | None:
+def _post_webhook(
+    hook: AlertsSection, status: str, alert: Alert, reason: str | None = None
+) -> str | None:
     """POST `alert` as JSON to a recipe's webhook: its `details` (a check's record) at the
     top, as before routes existed, and `alert: {name, status, labels, summary, description}`."""
     url = str(hook.webhook) if hook.webhook is not None else None
@@ -245,6 +316,7 @@ def _post_webhook(hook: AlertsSection, status: str, alert: Alert) -> str | None:
             "labels": dict(alert.labels),
             "summary": alert.summary,
             "description": alert.description,
+            **({"reason": reason} if reason else {}),
         },
     }
     return _post_json(url, body, hook.timeout_seconds, "webhook")

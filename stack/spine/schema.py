@@ -206,3 +206,18 @@ class AlertStateRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     labels: Mapped[str] = mapped_column(Text)  # JSON
     since: Mapped[str] = mapped_column(Timestamp)
+    # when a check saw it resolved; the row stays until every route was told so
+    resolved: Mapped[str | None] = mapped_column(Timestamp, nullable=True)
+
+
+class AlertDeliveryRow(Base):
+    """What one route (an Apprise URL, a webhook, Alertmanager) was last told of one alert:
+    `firing` or `resolved`; each check sends each route only what it was not told yet."""
+
+    __tablename__ = "alert_deliveries"
+
+    key: Mapped[str] = mapped_column(String(500), primary_key=True)  # alert_states.key
+    route: Mapped[str] = mapped_column(String(100), primary_key=True)  # a digest of its URL
+    route_name: Mapped[str] = mapped_column(String(300))  # the URL without its secrets
+    told: Mapped[str] = mapped_column(String(20))  # firing | resolved
+    at: Mapped[str] = mapped_column(Timestamp)

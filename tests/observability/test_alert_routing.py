@@ -103,7 +103,8 @@ def test_an_undelivered_notification_is_tried_again_by_the_next_check(tmp_path: 
         router = router_for(session)
         error = router.fire(breach_alert(_check("breach")))
         assert error is not None and "could not deliver to mailto://127.0.0.1" in error
-        assert session.spine.firing_alerts() == []  # not marked notified
+        [alert] = session.spine.firing_alerts()
+        assert alert.told == {}  # no route told: the next check tries again
 
 
 def test_alerts_test_sends_on_every_route_and_fails_on_a_dead_one(
@@ -231,7 +232,8 @@ def test_a_recipes_webhook_that_is_down_is_said_and_tried_again(tmp_path: Path) 
         recorder.record(down, section)
         assert down.alert_error is not None
         assert f"webhook {dead} unreachable" in down.alert_error
-        assert session.spine.firing_alerts() == []  # not notified: the next check tries
+        [alert] = session.spine.firing_alerts()
+        assert alert.told == {}  # not notified: the next check tries
         up = MonitoringSection(alerts=AlertsSection.model_validate({"webhook": receiver.url}))
         recorder.record(_check("breach"), up)
         assert [body["alert"]["status"] for body in receiver.bodies] == ["firing"]
@@ -253,3 +255,118 @@ def test_alerts_test_with_a_recipe_sends_on_its_webhook_too(tmp_path: Path) -> N
         assert sent.stdout.splitlines() == ["webhook http://127.0.0.1/…: sent"]
         [body] = receiver.bodies
         assert body["alert"]["status"] == "test" and body["alert"]["name"] == "MlstackTest"
+
+
+def _hooked(url: str) -> Any:
+    """A recipe's monitoring section whose webhook is read from $ALERT_HOOK (`url`)."""
+    import os
+
+    from stack.config.monitoring import MonitoringSection
+
+    os.environ["ALERT_HOOK"] = url
+    return MonitoringSection.model_validate({"alerts": {"webhook_env": "ALERT_HOOK"}})
+
+
+@pytest.fixture
+def hook_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALERT_HOOK", "")
+
+
+def test_an_undelivered_resolved_notice_is_tried_again_by_the_next_check(
+    tmp_path: Path, mailbox: Mailbox, hook_env: None
+) -> None:
+    """The webhook is down when the breach ends: the mail route hears RESOLVED once, the
+    alert stays listed until the webhook is told too, by the next ok check."""
+    from stack.monitoring.recording import CheckRecorder
+
+    dead = f"http://127.0.0.1:{free_port()}/alerts"
+    path = _stack(tmp_path, f'{{notify: ["{_mail_to(mailbox)}"], timeout_seconds: 2}}')
+    with webhook_receiver() as receiver, StackSession.open(path, base_dir=tmp_path) as session:
+        recorder = CheckRecorder(session)
+        recorder.record(_check("breach"), _hooked(receiver.url))
+        down = _check("ok")
+        recorder.record(down, _hooked(dead))
+        assert down.alert_error is not None and f"webhook {dead} unreachable" in down.alert_error
+        assert "mailto" not in down.alert_error  # the mail route was told
+        [pending] = session.spine.firing_alerts()
+        assert pending.resolved is not None
+        assert pending.told["webhook $ALERT_HOOK"] == "firing"
+        up = _check("ok")
+        recorder.record(up, _hooked(receiver.url))
+        assert up.alert_error is None
+        recorder.record(_check("ok"), _hooked(receiver.url))
+        assert session.spine.firing_alerts() == []
+        statuses = [body["alert"]["status"] for body in receiver.bodies]
+    assert statuses == ["firing", "resolved"]
+    assert [subject.split("]")[0] for subject in mailbox.subjects()] == ["[FIRING", "[RESOLVED"]
+
+
+def test_a_retry_tells_only_the_route_that_missed_the_notice(
+    tmp_path: Path, mailbox: Mailbox, hook_env: None
+) -> None:
+    """The webhook is down when the breach starts: the mail goes once, the error names the
+    webhook alone, and the next check tells the webhook without mailing again."""
+    from stack.monitoring.recording import CheckRecorder
+
+    dead = f"http://127.0.0.1:{free_port()}/alerts"
+    path = _stack(tmp_path, f'{{notify: ["{_mail_to(mailbox)}"], timeout_seconds: 2}}')
+    with webhook_receiver() as receiver, StackSession.open(path, base_dir=tmp_path) as session:
+        recorder = CheckRecorder(session)
+        down = _check("breach")
+        recorder.record(down, _hooked(dead))
+        assert down.alert_error is not None
+        assert down.alert_error.startswith(f"webhook {dead} unreachable")
+        assert "mailto" not in down.alert_error  # the mail route was told
+        for _ in range(2):
+            again = _check("breach")
+            recorder.record(again, _hooked(receiver.url))
+            assert again.alert_error is None
+        statuses = [body["alert"]["status"] for body in receiver.bodies]
+    assert statuses == ["firing"]
+    assert [subject.split("]")[0] for subject in mailbox.subjects()] == ["[FIRING"]
+
+
+def test_a_route_added_while_a_breach_fires_is_told_it_fires_then_resolved(
+    tmp_path: Path, mailbox: Mailbox
+) -> None:
+    from stack.config.monitoring import MonitoringSection
+    from stack.monitoring.recording import CheckRecorder
+
+    path = _stack(tmp_path, f'{{notify: ["{_mail_to(mailbox)}"]}}')
+    with webhook_receiver() as receiver, StackSession.open(path, base_dir=tmp_path) as session:
+        recorder = CheckRecorder(session)
+        recorder.record(_check("breach"), MonitoringSection())  # before the webhook existed
+        hooked = MonitoringSection.model_validate({"alerts": {"webhook": receiver.url}})
+        for status in ("breach", "breach", "ok", "ok"):
+            recorder.record(_check(status), hooked)
+        statuses = [body["alert"]["status"] for body in receiver.bodies]
+    assert statuses == ["firing", "resolved"]
+    assert [subject.split("]")[0] for subject in mailbox.subjects()] == ["[FIRING", "[RESOLVED"]
+
+
+def test_a_breach_of_a_version_no_longer_served_resolves_saying_so(
+    tmp_path: Path, mailbox: Mailbox
+) -> None:
+    """churn@1 breached, then a retrain promoted churn@2: the next check of churn, which
+    serves only churn@2, resolves churn@1's alert with a notice saying why."""
+    from stack.config.monitoring import MonitoringSection
+    from stack.monitoring.recording import CheckRecorder
+
+    old = CheckResult("churn", "churn@1", "churn", WINDOW, 400, "breach", breaches=["x"])
+    path = _stack(tmp_path, f'{{notify: ["{_mail_to(mailbox)}"]}}')
+    with webhook_receiver() as receiver, StackSession.open(path, base_dir=tmp_path) as session:
+        hooked = MonitoringSection.model_validate({"alerts": {"webhook": receiver.url}})
+        recorder = CheckRecorder(session)
+        recorder.record(old, hooked)
+        recorder.record(_check("breach"), hooked)  # churn@2 breaches too: it stays firing
+        recorder.resolve_unserved("churn", "churn", {"churn@2"}, hooked)
+        [firing] = session.spine.firing_alerts()
+        assert firing.labels["version"] == "churn@2"
+        resolved = receiver.bodies[-1]
+    assert resolved["alert"]["status"] == "resolved"
+    assert resolved["alert"]["labels"]["version"] == "churn@1"
+    assert resolved["alert"]["reason"] == "churn@1 is no longer served on churn"
+    last = mailbox.messages[-1]
+    assert str(last["subject"]) == "[RESOLVED] churn@1 on churn breached its monitoring policy"
+    body = last.get_body(("plain",))
+    assert body is not None and "churn@1 is no longer served on churn" in body.get_content()
