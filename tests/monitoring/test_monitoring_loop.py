@@ -374,3 +374,30 @@ def test_a_prediction_log_outage_is_said_in_the_check_and_alerted(served: Served
         kept.rename(log_dir)
     with httpx.Client(timeout=10) as client:
         readyz_until(client, served.url, degraded=False)  # replayed: later checks see them
+
+
+def test_a_breach_of_a_version_taken_off_the_endpoint_is_resolved_by_the_next_check(
+    served: Served,
+) -> None:
+    """churn@0 breached, then stopped being served: the next check of churn (even of an
+    empty window) resolves its alert, saying why, and `alerts firing` no longer lists it."""
+    from stack.monitoring.results import CheckResult
+    from stack.observability.alerts import breach_alert, router_for
+
+    end = moment() - timedelta(days=30)
+    gone = CheckResult("churn", "churn@0", "churn", (end, end), 40, "breach", breaches=["x"])
+    section = served.recipe.spec.monitoring
+    with served.session() as session:
+        router_for(session, section.alerts).fire(breach_alert(gone))
+    before = len(served.webhook.received)
+    check(served, end - timedelta(hours=1), end)
+    [resolved] = [
+        body
+        for body in served.webhook.received[before:]
+        if body.get("alert", {}).get("labels", {}).get("version") == "churn@0"
+    ]
+    assert resolved["alert"]["status"] == "resolved"
+    assert resolved["alert"]["reason"] == "churn@0 is no longer served on churn"
+    with served.session() as session:
+        versions = [alert.labels.get("version") for alert in session.spine.firing_alerts()]
+    assert "churn@0" not in versions
