@@ -291,6 +291,9 @@ def test_an_undelivered_resolved_notice_is_tried_again_by_the_next_check(
         [pending] = session.spine.firing_alerts()
         assert pending.resolved is not None
         assert pending.told["webhook $ALERT_HOOK"] == "firing"
+        [listed] = cli_in(tmp_path)("alerts", "firing").stdout.splitlines()
+        assert "MlstackMonitoringBreach" in listed
+        assert listed.endswith("not yet told: webhook $ALERT_HOOK")
         up = _check("ok")
         recorder.record(up, _hooked(receiver.url))
         assert up.alert_error is None

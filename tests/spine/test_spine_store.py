@@ -200,3 +200,38 @@ def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path: Path) -> None:
     store.close()
     assert finished_while_locked
     assert results == [1]
+
+
+def test_an_alert_firing_before_the_per_route_migration_is_kept(spine_url: str) -> None:
+    """A spine at 0006 with an alert firing: upgraded, the alert is still listed, with no
+    route recorded as told (the next check tells each route once)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from stack.spine.store import MIGRATIONS
+
+    engine = sa.create_engine(spine_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0006")
+        connection.execute(
+            sa.text(
+                "INSERT INTO alert_states (key, name, labels, since) "
+                "VALUES ('k', 'MlstackMonitoringBreach', '{\"model\": \"churn\"}', "
+                "'2026-11-30T12:00:00.000000Z')"
+            )
+        )
+    engine.dispose()
+    store = SpineStore.open(spine_url)
+    try:
+        [alert] = store.firing_alerts()
+        assert (alert.name, alert.labels, alert.resolved, alert.told) == (
+            "MlstackMonitoringBreach",
+            {"model": "churn"},
+            None,
+            {},
+        )
+    finally:
+        store.close()
