@@ -158,7 +158,9 @@ class LoggedRequest:
     `role` is `live`, `fallback` (answered by another version after a failure), `shadow`
     (a copy, never returned) or `feedback` (labels sent to `/feedback` for an earlier
     request: `outputs` holds them, indexed by the row they label). `traffic` is the
-    request's tag (one of TRAFFIC_KINDS; requests logged before tags read as `live`)."""
+    request's tag (one of TRAFFIC_KINDS; requests logged before tags read as `live`).
+    `latency_ms`: the time from its arrival to its answer, in milliseconds (None where the
+    log keeps none)."""
 
     request_id: str
     at: datetime
@@ -168,6 +170,7 @@ class LoggedRequest:
     inputs: tuple[Mapping[str, object], ...]
     outputs: tuple[object, ...]
     traffic: str = "live"
+    latency_ms: float | None = None
 
 
 @runtime_checkable

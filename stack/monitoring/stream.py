@@ -225,6 +225,7 @@ def logged_row(row: dict[str, Any]) -> LoggedRequest:
         inputs=records,
         outputs=outputs,
         traffic=str(row.get("traffic") or "live"),
+        latency_ms=None if row.get("latency_ms") is None else float(row["latency_ms"]),
     )
 
 

@@ -1,6 +1,10 @@
 """What each endpoint costs (`mlstack cost`): its processes' CPU seconds and memory, the GPUs
 the stack file assigns it, priced from the stack file's `cost:` table, per day and per 1,000
-predictions, and split over its versions by their share of the predictions.
+predictions, and split over its versions: the CPU by each version's share of the time spent
+answering (the prediction log's per-request latency, summed), memory and GPUs by its share of
+the predictions. Two versions on one endpoint thus cost alike per 1,000 predictions only when
+they take alike to answer: a challenger twice as slow is priced about twice the CPU per
+prediction, which a `max_ratio` gate on `cost_per_1k_predictions` sees.
 
 Resource use is read from the endpoint's processes on this machine (Linux `/proc`, asked of
 the server through `ProcessInspector`): CPU seconds since each process started, scaled to a
@@ -46,6 +50,9 @@ class Usage:
     notes: tuple[str, ...] = ()
     priced_per_day: float | None = None  # priced by its source (OpenCost), not the table
     gpu_hours_per_day: float | None = None  # measured (OpenCost); else gpus x 24
+    #: seconds spent answering per version in the period (the log's latencies, summed);
+    #: empty where the log keeps no latency
+    busy_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,35 +85,54 @@ class CostReport:
         }
 
 
+def cpu_shares(usage: Usage) -> dict[str, float]:
+    """Each version's share of the endpoint's CPU: of the time spent answering when the log
+    timed every version's requests, else of the predictions."""
+    rows = {v: n for v, n in usage.predictions.items() if n}
+    busy = {v: usage.busy_seconds.get(v, 0.0) for v in rows}
+    total_busy = sum(busy.values())
+    if rows and all(busy.values()) and total_busy > 0:
+        return {v: seconds / total_busy for v, seconds in busy.items()}
+    total = sum(rows.values())
+    return {v: n / total for v, n in rows.items()} if total else {}
+
+
 def price(usage: Usage, table: CostTable) -> list[CostLine]:
-    """`usage` priced by `table`, one line per version by its share of the predictions."""
+    """`usage` priced by `table`, one line per version: the CPU by its share of the time spent
+    answering (`cpu_shares`), memory and GPUs by its share of the predictions. A price from
+    the source (OpenCost) is split in the table's proportion of CPU to the rest (all of it as
+    CPU when the table prices nothing)."""
     gpu_hours = usage.gpus * 24.0 if usage.gpu_hours_per_day is None else usage.gpu_hours_per_day
-    day = usage.priced_per_day
-    if day is None:
-        day = (
-            usage.cpu_seconds_per_day / 3600 * table.cpu_core_hour
-            + usage.memory_gib * 24 * table.memory_gib_hour
-            + gpu_hours * table.gpu_hour
+    cpu_day = usage.cpu_seconds_per_day / 3600 * table.cpu_core_hour
+    rest_day = usage.memory_gib * 24 * table.memory_gib_hour + gpu_hours * table.gpu_hour
+    if usage.priced_per_day is not None:
+        whole = cpu_day + rest_day
+        scale = usage.priced_per_day / whole if whole > 0 else 0.0
+        cpu_day, rest_day = (
+            (cpu_day * scale, rest_day * scale) if whole > 0 else (usage.priced_per_day, 0.0)
         )
+    day = cpu_day + rest_day
     total = sum(usage.predictions.values())
     if not total:
         return [CostLine(usage.endpoint, "-", "-", 0.0, usage.cpu_seconds_per_day,
                          usage.memory_gib, gpu_hours, day, None, table.currency)]  # fmt: skip
     lines = []
+    cpu = cpu_shares(usage)
     for version, rows in sorted(usage.predictions.items()):
         share = rows / total
         per_day = rows / usage.period_days
+        cost = cpu_day * cpu.get(version, 0.0) + rest_day * share
         lines.append(
             CostLine(
                 usage.endpoint,
                 version.partition("@")[0],
                 version,
                 per_day,
-                usage.cpu_seconds_per_day * share,
+                usage.cpu_seconds_per_day * cpu.get(version, 0.0),
                 usage.memory_gib * share,
                 gpu_hours * share,
-                day * share,
-                day * share / per_day * 1000,
+                cost,
+                cost / per_day * 1000 if per_day else None,
                 table.currency,
             )
         )
@@ -141,6 +167,7 @@ def measure(
     if allocation is not None:
         cpu, memory = allocation.cpu_seconds_per_day, allocation.memory_gib
     predictions: Counter[str] = Counter()
+    busy: dict[str, float] = {}
     last: datetime | None = None
     if declares(session, ServerCapability.PREDICTION_LOG):
         reader = cast(PredictionLogReader, session.server)
@@ -148,6 +175,9 @@ def measure(
             if request.role == "feedback" or request.status != 200:
                 continue
             predictions[request.model_version] += len(request.inputs)
+            if request.latency_ms is not None:
+                seconds = busy.get(request.model_version, 0.0) + request.latency_ms / 1000
+                busy[request.model_version] = seconds
             if request.role != "shadow" and request.traffic == "live":
                 last = request.at if last is None else max(last, request.at)
     else:
@@ -173,6 +203,7 @@ def measure(
         tuple(notes),
         None if allocation is None else allocation.cost_per_day,
         None if allocation is None else allocation.gpu_hours_per_day,
+        dict(busy),
     )
 
 

@@ -21,6 +21,7 @@ from stack.config.observability import CostTable
 from stack.errors import StackConfigError
 from stack.observability.cost import Usage, price
 from stack.session import StackSession
+from tests.adapters.bentoml.conftest import STACK as SERVING_STACK
 from tests.adapters.bentoml.conftest import Stack, champion_serving, row
 from tests.support.cli import cli_in
 from tests.support.ports import free_port
@@ -310,3 +311,52 @@ def test_an_opencost_that_cannot_be_read_is_named_without_a_traceback(
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"OpenCost at {url}/allocation" in done.stderr and said in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_version_slower_to_answer_costs_more_per_thousand_than_its_neighbour() -> None:
+    table = CostTable(cpu_core_hour=0.04, memory_gib_hour=0.01, gpu_hour=2.0)
+    usage = Usage(
+        "churn",
+        cpu_seconds_per_day=7200,
+        memory_gib=2.0,
+        gpus=1,
+        predictions={"churn@1": 1000, "churn@2": 1000},
+        period_days=1.0,
+        last_request=None,
+        processes=1,
+        busy_seconds={"churn@1": 1.0, "churn@2": 3.0},  # the challenger 3x slower
+    )
+    one, two = price(usage, table)
+    assert two.cpu_seconds_per_day == pytest.approx(3 * one.cpu_seconds_per_day) == 5400
+    assert one.memory_gib == two.memory_gib == 1.0  # held alike: split by predictions
+    cpu_day = 7200 / 3600 * 0.04
+    assert two.cost_per_day - one.cost_per_day == pytest.approx(cpu_day / 2)
+    assert one.cost_per_day + two.cost_per_day == pytest.approx(cpu_day + 2.0 * 24 * 0.01 + 48)
+    assert two.cost_per_1k is not None and one.cost_per_1k is not None
+    assert two.cost_per_1k > one.cost_per_1k
+
+
+SHARED = SERVING_STACK + "cost: {{cpu_core_hour: 1.0}}\n"  # the CPU alone priced
+
+
+def test_a_slow_challenger_on_the_champions_endpoint_costs_more_per_thousand(
+    tmp_path: Path,
+) -> None:
+    from stack.contract.serving import TrafficSplit
+
+    with champion_serving(tmp_path, SHARED) as stack, stack.session() as session:
+        champion, slow = stack.versions.champion, stack.versions.quirky
+        session.server.add_version(slow, endpoint="churn")
+        endpoint = session.server.route("churn", TrafficSplit({champion.ref: 0.5, slow.ref: 0.5}))
+        body = row(monthly_spend=2000.0)  # the quirky model sleeps 3 s on it
+        with httpx.Client(timeout=60) as client:
+            for version in (champion.ref, slow.ref, champion.ref, slow.ref):
+                headers = {"x-mlstack-traffic": "probe", "x-mlstack-version": version}
+                answer = client.post(f"{endpoint.url}/predict", json=body, headers=headers)
+                assert answer.status_code == 200, answer.text
+        time.sleep(0.5)  # the log's flush interval (0.2 s): every answer is in the log
+        done = cli_in(stack.folder)("cost", "--period", "1d", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = {line["version"]: line for line in json.loads(done.stdout)["lines"]}
+    assert lines[champion.ref]["predictions_per_day"] == lines[slow.ref]["predictions_per_day"]
+    assert lines[slow.ref]["cost_per_1k"] > 2 * lines[champion.ref]["cost_per_1k"]
