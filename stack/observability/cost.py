@@ -28,6 +28,7 @@ from typing import cast
 from stack.config.observability import CostTable
 from stack.contract.capabilities import ServerCapability
 from stack.contract.serving import PredictionLogReader, ProcessInspector
+from stack.errors import StackConfigError
 from stack.observability.opencost import Allocation, allocations, endpoint_key
 from stack.plugins.capabilities import declares
 from stack.session import StackSession
@@ -209,14 +210,17 @@ def measure(
 
 def report(session: StackSession, period: timedelta, now: datetime) -> CostReport:
     """Every endpoint's cost over `period` up to `now`. Raises OpenCostError when the stack
-    names an OpenCost that cannot be read."""
+    names an OpenCost that cannot be read, StackConfigError when `cost.gpus` names an
+    endpoint the server does not have."""
     table = session.stack.cost
     lines: list[CostLine] = []
     result = CostReport(lines)
     found: dict[str, Allocation] = {}
+    endpoints = session.server.endpoints()
+    _check_gpus(session, {endpoint.name for endpoint in endpoints})
     if table.opencost is not None:
         found = allocations(table.opencost, now - period, now)
-    for endpoint in session.server.endpoints():
+    for endpoint in endpoints:
         allocation = found.get(endpoint_key(endpoint.name))
         if table.opencost is not None and allocation is None:
             result.notes.append(
@@ -230,6 +234,18 @@ def report(session: StackSession, period: timedelta, now: datetime) -> CostRepor
         if is_idle(usage, table.idle_after, now):
             result.idle[endpoint.name] = f"mlstack undeploy {endpoint.name}"
     return result
+
+
+def _check_gpus(session: StackSession, names: set[str]) -> None:
+    """Raises StackConfigError naming the stack file and each `cost.gpus` key that names no
+    endpoint the server has (a typo would otherwise price no GPU, silently)."""
+    unknown = sorted(set(session.stack.cost.gpus) - names)
+    if not unknown:
+        return
+    where = f"{session.source}: " if session.source else ""
+    problems = [f"{where}cost.gpus.{name}: no endpoint named {name}" for name in unknown]
+    known = ", ".join(sorted(names)) or "none"
+    raise StackConfigError(f"{'; '.join(problems)} (endpoints: {known})", problems)
 
 
 def log_cost_metrics(session: StackSession, found: CostReport) -> list[str]:

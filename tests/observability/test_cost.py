@@ -360,3 +360,16 @@ def test_a_slow_challenger_on_the_champions_endpoint_costs_more_per_thousand(
     lines = {line["version"]: line for line in json.loads(done.stdout)["lines"]}
     assert lines[champion.ref]["predictions_per_day"] == lines[slow.ref]["predictions_per_day"]
     assert lines[slow.ref]["cost_per_1k"] > 2 * lines[champion.ref]["cost_per_1k"]
+
+
+def test_a_gpu_count_for_no_endpoint_names_the_stack_file_and_field(
+    serving: tuple[Stack, float],
+) -> None:
+    stack, _ = serving
+    text = (stack.folder / "stack.yaml").read_text()
+    (stack.folder / "typo.yaml").write_text(text.replace("gpus: {churn: 1}", "gpus: {nosuch: 1}"))
+    done = cli_in(stack.folder)("--stack", "typo.yaml", "cost")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "typo.yaml: cost.gpus.nosuch: no endpoint named nosuch (endpoints: churn)" in (
+        done.stderr
+    )
