@@ -13,6 +13,7 @@ from stack.cli.common import open_existing_session, open_session, parse_moment
 
 if TYPE_CHECKING:
     from stack.monitoring.loop import CheckResult, MonitoringOutcome
+    from stack.session import StackSession
 
 
 @click.group("monitor")
@@ -84,6 +85,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from stack.observability.exporter import MonitorExporter
 
     with open_existing_session(ctx) as session:
+        _require_spine(session)
         try:
             exporter = MonitorExporter(session.spine, host, port)
         except OSError as exc:
@@ -95,6 +97,30 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
             pass
         finally:
             exporter.server.server_close()
+
+
+def _require_spine(session: StackSession) -> None:
+    """A server database (PostgreSQL) that holds no spine yet is refused, its tables never
+    created (a SQLite file that does not exist is refused by open_existing_session)."""
+    if session.spine_file() is not None:
+        return
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from stack.spine.store import SpineStore
+
+    url = session.stack.spine.safe_url
+    try:
+        store = SpineStore.open(session.stack.spine.connect_url(), migrate=False)
+        try:
+            store.schema_revision()
+        finally:
+            store.close()
+    except SQLAlchemyError as exc:
+        cause = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+        raise click.ClickException(
+            f"no spine at {url} (spine.url): {cause}. `mlstack monitor serve` reads the spine "
+            "the checks record into and creates none: point spine.url at it"
+        ) from exc
 
 
 @monitor_group.command()

@@ -148,11 +148,27 @@ def test_a_port_taken_is_said(tmp_path: Path) -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
 
 
-def test_a_spine_that_does_not_exist_is_refused_never_created(tmp_path: Path) -> None:
+def test_a_spine_that_does_not_exist_is_refused_never_created(
+    tmp_path: Path, spine_url: str
+) -> None:
+    from sqlalchemy import create_engine, inspect
+
     from tests.support.cli import cli_in
 
     _stack(tmp_path)
+    if not spine_url.startswith("sqlite"):  # an empty PostgreSQL database: no spine in it
+        (tmp_path / "stack.yaml").write_text(
+            f"name: exporter-test\nhome: {tmp_path / '.mlstack'}\nspine: {{url: '{spine_url}'}}\n"
+        )
     done = cli_in(tmp_path)("monitor", "serve", "--port", "0")
-    assert done.returncode == 1
-    assert f"no spine at {tmp_path / 'spine.db'}" in done.stderr
-    assert not (tmp_path / "spine.db").exists()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "no spine at " in done.stderr
+    if spine_url.startswith("sqlite"):
+        assert f"no spine at {tmp_path / 'spine.db'}" in done.stderr
+        assert not (tmp_path / "spine.db").exists()
+    else:
+        engine = create_engine(spine_url)
+        try:
+            assert inspect(engine).get_table_names() == []  # nothing created
+        finally:
+            engine.dispose()
