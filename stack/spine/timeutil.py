@@ -21,4 +21,5 @@ def from_text(text: str) -> datetime:
     year = text.find("-")
     if 0 < year < 4:  # written unpadded before to_text padded it
         text = text.zfill(len(text) + 4 - year)
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    # fromisoformat reads the `Z` as UTC (Python 3.11) at a fraction of strptime's cost
+    return datetime.fromisoformat(text).astimezone(UTC)

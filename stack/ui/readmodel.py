@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from stack.spine.schema import ApprovalRow, AuditEntryRow, MonitoringCheckRow
 from stack.spine.store import SpineStore
+from stack.spine.timeutil import from_text
 
 #: States in which a version still waits for a decision.
 PENDING = ("candidate", "approved", "shadow", "canary")
@@ -180,19 +181,19 @@ class ReadModel:
                 weights = dict(data.get("weights", {}))
                 name = subject.removeprefix("endpoint:")
                 self._routed[name].append(
-                    (_moment(at), {str(k): float(v) for k, v in weights.items()}, reason)
+                    (from_text(at), {str(k): float(v) for k, v in weights.items()}, reason)
                 )
                 self._shadows[name].append(tuple(str(s) for s in data.get("shadows") or ()))
             elif action.startswith("rollout.") and subject.startswith("endpoint:"):
                 data = json.loads(payload)
                 self._rollout_events[subject.removeprefix("endpoint:")] = (
-                    _moment(at),
+                    from_text(at),
                     action,
                     data if isinstance(data, dict) else {},
                     reason,
                 )
             elif action in _VERSION_ACTIONS or action in _GATE_ACTIONS:
-                self._fold_version(seq, _moment(at), actor, action, subject, json.loads(payload))
+                self._fold_version(seq, from_text(at), actor, action, subject, json.loads(payload))
 
     def _fold_version(
         self, seq: int, moment: datetime, actor: str, action: str, subject: str, data: Any
@@ -360,11 +361,6 @@ class ReadModel:
         return summaries
 
 
-def _moment(text: str) -> datetime:
-    """A spine timestamp (`…T…Z`, always UTC), parsed without strptime's cost."""
-    return datetime.fromisoformat(text)
-
-
 def _gate(seq: int, at: datetime, action: str, data: dict[str, Any]) -> GateRecord:
     rules = tuple(
         (str(r.get("rule", "")), bool(r.get("passed")), str(r.get("detail", "")))
@@ -383,8 +379,8 @@ def _check(row: MonitoringCheckRow) -> CheckRow:
         model=row.model,
         version=row.version,
         endpoint=row.endpoint,
-        at=_moment(row.at),
-        window_end=_moment(row.window_end),
+        at=from_text(row.at),
+        window_end=from_text(row.window_end),
         status=row.status,
         result=result if isinstance(result, dict) else {},
         report_uri=row.report_uri,
