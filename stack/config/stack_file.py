@@ -82,12 +82,7 @@ class SpineSection(BaseModel):
     @property
     def safe_url(self) -> str:
         """The URL with any password replaced by ***, fit to print."""
-        parts = urlsplit(self.url)
-        if parts.password is None and self.password is None:
-            return self.url
-        netloc = parts.netloc.rpartition("@")[2]
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+        return masked_url(self.url, password=self.password is not None)
 
     def connect_url(self) -> str:
         """The URL to connect with, the secret password filled in."""
@@ -225,3 +220,13 @@ def read_stack_file(path: Path | None = None) -> tuple[StackFile, YamlDocument]:
 def embedded_roles(doc: YamlDocument) -> tuple[Role, ...]:
     """The roles of a stack file `read_stack_file` took from the embedded local stack."""
     return tuple(role for role in Role if role.value in doc.borrowed)
+
+
+def masked_url(url: str, *, password: bool = False) -> str:
+    """`url` fit to print: a password in it, or one given apart (`password`), shown as ***
+    (`postgresql://ana:***@db/mlstack`)."""
+    parts = urlsplit(url)
+    if parts.password is None and not password:
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc}"))

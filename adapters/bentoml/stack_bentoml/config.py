@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from stack.config.stack_file import masked_url
 from stack_mlflow.config import MlflowConnection
 
 
@@ -109,9 +110,7 @@ class PredictionLogConfig(BaseModel):
     @property
     def safe_url(self) -> str:
         """The URL with any password replaced by ***, fit to print."""
-        from sqlalchemy.engine import make_url
-
-        return make_url(self.url).render_as_string(hide_password=True)
+        return masked_url(self.url, password=self.password is not None)
 
     def connect_url(self) -> str:
         if self.password is None:
