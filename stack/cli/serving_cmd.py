@@ -11,7 +11,7 @@ from stack.cli.common import VERSION, open_session, parse_moment
 
 if TYPE_CHECKING:
     from stack.contract.registry import ModelSelector
-    from stack.contract.serving import EndpointProcesses, ProcessInspector, Router
+    from stack.contract.serving import EndpointProcesses, Package, ProcessInspector, Router
     from stack.session import StackSession
 
 
@@ -58,7 +58,8 @@ def _shares(value: str | None) -> tuple[float, ...] | None:
     default="local",
     help="local: serve on this machine; kubernetes: roll out on the cluster the kubeconfig "
     "names (server-side apply, Gateway API weights); bento: package the version as a bento "
-    "(offline).",
+    "(offline, mlstack's packages inside as wheels) and build the image kubernetes.image "
+    "names with Docker, or print the command that does.",
 )
 @click.option("--dry-run", is_flag=True, help="kubernetes: print the manifests, apply nothing.")
 @click.option("--reason", default="", help="Kept in the audit log.")
@@ -116,8 +117,8 @@ def deploy(
                     "(the `package` capability)"
                 )
             packager = cast(Packager, session.server)  # the registry checked it
-            tag = packager.build(version, endpoint=plan.endpoint or version.model)
-            click.echo(f"built {tag}")
+            package = packager.build(version, endpoint=plan.endpoint or version.model)
+            _containerize(package)
             return
         if target == "kubernetes" and dry_run:
             from stack.rollout.kubernetes import render_manifests
@@ -139,6 +140,29 @@ def deploy(
         ctx.exit(3)
     if result.outcome == "undecided":  # no verdict: the challenger is back to approved
         ctx.exit(4)
+
+
+def _containerize(package: Package) -> None:
+    """Say what was packaged, then build its image where a Docker daemon answers, else print
+    the exact command that builds it (its environment inline: nothing to export)."""
+    import os
+    import subprocess
+
+    from stack.orchestration.image import docker_available
+
+    click.echo(f"built {package.tag}")
+    if package.bundled:
+        click.echo(f"  bundled: {', '.join(package.bundled)}")
+    why_not = docker_available()
+    if why_not is not None:
+        click.echo(f"image {package.image} not built: {why_not}; build it with:")
+        click.echo(f"  {package.shell()}")
+        return
+    click.echo(f"building {package.image}: {package.shell()}")
+    done = subprocess.run(list(package.command), env={**os.environ, **package.env})
+    if done.returncode != 0:
+        raise click.ClickException(f"building {package.image} failed (exit {done.returncode})")
+    click.echo(f"built {package.image}: push it where the cluster pulls from")
 
 
 #: `--target` of the commands that act on endpoints (deploy has its own: it packages too).

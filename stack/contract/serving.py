@@ -250,8 +250,31 @@ class Prober(Protocol):
     def probe(self, endpoint: str, ref: str, *, timeout_s: float) -> str | None: ...
 
 
+@dataclass(frozen=True)
+class Package:
+    """A version packaged for a cluster: `tag` names the artifact (a bento, `mlstack-churn:v2`),
+    `image` the container image the cluster's manifests run for that version, `command` the
+    argv that builds `image` from the artifact, run with `env` added to the environment (the
+    server's own settings, such as where its store is: no user exports them), `bundled` the
+    files of packages no index holds that travel inside the artifact (wheels)."""
+
+    tag: str
+    image: str
+    command: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    bundled: tuple[str, ...] = ()
+
+    def shell(self) -> str:
+        """`command` as one line a POSIX shell runs, `env` set in front of it."""
+        import shlex
+
+        assignments = [f"{name}={shlex.quote(value)}" for name, value in self.env.items()]
+        return " ".join([*assignments, shlex.join(self.command)])
+
+
 @runtime_checkable
 class Packager(Protocol):
-    """Optional: package `version` as a deployable artifact (a bento, an image); its tag."""
+    """Optional: package `version` served as `endpoint` into a deployable artifact, and say
+    how its image is built (Package). StackError when it cannot be packaged."""
 
-    def build(self, version: ModelVersion, *, endpoint: str) -> str: ...
+    def build(self, version: ModelVersion, *, endpoint: str) -> Package: ...

@@ -1,19 +1,52 @@
 """Packaging for the cluster: a version served as an endpoint, built into a bento offline
-(`bentoml build`; packages listed, not locked against an index) for the image to run."""
+(`bentoml build`; packages listed, not locked against an index) for the image to run.
+
+mlstack's own packages are on no index (the `mlstack` on PyPI is another project), so the
+bento carries them as wheels: every package of the endpoint's closure that is installed from
+a local folder (a checkout, editable or not) is built with `uv build --wheel`, one installed
+from a local wheel file is copied, and the bento's requirements name those files
+(`./wheels/<file>.whl`, where BentoML's v2 image installs from: its `src/`). Third-party
+packages stay requirements, resolved against the index when the image is built, from the
+wheels' own metadata; the model adds its own (MLflow's `requirements.txt`)."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from stack.contract.registry import ModelVersion
+from stack.contract.serving import Package
 from stack.errors import StackError
 from stack_bentoml.config import BentoConfig
+from stack_bentoml.kubernetes import dns_name
 from stack_bentoml.spec import SPEC_FILE, EndpointSpec, VersionSpec, write_spec
+
+#: The distribution the endpoint's image runs (`stack_bentoml.service`); its closure of
+#: packages installed from local folders (mlstack, mlstack-mlflow) travels with it.
+ENDPOINT_DISTRIBUTION = "mlstack-bentoml"
+
+#: The bento folder its requirements' relative paths start from (BentoML's v2 Dockerfile
+#: installs with `uv --directory ./src pip install -r env/python/requirements.txt`).
+WHEELS = "wheels"
+
+
+@dataclass(frozen=True)
+class Vendored:
+    """What the bento carries for a distribution's closure: `wheels`, the files built or
+    copied into the folder given; `requirements`, what the index must still provide beyond
+    the wheels' own metadata (their extras' packages; a root installed from an index)."""
+
+    wheels: tuple[Path, ...]
+    requirements: tuple[str, ...]
 
 
 def build_bento(
@@ -23,9 +56,11 @@ def build_bento(
     *,
     endpoint: str,
     bentoml_env: Mapping[str, str],
-) -> str:
+) -> Package:
     """Build `version` (imported into BentoML's store as `loaded`) served alone as
-    `endpoint`; returns the bento's tag. StackError with BentoML's last output on failure."""
+    `endpoint`, mlstack's packages inside as wheels; returns the bento's tag and the
+    `bentoml containerize` command that makes the image `kubernetes.image` names for it.
+    StackError with uv's or BentoML's last output on failure."""
     import yaml
 
     spec = EndpointSpec(
@@ -44,17 +79,25 @@ def build_bento(
         max_rows=config.max_rows,
         log_flush_seconds=config.log_flush_seconds,
     )
-    bentofile = {
-        "service": "service:MlstackEndpoint",
-        "name": f"mlstack-{endpoint.lower()}",
-        "labels": {"mlstack.model": version.model, "mlstack.version": str(version.version)},
-        "include": ["service.py", SPEC_FILE],
-        "models": [loaded.model_tag],
-        "envs": [{"name": "MLSTACK_ENDPOINT_SPEC", "value": SPEC_FILE}],
-        "python": {"packages": ["mlstack-bentoml"], "lock_packages": False},
-    }
+    # the pods write a PostgreSQL log through psycopg: mlstack's `postgres` extra
+    extras = {"mlstack": ("postgres",)} if spec.log_table else {}
     with tempfile.TemporaryDirectory(prefix="mlstack-bento-") as scratch:
         context = Path(scratch)
+        vendored = vendor(ENDPOINT_DISTRIBUTION, context / WHEELS, extras=extras)
+        requirements = [
+            *(f"./{WHEELS}/{wheel.name}" for wheel in vendored.wheels),
+            *vendored.requirements,
+            *model_requirements(Path(loaded.model_dir)),
+        ]
+        bentofile = {
+            "service": "service:MlstackEndpoint",
+            "name": f"mlstack-{endpoint.lower()}",
+            "labels": {"mlstack.model": version.model, "mlstack.version": str(version.version)},
+            "include": ["service.py", SPEC_FILE, f"{WHEELS}/*.whl"],
+            "models": [loaded.model_tag],
+            "envs": [{"name": "MLSTACK_ENDPOINT_SPEC", "value": SPEC_FILE}],
+            "python": {"packages": list(dict.fromkeys(requirements)), "lock_packages": False},
+        }
         (context / "service.py").write_text(
             "from stack_bentoml.service import MlstackEndpoint\n\n__all__ = ['MlstackEndpoint']\n"
         )
@@ -80,4 +123,115 @@ def build_bento(
         )
     if built.returncode != 0:
         raise StackError(f"bentoml build of {version.ref} failed:\n{built.stderr[-3000:]}")
-    return built.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    tag = built.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    image = config.kubernetes.image.format(model=dns_name(version.model), version=version.version)
+    return Package(
+        tag=tag,
+        image=image,
+        command=(_bentoml_command(), "containerize", tag, "-t", image),
+        env={name: value for name, value in bentoml_env.items() if name == "BENTOML_HOME"},
+        bundled=tuple(wheel.name for wheel in vendored.wheels),
+    )
+
+
+def vendor(
+    root: str, folder: Path, *, extras: Mapping[str, tuple[str, ...]] | None = None
+) -> Vendored:
+    """Wheels, in `folder`, of `root` and of every distribution it requires (transitively,
+    `extras` included: distribution name -> extra names) that is installed from a local
+    folder or wheel file; what no wheel covers stays a requirement. StackError naming the
+    distribution when one is not installed or its wheel cannot be built."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    wanted = {canonicalize_name(name): set(names) for name, names in (extras or {}).items()}
+    folder.mkdir(parents=True, exist_ok=True)
+    wheels: list[Path] = []
+    requirements: list[str] = []
+    seen: set[str] = set()
+    queue = [canonicalize_name(root)]
+    while queue:
+        name = queue.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            distribution = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            if name != canonicalize_name(root):  # from the index when the image is built
+                continue
+            raise StackError(
+                f"{name} is not installed here, so no wheel of it can go into the bento"
+            ) from None
+        source = _local_source(distribution)
+        if source is None:  # from an index: the image's resolver finds it there
+            if name == canonicalize_name(root):
+                requirements.append(f"{name}=={distribution.version}")
+            continue
+        wheels.append(_wheel(name, source, folder))
+        for line in distribution.requires or []:
+            requirement = Requirement(line)
+            marker = requirement.marker
+            if marker is None or marker.evaluate({"extra": ""}):
+                queue.append(canonicalize_name(requirement.name))
+            elif any(marker.evaluate({"extra": extra}) for extra in wanted.get(name, ())):
+                requirement.marker = None
+                requirements.append(str(requirement))
+                queue.append(canonicalize_name(requirement.name))
+    return Vendored(tuple(wheels), tuple(dict.fromkeys(requirements)))
+
+
+def model_requirements(model_dir: Path) -> list[str]:
+    """The packages the MLflow model says it needs (its `requirements.txt`), options and
+    comments left out; none when it wrote no such file."""
+    path = model_dir / "requirements.txt"
+    if not path.is_file():
+        return []
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("-")]
+
+
+def _local_source(distribution: importlib.metadata.Distribution) -> Path | None:
+    """The folder or wheel file `distribution` was installed from (PEP 610's
+    direct_url.json); None when it came from an index or a VCS URL."""
+    text = distribution.read_text("direct_url.json")
+    if not text:
+        return None
+    record = json.loads(text)
+    url = urlparse(record.get("url", ""))
+    if url.scheme != "file":
+        return None
+    path = Path(unquote(url.path))
+    if "dir_info" in record or path.suffix == ".whl":
+        return path
+    return None
+
+
+def _wheel(name: str, source: Path, folder: Path) -> Path:
+    if source.suffix == ".whl":
+        if not source.is_file():
+            raise StackError(f"{name} was installed from {source}, which is gone")
+        return Path(shutil.copy2(source, folder))
+    from stack.orchestration.image import uv
+
+    before = set(folder.glob("*.whl"))
+    done = subprocess.run(
+        [uv(), "build", "--wheel", str(source), "--out-dir", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    made = sorted(set(folder.glob("*.whl")) - before)
+    if done.returncode != 0 or len(made) != 1:
+        raise StackError(
+            f"cannot build a wheel of {name} from {source} (`uv build --wheel`):\n"
+            f"{done.stderr[-2000:]}"
+        )
+    return made[0]
+
+
+def _bentoml_command() -> str:
+    """The `bentoml` of this environment, by its path when it has one: the command printed
+    must run without activating anything."""
+    beside = Path(sys.executable).parent / "bentoml"
+    return str(beside) if beside.exists() else "bentoml"

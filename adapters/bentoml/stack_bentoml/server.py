@@ -40,6 +40,7 @@ from stack.contract.serving import (
     EndpointProcesses,
     HealthReport,
     LoggedRequest,
+    Package,
     Router,
     TrafficSplit,
 )
@@ -348,9 +349,11 @@ class BentoServer:
                 stale.unlink(missing_ok=True)
         return previous
 
-    def build(self, version: ModelVersion, *, endpoint: str) -> str:
+    def build(self, version: ModelVersion, *, endpoint: str) -> Package:
         """`bentoml build` of `version` served as `endpoint` (for the image the cluster runs),
-        offline: packages are listed, not locked against an index. Returns the bento's tag."""
+        offline: mlstack's packages inside as wheels, the others listed, not locked against
+        an index. Returns the bento's tag and the `bentoml containerize` command (this
+        stack's BENTOML_HOME set) that makes the image `kubernetes.image` names."""
         from stack_bentoml.packaging import build_bento
 
         _check_name(endpoint)

@@ -1,0 +1,136 @@
+"""`mlstack deploy MODEL@N --target bento`: a bento the image builds from with no index holding
+mlstack (mlstack's own packages travel in it as wheels), and the command that builds the image."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests.adapters.bentoml.conftest import Stack
+from tests.support.cli import MLSTACK
+
+pytestmark = pytest.mark.timeout(240)
+
+VENV_BIN = Path(sys.executable).parent
+UV = VENV_BIN / "uv"
+OURS = {"mlstack", "mlstack-bentoml", "mlstack-mlflow"}  # on no index
+
+
+@pytest.fixture(scope="module")
+def packaged(stack: Stack) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """`mlstack deploy churn@1 --target bento` where no `docker` is on the PATH, and the
+    bento's folder."""
+    done = subprocess.run(
+        [str(MLSTACK), "deploy", stack.versions.champion.ref, "--target", "bento"],
+        cwd=stack.folder,
+        env={**os.environ, "PATH": str(VENV_BIN), "MLSTACK_USER": "tester"},
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done, stack.folder / ".mlstack" / "bentoml" / "bentos" / "mlstack-churn" / "v1"
+
+
+def _requirements(bento: Path) -> list[str]:
+    return (bento / "env" / "python" / "requirements.txt").read_text().split()
+
+
+def test_the_bento_carries_mlstack_as_wheels_and_requires_nothing_unpublished(
+    packaged: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    _, bento = packaged
+    wheels = sorted(path.name for path in (bento / "src" / "wheels").glob("*.whl"))
+    assert {canonicalize_name(name.split("-")[0]) for name in wheels} == OURS
+    lines = _requirements(bento)
+    assert sorted(line for line in lines if line.startswith("./wheels/")) == sorted(
+        f"./wheels/{name}" for name in wheels
+    )
+    named = {
+        canonicalize_name(Requirement(line).name) for line in lines if not line.startswith("./")
+    }
+    assert not named & OURS, lines  # no requirement an index cannot answer
+    assert "scikit-learn" in named  # the model's own requirements, from its MLmodel folder
+    assert "bentoml" in named
+
+
+def test_deploy_target_bento_prints_the_tag_and_the_containerize_command_with_its_home(
+    packaged: tuple[subprocess.CompletedProcess[str], Path], stack: Stack
+) -> None:
+    done, _ = packaged
+    assert "built mlstack-churn:v1" in done.stdout
+    assert "bundled: " in done.stdout and "mlstack-0.1.0-py3-none-any.whl" in done.stdout
+    assert "image mlstack-endpoint:churn-v1 not built: no `docker` command" in done.stdout
+    home = stack.folder.resolve() / ".mlstack" / "bentoml"
+    command = (
+        f"BENTOML_HOME={home} {VENV_BIN / 'bentoml'} containerize mlstack-churn:v1 "
+        "-t mlstack-endpoint:churn-v1"
+    )
+    assert command in done.stdout  # runs as printed: nothing to export first
+
+
+def test_the_vendored_wheels_install_as_the_image_installs_them_and_serve(
+    packaged: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path
+) -> None:
+    """The bento's wheels installed into a fresh environment by the image's own command
+    (`uv --directory src pip install -r env/python/requirements.txt`, here offline and for
+    the wheels' lines only: the third-party packages come from this environment, which
+    holds them), then the endpoint's service imported from what was installed."""
+    _, bento = packaged
+    wheel_lines = [line for line in _requirements(bento) if line.startswith("./wheels/")]
+    (tmp_path / "wheels.txt").write_text("\n".join(wheel_lines) + "\n")
+    venv = tmp_path / "venv"
+    subprocess.run([str(UV), "venv", "-q", str(venv), "-p", sys.executable], check=True)
+    installed = subprocess.run(
+        [
+            str(UV),
+            "--directory",
+            str(bento / "src"),
+            "pip",
+            "install",
+            "--offline",
+            "--no-deps",
+            "-p",
+            str(venv / "bin" / "python"),
+            "-r",
+            str(tmp_path / "wheels.txt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert installed.returncode == 0, installed.stderr
+    site = next(Path(sys.prefix).glob("lib/python3*/site-packages"))
+    # the project's packages are in this environment only as editable .pth files, which
+    # PYTHONPATH does not read: they import from the fresh environment's wheels
+    imported = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import stack, stack_mlflow, stack_bentoml.service as s; "
+            "print(s.__file__); print(stack.__file__)",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site), "MLSTACK_ENDPOINT_SPEC": "endpoint.json"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert all(line.startswith(str(venv)) for line in imported.stdout.split()), imported.stdout
+
+
+def test_a_stack_logging_to_postgresql_adds_the_driver_the_pods_write_it_with(
+    tmp_path: Path,
+) -> None:
+    from stack_bentoml.packaging import ENDPOINT_DISTRIBUTION, vendor
+
+    vendored = vendor(ENDPOINT_DISTRIBUTION, tmp_path, extras={"mlstack": ("postgres",)})
+    assert {canonicalize_name(w.name.split("-")[0]) for w in vendored.wheels} == OURS
+    assert [canonicalize_name(Requirement(r).name) for r in vendored.requirements] == ["psycopg"]
