@@ -16,10 +16,12 @@ import bentoml
 from stack_bentoml.app import PredictionApp
 from stack_bentoml.lineage import exit_with_parent
 from stack_bentoml.readiness import DegradedReadiness
+from stack_bentoml.timeouts import install as install_request_timeout
 
 SPEC_ENV = "MLSTACK_ENDPOINT_SPEC"
 WORKERS_ENV = "MLSTACK_WORKERS"
 
+install_request_timeout()  # BentoML's own leaves a timer per request for the whole timeout
 prediction_app = PredictionApp(Path(os.environ.get(SPEC_ENV, "endpoint.json")))
 
 
