@@ -5,7 +5,7 @@ mlstack's own packages are on no index (the `mlstack` on PyPI is another project
 bento carries them as wheels: every package of the endpoint's closure that is installed from
 a local folder (a checkout, editable or not) is built with `uv build --wheel`, one installed
 from a local wheel file is copied, and the bento's requirements name those files
-(`./wheels/<file>.whl`, where BentoML's v2 image installs from: its `src/`). Third-party
+(`./wheels/<file>.whl`, beside them in `env/python/`, see WHEELS). Third-party
 packages stay requirements, resolved against the index when the image is built, from the
 wheels' own metadata; the model adds its own (MLflow's `requirements.txt`)."""
 
@@ -34,8 +34,12 @@ from stack_bentoml.spec import SPEC_FILE, EndpointSpec, VersionSpec, write_spec
 #: packages installed from local folders (mlstack, mlstack-mlflow) travels with it.
 ENDPOINT_DISTRIBUTION = "mlstack-bentoml"
 
-#: The bento folder its requirements' relative paths start from (BentoML's v2 Dockerfile
-#: installs with `uv --directory ./src pip install -r env/python/requirements.txt`).
+#: Where the wheels go in the bento, `env/python/wheels/`, and how its requirements name
+#: them: BentoML's v2 Dockerfile copies only `env/` before it installs, with
+#: `uv --directory ./env/python pip install -r env/python/requirements.txt` (`./src` is not
+#: there yet), so `./wheels/<file>` resolves from `env/python`. BentoML puts nothing there
+#: itself: `python.wheels` turns the build back into the legacy v1 format, and files in
+#: `include` land in `src/`, which that Dockerfile copies only after the install.
 WHEELS = "wheels"
 
 
@@ -93,7 +97,7 @@ def build_bento(
             "service": "service:MlstackEndpoint",
             "name": f"mlstack-{endpoint.lower()}",
             "labels": {"mlstack.model": version.model, "mlstack.version": str(version.version)},
-            "include": ["service.py", SPEC_FILE, f"{WHEELS}/*.whl"],
+            "include": ["service.py", SPEC_FILE],
             "models": [loaded.model_tag],
             "envs": [{"name": "MLSTACK_ENDPOINT_SPEC", "value": SPEC_FILE}],
             "python": {"packages": list(dict.fromkeys(requirements)), "lock_packages": False},
@@ -121,9 +125,14 @@ def build_bento(
             text=True,
             timeout=600,
         )
-    if built.returncode != 0:
-        raise StackError(f"bentoml build of {version.ref} failed:\n{built.stderr[-3000:]}")
-    tag = built.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+        if built.returncode != 0:
+            raise StackError(f"bentoml build of {version.ref} failed:\n{built.stderr[-3000:]}")
+        tag = built.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+        name, _, number = tag.partition(":")
+        bento = Path(bentoml_env["BENTOML_HOME"]) / "bentos" / name / number
+        (bento / "env" / "python" / WHEELS).mkdir(parents=True, exist_ok=True)
+        for wheel in vendored.wheels:
+            shutil.copy2(wheel, bento / "env" / "python" / WHEELS / wheel.name)
     image = config.kubernetes.image.format(model=dns_name(version.model), version=version.version)
     return Package(
         tag=tag,

@@ -4,6 +4,7 @@ mlstack (mlstack's own packages travel in it as wheels), and the command that bu
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_the_bento_carries_mlstack_as_wheels_and_requires_nothing_unpublished(
     packaged: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:
     _, bento = packaged
-    wheels = sorted(path.name for path in (bento / "src" / "wheels").glob("*.whl"))
+    wheels = sorted(path.name for path in (bento / "env" / "python" / "wheels").glob("*.whl"))
     assert {canonicalize_name(name.split("-")[0]) for name in wheels} == OURS
     lines = _requirements(bento)
     assert sorted(line for line in lines if line.startswith("./wheels/")) == sorted(
@@ -75,14 +76,31 @@ def test_deploy_target_bento_prints_the_tag_and_the_containerize_command_with_it
     assert command in done.stdout  # runs as printed: nothing to export first
 
 
+def _staged_for_install(bento: Path, stage: Path) -> Path:
+    """What the image holds when its Dockerfile installs the requirements: the paths its
+    COPY lines before that RUN copy, into `stage`; returns the folder that RUN installs from
+    (its own rule: `./src` if there is one, else `./env/python`)."""
+    lines = (bento / "env" / "docker" / "Dockerfile").read_text().splitlines()
+    install = next(i for i, line in enumerate(lines) if "pip install -r" in line)
+    assert "uv --directory $INSTALL_ROOT pip install" in lines[install], lines[install]
+    for line in lines[:install]:
+        words = line.split()
+        if words[:1] == ["COPY"] and not words[-2].startswith("/"):
+            source, target = bento / words[-2], stage / words[-1]
+            shutil.copytree(source, target, dirs_exist_ok=True)
+    return stage / "src" if (stage / "src").is_dir() else stage / "env" / "python"
+
+
 def test_the_vendored_wheels_install_as_the_image_installs_them_and_serve(
     packaged: tuple[subprocess.CompletedProcess[str], Path], tmp_path: Path
 ) -> None:
-    """The bento's wheels installed into a fresh environment by the image's own command
-    (`uv --directory src pip install -r env/python/requirements.txt`, here offline and for
-    the wheels' lines only: the third-party packages come from this environment, which
-    holds them), then the endpoint's service imported from what was installed."""
+    """The bento's wheels installed into a fresh environment as the image's Dockerfile does
+    (`uv --directory $INSTALL_ROOT pip install -r env/python/requirements.txt`, from what its
+    COPY lines put in the image by then; here offline and for the wheels' lines only: the
+    third-party packages come from this environment, which holds them), then the endpoint's
+    service imported from what was installed."""
     _, bento = packaged
+    root = _staged_for_install(bento, tmp_path / "image")
     wheel_lines = [line for line in _requirements(bento) if line.startswith("./wheels/")]
     (tmp_path / "wheels.txt").write_text("\n".join(wheel_lines) + "\n")
     venv = tmp_path / "venv"
@@ -91,7 +109,7 @@ def test_the_vendored_wheels_install_as_the_image_installs_them_and_serve(
         [
             str(UV),
             "--directory",
-            str(bento / "src"),
+            str(root),
             "pip",
             "install",
             "--offline",
