@@ -59,6 +59,21 @@ class FakeCluster:
         """As a cluster where the Gateway API's CRDs were never installed."""
         self.groups.pop("gateway.networking.k8s.io/v1", None)
 
+    def gateway(self, namespace: str, name: str, address: str | None = None) -> None:
+        """A Gateway `name` in `namespace`, with `address` in its status once its
+        implementation gave it one (None: not yet)."""
+        path = f"/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/gateways/{name}"
+        obj: dict[str, Any] = {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"gatewayClassName": "mlstack", "listeners": []},
+        }
+        if address is not None:
+            obj["status"] = {"addresses": [{"type": "IPAddress", "value": address}]}
+        with self.lock:
+            self.store(path, obj)
+
     def leases(self) -> list[Recorded]:
         """The Lease reads and writes sent, in order."""
         return [r for r in self.requests if "/leases" in r.path]

@@ -15,8 +15,13 @@ the same RolloutController that drives endpoints on this machine.
   (kubelease.py) for the controller's whole deploy, and a route made after this process
   lost it (its renewals failed until another took it) is refused.
 - The Gateway API is required: before anything is read or applied, discovery must show
-  `gateway.networking.k8s.io/v1` serving `httproutes`; a cluster without its CRDs is an
-  error saying what to install (docs/serving.md says why no ConfigMap fallback).
+  `gateway.networking.k8s.io/v1` serving `httproutes`, and the Gateway the route attaches to
+  (`server.kubernetes.gateway`, which infra/pulumi creates) must exist; a cluster without
+  either is an error saying what to install (docs/serving.md says why no ConfigMap
+  fallback). Where the Gateway cannot be read (no RBAC right to), nothing is refused.
+- An endpoint's URL is where the Gateway answers: `http://<hostname>` when the stack names
+  one, else the address in the Gateway's status (its load balancer's, or its Service's
+  cluster IP), else, while it has none, the command that shows it once it does.
 - The cluster is the state: the split, revision and endpoint name are annotations of the
   HTTPRoute (kubernetes.py), so `endpoints()` (and `mlstack rollout status`, `rollback`,
   `undeploy`) from any machine read what the cluster serves, and the spine says how it
@@ -44,6 +49,7 @@ from stack_bentoml.kubernetes import (
     REVISION_KEY,
     VERSION_KINDS,
     dns_name,
+    gateway_namespace,
     network_policy,
     route,
     split_of,
@@ -53,12 +59,14 @@ from stack_bentoml.kubernetes import (
 )
 
 ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
+GATEWAY = ("gateway.networking.k8s.io/v1", "Gateway")
 #: What to install where the cluster has no Gateway API.
 GATEWAY_API_HINT = (
     "install the Gateway API's standard CRDs (the standard-install.yaml of a release, "
     "https://gateway-api.sigs.k8s.io/guides/#installing-gateway-api) and a Gateway "
     "implementation (Envoy Gateway, Istio, Cilium, or your cloud's), then create the Gateway "
-    "`server.kubernetes.gateway` names"
+    "`server.kubernetes.gateway` names (infra/pulumi and infra/terraform install all three: "
+    "docs/infra.md)"
 )
 #: Container states a pod does not leave by waiting: the version cannot come up.
 STUCK = {
@@ -93,6 +101,7 @@ class ClusterRouter:
         self._restarts: dict[tuple[str, str], int] = {}  # at routing, by (endpoint, ref)
         self._leases: dict[str, RolloutLease] = {}  # held now, by endpoint
         self._gateway_api = False  # discovery found it (asked once per router)
+        self._address: str | None = None  # the Gateway's, once its status had one
         self._served: dict[str, set[str]] = {}  # resources served, by group version
         keda = self.target.keda
         # scaled to zero while idle (KEDA): no pod is no failure, and nothing to wait for
@@ -239,6 +248,18 @@ class ClusterRouter:
                 f"({group} HTTPRoute: {found}), and mlstack moves traffic only through an "
                 f"HTTPRoute; nothing was applied: {GATEWAY_API_HINT}"
             )
+        namespace = gateway_namespace(self.target)
+        try:
+            self.api.get(*GATEWAY, namespace, self.target.gateway)
+        except NotFound:
+            raise StackError(
+                f"the cluster at {self.api.client.configuration.host} has no Gateway "
+                f"{self.target.gateway!r} in namespace {namespace!r}: a route attached to it "
+                f"would carry no traffic; nothing was applied: {GATEWAY_API_HINT} (or set "
+                "server.kubernetes.gateway and gateway_namespace to a Gateway you have)"
+            ) from None
+        except StackError:
+            pass  # not ours to read (RBAC): the route attaches to it all the same
         self._gateway_api = True
 
     def _apply_version(self, endpoint: str, ref: str) -> None:
@@ -319,15 +340,36 @@ class ClusterRouter:
 
     def _endpoint(self, obj: dict[str, Any]) -> Endpoint:
         annotations = _annotations(obj)
-        host = self.target.hostname or (
-            f"{self.target.gateway}.{self.target.gateway_namespace or self.target.namespace}"
-            ".svc.cluster.local"
-        )
         return Endpoint(
             annotations[ENDPOINT_KEY],
-            f"http://{host}",
+            self._url(),
             int(annotations.get(REVISION_KEY, 1)),
             split_of(obj),
+        )
+
+    def _url(self) -> str:
+        """Where the Gateway answers: `http://<hostname>`, else `http://<its address>`
+        (its status: the load balancer's, or its Service's cluster IP), else, while it has
+        none (or cannot be read), the Gateway's name and the command that shows its
+        address."""
+        if self.target.hostname:
+            return f"http://{self.target.hostname}"
+        namespace = gateway_namespace(self.target)
+        if self._address is None:
+            try:
+                found = self.api.find(*GATEWAY, namespace, self.target.gateway)
+            except StackError:
+                found = None
+            addresses = ((found or {}).get("status") or {}).get("addresses") or []
+            value = next((str(a["value"]) for a in addresses if a.get("value")), None)
+            if value is not None:
+                self._address = f"[{value}]" if ":" in value else value
+        if self._address is not None:
+            return f"http://{self._address}"
+        return (
+            f"gateway {namespace}/{self.target.gateway} (no address yet: kubectl -n "
+            f"{namespace} get gateway {self.target.gateway} "
+            "-o jsonpath='{.status.addresses[0].value}')"
         )
 
     def _names(self) -> str:

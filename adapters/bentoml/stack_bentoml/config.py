@@ -63,6 +63,13 @@ class KubernetesTarget(BaseModel):
     gpu_resource: str = "nvidia.com/gpu"
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: tuple[Toleration, ...] = ()
+    priority_class: str | None = Field(
+        default="mlstack-serving",
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="The pods' priorityClassName: the PriorityClass the infra program creates "
+        "(endpoints scheduled before batch work); null for none, on a cluster without it "
+        "(a missing class makes the API refuse every pod).",
+    )
     min_replicas: int = Field(default=2, ge=1)
     max_replicas: int = Field(default=10, ge=1)
     target_cpu_utilization: int = Field(default=70, ge=1, le=100)
@@ -70,10 +77,28 @@ class KubernetesTarget(BaseModel):
         default=None, description="Scale with KEDA (when installed) instead of an HPA."
     )
     gateway: str = Field(
-        default="mlstack-gateway", description="The Gateway the route attaches to."
+        default="mlstack-gateway",
+        description="The Gateway the HTTPRoute attaches to (infra/pulumi creates "
+        "mlstack-gateway in the serving namespace).",
     )
-    gateway_namespace: str | None = None
-    hostname: str | None = None
+    gateway_namespace: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Where that Gateway is; None: the serving namespace.",
+    )
+    proxy_namespace: str | None = Field(
+        default="envoy-gateway-system",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Where the Gateway implementation runs the proxy pods that carry the "
+        "traffic (Envoy Gateway, as infra/pulumi installs it: envoy-gateway-system): the "
+        "endpoints' NetworkPolicy admits it. None: the Gateway's namespace (implementations "
+        "that run their proxies beside the Gateway).",
+    )
+    hostname: str | None = Field(
+        default=None,
+        description="The host the route answers for, and the URL deploy prints; else the "
+        "URL is the Gateway's address (its status).",
+    )
     termination_grace_seconds: int = Field(default=30, ge=1)
     secrets: tuple[SecretRef, ...] = Field(
         default=(),

@@ -29,6 +29,7 @@ PLURALS = {
     "PodDisruptionBudget": "poddisruptionbudgets",
     "NetworkPolicy": "networkpolicies",
     "HTTPRoute": "httproutes",
+    "Gateway": "gateways",
     "ScaledObject": "scaledobjects",
     "Lease": "leases",
 }

@@ -3,14 +3,20 @@
 Each version runs as its own Deployment (so a crashing challenger never takes the champion's
 pods with it), behind its own Service, with a HorizontalPodAutoscaler (which owns the
 replica count: the Deployment states none, so an apply never resets it) and a
-PodDisruptionBudget; one NetworkPolicy lets only the gateway's namespace and the serving
-namespace reach the endpoint's pods. One Gateway API HTTPRoute carries the traffic split:
+PodDisruptionBudget; one NetworkPolicy lets only the gateway's proxies (their namespace,
+`proxy_namespace`: Envoy Gateway runs them in its own, not beside the Gateway) and the
+serving namespace reach the endpoint's pods. One Gateway API HTTPRoute, attached to the
+Gateway `gateway` in `gateway_namespace` (the serving namespace unless set), carries the
+traffic split:
 backend weights for a canary or an A/B, a RequestMirror filter for a shadow (mirrored
 answers are discarded by the gateway, as the local shadow's are), and in its annotations
 the split and revision mlstack routed (the cluster is the state: `mlstack rollout status`
 from another machine reads them back). GPU versions request `nvidia.com/gpu`, tolerate the
 GPU pools' taint (`nvidia.com/gpu`, as infra/pulumi puts on them) and select their nodes
-(`mlstack.io/gpu: "true"`, the pools' label, unless `node_selector` says otherwise).
+(`mlstack.io/gpu: "true"`, the pools' label, unless `node_selector` says otherwise); every
+toleration is written in the pod (`tolerations`: the stack file infra writes lists the GPU
+pools' taints, Azure spot's among them), none left to an admission plugin managed clusters
+lack (PodTolerationRestriction). Pods run at the `priority_class` infra creates.
 Secrets reach the pods by reference (secretKeyRef), never by value."""
 
 from __future__ import annotations
@@ -55,9 +61,20 @@ def manifests(
     return objects
 
 
+def gateway_namespace(target: KubernetesTarget) -> str:
+    """The namespace of the Gateway the route attaches to."""
+    return target.gateway_namespace or target.namespace
+
+
+def proxy_namespace(target: KubernetesTarget) -> str:
+    """The namespace of the pods that carry the gateway's traffic to the endpoints."""
+    return target.proxy_namespace or gateway_namespace(target)
+
+
 def network_policy(target: KubernetesTarget, endpoint: str) -> dict[str, Any]:
-    """Only the gateway's namespace and the serving namespace reach the endpoint's port."""
-    namespaces = dict.fromkeys([target.gateway_namespace or target.namespace, target.namespace])
+    """Only the gateway's proxies' namespace and the serving namespace reach the endpoint's
+    port."""
+    namespaces = dict.fromkeys([proxy_namespace(target), target.namespace])
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -178,6 +195,8 @@ def version_objects(target: KubernetesTarget, endpoint: str, ref: str) -> list[d
             }
         ],
     }
+    if target.priority_class:
+        pod_spec["priorityClassName"] = target.priority_class
     if tolerations:
         pod_spec["tolerations"] = tolerations
     if node_selector:

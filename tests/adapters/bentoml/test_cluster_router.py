@@ -64,6 +64,8 @@ spine: {{url: "sqlite:///.mlstack/spine.db"}}
 #: (a controller's sleep is a burst of traffic: `cluster.traffic.burst`).
 QUICK = {"bake_seconds": 0.0, "check_seconds": 0.01}
 APPLY_QUERY = {"fieldManager": "mlstack", "force": "true"}
+#: Where the fixture's Gateway answers (its status, as its implementation writes it).
+GATEWAY_ADDRESS = "203.0.113.10"
 
 
 def baking(*steps: float) -> RolloutPlan:
@@ -132,6 +134,7 @@ def cluster(registered: Path, prediction_log: str) -> Iterator[Cluster]:
     """The champion (a fresh version) served alone on endpoint `churn` of a fresh cluster."""
     with fake_cluster() as api:
         api.kubeconfig(registered)
+        api.gateway(NAMESPACE, "mlstack-gateway", address=GATEWAY_ADDRESS)
         with StackSession.open(registered / "stack.yaml", base_dir=registered) as session:
             source = session.registry.get_version("churn", 1)
             traffic = PodTraffic(api, prediction_log)
@@ -320,7 +323,8 @@ def test_deploy_status_rollback_and_undeploy_from_the_command_line(cluster: Clus
 
     deployed = cli("deploy", challenger.ref, "--target", "kubernetes", "--strategy", "direct")
     assert deployed.returncode == 0, deployed.stderr
-    assert "deployed: " in deployed.stdout
+    # the URL is where the Gateway answers (its status), not a Service nothing selects
+    assert f"deployed: {challenger.ref} on http://{GATEWAY_ADDRESS}" in deployed.stdout
     new = f"churn-v{challenger.version}"
     assert weights(cluster.api.applied("HTTPRoute")[-1]) == {new: 100}
 
@@ -337,7 +341,8 @@ def test_deploy_status_rollback_and_undeploy_from_the_command_line(cluster: Clus
 
     gone = cli("undeploy", "churn", "--target", "kubernetes")
     assert gone.returncode == 0, gone.stderr
-    assert not cluster.api.objects, "every object of the endpoint deleted"
+    left = [path for path in cluster.api.objects if "/gateways/" not in path]
+    assert not left, "every object of the endpoint deleted (the Gateway is infra's)"
     assert router_for(cluster.session, "kubernetes").endpoints() == []
 
 
@@ -378,7 +383,8 @@ def test_undeploy_deletes_all_it_may_and_names_what_the_api_refused(cluster: Clu
     assert "Traceback" not in gone.stderr
     assert not [path for path in cluster.api.deleted() if "keda.sh" in path]
     pdb = f"/apis/policy/v1/namespaces/{NAMESPACE}/poddisruptionbudgets/{name}"
-    assert list(cluster.api.objects) == [pdb]  # the route, the rest and the policy deleted
+    gateway = f"/apis/gateway.networking.k8s.io/v1/namespaces/{NAMESPACE}/gateways/mlstack-gateway"
+    assert list(cluster.api.objects) == [gateway, pdb]  # the route, the rest, the policy gone
 
 
 def test_an_apply_the_api_refuses_is_an_error_naming_its_answer(cluster: Cluster) -> None:
@@ -680,19 +686,28 @@ def test_the_lease_is_renewed_while_the_rollout_bakes(cluster: Cluster) -> None:
 # -- a cluster without the Gateway API --------------------------------------------------------
 
 
+@contextlib.contextmanager
+def refused_by(cluster: Cluster, *, gateway_api: bool) -> Iterator[tuple[FakeCluster, str]]:
+    """A direct deploy of a fresh version to another cluster, without the Gateway API's
+    CRDs (or, with them, without the Gateway): the cluster and what the refusal said. The
+    version is still only approved after."""
+    challenger = cluster.approved()
+    with fake_cluster() as bare:
+        if not gateway_api:
+            bare.without_gateway_api()  # discovery answers 404 for gateway.networking.k8s.io/v1
+        bare.kubeconfig(cluster.folder)
+        plan = RolloutPlan(strategy="direct", endpoint="churn")
+        with pytest.raises(StackError) as refused:
+            cluster.controller().deploy(challenger, plan)
+        yield bare, str(refused.value)
+    assert Governance(cluster.session).version(challenger.ref).state is S.APPROVED
+    cluster.api.kubeconfig(cluster.folder)
+
+
 def test_a_cluster_without_the_gateway_api_is_refused_before_anything_is_applied(
     cluster: Cluster,
 ) -> None:
-    challenger = cluster.approved()
-    with fake_cluster() as bare:
-        bare.without_gateway_api()  # discovery answers 404 for gateway.networking.k8s.io/v1
-        bare.kubeconfig(cluster.folder)
-        plan = RolloutPlan(strategy="direct", endpoint="churn")
-
-        with pytest.raises(StackError) as refused:
-            cluster.controller().deploy(challenger, plan)
-
-        said = str(refused.value)
+    with refused_by(cluster, gateway_api=False) as (bare, said):
         assert f"the cluster at {bare.url} has no Gateway API" in said
         assert "gateway.networking.k8s.io/v1 HTTPRoute: no such API group" in said
         assert "install the Gateway API's standard CRDs" in said
@@ -701,8 +716,43 @@ def test_a_cluster_without_the_gateway_api_is_refused_before_anything_is_applied
             ("GET", "/apis/gateway.networking.k8s.io/v1")
         ]
         assert not bare.objects
-    assert Governance(cluster.session).version(challenger.ref).state is S.APPROVED
-    cluster.api.kubeconfig(cluster.folder)
+
+
+def test_a_cluster_without_the_gateway_is_refused_before_anything_is_applied(
+    cluster: Cluster,
+) -> None:
+    with refused_by(cluster, gateway_api=True) as (bare, said):  # the CRDs, no Gateway
+        assert f"has no Gateway 'mlstack-gateway' in namespace '{NAMESPACE}'" in said
+        assert "would carry no traffic; nothing was applied" in said
+        assert "infra/pulumi and infra/terraform install all three" in said
+        assert not bare.applied() and not bare.objects
+
+
+def test_the_url_is_the_gateways_address_or_how_to_find_it(cluster: Cluster) -> None:
+    [endpoint] = router_for(cluster.session, "kubernetes").endpoints()
+    assert endpoint.url == f"http://{GATEWAY_ADDRESS}"
+
+    cluster.api.gateway(NAMESPACE, "mlstack-gateway")  # its implementation gave none yet
+    [waiting] = router_for(cluster.session, "kubernetes").endpoints()
+    assert waiting.url == (
+        f"gateway {NAMESPACE}/mlstack-gateway (no address yet: kubectl -n {NAMESPACE} get "
+        "gateway mlstack-gateway -o jsonpath='{.status.addresses[0].value}')"
+    )
+
+
+def test_the_endpoints_admit_the_gateways_proxies_from_their_own_namespace(
+    cluster: Cluster,
+) -> None:
+    [policy] = {r.path: r.body for r in cluster.api.applied("NetworkPolicy")}.values()
+    [rule] = policy["spec"]["ingress"]
+    admitted = [p["namespaceSelector"]["matchLabels"] for p in rule["from"]]
+    assert admitted == [
+        {"kubernetes.io/metadata.name": "envoy-gateway-system"},  # Envoy Gateway's proxies
+        {"kubernetes.io/metadata.name": NAMESPACE},
+    ]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 3000}]
+    route = cluster.api.applied("HTTPRoute")[-1].body
+    assert route["spec"]["parentRefs"] == [{"name": "mlstack-gateway"}]  # in its namespace
 
 
 # -- the evidence: the prediction log the pods write -------------------------------------------
