@@ -23,10 +23,24 @@ from mlstack_infra.policies import Declared  # noqa: E402
 
 
 class RecordingMocks(pulumi.runtime.Mocks):  # type: ignore[misc]
-    """Records each resource; answers with its inputs plus what the program reads back."""
+    """Records each resource; answers with its inputs plus what the program reads back.
+    `dependencies`: by resource name, the names of the resources it waits for (its
+    `depends_on` and the resources its inputs come from), as the engine is told."""
 
     def __init__(self) -> None:
         self.resources: list[Declared] = []
+        self.dependencies: dict[str, set[str]] = {}
+
+    def waits_for(self, name: str) -> set[str]:
+        """Every resource `name` waits for, directly or through those it waits for."""
+        found: set[str] = set()
+        todo = list(self.dependencies.get(name, ()))
+        while todo:
+            other = todo.pop()
+            if other not in found:
+                found.add(other)
+                todo += self.dependencies.get(other, ())
+        return found
 
     def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
         self.resources.append(Declared(args.typ, args.name, dict(args.inputs)))
@@ -71,6 +85,17 @@ class RecordingMocks(pulumi.runtime.Mocks):  # type: ignore[misc]
         return {}
 
 
+class RecordingMonitor(pulumi.runtime.mocks.MockMonitor):  # type: ignore[misc]
+    """Pulumi's mock monitor, noting what each registered resource depends on (the mocks
+    are not told)."""
+
+    def RegisterResource(self, request: Any) -> Any:
+        self.mocks.dependencies[request.name] = {
+            str(urn).rsplit("::", 1)[-1] for urn in request.dependencies
+        }
+        return super().RegisterResource(request)
+
+
 @pytest.fixture
 def mocks() -> Iterator[RecordingMocks]:
     # Pulumi's runtime wants a current event loop; an earlier test's asyncio.run() may have
@@ -78,7 +103,13 @@ def mocks() -> Iterator[RecordingMocks]:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     recording = RecordingMocks()
-    pulumi.runtime.set_mocks(recording, project="mlstack-infra", stack="test", preview=False)
+    pulumi.runtime.set_mocks(
+        recording,
+        project="mlstack-infra",
+        stack="test",
+        preview=False,
+        monitor=RecordingMonitor(recording),
+    )
     yield recording
     asyncio.set_event_loop(None)
     loop.close()

@@ -13,7 +13,7 @@ from mlstack_infra.policies import Declared
 from mlstack_infra.stack_output import render_stack
 
 from tests.infra.conftest import RecordingMocks
-from tests.infra.test_targets import declare, of, spec_for
+from tests.infra.test_targets import declare, of, services_group, spec_for
 from tests.infra.test_terraform import resources, synthesized
 
 SPOT = "kubernetes.azure.com/scalesetpriority=spot:NoSchedule"
@@ -25,7 +25,7 @@ SPOT_TOLERATION = {
 
 
 def services(declared: list[Declared]) -> dict[str, dict[str, Any]]:
-    [group] = of(declared, "kubernetes:yaml/v2:ConfigGroup")
+    [group] = services_group(declared)
     return {f"{o['kind']} {o['metadata']['name']}": o for o in group.inputs["objs"]}
 
 

@@ -1,9 +1,9 @@
 """NetworkPolicies: ingress denied by default in each mlstack namespace and opened service by
 service (MLflow, Feast, Redis from the mlstack, serving and Kubeflow namespaces; the
-monitoring exporter from Prometheus'; the serving gateway from anyone only when it is
-public), enforced on every cluster (EKS: the VPC CNI add-on's `enableNetworkPolicy`), the
-same on both paths, and the rules that refuse an allow-all policy or a namespace with no
-default deny."""
+monitoring exporter from Prometheus'; the endpoints from the gateway's proxies, never from
+anyone, even behind a public gateway), enforced on every cluster (EKS: the VPC CNI add-on's
+`enableNetworkPolicy`), the same on both paths, and the rules that refuse an allow-all
+policy or a namespace with no default deny."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlstack_infra import gateway
 from mlstack_infra.manifests import Endpoints, render
 from mlstack_infra.policies import Declared, violations
 from mlstack_infra.posture import from_pulumi, kubernetes_items
@@ -57,18 +58,20 @@ def test_each_namespace_denies_ingress_and_opens_each_service_to_its_clients_onl
     assert sources(exporter) == {("monitoring", 9410)}
 
 
-def test_only_a_public_gateway_is_open_to_anyone_and_only_on_its_port() -> None:
+def test_a_public_gateway_opens_its_proxies_not_the_endpoints() -> None:
     spec = spec_for("aws", serving_public=True)
-    gateway = policies(render(spec, Endpoints("s3://b/mlflow", "db")))[
-        "mlstack-serving/gateway-from-load-balancer"
+    objects = render(spec, Endpoints("s3://b/mlflow", "db")) + gateway.objects(spec)
+    serving = policies(objects)["mlstack-serving/only-the-gateway"]
+    assert sources({"ingress": serving["ingress"][2:3]}) == {("envoy-gateway-system", 3000)}
+    assert not [
+        rule
+        for policy in policies(objects).values()
+        for rule in policy["ingress"]
+        if any("ipBlock" in peer for peer in rule.get("from", []))
     ]
-    assert gateway["podSelector"] == {"matchLabels": {"mlstack.io/gateway": "true"}}
-    assert gateway["ingress"] == [
-        {"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 3000, "protocol": "TCP"}]}
-    ]
-    posture = kubernetes_items(render(spec, Endpoints("s3://b/mlflow", "db")))
+    posture = kubernetes_items(objects)
     assert violations(posture, serving_public=True) == {}
-    assert "no_allow_all_ingress" in violations(posture, serving_public=False)
+    assert list(violations(posture, serving_public=False)) == ["no_open_ingress"]
 
 
 def test_onprem_stores_are_open_to_their_clients_only() -> None:

@@ -11,15 +11,12 @@ from mlstack_infra.manifests import Endpoints, render
 from mlstack_infra.spec import parse_spec
 
 from tests.infra.conftest import RecordingMocks
-from tests.infra.test_targets import declare, of, spec_for
+from tests.infra.test_targets import declare, services_group, spec_for
 
 
 def _groups(mocks: RecordingMocks, spec: object) -> dict[str, list[dict[str, object]]]:
     resources = declare(mocks, spec)
-    return {
-        group.name: group.inputs["objs"]
-        for group in of(resources, "kubernetes:yaml/v2:ConfigGroup")
-    }
+    return {group.name: group.inputs["objs"] for group in services_group(resources)}
 
 
 def test_the_program_scrapes_the_serving_namespace_and_provisions_the_dashboards(

@@ -13,6 +13,7 @@ from mlstack_infra.manifests import MINIO_SECRET
 from mlstack_infra.stack_output import MINIO_ENDPOINT, render_stack
 
 from tests.infra.conftest import RecordingMocks
+from tests.infra.test_targets import services_group
 from tests.infra.test_terraform import example_spec, pulumi_posture, resources, synthesized
 
 
@@ -43,7 +44,7 @@ def test_pulumi_gives_mlflow_minio_by_reference_and_creates_its_bucket_first(
     mocks: RecordingMocks,
 ) -> None:
     pulumi_posture(mocks, "onprem")
-    [group] = [r for r in mocks.resources if r.type == "kubernetes:yaml/v2:ConfigGroup"]
+    [group] = services_group(mocks.resources)
     objects = list(group.inputs["objs"])
     _check_pod(_mlflow_pod(objects))
     assert "generated-password" not in json.dumps(objects)  # the mocks' generated key
@@ -80,7 +81,7 @@ def test_terraform_gives_mlflow_minio_by_reference_and_creates_its_bucket_first(
 def test_clouds_mlflow_uses_its_identity_and_no_store_keys(mocks: RecordingMocks) -> None:
     assert example_spec("aws").target == "aws"
     pulumi_posture(mocks, "aws")
-    [group] = [r for r in mocks.resources if r.type == "kubernetes:yaml/v2:ConfigGroup"]
+    [group] = services_group(mocks.resources)
     pod = _mlflow_pod(list(group.inputs["objs"]))
     assert "initContainers" not in pod
     assert not {e["name"] for e in pod["containers"][0]["env"]} & {

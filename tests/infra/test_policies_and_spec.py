@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from mlstack_infra import autoscaler
+from mlstack_infra.gateway import objects as gateway_objects
 from mlstack_infra.manifests import Endpoints, render
 from mlstack_infra.onprem import in_cluster_stores
 from mlstack_infra.policies import Declared, violations
@@ -96,7 +97,7 @@ def test_only_the_serving_gateway_may_be_public_and_only_when_asked() -> None:
         spec = parse_spec(
             {"target": "aws", "region": "us-east-1", "node_pools": POOLS, "serving_public": public}
         )
-        objs = render(spec, Endpoints("s3://b/mlflow", "db"))
+        objs = render(spec, Endpoints("s3://b/mlflow", "db")) + gateway_objects(spec)
         return [Declared("kubernetes:yaml/v2:ConfigGroup", "services", {"objs": objs})]
 
     public = gateway(True)

@@ -80,11 +80,17 @@ def of(resources: list[Declared], type_: str) -> list[Declared]:
     return [r for r in resources if r.type == type_]
 
 
+def services_group(resources: list[Declared]) -> list[Declared]:
+    """The ConfigGroup of the mlstack services (the Gateway's is another)."""
+    groups = of(resources, "kubernetes:yaml/v2:ConfigGroup")
+    return [g for g in groups if g.name.endswith("-services")]
+
+
 @pytest.mark.parametrize("target", ["aws", "gcp", "azure"])
 def test_every_cloud_is_secure_by_default(mocks: RecordingMocks, target: str) -> None:
     resources = declare(mocks, spec_for(target))
     assert violations(resources) == {}
-    services = of(resources, "kubernetes:yaml/v2:ConfigGroup")
+    services = services_group(resources)
     assert len(services) == 1  # the mlstack services, applied on the new cluster
     assert of(resources, "kubernetes:core/v1:Secret")
 
@@ -110,7 +116,7 @@ def test_aws_gpu_pool_uses_the_nvidia_ami_with_taint_labels_and_spot(mocks: Reco
         "metrics-server",
         "vpc-cni",  # configured to enforce NetworkPolicy (test_network_policies.py)
     }
-    [group] = of(resources, "kubernetes:yaml/v2:ConfigGroup")
+    [group] = services_group(resources)
     [scaler] = [
         o
         for o in group.inputs["objs"]
@@ -172,7 +178,7 @@ def test_onprem_runs_the_stores_in_the_cluster(mocks: RecordingMocks) -> None:
 
     spec = parse_spec({"target": "onprem", "region": "dc-1", "node_pools": GPU_POOLS_ONPREM})
     run_program(lambda: build(spec, kubeconfig=pulumi.Output.secret("apiVersion: v1")))
-    [group] = of(mocks.resources, "kubernetes:yaml/v2:ConfigGroup")
+    [group] = services_group(mocks.resources)
     kinds = {(o["kind"], o["metadata"]["name"]) for o in group.inputs["objs"]}
     assert {
         ("StatefulSet", "postgres"),
@@ -226,7 +232,7 @@ def test_every_target_creates_the_mlflow_feast_and_mlstack_databases(
         run_program(lambda: build(spec, kubeconfig=pulumi.Output.secret("apiVersion: v1")))
     else:
         declare(mocks, spec_for(target))
-    [group] = of(mocks.resources, "kubernetes:yaml/v2:ConfigGroup")
+    [group] = services_group(mocks.resources)
     by_job = _databases_created_by_the_job(group.inputs["objs"])
     by_cloud = {r.inputs["name"] for r in of(mocks.resources, "gcp:sql/database:Database")} | {
         r.inputs["databaseName"]

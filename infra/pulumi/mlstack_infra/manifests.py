@@ -8,14 +8,15 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlstack_infra.gateway import PROXY_NAMESPACE
 from mlstack_infra.spec import InfraSpec
 
 NAMESPACE = "mlstack"
 SERVING = "mlstack-serving"
+#: The port model endpoints serve on (stack_bentoml.kubernetes.PORT).
+ENDPOINT_PORT = 3000
 #: Where Kubeflow Pipelines runs (its released manifests): its steps track to MLflow.
 KUBEFLOW = "kubeflow"
-#: The serving gateway's pods (the `mlstack-gateway` Service selects them).
-GATEWAY_LABELS = {"mlstack.io/gateway": "true"}
 SECRET = "mlstack-database"  # keys: username, password (created by the program, never here)
 DATABASE_USER = "mlstack"
 DATABASES = ("mlflow", "feast", "mlstack")
@@ -421,7 +422,8 @@ def _feast(endpoints: Endpoints) -> list[Manifest]:
 def _serving(spec: InfraSpec) -> list[Manifest]:
     """The namespace model endpoints are deployed into: GPU pods tolerate the GPU taint (and
     on Azure the spot taint of spot GPU pools) by default there, get a priority above batch
-    work, and only the gateway is reachable."""
+    work, and only the gateway's proxies (Envoy Gateway's, in PROXY_NAMESPACE) reach the
+    endpoints' port; the Gateway itself is gateway.py's."""
     tolerations = json.dumps(spec.gpu_tolerations())
     objects: list[Manifest] = [
         _namespace(
@@ -444,19 +446,11 @@ def _serving(spec: InfraSpec) -> list[Manifest]:
             [
                 {"from": [_namespace_peer(SERVING)]},
                 {"from": [_namespace_peer(NAMESPACE)]},
+                from_namespaces([PROXY_NAMESPACE], ENDPOINT_PORT),
                 *_scrapers(spec),
             ],
         ),
     ]
-    gateway = _service(
-        "mlstack-gateway",
-        80,
-        kind="LoadBalancer" if spec.serving_public else "ClusterIP",
-        namespace=SERVING,
-    )
-    gateway["spec"]["selector"] = dict(GATEWAY_LABELS)
-    gateway["spec"]["ports"][0]["targetPort"] = 3000
-    objects.append(gateway)
     return objects
 
 
@@ -493,8 +487,8 @@ def _network_policies(spec: InfraSpec) -> list[Manifest]:
     """Ingress denied by default in each mlstack namespace, then opened service by service:
     MLflow, Feast and Redis (and on-prem PostgreSQL) to the mlstack and serving namespaces
     (and Kubeflow's, whose pipeline steps track to MLflow), on-prem MinIO to the mlstack
-    namespace (MLflow proxies the artifacts); the serving gateway's pods to anyone on their
-    port only with `serving_public` (its load balancer's clients)."""
+    namespace (MLflow proxies the artifacts). The serving namespace's are `_serving`'s: its
+    endpoints reached by the gateway's proxies, which run in Envoy Gateway's namespace."""
     clients = [NAMESPACE, SERVING] + ([KUBEFLOW] if spec.services.kubeflow_pipelines else [])
     allowed: list[tuple[str, int, list[str]]] = []
     if spec.services.mlflow:
@@ -515,20 +509,6 @@ def _network_policies(spec: InfraSpec) -> list[Manifest]:
     ]
     if spec.services.serving:
         objects.append(network_policy("default-deny-ingress", SERVING, None, []))
-    if spec.services.serving and spec.serving_public:
-        objects.append(
-            network_policy(
-                "gateway-from-load-balancer",
-                SERVING,
-                GATEWAY_LABELS,
-                [
-                    {
-                        "from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
-                        "ports": [{"port": 3000, "protocol": "TCP"}],
-                    }
-                ],
-            )
-        )
     return objects
 
 
@@ -538,7 +518,10 @@ def _scrapers(spec: InfraSpec) -> list[Manifest]:
         return []
     namespace = {"matchLabels": {"kubernetes.io/metadata.name": spec.services.prometheus.namespace}}
     return [
-        {"from": [{"namespaceSelector": namespace}], "ports": [{"port": 3000, "protocol": "TCP"}]}
+        {
+            "from": [{"namespaceSelector": namespace}],
+            "ports": [{"port": ENDPOINT_PORT, "protocol": "TCP"}],
+        }
     ]
 
 

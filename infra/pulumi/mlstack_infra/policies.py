@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlstack_infra.manifests import GATEWAY_LABELS
 from mlstack_infra.posture import Item, from_pulumi
 
 
@@ -70,17 +69,21 @@ def databases_are_reachable(posture: list[Item]) -> list[str]:
 
 
 def no_open_ingress(posture: list[Item], *, serving_public: bool = False) -> list[str]:
-    """No 0.0.0.0/0 ingress; the one exception is the serving gateway when it is asked for."""
+    """No 0.0.0.0/0 ingress and no load balancer; the one exception is the serving
+    gateway's proxies (the Service their EnvoyProxy shapes) when a public one is asked for."""
     found = [
         f"security group {i.name} is open to 0.0.0.0/0"
         for i in _of(posture, "ingress")
         if "0.0.0.0/0" in (i.get("cidrs") or ())
     ]
     for obj in _of(posture, "kubernetes"):
-        if obj.name.startswith("Service ") and obj.get("type") == "LoadBalancer":
-            name = obj.get("object_name")
-            if not (name == "mlstack-gateway" and serving_public):
-                found.append(f"service {name} is a public load balancer")
+        if obj.get("type") != "LoadBalancer":
+            continue
+        name = obj.get("object_name")
+        if obj.name.startswith("Service "):
+            found.append(f"service {name} is a public load balancer")
+        elif obj.name.startswith("EnvoyProxy ") and not serving_public:
+            found.append(f"the proxies of EnvoyProxy {name} are behind a public load balancer")
     return found
 
 
@@ -114,17 +117,16 @@ def _admits_anyone(peers: tuple[str, ...]) -> bool:
     return bool({"any", "cidr:0.0.0.0/0", "namespaces:all", "namespaces:all+pods:all"} & set(peers))
 
 
-def no_allow_all_ingress(posture: list[Item], *, serving_public: bool = False) -> list[str]:
+def no_allow_all_ingress(posture: list[Item]) -> list[str]:
     """No NetworkPolicy admits every source (a rule with no `from`, an empty peer, every
-    namespace, 0.0.0.0/0); the one exception is the serving gateway's pods when a public
-    gateway is asked for (its load balancer's clients are anyone)."""
+    namespace, 0.0.0.0/0): a public gateway's clients reach its proxies, in Envoy Gateway's
+    namespace, not the endpoints' pods."""
     found = []
     for policy in _of(posture, "kubernetes"):
         if not policy.name.startswith("NetworkPolicy "):
             continue
-        gateway = dict(policy.get("pod_selector") or ()) == GATEWAY_LABELS
         for peers, _ports in policy.get("ingress") or ():
-            if _admits_anyone(peers) and not (gateway and serving_public):
+            if _admits_anyone(peers):
                 found.append(f"{policy.name} admits ingress from anyone ({', '.join(peers)})")
     return found
 
@@ -170,8 +172,6 @@ RULES: dict[str, Rule] = {
     "ingress_is_denied_by_default": ingress_is_denied_by_default,
     "network_policies_are_enforced": network_policies_are_enforced,
 }
-#: The rules that take `serving_public` (an exception for the public serving gateway).
-_GATEWAY_AWARE = (no_open_ingress, no_allow_all_ingress)
 
 
 def violations(
@@ -185,8 +185,8 @@ def violations(
     results: dict[str, list[str]] = {}
     for name, rule in RULES.items():
         found = (
-            rule(posture, serving_public=serving_public)  # type: ignore[call-arg]
-            if rule in _GATEWAY_AWARE
+            no_open_ingress(posture, serving_public=serving_public)
+            if rule is no_open_ingress
             else rule(posture)
         )
         if found:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from mlstack_infra import posture_aws, posture_azure, posture_gcp
+from mlstack_infra import gateway, posture_aws, posture_azure, posture_gcp
 from mlstack_infra.manifests import AZURE_USE_IDENTITY
 from mlstack_infra.posture_items import DeclaredLike, Item, item, one
 
@@ -117,6 +117,10 @@ def kubernetes_items(objects: Iterable[Mapping[str, Any]]) -> list[Item]:
             )
             settings["policy_types"] = sorted(spec.get("policyTypes") or ["Ingress"])
             settings["ingress"] = _ingress(spec)
+        if obj.get("kind") == "EnvoyProxy":  # the Service of the proxies it shapes
+            provider = (obj.get("spec") or {}).get("provider") or {}
+            service = (provider.get("kubernetes") or {}).get("envoyService") or {}
+            settings["type"] = service.get("type", "LoadBalancer")  # Envoy Gateway's default
         if obj.get("kind") == "ServiceAccount":
             settings["identity"] = sorted(meta.get("annotations") or {})
         template = pod_template(obj)
@@ -198,6 +202,12 @@ def from_pulumi(resources: Iterable[DeclaredLike]) -> list[Item]:
         objects += list(group.get("objs") or [])
     found += kubernetes_items(objects)
     found += [item("addon", KFP) for _ in of("kubernetes:kustomize/v2:Directory")]
+    found += [item("addon", gateway.CRDS_RELEASE) for _ in of("kubernetes:helm.sh/v4:Chart")]
+    found += [
+        item("addon", str(release.get("name")))
+        for release in of("kubernetes:helm.sh/v3:Release")
+        if release.get("name") == gateway.RELEASE
+    ]
     return sorted(found)
 
 
@@ -218,8 +228,8 @@ def from_terraform(config: Mapping[str, Any]) -> list[Item]:
         {"kind": "Secret", "metadata": one(s.get("metadata"))} for s in of("kubernetes_secret_v1")
     ]
     for release in of("helm_release"):
-        if release.get("name") == KFP:
-            found.append(item("addon", KFP))
+        if release.get("name") in (KFP, gateway.RELEASE, gateway.CRDS_RELEASE):
+            found.append(item("addon", str(release.get("name"))))
             continue
         for values in release.get("values") or []:
             objects += json.loads(values).get("objects", [])

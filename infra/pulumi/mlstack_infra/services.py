@@ -1,6 +1,7 @@
 """The mlstack services on the cluster: the manifests of `manifests.render` (and, on-prem,
-the in-cluster stores), the database secret, the stack file the monitoring jobs read, and
-Kubeflow Pipelines from its released manifests."""
+the in-cluster stores), the database secret, the stack file the monitoring jobs read,
+Kubeflow Pipelines from its released manifests, and the serving gateway (gateway.py: the
+Gateway API's CRDs, then Envoy Gateway, then the Gateway, each after the one before)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from mlstack_infra import observability
+from mlstack_infra import gateway, observability
 from mlstack_infra.common import ClusterOutputs, child
 from mlstack_infra.manifests import NAMESPACE, SECRET, Endpoints, render
 from mlstack_infra.spec import InfraSpec
@@ -79,11 +80,43 @@ class MlstackServices(pulumi.ComponentResource):
             objs=objects,
             opts=child(self, provider=self.provider, depends_on=secrets),
         )
+        if spec.services.serving:
+            self._gateway(name, spec, on_cluster)
         if spec.services.kubeflow_pipelines:
             k8s.kustomize.v2.Directory(
                 f"{name}-kubeflow-pipelines", directory=KFP_MANIFESTS, opts=on_cluster
             )
         self.register_outputs({})
+
+    def _gateway(self, name: str, spec: InfraSpec, on_cluster: pulumi.ResourceOptions) -> None:
+        """The CRDs (the chart rendered here and applied server-side, as Envoy Gateway's
+        documentation does), Envoy Gateway's release once they exist, then the Gateway once
+        its controller and the serving namespace (the services) do."""
+        self.gateway_crds = k8s.helm.v4.Chart(
+            f"{name}-{gateway.CRDS_RELEASE}",
+            chart=gateway.CRDS_CHART,
+            version=gateway.ENVOY_GATEWAY_VERSION,
+            values=gateway.CRD_VALUES,
+            opts=on_cluster,
+        )
+        self.envoy_gateway = k8s.helm.v3.Release(
+            f"{name}-{gateway.RELEASE}",
+            name=gateway.RELEASE,
+            chart=gateway.CHART,
+            version=gateway.ENVOY_GATEWAY_VERSION,
+            namespace=gateway.PROXY_NAMESPACE,
+            create_namespace=True,
+            skip_crds=True,
+            values=gateway.VALUES,
+            opts=child(self, provider=self.provider, depends_on=[self.gateway_crds]),
+        )
+        self.gateway = k8s.yaml.v2.ConfigGroup(
+            f"{name}-gateway",
+            objs=gateway.objects(spec),
+            opts=child(
+                self, provider=self.provider, depends_on=[self.envoy_gateway, self.services]
+            ),
+        )
 
     @staticmethod
     def stack_yaml(spec: InfraSpec, cluster: ClusterOutputs) -> pulumi.Output[str]:

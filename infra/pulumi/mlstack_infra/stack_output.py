@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from mlstack_infra.gateway import GATEWAY, PROXY_NAMESPACE
 from mlstack_infra.manifests import MINIO_SECRET, NAMESPACE, SERVING, artifact_bucket
 from mlstack_infra.spec import InfraSpec
 
@@ -40,6 +41,8 @@ def stack_document(spec: InfraSpec, *, database_host: str, artifact_root: str) -
             node_selector={"mlstack.io/gpu": "true"},
             tolerations=spec.gpu_tolerations(),
         )
+    if spec.services.serving:  # the Gateway gateway.py creates; where its proxies run
+        kubernetes.update(gateway=GATEWAY, proxy_namespace=PROXY_NAMESPACE)
     document: dict[str, Any] = {
         "name": spec.name,
         "home": ".mlstack",

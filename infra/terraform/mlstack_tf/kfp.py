@@ -25,26 +25,33 @@ NAME = "kubeflow-pipelines-installer"
 def installer() -> list[dict[str, Any]]:
     """The installer's account (bound to cluster-admin: KFP brings CRDs and cluster roles of
     its own) and the Job that applies the released manifests once."""
-    labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "mlstack"}
-    meta = {"name": NAME, "namespace": NAMESPACE, "labels": labels}
     script = (
         f"kubectl apply --server-side -k '{CLUSTER_SCOPED}' && "
         "kubectl wait --for condition=established --timeout=120s "
         "crd/applications.app.k8s.io && "
         f"kubectl apply --server-side -k '{MANIFESTS}'"
     )
+    return installer_job(NAME, script)
+
+
+def installer_job(name: str, script: str) -> list[dict[str, Any]]:
+    """A ServiceAccount `name` in the mlstack namespace bound to cluster-admin (what it
+    installs is cluster-wide: CRDs, cluster roles) and the Job `name` that runs `script`
+    once in IMAGE (kubectl, helm and git)."""
+    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "mlstack"}
+    meta = {"name": name, "namespace": NAMESPACE, "labels": labels}
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRoleBinding",
-            "metadata": {"name": NAME, "labels": labels},
+            "metadata": {"name": name, "labels": labels},
             "roleRef": {
                 "apiGroup": "rbac.authorization.k8s.io",
                 "kind": "ClusterRole",
                 "name": "cluster-admin",
             },
-            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}],
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": NAMESPACE}],
         },
         {
             "apiVersion": "batch/v1",
@@ -55,7 +62,7 @@ def installer() -> list[dict[str, Any]]:
                 "template": {
                     "metadata": {"labels": labels},
                     "spec": {
-                        "serviceAccountName": NAME,
+                        "serviceAccountName": name,
                         "restartPolicy": "OnFailure",
                         "containers": [
                             {

@@ -1,8 +1,10 @@
 """The mlstack services on the cluster, through the kubernetes and helm providers: the
 `mlstack` namespace, the database and stack-file Secrets, the objects `manifests.render`
 renders (the same the Pulumi program applies, with the cloud layer's objects) as one Helm
-release of a chart that applies what it is given, and Kubeflow Pipelines. Then the outputs,
-under the Pulumi program's names."""
+release of a chart that applies what it is given, Kubeflow Pipelines, and the serving
+gateway (mlstack_infra.gateway: the Gateway API's CRDs applied by a Job, then Envoy Gateway's
+chart, then the Gateway, each release waiting for the one before). Then the outputs, under
+the Pulumi program's names."""
 
 from __future__ import annotations
 
@@ -17,13 +19,13 @@ from cdktn_provider_helm.release import Release
 from cdktn_provider_kubernetes.namespace_v1 import NamespaceV1
 from cdktn_provider_kubernetes.provider import KubernetesProvider
 from cdktn_provider_kubernetes.secret_v1 import SecretV1
-from mlstack_infra import observability
+from mlstack_infra import gateway, observability
 from mlstack_infra.manifests import DATABASE_USER, NAMESPACE, SECRET, Endpoints, render
 from mlstack_infra.spec import InfraSpec
 from mlstack_infra.stack_output import render_stack
 
 from mlstack_tf.cluster import ClusterParts, blocks
-from mlstack_tf.kfp import installer
+from mlstack_tf.kfp import installer, installer_job
 
 #: The chart every release uses (copied next to the synthesized JSON): it applies the objects
 #: in its values, nothing else.
@@ -109,7 +111,7 @@ def build(stack: TerraformStack, spec: InfraSpec, parts: ClusterParts) -> None:
                 depends_on=[namespace],
             )
         )
-    Release(
+    services = Release(
         stack,
         f"{name}-services-release",
         name="mlstack-services",
@@ -118,6 +120,8 @@ def build(stack: TerraformStack, spec: InfraSpec, parts: ClusterParts) -> None:
         values=[json.dumps({"objects": objects(spec, parts)})],
         depends_on=secrets,
     )
+    if spec.services.serving:
+        serving_gateway(stack, spec, namespace, services)
     if spec.services.kubeflow_pipelines:
         Release(
             stack,
@@ -133,6 +137,49 @@ def build(stack: TerraformStack, spec: InfraSpec, parts: ClusterParts) -> None:
     TerraformOutput(stack, "kubeconfig", value=parts.kubeconfig, sensitive=True)
     TerraformOutput(stack, "database_password", value=parts.database_password, sensitive=True)
     TerraformOutput(stack, "artifact_root", value=parts.artifact_root)
+
+
+def serving_gateway(
+    stack: TerraformStack, spec: InfraSpec, namespace: NamespaceV1, services: Release
+) -> None:
+    """The CRDs (a Job running Envoy Gateway's own install command: the CRD chart is too
+    large for a Helm release), then Envoy Gateway's release, then the Gateway's objects
+    once its controller and the serving namespace (the services' release) exist."""
+    crds = Release(
+        stack,
+        f"{spec.name}-{gateway.CRDS_RELEASE}",
+        name=gateway.CRDS_RELEASE,
+        namespace=NAMESPACE,
+        chart=CHART_PATH,
+        values=[
+            json.dumps(
+                {"objects": literal(installer_job(gateway.CRDS_RELEASE, gateway.crds_script()))}
+            )
+        ],
+        depends_on=[namespace],
+        wait_for_jobs=True,
+    )
+    controller = Release(
+        stack,
+        f"{spec.name}-{gateway.RELEASE}",
+        name=gateway.RELEASE,
+        namespace=gateway.PROXY_NAMESPACE,
+        create_namespace=True,
+        chart=gateway.CHART,
+        version=gateway.ENVOY_GATEWAY_VERSION,
+        skip_crds=True,
+        values=[json.dumps(gateway.VALUES)],
+        depends_on=[crds],
+    )
+    Release(
+        stack,
+        f"{spec.name}-gateway",
+        name="mlstack-gateway",
+        namespace=NAMESPACE,
+        chart=CHART_PATH,
+        values=[json.dumps({"objects": literal(gateway.objects(spec))})],
+        depends_on=[controller, services],
+    )
 
 
 def literal_stack(spec: InfraSpec, parts: ClusterParts) -> str:
