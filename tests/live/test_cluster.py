@@ -5,8 +5,12 @@ installed, and MLSTACK_LIVE_IMAGE names the endpoint images (`repo/churn:{model}
 built for versions 1 and 2, as `mlstack deploy --target bento` and `bentoml containerize`
 make them). Version 3's image is never built: it never pulls, and its canary is rolled back
 with the champion left serving. MLSTACK_LIVE_GATEWAY names the Gateway (default
-mlstack-gateway, namespace MLSTACK_LIVE_GATEWAY_NAMESPACE). Everything is made in a fresh
-namespace, deleted after."""
+mlstack-gateway) in MLSTACK_LIVE_GATEWAY_NAMESPACE; unset, the test makes that Gateway in its
+own namespace, of the GatewayClass MLSTACK_LIVE_GATEWAY_CLASS (default `mlstack`, the class
+the infra program creates for Envoy Gateway), since a Gateway takes routes from its own
+namespace. MLSTACK_LIVE_PROXY_NAMESPACE is where the implementation runs its proxies
+(default envoy-gateway-system, Envoy Gateway's). Everything is made in a fresh namespace,
+deleted after."""
 
 from __future__ import annotations
 
@@ -55,9 +59,23 @@ pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=WHY_NOT or "")
 def namespace() -> Iterator[str]:
     from kubernetes import client, config
 
-    api = client.CoreV1Api(config.new_client_from_config())
+    api_client = config.new_client_from_config()
+    api = client.CoreV1Api(api_client)
     name = f"mlstack-live-{uuid.uuid4().hex[:8]}"
     api.create_namespace({"metadata": {"name": name}})
+    if not os.environ.get("MLSTACK_LIVE_GATEWAY_NAMESPACE"):  # a Gateway of the test's own
+        gateway = {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": os.environ.get("MLSTACK_LIVE_GATEWAY", "mlstack-gateway")},
+            "spec": {
+                "gatewayClassName": os.environ.get("MLSTACK_LIVE_GATEWAY_CLASS", "mlstack"),
+                "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}],
+            },
+        }
+        client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", name, "gateways", gateway
+        )
     try:
         yield name
     finally:
@@ -92,6 +110,7 @@ server:
     memory: 1Gi
     gateway: {os.environ.get("MLSTACK_LIVE_GATEWAY", "mlstack-gateway")}
     gateway_namespace: {gateway_namespace or "null"}
+    proxy_namespace: {os.environ.get("MLSTACK_LIVE_PROXY_NAMESPACE", "envoy-gateway-system")}
     ready_timeout_seconds: 600
 spine: {{url: "sqlite:///.mlstack/spine.db"}}
 """
