@@ -11,8 +11,9 @@ tree: arbiter, worker, the challenger's process) that stops growing — RSS at t
 against its middle, so that the allocator's first high-water mark (reached over the first
 ~150,000 requests, then flat) is not read as a leak.
 
-Goals (Serving issue): (a) >= 2x the requests/s of (b) and of (c), >= 0.5x (d), and p99 at 32
-connections <= 2x (d)'s.
+Goals (RPS_GOALS, P99_GOAL): (a) >= 2x the requests/s of (b) and of (c) (serving issue), >= 0.9x
+(d)'s and p99 at 32 connections <= 1.2x (d)'s (issue #25, which raised the serving issue's 0.5x
+and 2x); no failed request in the soak, and RSS at its end within 5% of halfway.
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ from _load import LoadResult, drive
 
 FEATURES = [f"f{i}" for i in range(20)]
 HOST = "127.0.0.1"
+#: goals on the ratio to each anchor: >= 2x a default BentoML service and `mlflow models
+#: serve` (serving issue), >= 0.9x the raw ASGI app with logging and routing on (issue #25)
+RPS_GOALS = {"bentoml": 2.0, "mlflow-serve": 2.0, "raw-asgi": 0.9}
+P99_GOAL = 1.2  # p99 at 32 connections against the raw ASGI app's (issue #25)
+SOAK_GROWTH_GOAL = 1.05  # RSS at the soak's end against halfway: memory that stops growing
 SERVER_CPU = {0}
 CLIENT_CPU = {1}
 BIN = Path(sys.executable).parent
@@ -351,6 +357,7 @@ def main() -> int:
                     ours_rps,
                     results[anchor][connections][0].throughput,
                     higher_is_better=True,
+                    goal=RPS_GOALS[anchor],
                 )
             )
     comparisons.append(
@@ -361,6 +368,7 @@ def main() -> int:
             results["mlstack"][32][0].p99_ms,
             results["raw-asgi"][32][0].p99_ms,
             higher_is_better=False,
+            goal=P99_GOAL,
         )
     )
     for anchor in ("bentoml", "raw-asgi"):
@@ -382,6 +390,7 @@ def main() -> int:
             soak_rss[1],
             soak_rss[0],
             higher_is_better=False,
+            goal=SOAK_GROWTH_GOAL,
         )
     )
     comparisons.append(
@@ -392,6 +401,8 @@ def main() -> int:
             float(soak.failures),
             0.0 + 1e-9,
             higher_is_better=False,
+            goal=0.0,
+            goal_on="ours",
         )
     )
     print_table("Serving: 1-row requests, server on one core", comparisons, "")

@@ -11,7 +11,8 @@ workers, prediction log on) with single-row requests flowing the whole time.
     answered request ids missing from the log, per kill, beside the rows answered in one
     flush interval (the documented bound).
 (c) The champion's p99 with a canary taking 0.4 s per call at 10% relative to the champion
-    alone (the median of three 5 s runs of each, alternated): load from 8 clients whose
+    alone, the canary loaded but sent nothing (the median of three 5 s runs of each,
+    alternated): load from 8 clients whose
     requests the split routes to the champion (a sticky split: the client knows), plus,
     beside the canary, 8 clients whose requests it routes to the canary. Goal: <= 1.2x.
 
@@ -267,7 +268,7 @@ def champion_p99(server: Any, port: int, weights: dict[str, float], champion: st
     from stack.contract.serving import TrafficSplit
 
     server.route("bench", TrafficSplit(weights, sticky=True, champion=champion))
-    clients = {arm: CONNECTIONS for arm in weights}
+    clients = {arm: CONNECTIONS for arm, weight in weights.items() if weight > 0}
     with Load(port, 5.0, weights=weights, clients=clients) as load:
         pass
     to_champion = sum(1 for a in load.answers if a.arm == champion)
@@ -307,7 +308,10 @@ def main() -> int:
             server.route("bench", TrafficSplit({a.ref: 1.0, slow.ref: 0.0}, champion=a.ref))
             alone_runs, slow_runs = [], []
             for _ in range(3):  # alternated, so that the machine's own load weighs on both
-                alone_runs.append(champion_p99(server, port, {a.ref: 1.0}, a.ref))
+                # the canary loaded but sent nothing: its process is not started anew for
+                # each run (a rollout starts it once), so only its traffic differs
+                idle = {a.ref: 1.0, slow.ref: 0.0}
+                alone_runs.append(champion_p99(server, port, idle, a.ref))
                 canary = {a.ref: 0.9, slow.ref: 0.1}
                 slow_runs.append(champion_p99(server, port, canary, a.ref))
             alone, beside_slow = statistics.median(alone_runs), statistics.median(slow_runs)
@@ -322,19 +326,24 @@ def main() -> int:
     one_flush = statistics.mean(k[2] for k in kills)
     none = 1e-9  # a goal of zero, as a ratio's anchor
     comparisons = [
-        Comparison("time to live split p99 s", "mlstack", "goal 1 s", p99, 1.0, False),
-        Comparison("lost: kill -9 challenger", "mlstack", "goal 0", lost_challenger, none, False),
-        Comparison("lost: kill -9 worker", "mlstack", "goal 0", lost_worker, none, False),
+        Comparison("time to live split p99 s", "mlstack", "goal 1 s", p99, 1.0, False, 1.0, "ours"),
         Comparison(
+            "lost: kill -9 challenger", "mlstack", "goal 0", lost_challenger, none, False, 0, "ours"
+        ),
+        Comparison(
+            "lost: kill -9 worker", "mlstack", "goal 0", lost_worker, none, False, 0, "ours"
+        ),
+        Comparison(  # the documented bound: what the worker answered since its last flush
             "log rows lost: kill -9 worker",
             "mlstack",
             "largest flush",
             rows_lost,
             one_flush,
             False,
+            1.0,
         ),
         Comparison(
-            "champion p99 ms", "slow canary 10%", "champion alone", beside_slow, alone, False
+            "champion p99 ms", "slow canary 10%", "champion alone", beside_slow, alone, False, 1.2
         ),
     ]
     print_table("Serving under faults", comparisons, "")

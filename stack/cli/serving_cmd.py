@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from stack.cli.common import VERSION, open_session, parse_moment
+from stack.errors import StackError
 
 if TYPE_CHECKING:
     from stack.contract.registry import ModelSelector
@@ -213,13 +214,15 @@ def undeploy(ctx: click.Context, endpoint: str, target: str) -> None:
             router = _router(session, target)
             if endpoint not in {e.name for e in router.endpoints()}:
                 raise click.ClickException(f"no endpoint {endpoint!r} on the cluster")
-            session.spine.audit(
-                actor=_actor(session),
-                action="endpoint.undeployed",
-                subject=f"endpoint:{endpoint}",
-                reason="",
-            )
-            router.undeploy(endpoint)
+            try:
+                router.undeploy(endpoint)
+            except StackError as exc:
+                # audited only once its route is gone (it takes no traffic), saying what
+                # is left; a route still there: nothing changed for its traffic, no entry
+                if endpoint not in {e.name for e in router.endpoints()}:
+                    _audit_undeployed(session, endpoint, f"partly deleted: {exc}")
+                raise
+            _audit_undeployed(session, endpoint, "")
             click.echo(f"deleted {endpoint} from the cluster")
             return
         server = session.server
@@ -234,17 +237,25 @@ def undeploy(ctx: click.Context, endpoint: str, target: str) -> None:
             server.undeploy(endpoint)
             click.echo(f"removed what was left of {endpoint} (it was not running)")
             return
-        session.spine.audit(
-            actor=_actor(session),
-            action="endpoint.undeployed",
-            subject=f"endpoint:{endpoint}",
-            reason="" if running else f"its server was dead; stopped what it left: {pids}",
-        )
-        server.undeploy(endpoint)
+        server.undeploy(endpoint)  # then audited: an entry never precedes what it records
+        why = "" if running else f"its server was dead; stopped what it left: {pids}"
+        _audit_undeployed(session, endpoint, why)
     if running:
         click.echo(f"stopped {endpoint}" + (f" ({pids})" if pids else ""))
     else:
         click.echo(f"stopped what the dead server of {endpoint} left: {pids}")
+
+
+def _audit_undeployed(session: Any, endpoint: str, reason: str) -> None:
+    """`endpoint.undeployed` in the audit log, after the fact: a process killed between the
+    two can leave an endpoint gone with no entry yet, never an entry for an endpoint that
+    still takes traffic."""
+    session.spine.audit(
+        actor=_actor(session),
+        action="endpoint.undeployed",
+        subject=f"endpoint:{endpoint}",
+        reason=reason,
+    )
 
 
 def _actor(session: Any) -> str:

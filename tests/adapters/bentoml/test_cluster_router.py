@@ -374,6 +374,7 @@ def test_undeploy_deletes_all_it_may_and_names_what_the_api_refused(cluster: Clu
     name = f"churn-v{cluster.champion.version}"
     message = f'poddisruptionbudgets.policy "{name}" is forbidden: User "ci" cannot delete'
     cluster.api.refused_deletes["poddisruptionbudgets"] = (403, message)
+    before = len(cluster.session.spine.audit_entries(subject="endpoint:churn"))
 
     gone = cli_in(cluster.folder)("undeploy", "churn", "--target", "kubernetes")
 
@@ -385,6 +386,27 @@ def test_undeploy_deletes_all_it_may_and_names_what_the_api_refused(cluster: Clu
     pdb = f"/apis/policy/v1/namespaces/{NAMESPACE}/poddisruptionbudgets/{name}"
     gateway = f"/apis/gateway.networking.k8s.io/v1/namespaces/{NAMESPACE}/gateways/mlstack-gateway"
     assert list(cluster.api.objects) == [gateway, pdb]  # the route, the rest, the policy gone
+    # it takes no traffic now: audited as undeployed, saying what is left
+    entries = cluster.session.spine.audit_entries(subject="endpoint:churn")[before:]
+    [entry] = [e for e in entries if e.action == "endpoint.undeployed"]
+    assert entry.reason.startswith("partly deleted: ") and f"PodDisruptionBudget {name}" in (
+        entry.reason
+    )
+
+
+def test_undeploy_whose_route_delete_is_refused_audits_nothing(cluster: Cluster) -> None:
+    message = 'httproutes.gateway.networking.k8s.io "churn" is forbidden: cannot delete'
+    cluster.api.refused_deletes["httproutes"] = (403, message)
+    before = len(cluster.session.spine.audit_entries(subject="endpoint:churn"))
+
+    gone = cli_in(cluster.folder)("undeploy", "churn", "--target", "kubernetes")
+
+    assert gone.returncode == 1, gone.stdout
+    assert "could not delete HTTPRoute churn" in gone.stderr
+    # the route still sends traffic to what is left: the endpoint is not undeployed
+    assert [e.name for e in router_for(cluster.session, "kubernetes").endpoints()] == ["churn"]
+    entries = cluster.session.spine.audit_entries(subject="endpoint:churn")
+    assert "endpoint.undeployed" not in [e.action for e in entries[before:]]
 
 
 def test_an_apply_the_api_refuses_is_an_error_naming_its_answer(cluster: Cluster) -> None:
