@@ -138,6 +138,8 @@ def from_terraform(outputs: str, output: str) -> None:
 #: Fields whose value is a secret: in an exported stack file, only a `${VAR}` reference.
 _SECRET_FIELD = re.compile(r"(password|passwd|secret|token|secret_key|access_key)$", re.I)
 _REFERENCE = re.compile(r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$")
+#: A pod's variable read from a Kubernetes Secret: its name and key, never its value.
+_SECRET_REF = {"env", "secret", "key"}
 #: `scheme://user:PASSWORD@host`: a password written into a URL.
 _URL_PASSWORD = re.compile(r"://[^/@:\s]*:([^@/\s]+)@")
 
@@ -147,6 +149,8 @@ def literal_secrets(data: object, at: str = "") -> list[str]:
     rather than a `${VAR}` reference: a `password`/`secret`/`token` field, or a URL with a
     password in it; each as its dotted path (`spine.password`)."""
     found: list[str] = []
+    if isinstance(data, dict) and set(data) == _SECRET_REF:
+        return found  # a Kubernetes Secret named by reference (server.kubernetes.secrets)
     if isinstance(data, dict):
         for key, value in data.items():
             where = f"{at}.{key}" if at else str(key)

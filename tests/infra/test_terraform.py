@@ -269,7 +269,15 @@ def test_the_json_is_terraform_configuration(terraform_out: Path, target: str) -
 
 
 #: What a `${...}` may start with in the configuration: a function, a variable or the folder.
-FUNCTIONS = ("base64decode(", "replace(", "file(", "pathexpand(", "var.", "path.module")
+FUNCTIONS = (
+    "base64decode(",
+    "replace(",
+    "urlencode(",
+    "file(",
+    "pathexpand(",
+    "var.",
+    "path.module",
+)
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -15,6 +15,7 @@ NAMESPACE = "mlstack"
 SERVING = "mlstack-serving"
 #: The port model endpoints serve on (stack_bentoml.kubernetes.PORT).
 ENDPOINT_PORT = 3000
+SERVING_PRIORITY = "mlstack-serving"  # the endpoints' PriorityClass
 #: Where Kubeflow Pipelines runs (its released manifests): its steps track to MLflow.
 KUBEFLOW = "kubeflow"
 SECRET = "mlstack-database"  # keys: username, password (created by the program, never here)
@@ -87,7 +88,9 @@ def render(spec: InfraSpec, endpoints: Endpoints) -> list[Manifest]:
     if spec.services.feast:
         objects += _feast(endpoints)
     if spec.services.serving:
-        objects += _serving(spec)
+        from mlstack_infra import access  # it imports this module's names
+
+        objects += _serving(spec) + access.manifests(spec)
     objects += [_monitoring_job(spec, job.model, job.schedule) for job in spec.services.monitoring]
     objects += _network_policies(spec)
     if AZURE_CLIENT_ID in endpoints.service_account_annotations:
@@ -434,7 +437,7 @@ def _serving(spec: InfraSpec) -> list[Manifest]:
         {
             "apiVersion": "scheduling.k8s.io/v1",
             "kind": "PriorityClass",
-            "metadata": _meta("mlstack-serving", None),
+            "metadata": _meta(SERVING_PRIORITY, None),
             "value": 100000,
             "globalDefault": False,
             "description": "Model endpoints: scheduled before batch and training pods.",

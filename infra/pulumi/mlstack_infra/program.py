@@ -8,7 +8,8 @@ from typing import Literal
 
 import pulumi
 
-from mlstack_infra.common import ClusterOutputs
+from mlstack_infra import access
+from mlstack_infra.common import ClusterOutputs, child
 from mlstack_infra.services import MlstackServices
 from mlstack_infra.spec import InfraSpec, SpecError, parse_spec
 
@@ -53,11 +54,15 @@ def build(
     if spec.target == "aws":
         from mlstack_infra.aws import AwsGpuCluster
 
-        cluster = AwsGpuCluster(name, spec).outputs()
+        eks = AwsGpuCluster(name, spec)
+        cluster = eks.outputs()
+        access.eks_access_entries(name, spec, eks.cluster.name, child(eks))
     elif spec.target == "gcp":
         from mlstack_infra.gcp import GcpGpuCluster
 
-        cluster = GcpGpuCluster(name, spec).outputs()
+        gke = GcpGpuCluster(name, spec)
+        cluster = gke.outputs()
+        access.gke_cluster_viewers(name, spec, child(gke))
     elif spec.target == "azure":
         from mlstack_infra.azure import AzureGpuCluster
 
@@ -76,5 +81,12 @@ def build(
     if stage == "cluster":
         return None
     services = MlstackServices(name, spec, cluster, minio_key=minio_key)
+    if spec.services.serving:
+        access.prediction_log_secret(
+            name,
+            cluster.database_host,
+            cluster.database_password,
+            child(services, provider=services.provider, depends_on=[services.services]),
+        )
     pulumi.export("mlstack", pulumi.Output.secret(MlstackServices.stack_yaml(spec, cluster)))
     return services

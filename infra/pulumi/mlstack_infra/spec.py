@@ -102,6 +102,10 @@ AZURE_SPOT_TAINT = {
 }
 
 
+#: The cloud principals of `deployers`, by the target they are for.
+DEPLOYER_FIELDS = {"aws_principals": "aws", "gcp_members": "gcp", "azure_groups": "azure"}
+
+
 class SpecError(ValueError):
     """The spec is wrong; the message names each field at fault."""
 
@@ -204,6 +208,80 @@ class Services(BaseModel):
     )
 
 
+_AWS_PRINCIPAL = re.compile(
+    r"^arn:aws(-[a-z]+)*:(iam|sts)::\d{12}:(role|user|assumed-role)/[\w+=,.@/-]+$"
+)
+_GCP_MEMBER = re.compile(r"^(user|group|serviceAccount):[^@\s]+@[^@\s]+\.[a-z]+$")
+_ENTRA_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _aws_principal(value: str) -> str:
+    if not _AWS_PRINCIPAL.match(value):
+        raise ValueError(
+            f"{value!r} is not an IAM role or user ARN (like "
+            "'arn:aws:iam::123456789012:role/ml-deployers')"
+        )
+    return value
+
+
+def _gcp_member(value: str) -> str:
+    if not _GCP_MEMBER.match(value):
+        raise ValueError(
+            f"{value!r} is not an IAM member (like 'group:ml-deployers@example.com', "
+            "'user:ana@example.com' or 'serviceAccount:ci@PROJECT.iam.gserviceaccount.com')"
+        )
+    return value
+
+
+def _entra_id(value: str) -> str:
+    if not _ENTRA_ID.match(value.lower()):
+        raise ValueError(
+            f"{value!r} is not an Entra group object id (a GUID, like "
+            "'00000000-0000-0000-0000-000000000000': `az ad group show -g NAME --query id`)"
+        )
+    return value.lower()
+
+
+class Deployers(BaseModel):
+    """Who may run `mlstack deploy --target kubernetes`: a Role in the serving namespace
+    with exactly the router's rights, bound to the Kubernetes group `group`, to the
+    in-cluster ServiceAccount `mlstack/mlstack-deployer` (CI jobs, the orchestrator), and to
+    the cloud principals listed for the spec's target (each list is for one target only)."""
+
+    model_config = _FROZEN
+
+    group: str = Field(
+        default="mlstack-deployers",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9:._@-]{0,62}$",
+        description="The Kubernetes RBAC group the Role is bound to (not a system: group).",
+    )
+    aws_principals: tuple[Annotated[str, AfterValidator(_aws_principal)], ...] = Field(
+        default=(),
+        description="AWS: IAM role/user ARNs given an EKS access entry in `group` (no access "
+        "policy: the Role is all they get).",
+    )
+    gcp_members: tuple[Annotated[str, AfterValidator(_gcp_member)], ...] = Field(
+        default=(),
+        description="GCP: IAM members given roles/container.clusterViewer on the project (to "
+        "fetch credentials; no object rights) and bound to the Role by name (`group:` "
+        "members need Google Groups for RBAC on the cluster).",
+    )
+    azure_groups: tuple[Annotated[str, AfterValidator(_entra_id)], ...] = Field(
+        default=(),
+        description="Azure: Entra group object ids bound to the Role (the cluster must "
+        "authenticate with Entra ID for them to sign in).",
+    )
+
+    @model_validator(mode="after")
+    def _not_a_system_group(self) -> Deployers:
+        if self.group.startswith("system:"):
+            raise ValueError(
+                f"group: {self.group!r} is a Kubernetes system group (its members are "
+                "Kubernetes' own components): name a group of your own"
+            )
+        return self
+
+
 class Database(BaseModel):
     model_config = _FROZEN
 
@@ -233,6 +311,10 @@ class InfraSpec(BaseModel):
         description="How the private nodes reach registries and cloud APIs: `nat` (AWS: public "
         "subnets, an internet gateway and a NAT gateway; GCP: Cloud Router and Cloud NAT); "
         "`none` for an air-gapped network with its own mirror. Azure and on-prem: unused.",
+    )
+    deployers: Deployers = Field(
+        default_factory=Deployers,
+        description="Who may deploy endpoints to the serving namespace (docs/infra.md).",
     )
     serving_public: bool = Field(
         default=False, description="A public load balancer for the serving gateway (only this)."
@@ -288,6 +370,14 @@ class InfraSpec(BaseModel):
                 "node_pools[0].min_size: on azure the first node pool is AKS's system pool, "
                 "which cannot scale to zero: give it min_size 1 or more"
             )
+        for field, target in DEPLOYER_FIELDS.items():
+            if getattr(self.deployers, field) and self.target != target:
+                own = [f"deployers.{f}" for f, t in DEPLOYER_FIELDS.items() if t == self.target]
+                instead = own[0] if own else "deployers.group, bound to your own users"
+                raise ValueError(
+                    f"deployers.{field}: only for target {target}; this spec's target is "
+                    f"{self.target} (use {instead})"
+                )
         names = [p.name for p in self.node_pools]
         if len(set(names)) != len(names):
             raise ValueError(f"node_pools: names repeat: {names}")

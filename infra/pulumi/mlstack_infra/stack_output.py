@@ -12,8 +12,15 @@ from typing import Any
 
 import yaml
 
+from mlstack_infra.access import PREDICTION_LOG_ENV, PREDICTION_LOG_KEY, PREDICTION_LOG_SECRET
 from mlstack_infra.gateway import GATEWAY, PROXY_NAMESPACE
-from mlstack_infra.manifests import MINIO_SECRET, NAMESPACE, SERVING, artifact_bucket
+from mlstack_infra.manifests import (
+    MINIO_SECRET,
+    NAMESPACE,
+    SERVING,
+    SERVING_PRIORITY,
+    artifact_bucket,
+)
 from mlstack_infra.spec import InfraSpec
 
 PASSWORD_REF = "${MLSTACK_DB_PASSWORD}"
@@ -34,7 +41,11 @@ _WRITTEN_BY = {
 def stack_document(spec: InfraSpec, *, database_host: str, artifact_root: str) -> dict[str, Any]:
     tracking = f"http://mlflow.{NAMESPACE}:5000"
     gpu_pool = next((p for p in spec.gpu_pools), None)
-    kubernetes: dict[str, Any] = {"namespace": SERVING}
+    kubernetes: dict[str, Any] = {"namespace": SERVING, "priority_class": SERVING_PRIORITY}
+    if spec.services.serving:  # the program creates the Secret with the serving namespace
+        kubernetes["secrets"] = [
+            {"env": PREDICTION_LOG_ENV, "secret": PREDICTION_LOG_SECRET, "key": PREDICTION_LOG_KEY}
+        ]
     if gpu_pool is not None:
         kubernetes.update(
             gpus=1,

@@ -45,6 +45,7 @@ from mlstack_infra.cloud import web_identity as _web_identity
 from mlstack_infra.kubeconfig import exec_kubeconfig
 from mlstack_infra.spec import InfraSpec
 
+from mlstack_tf import access
 from mlstack_tf.cluster import ClusterParts, blocks, exec_auth
 
 
@@ -114,6 +115,7 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
         access_config={"authentication_mode": "API"},
         enabled_cluster_log_types=EKS_LOG_TYPES,
     )
+    access.eks_access_entries(stack, spec, cluster.name)
     node_groups = [
         EksNodeGroup(
             stack,

@@ -28,6 +28,7 @@ from mlstack_infra.kubeconfig import exec_kubeconfig
 from mlstack_infra.manifests import DATABASE_USER, DATABASES
 from mlstack_infra.spec import InfraSpec
 
+from mlstack_tf import access
 from mlstack_tf.cluster import ClusterParts, blocks, exec_auth
 
 
@@ -218,6 +219,7 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
     )
     ca = cluster.master_auth.cluster_ca_certificate
     server = f"https://{cluster.endpoint}"
+    access.gke_cluster_viewers(stack, spec)
     return ClusterParts(
         kubernetes={
             "host": server,

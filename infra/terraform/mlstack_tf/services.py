@@ -24,6 +24,7 @@ from mlstack_infra.manifests import DATABASE_USER, NAMESPACE, SECRET, Endpoints,
 from mlstack_infra.spec import InfraSpec
 from mlstack_infra.stack_output import render_stack
 
+from mlstack_tf import access
 from mlstack_tf.cluster import ClusterParts, blocks
 from mlstack_tf.kfp import installer, installer_job
 
@@ -120,6 +121,14 @@ def build(stack: TerraformStack, spec: InfraSpec, parts: ClusterParts) -> None:
         values=[json.dumps({"objects": objects(spec, parts)})],
         depends_on=secrets,
     )
+    if spec.services.serving:  # in the serving namespace, which the release creates
+        access.prediction_log_secret(
+            stack,
+            spec,
+            database_host=parts.database_host,
+            database_password=parts.database_password,
+            depends_on=[services],
+        )
     if spec.services.serving:
         serving_gateway(stack, spec, namespace, services)
     if spec.services.kubeflow_pipelines:
