@@ -163,9 +163,10 @@ def version_objects(target: KubernetesTarget, endpoint: str, ref: str) -> list[d
             {
                 "name": "endpoint",
                 "image": target.image.format(model=dns_name(model), version=number),
+                # BentoML's image entrypoint runs `bentoml serve ARGS $BENTO_PATH`: the bento
+                # names its service, a second one here is an "unexpected extra argument"
                 "args": [
                     "serve",
-                    "stack_bentoml.service:MlstackEndpoint",
                     "--host",
                     "0.0.0.0",
                     "--port",

@@ -93,6 +93,9 @@ def test_canary_manifests_validate_and_schedule_on_gpu_pools(cli: Cli, workdir: 
         )
         assert pod["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        # BentoML's image entrypoint runs `bentoml serve ARGS $BENTO_PATH`: no service path
+        # of our own (an "unexpected extra argument" that stops the pod)
+        assert container["args"] == ["serve", "--host", "0.0.0.0", "--port", "3000"]
         assert deployment["metadata"]["namespace"] == "ml-serving"
     assert {h["spec"]["maxReplicas"] for h in by_kind(objects, "HorizontalPodAutoscaler")} == {6}
     [route] = by_kind(objects, "HTTPRoute")
