@@ -161,7 +161,9 @@ def test_a_principal_for_another_cloud_is_refused_naming_the_field() -> None:
         _with("gcp", deployers={"aws_principals": [ARN]})
     with pytest.raises(SpecError, match=r"deployers.aws_principals\[0\]: 'ml-deployers' is not"):
         _with("aws", deployers={"aws_principals": ["ml-deployers"]})
-    with pytest.raises(SpecError, match="system group"):
+    with pytest.raises(
+        SpecError, match=r"deployers.group: .system:masters. is a Kubernetes system group"
+    ):
         _with("aws", deployers={"group": "system:masters"})
 
 
@@ -319,7 +321,9 @@ def test_terraform_creates_the_secret_from_the_database_and_applies_the_same_rol
     assert _role(applied, "RoleBinding")["subjects"] == access.subjects(spec)
 
 
-def test_terraform_gives_each_iam_principal_an_access_entry_in_the_group() -> None:
+def _terraform_access(spec: Any, call: str) -> dict[str, Any]:
+    """The Terraform JSON of mlstack_tf.access's `call` alone (`eks_access_entries(stack,
+    spec, 'mlstack')`) for `spec`, synthesized by the Terraform path's environment."""
     from tests.infra.conftest import TERRAFORM, TERRAFORM_PYTHON, terraform_environment
 
     if not TERRAFORM_PYTHON.exists():
@@ -327,16 +331,15 @@ def test_terraform_gives_each_iam_principal_an_access_entry_in_the_group() -> No
     script = (
         "import json, sys\n"
         "from cdktn import TerraformStack, Testing\n"
-        "from mlstack_tf.access import eks_access_entries\n"  # puts mlstack_infra on the path
+        "from mlstack_tf import access\n"  # puts mlstack_infra on the path
         "from mlstack_infra.spec import parse_spec\n"
         "spec = parse_spec(json.loads(sys.argv[1]))\n"
         "stack = TerraformStack(Testing.app(), 'test')\n"
-        "eks_access_entries(stack, spec, 'mlstack')\n"
+        f"access.{call}\n"
         "print(Testing.synth(stack))\n"
     )
-    spec = spec_for("aws", deployers={"aws_principals": [ARN]}).model_dump(mode="json")
     done = subprocess.run(
-        [str(TERRAFORM_PYTHON), "-c", script, json.dumps(spec)],
+        [str(TERRAFORM_PYTHON), "-c", script, json.dumps(spec.model_dump(mode="json"))],
         cwd=TERRAFORM,
         env=terraform_environment(),
         capture_output=True,
@@ -344,7 +347,37 @@ def test_terraform_gives_each_iam_principal_an_access_entry_in_the_group() -> No
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    entries = json.loads(done.stdout)["resource"]["aws_eks_access_entry"]
-    assert [(e["principal_arn"], e["kubernetes_groups"]) for e in entries.values()] == [
-        (ARN, ["mlstack-deployers"])
-    ]
+    return dict(json.loads(done.stdout))
+
+
+def _access_posture(items: list[Any]) -> list[Any]:
+    return sorted(
+        i for i in items if i.kind in ("cluster access", "cluster access policy", "project role")
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "deployers", "call"),
+    [
+        ("aws", {"aws_principals": [ARN]}, "eks_access_entries(stack, spec, 'mlstack')"),
+        ("gcp", {"gcp_members": ["group:ml@example.com"]}, "gke_cluster_viewers(stack, spec)"),
+    ],
+)
+def test_both_paths_give_the_deployers_the_same_cloud_access(
+    mocks: RecordingMocks, target: str, deployers: dict[str, Any], call: str
+) -> None:
+    from mlstack_infra.posture import from_pulumi, from_terraform
+
+    spec = spec_for(target, deployers=deployers)
+    run_program(lambda: build(spec))
+    terraform = _terraform_access(spec, call)
+    pulumi_side = _access_posture(from_pulumi(mocks.resources))
+    terraform_side = _access_posture(from_terraform(terraform))
+    assert pulumi_side == terraform_side
+    assert any(i.kind in ("cluster access", "project role") for i in pulumi_side)
+    assert not any(i.kind == "cluster access policy" for i in pulumi_side)
+    if target == "aws":
+        entries = terraform["resource"]["aws_eks_access_entry"]
+        assert [(e["principal_arn"], e["kubernetes_groups"]) for e in entries.values()] == [
+            (ARN, ["mlstack-deployers"])
+        ]

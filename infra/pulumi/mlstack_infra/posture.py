@@ -143,6 +143,8 @@ _BRIDGED = {
     "aws:eks/cluster:Cluster": "aws_eks_cluster",
     "aws:eks/nodeGroup:NodeGroup": "aws_eks_node_group",
     "aws:eks/addon:Addon": "aws_eks_addon",
+    "aws:eks/accessEntry:AccessEntry": "aws_eks_access_entry",
+    "aws:eks/accessPolicyAssociation:AccessPolicyAssociation": "aws_eks_access_policy_association",
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider": "aws_iam_openid_connect_provider",
     "aws:s3/bucket:Bucket": "aws_s3_bucket",
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "aws_s3_bucket_public_access_block",
@@ -160,6 +162,7 @@ _BRIDGED = {
     "gcp:sql/databaseInstance:DatabaseInstance": "google_sql_database_instance",
     "gcp:serviceaccount/iAMMember:IAMMember": "google_service_account_iam_member",
     "gcp:serviceaccount/key:Key": "google_service_account_key",
+    "gcp:projects/iAMMember:IAMMember": "google_project_iam_member",
 }
 _SINGULAR = {"taints": "taint", "guest_accelerators": "guest_accelerator"}
 

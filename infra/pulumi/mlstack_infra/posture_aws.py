@@ -46,6 +46,22 @@ def read(of: Of, resources: Mapping[str, Mapping[str, Any]]) -> list[Item]:
                 ),
             )
         )
+    for entry in of("aws_eks_access_entry"):  # who signs in to the cluster, in which groups
+        found.append(
+            item(
+                "cluster access",
+                str(entry.get("principal_arn")),
+                kubernetes_groups=sorted(entry.get("kubernetes_groups") or []),
+            )
+        )
+    for grant in of("aws_eks_access_policy_association"):  # an EKS policy beyond RBAC
+        found.append(
+            item(
+                "cluster access policy",
+                str(grant.get("principal_arn")),
+                policy=grant.get("policy_arn"),
+            )
+        )
     for group in of("aws_eks_node_group"):
         scaling = one(group.get("scaling_config"))
         found.append(

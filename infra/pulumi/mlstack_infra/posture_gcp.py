@@ -14,6 +14,8 @@ from mlstack_infra.posture_items import Item, Of, dig, item, node_pool, one
 def read(of: Of, resources: Mapping[str, Mapping[str, Any]]) -> list[Item]:
     """The GCP resources of a configuration (`of(kind)`: the resources of a Terraform type)."""
     found: list[Item] = []
+    for grant in of("google_project_iam_member"):  # project roles given to people
+        found.append(item("project role", str(grant.get("member")), role=grant.get("role")))
     for gke in of("google_container_cluster"):
         private = one(gke.get("private_cluster_config"))
         networks = dig(gke, "master_authorized_networks_config", "cidr_blocks") or []

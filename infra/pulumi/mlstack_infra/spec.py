@@ -242,6 +242,15 @@ def _entra_id(value: str) -> str:
     return value.lower()
 
 
+def _own_group(value: str) -> str:
+    if value.startswith("system:"):
+        raise ValueError(
+            f"{value!r} is a Kubernetes system group (its members are Kubernetes' own "
+            "components): name a group of your own"
+        )
+    return value
+
+
 class Deployers(BaseModel):
     """Who may run `mlstack deploy --target kubernetes`: a Role in the serving namespace
     with exactly the router's rights, bound to the Kubernetes group `group`, to the
@@ -250,7 +259,7 @@ class Deployers(BaseModel):
 
     model_config = _FROZEN
 
-    group: str = Field(
+    group: Annotated[str, AfterValidator(_own_group)] = Field(
         default="mlstack-deployers",
         pattern=r"^[A-Za-z0-9][A-Za-z0-9:._@-]{0,62}$",
         description="The Kubernetes RBAC group the Role is bound to (not a system: group).",
@@ -271,15 +280,6 @@ class Deployers(BaseModel):
         description="Azure: Entra group object ids bound to the Role (the cluster must "
         "authenticate with Entra ID for them to sign in).",
     )
-
-    @model_validator(mode="after")
-    def _not_a_system_group(self) -> Deployers:
-        if self.group.startswith("system:"):
-            raise ValueError(
-                f"group: {self.group!r} is a Kubernetes system group (its members are "
-                "Kubernetes' own components): name a group of your own"
-            )
-        return self
 
 
 class Database(BaseModel):
