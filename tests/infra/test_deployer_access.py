@@ -381,3 +381,31 @@ def test_both_paths_give_the_deployers_the_same_cloud_access(
         assert [(e["principal_arn"], e["kubernetes_groups"]) for e in entries.values()] == [
             (ARN, ["mlstack-deployers"])
         ]
+
+
+def test_a_cloud_grant_beside_the_role_is_a_policy_violation() -> None:
+    from mlstack_infra.policies import Declared, violations
+
+    admin = Declared(
+        "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
+        "admin",
+        {
+            "principalArn": ARN,
+            "policyArn": "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+            "accessScope": {"type": "cluster"},
+        },
+    )
+    owner = Declared(
+        "gcp:projects/iAMMember:IAMMember",
+        "owner",
+        {"project": "p", "member": "group:ml@example.com", "role": "roles/owner"},
+    )
+    viewer = Declared(
+        "gcp:projects/iAMMember:IAMMember",
+        "viewer",
+        {"project": "p", "member": "group:ml@example.com", "role": access.GKE_CLUSTER_VIEWER},
+    )
+    found = violations([admin, owner, viewer])["access_is_the_deployer_role_only"]
+    assert len(found) == 2
+    assert any("AmazonEKSClusterAdminPolicy" in f for f in found)
+    assert any("roles/owner" in f for f in found)

@@ -159,6 +159,26 @@ def network_policies_are_enforced(posture: list[Item]) -> list[str]:
     ]
 
 
+#: Project roles a program may give people: enough to fetch a GKE cluster's credentials.
+PEOPLE_ROLES = frozenset({"roles/container.clusterViewer"})
+
+
+def access_is_the_deployer_role_only(posture: list[Item]) -> list[str]:
+    """Who signs in gets the cluster's RBAC (the deployers' Role) and nothing beside it: no
+    EKS access policy (AmazonEKSClusterAdminPolicy and its kin act before RBAC), and no
+    project role on GCP but the one that fetches credentials."""
+    found = [
+        f"{a.name} has the EKS access policy {a.get('policy')} (rights beside RBAC)"
+        for a in _of(posture, "cluster access policy")
+    ]
+    found += [
+        f"{r.name} has the project role {r.get('role')} (only {', '.join(sorted(PEOPLE_ROLES))})"
+        for r in _of(posture, "project role")
+        if r.get("role") not in PEOPLE_ROLES
+    ]
+    return found
+
+
 RULES: dict[str, Rule] = {
     "buckets_are_private": buckets_are_private,
     "storage_is_encrypted": storage_is_encrypted,
@@ -171,6 +191,7 @@ RULES: dict[str, Rule] = {
     "no_allow_all_ingress": no_allow_all_ingress,
     "ingress_is_denied_by_default": ingress_is_denied_by_default,
     "network_policies_are_enforced": network_policies_are_enforced,
+    "access_is_the_deployer_role_only": access_is_the_deployer_role_only,
 }
 
 
