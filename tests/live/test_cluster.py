@@ -9,7 +9,9 @@ mlstack-gateway) in MLSTACK_LIVE_GATEWAY_NAMESPACE; unset, the test makes that G
 own namespace, of the GatewayClass MLSTACK_LIVE_GATEWAY_CLASS (default `mlstack`, the class
 the infra program creates for Envoy Gateway), since a Gateway takes routes from its own
 namespace. MLSTACK_LIVE_PROXY_NAMESPACE is where the implementation runs its proxies
-(default envoy-gateway-system, Envoy Gateway's). Everything is made in a fresh namespace,
+(default envoy-gateway-system, Envoy Gateway's). MLSTACK_LIVE_PRIORITY_CLASS names the
+pods' PriorityClass (the infra program's `mlstack-serving`); unset, they name none, since a
+missing class makes the API refuse every pod. Everything is made in a fresh namespace,
 deleted after."""
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ server:
     gateway: {os.environ.get("MLSTACK_LIVE_GATEWAY", "mlstack-gateway")}
     gateway_namespace: {gateway_namespace or "null"}
     proxy_namespace: {os.environ.get("MLSTACK_LIVE_PROXY_NAMESPACE", "envoy-gateway-system")}
+    priority_class: {os.environ.get("MLSTACK_LIVE_PRIORITY_CLASS") or "null"}
     ready_timeout_seconds: 600
 spine: {{url: "sqlite:///.mlstack/spine.db"}}
 """
