@@ -64,11 +64,12 @@ class KubernetesTarget(BaseModel):
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: tuple[Toleration, ...] = ()
     priority_class: str | None = Field(
-        default="mlstack-serving",
+        default=None,
         pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
-        description="The pods' priorityClassName: the PriorityClass the infra program creates "
-        "(endpoints scheduled before batch work); null for none, on a cluster without it "
-        "(a missing class makes the API refuse every pod).",
+        description="The pods' priorityClassName, e.g. `mlstack-serving`, the PriorityClass "
+        "the infra program creates (endpoints scheduled before batch work; the stack file it "
+        "exports sets it). None by default: a class the cluster lacks makes the API refuse "
+        "every pod.",
     )
     min_replicas: int = Field(default=2, ge=1)
     max_replicas: int = Field(default=10, ge=1)

@@ -16,7 +16,8 @@ GPU pools' taint (`nvidia.com/gpu`, as infra/pulumi puts on them) and select the
 (`mlstack.io/gpu: "true"`, the pools' label, unless `node_selector` says otherwise); every
 toleration is written in the pod (`tolerations`: the stack file infra writes lists the GPU
 pools' taints, Azure spot's among them), none left to an admission plugin managed clusters
-lack (PodTolerationRestriction). Pods run at the `priority_class` infra creates.
+lack (PodTolerationRestriction). Pods run at `priority_class` when set (the stack file
+infra writes names the class it creates).
 Secrets reach the pods by reference (secretKeyRef), never by value."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Registry role on MLflow: lifecycle states as a tag, the serving version as an alias
 (lifecycle.py, shared with the prompt registry). Never MLflow's deprecated stages.
 
-Reads go through `reads.py` (MLflow's tables or REST API, without importing MLflow) where the
+Reads go through `reads/` (MLflow's tables or REST API, without importing MLflow) where the
 store allows; MLflow's client is built on the first write, and from then on this registry
 reads through it too (a write's own reads, e.g. the alias holder after a race, go through
 the client that wrote)."""
@@ -51,7 +51,7 @@ class MlflowRegistry(AliasLifecycle):
 
     @property
     def reads(self) -> MlflowReads:
-        """The light reads (reads.py) until MLflow's client is built, then that client."""
+        """The light reads (the reads package) until MLflow's client is built, then that client."""
         return ClientReads(self.client) if "client" in self.__dict__ else self._light
 
     @cached_property

@@ -91,7 +91,7 @@ class MlflowTracker:
 
     @cached_property
     def _reads(self) -> MlflowReads:
-        """Reads that skip importing MLflow where the store allows (reads.py)."""
+        """Reads that skip importing MLflow where the store allows (the reads package)."""
         return light_reads(self.uri, self.config) or ClientReads(self.client)
 
     # -- runs ---------------------------------------------------------------------------
@@ -371,7 +371,7 @@ class MlflowTracker:
     # -- reading back -------------------------------------------------------------------
 
     def get_run(self, run_id: str) -> RunRecord:
-        """The run's record. Read without importing MLflow (reads.py) while this tracker has
+        """The run's record. Read without importing MLflow (the reads package) while this tracker has
         not needed MLflow's client; through that client once it has (its writes, buffered
         metrics flushed first). Raises NotFound when there is no such run."""
         self.buffer.try_flush(run_id)
