@@ -187,8 +187,9 @@ def ingest(
         note: str | None = None
         if any(label.request_id is not None for label in labels):
             try:
-                read, answered = MonitoringLoop(session).answered_request_ids(
-                    model, endpoint=endpoint
+                named = {label.request_id for label in labels if label.request_id is not None}
+                read, answered = MonitoringLoop(session).answered_among(
+                    model, named, endpoint=endpoint
                 )
             except StackError as exc:
                 note = f"request ids not checked against the log: {exc}"

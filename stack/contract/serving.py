@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -176,11 +176,19 @@ class LoggedRequest:
 @runtime_checkable
 class PredictionLogReader(Protocol):
     """Optional: the requests an endpoint logged between `since` and `until`, oldest first;
-    what monitoring compares with the training reference and joins to late labels."""
+    what monitoring compares with the training reference and joins to late labels.
+
+    `answered_among`: those of `request_ids` that the endpoint answered (a `live` or
+    `fallback` row with status 200; a shadow's answer or a failure is not one), all time.
+    What `mlstack labels ingest` checks a label file's ids against: the log is asked about
+    those ids only (an index lookup, or a scan of the id, role and status columns), never
+    read whole. [] ids: an empty set; an endpoint never logged: an empty set."""
 
     def logged(
         self, endpoint: str, *, since: datetime | None = None, until: datetime | None = None
     ) -> list[LoggedRequest]: ...
+
+    def answered_among(self, endpoint: str, request_ids: Collection[str]) -> set[str]: ...
 
 
 @runtime_checkable

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,68 @@ class BatchPredictionLog:
                     )
                 )
         return sorted(found, key=lambda r: r.at)
+
+    def answered_among(self, endpoint: str, request_ids: Collection[str]) -> set[str]:
+        """Those of `request_ids` scored in batch `endpoint` (every scored record is an
+        answer): a scan of the `request_id` column alone, filtered by the ids."""
+        import pyarrow as pa
+        import pyarrow.dataset as ds
+
+        dataset = self._dataset(endpoint)
+        wanted = pa.array(sorted(set(request_ids)), pa.string())
+        if dataset is None or not len(wanted):
+            return set()
+        found: set[str] = set()
+        for batch in dataset.to_batches(
+            columns=["request_id"], filter=ds.field("request_id").isin(wanted)
+        ):
+            found.update(batch.column(0).to_pylist())
+        return found
+
+    def log_batches(
+        self,
+        endpoint: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        batch_rows: int = 65_536,
+    ) -> Iterator[Any]:
+        """The batch's records scored in [`since`, `until`) as pyarrow RecordBatches of at
+        most `batch_rows` rows, in the endpoint log's streamed columns (each record a `live`
+        answer with status 200; its output a one-element JSON list, one output per record):
+        what `monitor run` streams (`stack.monitoring.stream.PredictionLogScanner`)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from stack.monitoring.stream import period
+
+        dataset = self._dataset(endpoint)
+        if dataset is None:
+            return
+        when = pa.timestamp("us", tz="UTC")
+        for scanned in dataset.to_batches(filter=period(since, until), batch_size=batch_rows):
+            for start in range(0, scanned.num_rows, batch_rows):
+                part = scanned.slice(start, batch_rows)
+                rows = part.num_rows
+                yield pa.record_batch(
+                    {
+                        "request_id": part.column("request_id"),
+                        "ts": pc.cast(part.column("ts"), when),
+                        "model_version": part.column("model_version"),
+                        "role": pa.array(["live"] * rows, pa.string()),
+                        "status": pa.array([200] * rows, pa.int16()),
+                        "inputs": part.column("inputs"),
+                        "output": pc.binary_join_element_wise("[", part.column("output"), "]", ""),
+                        "traffic": pa.array(["live"] * rows, pa.string()),
+                    }
+                )
+
+    def _dataset(self, endpoint: str) -> Any:
+        """The batch's files as one pyarrow dataset; None when none were recorded."""
+        import pyarrow.dataset as ds
+
+        files = sorted(str(p) for p in (self.root / endpoint).glob("*.parquet"))
+        return ds.dataset(files, format="parquet") if files else None
 
 
 def _plain(value: Any) -> Any:

@@ -6,6 +6,7 @@ kind) stops the loop: it becomes a message in the check's result."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import cast
 
@@ -144,20 +145,21 @@ class MonitoringLoop:
             self._recorder.resolve_unserved(model, name, routed, section)
         return MonitoringOutcome(checks, model=model, recipe=recipe, section=section, until=end)
 
-    def answered_request_ids(
-        self, model: str, *, endpoint: str | None = None
+    def answered_among(
+        self, model: str, request_ids: Collection[str], *, endpoint: str | None = None
     ) -> tuple[str, set[str]]:
         """The endpoint (or batch) read (`endpoint`, else the recipe's, else the model's name)
-        and the id of every request answered there, all time: what late labels can join to.
-        Raises StackError when the model is unknown or its log cannot be read."""
+        and those of `request_ids` answered there, all time: what late labels can join to.
+        The log is asked about these ids only (`PredictionLogReader.answered_among`), never
+        read whole. Raises StackError when the model is unknown, is monitored from traces,
+        or its log cannot be read."""
         require_model(self.session, model)
         recipe = self._recipe_of(model)
         section = recipe.spec.monitoring if recipe is not None else MonitoringSection()
         if section.source == "traces":
             raise StackError(f"{model} is monitored from traces, which labels do not join")
         name = endpoint or section.endpoint or model
-        logged = self._source(section).logged(name)
-        return name, {r.request_id for r in logged if r.role in ANSWERED and r.status == 200}
+        return name, self._source(section).answered_among(name, request_ids)
 
     def roll_back(self, outcome: MonitoringOutcome) -> list[str]:
         """Each breached version that is rolling out beside the serving one, rolled back

@@ -79,6 +79,21 @@ class StreamedWindow:
         return set(wanted.filter(hit).to_pylist())
 
 
+def period(since: datetime | None, until: datetime | None) -> Any:
+    """A pyarrow dataset filter keeping `ts` in [`since`, `until`); None when both are None."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    when = pa.timestamp("us", tz="UTC")
+    condition = None
+    if since is not None:
+        condition = ds.field("ts") >= pa.scalar(since, when)
+    if until is not None:
+        before = ds.field("ts") < pa.scalar(until, when)
+        condition = before if condition is None else condition & before
+    return condition
+
+
 def stream_window(
     batches: Iterable[Any],
     until: datetime,

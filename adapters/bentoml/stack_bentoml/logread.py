@@ -1,16 +1,18 @@
 """An endpoint's prediction log read back, from wherever the stack keeps it (Parquet files
-under `<home>/predictions/<endpoint>/`, or a PostgreSQL table), as rows or as the contract's
-`LoggedRequest`s."""
+under `<home>/predictions/<endpoint>/`, or a PostgreSQL table): as rows (health), as the
+contract's `LoggedRequest`s, as a stream of record batches (monitoring), or asked which of
+some request ids were answered (label ingestion)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from stack.contract.serving import LoggedRequest
-from stack.monitoring.stream import logged_row
+from stack.monitoring.stream import BATCH_ROWS, logged_row
+from stack.monitoring.window import ANSWERED
 from stack_bentoml.config import BentoConfig
 
 
@@ -41,11 +43,12 @@ def log_batches(
     endpoint: str,
     since: datetime | None,
     until: datetime | None = None,
-    batch_rows: int = 65_536,
+    batch_rows: int = BATCH_ROWS,
 ) -> Iterator[Any]:
     """The endpoint's rows in [`since`, `until`) as pyarrow RecordBatches of at most
-    `batch_rows` rows, read from the Parquet log in batches; a PostgreSQL log is read whole
-    and handed out in batches (its rows are not streamed yet)."""
+    `batch_rows` rows in the `SCANNED` columns: the Parquet log read in record batches, a
+    PostgreSQL log in pages of a server-side cursor (oldest first). Either way a window of
+    any size is held one batch at a time."""
     log = config.prediction_log
     if log is None:
         from stack_bentoml.predictlog import scan_log
@@ -54,13 +57,41 @@ def log_batches(
         return
     import pyarrow as pa
 
+    from stack_bentoml.postgres_log import PAGE_ROWS, scan_rows
     from stack_bentoml.predictlog import SCANNED, schema
 
-    rows = log_rows(config, predictions, endpoint, since, until)
     wanted = pa.schema([schema().field(name) for name in SCANNED])
-    for start in range(0, len(rows), batch_rows):
-        chunk = rows[start : start + batch_rows]
-        yield pa.RecordBatch.from_pylist([{k: r.get(k) for k in SCANNED} for r in chunk], wanted)
+    for page in scan_rows(
+        log.connect_url(),
+        endpoint,
+        SCANNED,
+        since=since,
+        until=until,
+        table=log.table,
+        page_rows=min(batch_rows, PAGE_ROWS),
+    ):
+        columns = zip(*page, strict=True)
+        yield pa.record_batch(
+            [pa.array(column, field.type) for column, field in zip(columns, wanted, strict=True)],
+            schema=wanted,
+        )
+
+
+def answered_among(
+    config: BentoConfig, predictions: Path, endpoint: str, request_ids: Collection[str]
+) -> set[str]:
+    """Those of `request_ids` the endpoint answered (`live` or `fallback`, status 200),
+    asked of the log by id, never read whole (`PredictionLogReader.answered_among`)."""
+    log = config.prediction_log
+    if log is not None:
+        from stack_bentoml.postgres_log import answered_among as answered_in_table
+
+        return answered_in_table(
+            log.connect_url(), endpoint, request_ids, ANSWERED, table=log.table
+        )
+    from stack_bentoml.predictlog import answered_ids
+
+    return answered_ids(predictions / endpoint, request_ids, ANSWERED)
 
 
 def logged_request(row: dict[str, Any]) -> LoggedRequest:

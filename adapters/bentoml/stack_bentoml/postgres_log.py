@@ -9,6 +9,7 @@ off the disk."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,10 @@ from stack_bentoml.predictlog import Prediction
 
 COLUMNS = tuple(f.name for f in fields(Prediction))  # the table's columns, in order
 CONNECT_TIMEOUT_SECONDS = 5
+#: Rows fetched per page when a window is streamed (`scan_rows`).
+PAGE_ROWS = 8_192
+#: Request ids asked about per query (`answered_among`).
+ID_CHUNK = 10_000
 
 
 def _ddl(table: str) -> str:
@@ -124,29 +129,99 @@ def read_rows(
     until: datetime | None = None,
     table: str = "mlstack_predictions",
 ) -> list[dict[str, Any]]:
-    """The endpoint's rows in [since, until), oldest first, each with its `traffic`."""
-    rows = _select(url, COLUMNS, table, endpoint, since, until)
-    if rows is None:  # a table no worker has written since requests were tagged
-        untagged = tuple(c for c in COLUMNS if c != "traffic")
-        rows = _select(url, untagged, table, endpoint, since, until) or []
-        for row in rows:
-            row["traffic"] = "live"
-    return rows
-
-
-def _select(
-    url: str,
-    columns: tuple[str, ...],
-    table: str,
-    endpoint: str,
-    since: datetime | None,
-    until: datetime | None,
-) -> list[dict[str, Any]] | None:
-    """The rows, oldest first; [] without the table, None without one of `columns`."""
+    """The endpoint's rows in [since, until), oldest first, each with its `traffic`: the
+    whole window in memory (health reads it; monitoring streams it with `scan_rows`)."""
     import psycopg
     from psycopg.rows import dict_row
 
-    query = f"SELECT {', '.join(columns)} FROM {_check_table(table)} WHERE endpoint = %s"
+    with psycopg.connect(libpq_url(url), row_factory=dict_row) as connection:
+        query = _query(connection, table, COLUMNS, endpoint, since, until)
+        if query is None:
+            return []
+        return list(connection.execute(*query).fetchall())
+
+
+def scan_rows(
+    url: str,
+    endpoint: str,
+    columns: Sequence[str],
+    *,
+    since: datetime | None,
+    until: datetime | None = None,
+    table: str = "mlstack_predictions",
+    page_rows: int = PAGE_ROWS,
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The endpoint's rows in [since, until), oldest first, as pages of at most `page_rows`
+    tuples of `columns` (`traffic` reads `live` in a table from before requests were
+    tagged), through a server-side cursor: a window of any size in the memory of one page.
+    Nothing when the table does not exist."""
+    import psycopg
+
+    if page_rows < 1:
+        raise ValueError(f"page_rows must be at least 1, got {page_rows}")
+    with psycopg.connect(libpq_url(url)) as connection:
+        query = _query(connection, table, columns, endpoint, since, until)
+        if query is None:
+            return
+        with connection.cursor(name="mlstack_log_scan") as cursor:
+            cursor.execute(*query)
+            while page := cursor.fetchmany(page_rows):
+                yield page
+
+
+def answered_among(
+    url: str,
+    endpoint: str,
+    request_ids: Iterable[str],
+    roles: Iterable[str],
+    *,
+    table: str = "mlstack_predictions",
+    chunk: int = ID_CHUNK,
+) -> set[str]:
+    """Those of `request_ids` the endpoint logged with one of `roles` and status 200, asked
+    `chunk` ids at a time (`request_id = ANY(...)`, on the table's request_id index): the
+    log is never read whole. An empty set without the table."""
+    import psycopg
+
+    ids = sorted(set(request_ids))
+    query = (
+        f"SELECT DISTINCT request_id FROM {_check_table(table)} WHERE endpoint = %s "
+        "AND request_id = ANY(%s) AND role = ANY(%s) AND status = 200"
+    )
+    found: set[str] = set()
+    if not ids:
+        return found
+    try:
+        with psycopg.connect(libpq_url(url)) as connection:
+            for first in range(0, len(ids), chunk):
+                params = (endpoint, ids[first : first + chunk], sorted(roles))
+                found.update(row[0] for row in connection.execute(query, params))
+    except psycopg.errors.UndefinedTable:
+        pass
+    return found
+
+
+def _query(
+    connection: Any,
+    table: str,
+    columns: Sequence[str],
+    endpoint: str,
+    since: datetime | None,
+    until: datetime | None,
+) -> tuple[str, list[Any]] | None:
+    """The SELECT of the endpoint's rows in [since, until), oldest first, and its
+    parameters; None without the table. `traffic` reads as the constant `live` in a table
+    no worker has written since requests were tagged (it lacks the column)."""
+    present = connection.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+        "AND table_schema = ANY(current_schemas(false))",
+        (_check_table(table).lower(),),  # unquoted names are folded to lower case
+    ).fetchall()
+    names = {row["column_name"] if isinstance(row, dict) else row[0] for row in present}
+    if not names:
+        return None
+    listed = ", ".join(c if c in names or c != "traffic" else "'live' AS traffic" for c in columns)
+    query = f"SELECT {listed} FROM {table} WHERE endpoint = %s"
     params: list[Any] = [endpoint]
     if since is not None:
         query += " AND ts >= %s"
@@ -154,10 +229,4 @@ def _select(
     if until is not None:
         query += " AND ts < %s"
         params.append(until)
-    try:
-        with psycopg.connect(libpq_url(url), row_factory=dict_row) as connection:
-            return list(connection.execute(query + " ORDER BY ts", params).fetchall())
-    except psycopg.errors.UndefinedTable:
-        return []
-    except psycopg.errors.UndefinedColumn:
-        return None
+    return query + " ORDER BY ts", params

@@ -358,6 +358,32 @@ def scan_log(
         yield from _split(batch, batch_rows)
 
 
+def answered_ids(
+    directory: Path, request_ids: Iterable[str], roles: Iterable[str], *, batch_rows: int = 65_536
+) -> set[str]:
+    """Those of `request_ids` logged under `directory` with one of `roles` and status 200:
+    a scan of the `request_id`, `role` and `status` columns alone, filtered by the ids in
+    record batches (memory: the ids asked about and one batch of them)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    wanted = pa.array(sorted(set(request_ids)), pa.string())
+    dataset, _ = _dataset(directory, None, None)
+    if dataset is None or not len(wanted):
+        return set()
+    condition = (
+        ds.field("request_id").isin(wanted)
+        & ds.field("role").isin(pa.array(sorted(roles), pa.string()))
+        & (ds.field("status") == 200)
+    )
+    found: set[str] = set()
+    for batch in dataset.to_batches(
+        columns=["request_id"], filter=condition, batch_size=batch_rows, fragment_readahead=1
+    ):
+        found.update(batch.column(0).to_pylist())
+    return found
+
+
 def _split(batch: Any, size: int) -> Iterator[Any]:
     """pyarrow's `batch_size` is a maximum it may exceed across row groups: enforce it."""
     for start in range(0, batch.num_rows, size):
@@ -365,18 +391,12 @@ def _split(batch: Any, size: int) -> Iterator[Any]:
 
 
 def _dataset(directory: Path, since: datetime | None, until: datetime | None) -> tuple[Any, Any]:
-    import pyarrow as pa
+    """The log's files as one dataset (None without any) and the filter of the period."""
     import pyarrow.dataset as ds
+
+    from stack.monitoring.stream import period
 
     files = sorted(str(p) for p in directory.glob("date=*/hour=*/*.parquet"))
     if not files:
         return None, None
-    dataset = ds.dataset(files, format="parquet", schema=schema())
-    when = pa.timestamp("us", tz="UTC")
-    condition = None
-    if since is not None:
-        condition = ds.field("ts") >= pa.scalar(since, when)
-    if until is not None:
-        before = ds.field("ts") < pa.scalar(until, when)
-        condition = before if condition is None else condition & before
-    return dataset, condition
+    return ds.dataset(files, format="parquet", schema=schema()), period(since, until)

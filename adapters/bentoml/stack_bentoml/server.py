@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ from stack.plugins.manifest import AdapterContext
 from stack_bentoml import family
 from stack_bentoml.config import BentoConfig
 from stack_bentoml.locks import flocked
-from stack_bentoml.logread import log_batches, log_rows, logged_request
+from stack_bentoml.logread import answered_among, log_batches, log_rows, logged_request
 from stack_bentoml.models import import_version
 from stack_bentoml.refusals import REFUSAL_PREFIX
 from stack_bentoml.spec import (
@@ -253,6 +253,12 @@ class BentoServer:
             logged_request(row)
             for row in log_rows(self.config, self.predictions, endpoint, since, until)
         ]
+
+    def answered_among(self, endpoint: str, request_ids: Collection[str]) -> set[str]:
+        """Those of `request_ids` the endpoint answered (live or fallback, status 200), all
+        time, asked of its log by id (`PredictionLogReader.answered_among`)."""
+        _check_name(endpoint)
+        return answered_among(self.config, self.predictions, endpoint, request_ids)
 
     def log_batches(
         self,
