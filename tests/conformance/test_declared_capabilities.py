@@ -48,6 +48,26 @@ def test_registering_a_capability_without_its_protocol_fails_naming_what_is_miss
     assert "liar" not in registry.manifests  # nothing was registered
 
 
+class LogWithoutLookup(MemoryServer):
+    """Reads its log whole but cannot be asked which ids it answered."""
+
+    def logged(self, endpoint: str, *, since: object = None, until: object = None) -> list[object]:
+        return []
+
+
+def test_a_prediction_log_must_answer_which_request_ids_it_answered() -> None:
+    """`labels ingest` asks the log about a label file's ids only: a reader that can only
+    read its log whole does not keep the `prediction_log` promise."""
+    registry = AdapterRegistry(discover=False)
+    lying = manifest(
+        "tests.conformance.test_declared_capabilities:LogWithoutLookup",
+        Role.SERVER,
+        "prediction_log",
+    )
+    with pytest.raises(CapabilityNotImplemented, match=r"LogWithoutLookup has no answered_among"):
+        registry.register(lying)
+
+
 def test_every_missing_capability_is_named_at_once() -> None:
     registry = AdapterRegistry(discover=False)
     lying = manifest("tests.support.memory:MemoryServer", Role.SERVER, "package", "processes")

@@ -401,3 +401,37 @@ def test_a_breach_of_a_version_taken_off_the_endpoint_is_resolved_by_the_next_ch
     with served.session() as session:
         versions = [alert.labels.get("version") for alert in session.spine.firing_alerts()]
     assert "churn@0" not in versions
+
+
+def test_label_ids_are_looked_up_in_the_endpoints_log_by_id(served: Served) -> None:
+    """What `labels ingest` checks a label file against: of the ids asked, those answered on
+    the endpoint (live or by a fallback); an id only a shadow answered, or one that failed,
+    is not. The endpoint's own writer wrote the log; nothing is stored."""
+    from stack_bentoml.predictlog import ParquetSink, Prediction
+
+    def row(request_id: str, role: str, status: int = 200) -> Prediction:
+        return Prediction(
+            request_id,
+            time.time(),
+            "lookup",
+            served.version.ref,
+            role,
+            status,
+            1.0,
+            "[]",
+            [1] if status == 200 else None,
+        )
+
+    with served.session() as session:
+        ParquetSink(session.home / "predictions" / "lookup").write(
+            [
+                row("live", "live"),
+                row("fallback", "fallback"),
+                row("shadow", "shadow"),
+                row("failed", "live", 500),
+            ]
+        )
+        read, answered = MonitoringLoop(session.with_recipe(served.recipe)).answered_among(
+            "churn", {"live", "fallback", "shadow", "failed", "never"}, endpoint="lookup"
+        )
+    assert (read, answered) == ("lookup", {"live", "fallback"})
