@@ -118,16 +118,20 @@ def deploy(
                     "(the `package` capability)"
                 )
             packager = cast(Packager, session.server)  # the registry checked it
+            _warn_for_cluster(session, refuse=False)
             package = packager.build(version, endpoint=plan.endpoint or version.model)
             _containerize(package)
             return
         if target == "kubernetes" and dry_run:
             from stack.rollout.kubernetes import render_manifests
 
+            _warn_for_cluster(session, refuse=False)
             click.echo(render_manifests(session, version, plan), nl=False)
             return
         if dry_run:
             raise click.UsageError("--dry-run is for --target kubernetes")
+        if target == "kubernetes":
+            _warn_for_cluster(session, refuse=True)
         controller = RolloutController(session, progress=view, router=_router(session, target))
         with view:  # each stage's requests and verdict while it bakes
             result = controller.deploy(version, plan, reason=reason)
@@ -143,6 +147,28 @@ def deploy(
         ctx.exit(4)
 
 
+def _warn_for_cluster(session: StackSession, *, refuse: bool) -> None:
+    """Each of the server's cluster warnings (ClusterManifests.cluster_warnings) as a
+    WARNING line on stderr (stdout may be manifests piped on); with `refuse`, a
+    StackConfigError instead when one blocks a rollout. Nothing for a server that has no
+    cluster path."""
+    from stack.contract.capabilities import ServerCapability
+    from stack.contract.serving import ClusterManifests
+    from stack.errors import StackConfigError
+    from stack.plugins.capabilities import declares
+
+    if not declares(session, ServerCapability.KUBERNETES):
+        return
+    warnings = cast(ClusterManifests, session.server).cluster_warnings()
+    blocking = [w for w in warnings if w.blocks_rollout]
+    if refuse and blocking:
+        raise StackConfigError(
+            "no rollout on the cluster: " + "; ".join(w.message for w in blocking)
+        )
+    for warning in warnings:
+        click.secho(f"WARNING: {warning.message}", fg="yellow", err=True)
+
+
 def _containerize(package: Package) -> None:
     """Say what was packaged, then build its image where a Docker daemon answers, else print
     the exact command that builds it (its environment inline: nothing to export)."""
@@ -151,7 +177,10 @@ def _containerize(package: Package) -> None:
 
     from stack.orchestration.image import docker_available
 
-    click.echo(f"built {package.tag}")
+    if package.replaced:  # its tag follows the version; the stack file may have changed
+        click.echo(f"rebuilt {package.tag} (replaced the bento of that tag)")
+    else:
+        click.echo(f"built {package.tag}")
     if package.bundled:
         click.echo(f"  bundled: {', '.join(package.bundled)}")
     why_not = docker_available()

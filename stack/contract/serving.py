@@ -203,6 +203,23 @@ class ClusterManifests(Protocol):
 
     def cluster_router(self) -> Router: ...
 
+    def cluster_warnings(self) -> tuple[ClusterWarning, ...]:
+        """What in the stack file makes its cluster path wrong or fragile (empty: nothing)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterWarning:
+    """Something in the stack file that makes the cluster path wrong or fragile. `field` is
+    the stack file's field to set (`server.prediction_log`), `message` says what goes wrong
+    and what to write there; `blocks_rollout`: a rollout on the cluster could never be
+    judged without it, so `mlstack deploy --target kubernetes` refuses (a dry run and a
+    package build only warn)."""
+
+    field: str
+    message: str
+    blocks_rollout: bool = False
+
 
 @dataclass(frozen=True, slots=True)
 class ServedProcess:
@@ -264,13 +281,16 @@ class Package:
     `image` the container image the cluster's manifests run for that version, `command` the
     argv that builds `image` from the artifact, run with `env` added to the environment (the
     server's own settings, such as where its store is: no user exports them), `bundled` the
-    files of packages no index holds that travel inside the artifact (wheels)."""
+    files of packages no index holds that travel inside the artifact (wheels); `replaced`:
+    an artifact of that tag was there before and this build replaced it (the tag follows
+    the version, the content the stack file too)."""
 
     tag: str
     image: str
     command: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     bundled: tuple[str, ...] = ()
+    replaced: bool = False
 
     def shell(self) -> str:
         """`command` as one line a POSIX shell runs, `env` set in front of it."""

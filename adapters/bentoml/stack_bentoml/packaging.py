@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from stack.contract.registry import ModelVersion
-from stack.contract.serving import Package
+from stack.contract.serving import ClusterWarning, Package
 from stack.errors import StackError
 from stack_bentoml.config import BentoConfig
 from stack_bentoml.kubernetes import dns_name
@@ -107,6 +107,7 @@ def build_bento(
         )
         write_spec(spec, context / SPEC_FILE)
         (context / "bentofile.yaml").write_text(yaml.safe_dump(bentofile, sort_keys=False))
+        replaced = _delete_existing(f"{bentofile['name']}:v{version.version}", version, bentoml_env)
         built = subprocess.run(
             [
                 sys.executable,
@@ -140,7 +141,71 @@ def build_bento(
         command=(_bentoml_command(), "containerize", tag, "-t", image),
         env={name: value for name, value in bentoml_env.items() if name == "BENTOML_HOME"},
         bundled=tuple(wheel.name for wheel in vendored.wheels),
+        replaced=replaced,
     )
+
+
+def cluster_warnings(config: BentoConfig) -> tuple[ClusterWarning, ...]:
+    """What in `config` makes the cluster path wrong or fragile: no `prediction_log` (the
+    pods would log to Parquet in their own /tmp, which no rollout reads: every canary
+    would hold undecided; this one blocks a rollout), an image named without a registry
+    host (the pods pull it from Docker Hub)."""
+    found: list[ClusterWarning] = []
+    if config.prediction_log is None:
+        found.append(
+            ClusterWarning(
+                "server.prediction_log",
+                "the stack file names no server.prediction_log (PostgreSQL): the pods "
+                "would log predictions to Parquet under their own /tmp, which no rollout "
+                "reads, so every canary would hold undecided; set server.prediction_log "
+                "and pass its URL to the pods (server.kubernetes.secrets, env "
+                "MLSTACK_PREDICTION_LOG_URL)",
+                blocks_rollout=True,
+            )
+        )
+    image = config.kubernetes.image
+    if registry_host(image) is None:
+        found.append(
+            ClusterWarning(
+                "server.kubernetes.image",
+                f"the image {image!r} names no registry: the pods pull it from Docker Hub; "
+                "set server.kubernetes.image to your registry's name for it, e.g. "
+                "registry.example.com/mlstack-endpoint:{model}-v{version}",
+            )
+        )
+    return tuple(found)
+
+
+def registry_host(image: str) -> str | None:
+    """The registry host an image reference names (`registry.example.com`,
+    `localhost:5000`), None when it names none (Docker Hub): as Docker reads it, the part
+    before the first `/` is a host when it has a `.` or a `:` or is `localhost`."""
+    first, slash, _ = image.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return None
+
+
+def _delete_existing(tag: str, version: ModelVersion, bentoml_env: Mapping[str, str]) -> bool:
+    """Delete bento `tag` from the stack's store when it is there (`bentoml delete TAG -y`):
+    its tag follows the version, its content the stack file too, so a build after the stack
+    changed replaces it (BentoML refuses to build a tag it holds). True when one was."""
+    name, _, number = tag.partition(":")
+    if not (Path(bentoml_env["BENTOML_HOME"]) / "bentos" / name / number).is_dir():
+        return False
+    deleted = subprocess.run(
+        [sys.executable, "-m", "bentoml", "delete", tag, "-y"],
+        env={**os.environ, **bentoml_env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if deleted.returncode != 0:
+        raise StackError(
+            f"cannot replace the bento {tag} of {version.ref} (`bentoml delete`):\n"
+            f"{deleted.stderr[-2000:]}"
+        )
+    return True
 
 
 def vendor(

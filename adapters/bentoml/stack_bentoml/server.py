@@ -36,6 +36,7 @@ from typing import Any
 
 from stack.contract.registry import ModelVersion
 from stack.contract.serving import (
+    ClusterWarning,
     Endpoint,
     EndpointProcesses,
     HealthReport,
@@ -378,6 +379,13 @@ class BentoServer:
         from stack_bentoml.kubernetes import manifests
 
         return manifests(self.config.kubernetes, endpoint, versions, split)
+
+    def cluster_warnings(self) -> tuple[ClusterWarning, ...]:
+        """What in the stack file makes the cluster path wrong or fragile (packaging.py):
+        no prediction log in PostgreSQL (blocks a rollout), an image with no registry."""
+        from stack_bentoml.packaging import cluster_warnings
+
+        return cluster_warnings(self.config)
 
     def cluster_router(self) -> Router:
         """The Router that applies these manifests to the cluster the kubeconfig names

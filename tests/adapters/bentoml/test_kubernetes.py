@@ -75,6 +75,10 @@ def test_canary_manifests_validate_and_schedule_on_gpu_pools(cli: Cli, workdir: 
         "10,50,100",
     )
     assert result.returncode == 0, result.stderr
+    # no server.prediction_log: said on stderr (stdout is the manifests), the image's
+    # registry named: no Docker Hub warning
+    assert "WARNING: the stack file names no server.prediction_log" in result.stderr
+    assert "Docker Hub" not in result.stderr
     assert not re.search(r"[&*]id\d+", result.stdout), "each object written whole, no aliases"
     checked = validate(result.stdout, workdir)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -111,7 +115,46 @@ def test_canary_manifests_validate_and_schedule_on_gpu_pools(cli: Cli, workdir: 
     assert validate(shadow, workdir).returncode == 0
 
 
-def test_a_version_packages_as_a_bento_offline(cli: Cli, workdir: Path) -> None:
+DEFAULT_IMAGE_STACK = """
+name: cluster
+home: .mlstack
+tracker: {adapter: mlflow}
+registry: {adapter: mlflow}
+server: {adapter: bentoml}
+spine: {url: "sqlite:///.mlstack/spine.db"}
+"""
+
+
+def test_a_rollout_on_the_cluster_is_refused_without_a_postgresql_prediction_log(
+    cli: Cli, workdir: Path
+) -> None:
+    """Pods with no `server.prediction_log` log to Parquet in their own /tmp, which no
+    rollout reads: every canary would hold undecided. A dry run warns (and of the image
+    pulled from Docker Hub); a rollout is refused before the cluster is asked anything."""
+    (workdir / "stack.yaml").write_text(DEFAULT_IMAGE_STACK)
+    with StackSession.open(workdir / "stack.yaml", base_dir=workdir) as session:
+        versions = register_versions(session.adapter_context())
+    ref = versions.champion.ref
+
+    dry = cli("deploy", ref, "--target", "kubernetes", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "WARNING: the stack file names no server.prediction_log" in dry.stderr
+    assert "WARNING: the image 'mlstack-endpoint:{model}-v{version}' names no registry" in (
+        dry.stderr
+    )
+    assert "set server.kubernetes.image" in dry.stderr
+    assert "kind: Deployment" in dry.stdout and "WARNING" not in dry.stdout
+
+    refused = cli("deploy", ref, "--target", "kubernetes")
+    assert refused.returncode != 0
+    assert "no rollout on the cluster" in refused.stderr
+    assert "server.prediction_log" in refused.stderr
+    assert "kubeconfig" not in refused.stderr.lower()  # refused before connecting
+
+
+def test_a_version_packages_as_a_bento_offline_and_a_rebuild_replaces_it(
+    cli: Cli, workdir: Path
+) -> None:
     import json
     import os
 
@@ -119,22 +162,37 @@ def test_a_version_packages_as_a_bento_offline(cli: Cli, workdir: Path) -> None:
     with StackSession.open(workdir / "stack.yaml", base_dir=workdir) as session:
         versions = register_versions(session.adapter_context())
     env = {**os.environ, "PIP_INDEX_URL": "http://127.0.0.1:9/unreachable", "PIP_NO_INDEX": "1"}
-    built = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "mlstack"),
-            "deploy",
-            versions.champion.ref,
-            "--target",
-            "bento",
-        ],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+
+    def package() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                str(Path(sys.executable).parent / "mlstack"),
+                "deploy",
+                versions.champion.ref,
+                "--target",
+                "bento",
+            ],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    built = package()
     assert built.returncode == 0, built.stdout + built.stderr
-    assert "built mlstack-churn:v1" in built.stdout
+    assert "built mlstack-churn:v1" in built.stdout and "rebuilt" not in built.stdout
+    assert "WARNING: the stack file names no server.prediction_log" in built.stderr
+    assert "Docker Hub" not in built.stderr
+
+    # the stack changed after the build: the same version's bento is built anew, in place
+    (workdir / "stack.yaml").write_text(
+        GPU_STACK.replace("registry.example.com/churn", "registry.example.com/churn-gpu")
+    )
+    rebuilt = package()
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert "rebuilt mlstack-churn:v1" in rebuilt.stdout
+    assert "-t registry.example.com/churn-gpu:churn-v1" in rebuilt.stdout
     home = {**env, "BENTOML_HOME": str(workdir / ".mlstack" / "bentoml")}
     shown = subprocess.run(
         [sys.executable, "-m", "bentoml", "get", "mlstack-churn:v1", "-o", "json"],

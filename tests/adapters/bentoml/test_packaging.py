@@ -76,6 +76,40 @@ def test_deploy_target_bento_prints_the_tag_and_the_containerize_command_with_it
     assert command in done.stdout  # runs as printed: nothing to export first
 
 
+def test_deploy_target_bento_warns_of_what_the_cluster_would_get_wrong(
+    packaged: tuple[subprocess.CompletedProcess[str], Path],
+) -> None:
+    """This stack names no prediction log and keeps the default image name: the bento is
+    built, with a WARNING line for each, naming the stack file's field to set."""
+    done, _ = packaged
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("WARNING: ")]
+    assert len(warnings) == 2, done.stderr
+    assert "no server.prediction_log" in warnings[0] and "hold undecided" in warnings[0]
+    assert "pull it from Docker Hub" in warnings[1]
+    assert "set server.kubernetes.image" in warnings[1]
+
+
+def test_a_stack_with_a_postgresql_log_and_a_registry_image_gets_no_cluster_warning() -> None:
+    from stack_bentoml.config import BentoConfig
+    from stack_bentoml.packaging import cluster_warnings
+
+    config = BentoConfig.model_validate(
+        {
+            "prediction_log": {"url": "postgresql://mlstack@db/mlstack"},
+            "kubernetes": {"image": "localhost:5000/mlstack-endpoint:{model}-v{version}"},
+        }
+    )
+    assert cluster_warnings(config) == ()
+    on_hub = config.model_copy(
+        update={
+            "kubernetes": config.kubernetes.model_copy(
+                update={"image": "myteam/mlstack-endpoint:{model}-v{version}"}
+            )
+        }
+    )
+    assert [w.field for w in cluster_warnings(on_hub)] == ["server.kubernetes.image"]
+
+
 def _staged_for_install(bento: Path, stage: Path) -> Path:
     """What the image holds when its Dockerfile installs the requirements: the paths its
     COPY lines before that RUN copy, into `stage`; returns the folder that RUN installs from
