@@ -146,7 +146,7 @@ def test_the_routers_objects_attach_to_the_gateway_infra_creates_and_admit_its_p
     from stack_bentoml.kubernetes import network_policy, route
 
     spec = example_spec("aws")
-    exported = stack_document(spec, database_host="db", artifact_root="s3://b/mlflow")
+    exported = stack_document(spec, database_host="db")
     target = KubernetesTarget.model_validate(exported["server"]["kubernetes"])
     made = named(gateway.objects(spec))["Gateway"]
 

@@ -29,6 +29,14 @@ PASSWORD_REF = "${MLSTACK_DB_PASSWORD}"
 #: database password (secret), and where artifacts go.
 OUTPUTS = ("mlstack", "kubeconfig", "database_password", "artifact_root")
 
+#: What a machine outside the cluster sets to the MLflow server it reaches (a port-forward).
+MLFLOW_URI_ENV = "MLSTACK_MLFLOW_URI"
+#: The tracking server's Service (manifests.py `_mlflow`) and port, inside the cluster.
+MLFLOW_SERVICE = "mlflow"
+MLFLOW_PORT = 5000
+#: The tracking URI the stack file holds: the in-cluster name, unless MLFLOW_URI_ENV is set.
+TRACKING_URI = f"${{{MLFLOW_URI_ENV}:-http://{MLFLOW_SERVICE}.{NAMESPACE}:{MLFLOW_PORT}}}"
+
 #: On-prem: MinIO's S3 endpoint inside the cluster (its Service, stores.py).
 MINIO_ENDPOINT = f"http://minio.{NAMESPACE}:9000"
 
@@ -38,8 +46,9 @@ _WRITTEN_BY = {
 }
 
 
-def stack_document(spec: InfraSpec, *, database_host: str, artifact_root: str) -> dict[str, Any]:
-    tracking = f"http://mlflow.{NAMESPACE}:5000"
+def stack_document(spec: InfraSpec, *, database_host: str) -> dict[str, Any]:
+    """The stack file as data; `database_host` is the PostgreSQL server's address."""
+    tracking = TRACKING_URI
     gpu_pool = next((p for p in spec.gpu_pools), None)
     kubernetes: dict[str, Any] = {"namespace": SERVING, "priority_class": SERVING_PRIORITY}
     if spec.services.serving:  # the program creates the Secret with the serving namespace
@@ -57,11 +66,7 @@ def stack_document(spec: InfraSpec, *, database_host: str, artifact_root: str) -
     document: dict[str, Any] = {
         "name": spec.name,
         "home": ".mlstack",
-        "tracker": {
-            "adapter": "mlflow",
-            "tracking_uri": tracking,
-            "artifact_location": artifact_root,
-        },
+        "tracker": {"adapter": "mlflow", "tracking_uri": tracking},
         "registry": {"adapter": "mlflow", "tracking_uri": tracking},
         "server": {
             "adapter": "bentoml",
@@ -100,6 +105,12 @@ def render_stack(
     header = (
         f"# mlstack on the {spec.target} cluster {spec.name!r}, written by `{apply}`.\n"
         f"# export MLSTACK_DB_PASSWORD=$({password})\n"
+        "# Outside the cluster, reach MLflow through the API server (the right to port-forward\n"
+        f"# in {NAMESPACE}, which the mlstack-deployer Role lacks); pods in the cluster leave\n"
+        f"# {MLFLOW_URI_ENV} unset:\n"
+        f"#   kubectl -n {NAMESPACE} port-forward svc/{MLFLOW_SERVICE} "
+        f"{MLFLOW_PORT}:{MLFLOW_PORT} &\n"
+        f"#   export {MLFLOW_URI_ENV}=http://127.0.0.1:{MLFLOW_PORT}\n"
     )
     if spec.target == "onprem":
         header += (
@@ -113,5 +124,10 @@ def render_stack(
             f"# export AWS_SECRET_ACCESS_KEY=$(kubectl -n {NAMESPACE} get secret {MINIO_SECRET} "
             "-o jsonpath='{.data.secret_key}' | base64 -d)\n"
         )
-    document = stack_document(spec, database_host=database_host, artifact_root=artifact_root)
+    if spec.services.serving:
+        header += (
+            "# server.kubernetes.image is yours to add, in your registry, before building the\n"
+            '# images (docs/serving.md): image: "REGISTRY/mlstack-endpoint:{model}-v{version}"\n'
+        )
+    document = stack_document(spec, database_host=database_host)
     return header + yaml.safe_dump(document, sort_keys=False)
