@@ -19,8 +19,8 @@ from tests.governance.conftest import Factory
 @pytest.mark.parametrize(
     ("refusing_call", "serves_after"),
     [
-        ("set_registered_model_alias", "champion"),  # refused before the alias moved
-        ("set_model_version_tag", "challenger"),  # refused after: the alias moved
+        ("set_alias", "champion"),  # refused before the alias moved
+        ("set_version_tag", "challenger"),  # refused after: the alias moved
     ],
 )
 def test_a_refused_move_into_serving_leaves_history_equal_to_the_registry(
@@ -40,7 +40,8 @@ def test_a_refused_move_into_serving_leaves_history_equal_to_the_registry(
     def refuse(*_args: Any, **_kwargs: Any) -> None:
         raise MlflowException("the registry went read-only")
 
-    monkeypatch.setattr(session.registry.client, refusing_call, refuse)  # type: ignore[attr-defined]
+    # the registry's writes to MLflow (its tables here, stack_mlflow/reads/writes.py)
+    monkeypatch.setattr(session.registry.writes, refusing_call, refuse)  # type: ignore[attr-defined]
     with pytest.raises(MlflowException, match="read-only"):
         lifecycle.transition(model, versions["challenger"].version, S.SERVING)
     monkeypatch.undo()

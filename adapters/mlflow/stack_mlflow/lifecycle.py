@@ -9,8 +9,9 @@ mlstack's core applies the promotions of one asset one at a time (a lock in its 
 writers are why the alias is retried and the displaced are read from the tags.
 Never MLflow's deprecated stages.
 
-`AliasLifecycle` holds that logic once; a registry gives it five primitives over MLflow's
-client (the alias: read, set, delete; a version's tag: set; the versions' tags: listed)."""
+`AliasLifecycle` holds that logic once; a registry gives it five primitives (the alias:
+read, set, delete; a version's tag: set; the versions' tags: listed), over MLflow's client or,
+for models, without it (reads/writes.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from stack.errors import InvalidTransition
 STATE_TAG = "mlstack.state"
 SERVING_ALIAS = "serving"
 ALIAS_ATTEMPTS = 5
+#: How SQLite, PostgreSQL (psycopg 2 and 3) and MySQL say a unique key was hit.
+UNIQUE_CONFLICT = ("UNIQUE constraint", "UniqueViolation", "duplicate key", "Duplicate entry")
 
 
 def state_of(tags: MutableMapping[str, str], number: int, serving: int | None) -> LifecycleState:
@@ -91,15 +94,15 @@ class AliasLifecycle(ABC):
     def _move_serving_alias(self, model: str, version: int) -> None:
         """Point `serving` at `version`. MLflow creates a missing alias with a plain INSERT,
         so when two promotions race the second can hit the unique key: it retries, and then
-        finds the alias there and updates it (last writer wins, one holder always)."""
-        from mlflow.exceptions import MlflowException
-
+        finds the alias there and updates it (last writer wins, one holder always). The
+        conflict is told by the database's words, whoever carries them (MLflow's exception, or
+        SQLAlchemy's from the light writes): catching a type would import MLflow."""
         for attempt in range(ALIAS_ATTEMPTS):
             try:
                 self._set_alias(model, version)
                 return
-            except MlflowException as exc:
-                conflict = "UniqueViolation" in str(exc) or "UNIQUE constraint" in str(exc)
+            except Exception as exc:
+                conflict = any(word in str(exc) for word in UNIQUE_CONFLICT)
                 if not conflict or attempt + 1 == ALIAS_ATTEMPTS:
                     raise
                 time.sleep(0.05 * (attempt + 1))

@@ -1,10 +1,10 @@
 """The Registry role on MLflow: lifecycle states as a tag, the serving version as an alias
 (lifecycle.py, shared with the prompt registry). Never MLflow's deprecated stages.
 
-Reads go through `reads/` (MLflow's tables or REST API, without importing MLflow) where the
-store allows; MLflow's client is built on the first write, and from then on this registry
-reads through it too (a write's own reads, e.g. the alias holder after a race, go through
-the client that wrote)."""
+Reads, and the writes of a lifecycle change (a version's tag, the `serving` alias), go
+through `reads/` (MLflow's tables or REST API, without importing MLflow) where the store
+allows. MLflow's client is built for every other write (`register`, a model's files), and
+from then on this registry reads through it too."""
 
 from __future__ import annotations
 
@@ -24,10 +24,13 @@ from stack_mlflow.connection import make_client, registry_uri
 from stack_mlflow.lifecycle import SERVING_ALIAS, STATE_TAG, AliasLifecycle, state_of
 from stack_mlflow.reads import (
     ClientReads,
+    ClientWrites,
     MlflowReads,
+    MlflowWrites,
     StoredVersion,
     from_entity,
     light_reads,
+    light_writes,
 )
 
 if TYPE_CHECKING:
@@ -59,6 +62,12 @@ class MlflowRegistry(AliasLifecycle):
         return light_reads(registry_uri(self.config, self.context), self.config) or ClientReads(
             self.client
         )
+
+    @cached_property
+    def writes(self) -> MlflowWrites:
+        """The lifecycle's writes: without MLflow on the stores the light reads read, else
+        through MLflow's client."""
+        return light_writes(self._light) or ClientWrites(self.client)
 
     def register(
         self,
@@ -141,13 +150,13 @@ class MlflowRegistry(AliasLifecycle):
     # -- the lifecycle's primitives (lifecycle.py) --------------------------------------
 
     def _set_alias(self, model: str, version: int) -> None:
-        self.client.set_registered_model_alias(model, SERVING_ALIAS, str(version))
+        self.writes.set_alias(model, SERVING_ALIAS, version)
 
     def _delete_alias(self, model: str) -> None:
-        self.client.delete_registered_model_alias(model, SERVING_ALIAS)
+        self.writes.delete_alias(model, SERVING_ALIAS)
 
     def _set_tag(self, model: str, version: int, key: str, value: str) -> None:
-        self.client.set_model_version_tag(model, str(version), key, value)
+        self.writes.set_version_tag(model, version, key, value)
 
     def _version_tags(self, model: str) -> list[tuple[int, Mapping[str, str]]]:
         return [(found.version, found.tags) for found in self.reads.versions(model)]

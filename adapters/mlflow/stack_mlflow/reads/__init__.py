@@ -11,10 +11,14 @@ ways to read them, one interface (`MlflowReads`):
   database is read through MLflow's client.
 - `RestReads`: MLflow's public REST API (`/api/2.0/mlflow/...`) over httpx, for an
   `http(s)://` tracking server.
-- `ClientReads`: MLflow's own client (every other store, and every write).
+- `ClientReads`: MLflow's own client (every other store).
 
 Each answers what `MlflowClient` answers on the same store (tests/adapters/mlflow/
-test_light_reads.py): prompts and deleted versions left out, the default workspace only."""
+test_light_reads.py): prompts and deleted versions left out, the default workspace only.
+
+The few writes of a lifecycle change (a version's tag, the `serving` alias) go the same three
+ways (writes.py: `SqlWrites`, `RestWrites`, `ClientWrites`; `light_writes` picks the one that
+matches the reads), so `mlstack approve` / `promote` import no MLflow either."""
 
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ from stack_mlflow.reads.records import (
 )
 from stack_mlflow.reads.rest import RestReads
 from stack_mlflow.reads.sql import KNOWN_SCHEMAS, SqlReads
+from stack_mlflow.reads.writes import ClientWrites, MlflowWrites, RestWrites, SqlWrites
 
 if TYPE_CHECKING:
     from stack_mlflow.config import MlflowConnection
@@ -45,14 +50,19 @@ __all__ = [
     "KNOWN_SCHEMAS",
     "PAGE",
     "ClientReads",
+    "ClientWrites",
     "MlflowReads",
+    "MlflowWrites",
     "RestReads",
+    "RestWrites",
     "SqlReads",
+    "SqlWrites",
     "StoredDataset",
     "StoredRun",
     "StoredVersion",
     "from_entity",
     "light_reads",
+    "light_writes",
 ]
 
 
@@ -64,4 +74,14 @@ def light_reads(uri: str, config: MlflowConnection) -> MlflowReads | None:
         return RestReads(uri, config)
     if scheme in ("sqlite", "postgresql", "mysql"):
         return SqlReads.open(uri)
+    return None
+
+
+def light_writes(reads: MlflowReads) -> MlflowWrites | None:
+    """The writes that do not import MLflow on the store `reads` reads (light reads only);
+    None when only MLflow's client can write it."""
+    if isinstance(reads, SqlReads):
+        return SqlWrites(reads)
+    if isinstance(reads, RestReads):
+        return RestWrites(reads)
     return None

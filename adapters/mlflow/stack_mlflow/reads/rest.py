@@ -113,19 +113,31 @@ class RestReads:
                 return
 
     def _get(self, path: str, params: Mapping[str, str]) -> Any:
-        """The answer's JSON; None when MLflow says the thing does not exist. Raises
-        StackError naming the call when the server fails or cannot be reached."""
+        return self.request("GET", path, params=params)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Mapping[str, str] | None = None,
+        missing: tuple[str, ...] = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"),
+    ) -> Any:
+        """The answer's JSON to `method` on `path` (under /api/2.0/mlflow/); None when MLflow
+        says the thing does not exist (an error code in `missing`). Raises StackError naming
+        the call when the server fails or cannot be reached."""
         import httpx
 
         from stack.errors import StackError
 
         try:
-            response = self.http.get(path, params=params)
+            response = self.http.request(method, path, params=params, json=json)
         except httpx.HTTPError as exc:
             raise StackError(f"MLflow server {self.http.base_url}: {exc}") from exc
         if response.status_code in (400, 404):
             code = _error_code(response)
-            if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            if code in missing:
                 return None
         if response.is_error:
             raise StackError(
