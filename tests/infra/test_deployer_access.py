@@ -115,6 +115,31 @@ def test_the_deployer_role_grants_exactly_what_the_router_sends(
     assert not any("*" in rule["verbs"] or "*" in rule["resources"] for rule in role["rules"])
 
 
+def test_deployers_may_port_forward_to_mlflow_and_do_nothing_else_in_its_namespace() -> None:
+    spec = spec_for("aws")
+    objects = render(spec, Endpoints("s3://b/mlflow", "db"))
+    [role] = [o for o in objects if o["kind"] == "Role" and o["metadata"]["namespace"] == NAMESPACE]
+    [binding] = [
+        o for o in objects if o["kind"] == "RoleBinding" and o["metadata"]["namespace"] == NAMESPACE
+    ]
+    # what `kubectl -n mlstack port-forward svc/mlflow 5000:5000` asks for, and no more
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["services"],
+            "resourceNames": ["mlflow"],
+            "verbs": ["get"],
+        },
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+        {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create"]},
+    ]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"] == "mlstack-deployer-mlflow"
+    assert binding["subjects"] == access.subjects(spec)
+    # the Service it names is the one the infra program serves MLflow by
+    [service] = [o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "mlflow"]
+    assert service["metadata"]["namespace"] == NAMESPACE
+
+
 @pytest.mark.parametrize("target", ["aws", "gcp", "azure"])
 def test_the_role_is_bound_to_the_group_and_the_in_cluster_service_account(target: str) -> None:
     objects = render(spec_for(target), Endpoints("s3://b/mlflow", "db"))
@@ -319,6 +344,8 @@ def test_terraform_creates_the_secret_from_the_database_and_applies_the_same_rol
     role = _role(render(spec, Endpoints("s3://b/mlflow", "db")), "Role")
     assert _role(applied, "Role")["rules"] == role["rules"]
     assert _role(applied, "RoleBinding")["subjects"] == access.subjects(spec)
+    forward = [o for o in applied if o["metadata"]["name"] == access.MLFLOW_FORWARD]
+    assert [o["kind"] for o in forward] == ["Role", "RoleBinding"]  # port-forward to MLflow
 
 
 def _terraform_access(spec: Any, call: str) -> dict[str, Any]:

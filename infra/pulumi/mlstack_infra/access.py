@@ -47,6 +47,23 @@ DEPLOYER_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("coordination.k8s.io", "leases", ("create", "delete", "get", "update")),
 )
 
+#: The Role in `mlstack` that lets deployers reach MLflow from outside the cluster
+#: (`kubectl -n mlstack port-forward svc/mlflow 5000:5000`: kubectl reads the Service, lists
+#: its pods and opens `pods/portforward` on one), bound to the same subjects: no other Service
+#: readable, nothing writable.
+MLFLOW_FORWARD = "mlstack-deployer-mlflow"
+MLFLOW_SERVICE = "mlflow"
+MLFLOW_FORWARD_RULES: tuple[dict[str, Any], ...] = (
+    {
+        "apiGroups": [""],
+        "resources": ["services"],
+        "resourceNames": [MLFLOW_SERVICE],
+        "verbs": ["get"],
+    },
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create"]},
+)
+
 
 def _meta(name: str, namespace: str | None) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/part-of": "mlstack"}}
@@ -76,29 +93,42 @@ def subjects(spec: InfraSpec) -> list[dict[str, str]]:
 
 def manifests(spec: InfraSpec) -> list[dict[str, Any]]:
     """The deployers' ServiceAccount (in `mlstack`), Role and RoleBinding (in the serving
-    namespace): no rights anywhere else, none on Secrets, Roles or the namespace."""
+    namespace), and the Role and RoleBinding that let them port-forward to MLflow (in
+    `mlstack`): no rights anywhere else, none on Secrets, Roles or the namespaces."""
     rules = [
         {"apiGroups": [group], "resources": [resource], "verbs": list(verbs)}
         for group, resource, verbs in DEPLOYER_RULES
     ]
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _meta(DEPLOYER, NAMESPACE),
+        "automountServiceAccountToken": False,
+    }
+    forward = [dict(rule) for rule in MLFLOW_FORWARD_RULES]
     return [
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": _meta(DEPLOYER, NAMESPACE),
-            "automountServiceAccountToken": False,
-        },
+        account,
+        *_bound(DEPLOYER, SERVING, rules, spec),
+        *_bound(MLFLOW_FORWARD, NAMESPACE, forward, spec),
+    ]
+
+
+def _bound(
+    name: str, namespace: str, rules: list[dict[str, Any]], spec: InfraSpec
+) -> list[dict[str, Any]]:
+    """A Role `name` in `namespace` with `rules`, and its RoleBinding to the deployers."""
+    return [
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "Role",
-            "metadata": _meta(DEPLOYER, SERVING),
+            "metadata": _meta(name, namespace),
             "rules": rules,
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": _meta(DEPLOYER, SERVING),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": DEPLOYER},
+            "metadata": _meta(name, namespace),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
             "subjects": subjects(spec),
         },
     ]
