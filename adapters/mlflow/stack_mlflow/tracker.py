@@ -371,9 +371,9 @@ class MlflowTracker:
     # -- reading back -------------------------------------------------------------------
 
     def get_run(self, run_id: str) -> RunRecord:
-        """The run's record. Read without importing MLflow (the reads package) while this tracker has
-        not needed MLflow's client; through that client once it has (its writes, buffered
-        metrics flushed first). Raises NotFound when there is no such run."""
+        """The run's record. Read without importing MLflow (the reads package) while this
+        tracker has not needed MLflow's client; through that client once it has (its writes,
+        buffered metrics flushed first). Raises NotFound when there is no such run."""
         self.buffer.try_flush(run_id)
         reads = ClientReads(self.client) if "client" in self.__dict__ else self._reads
         run = reads.run(run_id)
