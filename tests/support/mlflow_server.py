@@ -15,8 +15,15 @@ from tests.support.ports import free_port
 
 
 class MlflowServer:
-    def __init__(self, backend_uri: str, artifacts: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        backend_uri: str,
+        artifacts: Path,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.backend_uri = backend_uri
+        self.extra_args = extra_args
         self.artifacts = artifacts
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -44,6 +51,7 @@ class MlflowServer:
                     str(self.port),
                     "--workers",
                     "1",
+                    *self.extra_args,
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,

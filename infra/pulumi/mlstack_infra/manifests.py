@@ -285,6 +285,29 @@ def _device_plugin(tolerations: list[Manifest]) -> Manifest:
     }
 
 
+#: The Host headers MLflow's server accepts: its Service's in-cluster names (with and without
+#: the port), a port-forward's localhost, and the private addresses MLflow allows by default.
+MLFLOW_ALLOWED_HOSTS = (
+    *(
+        f"{name}{port}"
+        for name in (
+            "mlflow",
+            f"mlflow.{NAMESPACE}",
+            f"mlflow.{NAMESPACE}.svc",
+            f"mlflow.{NAMESPACE}.svc.cluster.local",
+        )
+        for port in ("", ":5000")
+    ),
+    "localhost",
+    "localhost:*",
+    "127.0.0.1",
+    "127.0.0.1:*",
+    "10.*",
+    "192.168.*",
+    *(f"172.{n}.*" for n in range(16, 32)),
+)
+
+
 def _mlflow(spec: InfraSpec, endpoints: Endpoints) -> list[Manifest]:
     uri = f"postgresql://$(DB_USER):$(DB_PASSWORD)@{endpoints.database_host}:{endpoints.database_port}/mlflow"
     container: Manifest = {
@@ -302,6 +325,11 @@ def _mlflow(spec: InfraSpec, endpoints: Endpoints) -> list[Manifest]:
             "--serve-artifacts",
             "--artifacts-destination",
             endpoints.artifact_root,
+            # MLflow 3 answers 403 to a Host header outside this list (DNS rebinding
+            # protection; its default is localhost and private IPs only): the Service's
+            # names, as pods in the cluster call it, and a port-forward's localhost
+            "--allowed-hosts",
+            ",".join(MLFLOW_ALLOWED_HOSTS),
         ],
         "env": [
             *_database_env(),

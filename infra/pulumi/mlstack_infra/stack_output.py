@@ -105,8 +105,8 @@ def render_stack(
     header = (
         f"# mlstack on the {spec.target} cluster {spec.name!r}, written by `{apply}`.\n"
         f"# export MLSTACK_DB_PASSWORD=$({password})\n"
-        "# Outside the cluster, reach MLflow through the API server (the right to port-forward\n"
-        f"# in {NAMESPACE}, which the mlstack-deployer Role lacks); pods in the cluster leave\n"
+        "# Outside the cluster, reach MLflow through the API server (the deployers' Role\n"
+        f"# mlstack-deployer-mlflow in {NAMESPACE} may port-forward); pods in the cluster leave\n"
         f"# {MLFLOW_URI_ENV} unset:\n"
         f"#   kubectl -n {NAMESPACE} port-forward svc/{MLFLOW_SERVICE} "
         f"{MLFLOW_PORT}:{MLFLOW_PORT} &\n"
