@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,11 @@ def import_version(
             stored = bentoml.models.get(tag, _model_store=store)
         except BentoNotFound:
             stored = None
+        if stored is not None and not _same_source(stored.info.metadata, version):
+            # the tag is the model's name and number alone: a store shared by two stacks (a
+            # local quickstart's and production's) holds another registry's version under it
+            bentoml.models.delete(tag, _model_store=store)
+            stored = None
         if stored is None:
             with tempfile.TemporaryDirectory(prefix="mlstack-import-") as scratch:
                 local = _download(version, tracking_uri, Path(scratch))
@@ -74,6 +80,13 @@ def import_version(
         flavor="sklearn" if "sklearn" in _mlmodel(model_dir).get("flavors", {}) else "pyfunc",
         inputs=_signature(model_dir, version),
         traces=_trace_sink(version, tracking_uri, artifact_location),
+    )
+
+
+def _same_source(metadata: Mapping[str, object], version: ModelVersion) -> bool:
+    """Whether a stored model was imported from `version` (its registry's source and run)."""
+    return metadata.get("source_uri") == version.source_uri and metadata.get("run_id") == (
+        version.run_id or ""
     )
 
 
