@@ -216,6 +216,11 @@ def test_an_unwritable_log_is_spilled_said_degraded_and_replayed_when_writable_a
         assert status.returncode == 0, status.stderr
         assert "problem: prediction log unwritable since" in status.stdout
         spill = stack.folder / ".mlstack" / "prediction-spill" / ENDPOINT
+        # every answered row reaches the spill by the writer's next flush after it was
+        # answered (the first refused flush may hold only the first rows): wait for it
+        deadline = time.monotonic() + 60
+        while waiting(spill).rows < len(kinds) and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert waiting(spill).rows == len(kinds)
         with stack.session() as session:  # what a rollout's judge reads: its figures short
             assert "prediction log unwritable" in session.server.health(ENDPOINT).degraded[0]
