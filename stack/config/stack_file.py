@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import (
     BaseModel,
@@ -85,13 +85,14 @@ class SpineSection(BaseModel):
         return masked_url(self.url, password=self.password is not None)
 
     def connect_url(self) -> str:
-        """The URL to connect with, the secret password filled in."""
+        """The URL to connect with, the secret password filled in, percent-encoded (a
+        password with `@`, `/` or `:` in it would otherwise be read as part of the host)."""
         if self.password is None:
             return self.url
         parts = urlsplit(self.url)
         host = parts.netloc.rpartition("@")[2]
-        user = parts.username or ""
-        secret = self.password.get_secret_value()
+        user = parts.netloc.rpartition("@")[0].partition(":")[0]  # as written: encoded
+        secret = quote(self.password.get_secret_value(), safe="")
         return urlunsplit(parts._replace(netloc=f"{user}:{secret}@{host}"))
 
 

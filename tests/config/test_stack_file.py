@@ -92,6 +92,30 @@ def test_secret_password_never_shows(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert stack.spine.connect_url() == "postgresql://ml:hunter2-very-secret@db/spine"
 
 
+def test_a_password_with_url_characters_reaches_the_server_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    secret = "p@ss/w:rd%?#"
+    monkeypatch.setenv("SPINE_PASSWORD", secret)
+    path = write(
+        tmp_path,
+        "name: s\nspine:\n  url: postgresql://ml@db.example:5432/spine\n"
+        "  password: ${SPINE_PASSWORD}\n",
+    )
+    stack, _ = read_stack_file(path)
+    url = make_url(stack.spine.connect_url())  # as SQLAlchemy and psycopg read it
+    assert (url.username, url.password, url.host, url.port, url.database) == (
+        "ml",
+        secret,
+        "db.example",
+        5432,
+        "spine",
+    )
+    assert secret not in stack.spine.safe_url
+
+
 def test_password_inside_the_url_is_masked_when_shown(tmp_path: Path) -> None:
     path = write(tmp_path, "name: s\nspine: {url: 'postgresql://ml:pw123@db/spine'}\n")
     stack, _ = read_stack_file(path)
