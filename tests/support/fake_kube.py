@@ -243,6 +243,7 @@ GROUPS = {
     "coordination.k8s.io/v1": ["leases"],
     "gateway.networking.k8s.io/v1": ["gateways", "httproutes", "grpcroutes"],
     "keda.sh/v1alpha1": ["scaledobjects"],
+    "gateway.envoyproxy.io/v1alpha1": ["backendtrafficpolicies", "envoyproxies"],
 }
 
 

@@ -46,11 +46,13 @@ from stack_bentoml.kubernetes import (
     ENDPOINT_KEY,
     MANAGED,
     REF_KEY,
+    RETRY_POLICY,
     REVISION_KEY,
     VERSION_KINDS,
     dns_name,
     gateway_namespace,
     network_policy,
+    retry_policy,
     route,
     split_of,
     version_labels,
@@ -211,11 +213,11 @@ class ClusterRouter:
         return [self._endpoint(r) for r in routes if ENDPOINT_KEY in _annotations(r)]
 
     def undeploy(self, endpoint: str) -> None:
-        """The HTTPRoute, then every version's objects, the NetworkPolicy and the
-        endpoint's rollout Lease, deleted: only kinds the cluster serves (no ScaledObject
-        where KEDA is not installed), those already gone skipped. A delete the API refuses
-        (an RBAC 403, say) does not stop the others: the rest are deleted, then StackError
-        names each object left, its kind and the API's answer."""
+        """The HTTPRoute, then every version's objects, the NetworkPolicy, the retry
+        policy and the endpoint's rollout Lease, deleted: only kinds the cluster serves (no
+        ScaledObject where KEDA is not installed), those already gone skipped. A delete the
+        API refuses (an RBAC 403, say) does not stop the others: the rest are deleted, then
+        StackError names each object left, its kind and the API's answer."""
         current = self._current(endpoint)
         if current is None:
             raise NotFound(f"no endpoint {endpoint!r} on the cluster ({self._names()})")
@@ -225,6 +227,7 @@ class ClusterRouter:
         for ref in self._loaded(endpoint):
             self._remove_version(endpoint, ref, left)
         self._delete(("networking.k8s.io/v1", "NetworkPolicy"), dns_name(endpoint), left)
+        self._delete(RETRY_POLICY, dns_name(endpoint), left)
         self._delete(LEASE, lease_name(endpoint), left)
         if left:
             raise StackError(
@@ -267,6 +270,12 @@ class ClusterRouter:
         for obj in version_objects(self.target, endpoint, ref):
             self.api.apply(obj)
         self.api.apply(network_policy(self.target, endpoint))
+        if self._serves(RETRY_POLICY):  # Envoy Gateway's CRDs: other gateways retry their way
+            policy = retry_policy(self.target, endpoint)
+            if policy is None:  # retries: 0 now, perhaps not when the endpoint was made
+                self.api.delete(*RETRY_POLICY, self.target.namespace, dns_name(endpoint))
+            else:
+                self.api.apply(policy)
 
     def _route(
         self, endpoint: str, split: TrafficSplit, current: dict[str, Any] | None

@@ -100,6 +100,16 @@ class KubernetesTarget(BaseModel):
         description="The host the route answers for, and the URL deploy prints; else the "
         "URL is the Gateway's address (its status).",
     )
+    retries: int = Field(
+        default=1,
+        ge=0,
+        le=5,
+        description="How many times the gateway sends a request again, to any version's "
+        "pod, when the pod that had it died or reset the connection before answering (a "
+        "kill -9, an OOM kill, a node lost): an Envoy Gateway BackendTrafficPolicy on the "
+        "route, where the cluster serves that CRD. Each retry is one more pod a request that "
+        "kills every pod it reaches can kill. 0: none.",
+    )
     termination_grace_seconds: int = Field(default=30, ge=1)
     secrets: tuple[SecretRef, ...] = Field(
         default=(),

@@ -29,6 +29,7 @@ PLURALS = {
     "PodDisruptionBudget": "poddisruptionbudgets",
     "NetworkPolicy": "networkpolicies",
     "HTTPRoute": "httproutes",
+    "BackendTrafficPolicy": "backendtrafficpolicies",
     "Gateway": "gateways",
     "ScaledObject": "scaledobjects",
     "Lease": "leases",

@@ -58,6 +58,9 @@ def manifests(
     for version in versions:
         objects.extend(version_objects(target, endpoint, version.ref))
     objects.append(network_policy(target, endpoint))
+    policy = retry_policy(target, endpoint)
+    if policy is not None:
+        objects.append(policy)
     objects.append(route(target, endpoint, split, revision))
     return objects
 
@@ -100,6 +103,47 @@ def network_policy(target: KubernetesTarget, endpoint: str) -> dict[str, Any]:
                     "ports": [{"protocol": "TCP", "port": PORT}],
                 }
             ],
+        },
+    }
+
+
+#: Envoy Gateway's policy of how its proxies talk to a route's backends (its retries here).
+RETRY_POLICY = ("gateway.envoyproxy.io/v1alpha1", "BackendTrafficPolicy")
+
+
+def retry_policy(target: KubernetesTarget, endpoint: str) -> dict[str, Any] | None:
+    """The Envoy Gateway BackendTrafficPolicy that sends a request again, `target.retries`
+    times at most, when the pod that had it answered nothing: its connection reset or
+    refused (a pod killed by kill -9, the OOM killer or a lost node: without it, every
+    request in flight there is lost). Not on an answer, whatever its status: a model's 500
+    is its verdict, not a transport fault. None when `retries` is 0.
+
+    Source: Envoy Gateway's Retry API (api/v1alpha1/retry_types.go; triggers are Envoy's
+    `x-envoy-retry-on` conditions), attached to the endpoint's HTTPRoute by `targetRefs`."""
+    if target.retries == 0:
+        return None
+    api_version, kind = RETRY_POLICY
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {
+            "name": dns_name(endpoint),
+            "namespace": target.namespace,
+            "labels": {"app.kubernetes.io/name": dns_name(endpoint), **MANAGED},
+        },
+        "spec": {
+            "targetRefs": [
+                {
+                    "group": "gateway.networking.k8s.io",
+                    "kind": "HTTPRoute",
+                    "name": dns_name(endpoint),
+                }
+            ],
+            "retry": {
+                "numRetries": target.retries,
+                "retryOn": {"triggers": ["connect-failure", "refused-stream", "reset"]},
+                "perRetry": {"backOff": {"baseInterval": "25ms", "maxInterval": "250ms"}},
+            },
         },
     }
 

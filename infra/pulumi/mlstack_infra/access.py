@@ -44,6 +44,8 @@ DEPLOYER_RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("gateway.networking.k8s.io", "httproutes", ("create", "delete", "get", "list", "patch")),
     # the Gateway the routes attach to: read, that it exists and its address (the URL)
     ("gateway.networking.k8s.io", "gateways", ("get",)),
+    # each route's retries on a pod that died with requests in flight (Envoy Gateway's CRD)
+    ("gateway.envoyproxy.io", "backendtrafficpolicies", ("create", "delete", "patch")),
     ("coordination.k8s.io", "leases", ("create", "delete", "get", "update")),
 )
 

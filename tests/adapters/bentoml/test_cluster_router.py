@@ -179,6 +179,7 @@ def test_a_deploy_is_server_side_applies_of_the_rendered_objects(cluster: Cluste
         f"/apis/autoscaling/v2/namespaces/{NAMESPACE}/horizontalpodautoscalers/churn-v{v}",
         f"/apis/policy/v1/namespaces/{NAMESPACE}/poddisruptionbudgets/churn-v{v}",
         f"/apis/networking.k8s.io/v1/namespaces/{NAMESPACE}/networkpolicies/churn",
+        f"/apis/gateway.envoyproxy.io/v1alpha1/namespaces/{NAMESPACE}/backendtrafficpolicies/churn",
         f"/apis/gateway.networking.k8s.io/v1/namespaces/{NAMESPACE}/httproutes/churn",
     ]
     assert {r.content_type for r in applied} == {"application/apply-patch+yaml"}
@@ -203,6 +204,52 @@ def test_a_deploy_is_server_side_applies_of_the_rendered_objects(cluster: Cluste
     checked = validate([r.body for r in applied], cluster.folder)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "schema for kind HTTPRoute" in checked.stdout  # no CRD schema here: a warning
+
+
+def test_the_gateway_retries_a_request_whose_pod_died_before_answering(cluster: Cluster) -> None:
+    """A pod killed with requests in flight (kill -9, OOM, a lost node) answers none of them:
+    Envoy Gateway sends each again, to a live pod, on a reset or refused connection, and
+    never on an answer (a model's 500 is its verdict)."""
+    [policy] = cluster.api.applied("BackendTrafficPolicy")
+    assert policy.body["spec"] == {
+        "targetRefs": [
+            {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "churn"}
+        ],
+        "retry": {
+            "numRetries": 1,
+            "retryOn": {"triggers": ["connect-failure", "refused-stream", "reset"]},
+            "perRetry": {"backOff": {"baseInterval": "25ms", "maxInterval": "250ms"}},
+        },
+    }
+    [route] = {r.path: r.body for r in cluster.api.applied("HTTPRoute")}.values()
+    assert route["metadata"]["name"] == "churn"  # what the policy targets
+
+    # retries: 0 in the stack file: the next version applied removes the policy
+    stack = (cluster.folder / "stack.yaml").read_text()
+    (cluster.folder / "stack.yaml").write_text(
+        stack.replace("    gpus: 1\n", "    gpus: 1\n    retries: 0\n")
+    )
+    with StackSession.open(cluster.folder / "stack.yaml", base_dir=cluster.folder) as session:
+        router_for(session, "kubernetes").add_version(cluster.approved(), endpoint="churn")
+    (cluster.folder / "stack.yaml").write_text(stack)
+    path = (
+        f"/apis/gateway.envoyproxy.io/v1alpha1/namespaces/{NAMESPACE}/backendtrafficpolicies/churn"
+    )
+    assert path in cluster.api.deleted() and path not in cluster.api.objects
+    assert len(cluster.api.applied("BackendTrafficPolicy")) == 1
+
+
+def test_without_envoy_gateways_crds_no_retry_policy_is_sent(cluster: Cluster) -> None:
+    cluster.api.groups.pop("gateway.envoyproxy.io/v1alpha1")  # another Gateway implementation
+    challenger = cluster.approved()
+    router = router_for(cluster.session, "kubernetes")
+    router.add_version(challenger, endpoint="churn")
+
+    assert len(cluster.api.applied("BackendTrafficPolicy")) == 1  # the fixture's deploy only
+    assert not [p for p in cluster.api.deleted() if "envoyproxy" in p]
+    assert weights(cluster.api.applied("HTTPRoute")[-1]) == {
+        f"churn-v{cluster.champion.version}": 100
+    }
 
 
 def champion_alone(champion: ModelVersion) -> TrafficSplit:
