@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from stack_bentoml.acks import write_ack
 from stack_bentoml.answers import answer, encode, send_body
 from stack_bentoml.batching import MicroBatcher
+from stack_bentoml.config import LOG_URL_ENV
 from stack_bentoml.feedback import feedback_entries, parse_feedback
 from stack_bentoml.guards import nests_deeper_than, read_body, unsupported_media
 from stack_bentoml.isolation import ChallengerBusy, DeadlineMissed, IsolatedVersion
@@ -58,7 +59,6 @@ Scope = dict[str, Any]
 Headers = dict[bytes, bytes]
 Extra = list[tuple[bytes, bytes]]
 Refused = Callable[[int, str], None]  # a 4xx answered: (status, reason)
-LOG_URL_ENV = "MLSTACK_PREDICTION_LOG_URL"
 WATCH_SECONDS = 0.1  # how often a worker looks at the endpoint file
 
 

@@ -17,6 +17,10 @@ class Toleration(BaseModel):
     effect: str = Field(default="NoSchedule", pattern="^(NoSchedule|PreferNoSchedule|NoExecute)$")
 
 
+#: The variable an endpoint's pod reads its PostgreSQL prediction log's URL from.
+LOG_URL_ENV = "MLSTACK_PREDICTION_LOG_URL"
+
+
 class SecretRef(BaseModel):
     """An environment variable of the endpoint's pods read from a Kubernetes Secret: only
     the Secret's name and key are written in the manifests, never its value."""

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlparse
 from stack.contract.registry import ModelVersion
 from stack.contract.serving import ClusterWarning, Package
 from stack.errors import StackError
-from stack_bentoml.config import BentoConfig
+from stack_bentoml.config import LOG_URL_ENV, BentoConfig
 from stack_bentoml.kubernetes import dns_name
 from stack_bentoml.spec import SPEC_FILE, EndpointSpec, VersionSpec, write_spec
 
@@ -146,9 +146,10 @@ def build_bento(
 
 
 def cluster_warnings(config: BentoConfig) -> tuple[ClusterWarning, ...]:
-    """What in `config` makes the cluster path wrong or fragile: no `prediction_log` (the
-    pods would log to Parquet in their own /tmp, which no rollout reads: every canary
-    would hold undecided; this one blocks a rollout), an image named without a registry
+    """What in `config` makes the cluster path wrong or fragile: no `prediction_log`, or
+    one the pods are given no URL of (no secret for MLSTACK_PREDICTION_LOG_URL): they would
+    log to Parquet in their own /tmp, which no rollout reads, so every canary would hold
+    undecided (these block a rollout); an image named without a registry
     host (the pods pull it from Docker Hub)."""
     found: list[ClusterWarning] = []
     if config.prediction_log is None:
@@ -160,6 +161,18 @@ def cluster_warnings(config: BentoConfig) -> tuple[ClusterWarning, ...]:
                 "reads, so every canary would hold undecided; set server.prediction_log "
                 "and pass its URL to the pods (server.kubernetes.secrets, env "
                 "MLSTACK_PREDICTION_LOG_URL)",
+                blocks_rollout=True,
+            )
+        )
+    elif not any(ref.env == LOG_URL_ENV for ref in config.kubernetes.secrets):
+        found.append(
+            ClusterWarning(
+                "server.kubernetes.secrets",
+                f"server.prediction_log is set but no secret gives the pods {LOG_URL_ENV}: "
+                "they would log predictions to Parquet under their own /tmp, which no "
+                "rollout reads, so every canary would hold undecided; add to "
+                f"server.kubernetes.secrets {{env: {LOG_URL_ENV}, secret: prediction-log, "
+                "key: url}} (the Secret the infra program creates: docs/serving.md)",
                 blocks_rollout=True,
             )
         )

@@ -26,8 +26,7 @@ from stack.errors import StackError
 from stack.processes import alive
 from stack_bentoml import family
 from stack_bentoml.acks import SplitNotAcknowledged, load_factor, not_acknowledged, read_ack
-from stack_bentoml.app import LOG_URL_ENV
-from stack_bentoml.config import BentoConfig
+from stack_bentoml.config import LOG_URL_ENV, BentoConfig
 from stack_bentoml.locks import flocked
 from stack_bentoml.metrics import METRICS_ENV
 from stack_bentoml.refusals import refusal_path

@@ -93,13 +93,26 @@ def test_a_stack_with_a_postgresql_log_and_a_registry_image_gets_no_cluster_warn
     from stack_bentoml.config import BentoConfig
     from stack_bentoml.packaging import cluster_warnings
 
+    secret = {"env": "MLSTACK_PREDICTION_LOG_URL", "secret": "prediction-log", "key": "url"}
     config = BentoConfig.model_validate(
         {
             "prediction_log": {"url": "postgresql://mlstack@db/mlstack"},
-            "kubernetes": {"image": "localhost:5000/mlstack-endpoint:{model}-v{version}"},
+            "kubernetes": {
+                "image": "localhost:5000/mlstack-endpoint:{model}-v{version}",
+                "secrets": [secret],
+            },
         }
     )
     assert cluster_warnings(config) == ()
+    # a log the pods are given no URL of: they would write Parquet in their own /tmp
+    unsaid = config.model_copy(
+        update={"kubernetes": config.kubernetes.model_copy(update={"secrets": ()})}
+    )
+    [warning] = cluster_warnings(unsaid)
+    assert warning.field == "server.kubernetes.secrets" and warning.blocks_rollout
+    assert "{env: MLSTACK_PREDICTION_LOG_URL, secret: prediction-log, key: url}" in (
+        warning.message
+    )
     on_hub = config.model_copy(
         update={
             "kubernetes": config.kubernetes.model_copy(

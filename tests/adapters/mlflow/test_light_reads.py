@@ -175,3 +175,21 @@ def test_an_unreachable_server_is_named(tmp_path: Path) -> None:
     assert reads is not None
     with pytest.raises(StackError, match=r"MLflow server http://127\.0\.0\.1:9"):
         reads.model_names()
+    with pytest.raises(StackError) as refused:
+        reads.model_names()
+    assert "port-forward" not in str(refused.value)  # the name resolves: the server is down
+
+
+def test_a_cluster_name_that_does_not_resolve_here_says_how_to_reach_it() -> None:
+    """The exported stack file names MLflow by its cluster Service, which resolves only
+    inside the cluster: the error says how to reach it from a laptop."""
+    from stack.errors import StackError
+
+    reads = light_reads("http://mlflow.mlstack.invalid:5000", MlflowConnection())
+    assert reads is not None
+    with pytest.raises(StackError) as unresolved:
+        reads.model_names()
+    said = str(unresolved.value)
+    assert said.startswith("MLflow server http://mlflow.mlstack.invalid:5000")
+    assert "kubectl -n mlstack port-forward svc/mlflow 5000:5000" in said
+    assert "export MLSTACK_MLFLOW_URI=http://127.0.0.1:5000" in said

@@ -134,7 +134,7 @@ class RestReads:
         try:
             response = self.http.request(method, path, params=params, json=json)
         except httpx.HTTPError as exc:
-            raise StackError(f"MLflow server {self.http.base_url}: {exc}") from exc
+            raise StackError(f"MLflow server {self.http.base_url}: {exc}{_hint(exc)}") from exc
         if response.status_code in (400, 404):
             code = _error_code(response)
             if code in missing:
@@ -145,6 +145,27 @@ class RestReads:
                 f"{response.text[:300]}"
             )
         return response.json()
+
+
+#: The name the infra program gives MLflow: a Service that resolves only inside its cluster.
+CLUSTER_HOST = "mlflow.mlstack"
+
+
+def _hint(exc: Exception) -> str:
+    """What to do when the server's name does not resolve here: a cluster's MLflow (the
+    exported stack file's `${MLSTACK_MLFLOW_URI:-http://mlflow.mlstack:5000}`) is reached
+    from outside through a port-forward (docs/serving.md); '' for other failures."""
+    import httpx
+
+    if not isinstance(exc, httpx.ConnectError) or "name" not in str(exc).lower():
+        return ""  # refused, reset, timed out: the server's address is right, it is not up
+    return (
+        " (this machine cannot resolve the server's name; a cluster's MLflow, "
+        f"http://{CLUSTER_HOST}:5000, resolves only inside it: from outside, run `kubectl -n "
+        "mlstack port-forward svc/mlflow 5000:5000` and `export "
+        "MLSTACK_MLFLOW_URI=http://127.0.0.1:5000`, which the exported stack file reads: "
+        "docs/serving.md)"
+    )
 
 
 def _error_code(response: Any) -> str | None:
