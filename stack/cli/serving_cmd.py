@@ -279,18 +279,10 @@ def _audit_undeployed(session: Any, endpoint: str, reason: str) -> None:
     """`endpoint.undeployed` in the audit log, after the fact: a process killed between the
     two can leave an endpoint gone with no entry yet, never an entry for an endpoint that
     still takes traffic."""
-    session.spine.audit(
-        actor=_actor(session),
-        action="endpoint.undeployed",
-        subject=f"endpoint:{endpoint}",
-        reason=reason,
-    )
-
-
-def _actor(session: Any) -> str:
     from stack.governance.service import Governance
+    from stack.rollout.traffic import EndpointTraffic
 
-    return Governance(session).actor().name
+    EndpointTraffic(session, Governance(session)).audit("endpoint.undeployed", endpoint, reason)
 
 
 @click.group("rollout")
