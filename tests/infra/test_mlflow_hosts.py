@@ -64,3 +64,16 @@ def test_the_names_pods_and_a_port_forward_use_are_answered(
 
 def test_a_foreign_host_header_is_still_refused(server: MlflowServer) -> None:
     assert _status(server.port, "attacker.example:5000") == 403
+
+
+def test_every_host_mlflow_allows_by_default_is_still_allowed() -> None:
+    """Naming hosts replaces MLflow's default list: each of its patterns (the installed
+    MLflow's) is kept, so a port-forward over IPv6 or a pod by private IP still gets in."""
+    from mlflow.server.security_utils import get_default_allowed_hosts
+
+    allowed = _allowed_hosts()[1].split(",")
+    assert [host for host in get_default_allowed_hosts() if host not in allowed] == []
+
+
+def test_an_ipv6_port_forward_is_answered(server: MlflowServer) -> None:
+    assert _status(server.port, "[::1]:5000") == 200

@@ -285,8 +285,27 @@ def _device_plugin(tolerations: list[Manifest]) -> Manifest:
     }
 
 
+#: What MLflow's server allows when `--allowed-hosts` is not given (MLflow 3,
+#: mlflow/server/security_utils.py `get_default_allowed_hosts`: loopback names and the private
+#: address ranges, fnmatch patterns). Copied, as neither infra path installs MLflow;
+#: tests/infra/test_mlflow_hosts.py checks it against the installed MLflow's.
+MLFLOW_DEFAULT_HOSTS = (
+    "localhost",
+    "127.0.0.1",
+    "[::1]",
+    "0.0.0.0",
+    "localhost:*",
+    "127.0.0.1:*",
+    "[[]::1]:*",
+    "0.0.0.0:*",
+    "192.168.*",
+    "10.*",
+    *(f"172.{n}.*" for n in range(16, 32)),
+    "fc00:*",
+    "fd00:*",
+)
 #: The Host headers MLflow's server accepts: its Service's in-cluster names (with and without
-#: the port), a port-forward's localhost, and the private addresses MLflow allows by default.
+#: the port), and MLflow's defaults (a port-forward's localhost, the private addresses).
 MLFLOW_ALLOWED_HOSTS = (
     *(
         f"{name}{port}"
@@ -298,13 +317,7 @@ MLFLOW_ALLOWED_HOSTS = (
         )
         for port in ("", ":5000")
     ),
-    "localhost",
-    "localhost:*",
-    "127.0.0.1",
-    "127.0.0.1:*",
-    "10.*",
-    "192.168.*",
-    *(f"172.{n}.*" for n in range(16, 32)),
+    *MLFLOW_DEFAULT_HOSTS,
 )
 
 
