@@ -292,8 +292,10 @@ def test_pods_rendered_from_the_stack_file_tolerate_every_gpu_pool_taint_and_val
     from stack_bentoml.kubernetes import version_objects
     from tests.adapters.bentoml.test_cluster_router import validate
 
-    target = KubernetesTarget.model_validate(_stack_kubernetes(_azure_spot_gpu()))
-    objects = version_objects(target, "churn", "churn@2")
+    kubernetes = _stack_kubernetes(_azure_spot_gpu())
+    kubernetes["endpoints"] = {"llm": {"gpus": 1}}  # as the file's header says to
+    target = KubernetesTarget.model_validate(kubernetes)
+    objects = version_objects(target, "llm", "llm@2")
     pod = objects[0]["spec"]["template"]["spec"]
     assert pod["priorityClassName"] == SERVING_PRIORITY
     tolerated = {(t["key"], t["effect"]) for t in pod["tolerations"]}
@@ -301,8 +303,15 @@ def test_pods_rendered_from_the_stack_file_tolerate_every_gpu_pool_taint_and_val
         ("nvidia.com/gpu", "NoSchedule"),
         (AZURE_SPOT_TAINT["key"], AZURE_SPOT_TAINT["effect"]),
     }
+    assert pod["nodeSelector"] == {"mlstack.io/gpu": "true"}
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     checked = validate(objects[:2], tmp_path)  # kubernetes-validate --strict
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    # an endpoint that asks for no GPU takes none, and no GPU node's room
+    cpu = version_objects(target, "churn", "churn@2")[0]["spec"]["template"]["spec"]
+    assert "nodeSelector" not in cpu and "tolerations" not in cpu
+    assert "nvidia.com/gpu" not in cpu["containers"][0]["resources"]["limits"]
 
 
 def test_no_priority_class_is_named_where_the_stack_says_none() -> None:

@@ -346,7 +346,11 @@ def test_the_exported_stack_file_is_a_valid_mlstack_stack(
     assert "s3cret" not in stack.spine.safe_url
     assert os.environ["MLSTACK_DB_PASSWORD"] == "s3cret"
     server = roles[next(r for r in roles if r.value == "server")].config
-    assert server.kubernetes.node_selector == {"mlstack.io/gpu": "true"}  # type: ignore[attr-defined]
+    kubernetes = server.kubernetes  # type: ignore[attr-defined]
+    # endpoints run on CPU nodes unless one asks for a GPU: then on the GPU pools
+    assert kubernetes.gpus == 0 and kubernetes.node_selector == {}
+    assert kubernetes.for_endpoint("llm").gpu_node_selector == {"mlstack.io/gpu": "true"}
+    assert "endpoints: {NAME: {gpus: 1}}" in text
 
 
 def test_the_example_stacks_are_valid_specs() -> None:

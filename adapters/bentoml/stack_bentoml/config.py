@@ -51,6 +51,22 @@ class KedaScaling(BaseModel):
     cooldown_seconds: int = Field(default=300, ge=0, description="Idle time before zero.")
 
 
+class EndpointResources(BaseModel):
+    """One endpoint's own pod size and scale on the cluster, where it differs from the
+    `kubernetes:` defaults (an LLM endpoint on a GPU beside CPU models): each field set here
+    replaces the default of the same name for that endpoint's pods alone."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cpu: str | None = None
+    memory: str | None = None
+    gpus: int | None = Field(default=None, ge=0, description="GPUs per replica.")
+    node_selector: dict[str, str] | None = None
+    tolerations: tuple[Toleration, ...] | None = None
+    min_replicas: int | None = Field(default=None, ge=1)
+    max_replicas: int | None = Field(default=None, ge=1)
+
+
 class KubernetesTarget(BaseModel):
     """How endpoints run on the cluster (`mlstack deploy --target kubernetes`)."""
 
@@ -63,10 +79,29 @@ class KubernetesTarget(BaseModel):
     )
     cpu: str = "1"
     memory: str = "2Gi"
-    gpus: int = Field(default=0, ge=0, description="GPUs per replica (nvidia.com/gpu).")
+    gpus: int = Field(
+        default=0,
+        ge=0,
+        description="GPUs per replica (nvidia.com/gpu) of every endpoint; one endpoint's "
+        "own: `endpoints: {NAME: {gpus: 1}}`.",
+    )
     gpu_resource: str = "nvidia.com/gpu"
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: tuple[Toleration, ...] = ()
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Every pod's nodeSelector (GPU pods: see below)."
+    )
+    tolerations: tuple[Toleration, ...] = Field(default=(), description="Every pod's.")
+    gpu_node_selector: dict[str, str] = Field(
+        default_factory=lambda: {"mlstack.io/gpu": "true"},
+        description="Where a pod that requests GPUs runs, unless node_selector says: the "
+        "label infra/pulumi puts on its GPU pools.",
+    )
+    gpu_tolerations: tuple[Toleration, ...] = Field(
+        default=(),
+        description="What a pod that requests GPUs tolerates besides `nvidia.com/gpu` "
+        "(always added): the GPU pools' other taints, e.g. Azure spot's (the stack file the "
+        "infra program exports lists them). Pods without GPUs tolerate none of them, so "
+        "they never take a GPU node's room.",
+    )
     priority_class: str | None = Field(
         default=None,
         pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
@@ -104,6 +139,12 @@ class KubernetesTarget(BaseModel):
         description="The host the route answers for, and the URL deploy prints; else the "
         "URL is the Gateway's address (its status).",
     )
+    endpoints: dict[str, EndpointResources] = Field(
+        default_factory=dict,
+        description="Per endpoint (by name), what differs from the defaults above: "
+        "`{llm-qa: {gpus: 1, memory: 16Gi}}` puts that endpoint alone on the GPU pools "
+        "(gpu_node_selector, gpu_tolerations).",
+    )
     retries: int = Field(
         default=1,
         ge=0,
@@ -136,6 +177,14 @@ class KubernetesTarget(BaseModel):
         description="A rollout's Lease on its endpoint: renewed every third of this; a "
         "holder that died frees it this long after its last renewal.",
     )
+
+    def for_endpoint(self, endpoint: str) -> KubernetesTarget:
+        """These defaults with `endpoints[endpoint]`'s fields in their place (self when the
+        endpoint has none)."""
+        own = self.endpoints.get(endpoint)
+        if own is None:
+            return self
+        return self.model_copy(update=own.model_dump(exclude_none=True))
 
 
 class PredictionLogConfig(BaseModel):

@@ -12,13 +12,16 @@ backend weights for a canary or an A/B, a RequestMirror filter for a shadow (mir
 answers are discarded by the gateway, as the local shadow's are), and in its annotations
 the split and revision mlstack routed (the cluster is the state: `mlstack rollout status`
 from another machine reads them back). GPU versions request `nvidia.com/gpu`, tolerate the
-GPU pools' taint (`nvidia.com/gpu`, as infra/pulumi puts on them) and select their nodes
-(`mlstack.io/gpu: "true"`, the pools' label, unless `node_selector` says otherwise); every
-toleration is written in the pod (`tolerations`: the stack file infra writes lists the GPU
-pools' taints, Azure spot's among them), none left to an admission plugin managed clusters
-lack (PodTolerationRestriction). Pods run at `priority_class` when set (the stack file
-infra writes names the class it creates).
-Secrets reach the pods by reference (secretKeyRef), never by value."""
+GPU pools' taint (`nvidia.com/gpu`, as infra/pulumi puts on them) and their other taints
+(`gpu_tolerations`: the stack file infra writes lists them, Azure spot's among them), and
+select their nodes (`gpu_node_selector`, the pools' label, unless `node_selector` says
+otherwise); pods without GPUs tolerate none of that, so they never take a GPU node's room.
+Which endpoints get GPUs is per endpoint (`endpoints: {NAME: {gpus: 1}}`, which may also
+size its CPU, memory and replicas). Every toleration is written in the pod, none left to an
+admission plugin managed clusters lack (PodTolerationRestriction). Pods run at
+`priority_class` when set (the stack file infra writes names the class it creates).
+Each endpoint's Envoy Gateway BackendTrafficPolicy retries a request whose pod died
+unanswered (`retries`). Secrets reach the pods by reference (secretKeyRef), never by value."""
 
 from __future__ import annotations
 
@@ -32,7 +35,6 @@ from stack_bentoml.config import KubernetesTarget
 
 PORT = 3000
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-GPU_NODES = {"mlstack.io/gpu": "true"}  # the label infra/pulumi puts on its GPU pools
 MANAGED = {"app.kubernetes.io/managed-by": "mlstack"}
 #: Annotations of the HTTPRoute: the state of the endpoint, as mlstack routed it.
 ENDPOINT_KEY = "mlstack.io/endpoint"
@@ -182,7 +184,9 @@ VERSION_KINDS = (
 
 
 def version_objects(target: KubernetesTarget, endpoint: str, ref: str) -> list[dict[str, Any]]:
-    """`ref`'s Deployment, Service, autoscaler and PodDisruptionBudget."""
+    """`ref`'s Deployment, Service, autoscaler and PodDisruptionBudget, sized by the
+    endpoint's own `endpoints` entry where it has one."""
+    target = target.for_endpoint(endpoint)
     model, number = _parts(ref)
     name = version_name(endpoint, ref)
     labels = version_labels(endpoint, ref)
@@ -191,10 +195,11 @@ def version_objects(target: KubernetesTarget, endpoint: str, ref: str) -> list[d
         "requests": {"cpu": target.cpu, "memory": target.memory},
         "limits": {"memory": target.memory},
     }
-    tolerations = [t.model_dump(exclude_none=True) for t in target.tolerations]
+    tolerated = [*target.tolerations, *(target.gpu_tolerations if target.gpus else ())]
+    tolerations = [t.model_dump(exclude_none=True) for t in dict.fromkeys(tolerated)]
     node_selector = dict(target.node_selector)
     if target.gpus and not node_selector:
-        node_selector = dict(GPU_NODES)
+        node_selector = dict(target.gpu_node_selector)
     if target.gpus:
         resources["requests"][target.gpu_resource] = str(target.gpus)
         resources["limits"][target.gpu_resource] = str(target.gpus)

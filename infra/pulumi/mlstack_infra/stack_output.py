@@ -55,12 +55,8 @@ def stack_document(spec: InfraSpec, *, database_host: str) -> dict[str, Any]:
         kubernetes["secrets"] = [
             {"env": PREDICTION_LOG_ENV, "secret": PREDICTION_LOG_SECRET, "key": PREDICTION_LOG_KEY}
         ]
-    if gpu_pool is not None:
-        kubernetes.update(
-            gpus=1,
-            node_selector={"mlstack.io/gpu": "true"},
-            tolerations=spec.gpu_tolerations(),
-        )
+    if gpu_pool is not None:  # where GPU pods go; which endpoints get GPUs is the user's
+        kubernetes["gpu_tolerations"] = spec.gpu_tolerations()
     if spec.services.serving:  # the Gateway gateway.py creates; where its proxies run
         kubernetes.update(gateway=GATEWAY, proxy_namespace=PROXY_NAMESPACE)
     document: dict[str, Any] = {
@@ -128,6 +124,11 @@ def render_stack(
         header += (
             "# server.kubernetes.image is yours to add, in your registry, before building the\n"
             '# images (docs/serving.md): image: "REGISTRY/mlstack-endpoint:{model}-v{version}"\n'
+        )
+    if spec.services.serving and spec.gpu_pools:
+        header += (
+            "# Endpoints run on CPU nodes; one that needs a GPU says so under\n"
+            "# server.kubernetes: endpoints: {NAME: {gpus: 1}} (it then runs on the GPU pools)\n"
         )
     document = stack_document(spec, database_host=database_host)
     return header + yaml.safe_dump(document, sort_keys=False)
