@@ -18,10 +18,10 @@ when each was signed: truncation, wipes and rewrites that kept the chain consist
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,7 +33,7 @@ from stack.spine.audit import (
     AuditFinding,
     AuditVerification,
     Tampering,
-    entry_hash,
+    entry_body,
     row_hash,
 )
 from stack.spine.schema import AuditEntryRow, AuditHeadRow
@@ -76,6 +76,18 @@ def _stream(session: Session, anchors: Sequence[Anchor]) -> tuple[int, str] | No
         pending[anchor.seq].add(anchor.hash)
     if pending.pop(0, {GENESIS_HASH}) != {GENESIS_HASH}:
         return None
+    connection = session.connection()  # the session's transaction: the head is read in it too
+    if connection.dialect.name == "sqlite":  # the driver's own cursor, SQLite writing the bytes
+        dbapi = connection.connection.dbapi_connection
+        assert dbapi is not None  # the session's transaction holds it
+        cursor = dbapi.cursor()
+        cursor.arraysize = _BATCH
+        try:
+            return _chained(cursor.execute(_SQLITE_BODIES), pending)
+        except connection.dialect.loaded_dbapi.Error:  # a field JSON cannot hold (a BLOB)
+            return None
+        finally:
+            cursor.close()
     columns = (
         AuditEntryRow.seq,
         AuditEntryRow.at,
@@ -88,29 +100,34 @@ def _stream(session: Session, anchors: Sequence[Anchor]) -> tuple[int, str] | No
         AuditEntryRow.hash,
     )
     query = select(*columns).order_by(AuditEntryRow.seq)
-    connection = session.connection()  # the session's transaction: the head is read in it too
-    rows: Iterable[Any]
-    if connection.dialect.name == "sqlite":  # the driver's own cursor: a third less time
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cursor.arraysize = _BATCH
-        rows = cursor.execute(str(query.compile(dialect=connection.dialect)))
-    else:  # a server-side cursor (psycopg's own would fetch every row at once)
-        rows = session.execute(query.execution_options(yield_per=_BATCH))
+    # A server-side cursor (psycopg's own would fetch every row at once).
+    rows = session.execute(query.execution_options(yield_per=_BATCH))
+    return _chained(((r[0], entry_body(r[:8]), r[7], r[8]) for r in rows.tuples()), pending)
+
+
+#: Each entry's hashed bytes (`entry_body`) written by SQLite: `json_array` of the fields in
+#: that order is the same compact JSON, its strings escaped as Python's JSON encoder escapes
+#: them (\" and \\, \b \f \n \r \t, other control characters as \u00xx, the rest as
+#: is, in UTF-8) and its integers written the same. A value of another type (a REAL `seq`)
+#: comes out otherwise and fails the stream, and the walk then judges it by `entry_hash`.
+#: Read as a BLOB: the bytes themselves, not decoded and encoded again.
+_SQLITE_BODIES = (
+    "SELECT seq, CAST(json_array(seq, at, actor, action, subject, reason, payload, prev_hash) "
+    "AS BLOB), prev_hash, hash FROM audit_entries ORDER BY seq"
+)
+
+
+def _chained(
+    rows: Iterable[tuple[int, bytes, str, str]], pending: dict[int, set[str]]
+) -> tuple[int, str] | None:
+    """`_stream`'s check of `(seq, body, prev_hash, hash)` rows in `seq` order."""
+    sha256 = hashlib.sha256
     count, last = 0, GENESIS_HASH
-    for seq, at, actor, action, subject, reason, payload, prev, digest in rows:
+    for seq, body, prev, digest in rows:
         count += 1
         if seq != count or prev != last:
             return None
-        if digest != entry_hash(
-            seq=seq,
-            at=at,
-            actor=actor,
-            action=action,
-            subject=subject,
-            reason=reason,
-            payload=payload,
-            prev_hash=prev,
-        ):
+        if digest != sha256(body).hexdigest():
             return None
         if seq in pending and pending.pop(seq) != {digest}:
             return None

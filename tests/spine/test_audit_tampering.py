@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from stack.spine import SpineStore
-from stack.spine.audit import Tampering, entry_hash
+from stack.spine.audit import Tampering, entry_body, entry_hash
 
 EDITED, REHASHED, FORGED = Tampering.EDITED, Tampering.REHASHED, Tampering.FORGED
 INSERTED, DELETED, RENUMBERED = Tampering.INSERTED, Tampering.DELETED, Tampering.RENUMBERED
@@ -222,6 +224,51 @@ def test_an_entry_is_hashed_over_its_compact_json(text: str) -> None:
     body = json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     names = ("seq", "at", "actor", "action", "subject", "reason", "payload", "prev_hash")
     assert entry_hash(**dict(zip(names, fields, strict=True))) == hashlib.sha256(body).hexdigest()
+
+
+#: Every character JSON escapes, and some it writes as they are.
+EVERY_ESCAPE = "".join(map(chr, range(0x20))) + '"\\/\x7f é 中文 😀 \u2028\u2029 \ufeff'
+
+
+@pytest.mark.parametrize("text", ["plain", EVERY_ESCAPE])
+def test_sqlite_writes_the_bytes_entry_hash_hashes(tmp_path: Path, text: str) -> None:
+    """On SQLite `audit verify` has SQLite write each entry's bytes (`json_array`): they are
+    `entry_body`'s for every character, so an intact log passes the constant-memory stream,
+    not only the whole-log walk."""
+    from sqlalchemy.orm import Session
+
+    from stack.spine.audit_check import _SQLITE_BODIES, _stream
+
+    store = SpineStore.open(f"sqlite:///{tmp_path / 'spine.db'}")
+    try:
+        store.audit(actor=text, action=f"a {text}", subject=f"m@{text}", reason=text)
+        store.audit(actor="bob", action="x", subject="m", payload={"text": text, text: [1]})
+        with store.engine.connect() as connection:
+            rows = connection.exec_driver_sql(
+                "SELECT seq, at, actor, action, subject, reason, payload, prev_hash, hash "
+                "FROM audit_entries ORDER BY seq"
+            ).all()
+            bodies = [body for _, body, *_ in connection.exec_driver_sql(_SQLITE_BODIES)]
+        assert bodies == [entry_body(tuple(row)[:8]) for row in rows]
+        with Session(store.engine) as session:
+            assert _stream(session, ()) == (2, rows[-1][8])
+        assert store.verify_audit().ok
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("spine_url", ["sqlite"], indirect=True)
+def test_an_edit_sqlite_would_write_alike_is_still_caught(store: SpineStore) -> None:
+    """The stream's bytes are SQLite's, but an entry edited to other text that means the same
+    (a payload re-serialized with other escapes or spacing) still fails: the hash covers the
+    stored text."""
+    written = entry(store, 3).payload
+    alike = json.dumps(json.loads(written), indent=1, ensure_ascii=True)
+    assert alike != written
+    sql(store, "UPDATE audit_entries SET payload = :p WHERE seq = 3", p=alike)
+    assert [(f.kind, f.first) for f in store.verify_audit().findings] == [(EDITED, 3)]
+    sql(store, "UPDATE audit_entries SET payload = :p WHERE seq = 3", p=written)
+    assert store.verify_audit().ok
 
 
 def test_a_whole_log_is_verified_in_one_stream_and_anchors_checked(store: SpineStore) -> None:
