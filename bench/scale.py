@@ -28,7 +28,8 @@ Each figure is measured against an anchor measured in the same run:
   on the largest window Evidently completes.
 
 The store is built once (bench/_scale_store.py) under the temp folder, keyed by its version
-and sizes, and reused by later runs. `--small` is a smoke run on a tiny store.
+and sizes, and reused by later runs. `--small` is a smoke run on a tiny store; `--only
+read,audit` measures those sections alone and keeps the others' figures in the results file.
 """
 
 from __future__ import annotations
@@ -573,6 +574,43 @@ def monitoring_checks(folder: Path, sizes: store.Sizes) -> tuple[list[Comparison
     return found + against, notes
 
 
+#: The sections of the benchmark, in the order they run and are written, and the start of
+#: the metric names each writes (`--only` re-measures some and keeps the others' results).
+SECTIONS = {
+    "read": "read s: ",
+    "write": "write s: ",
+    "audit": "audit verify ",
+    "queries": "query s: ",
+    "monitor": "monitor run ",
+}
+
+
+def section_of(metric: str) -> str:
+    return next(name for name, start in SECTIONS.items() if metric.startswith(start))
+
+
+def merged(
+    previous: dict[str, Any], comparisons: list[Comparison], notes: list[str], run: set[str]
+) -> tuple[list[Comparison], list[str]]:
+    """`comparisons` of the sections in `run`, the `previous` results file's of the others,
+    in section order; `notes`, with the previous run's monitoring notes when monitoring was
+    not run."""
+    kept = [
+        Comparison(**{k: v for k, v in c.items() if k not in ("ratio", "met")})
+        for c in previous.get("comparisons", [])
+        if section_of(c["metric"]) not in run
+    ]
+    every = comparisons + kept
+    ordered = [c for name in SECTIONS for c in every if section_of(c.metric) == name]
+    if "monitor" not in run:
+        notes = [n for n in previous.get("notes", []) if _monitoring_note(n)] + notes
+    return ordered, notes
+
+
+def _monitoring_note(note: str) -> bool:
+    return note.startswith(("monitor run", "Evidently's report"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--small", action="store_true", help="a smoke run on a tiny store")
@@ -586,17 +624,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--results", type=Path, default=RESULTS, help="folder of the results file, scale.json"
     )
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to measure, of {', '.join(SECTIONS)} (default: all); "
+        "the results file keeps the other sections' figures from its last run",
+    )
     args = parser.parse_args(argv)
+    run = set(args.only.split(","))
+    if not run or run - set(SECTIONS):
+        parser.error(f"--only takes sections of {', '.join(SECTIONS)}, not {args.only!r}")
     sizes = store.SMALL if args.small else store.FULL
     runs = args.runs or (1 if args.small else 5)
     folder = prepared(sizes, args.cache)
 
-    comparisons = read_commands(folder, sizes, runs)
-    comparisons += write_commands(folder, sizes, runs)
-    comparisons += audit_verify(folder, runs)
-    comparisons += queries(folder, sizes, runs)
-    monitoring, notes = monitoring_checks(folder, sizes)
-    comparisons += monitoring
+    comparisons: list[Comparison] = []
+    notes: list[str] = []
+    if "read" in run:
+        comparisons += read_commands(folder, sizes, runs)
+    if "write" in run:
+        comparisons += write_commands(folder, sizes, runs)
+    if "audit" in run:
+        comparisons += audit_verify(folder, runs)
+    if "queries" in run:
+        comparisons += queries(folder, sizes, runs)
+    if "monitor" in run:
+        monitoring, notes = monitoring_checks(folder, sizes)
+        comparisons += monitoring
     notes += [
         f"store: {sizes.models} models x {sizes.versions} versions on the embedded stack "
         f"(MLflow on SQLite), {sizes.audit} audit entries, {sizes.edges} lineage edges, "
@@ -604,6 +658,10 @@ def main(argv: list[str] | None = None) -> int:
         "not measured: MLflow server + PostgreSQL (not built by this bench yet); `rollout "
         "status` (needs a running endpoint)",
     ]
+    if run != set(SECTIONS):
+        previous = args.results / "scale.json"
+        if previous.is_file():
+            comparisons, notes = merged(json.loads(previous.read_text()), comparisons, notes, run)
     print_table("mlstack at scale", comparisons, "")
     print(f"results: {write_results('scale', comparisons, notes, args.results)}")
     return 0

@@ -22,13 +22,10 @@ from stack.contract.roles import Role
 from stack.contract.states import EXCLUSIVE_STATES, LifecycleState, can_transition
 from stack.errors import InvalidTransition, Vetoed
 from stack.identity import current_actor
-from stack.session import POLICY_TAG, RECIPE_TAG, StackSession
+from stack.session import OWNER_TAG, POLICY_TAG, RECIPE_TAG, RISK_TAG, StackSession
 from stack.spine.lineage import NodeKind, NodeRef
 
 __all__ = ["OWNER_TAG", "POLICY_TAG", "RECIPE_TAG", "RISK_TAG", "Lifecycle", "StateChange"]
-
-OWNER_TAG = "mlstack.owner"
-RISK_TAG = "mlstack.risk_tier"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from stack.config.diagnostics import collect, describe, validated
-from stack.config.recipe_file import Recipe
 from stack.config.stack_file import StackFile
 from stack.config.yaml_source import YamlDocument
 from stack.contract.capabilities import Capability
 from stack.contract.roles import Role
 from stack.errors import StackConfigError, StackError
 from stack.plugins.registry import AdapterRegistry
+
+if TYPE_CHECKING:
+    from stack.config.recipe_file import Recipe  # the recipe models: only when one is given
 
 
 @dataclass(frozen=True, slots=True)

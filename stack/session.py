@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from stack.config.recipe_file import Recipe, load_recipe
 from stack.config.stack_file import StackFile, read_stack_file
 from stack.contract.roles import ROLE_PROTOCOLS, Role
 from stack.errors import StackError, Vetoed
@@ -23,6 +22,7 @@ from stack.plugins.registry import AdapterRegistry, default_registry
 from stack.resolution import ResolvedRole, resolve_stack
 
 if TYPE_CHECKING:
+    from stack.config.recipe_file import Recipe
     from stack.contract import FeatureStore, Monitor, Orchestrator, Registry, Server, Tracker
     from stack.contract.registry import ModelVersion
     from stack.spine.store import SpineStore
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 RECIPE_TAG = "mlstack.recipe"
 #: The tag beside it: the policy digest of that recipe when it built the version.
 POLICY_TAG = "mlstack.recipe.policy"
+#: Who owns a model, and its risk tier: set from its recipe when a version is registered.
+OWNER_TAG = "mlstack.owner"
+RISK_TAG = "mlstack.risk_tier"
 
 
 class StackSession:
@@ -390,5 +393,7 @@ def _recipe_at(location: Path) -> Recipe | None:
         return None
     key = (str(location), stat.st_mtime_ns, stat.st_size)
     if key not in _READ:
+        from stack.config.recipe_file import load_recipe  # the recipe models: not on a read path
+
         _READ[key] = load_recipe(location)
     return _READ[key]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,10 +25,26 @@ def serving_history(spine: SpineStore, model: str) -> list[ServingChange]:
     serialized), and from the entries that say what served after them: a move the registry
     refused (`state.change_failed`) and a log put right by `mlstack doctor` (a reconciled
     `state.changed`)."""
+    # Only these entries change what serves (a model's log is mostly monitoring checks).
+    return _history(spine.audit_entries(subject=model, actions=_CHANGES))
+
+
+def serving_histories(spine: SpineStore, models: Iterable[str]) -> dict[str, list[ServingChange]]:
+    """`serving_history` of each of `models`, from one read of the log's state changes (a
+    model's entries are those about it or its versions, `model@N`, as there)."""
+    entries: dict[str, list[AuditEntry]] = {model: [] for model in models}
+    for entry in spine.audit_entries(actions=_CHANGES):
+        subject = entry.subject
+        for model in {subject, *(subject[:at] for at, c in enumerate(subject) if c == "@")}:
+            if model in entries:
+                entries[model].append(entry)
+    return {model: _history(found) for model, found in entries.items()}
+
+
+def _history(entries: list[AuditEntry]) -> list[ServingChange]:
+    """What served after each of `entries` (one model's state changes, in log order)."""
     changes: list[ServingChange] = []
     current: str | None = None
-    # Only these entries change what serves (a model's log is mostly monitoring checks).
-    entries = spine.audit_entries(subject=model, actions=_CHANGES)
     never_applied = _never_applied(entries)
     for entry in entries:
         if entry.seq in never_applied:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stack.contract.roles import Role
 from stack.contract.states import LifecycleState
 from stack.errors import StackError
-from stack.governance.history import serving_history
-from stack.lifecycle import OWNER_TAG, RISK_TAG
-from stack.session import StackSession
+from stack.governance.history import serving_histories
+from stack.session import OWNER_TAG, RISK_TAG, StackSession
+
+if TYPE_CHECKING:
+    from stack.spine.records import LifecycleEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +39,13 @@ class InventoryRow:
 
 def inventory(session: StackSession) -> list[InventoryRow]:
     registry, spine = session.registry, session.spine
+    models = registry.models()
+    # Each read once for every model (a query per model each cost more than the reading).
+    histories = serving_histories(spine, models)
+    drift_alerts = _by_subject(spine.events(name="on_drift_detected"))
+    reported = _by_subject(spine.events(name="monitoring.checked"))
     rows: list[InventoryRow] = []
-    for model in registry.models():
+    for model in models:
         versions = registry.versions(model)
         if not versions:
             continue
@@ -49,9 +57,8 @@ def inventory(session: StackSession) -> list[InventoryRow]:
                 evaluation = dict(session.tracker.get_run(latest.run_id).metrics)
             except StackError:
                 evaluation = {}
-        checks = spine.events(subject=model, name="on_drift_detected")
-        reports = spine.events(subject=model, name="monitoring.checked")
-        history = serving_history(spine, model)
+        checks, reports = drift_alerts.get(model, []), reported.get(model, [])
+        history = histories[model]
         since = history[-1].at if history else None
         rows.append(
             InventoryRow(
@@ -67,3 +74,10 @@ def inventory(session: StackSession) -> list[InventoryRow]:
             )
         )
     return rows
+
+
+def _by_subject(events: list[LifecycleEvent]) -> dict[str, list[LifecycleEvent]]:
+    grouped: dict[str, list[LifecycleEvent]] = defaultdict(list)
+    for event in events:
+        grouped[event.subject].append(event)
+    return grouped

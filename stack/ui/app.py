@@ -210,7 +210,7 @@ class Console:
         registration, never changed: read once per model and kept). ("—", "—") while the
         registry cannot be reached (the page says why; read again next time)."""
         if model not in self._facts:
-            from stack.lifecycle import OWNER_TAG, RISK_TAG
+            from stack.session import OWNER_TAG, RISK_TAG
 
             try:
                 versions = self.session.registry.versions(model)

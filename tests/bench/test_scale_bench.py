@@ -58,6 +58,18 @@ def test_the_scale_bench_runs_end_to_end_and_writes_its_results(
     assert any("the same" in note and "x13" in note for note in results["notes"])
     assert all(c["goal"] is not None for c in comparisons if c["metric"].startswith("read s"))
 
+    # --only re-measures its sections and keeps every other figure, and the notes, as they were
+    again = subprocess.run([*command, "--only", "audit"], capture_output=True, text=True, cwd=ROOT)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    rerun = json.loads((tmp_path / "results" / "scale.json").read_text())
+    assert [c["metric"] for c in rerun["comparisons"]] == [c["metric"] for c in comparisons]
+    before = {c["metric"]: c for c in comparisons}
+    for c in rerun["comparisons"]:
+        assert c["metric"].startswith("audit verify") or c == before[c["metric"]], c
+    assert rerun["notes"] == results["notes"]
+    refused = subprocess.run([*command, "--only", "audit,bogus"], capture_output=True, text=True)
+    assert refused.returncode == 2 and "--only takes sections of" in refused.stderr
+
     sys.path.insert(0, str(ROOT / "bench"))
     try:
         import _scale_store

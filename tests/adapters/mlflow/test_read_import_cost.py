@@ -95,3 +95,27 @@ print(json.dumps(sorted(m.split(".")[0] for m in sys.modules)))
         ("fraud", "fraud@2", {"auc": 0.8}),
     ]
     assert "mlflow" not in loaded
+
+
+@pytest.mark.parametrize("argv", [("models",), ("runs",), ("audit", "verify")])
+def test_read_commands_import_no_recipe_models(store: Path, argv: tuple[str, ...]) -> None:
+    """No read command reads a recipe, so none imports the recipe models (pydantic models of
+    every recipe section: a fifth of `mlstack models`' imports)."""
+    body = f"""
+import contextlib, io, json, os, sys
+os.chdir({str(store)!r})
+from stack.cli.main import main
+code = 0
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    try:
+        main({list(argv)!r})
+    except SystemExit as stop:
+        code = stop.code
+print(json.dumps([code, sorted(sys.modules)]))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", body], capture_output=True, text=True, check=True, timeout=120
+    )
+    code, modules = json.loads(done.stdout.strip().splitlines()[-1])
+    assert code in (0, None)
+    assert "stack.session" in modules and "stack.config.recipe_file" not in modules

@@ -91,7 +91,11 @@ class SqlReads:
             if not Path(path).is_file():
                 return None
         try:
-            engine = create_engine(uri, poolclass=NullPool)
+            # SQLite keeps its connections (the default pool): each new one parses MLflow's
+            # whole schema (~200 tables and indexes) on its first query, a few ms per read,
+            # which `mlstack models` pays twice per model. A server's connections are not kept.
+            pool = {} if uri.startswith("sqlite:") else {"poolclass": NullPool}
+            engine = create_engine(uri, **pool)
         except (SQLAlchemyError, ImportError):  # a driver this environment lacks
             return None
         try:
