@@ -154,9 +154,13 @@ def rss_mib(pid: int) -> float:
 
 
 def pin(pid: int) -> None:
+    """Every thread of `pid`'s tree on SERVER_CPU: a process's affinity is its main
+    thread's, and threads already started (the endpoint's log writer, a challenger's sender
+    and reader) keep theirs, which would let them run beside the client."""
     for member in tree(pid):
-        with suppress(OSError):
-            os.sched_setaffinity(member, SERVER_CPU)
+        for task in Path(f"/proc/{member}/task").glob("*"):
+            with suppress(OSError, ValueError):
+                os.sched_setaffinity(int(task.name), SERVER_CPU)
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes] | None, timeout: float = 240) -> None:
