@@ -6,7 +6,10 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import ROOT, Cli
+from tests.support.cli import cli_in
 
 
 def candidate_recipe(workdir: Path) -> Path:
@@ -18,8 +21,37 @@ def candidate_recipe(workdir: Path) -> Path:
     return recipe
 
 
-def test_promote_approve_inventory_lineage_and_card(cli: Cli, workdir: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    cli("run", str(candidate_recipe(workdir)), "-q", check=True)
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The candidate run once (a minute of the quickstart), in `project`, and kept in
+    `saved`: (project, saved)."""
+    root = tmp_path_factory.mktemp("governance")
+    project, saved = root / "project", root / "saved"
+    project.mkdir()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLSTACK_USER", "tester")
+        env.delenv("MLSTACK_STACK", raising=False)
+        cli_in(project)("run", str(candidate_recipe(project)), "-q", check=True)
+    shutil.copytree(project, saved)
+    return project, saved
+
+
+@pytest.fixture
+def candidate(registered: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The folder where `mlstack run` registered churn@1 as a candidate, put back as the run
+    left it before each test (at the same path: the version's tags and MLflow's artifact
+    locations name it), the test's working folder."""
+    project, saved = registered
+    shutil.rmtree(project)
+    shutil.copytree(saved, project)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MLSTACK_USER", "tester")
+    monkeypatch.delenv("MLSTACK_STACK", raising=False)
+    return project
+
+
+def test_promote_approve_inventory_lineage_and_card(candidate: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    workdir, cli = candidate, cli_in(candidate)
 
     refused = cli("promote", "churn@1", "--to", "serving")
     assert refused.returncode == 1
@@ -88,11 +120,10 @@ def on_promotion_requested(version, target_state):
 """
 
 
-def test_nothing_served_yet_and_a_recipe_veto_holds_outside_run(cli: Cli, workdir: Path) -> None:
+def test_nothing_served_yet_and_a_recipe_veto_holds_outside_run(candidate: Path) -> None:
     """The hooks of the recipe that built a version are asked by `promote` and `reject` as by
     `mlstack run` (they were registered only inside `run`, so the CLI bypassed a veto)."""
-    recipe = candidate_recipe(workdir)
-    cli("run", str(recipe), "-q", check=True)
+    recipe, cli = candidate / "quickstart", cli_in(candidate)
     result = cli("lineage", "churn", "--as-of", "2000-01-01T00:00:00")  # nothing served yet
     assert result.returncode == 1
     assert "no version of 'churn' was serving at 2000-01-01" in result.stderr
