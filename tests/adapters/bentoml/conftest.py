@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from stack.session import StackSession
-from tests.adapters.bentoml.models import FEATURES, Versions, register_versions
+from tests.adapters.bentoml.models import FEATURES, Registered, Versions, home, register_versions
 from tests.support.ports import free_port
 
 STACK = """
@@ -34,6 +34,14 @@ class Stack:
 
     def session(self) -> StackSession:
         return StackSession.open(self.folder / "stack.yaml", base_dir=self.folder)
+
+
+@pytest.fixture(scope="session")
+def registered_template(tmp_path_factory: pytest.TempPathFactory) -> Registered:
+    """The three versions logged and registered once per session (per xdist worker), for the
+    tests that each need them in a fresh store of their own (`Registered.copy_to`)."""
+    context = home(tmp_path_factory.mktemp("registered-template"))
+    return Registered(context.home, register_versions(context))
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,3 +74,32 @@ def _quirky() -> object:
 
 def home(tmp: Path) -> AdapterContext:
     return AdapterContext(home=tmp / ".mlstack", base_dir=tmp)
+
+
+@dataclass(frozen=True)
+class Registered:
+    """The versions of `register_versions`, registered once in `home` (a session's template):
+    `copy_to` gives a stack its own copy instead of logging and registering them again."""
+
+    home: Path
+    versions: Versions
+
+    def copy_to(self, context: AdapterContext) -> Versions:
+        """The store copied into `context.home` (which must hold no MLflow store yet), every
+        absolute path MLflow recorded in it (artifact locations) moved to the copy, so that a
+        test writing to its copy never touches the template or another test's copy."""
+        target = context.home
+        if (target / "mlflow.db").exists():
+            raise FileExistsError(f"{target} already holds an MLflow store")
+        shutil.copytree(self.home, target, dirs_exist_ok=True)
+        old, new = str(self.home.resolve()), str(target.resolve())
+        with contextlib.closing(sqlite3.connect(target / "mlflow.db")) as db, db:
+            tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+            for table in tables:
+                for column in [row[1] for row in db.execute(f'PRAGMA table_info("{table}")')]:
+                    db.execute(
+                        f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) '
+                        f"""WHERE typeof("{column}") = 'text' AND instr("{column}", ?) > 0""",
+                        (old, new, old),
+                    )
+        return self.versions

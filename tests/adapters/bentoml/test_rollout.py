@@ -21,7 +21,7 @@ from stack.rollout.history import split_at
 from stack.session import StackSession
 from stack_bentoml.predictlog import read_log
 from tests.adapters.bentoml.conftest import STACK, Stack, Traffic, free_port, row
-from tests.adapters.bentoml.models import register_versions
+from tests.adapters.bentoml.models import Registered, home
 
 
 class Rollbacks:
@@ -34,12 +34,14 @@ class Rollbacks:
 
 
 @pytest.fixture
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A fresh registry per test: rollouts move lifecycle states."""
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, registered_template: Registered
+) -> Iterator[Stack]:
+    """A fresh registry per test (a copy of the session's): rollouts move lifecycle states."""
     folder = tmp_path_factory.mktemp("rollout")
     (folder / "stack.yaml").write_text(STACK.format(port=free_port()))
+    versions = registered_template.copy_to(home(folder))
     with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
-        versions = register_versions(session.adapter_context())
         Governance(session).promote(versions.champion.ref, S.APPROVED)
         RolloutController(session).deploy(
             versions.champion.ref, RolloutPlan(strategy="direct", endpoint="churn")
