@@ -8,16 +8,16 @@ from pathlib import Path
 
 import httpx
 
-from stack.session import StackSession
 from tests.adapters.bentoml.conftest import STACK, free_port
-from tests.adapters.bentoml.models import register_versions
+from tests.adapters.bentoml.models import Registered, home
 from tests.support.cli import Cli
 
 
-def test_deploy_status_history_and_an_unjudgeable_canary(cli: Cli, workdir: Path) -> None:
+def test_deploy_status_history_and_an_unjudgeable_canary(
+    cli: Cli, workdir: Path, registered_template: Registered
+) -> None:
     (workdir / "stack.yaml").write_text(STACK.format(port=free_port()))
-    with StackSession.open(workdir / "stack.yaml", base_dir=workdir) as session:
-        versions = register_versions(session.adapter_context())
+    versions = registered_template.copy_to(home(workdir))
     first, second = versions.champion.ref, versions.challenger.ref
 
     refused = cli("deploy", first, "--strategy", "direct")
