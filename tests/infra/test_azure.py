@@ -98,13 +98,15 @@ def test_serving_pods_and_the_device_plugin_tolerate_the_spot_taint(
     plugin = template(objects["DaemonSet nvidia-device-plugin"])
     assert SPOT_TOLERATION in plugin["spec"]["tolerations"]
     stack = yaml.safe_load(render_stack(spec, database_host="db", artifact_root="wasbs://x"))
-    assert SPOT_TOLERATION in stack["server"]["kubernetes"]["tolerations"]
+    # what the pods that request a GPU tolerate (CPU pods tolerate none of it)
+    assert SPOT_TOLERATION in stack["server"]["kubernetes"]["gpu_tolerations"]
+    assert "tolerations" not in stack["server"]["kubernetes"]
 
 
 def test_without_a_spot_pool_nothing_tolerates_spot(mocks: RecordingMocks) -> None:
     spec = spec_for("aws")  # spot on AWS: no taint
     stack = yaml.safe_load(render_stack(spec, database_host="db", artifact_root="s3://x"))
-    assert stack["server"]["kubernetes"]["tolerations"] == [
+    assert stack["server"]["kubernetes"]["gpu_tolerations"] == [
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     ]
 
