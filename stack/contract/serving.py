@@ -63,7 +63,8 @@ class VersionHealth:
     latency of its answers in ms, and for a shadow, the share of its answers that differ
     from the live answer. `fallbacks`: answers it gave for requests another version failed
     (not its requests); `input_faults`: its requests that every version failed (not its
-    errors)."""
+    errors); `error_kinds`: its errors by exception name (`DeadlineMissed`, `ValueError`),
+    so that a verdict says what failed, not only how often."""
 
     requests: int
     errors: int
@@ -72,6 +73,7 @@ class VersionHealth:
     disagreement: float | None = None
     fallbacks: int = 0
     input_faults: int = 0
+    error_kinds: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def error_rate(self) -> float:

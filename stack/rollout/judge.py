@@ -67,9 +67,13 @@ def judge(
         faults = ""
         if health.input_faults:
             faults = f"; {health.input_faults} more failed on every version: input faults"
+        kinds = ", ".join(
+            f"{n} {kind}" for kind, n in sorted(health.error_kinds.items(), key=lambda k: -k[1])
+        )
         found.append(
             f"error rate {health.error_rate:.1%} over {slo.max_error_rate:.1%} "
-            f"({health.errors} of {health.requests} requests{faults})"
+            f"({health.errors} of {health.requests} requests{': ' + kinds if kinds else ''}"
+            f"{faults})"
         )
     p99 = health.p99_latency_ms
     if slo.max_p99_ms is not None and p99 is not None and p99 > slo.max_p99_ms:

@@ -86,6 +86,15 @@ def test_inputs_every_version_failed_are_not_the_versions_errors() -> None:
     assert breach.breaches[0].startswith("error rate 10.0% over 1.0% (4 of 40 requests; 12 more")
 
 
+def test_an_error_rate_breach_names_what_failed() -> None:
+    kinds = {"ValueError": 1, "DeadlineMissed": 3}
+    errors = report(churn_2=VersionHealth(40, 4, 5.0, error_kinds=kinds))
+    [breach] = judge(FAST, errors, "churn@2", final=True).breaches
+    assert breach == (
+        "error rate 10.0% over 1.0% (4 of 40 requests: 3 DeadlineMissed, 1 ValueError)"
+    )
+
+
 # -- the controller ----------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ a restart; `since` is the start of a rollout step's bake window."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -37,13 +38,18 @@ def version_health(rows: Iterable[dict[str, Any]]) -> dict[str, VersionHealth]:
     for (ref, role), group in grouped.items():
         if role == "fallback":
             continue
-        input_faults = sum(
-            1
-            for e in group
-            if int(e["status"]) == 500 and str(e["request_id"]) in failed_everywhere
-        )
+        # a request every version failed is the input's fault, not its first version's
+        input_fault = [
+            int(e["status"]) == 500 and str(e["request_id"]) in failed_everywhere for e in group
+        ]
+        input_faults = sum(input_fault)
         latencies = sorted(float(e["latency_ms"]) for e in group)
-        errors = sum(1 for e in group if int(e["status"]) >= 500) - input_faults
+        failed = [
+            e
+            for e, fault in zip(group, input_fault, strict=True)
+            if int(e["status"]) >= 500 and not fault
+        ]
+        errors = len(failed)
         disagreement = None
         if role == "shadow":
             compared = [e for e in group if e["output"] is not None]
@@ -62,11 +68,23 @@ def version_health(rows: Iterable[dict[str, Any]]) -> dict[str, VersionHealth]:
             disagreement=disagreement,
             fallbacks=len(grouped.get((ref, "fallback"), [])) if role == "live" else 0,
             input_faults=input_faults,
+            error_kinds=dict(
+                Counter(k for k in (error_kind(e.get("error")) for e in failed) if k is not None)
+            ),
         )
     for (ref, role), group in grouped.items():  # a version that only stood in for others
         if role == "fallback" and ref not in report:
             report[ref] = VersionHealth(0, 0, None, fallbacks=len(group))
     return report
+
+
+def error_kind(error: object) -> str | None:
+    """The exception's name in a logged error: a traceback's last line, `Name: message` (a
+    challenger's own traceback follows the worker's, so its exception is the last); None
+    when the row holds no traceback."""
+    lines = [line for line in str(error or "").splitlines() if line.strip()]
+    name = lines[-1].split(":", 1)[0].strip() if lines and ":" in lines[-1] else ""
+    return name.rsplit(".", 1)[-1] if all(p.isidentifier() for p in name.split(".")) else None
 
 
 def _percentile(ordered: list[float], q: float) -> float | None:

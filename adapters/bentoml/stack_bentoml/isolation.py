@@ -70,7 +70,6 @@ def _serve(spec_json: str, connection: Connection, pid_dir: str) -> None:  # in 
     except Exception as exc:  # so that the worker can say why, not only that it exited
         connection.send(("failed", f"{type(exc).__name__}: {exc}"))
         raise
-    _warm_up(spec, version)
     pid_file = Path(pid_dir) / f"{spec.ref.replace('@', '-v')}.{os.getpid()}.pid"
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(str(os.getpid()))  # once it serves
@@ -95,21 +94,6 @@ def _serve(spec_json: str, connection: Connection, pid_dir: str) -> None:  # in 
                 connection.send((number, "error", failure))
     finally:
         pid_file.unlink(missing_ok=True)
-
-
-def _warm_up(spec: VersionSpec, version: LoadedVersion) -> None:
-    """One call on the model's saved input example before the first request: a first call's
-    costs (lazy imports, caches) would otherwise fall on a request, as a missed deadline or
-    a latency outlier charged to the version. Not for a traced version (no probe is a
-    request) nor one without an example; a failure here is the first request's to find."""
-    from stack_bentoml.probe import example_row
-
-    if spec.traces is not None or not Path(spec.model_dir).is_dir():
-        return
-    row = example_row(Path(spec.model_dir), spec.inputs)
-    if row is not None:
-        with contextlib.suppress(Exception):
-            version.predict([row])
 
 
 #: what the sender passes on to tell the child to exit (see `_Channel.close`)

@@ -12,7 +12,13 @@ recorded as `predict_fn` of the `python_function` flavor in the MLmodel file). W
 the model's `classes_`); the prediction log stores them as such.
 
 Loaded as the champion (`probe=True`), a version is also asked what it takes in its
-numeric columns (probe.py): its `bounds` narrow the endpoint's request schema."""
+numeric columns (probe.py): its `bounds` narrow the endpoint's request schema.
+
+Before it answers its first request, a version is called once on its saved input example
+(`warm_up`): a first call's costs (lazy imports, a model's weights read on first use, a
+first connection to an LLM endpoint) would otherwise fall on a request, as a missed
+challenger deadline or a latency outlier charged to the version. A traced version is warmed
+through its untraced predict: the warm-up is no request, and leaves no trace."""
 
 from __future__ import annotations
 
@@ -68,7 +74,9 @@ def load_version(spec: VersionSpec, *, probe: bool = False) -> LoadedVersion:
                 return _plain(answer(np.asarray(rows, dtype=float)))
             return _plain(answer(framer.frame(rows)))
 
-        return LoadedVersion(spec.ref, predict_sklearn, _bounds(spec, predict_sklearn, probe))
+        bounds = _bounds(spec, predict_sklearn, probe)
+        warm_up(spec, predict_sklearn)
+        return LoadedVersion(spec.ref, predict_sklearn, bounds)
 
     import mlflow.pyfunc
 
@@ -91,9 +99,22 @@ def load_version(spec: VersionSpec, *, probe: bool = False) -> LoadedVersion:
 
     names = [c.name for c in spec.inputs]
     bounds = _bounds(spec, predict_pyfunc, probe)  # untraced: probes are no requests
+    warm_up(spec, predict_pyfunc)
     if spec.traces is not None:
         return LoadedVersion(spec.ref, traced(spec, names, predict_pyfunc), bounds)
     return LoadedVersion(spec.ref, predict_pyfunc, bounds)
+
+
+def warm_up(spec: VersionSpec, predict: Callable[[list[list[Any]]], Any]) -> None:
+    """One call of `predict` (untraced) on the model's saved input example, so that a first
+    call's costs fall on the load, not on a request. Nothing when the model has no example;
+    a failure here is the first request's to find (and report)."""
+    from stack_bentoml.probe import example_row
+
+    row = example_row(Path(spec.model_dir), spec.inputs)
+    if row is not None:
+        with contextlib.suppress(Exception):
+            predict([row])
 
 
 def _bounds(

@@ -838,7 +838,9 @@ def test_a_canary_failing_requests_in_the_log_is_rolled_back_on_its_error_rate(
     result = cluster.controller(sleep=cluster.traffic.burst).deploy(challenger, plan)
 
     assert result.outcome == "rolled_back"
-    assert "error rate 20.0% over 1.0% (4 of 20 requests)" in " ".join(result.reasons)
+    assert "error rate 20.0% over 1.0% (4 of 20 requests: 4 RuntimeError)" in " ".join(
+        result.reasons
+    )
     champion, new = f"churn-v{cluster.champion.version}", f"churn-v{challenger.version}"
     routes = cluster.api.applied("HTTPRoute")[1:]
     assert [weights(r) for r in routes] == [{champion: 90, new: 10}, {champion: 100}]

@@ -54,3 +54,26 @@ def test_a_missed_deadline_counts_against_the_challenger_with_its_latency() -> N
     canary = version_health(rows)["churn@2"]
     assert (canary.requests, canary.errors, canary.input_faults) == (2, 1, 0)
     assert canary.p99_latency_ms == 250.0
+
+
+def test_a_versions_errors_are_named_by_their_exception() -> None:
+    """What the rollout's verdict says failed: the logged traceback's exception (for a
+    challenger, its own process's, which follows the worker's)."""
+    missed = "Traceback (most recent call last):\nstack_bentoml.isolation.DeadlineMissed: late"
+    raised = (
+        "Traceback (most recent call last):\nRuntimeError: ValueError: bad amount\n\n"
+        "in churn@2's process:\nTraceback (most recent call last):\nValueError: bad amount"
+    )
+    rows = [
+        {**logged("a", "churn@2", "live", 504), "error": missed},
+        logged("a", "churn@1", "fallback", 200),
+        {**logged("b", "churn@2", "live", 500), "error": raised},
+        logged("b", "churn@1", "fallback", 200),
+        {**logged("c", "churn@2", "live", 504), "error": missed},
+        logged("c", "churn@1", "fallback", 200),
+        logged("d", "churn@2", "live", 500),  # no traceback (a pod's proxy answered it)
+        logged("d", "churn@1", "fallback", 200),
+    ]
+    canary = version_health(rows)["churn@2"]
+    assert canary.errors == 4
+    assert canary.error_kinds == {"DeadlineMissed": 2, "ValueError": 1}

@@ -226,6 +226,7 @@ def test_a_stalled_canary_misses_its_deadline_and_the_champion_answers(stack: St
             result = RolloutController(session).deploy(quirky.ref, plan)
         assert result.outcome == "rolled_back", result
         assert "error rate" in result.reasons[0]
+        assert "DeadlineMissed" in result.reasons[0], result.reasons  # what failed, named
         assert session.registry.get_version("churn", quirky.version).state is S.REJECTED
     answers = one.answers + two.answers
     assert answers and {status for status, _ in answers} == {200}, "the champion answered all"
