@@ -81,7 +81,12 @@ def show(ctx: click.Context, file: str | None) -> None:
 @click.option("--cwd", default="infra/pulumi", show_default=True, help="The Pulumi program.")
 @click.option("--stack", "pulumi_stack", help="The Pulumi stack (default: the selected one).")
 @click.option("--output", "-o", default="stack.yaml", show_default=True)
-def from_pulumi(cwd: str, pulumi_stack: str | None, output: str) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing, different file at --output (kept as <file>.bak).",
+)
+def from_pulumi(cwd: str, pulumi_stack: str | None, output: str, force: bool) -> None:
     """Write the stack file `pulumi up` exported (its `mlstack` output), then validate it."""
     import shutil
     import subprocess
@@ -100,13 +105,18 @@ def from_pulumi(cwd: str, pulumi_stack: str | None, output: str) -> None:
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         raise StackError(f"pulumi stack output failed in {cwd}:\n{done.stderr.strip()}")
-    _write_exported_stack(done.stdout, Path(output), "the `mlstack` output of pulumi")
+    _write_exported_stack(done.stdout, Path(output), "the `mlstack` output of pulumi", force)
 
 
 @stack_group.command("from-terraform")
 @click.argument("outputs", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--output", "-o", default="stack.yaml", show_default=True)
-def from_terraform(outputs: str, output: str) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace an existing, different file at --output (kept as <file>.bak).",
+)
+def from_terraform(outputs: str, output: str, force: bool) -> None:
     """Write the stack file the Terraform path exported, from OUTPUTS (what `terraform output
     -json` prints, `-` for standard input; its `mlstack` output, the same as Pulumi's), then
     validate it."""
@@ -132,7 +142,7 @@ def from_terraform(outputs: str, output: str) -> None:
             f"{where} has no `mlstack` output with a text value: run `terraform output -json` "
             "in the folder the configuration was applied from (infra/terraform/out/<target>)"
         )
-    _write_exported_stack(value, Path(output), f"the `mlstack` output in {where}")
+    _write_exported_stack(value, Path(output), f"the `mlstack` output in {where}", force)
 
 
 #: Fields whose value is a secret: in an exported stack file, only a `${VAR}` reference.
@@ -169,10 +179,13 @@ def literal_secrets(data: object, at: str = "") -> list[str]:
     return found
 
 
-def _write_exported_stack(text: str, target: Path, source: str) -> None:
+def _write_exported_stack(text: str, target: Path, source: str, force: bool = False) -> None:
     """Write `text` (the exported stack file, read from `source`, as errors name it) to
     `target` once mlstack reads it, every adapter accepts its options and it holds no secret
-    but as a reference; nothing is written when it does not (StackError)."""
+    but as a reference; nothing is written when it does not (StackError). An existing
+    `target` that differs (the local stack, or an export someone edited: the image is theirs
+    to add) is replaced only with `force`, and kept as `<target>.bak`; the file is written
+    whole or not at all (a temporary file renamed over it)."""
     import os
     import tempfile
 
@@ -216,8 +229,24 @@ def _write_exported_stack(text: str, target: Path, source: str) -> None:
         finally:
             if placeholder:
                 del os.environ["MLSTACK_DB_PASSWORD"]
+    backup = target.with_name(target.name + ".bak")
     try:
-        target.write_text(text)
+        existing = target.read_text() if target.is_file() else None
+        if existing is not None and existing != text:
+            if not force:
+                raise StackError(
+                    f"{target} exists and differs from {source} (your local stack, or an "
+                    "export you edited): nothing was written; give -o another path "
+                    f"(stacks/prod.yaml), or --force to replace it (kept as {backup})"
+                )
+            backup.write_text(existing)
+        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        try:
+            partial.write_text(text)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
     except OSError as exc:
         raise StackError(f"cannot write {target}: {exc.strerror or exc}") from None
-    click.echo(f"wrote {target} (set MLSTACK_DB_PASSWORD before using it)")
+    kept = f"; the previous file is {backup}" if existing not in (None, text) else ""
+    click.echo(f"wrote {target} (set MLSTACK_DB_PASSWORD before using it){kept}")

@@ -67,3 +67,31 @@ def test_writing_into_a_folder_that_does_not_exist_is_a_clear_error(
     assert done.returncode == 1
     assert "cannot write missing/stack.yaml: the folder missing does not exist" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_existing_different_stack_file_is_kept_unless_forced(cli: Cli, workdir: Path) -> None:
+    """The default output is ./stack.yaml, where the local stack usually is (or an export
+    the user added their image to): replaced only with --force, the old one kept."""
+    local = "name: local\n"
+    (workdir / "stack.yaml").write_text(local)
+    stack_yaml = f"name: x\nspine: {{url: '{URL}', password: '${{MLSTACK_DB_PASSWORD}}'}}\n"
+    path = outputs(workdir, stack_yaml)
+    refused = cli("stack", "from-terraform", str(path))
+    assert refused.returncode == 1
+    assert "stack.yaml exists and differs from the `mlstack` output in" in refused.stderr
+    assert "--force" in refused.stderr
+    assert (workdir / "stack.yaml").read_text() == local
+    again = cli("stack", "from-terraform", str(path), "-o", "stack.yaml", "--force")
+    assert again.returncode == 0, again.stderr
+    assert (workdir / "stack.yaml").read_text() == stack_yaml
+    assert (workdir / "stack.yaml.bak").read_text() == local
+    assert "the previous file is stack.yaml.bak" in again.stdout
+    # the same export again is no change: written without --force, the backup untouched
+    same = cli("stack", "from-terraform", str(path))
+    assert same.returncode == 0, same.stderr
+    assert (workdir / "stack.yaml.bak").read_text() == local
+    assert sorted(p.name for p in workdir.iterdir()) == [
+        "outputs.json",
+        "stack.yaml",
+        "stack.yaml.bak",
+    ]
