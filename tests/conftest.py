@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -122,3 +123,14 @@ def spine_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     server: PostgresServer = request.getfixturevalue("postgres_server")
     with server.database() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def registered_template(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Three model versions (tests/adapters/bentoml/models.py) logged and registered once per
+    session (per xdist worker), for the tests that each need them in a fresh embedded store
+    of their own (`Registered.copy_to`)."""
+    from tests.adapters.bentoml.models import Registered, home, register_versions
+
+    context = home(tmp_path_factory.mktemp("registered-template"))
+    return Registered(context.home, register_versions(context))

@@ -23,6 +23,7 @@ from stack.observability.cost import Usage, price
 from stack.session import StackSession
 from tests.adapters.bentoml.conftest import STACK as SERVING_STACK
 from tests.adapters.bentoml.conftest import Stack, champion_serving, row
+from tests.adapters.bentoml.models import Registered
 from tests.support.cli import cli_in
 from tests.support.ports import free_port
 from tests.support.prometheus import webhook_receiver
@@ -87,13 +88,18 @@ def receiver() -> Iterator[list[object]]:
 
 @pytest.fixture(scope="module")
 def serving(
-    tmp_path_factory: pytest.TempPathFactory, receiver: list[object]
+    tmp_path_factory: pytest.TempPathFactory,
+    receiver: list[object],
+    registered_template: Registered,
 ) -> Iterator[tuple[Stack, float]]:
     folder = tmp_path_factory.mktemp("cost")
     template = STACK.format(
         idle=f"{IDLE_AFTER}s", hook=receiver[0]
     )  # champion_serving adds the port
-    with champion_serving(folder, template) as stack, stack.session() as session:
+    with (
+        champion_serving(folder, template, registered_template) as stack,
+        stack.session() as session,
+    ):
         (endpoint,) = session.server.endpoints()
         with httpx.Client(timeout=10) as client:
             for _ in range(REQUESTS):
@@ -340,11 +346,14 @@ SHARED = SERVING_STACK + "cost: {{cpu_core_hour: 1.0}}\n"  # the CPU alone price
 
 
 def test_a_slow_challenger_on_the_champions_endpoint_costs_more_per_thousand(
-    tmp_path: Path,
+    tmp_path: Path, registered_template: Registered
 ) -> None:
     from stack.contract.serving import TrafficSplit
 
-    with champion_serving(tmp_path, SHARED) as stack, stack.session() as session:
+    with (
+        champion_serving(tmp_path, SHARED, registered_template) as stack,
+        stack.session() as session,
+    ):
         champion, slow = stack.versions.champion, stack.versions.quirky
         session.server.add_version(slow, endpoint="churn")
         endpoint = session.server.route("churn", TrafficSplit({champion.ref: 0.5, slow.ref: 0.5}))

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from tests.adapters.bentoml.conftest import Stack, champion_serving, row
+from tests.adapters.bentoml.models import Registered
 from tests.observability.test_dashboards import DASHBOARDS, queries
 from tests.support.prometheus import (
     alertmanager,
@@ -46,9 +47,11 @@ GRAFANA_VARIABLES = {
 
 
 @pytest.fixture(scope="module")
-def serving(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
+def serving(
+    tmp_path_factory: pytest.TempPathFactory, registered_template: Registered
+) -> Iterator[tuple[Stack, str]]:
     folder = tmp_path_factory.mktemp("metrics")
-    with champion_serving(folder, STACK) as stack, stack.session() as session:
+    with champion_serving(folder, STACK, registered_template) as stack, stack.session() as session:
         (endpoint,) = session.server.endpoints()
         with httpx.Client(timeout=10) as client:
             for _ in range(REQUESTS):

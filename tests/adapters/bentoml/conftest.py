@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from stack.session import StackSession
-from tests.adapters.bentoml.models import FEATURES, Registered, Versions, home, register_versions
+from tests.adapters.bentoml.models import FEATURES, Registered, Versions, home
 from tests.support.ports import free_port
 
 STACK = """
@@ -36,21 +36,13 @@ class Stack:
         return StackSession.open(self.folder / "stack.yaml", base_dir=self.folder)
 
 
-@pytest.fixture(scope="session")
-def registered_template(tmp_path_factory: pytest.TempPathFactory) -> Registered:
-    """The three versions logged and registered once per session (per xdist worker), for the
-    tests that each need them in a fresh store of their own (`Registered.copy_to`)."""
-    context = home(tmp_path_factory.mktemp("registered-template"))
-    return Registered(context.home, register_versions(context))
-
-
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, registered_template: Registered
+) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("serving")
     (folder / "stack.yaml").write_text(STACK.format(port=free_port()))
-    with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
-        versions = register_versions(session.adapter_context())
-    built = Stack(folder, versions)
+    built = Stack(folder, registered_template.copy_to(home(folder)))
     yield built
     with built.session() as session:
         for endpoint in session.server.endpoints():
@@ -58,17 +50,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 @contextlib.contextmanager
-def champion_serving(folder: Path, stack_yaml: str, endpoint: str = "churn") -> Iterator[Stack]:
-    """A stack from `stack_yaml` (a template taking `{port}`) in `folder`, the versions
-    registered and the champion serving alone on `endpoint`; every endpoint undeployed after."""
+def champion_serving(
+    folder: Path, stack_yaml: str, registered: Registered, endpoint: str = "churn"
+) -> Iterator[Stack]:
+    """A stack from `stack_yaml` (a template taking `{port}`, its registry MLflow's embedded
+    store in `.mlstack`) in `folder`, the `registered` versions copied into it and the
+    champion serving alone on `endpoint`; every endpoint undeployed after."""
     from stack.config.rollout import RolloutPlan
     from stack.contract.states import LifecycleState
     from stack.governance.service import Governance
     from stack.rollout import RolloutController
 
     (folder / "stack.yaml").write_text(stack_yaml.format(port=free_port()))
+    versions = registered.copy_to(home(folder))
     with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
-        versions = register_versions(session.adapter_context())
         Governance(session).promote(versions.champion.ref, LifecycleState.APPROVED)
         RolloutController(session).deploy(
             versions.champion.ref, RolloutPlan(strategy="direct", endpoint=endpoint)

@@ -34,7 +34,7 @@ from stack.rollout.kubernetes import router_for
 from stack.session import StackSession
 from stack_bentoml.config import KubernetesTarget
 from stack_bentoml.kubernetes import manifests
-from tests.adapters.bentoml.models import register_versions
+from tests.adapters.bentoml.models import Registered, home
 from tests.support.cli import cli_in
 from tests.support.fake_kube import FakeCluster, fake_cluster
 from tests.support.kube_traffic import PodTraffic
@@ -121,11 +121,12 @@ def prediction_log(postgres_server: PostgresServer) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def registered(tmp_path_factory: pytest.TempPathFactory, prediction_log: str) -> Path:
+def registered(
+    tmp_path_factory: pytest.TempPathFactory, prediction_log: str, registered_template: Registered
+) -> Path:
     folder = tmp_path_factory.mktemp("cluster")
     (folder / "stack.yaml").write_text(STACK.replace("@@LOG@@", prediction_log))
-    with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
-        register_versions(session.adapter_context())
+    registered_template.copy_to(home(folder))
     return folder
 
 

@@ -20,7 +20,7 @@ from stack.rollout import RolloutController
 from stack.session import StackSession
 from stack_bentoml import supervision
 from tests.adapters.bentoml.conftest import STACK, free_port, row
-from tests.adapters.bentoml.models import Versions, register_versions
+from tests.adapters.bentoml.models import Registered, Versions, home
 
 
 def servers_in(folder: Path) -> list[int]:
@@ -40,13 +40,15 @@ def servers_in(folder: Path) -> list[int]:
 
 
 @contextlib.contextmanager
-def approved(folder: Path, port: int | None = None) -> Iterator[tuple[Path, Versions]]:
-    """A stack in `folder` with its champion and challenger approved; every endpoint
-    undeployed after."""
+def approved(
+    folder: Path, registered: Registered, port: int | None = None
+) -> Iterator[tuple[Path, Versions]]:
+    """A stack in `folder` with a copy of the `registered` versions, its champion and
+    challenger approved; every endpoint undeployed after."""
     stack_file = folder / "stack.yaml"
     stack_file.write_text(STACK.format(port=port or free_port()))
+    versions = registered.copy_to(home(folder))
     with StackSession.open(stack_file, base_dir=folder) as session:
-        versions = register_versions(session.adapter_context())
         for version in (versions.champion, versions.challenger):
             Governance(session).promote(version.ref, S.APPROVED)
     try:
@@ -83,8 +85,10 @@ def endpoints(stack_file: Path) -> list[Endpoint]:
         return session.server.endpoints()
 
 
-def test_two_deploys_at_once_leave_one_server(tmp_path: Path) -> None:
-    with approved(tmp_path) as (stack_file, versions):
+def test_two_deploys_at_once_leave_one_server(
+    tmp_path: Path, registered_template: Registered
+) -> None:
+    with approved(tmp_path, registered_template) as (stack_file, versions):
         refs = [versions.champion.ref, versions.challenger.ref]
         outcomes = race(stack_file, {ref: (ref, "raced") for ref in refs})
         assert set(outcomes.values()) == {"deployed"}, outcomes
@@ -96,8 +100,10 @@ def test_two_deploys_at_once_leave_one_server(tmp_path: Path) -> None:
         assert answered.json()["model_version"] in outcomes
 
 
-def test_deploys_of_two_endpoints_at_once_take_two_ports(tmp_path: Path) -> None:
-    with approved(tmp_path) as (stack_file, versions):
+def test_deploys_of_two_endpoints_at_once_take_two_ports(
+    tmp_path: Path, registered_template: Registered
+) -> None:
+    with approved(tmp_path, registered_template) as (stack_file, versions):
         outcomes = race(
             stack_file,
             {"east": (versions.champion.ref, "east"), "west": (versions.challenger.ref, "west")},
@@ -110,7 +116,7 @@ def test_deploys_of_two_endpoints_at_once_take_two_ports(tmp_path: Path) -> None
 
 
 def test_a_port_taken_before_the_server_binds_it_is_chosen_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registered_template: Registered
 ) -> None:
     """Another program binds the chosen port between the choice and the server's bind (a
     look that saw it free): the deploy starts on another port rather than failing."""
@@ -123,7 +129,10 @@ def test_a_port_taken_before_the_server_binds_it_is_chosen_again(
         return True if len(looks) == 1 else bindable(host, candidate)
 
     monkeypatch.setattr(supervision, "_bindable", stale_look)
-    with approved(tmp_path, port) as (stack_file, versions), socket.socket() as squatter:
+    with (
+        approved(tmp_path, registered_template, port) as (stack_file, versions),
+        socket.socket() as squatter,
+    ):
         squatter.bind(("127.0.0.1", port))
         squatter.listen()
         outcomes = race(stack_file, {"one": (versions.champion.ref, "squatted")})

@@ -31,7 +31,7 @@ from stack.hooks.bus import HookBus, Veto
 from stack.rollout import RolloutController
 from stack.session import StackSession
 from tests.adapters.bentoml.conftest import Stack, free_port, row
-from tests.adapters.bentoml.models import FEATURES, register_versions
+from tests.adapters.bentoml.models import FEATURES, Registered, home
 
 STACK = """
 name: failed-deploys
@@ -65,12 +65,14 @@ def _constant() -> object:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, registered_template: Registered
+) -> Iterator[Stack]:
     """The champion serving on `churn` (the one server this module keeps running)."""
     folder = tmp_path_factory.mktemp("failed-deploys")
     (folder / "stack.yaml").write_text(STACK.format(port=free_port()))
+    versions = registered_template.copy_to(home(folder))
     with StackSession.open(folder / "stack.yaml", base_dir=folder) as session:
-        versions = register_versions(session.adapter_context())
         Governance(session).promote(versions.champion.ref, S.APPROVED)
         Governance(session).promote(versions.challenger.ref, S.APPROVED)
         RolloutController(session).deploy(

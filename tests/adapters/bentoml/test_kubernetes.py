@@ -16,7 +16,7 @@ from stack.contract.states import LifecycleState as S
 from stack.governance.service import Governance
 from stack.rollout.kubernetes import render_manifests
 from stack.session import StackSession
-from tests.adapters.bentoml.models import register_versions
+from tests.adapters.bentoml.models import Registered, home
 from tests.support.cli import Cli
 
 GPU_STACK = """
@@ -51,10 +51,12 @@ def by_kind(objects: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [o for o in objects if o["kind"] == kind]
 
 
-def test_canary_manifests_validate_and_schedule_on_gpu_pools(cli: Cli, workdir: Path) -> None:
+def test_canary_manifests_validate_and_schedule_on_gpu_pools(
+    cli: Cli, workdir: Path, registered_template: Registered
+) -> None:
     (workdir / "stack.yaml").write_text(GPU_STACK)
+    versions = registered_template.copy_to(home(workdir))
     with StackSession.open(workdir / "stack.yaml", base_dir=workdir) as session:
-        versions = register_versions(session.adapter_context())
         governance = Governance(session)
         governance.promote(versions.champion.ref, S.APPROVED)
         governance.promote(versions.champion.ref, S.SERVING)
@@ -126,14 +128,13 @@ spine: {url: "sqlite:///.mlstack/spine.db"}
 
 
 def test_a_rollout_on_the_cluster_is_refused_without_a_postgresql_prediction_log(
-    cli: Cli, workdir: Path
+    cli: Cli, workdir: Path, registered_template: Registered
 ) -> None:
     """Pods with no `server.prediction_log` log to Parquet in their own /tmp, which no
     rollout reads: every canary would hold undecided. A dry run warns (and of the image
     pulled from Docker Hub); a rollout is refused before the cluster is asked anything."""
     (workdir / "stack.yaml").write_text(DEFAULT_IMAGE_STACK)
-    with StackSession.open(workdir / "stack.yaml", base_dir=workdir) as session:
-        versions = register_versions(session.adapter_context())
+    versions = registered_template.copy_to(home(workdir))
     ref = versions.champion.ref
 
     dry = cli("deploy", ref, "--target", "kubernetes", "--dry-run")
@@ -153,14 +154,13 @@ def test_a_rollout_on_the_cluster_is_refused_without_a_postgresql_prediction_log
 
 
 def test_a_version_packages_as_a_bento_offline_and_a_rebuild_replaces_it(
-    cli: Cli, workdir: Path
+    cli: Cli, workdir: Path, registered_template: Registered
 ) -> None:
     import json
     import os
 
     (workdir / "stack.yaml").write_text(GPU_STACK)
-    with StackSession.open(workdir / "stack.yaml", base_dir=workdir) as session:
-        versions = register_versions(session.adapter_context())
+    versions = registered_template.copy_to(home(workdir))
     env = {**os.environ, "PIP_INDEX_URL": "http://127.0.0.1:9/unreachable", "PIP_NO_INDEX": "1"}
 
     def package() -> subprocess.CompletedProcess[str]:
@@ -193,10 +193,10 @@ def test_a_version_packages_as_a_bento_offline_and_a_rebuild_replaces_it(
     assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
     assert "rebuilt mlstack-churn:v1" in rebuilt.stdout
     assert "-t registry.example.com/churn-gpu:churn-v1" in rebuilt.stdout
-    home = {**env, "BENTOML_HOME": str(workdir / ".mlstack" / "bentoml")}
+    bento_env = {**env, "BENTOML_HOME": str(workdir / ".mlstack" / "bentoml")}
     shown = subprocess.run(
         [sys.executable, "-m", "bentoml", "get", "mlstack-churn:v1", "-o", "json"],
-        env=home,
+        env=bento_env,
         capture_output=True,
         text=True,
         timeout=120,

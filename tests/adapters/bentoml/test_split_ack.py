@@ -26,6 +26,7 @@ from stack_bentoml import family
 from stack_bentoml.acks import SplitNotAcknowledged, not_acknowledged
 from stack_bentoml.spec import read_spec
 from tests.adapters.bentoml.conftest import Stack, Traffic, champion_serving, row
+from tests.adapters.bentoml.models import Registered
 
 STACK = """
 name: split-ack-test
@@ -40,8 +41,11 @@ ENDPOINT = "churn"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with champion_serving(tmp_path_factory.mktemp("split-ack"), STACK, ENDPOINT) as built:
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, registered_template: Registered
+) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("split-ack")
+    with champion_serving(folder, STACK, registered_template, ENDPOINT) as built:
         yield built
 
 
