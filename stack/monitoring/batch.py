@@ -94,19 +94,9 @@ class BatchPredictionLog:
     def answered_among(self, endpoint: str, request_ids: Collection[str]) -> set[str]:
         """Those of `request_ids` scored in batch `endpoint` (every scored record is an
         answer): a scan of the `request_id` column alone, filtered by the ids."""
-        import pyarrow as pa
-        import pyarrow.dataset as ds
+        from stack.monitoring.stream import ids_among
 
-        dataset = self._dataset(endpoint)
-        wanted = pa.array(sorted(set(request_ids)), pa.string())
-        if dataset is None or not len(wanted):
-            return set()
-        found: set[str] = set()
-        for batch in dataset.to_batches(
-            columns=["request_id"], filter=ds.field("request_id").isin(wanted)
-        ):
-            found.update(batch.column(0).to_pylist())
-        return found
+        return ids_among(self._dataset(endpoint), request_ids)
 
     def log_batches(
         self,

@@ -225,6 +225,29 @@ def _counts(values: Any) -> dict[str, int]:
     }
 
 
+def ids_among(
+    dataset: Any, request_ids: Iterable[str], where: Any = None, *, batch_rows: int = BATCH_ROWS
+) -> set[str]:
+    """Those of `request_ids` in the pyarrow `dataset` (a log with a `request_id` column),
+    among its rows that also meet the expression `where`: a scan of the `request_id` column
+    alone, filtered by the ids in record batches (memory: the ids asked about and a batch)."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    wanted = pa.array(sorted(set(request_ids)), pa.string())
+    if dataset is None or not len(wanted):
+        return set()
+    condition = ds.field("request_id").isin(wanted)
+    if where is not None:
+        condition = condition & where
+    found: set[str] = set()
+    for batch in dataset.to_batches(
+        columns=["request_id"], filter=condition, batch_size=batch_rows, fragment_readahead=1
+    ):
+        found.update(batch.column(0).to_pylist())
+    return found
+
+
 def logged_row(row: dict[str, Any]) -> LoggedRequest:
     """One row of the endpoint's log (its Parquet or PostgreSQL columns) as a request: its
     inputs and outputs one per record; a failed request, or a model answering the whole

@@ -373,27 +373,18 @@ def scan_log(
 def answered_ids(
     directory: Path, request_ids: Iterable[str], roles: Iterable[str], *, batch_rows: int = 65_536
 ) -> set[str]:
-    """Those of `request_ids` logged under `directory` with one of `roles` and status 200:
-    a scan of the `request_id`, `role` and `status` columns alone, filtered by the ids in
-    record batches (memory: the ids asked about and one batch of them)."""
+    """Those of `request_ids` logged under `directory` with one of `roles` and status 200
+    (`stack.monitoring.stream.ids_among`: a scan of three columns, filtered by the ids)."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
-    wanted = pa.array(sorted(set(request_ids)), pa.string())
+    from stack.monitoring.stream import ids_among
+
     dataset, _ = _dataset(directory, None, None)
-    if dataset is None or not len(wanted):
-        return set()
-    condition = (
-        ds.field("request_id").isin(wanted)
-        & ds.field("role").isin(pa.array(sorted(roles), pa.string()))
-        & (ds.field("status") == 200)
+    answered = ds.field("role").isin(pa.array(sorted(roles), pa.string())) & (
+        ds.field("status") == 200
     )
-    found: set[str] = set()
-    for batch in dataset.to_batches(
-        columns=["request_id"], filter=condition, batch_size=batch_rows, fragment_readahead=1
-    ):
-        found.update(batch.column(0).to_pylist())
-    return found
+    return ids_among(dataset, request_ids, answered, batch_rows=batch_rows)
 
 
 def _split(batch: Any, size: int) -> Iterator[Any]:
