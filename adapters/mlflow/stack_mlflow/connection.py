@@ -49,8 +49,42 @@ def _absolute_sqlite(uri: str, context: AdapterContext) -> str:
     return f"{prefix}{path}"
 
 
+#: The name the infra program gives MLflow: a Service that resolves only inside its cluster.
+CLUSTER_HOST = "mlflow.mlstack"
+#: What to do when a server's name does not resolve on this machine.
+UNRESOLVABLE_HINT = (
+    "this machine cannot resolve the server's name; a cluster's MLflow, "
+    f"http://{CLUSTER_HOST}:5000, resolves only inside it: from outside, run `kubectl -n "
+    "mlstack port-forward svc/mlflow 5000:5000` and `export "
+    "MLSTACK_MLFLOW_URI=http://127.0.0.1:5000`, which the exported stack file reads: "
+    "docs/serving.md"
+)
+
+
+def check_resolvable(uri: str) -> None:
+    """StackError, with UNRESOLVABLE_HINT, when `uri` is an http(s) URI whose host name this
+    machine cannot resolve: said at once, where MLflow's client would fail on its first
+    request with a connection pool's traceback."""
+    import socket
+
+    from stack.errors import StackError
+
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    try:
+        socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise StackError(
+            f"MLflow server {safe_uri(uri)}: {exc.strerror or exc} ({UNRESOLVABLE_HINT})"
+        ) from None
+
+
 def make_client(config: MlflowConnection, context: AdapterContext) -> MlflowClient:
-    """A client for this stack; credentials go where MLflow's REST client reads them."""
+    """A client for this stack; credentials go where MLflow's REST client reads them.
+    StackError when a server's name does not resolve here (`check_resolvable`)."""
+    for uri in {tracking_uri(config, context), registry_uri(config, context)}:
+        check_resolvable(uri)
     for variable, value in (
         ("MLFLOW_TRACKING_USERNAME", config.username),
         ("MLFLOW_TRACKING_PASSWORD", config.password and config.password.get_secret_value()),

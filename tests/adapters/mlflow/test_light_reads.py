@@ -193,3 +193,24 @@ def test_a_cluster_name_that_does_not_resolve_here_says_how_to_reach_it() -> Non
     assert said.startswith("MLflow server http://mlflow.mlstack.invalid:5000")
     assert "kubectl -n mlstack port-forward svc/mlflow 5000:5000" in said
     assert "export MLSTACK_MLFLOW_URI=http://127.0.0.1:5000" in said
+
+
+def test_mlflows_own_client_on_a_name_that_does_not_resolve_says_how_to_reach_it(
+    tmp_path: Path,
+) -> None:
+    """The write path (a run logged, a version registered) goes through MLflow's client,
+    which would fail on its first request with a connection pool's traceback: the adapter
+    says at once what the reads say."""
+    from stack.errors import StackError
+    from stack.plugins.manifest import AdapterContext
+    from stack_mlflow.connection import make_client
+
+    context = AdapterContext(home=tmp_path / ".mlstack", base_dir=tmp_path)
+    unreachable = MlflowConnection(tracking_uri="http://mlflow.mlstack.invalid:5000")
+    with pytest.raises(StackError) as unresolved:
+        make_client(unreachable, context)
+    said = str(unresolved.value)
+    assert said.startswith("MLflow server http://mlflow.mlstack.invalid:5000")
+    assert "export MLSTACK_MLFLOW_URI=http://127.0.0.1:5000" in said
+    # a name that resolves is left to the client, whether or not a server answers there
+    assert make_client(MlflowConnection(tracking_uri="http://127.0.0.1:9"), context)

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from stack_mlflow.connection import UNRESOLVABLE_HINT
 from stack_mlflow.reads.records import (
     PAGE,
     StoredDataset,
@@ -147,25 +148,14 @@ class RestReads:
         return response.json()
 
 
-#: The name the infra program gives MLflow: a Service that resolves only inside its cluster.
-CLUSTER_HOST = "mlflow.mlstack"
-
-
 def _hint(exc: Exception) -> str:
-    """What to do when the server's name does not resolve here: a cluster's MLflow (the
-    exported stack file's `${MLSTACK_MLFLOW_URI:-http://mlflow.mlstack:5000}`) is reached
-    from outside through a port-forward (docs/serving.md); '' for other failures."""
+    """What to do when the server's name does not resolve here (UNRESOLVABLE_HINT); '' for
+    other failures."""
     import httpx
 
     if not isinstance(exc, httpx.ConnectError) or "name" not in str(exc).lower():
         return ""  # refused, reset, timed out: the server's address is right, it is not up
-    return (
-        " (this machine cannot resolve the server's name; a cluster's MLflow, "
-        f"http://{CLUSTER_HOST}:5000, resolves only inside it: from outside, run `kubectl -n "
-        "mlstack port-forward svc/mlflow 5000:5000` and `export "
-        "MLSTACK_MLFLOW_URI=http://127.0.0.1:5000`, which the exported stack file reads: "
-        "docs/serving.md)"
-    )
+    return f" ({UNRESOLVABLE_HINT})"
 
 
 def _error_code(response: Any) -> str | None:
