@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
 from stack.config.stack_file import masked_url
 from stack_mlflow.config import MlflowConnection
+
+#: An endpoint's name, as `mlstack deploy --endpoint` takes it (server.py's `_check_name`).
+EndpointName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 class Toleration(BaseModel):
@@ -139,7 +144,7 @@ class KubernetesTarget(BaseModel):
         description="The host the route answers for, and the URL deploy prints; else the "
         "URL is the Gateway's address (its status).",
     )
-    endpoints: dict[str, EndpointResources] = Field(
+    endpoints: dict[EndpointName, EndpointResources] = Field(
         default_factory=dict,
         description="Per endpoint (by name), what differs from the defaults above: "
         "`{llm-qa: {gpus: 1, memory: 16Gi}}` puts that endpoint alone on the GPU pools "

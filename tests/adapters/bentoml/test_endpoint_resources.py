@@ -48,3 +48,6 @@ def test_one_endpoint_gets_gpus_and_its_own_size_the_others_the_defaults(workdir
 
     with pytest.raises(pydantic.ValidationError, match=r"endpoints\.llm-qa\.gpu\n"):
         KubernetesTarget.model_validate({"endpoints": {"llm-qa": {"gpu": 1}}})
+    # a key that is no endpoint name (one `mlstack deploy --endpoint` would refuse) too
+    with pytest.raises(pydantic.ValidationError, match=r"endpoints\.llm qa\.\[key\]\n"):
+        KubernetesTarget.model_validate({"endpoints": {"llm qa": {"gpus": 1}}})
