@@ -11,9 +11,14 @@ tree: arbiter, worker, the challenger's process) that stops growing — RSS at t
 against its middle, so that the allocator's first high-water mark (reached over the first
 ~150,000 requests, then flat) is not read as a leak.
 
-Goals (RPS_GOALS, P99_GOAL): (a) >= 2x the requests/s of (b) and of (c) (serving issue), >= 0.9x
-(d)'s and p99 at 32 connections <= 1.2x (d)'s (issue #25, which raised the serving issue's 0.5x
-and 2x); no failed request in the soak, and RSS at its end within 5% of halfway.
+Then (a) again with 2 workers, the server on both cores, at 32 connections: against (a) with
+one worker on one core. The client keeps core 1, which the second worker shares on a 2-core
+machine.
+
+Goals (RPS_GOALS, P99_GOAL, SCALE_GOAL): (a) >= 2x the requests/s of (b) and of (c) (serving
+issue), >= 0.9x (d)'s and p99 at 32 connections <= 1.2x (d)'s (issue #25, which raised the
+serving issue's 0.5x and 2x); 2 workers >= 1.7x one (issue #25); no failed request in the
+soak, and RSS at its end within 5% of halfway.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ HOST = "127.0.0.1"
 #: serve` (serving issue), >= 0.9x the raw ASGI app with logging and routing on (issue #25)
 RPS_GOALS = {"bentoml": 2.0, "mlflow-serve": 2.0, "raw-asgi": 0.9}
 P99_GOAL = 1.2  # p99 at 32 connections against the raw ASGI app's (issue #25)
+#: 2 workers on 2 cores against 1 worker on 1 (issue #25). On a 2-core machine the client
+#: keeps one of the two cores, so the second worker shares it: the figure is what a second
+#: worker adds there, under the goal's premise of cores to spare.
+SCALE_GOAL = 1.7
 SOAK_GROWTH_GOAL = 1.05  # RSS at the soak's end against halfway: memory that stops growing
 SERVER_CPU = {0}
 CLIENT_CPU = {1}
@@ -153,14 +162,14 @@ def rss_mib(pid: int) -> float:
     return total / 1024
 
 
-def pin(pid: int) -> None:
-    """Every thread of `pid`'s tree on SERVER_CPU: a process's affinity is its main
-    thread's, and threads already started (the endpoint's log writer, a challenger's sender
-    and reader) keep theirs, which would let them run beside the client."""
+def pin(pid: int, cpus: set[int] = SERVER_CPU) -> None:
+    """Every thread of `pid`'s tree on `cpus`: a process's affinity is its main thread's,
+    and threads already started (the endpoint's log writer, a challenger's sender and
+    reader) keep theirs, which would let them run beside the client."""
     for member in tree(pid):
         for task in Path(f"/proc/{member}/task").glob("*"):
             with suppress(OSError, ValueError):
-                os.sched_setaffinity(int(task.name), SERVER_CPU)
+                os.sched_setaffinity(int(task.name), cpus)
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes] | None, timeout: float = 240) -> None:
@@ -196,8 +205,10 @@ def process(command: list[str], cwd: Path, env: dict[str, str], ready: str) -> I
                 os.killpg(child.pid, signal.SIGKILL)
 
 
-def measure(target: Target, connections: int, seconds: float) -> tuple[LoadResult, float]:
-    pin(target.pid)
+def measure(
+    target: Target, connections: int, seconds: float, cpus: set[int] = SERVER_CPU
+) -> tuple[LoadResult, float]:
+    pin(target.pid, cpus)
     drive(HOST, target.port, target.path, target.body, connections=connections, seconds=2.0)
     before = cpu_seconds(target.pid)
     result = drive(
@@ -298,6 +309,17 @@ def main() -> int:
         soak, soak_rss = run_soak(target, args.soak)
         server.undeploy("bench")
 
+        # the same endpoint with 2 workers, the server on both cores (the client keeps core 1)
+        two = BentoServer(BentoConfig(port=free_port(), workers=2), context)
+        endpoint = two.deploy(champion, endpoint="bench2")
+        two.add_version(challenger, endpoint="bench2")
+        two.route("bench2", TrafficSplit({champion.ref: 0.9, challenger.ref: 0.1}))
+        pid = int((context.home / "serving" / "bench2" / "server.pid").read_text())
+        port = int(endpoint.url.rsplit(":", 1)[1])
+        scaled = Target("mlstack-2w", port, "/predict", ours, pid)
+        results[scaled.name] = {32: measure(scaled, 32, args.seconds, SERVER_CPU | CLIENT_CPU)}
+        two.undeploy("bench2")
+
         port = free_port()
         command = [
             sys.executable,
@@ -364,6 +386,17 @@ def main() -> int:
                     goal=RPS_GOALS[anchor],
                 )
             )
+    comparisons.append(
+        Comparison(
+            "req/s @32 conns",
+            "mlstack 2 workers, 2 cores",
+            "mlstack 1 worker, 1 core",
+            results["mlstack-2w"][32][0].throughput,
+            results["mlstack"][32][0].throughput,
+            higher_is_better=True,
+            goal=SCALE_GOAL,
+        )
+    )
     comparisons.append(
         Comparison(
             "p99 ms @32 conns",
