@@ -64,7 +64,8 @@ UNRESOLVABLE_HINT = (
 def check_resolvable(uri: str) -> None:
     """StackError, with UNRESOLVABLE_HINT, when `uri` is an http(s) URI whose host name this
     machine cannot resolve: said at once, where MLflow's client would fail on its first
-    request with a connection pool's traceback."""
+    request with a connection pool's traceback. Not checked when a proxy carries the
+    requests (HTTP(S)_PROXY without a NO_PROXY match): the proxy resolves the name."""
     import socket
 
     from stack.errors import StackError
@@ -72,12 +73,22 @@ def check_resolvable(uri: str) -> None:
     parts = urlsplit(uri)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return
+    if _proxied(parts.scheme, parts.hostname):  # the proxy resolves it, not this machine
+        return
     try:
         socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise StackError(
             f"MLflow server {safe_uri(uri)}: {exc.strerror or exc} ({UNRESOLVABLE_HINT})"
         ) from None
+
+
+def _proxied(scheme: str, host: str) -> bool:
+    """Whether requests to `host` go through a proxy (HTTP(S)_PROXY, NO_PROXY), as MLflow's
+    client (requests) sends them."""
+    import urllib.request
+
+    return scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(host)
 
 
 def make_client(config: MlflowConnection, context: AdapterContext) -> MlflowClient:

@@ -196,11 +196,13 @@ def test_a_cluster_name_that_does_not_resolve_here_says_how_to_reach_it() -> Non
 
 
 def test_mlflows_own_client_on_a_name_that_does_not_resolve_says_how_to_reach_it(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The write path (a run logged, a version registered) goes through MLflow's client,
     which would fail on its first request with a connection pool's traceback: the adapter
     says at once what the reads say."""
+    for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)  # this machine resolves, not a proxy
     from stack.errors import StackError
     from stack.plugins.manifest import AdapterContext
     from stack_mlflow.connection import make_client
@@ -214,3 +216,18 @@ def test_mlflows_own_client_on_a_name_that_does_not_resolve_says_how_to_reach_it
     assert "export MLSTACK_MLFLOW_URI=http://127.0.0.1:5000" in said
     # a name that resolves is left to the client, whether or not a server answers there
     assert make_client(MlflowConnection(tracking_uri="http://127.0.0.1:9"), context)
+
+
+def test_a_name_only_the_proxy_resolves_is_left_to_the_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stack.errors import StackError
+    from stack_mlflow.connection import check_resolvable
+
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    check_resolvable("http://mlflow.mlstack.invalid:5000")  # no error: the proxy's to resolve
+    monkeypatch.setenv("NO_PROXY", "mlflow.mlstack.invalid")
+    with pytest.raises(StackError, match="cannot resolve the server's name"):
+        check_resolvable("http://mlflow.mlstack.invalid:5000")
