@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -18,6 +18,9 @@ from tests.support.postgres import (
     answers,
     find_binaries,
 )
+
+if TYPE_CHECKING:
+    from tests.adapters.bentoml.models import Registered
 
 # Each of these runs whole recipes or many `mlstack` processes: minutes on two cores, more when
 # the machine is busy. They get 15 minutes before pytest-timeout calls them hung (300 s for the
@@ -126,7 +129,7 @@ def spine_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def registered_template(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def registered_template(tmp_path_factory: pytest.TempPathFactory) -> Registered:
     """Three model versions (tests/adapters/bentoml/models.py) logged and registered once per
     session (per xdist worker), for the tests that each need them in a fresh embedded store
     of their own (`Registered.copy_to`)."""

@@ -77,15 +77,19 @@ def show(ctx: click.Context, file: str | None) -> None:
     click.echo(json.dumps(data, indent=2))
 
 
-@stack_group.command("from-pulumi")
-@click.option("--cwd", default="infra/pulumi", show_default=True, help="The Pulumi program.")
-@click.option("--stack", "pulumi_stack", help="The Pulumi stack (default: the selected one).")
-@click.option("--output", "-o", default="stack.yaml", show_default=True)
-@click.option(
+#: Both exports' way to replace an existing, different output file (_write_exported_stack).
+_FORCE = click.option(
     "--force",
     is_flag=True,
     help="Replace an existing, different file at --output (kept as <file>.bak).",
 )
+
+
+@stack_group.command("from-pulumi")
+@click.option("--cwd", default="infra/pulumi", show_default=True, help="The Pulumi program.")
+@click.option("--stack", "pulumi_stack", help="The Pulumi stack (default: the selected one).")
+@click.option("--output", "-o", default="stack.yaml", show_default=True)
+@_FORCE
 def from_pulumi(cwd: str, pulumi_stack: str | None, output: str, force: bool) -> None:
     """Write the stack file `pulumi up` exported (its `mlstack` output), then validate it."""
     import shutil
@@ -111,11 +115,7 @@ def from_pulumi(cwd: str, pulumi_stack: str | None, output: str, force: bool) ->
 @stack_group.command("from-terraform")
 @click.argument("outputs", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--output", "-o", default="stack.yaml", show_default=True)
-@click.option(
-    "--force",
-    is_flag=True,
-    help="Replace an existing, different file at --output (kept as <file>.bak).",
-)
+@_FORCE
 def from_terraform(outputs: str, output: str, force: bool) -> None:
     """Write the stack file the Terraform path exported, from OUTPUTS (what `terraform output
     -json` prints, `-` for standard input; its `mlstack` output, the same as Pulumi's), then

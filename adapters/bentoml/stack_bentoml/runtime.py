@@ -15,7 +15,7 @@ Loaded as the champion (`probe=True`), a version is also asked what it takes in 
 numeric columns (probe.py): its `bounds` narrow the endpoint's request schema.
 
 Before it answers its first request, a version is called once on its saved input example
-(`warm_up`): a first call's costs (lazy imports, a model's weights read on first use, a
+(`_ready`): a first call's costs (lazy imports, a model's weights read on first use, a
 first connection to an LLM endpoint) would otherwise fall on a request, as a missed
 challenger deadline or a latency outlier charged to the version. A traced version is warmed
 through its untraced predict: the warm-up is no request, and leaves no trace."""
@@ -74,9 +74,7 @@ def load_version(spec: VersionSpec, *, probe: bool = False) -> LoadedVersion:
                 return _plain(answer(np.asarray(rows, dtype=float)))
             return _plain(answer(framer.frame(rows)))
 
-        bounds = _bounds(spec, predict_sklearn, probe)
-        warm_up(spec, predict_sklearn)
-        return LoadedVersion(spec.ref, predict_sklearn, bounds)
+        return LoadedVersion(spec.ref, predict_sklearn, _ready(spec, predict_sklearn, probe))
 
     import mlflow.pyfunc
 
@@ -98,34 +96,26 @@ def load_version(spec: VersionSpec, *, probe: bool = False) -> LoadedVersion:
         return answers
 
     names = [c.name for c in spec.inputs]
-    bounds = _bounds(spec, predict_pyfunc, probe)  # untraced: probes are no requests
-    warm_up(spec, predict_pyfunc)
+    bounds = _ready(spec, predict_pyfunc, probe)  # untraced: neither call is a request
     if spec.traces is not None:
         return LoadedVersion(spec.ref, traced(spec, names, predict_pyfunc), bounds)
     return LoadedVersion(spec.ref, predict_pyfunc, bounds)
 
 
-def warm_up(spec: VersionSpec, predict: Callable[[list[list[Any]]], Any]) -> None:
-    """One call of `predict` (untraced) on the model's saved input example, so that a first
-    call's costs fall on the load, not on a request. Nothing when the model has no example;
-    a failure here is the first request's to find (and report)."""
-    from stack_bentoml.probe import example_row
+def _ready(
+    spec: VersionSpec, predict: Callable[[list[list[Any]]], Any], probe: bool
+) -> Mapping[str, tuple[float, float]]:
+    """The version's numeric bounds with `probe` (probe.py; else none), after one call of
+    `predict` on the model's saved input example, so that a first call's costs fall on the
+    load, not on a request. No call when the model has no example; a failure here is the
+    first request's to find (and report)."""
+    from stack_bentoml.probe import example_row, probe_bounds
 
     row = example_row(Path(spec.model_dir), spec.inputs)
     if row is not None:
         with contextlib.suppress(Exception):
             predict([row])
-
-
-def _bounds(
-    spec: VersionSpec, predict: Callable[[list[list[Any]]], Any], probe: bool
-) -> Mapping[str, tuple[float, float]]:
-    if not probe:
-        return {}
-    from stack_bentoml.probe import example_row, probe_bounds
-
-    base = example_row(Path(spec.model_dir), spec.inputs)
-    return probe_bounds(predict, spec.inputs, base, ref=spec.ref)
+    return probe_bounds(predict, spec.inputs, row, ref=spec.ref) if probe else {}
 
 
 def _takes_arrays(
