@@ -106,6 +106,7 @@ def deploy(
             )
         except ValidationError as exc:
             raise click.BadParameter(str(exc)) from exc
+        name = plan.endpoint or version.model
         if target == "bento":
             from stack.contract.capabilities import ServerCapability
             from stack.contract.serving import Packager
@@ -118,20 +119,20 @@ def deploy(
                     "(the `package` capability)"
                 )
             packager = cast(Packager, session.server)  # the registry checked it
-            _warn_for_cluster(session, refuse=False)
-            package = packager.build(version, endpoint=plan.endpoint or version.model)
+            _warn_for_cluster(session, name, refuse=False)
+            package = packager.build(version, endpoint=name)
             _containerize(package)
             return
         if target == "kubernetes" and dry_run:
             from stack.rollout.kubernetes import render_manifests
 
-            _warn_for_cluster(session, refuse=False)
+            _warn_for_cluster(session, name, refuse=False)
             click.echo(render_manifests(session, version, plan), nl=False)
             return
         if dry_run:
             raise click.UsageError("--dry-run is for --target kubernetes")
         if target == "kubernetes":
-            _warn_for_cluster(session, refuse=True)
+            _warn_for_cluster(session, name, refuse=True)
         controller = RolloutController(session, progress=view, router=_router(session, target))
         with view:  # each stage's requests and verdict while it bakes
             result = controller.deploy(version, plan, reason=reason)
@@ -147,11 +148,11 @@ def deploy(
         ctx.exit(4)
 
 
-def _warn_for_cluster(session: StackSession, *, refuse: bool) -> None:
-    """Each of the server's cluster warnings (ClusterManifests.cluster_warnings) as a
-    WARNING line on stderr (stdout may be manifests piped on); with `refuse`, a
-    StackConfigError instead when one blocks a rollout. Nothing for a server that has no
-    cluster path."""
+def _warn_for_cluster(session: StackSession, endpoint: str, *, refuse: bool) -> None:
+    """Each of the server's cluster warnings (ClusterManifests.cluster_warnings) for
+    `endpoint` as a WARNING line on stderr (stdout may be manifests piped on); with
+    `refuse`, a StackConfigError instead when one blocks a rollout. Nothing for a server
+    that has no cluster path."""
     from stack.contract.capabilities import ServerCapability
     from stack.contract.serving import ClusterManifests
     from stack.errors import StackConfigError
@@ -159,7 +160,7 @@ def _warn_for_cluster(session: StackSession, *, refuse: bool) -> None:
 
     if not declares(session, ServerCapability.KUBERNETES):
         return
-    warnings = cast(ClusterManifests, session.server).cluster_warnings()
+    warnings = cast(ClusterManifests, session.server).cluster_warnings(endpoint)
     blocking = [w for w in warnings if w.blocks_rollout]
     if refuse and blocking:
         raise StackConfigError(

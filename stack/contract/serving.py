@@ -205,8 +205,9 @@ class ClusterManifests(Protocol):
 
     def cluster_router(self) -> Router: ...
 
-    def cluster_warnings(self) -> tuple[ClusterWarning, ...]:
-        """What in the stack file makes its cluster path wrong or fragile (empty: nothing)."""
+    def cluster_warnings(self, endpoint: str | None = None) -> tuple[ClusterWarning, ...]:
+        """What in the stack file makes its cluster path wrong or fragile (empty: nothing);
+        with `endpoint`, also what sizes that endpoint wrongly (a misspelt per-endpoint key)."""
         ...
 
 

@@ -11,6 +11,7 @@ wheels' own metadata; the model adds its own (MLflow's `requirements.txt`)."""
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import json
 import os
@@ -145,13 +146,28 @@ def build_bento(
     )
 
 
-def cluster_warnings(config: BentoConfig) -> tuple[ClusterWarning, ...]:
+def cluster_warnings(
+    config: BentoConfig, endpoint: str | None = None
+) -> tuple[ClusterWarning, ...]:
     """What in `config` makes the cluster path wrong or fragile: no `prediction_log`, or
     one the pods are given no URL of (no secret for MLSTACK_PREDICTION_LOG_URL): they would
     log to Parquet in their own /tmp, which no rollout reads, so every canary would hold
     undecided (these block a rollout); an image named without a registry
-    host (the pods pull it from Docker Hub)."""
+    host (the pods pull it from Docker Hub); with `endpoint` (the one being deployed), a
+    key of `kubernetes.endpoints` that is not its name but nearly is (a misspelt key sizes
+    nothing: the endpoint gets the defaults)."""
     found: list[ClusterWarning] = []
+    if endpoint is not None and (misspelt := _near_key(config, endpoint)) is not None:
+        target = config.kubernetes
+        found.append(
+            ClusterWarning(
+                "server.kubernetes.endpoints",
+                f"server.kubernetes.endpoints sizes {misspelt!r}, not {endpoint!r}: "
+                f"{endpoint} gets the defaults (cpu {target.cpu}, memory {target.memory}, "
+                f"{target.gpus or 'no'} GPU(s)); rename the key to {endpoint!r} if it was "
+                "meant for this endpoint",
+            )
+        )
     if config.prediction_log is None:
         found.append(
             ClusterWarning(
@@ -187,6 +203,16 @@ def cluster_warnings(config: BentoConfig) -> tuple[ClusterWarning, ...]:
             )
         )
     return tuple(found)
+
+
+def _near_key(config: BentoConfig, endpoint: str) -> str | None:
+    """The key of `kubernetes.endpoints` nearly `endpoint` when none is it exactly (case,
+    `_` for `-`, a letter or two: difflib's ratio >= 0.8), else None."""
+    keys = config.kubernetes.endpoints
+    if endpoint in keys:
+        return None
+    near = difflib.get_close_matches(endpoint.lower(), [k.lower() for k in keys], 1, 0.8)
+    return next((k for k in keys if near and k.lower() == near[0]), None)
 
 
 def registry_host(image: str) -> str | None:

@@ -380,12 +380,13 @@ class BentoServer:
 
         return manifests(self.config.kubernetes, endpoint, versions, split)
 
-    def cluster_warnings(self) -> tuple[ClusterWarning, ...]:
+    def cluster_warnings(self, endpoint: str | None = None) -> tuple[ClusterWarning, ...]:
         """What in the stack file makes the cluster path wrong or fragile (packaging.py):
-        no prediction log in PostgreSQL (blocks a rollout), an image with no registry."""
+        no prediction log in PostgreSQL (blocks a rollout), an image with no registry, a
+        misspelt `endpoints` key for `endpoint`."""
         from stack_bentoml.packaging import cluster_warnings
 
-        return cluster_warnings(self.config)
+        return cluster_warnings(self.config, endpoint)
 
     def cluster_router(self) -> Router:
         """The Router that applies these manifests to the cluster the kubeconfig names

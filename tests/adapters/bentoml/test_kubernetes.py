@@ -34,6 +34,7 @@ server:
     tolerations: [{key: dedicated, operator: Equal, value: ml, effect: NoSchedule}]
     min_replicas: 2
     max_replicas: 6
+    endpoints: {Churn: {max_replicas: 8}}  # not the endpoint's name: sizes nothing
 spine: {url: "sqlite:///.mlstack/spine.db"}
 """
 
@@ -81,6 +82,7 @@ def test_canary_manifests_validate_and_schedule_on_gpu_pools(
     # registry named: no Docker Hub warning
     assert "WARNING: the stack file names no server.prediction_log" in result.stderr
     assert "Docker Hub" not in result.stderr
+    assert "WARNING: server.kubernetes.endpoints sizes 'Churn', not 'churn'" in result.stderr
     assert not re.search(r"[&*]id\d+", result.stdout), "each object written whole, no aliases"
     checked = validate(result.stdout, workdir)
     assert checked.returncode == 0, checked.stdout + checked.stderr

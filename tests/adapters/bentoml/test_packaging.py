@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from packaging.requirements import Requirement
@@ -15,6 +16,9 @@ from packaging.utils import canonicalize_name
 
 from tests.adapters.bentoml.conftest import Stack
 from tests.support.cli import MLSTACK
+
+if TYPE_CHECKING:
+    from stack_bentoml.config import BentoConfig
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -89,20 +93,28 @@ def test_deploy_target_bento_warns_of_what_the_cluster_would_get_wrong(
     assert "set server.kubernetes.image" in warnings[1]
 
 
-def test_a_stack_with_a_postgresql_log_and_a_registry_image_gets_no_cluster_warning() -> None:
+def _cluster_ready(**kubernetes: Any) -> BentoConfig:
+    """A stack whose cluster path is right: a PostgreSQL log the pods get the URL of, an
+    image in a registry; `kubernetes` adds to that section."""
     from stack_bentoml.config import BentoConfig
-    from stack_bentoml.packaging import cluster_warnings
 
     secret = {"env": "MLSTACK_PREDICTION_LOG_URL", "secret": "prediction-log", "key": "url"}
-    config = BentoConfig.model_validate(
+    return BentoConfig.model_validate(
         {
             "prediction_log": {"url": "postgresql://mlstack@db/mlstack"},
             "kubernetes": {
                 "image": "localhost:5000/mlstack-endpoint:{model}-v{version}",
                 "secrets": [secret],
+                **kubernetes,
             },
         }
     )
+
+
+def test_a_stack_with_a_postgresql_log_and_a_registry_image_gets_no_cluster_warning() -> None:
+    from stack_bentoml.packaging import cluster_warnings
+
+    config = _cluster_ready()
     assert cluster_warnings(config) == ()
     # a log the pods are given no URL of: they would write Parquet in their own /tmp
     unsaid = config.model_copy(
@@ -199,3 +211,22 @@ def test_a_stack_logging_to_postgresql_adds_the_driver_the_pods_write_it_with(
     vendored = vendor(ENDPOINT_DISTRIBUTION, tmp_path, extras={"mlstack": ("postgres",)})
     assert {canonicalize_name(w.name.split("-")[0]) for w in vendored.wheels} == OURS
     assert [canonicalize_name(Requirement(r).name) for r in vendored.requirements] == ["psycopg"]
+
+
+def test_a_misspelt_endpoint_key_is_named_when_that_endpoint_is_deployed() -> None:
+    """A key of `kubernetes.endpoints` that nearly names the endpoint being deployed sizes
+    nothing: the endpoint would run with the defaults (no GPU for an LLM) without a word."""
+    from stack_bentoml.packaging import cluster_warnings
+
+    config = _cluster_ready(
+        endpoints={"llm_qa": {"gpus": 1, "memory": "16Gi"}, "churn": {"cpu": "2"}}
+    )
+    [warning] = cluster_warnings(config, "llm-qa")
+    assert warning.field == "server.kubernetes.endpoints" and not warning.blocks_rollout
+    assert "sizes 'llm_qa', not 'llm-qa'" in warning.message
+    assert "llm-qa gets the defaults (cpu 1, memory 2Gi, no GPU(s))" in warning.message
+    assert "rename the key to 'llm-qa'" in warning.message
+    # the endpoint its key names, and one no key is near, are sized as written: no warning
+    assert cluster_warnings(config, "churn") == ()
+    assert cluster_warnings(config, "fraud-scoring") == ()
+    assert cluster_warnings(config, "Churn") != ()  # case differs: the key names another
