@@ -83,7 +83,7 @@ def racer(version, start):
     registry, client = session.registry, session.registry.client
     session.spine.verify_audit()  # connected before the start
     registry.set_state = slowed(registry.set_state, pause, before=True)
-    # the alias is written without MLflow's client on this store (stack_mlflow/reads/writes.py)
+    # the alias is written without MLflow's client on this store (stack_mlflow/light/writes.py)
     registry.writes.set_alias = slowed(registry.writes.set_alias, pause)
     client.search_model_versions = slowed(client.search_model_versions, pause, before=True)
     client.get_model_version_by_alias = slowed(client.get_model_version_by_alias, pause)

@@ -42,7 +42,7 @@ def test_a_refused_move_into_serving_leaves_history_equal_to_the_registry(
     def refuse(*_args: Any, **_kwargs: Any) -> None:
         raise MlflowException("the registry went read-only")
 
-    # the registry's writes to MLflow (its tables here, stack_mlflow/reads/writes.py)
+    # the registry's writes to MLflow (its tables here, stack_mlflow/light/writes.py)
     monkeypatch.setattr(session.registry.writes, refusing_call, refuse)  # type: ignore[attr-defined]
     with pytest.raises(MlflowException, match="read-only"):
         lifecycle.transition(model, versions["challenger"].version, S.SERVING)

@@ -11,7 +11,7 @@ Never MLflow's deprecated stages.
 
 `AliasLifecycle` holds that logic once; a registry gives it five primitives (the alias:
 read, set, delete; a version's tag: set; the versions' tags: listed), over MLflow's client or,
-for models, without it (reads/writes.py)."""
+for models, without it (light/writes.py)."""
 
 from __future__ import annotations
 

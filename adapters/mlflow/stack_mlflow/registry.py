@@ -2,7 +2,7 @@
 (lifecycle.py, shared with the prompt registry). Never MLflow's deprecated stages.
 
 Reads, and the writes of a lifecycle change (a version's tag, the `serving` alias), go
-through `reads/` (MLflow's tables or REST API, without importing MLflow) where the store
+through `light/` (MLflow's tables or REST API, without importing MLflow) where the store
 allows. MLflow's client is built for every other write (`register`, a model's files), and
 from then on this registry reads through it too."""
 
@@ -22,7 +22,7 @@ from stack.plugins.manifest import AdapterContext
 from stack_mlflow.config import MlflowRegistryConfig
 from stack_mlflow.connection import make_client, registry_uri
 from stack_mlflow.lifecycle import SERVING_ALIAS, STATE_TAG, AliasLifecycle, state_of
-from stack_mlflow.reads import (
+from stack_mlflow.light import (
     ClientReads,
     ClientWrites,
     MlflowReads,

@@ -36,7 +36,7 @@ from stack_mlflow.connection import (
     safe_uri,
     tracking_uri,
 )
-from stack_mlflow.reads import ClientReads, MlflowReads, StoredDataset, StoredRun, light_reads
+from stack_mlflow.light import ClientReads, MlflowReads, StoredDataset, StoredRun, light_reads
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

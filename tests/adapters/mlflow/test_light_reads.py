@@ -1,4 +1,4 @@
-"""The registry reads that skip importing MLflow (stack_mlflow/reads/) answer exactly what
+"""The registry reads that skip importing MLflow (stack_mlflow/light/) answer exactly what
 MLflow's client answers on the same store: SQLite, PostgreSQL, and a real `mlflow server`
 (its REST API) — models without versions, many versions, odd tags, deleted versions, aliases,
 prompts left out. A database whose schema they do not know is read by MLflow's client."""
@@ -16,7 +16,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param
 
 from stack.plugins.manifest import AdapterContext
 from stack_mlflow.config import MlflowConnection, MlflowRegistryConfig
-from stack_mlflow.reads import (
+from stack_mlflow.light import (
     KNOWN_SCHEMAS,
     ClientReads,
     MlflowReads,

@@ -1,4 +1,4 @@
-"""The writes of a lifecycle change that skip importing MLflow (stack_mlflow/reads/writes.py)
+"""The writes of a lifecycle change that skip importing MLflow (stack_mlflow/light/writes.py)
 leave a store as MLflow's client leaves it: the same tags, aliases, timestamps and search
 answers, read back by MLflow's client, on SQLite, PostgreSQL and a real `mlflow server` (its
 REST API); and they refuse what MLflow's client refuses (a missing model or version, a
@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 from stack.contract.states import LifecycleState as S
 from stack.plugins.manifest import AdapterContext
 from stack_mlflow.config import MlflowConnection, MlflowRegistryConfig
-from stack_mlflow.reads import (
+from stack_mlflow.light import (
     ClientWrites,
     MlflowWrites,
     RestWrites,

@@ -1,5 +1,5 @@
 """Read commands on the embedded stack import no MLflow (about 2.5 s of every command before):
-the registry and the inventory's runs are read from MLflow's tables (stack_mlflow/reads/)."""
+the registry and the inventory's runs are read from MLflow's tables (stack_mlflow/light/)."""
 
 from __future__ import annotations
 

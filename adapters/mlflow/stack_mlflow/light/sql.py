@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from stack_mlflow.reads.records import (
+from stack_mlflow.light.records import (
     DEFAULT_WORKSPACE,
     DELETED_STAGE,
     IS_PROMPT_TAG,

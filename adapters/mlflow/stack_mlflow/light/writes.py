@@ -13,14 +13,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 from stack.errors import NotFound
-from stack_mlflow.reads.records import DEFAULT_WORKSPACE, DELETED_STAGE, IS_PROMPT_TAG
+from stack_mlflow.light.records import DEFAULT_WORKSPACE, DELETED_STAGE, IS_PROMPT_TAG
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from sqlalchemy.engine import Connection
 
-    from stack_mlflow.reads.rest import RestReads
-    from stack_mlflow.reads.sql import SqlReads
+    from stack_mlflow.light.rest import RestReads
+    from stack_mlflow.light.sql import SqlReads
 
 
 MISSING = ("RESOURCE_DOES_NOT_EXIST",)

@@ -1,4 +1,5 @@
-"""The reads of mlstack's read commands, without importing MLflow (~2.5 s or more).
+"""MLflow's registry read and written without importing MLflow (~2.5 s or more): the
+light client of mlstack's read commands and lifecycle changes.
 
 `mlstack models`, `rollout status`, `lineage M@serving` only read MLflow's model registry
 (the registered models, a model's versions with their tags, the version an alias names) and
@@ -25,8 +26,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from stack_mlflow.reads.client import ClientReads, from_entity
-from stack_mlflow.reads.records import (
+from stack_mlflow.light.client import ClientReads, from_entity
+from stack_mlflow.light.records import (
     DEFAULT_WORKSPACE,
     DELETED_STAGE,
     IS_PROMPT_TAG,
@@ -36,9 +37,9 @@ from stack_mlflow.reads.records import (
     StoredRun,
     StoredVersion,
 )
-from stack_mlflow.reads.rest import RestReads
-from stack_mlflow.reads.sql import KNOWN_SCHEMAS, SqlReads
-from stack_mlflow.reads.writes import ClientWrites, MlflowWrites, RestWrites, SqlWrites
+from stack_mlflow.light.rest import RestReads
+from stack_mlflow.light.sql import KNOWN_SCHEMAS, SqlReads
+from stack_mlflow.light.writes import ClientWrites, MlflowWrites, RestWrites, SqlWrites
 
 if TYPE_CHECKING:
     from stack_mlflow.config import MlflowConnection

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from stack_mlflow.reads.records import StoredDataset, StoredRun, StoredVersion, datasets_in_order
+from stack_mlflow.light.records import StoredDataset, StoredRun, StoredVersion, datasets_in_order
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

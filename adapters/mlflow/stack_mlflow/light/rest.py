@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from stack_mlflow.connection import UNRESOLVABLE_HINT
-from stack_mlflow.reads.records import (
+from stack_mlflow.light.records import (
     PAGE,
     StoredDataset,
     StoredRun,
