@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from stack.atomic import write_atomic
 from stack.cli.common import stack_path
 
 
@@ -240,12 +241,7 @@ def _write_exported_stack(text: str, target: Path, source: str, force: bool = Fa
                     f"(stacks/prod.yaml), or --force to replace it (kept as {backup})"
                 )
             backup.write_text(existing)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        try:
-            partial.write_text(text)
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
+        write_atomic(target, text)
     except OSError as exc:
         raise StackError(f"cannot write {target}: {exc.strerror or exc}") from None
     kept = f"; the previous file is {backup}" if existing not in (None, text) else ""

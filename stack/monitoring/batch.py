@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from stack.atomic import atomic_path
 from stack.contract.serving import LoggedRequest
 from stack.errors import StackError
 from stack.session import StackSession
@@ -62,9 +63,8 @@ class BatchPredictionLog:
         folder = self.root / name
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{moment:%Y%m%dT%H%M%S%f}-{os.getpid()}.parquet"
-        partial = path.with_suffix(".partial")
-        pq.write_table(table, partial)
-        partial.replace(path)
+        with atomic_path(path) as partial:
+            pq.write_table(table, partial)
         return path
 
     def logged(

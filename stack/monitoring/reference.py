@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from stack.atomic import atomic_path
 from stack.contract.registry import ModelVersion
 from stack.contract.roles import Role
 from stack.contract.tracking import RunRef
@@ -52,9 +53,8 @@ def save_reference(
         raise StackError("the reference has no rows")
     path = reference_path(session, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    pq.write_table(table, partial)
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        pq.write_table(table, partial)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     snapshot = NodeRef(NodeKind.DATA_SNAPSHOT, f"sha256:{digest}")
     session.spine.link(

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stack.atomic import write_atomic
+
 if TYPE_CHECKING:
     from stack.monitoring.results import CheckResult
 
@@ -118,7 +120,5 @@ def write_textfile(directory: Path, model: str, checks: Iterable[CheckResult], n
     """Write `model`'s checks for a textfile collector, atomically; returns the file."""
     directory.mkdir(parents=True, exist_ok=True)
     path = textfile_path(directory, model)
-    partial = path.with_name(f".{path.name}.partial")  # the collector reads *.prom only
-    partial.write_bytes(check_metrics(checks, now=now))
-    partial.replace(path)
+    write_atomic(path, check_metrics(checks, now=now))  # the collector reads *.prom only
     return path

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 from pathlib import Path
 from typing import Any
 
+from stack.atomic import write_atomic
 from stack.errors import StackError
 
 
@@ -22,9 +22,7 @@ def save_output(directory: Path, step: str, value: Any) -> tuple[str, str]:
             f"({type(exc).__name__}: {exc}); return plain data, or write files to ctx.workdir"
         ) from exc
     path = directory / f"{step}.pkl"
-    partial = path.with_suffix(".pkl.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+    write_atomic(path, data)
     return str(path), hashlib.sha256(data).hexdigest()
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from stack.atomic import write_atomic
 from stack.errors import StackError
 from stack_bentoml import family
 
@@ -43,10 +43,7 @@ def write_ack(folder: Path, revision: int) -> None:
     record = {"pid": pid, "started": family.started(pid), "revision": revision, "at": time.time()}
     try:
         (folder / ACK_DIR).mkdir(exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder / ACK_DIR, prefix=".ack")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(record, handle)
-        os.replace(tmp, folder / ACK_DIR / f"{pid}.json")
+        write_atomic(folder / ACK_DIR / f"{pid}.json", json.dumps(record))
     except OSError as error:
         print(f"mlstack endpoint: cannot acknowledge revision {revision} ({error})", flush=True)
 

@@ -29,6 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from stack.atomic import atomic_path
+
 if TYPE_CHECKING:
     from stack_bentoml.spill import SpillFolder
 
@@ -279,12 +281,13 @@ class ParquetSink:
             folder.mkdir(parents=True, exist_ok=True)
             self._sequence += 1
             name = f"{os.getpid()}-{time.time_ns()}-{self._sequence}.parquet"
-            tmp = folder / f".{name}.tmp"
-            with pq.ParquetWriter(tmp, schema()) as writer:
+            with (
+                atomic_path(folder / name) as partial,
+                pq.ParquetWriter(partial, schema()) as writer,
+            ):
                 for first in range(0, len(rows), _CHUNK):
                     writer.write_batch(batch(rows[first : first + _CHUNK]))
                     time.sleep(0)  # let the request thread in between chunks
-            os.replace(tmp, folder / name)
 
 
 #: Rows converted per step: converting Python values holds the GIL, and the worker's event

@@ -4,10 +4,10 @@ and the adapter, waiting on that file, fails the deploy or the route at once say
 
 from __future__ import annotations
 
-import os
-import tempfile
 import traceback
 from pathlib import Path
+
+from stack.atomic import write_atomic
 
 REFUSAL_PREFIX = "refused-r"
 
@@ -24,9 +24,6 @@ def write_refusal(folder: Path, revision: int, exc: BaseException) -> None:
     that the refusal itself is what the worker reports."""
     text = f"{type(exc).__name__}: {exc}\n\n" + "".join(traceback.format_exception(exc))
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{REFUSAL_PREFIX}")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, refusal_path(folder, revision))
+        write_atomic(refusal_path(folder, revision), text)
     except OSError as error:  # a read-only folder (a container): the log still says why
         print(f"mlstack endpoint: cannot record the refusal ({error})", flush=True)

@@ -8,13 +8,13 @@ loaded before it is written: `staged` ones first, in a revision of their own (se
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from stack.atomic import write_atomic
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -187,10 +187,7 @@ class EndpointSpec(BaseModel):
 
 def write_spec(spec: EndpointSpec, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(spec.model_dump_json(indent=2))
-    os.replace(tmp, path)
+    write_atomic(path, spec.model_dump_json(indent=2))
 
 
 def read_spec(path: Path) -> EndpointSpec:

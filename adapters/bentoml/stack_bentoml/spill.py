@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stack.atomic import atomic_path
 from stack_bentoml.predictlog import Prediction, Sink, batch, schema
 
 CLAIMED = ".claimed-"
@@ -68,12 +69,8 @@ class SpillFolder:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._sequence += 1
         name = f"{os.getpid()}-{time.time_ns()}-{self._sequence}.parquet"
-        tmp = self.folder / f".{name}.tmp"
-        try:
-            pq.write_table(batch_table(entries), tmp)
-            os.replace(tmp, self.folder / name)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_path(self.folder / name) as partial:
+            pq.write_table(batch_table(entries), partial)
 
     def has_files(self) -> bool:
         return any(True for _ in _spilled(self.folder, claimed=True))
