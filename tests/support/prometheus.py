@@ -1,11 +1,9 @@
 """Debian's `prometheus` and `prometheus-alertmanager`, run on 127.0.0.1 for a test: installed
-with apt-get when missing and the tests run as root, else the test is skipped saying why."""
+when missing (tests/support/debian.py), else the test is skipped saying why."""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +15,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.support.debian import installed
 from tests.support.ports import free_port
 
 PACKAGES = {
@@ -27,22 +26,8 @@ PACKAGES = {
 
 
 def binary(name: str) -> str:
-    """The path of `name`, installed from Debian when missing (as root); else skip."""
-    found = shutil.which(name)
-    if found:
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip(f"{name} is not installed and apt-get cannot install it (not root)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", PACKAGES[name]]
-    done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, timeout=600)
-        done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600)
-    found = shutil.which(name)
-    if found is None:
-        pytest.skip(f"apt-get could not install {name}: {done.stderr[-500:]}")
-    return found
+    """The path of `name`, installed from Debian when missing (tests/support/debian.py)."""
+    return installed((name,), PACKAGES[name])
 
 
 @dataclass
