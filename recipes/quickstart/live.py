@@ -129,12 +129,20 @@ def roll_out(ctx: StepContext, ref: str, records: list[dict[str, float]]) -> str
 
 
 def _wait_for_endpoint(ctx: StepContext, starter: threading.Thread) -> str:
+    """The endpoint's URL once it answers `/readyz` (its first version loaded), so that the
+    bake's traffic starts on a server that takes requests, not on a port still closed."""
     import time
+
+    import httpx
 
     while starter.is_alive():
         url = endpoint_url(ctx)
         if url is not None:
-            return url
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                pass  # not listening yet
         time.sleep(0.2)
     url = endpoint_url(ctx)
     if url is None:
