@@ -113,8 +113,12 @@ class RolloutController:
         champion = champion_of(current)
         if champion == version.ref:
             return RolloutResult(current, "unchanged", version.ref)
-        # Loaded (and its inputs checked) before the rollout starts: a version the endpoint
-        # cannot take fails here and leaves no rollout half begun.
+        # The state's gate decided, then loaded (and its inputs checked), before the rollout
+        # starts: a version that may not enter the state (a retired one), or that the
+        # endpoint cannot take, fails here and leaves no rollout half begun.
+        state, _ = stages_of(plan, champion, version.ref)
+        if version.state is not state:
+            self.governance.require(version, state, reason=f"rollout: {state.value}")
         self.server.add_version(version, endpoint=name)
         self.traffic.audit(
             "rollout.started",

@@ -15,7 +15,8 @@ from stack.config.rollout import RolloutPlan, ServiceLevels
 from stack.contract.roles import Role
 from stack.contract.serving import Endpoint, HealthReport, TrafficSplit, VersionHealth
 from stack.contract.states import LifecycleState as S
-from stack.errors import EndpointDown, NotFound
+from stack.errors import EndpointDown, InvalidTransition, NotFound
+from stack.lifecycle import Lifecycle
 from stack.plugins import AdapterManifest, RoleBinding
 from stack.rollout import BakeTick, RolloutController
 from stack.rollout.judge import judge
@@ -256,3 +257,17 @@ def test_the_champion_stays_named_until_the_promotion(session: StackSession) -> 
     ]
     assert {(s.champion, s.deadline_ms) for s in stages} == {("churn@1", 250.0)}
     assert promotion.champion == "churn@2"
+
+
+def test_a_version_that_may_not_enter_the_rollout_leaves_no_rollout_begun(
+    session: StackSession,
+) -> None:
+    """A retired version refused at the door: no version loaded beside the champion, no
+    `rollout.started` for `rollout status` or `doctor` to take for a rollout that died."""
+    Lifecycle(session).transition("churn", 2, S.RETIRED, actor="ci")
+    with pytest.raises(InvalidTransition, match="churn@2 is retired; it cannot move to canary"):
+        RolloutController(session).deploy("churn@2", PLAN)
+    assert actions(session) == []
+    assert "churn@2" not in session.server.versions  # type: ignore[attr-defined]
+    assert dict(session.server.endpoints()[0].split.weights) == {"churn@1": 1.0}
+    assert (state(session, 1), state(session, 2)) == (S.SERVING, S.RETIRED)
