@@ -9,6 +9,7 @@ import click
 
 from stack.cli.common import VERSION, open_session
 from stack.contract.registry import ModelSelector
+from stack.contract.roles import Role
 from stack.contract.states import LifecycleState, can_transition
 from stack.errors import InvalidTransition
 
@@ -62,6 +63,11 @@ def run_promote(
             if not decision.passed:  # a script asking "would it pass?" reads the exit code
                 raise click.exceptions.Exit(1)
             return
+        if state is LifecycleState.SERVING and not prompts and session.has(Role.SERVER):
+            from stack.rollout.traffic import refuse_if_live_elsewhere
+
+            version = governance.version(selector)
+            refuse_if_live_elsewhere(session.server.endpoints(), version)
         change = governance.promotion(selector, state, reason=reason)
     # True when decided: promotions of one model are applied one at a time, so a racing
     # caller whose version took `serving` from another's is told whom it displaced.

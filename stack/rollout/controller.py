@@ -36,7 +36,7 @@ from stack.rollout.bake import Baker
 from stack.rollout.endings import RolloutEndings
 from stack.rollout.results import BakeTick, RolloutResult, first_line, health_json
 from stack.rollout.stages import champion_of, stages_of
-from stack.rollout.traffic import EndpointTraffic
+from stack.rollout.traffic import EndpointTraffic, refuse_if_live_elsewhere
 from stack.session import StackSession
 
 __all__ = ["BakeTick", "RolloutController", "RolloutResult"]
@@ -105,6 +105,7 @@ class RolloutController:
     def _deploy(
         self, version: ModelVersion, name: str, plan: RolloutPlan, reason: str
     ) -> RolloutResult:
+        refuse_if_live_elsewhere(self.server.endpoints(), version, besides=name)
         current = self.find(name)
         if current is None and plan.strategy == "canary":
             return self._first_canary(version, name, plan, reason or "first deploy")

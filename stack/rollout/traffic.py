@@ -5,18 +5,51 @@ could not follow it."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from stack.contract.capabilities import ServerCapability
 from stack.contract.registry import ModelVersion
 from stack.contract.roles import Role
 from stack.contract.serving import Endpoint, ProcessInspector, Router, TrafficSplit
+from stack.errors import StackError
 from stack.governance.service import Governance
 from stack.plugins.capabilities import declares
 from stack.rollout.results import first_line
 from stack.session import StackSession
 from stack.spine.lineage import NodeKind, NodeRef
+
+
+def live_elsewhere(
+    endpoints: Iterable[Endpoint], version: ModelVersion, *, besides: str | None = None
+) -> list[str]:
+    """`endpoint (ref)` for each endpoint but `besides` on which a version of `version`'s
+    model other than it takes traffic. A model has one `serving` version: moving `version`
+    there while these answer would leave them serving a retired version (and `doctor` would
+    find a version serving without its gate). Empty: nothing stands in the way."""
+    found = []
+    for endpoint in endpoints:
+        if endpoint.name == besides:
+            continue
+        for ref, weight in endpoint.split.weights.items():
+            if weight > 0 and ref != version.ref and ref.rpartition("@")[0] == version.model:
+                found.append(f"{endpoint.name} ({ref})")
+    return found
+
+
+def refuse_if_live_elsewhere(
+    endpoints: Iterable[Endpoint], version: ModelVersion, *, besides: str | None = None
+) -> None:
+    """Raise StackError naming each endpoint `live_elsewhere` finds, and what to do."""
+    elsewhere = live_elsewhere(endpoints, version, besides=besides)
+    if elsewhere:
+        where = f"on endpoint {besides!r}" if besides else "to serving"
+        raise StackError(
+            f"{version.ref} cannot move {where}: {', '.join(elsewhere)} serves another "
+            f"version of {version.model}, and a model has one serving version; roll "
+            f"{version.ref} out on that endpoint (mlstack deploy {version.ref} --endpoint "
+            "NAME), or undeploy it first"
+        )
 
 
 class EndpointTraffic:

@@ -15,7 +15,7 @@ from stack.config.rollout import RolloutPlan, ServiceLevels
 from stack.contract.roles import Role
 from stack.contract.serving import Endpoint, HealthReport, TrafficSplit, VersionHealth
 from stack.contract.states import LifecycleState as S
-from stack.errors import EndpointDown, InvalidTransition, NotFound
+from stack.errors import EndpointDown, InvalidTransition, NotFound, StackError
 from stack.lifecycle import Lifecycle
 from stack.plugins import AdapterManifest, RoleBinding
 from stack.rollout import BakeTick, RolloutController
@@ -271,3 +271,23 @@ def test_a_version_that_may_not_enter_the_rollout_leaves_no_rollout_begun(
     assert "churn@2" not in session.server.versions  # type: ignore[attr-defined]
     assert dict(session.server.endpoints()[0].split.weights) == {"churn@1": 1.0}
     assert (state(session, 1), state(session, 2)) == (S.SERVING, S.RETIRED)
+
+
+def test_a_version_cannot_serve_on_a_second_endpoint_while_another_version_serves(
+    session: StackSession,
+) -> None:
+    """A model has one `serving` version: deploying churn@2 on a new endpoint would move it
+    to serving and retire churn@1, which endpoint `churn` still answers with. Refused before
+    anything changes; the version that serves may also answer on a second endpoint."""
+    direct = RolloutPlan(strategy="direct", endpoint="churn-eu")
+    with pytest.raises(StackError, match=r"churn@2 cannot move on endpoint 'churn-eu': churn "):
+        RolloutController(session).deploy("churn@2", direct)
+    assert (state(session, 1), state(session, 2)) == (S.SERVING, S.APPROVED)
+    assert [e.name for e in session.server.endpoints()] == ["churn"]
+    assert session.spine.audit_entries(subject="endpoint:churn-eu") == []
+    assert RolloutController(session).deploy("churn@1", direct).outcome == "deployed"
+    assert sorted(e.name for e in session.server.endpoints()) == ["churn", "churn-eu"]
+    # and now churn@2 cannot take `churn` either while churn-eu answers with churn@1
+    with pytest.raises(StackError, match=r"churn-eu \(churn@1\) serves another version"):
+        RolloutController(session).deploy("churn@2", PLAN)
+    assert state(session, 1) is S.SERVING

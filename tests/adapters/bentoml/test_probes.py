@@ -127,6 +127,7 @@ def _register_stalling(session: StackSession, *, after: int) -> ModelVersion:
     uri = session.tracker.log_model(
         run, Stalls(), name="stalls", framework="python", requirements=[], input_example=frame
     )
-    version = session.registry.register("churn", uri, run_id=run.run_id)
+    # a model of its own: churn serves on `churn`, and a model has one serving version
+    version = session.registry.register("stalls", uri, run_id=run.run_id)
     session.tracker.finish_run(run)
     return version

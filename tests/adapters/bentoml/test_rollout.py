@@ -320,13 +320,16 @@ def test_a_first_canary_without_traffic_stops_undecided(stack: Stack) -> None:
     )
     rollbacks = Rollbacks()
     with session_with(stack, rollbacks) as session:
-        Governance(session).promote(stack.versions.quirky.ref, S.APPROVED)
+        # a model of its own: churn serves on `churn`, and a model has one serving version
+        quirky = stack.versions.quirky
+        fresh = session.registry.register("fresh", quirky.source_uri, run_id=quirky.run_id)
+        Governance(session).promote(fresh.ref, S.APPROVED)
         controller = RolloutController(session)
-        quiet = controller.deploy(stack.versions.quirky.ref, plan)
+        quiet = controller.deploy(fresh.ref, plan)
         assert quiet.outcome == "undecided"
-        assert quiet.reasons[0].startswith(f"only 0 requests reached {stack.versions.quirky.ref}")
+        assert quiet.reasons[0].startswith(f"only 0 requests reached {fresh.ref}")
         assert controller.find("fresh") is None
-        assert Governance(session).version(stack.versions.quirky.ref).state is S.APPROVED
+        assert Governance(session).version(fresh.ref).state is S.APPROVED
         assert rollbacks.seen == []
         actions = [e.action for e in session.spine.audit_entries(subject="endpoint:fresh")]
         assert actions[-2:] == ["endpoint.undeployed", "rollout.undecided"]
