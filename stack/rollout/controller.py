@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from typing import cast
 
 from stack.config.recipe_file import Recipe
 from stack.config.rollout import RolloutPlan
@@ -28,6 +29,7 @@ from stack.contract.registry import ModelSelector, ModelVersion
 from stack.contract.serving import Endpoint, HealthReport, RolloutHold, Router, TrafficSplit
 from stack.contract.states import LifecycleState, can_transition
 from stack.errors import GateFailed, InvalidTransition, NotFound, StackError
+from stack.governance.gates import GateDecision
 from stack.governance.history import serving_history
 from stack.governance.service import Governance, Selected
 from stack.lifecycle import Lifecycle
@@ -204,7 +206,7 @@ class RolloutController:
                     version, S.SERVING, reason="canary held its SLOs"
                 )
             except GateFailed as exc:
-                reasons = [f"serving gate: {exc}"]
+                reasons = [_refused(exc)]
         if reasons:
             why = "; ".join(reasons)
             self.endings.audit("rollout.rolled_back", name, why, version, None, reasons, report)
@@ -340,7 +342,7 @@ class RolloutController:
         try:
             self.governance.require(self.governance.version(version), S.SERVING, reason=why)
         except GateFailed as exc:
-            return self.endings.roll_back(name, champion, version, [f"serving gate: {exc}"], report)
+            return self.endings.roll_back(name, champion, version, [_refused(exc)], report)
         # the old champion stays loaded (in a process of its own now) to answer as fallback
         split = TrafficSplit({version.ref: 1.0, champion: 0.0}, champion=version.ref)
         try:
@@ -351,7 +353,7 @@ class RolloutController:
         try:
             promoted = self.governance.promote(version, S.SERVING, reason=why)
         except GateFailed as exc:  # decided again, differently (a race)
-            return self.endings.roll_back(name, champion, version, [f"serving gate: {exc}"], report)
+            return self.endings.roll_back(name, champion, version, [_refused(exc)], report)
         except StackError as exc:  # a veto, a move made meanwhile: back to the champion
             return self.endings.roll_back(name, champion, version, [f"serving: {exc}"], report)
         self.traffic.audit(
@@ -367,3 +369,9 @@ class RolloutController:
     def find(self, name: str) -> Endpoint | None:
         """Endpoint `name` as the server has it now (None when it is not deployed)."""
         return self.traffic.find(name)
+
+
+def _refused(exc: GateFailed) -> str:
+    """A rollout's reason for a refusing `serving` gate: its rules with their numbers, not
+    the version's state when it was refused (the rollout then moves it on: rejected)."""
+    return f"serving gate: {cast(GateDecision, exc.decision).explain()}"
