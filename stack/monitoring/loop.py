@@ -32,6 +32,7 @@ from stack.monitoring.window import (
     JoinStats,
     feedback_labels,
     join_labels,
+    label_key,
     split_by_version,
 )
 from stack.plugins.capabilities import declares
@@ -219,7 +220,9 @@ def _left_out(logged: list[LoggedRequest], kept: tuple[str, ...]) -> str:
 def _sampled_join(stats: JoinStats, labels: list[GroundTruth], answered: set[str]) -> JoinStats:
     """Label matches of a sampled window: a label naming a request id matched when the
     window answered that request (exact); one naming an entity as joined to the sample."""
-    by_id = sum(1 for g in labels if g.request_id is not None and g.request_id in answered)
+    by_id = len(
+        {label_key(g) for g in labels if g.request_id is not None and g.request_id in answered}
+    )
     return JoinStats(labels=stats.labels, matched=by_id + stats.entity_matched)
 
 

@@ -123,7 +123,8 @@ def join_labels(
     entity: Sequence[str],
     join_window: timedelta,
 ) -> JoinStats:
-    """Attach each label to its prediction, oldest label first (so later ones win)."""
+    """Attach each label to its prediction, oldest label first (so later ones win). The
+    stats count distinct labels (`label_key`): a prediction labelled twice counts once."""
     by_key: dict[tuple[str, int], tuple[VersionWindow, int]] = {}
     by_entity: dict[str, list[tuple[datetime, VersionWindow, int]]] = {}
     for window in windows.values():
@@ -139,9 +140,11 @@ def join_labels(
     for candidates in by_entity.values():
         candidates.sort(key=lambda c: c[0])
     times = {key: [c[0] for c in candidates] for key, candidates in by_entity.items()}
-    total = matched = by_entity_key = 0
+    seen: set[tuple[str, ...]] = set()
+    matched: set[tuple[str, ...]] = set()
     for label in sorted(labels, key=lambda g: g.observed_at):
-        total += 1
+        about = label_key(label)
+        seen.add(about)
         found: tuple[VersionWindow, int] | None = None
         if label.request_id is not None:
             found = by_key.get((label.request_id, label.row))
@@ -156,9 +159,17 @@ def join_labels(
         if found is not None:
             window, index = found
             window.labels[index] = label.label
-            matched += 1
-            by_entity_key += label.request_id is None
-    return JoinStats(labels=total, matched=matched, entity_matched=by_entity_key)
+            matched.add(about)
+    by_entity_key = sum(1 for about in matched if about[0] == "entity")
+    return JoinStats(labels=len(seen), matched=len(matched), entity_matched=by_entity_key)
+
+
+def label_key(label: GroundTruth) -> tuple[str, ...]:
+    """What a label is about, so that it counts once however often it arrived (by CSV and by
+    `/feedback`, or corrected later): its request id and row, else its entity key and time."""
+    if label.request_id is not None:
+        return ("request", label.request_id, str(label.row))
+    return ("entity", _entity_key(label.entity or {}), label.observed_at.isoformat())
 
 
 def _latest_before(

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from stack.spine.audit import canonical_payload
@@ -19,9 +19,14 @@ from stack.spine.timeutil import from_text, now_utc, to_text
 
 class MonitoringRecords(SpineTables):
     def record_labels(self, labels: list[GroundTruth]) -> int:
-        """Store late labels all together or not at all; returns how many were stored."""
+        """Store late labels all together or not at all; returns how many were stored. A
+        label naming a request id (and row) replaces the one stored for it before (the last
+        ingest wins: a file ingested twice stores its labels once); labels by entity key
+        are added."""
         moment = to_text(now_utc())
         with self._transaction() as session:
+            for model, keys in _request_keys(labels).items():
+                _forget_labels(session, model, keys)
             session.add_all(
                 GroundTruthRow(
                     model=g.model,
@@ -124,6 +129,34 @@ class MonitoringRecords(SpineTables):
             ]
         kept = {(r.model, r.endpoint, r.version): r for r in rows}  # the newest per version
         return [_check(kept[key]) for key in sorted(kept)]
+
+
+def _request_keys(labels: list[GroundTruth]) -> dict[str, set[tuple[str, int]]]:
+    """The (request id, row) pairs the labels name, by model."""
+    keys: dict[str, set[tuple[str, int]]] = {}
+    for label in labels:
+        if label.request_id is not None:
+            keys.setdefault(label.model, set()).add((label.request_id, label.row))
+    return keys
+
+
+def _forget_labels(session: Session, model: str, keys: set[tuple[str, int]]) -> None:
+    """Delete the stored labels of `model` for these (request id, row) pairs, in batches of
+    ids small enough for any database's limit on bound parameters."""
+    ids = sorted({request_id for request_id, _ in keys})
+    for start in range(0, len(ids), _BATCH):
+        chunk = ids[start : start + _BATCH]
+        stored = session.execute(
+            select(GroundTruthRow.id, GroundTruthRow.request_id, GroundTruthRow.row).where(
+                GroundTruthRow.model == model, GroundTruthRow.request_id.in_(chunk)
+            )
+        ).all()
+        doomed = [row_id for row_id, request_id, row in stored if (request_id, row) in keys]
+        if doomed:
+            session.execute(delete(GroundTruthRow).where(GroundTruthRow.id.in_(doomed)))
+
+
+_BATCH = 500
 
 
 def _check(row: MonitoringCheckRow) -> MonitoringCheck:

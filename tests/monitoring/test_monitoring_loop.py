@@ -243,6 +243,24 @@ def test_bad_labels_file_stores_nothing(served: Served, tmp_path: Path) -> None:
         read_labels(bad, model="churn", label_column="outcome")
 
 
+def test_ingesting_a_label_file_again_replaces_its_labels(served: Served, tmp_path: Path) -> None:
+    """Last write wins per request id: the same file twice stores its labels once, and a
+    corrected file's label replaces the first."""
+    file = tmp_path / "labels.csv"
+    file.write_text("request_id,label\nagain-1,1\nagain-2,0\nagain-1,1\n")
+    cli = cli_in(served.folder)
+    for _ in range(2):
+        result = cli("labels", "ingest", str(file), "--model", "churn", check=True)
+        assert "ingested 2 labels" in result.stdout
+    file.write_text("request_id,label\nagain-1,0\n")
+    cli("labels", "ingest", str(file), "--model", "churn", check=True)
+    with served.session() as session:
+        stored = [
+            g for g in session.spine.labels("churn") if g.request_id in {"again-1", "again-2"}
+        ]
+    assert sorted((g.request_id, g.label) for g in stored) == [("again-1", 0), ("again-2", 0)]
+
+
 def test_bad_feedback_is_refused_by_name(served: Served) -> None:
     with httpx.Client(timeout=10) as client:
         url = f"{served.url}/feedback"
