@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stack.config.diagnostics import describe
+from stack.config.home import home_problem
 from stack.config.param_overrides import ParamOverride
 from stack.config.recipe_file import Recipe, load_recipe
 from stack.config.spine_url import reach_problem
@@ -85,6 +86,7 @@ def preflight(
         except StackConfigError as exc:
             problems.extend(exc.problems)
         problems.extend(spine_problems(stack, doc, base_dir or Path.cwd()))
+        problems.extend(home_problems(stack, doc, base_dir or Path.cwd()))
     if problems or checked is None:
         noun = "problem" if len(problems) == 1 else "problems"
         raise StackConfigError(
@@ -100,6 +102,14 @@ def spine_problems(stack: StackFile, doc: YamlDocument, base_dir: Path) -> list[
 
     problem = reach_problem(anchored(stack.spine.connect_url(), base_dir.resolve()))
     return [] if problem is None else [describe(doc, ("spine", "url"), problem)]
+
+
+def home_problems(stack: StackFile, doc: YamlDocument, base_dir: Path) -> list[str]:
+    """The stack's `home` is a folder, or one that can be created (nothing is created)."""
+    home = Path(stack.home)
+    path = home if home.is_absolute() else base_dir.resolve() / home
+    problem = home_problem(path)
+    return [] if problem is None else [describe(doc, ("home",), f"{path}: {problem}")]
 
 
 def recipe_problems(recipe: Recipe, seen: frozenset[Path] = frozenset()) -> list[str]:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from stack.config.home import create_home
 from stack.config.stack_file import StackFile, read_stack_file
 from stack.contract.roles import ROLE_PROTOCOLS, Role
 from stack.errors import StackError, Vetoed
@@ -70,6 +71,7 @@ class StackSession:
         self._spine: SpineStore | None = None
         self._recipes: set[str] = set()  # recipe files whose hooks are registered
         self._owner = True  # closes its roles and spine (a `with_recipe` view does not)
+        self._home_ready = False  # `home` created (by the first adapter built)
         #: The recipe this session was opened with (None for a command given none).
         self.recipe: Recipe | None = None
         self._adopt(recipe)
@@ -175,7 +177,11 @@ class StackSession:
         return Path(path) if path and path != ":memory:" else None
 
     def adapter_context(self) -> AdapterContext:
-        """Where this stack's adapters keep their files."""
+        """Where this stack's adapters keep their files: `home`, created here (raises
+        StackError naming the `home` field when it cannot be)."""
+        if not self._home_ready:
+            create_home(self.home, self.source)
+            self._home_ready = True
         return AdapterContext(home=self.home, base_dir=self.base_dir, stack_name=self.stack.name)
 
     def role(self, role: Role) -> object:

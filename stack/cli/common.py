@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -16,6 +19,7 @@ if TYPE_CHECKING:
     from stack.session import StackSession
 
 LOCAL_STACK_FILE = Path("stack.yaml")
+T = TypeVar("T")
 
 
 def stack_path(ctx: click.Context, explicit: str | None = None) -> Path | None:
@@ -23,28 +27,89 @@ def stack_path(ctx: click.Context, explicit: str | None = None) -> Path | None:
     chosen = explicit or (ctx.obj or {}).get("stack_file")
     if chosen:
         return Path(chosen)
-    return LOCAL_STACK_FILE if LOCAL_STACK_FILE.is_file() else None
+    return local_stack_file(LOCAL_STACK_FILE)
 
 
-class VersionSelector(click.ParamType[ModelSelector]):
-    """`MODEL@VERSION` or `MODEL@STATE` on the command line (`churn@3`, `churn@serving`),
-    parsed here, once, into a ModelSelector; a malformed one is a usage error naming it."""
+def local_stack_file(path: Path) -> Path | None:
+    """`path` (./stack.yaml) when it is a file, None when nothing is there (the embedded
+    local stack is used). Raises StackError naming it when something else is: a folder, a
+    link to nothing, a socket: never the embedded stack in its place (a broken link to a
+    production stack would otherwise act on a local store)."""
+    if path.is_file():
+        return path
+    if path.is_symlink():
+        target = os.readlink(path)
+        raise StackError(
+            f"{path}: a link to {target}, which does not exist (or is not a file); fix the "
+            "link, or give the stack file with --stack"
+        )
+    if path.exists():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise StackError(
+            f"{path}: {kind}, not a stack file; give the stack file with --stack, or move it "
+            "away to use the embedded local stack"
+        )
+    return None
 
-    name = "MODEL@VERSION"
 
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> ModelSelector:
-        if isinstance(value, ModelSelector):
+class Parsed(click.ParamType[T]):
+    """A value parsed once, by the command line, with `parse`: a `kind` is taken as it is,
+    text is parsed, and a StackError or ValueError from `parse` is a usage error naming the
+    option or argument (`Invalid value for '--window': ...`, exit 2)."""
+
+    def __init__(self, name: str, kind: type[T], parse: Callable[[str], T]) -> None:
+        self.name = name
+        self.kind = kind
+        self.parse = parse
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> T:
+        if isinstance(value, self.kind):
             return value
         try:
-            return ModelSelector.parse(str(value))
-        except StackError as exc:
+            return self.parse(str(value))
+        except (StackError, ValueError) as exc:
             self.fail(str(exc), param, ctx)
 
 
-#: The click type of a `MODEL@VERSION|STATE` argument.
-VERSION = VersionSelector()
+def _duration(text: str) -> timedelta:
+    from stack.config.duration import parse_duration  # pydantic: only when an option is given
+
+    return parse_duration(text)
+
+
+#: The click type of a `MODEL@VERSION|STATE` argument (`churn@3`, `churn@serving`).
+VERSION = Parsed("MODEL@VERSION", ModelSelector, ModelSelector.parse)
+
+#: The click type of an option that takes a duration as YAML does (`90s`, `15m`, `1h`, `7d`):
+#: `0s`, `-5m` or `abc` is a usage error naming the option.
+DURATION = Parsed("DURATION", timedelta, _duration)
+
+
+class SecondsType(click.ParamType[float]):
+    """A number of seconds on the command line: finite, and 0 or more (more than 0 when
+    `positive`); anything else (`-5`, `nan`, `inf`) is a usage error naming the option."""
+
+    name = "SECONDS"
+
+    def __init__(self, *, positive: bool = False) -> None:
+        self.positive = positive
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            seconds = float(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds < 0 or (self.positive and seconds == 0):
+            least = "more than 0" if self.positive else "0 or more"
+            self.fail(f"{value!r}: give a number of seconds, {least}", param, ctx)
+        return seconds
+
+
+#: Seconds that may be 0 (a bake, a hold) and seconds that may not (a period).
+SECONDS = SecondsType()
+POSITIVE_SECONDS = SecondsType(positive=True)
 
 
 def parse_moment(value: str | None) -> datetime | None:

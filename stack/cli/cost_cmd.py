@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import click
 
-from stack.cli.common import open_session
+from stack.cli.common import DURATION, open_session
 
 
 @click.command("cost")
-@click.option("--period", default="1d", show_default=True, help="Traffic window: 1h, 1d, 7d.")
+@click.option(
+    "--period", type=DURATION, default="1d", show_default=True, help="Traffic window: 1h, 1d, 7d."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
     "--alert",
@@ -25,20 +28,17 @@ from stack.cli.common import open_session
     "(`champion: {metric: cost_per_1k_predictions, max_ratio: 1.5}`).",
 )
 @click.pass_context
-def cost(ctx: click.Context, period: str, as_json: bool, alert: bool, log_metrics: bool) -> None:
+def cost(
+    ctx: click.Context, period: timedelta, as_json: bool, alert: bool, log_metrics: bool
+) -> None:
     """Resource use and its price per day and per 1,000 predictions, per endpoint and
     version (prices: `cost:` in stack.yaml); idle endpoints with the command to retire them."""
-    from stack.config.duration import parse_duration
     from stack.observability.alerts import idle_alert, router_for
     from stack.observability.cost import log_cost_metrics, report
     from stack.spine.timeutil import now_utc
 
-    try:
-        span = parse_duration(period)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--period") from exc
     with open_session(ctx) as session:
-        found = report(session, span, now_utc())
+        found = report(session, period, now_utc())
         errors = []
         if log_metrics:
             found.notes += log_cost_metrics(session, found)

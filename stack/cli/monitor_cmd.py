@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from stack.cli.common import open_existing_session, open_session, parse_moment
+from stack.cli.common import (
+    DURATION,
+    POSITIVE_SECONDS,
+    open_existing_session,
+    open_session,
+    parse_moment,
+)
 
 if TYPE_CHECKING:
     from stack.monitoring.loop import CheckResult, MonitoringOutcome
@@ -24,10 +31,14 @@ def monitor_group() -> None:
 @monitor_group.command("run")
 @click.argument("model")
 @click.option("--endpoint", help="The endpoint to read (default: the recipe's, or MODEL).")
-@click.option("--window", help="How far back from --until: 90s, 15m, 1h, 7d (default: recipe).")
+@click.option(
+    "--window",
+    type=DURATION,
+    help="How far back from --until: 90s, 15m, 1h, 7d (default: recipe).",
+)
 @click.option("--until", help="End of the window (ISO; default now).")
 @click.option("--recipe", "recipe_location", type=click.Path(exists=True), help="Its policy.")
-@click.option("--every", type=float, help="Check again every this many seconds.")
+@click.option("--every", type=POSITIVE_SECONDS, help="Check again every this many seconds.")
 @click.option("--count", type=int, default=1, show_default=True, help="Checks with --every.")
 @click.option("--json", "as_json", is_flag=True, help="Print each check as JSON.")
 @click.option(
@@ -41,7 +52,7 @@ def run_checks(
     ctx: click.Context,
     model: str,
     endpoint: str | None,
-    window: str | None,
+    window: timedelta | None,
     until: str | None,
     recipe_location: str | None,
     every: float | None,
@@ -50,19 +61,17 @@ def run_checks(
     textfile_dir: Path | None,
 ) -> None:
     """Check MODEL's endpoint over a window; exit 3 when a policy was breached."""
-    from stack.config.duration import parse_duration
     from stack.config.recipe_file import load_recipe
     from stack.monitoring.loop import MonitoringLoop
 
     recipe = load_recipe(Path(recipe_location)) if recipe_location else None
-    span = parse_duration(window) if window else None
     breached = False
     with open_session(ctx, recipe) as session:  # the recipe's hooks included
         loop = MonitoringLoop(session)
         for turn in range(max(1, count if every else 1)):
             if turn:
                 time.sleep(every or 0)
-            outcome = loop.check(model, endpoint=endpoint, until=parse_moment(until), window=span)
+            outcome = loop.check(model, endpoint=endpoint, until=parse_moment(until), window=window)
             _show(outcome, as_json)
             if textfile_dir is not None:
                 from stack.observability.checks import write_textfile

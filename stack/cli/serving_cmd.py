@@ -2,31 +2,84 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from stack.cli.common import VERSION, open_session, parse_moment
+from stack.cli.common import SECONDS, VERSION, open_session, parse_moment
 from stack.errors import StackError
 
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from stack.contract.registry import ModelSelector
     from stack.contract.serving import EndpointProcesses, Package, ProcessInspector, Router
     from stack.session import StackSession
 
 
-def _shares(value: str | None) -> tuple[float, ...] | None:
-    """`10,50,100` (percent) or `0.1,0.5,1` (shares)."""
-    if value is None:
-        return None
-    try:
-        numbers = [float(part) for part in value.split(",") if part.strip()]
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r}: give numbers like 10,50,100") from exc
-    if numbers and max(numbers) > 1:
-        numbers = [n / 100 for n in numbers]
-    return tuple(numbers)
+class SharesType(click.ParamType[tuple[float, ...]]):
+    """Canary steps on the command line: percentages (`10,50,100`) or shares (`0.1,0.5,1`),
+    increasing, the last all traffic; else a usage error naming the option and the rule."""
+
+    name = "STEPS"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[float, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            numbers = [float(part) for part in str(value).split(",") if part.strip()]
+        except ValueError:
+            numbers = []
+        problem = _steps_problem(numbers)
+        if problem:
+            self.fail(
+                f"{value!r}: {problem}; give increasing percentages ending at 100 (10,50,100) "
+                "or shares ending at 1 (0.1,0.5,1)",
+                param,
+                ctx,
+            )
+        scale = 100 if max(numbers) > 1 else 1
+        return tuple(n / scale for n in numbers)
+
+
+def _steps_problem(numbers: list[float]) -> str | None:
+    """What is wrong with canary steps as given (percent or shares), or None."""
+    if not numbers or not all(math.isfinite(n) for n in numbers):
+        return "not a list of numbers"
+    if min(numbers) <= 0:
+        return "each step must be more than 0"
+    if numbers != sorted(set(numbers)):
+        return "the steps must increase"
+    if numbers[-1] not in (1.0, 100.0):
+        return "the last step must be all traffic"
+    return None
+
+
+#: The click type of `--steps`.
+SHARES = SharesType()
+
+#: The `deploy` option that sets each field of a rollout plan.
+_PLAN_OPTIONS = {
+    "strategy": "--strategy",
+    "steps": "--steps",
+    "bake_seconds": "--bake",
+    "max_hold_seconds": "--hold",
+    "endpoint": "--endpoint",
+}
+
+
+def _plan_error(exc: ValidationError) -> click.BadParameter:
+    """A rollout plan the options made invalid, as a usage error naming the option (the
+    first problem, in pydantic's words without its link)."""
+    error = exc.errors(include_url=False)[0]
+    field = str(error["loc"][0]) if error["loc"] else ""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    hint = _PLAN_OPTIONS.get(field, f"the rollout plan's {field or 'fields'}")
+    return click.BadParameter(f"{error.get('input')!r}: {message}", param_hint=hint)
 
 
 @click.command()
@@ -37,12 +90,12 @@ def _shares(value: str | None) -> tuple[float, ...] | None:
     default=None,
     help="How the version reaches traffic (default: the recipe's plan, else canary).",
 )
-@click.option("--steps", help="Canary shares, e.g. 10,50,100.")
-@click.option("--bake", "bake_seconds", type=float, help="Seconds at each step.")
+@click.option("--steps", type=SHARES, help="Canary shares, e.g. 10,50,100.")
+@click.option("--bake", "bake_seconds", type=SECONDS, help="Seconds at each step.")
 @click.option(
     "--hold",
     "max_hold_seconds",
-    type=float,
+    type=SECONDS,
     help="Seconds a step may wait past its bake for evidence (too few requests), then "
     "the rollout stops undecided (exit 4).",
 )
@@ -69,7 +122,7 @@ def deploy(
     ctx: click.Context,
     selector: ModelSelector,
     strategy: str | None,
-    steps: str | None,
+    steps: tuple[float, ...] | None,
     bake_seconds: float | None,
     max_hold_seconds: float | None,
     endpoint: str | None,
@@ -95,7 +148,7 @@ def deploy(
         base = recipe.spec.rollout if recipe else RolloutPlan()
         overrides: dict[str, Any] = {
             "strategy": strategy,
-            "steps": _shares(steps),
+            "steps": steps,
             "bake_seconds": bake_seconds,
             "max_hold_seconds": max_hold_seconds,
             "endpoint": endpoint,
@@ -105,7 +158,7 @@ def deploy(
                 {**base.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
             )
         except ValidationError as exc:
-            raise click.BadParameter(str(exc)) from exc
+            raise _plan_error(exc) from None
         name = plan.endpoint or version.model
         if target == "bento":
             from stack.contract.capabilities import ServerCapability

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import ROOT, Cli
 
 
@@ -81,3 +83,48 @@ def test_help_lists_every_command(cli: Cli) -> None:
     result = cli("--help", check=True)
     for command in ("adapters", "audit", "lineage", "run", "runs", "spine", "stack"):
         assert command in result.stdout
+
+
+def test_a_stack_yaml_that_is_a_folder_or_a_broken_link_is_refused(cli: Cli, workdir: Path) -> None:
+    """Never the embedded local stack in its place: a broken link to a production stack
+    would act on a local store."""
+    (workdir / "stack.yaml").mkdir()
+    for args in (("runs",), ("stack", "validate")):
+        result = cli(*args)
+        assert result.returncode == 1, result.stdout
+        assert "stack.yaml: a folder, not a stack file" in result.stderr
+    (workdir / "stack.yaml").rmdir()
+    (workdir / "stack.yaml").symlink_to(workdir / "gone" / "prod.yaml")
+    result = cli("runs")
+    assert result.returncode == 1, result.stdout
+    assert f"stack.yaml: a link to {workdir / 'gone' / 'prod.yaml'}, which does not" in (
+        result.stderr
+    )
+    assert not (workdir / ".mlstack").exists()
+
+
+def test_a_home_that_cannot_be_a_folder_is_refused_naming_the_field(
+    cli: Cli, workdir: Path
+) -> None:
+    (workdir / "notes.txt").write_text("a file\n")
+    for home, problem in (("notes.txt", "a file, not a folder"), ("notes.txt/state", "is a file")):
+        (workdir / "stack.yaml").write_text(f"name: s\nhome: {home}\n")
+        validate = cli("stack", "validate")
+        assert validate.returncode == 1, validate.stdout
+        assert f"stack.yaml:2: home: {workdir / home}: " in validate.stderr
+        assert problem in validate.stderr
+        models = cli("models")
+        assert models.returncode == 1, models.stdout
+        assert f"stack.yaml: home: {workdir / home}: " in models.stderr
+        assert "Traceback" not in models.stderr
+
+
+def test_a_home_the_system_refuses_is_refused_by_every_command(cli: Cli, workdir: Path) -> None:
+    """/proc accepts no new folder, even from root: only creating the home finds out."""
+    if not Path("/proc/self").is_dir():
+        pytest.skip("no /proc on this system")
+    (workdir / "stack.yaml").write_text("name: s\nhome: /proc/forbidden\n")
+    result = cli("models")
+    assert result.returncode == 1, result.stdout
+    assert "stack.yaml: home: /proc/forbidden: cannot create it" in result.stderr
+    assert "Traceback" not in result.stderr
