@@ -43,7 +43,9 @@ def inventory(session: StackSession) -> list[InventoryRow]:
     # Each read once for every model (a query per model each cost more than the reading).
     histories = serving_histories(spine, models)
     drift_alerts = _by_subject(spine.events(name="on_drift_detected"))
-    reported = _by_subject(spine.events(name="monitoring.checked"))
+    checked: dict[str, datetime] = {}  # each model's newest monitoring check, any endpoint
+    for check in spine.latest_checks():
+        checked[check.model] = max(check.at, checked.get(check.model, check.at))
     rows: list[InventoryRow] = []
     for model in models:
         versions = registry.versions(model)
@@ -57,7 +59,8 @@ def inventory(session: StackSession) -> list[InventoryRow]:
                 evaluation = dict(session.tracker.get_run(latest.run_id).metrics)
             except StackError:
                 evaluation = {}
-        checks, reports = drift_alerts.get(model, []), reported.get(model, [])
+        checks = drift_alerts.get(model, [])
+        moments = [e.at for e in checks] + ([checked[model]] if model in checked else [])
         history = histories[model]
         since = history[-1].at if history else None
         rows.append(
@@ -69,7 +72,7 @@ def inventory(session: StackSession) -> list[InventoryRow]:
                 latest_state=latest.state.value,
                 serving=serving.ref if serving else None,
                 last_evaluation=evaluation,
-                last_drift_check=max((e.at for e in [*checks, *reports]), default=None),
+                last_drift_check=max(moments, default=None),
                 open_alerts=sum(1 for e in checks if since is None or e.at >= since),
             )
         )
