@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import cast
 
 from stack.config.recipe_file import Recipe
@@ -30,7 +31,7 @@ from stack.contract.serving import Endpoint, HealthReport, RolloutHold, Router, 
 from stack.contract.states import LifecycleState, can_transition
 from stack.errors import GateFailed, InvalidTransition, NotFound, StackError
 from stack.governance.gates import GateDecision
-from stack.governance.history import serving_history
+from stack.governance.history import ServingChange, serving_history
 from stack.governance.service import Governance, Selected
 from stack.lifecycle import Lifecycle
 from stack.orchestration.lease import current_owner
@@ -272,9 +273,11 @@ class RolloutController:
         if champion is not None and challengers:
             rolled = self.governance.version(challenger or challengers[0])
             return self.endings.roll_back(name, champion, rolled, [why], None)
-        history = [c.version for c in serving_history(self.session.spine, model) if c.version]
+        changes = serving_history(self.session.spine, model)
+        history = [c.version for c in changes if c.version]
         now = history[-1] if history else None
-        previous = next((ref for ref in reversed(history) if ref != now), None)
+        undone = self._rolled_back_from(model, changes)
+        previous = next((ref for ref in reversed(history) if ref not in {now, *undone}), None)
         if previous is None:
             raise StackError(f"{model} has no earlier serving version to roll back to")
         target = self.governance.version(previous)
@@ -303,6 +306,23 @@ class RolloutController:
             reason=why,
         )
         return RolloutResult(deployed, "rolled_back", previous, (why,))
+
+    def _rolled_back_from(self, model: str, changes: list[ServingChange]) -> set[str]:
+        """The versions of `model` a rollback took serving from since they last began to
+        serve: a second rollback goes further back, never forward to the version the first
+        one undid (a version rolled out again since is a candidate again)."""
+        began: dict[str, datetime] = {}
+        for change in changes:
+            if change.version:
+                began[change.version] = change.at
+        undone = set()
+        for entry in self.session.spine.audit_entries(
+            subject_prefix="endpoint:", action="rollout.rolled_back"
+        ):
+            ref = entry.payload.get("from")
+            if isinstance(ref, str) and ref in began and entry.at >= began[ref]:
+                undone.add(ref)
+        return undone
 
     def challengers(self, name: str) -> list[str]:
         """The versions rolling out on endpoint `name` beside its serving version (none when
