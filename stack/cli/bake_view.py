@@ -59,6 +59,7 @@ class BakeView:
         self.console = console or Console(stderr=True)
         self._live: Live | None = None
         self._stage: str | None = None
+        self._holding: str | None = None  # the stage whose hold a log was told of
 
     def __enter__(self) -> BakeView:
         return self
@@ -72,9 +73,18 @@ class BakeView:
             self._live.update(describe(tick), refresh=True)
         elif tick.stage != self._stage:
             self.console.print(f"{tick.endpoint}: {tick.stage} (bake {tick.bake_s:.0f} s)")
-        if not self.console.is_terminal and (tick.final or tick.reasons):
+        if not self.console.is_terminal and (tick.reasons or (tick.final and self._news(tick))):
             self.console.print(summary(tick), highlight=False)
         self._stage = tick.stage
+
+    def _news(self, tick: BakeTick) -> bool:
+        """Whether a log needs this final tick: the verdict, or the first of a stage's holds
+        (a hold checks again every few seconds; the deploy's result says how it ended)."""
+        if not tick.holds:
+            return True
+        first = self._holding != tick.stage
+        self._holding = tick.stage
+        return first
 
     def _stop(self) -> None:
         if self._live is not None:

@@ -115,3 +115,25 @@ def test_on_a_terminal_the_view_draws_each_stage_as_a_table(session: StackSessio
     for text in ("churn: canary: 25% to churn@2", "churn: canary: 100% to churn@2", "p99 ms"):
         assert text in drawn
     assert drawn.count("held its SLOs") >= 2
+
+
+def test_a_log_is_told_of_a_hold_once_then_of_its_end() -> None:
+    """Past its bake a rollout checks again every few seconds while it holds: a log gets the
+    first hold and the verdict, not a line per check (145 lines in 5 minutes)."""
+    quiet = HealthReport("churn", True, 0, 0.0, None, {})
+    baked = HealthReport("churn", True, 50, 0.0, 12.0, {"churn@2": VersionHealth(50, 0, 12.0)})
+    hold = ("only 0 requests reached churn@2: at least 20 are needed to judge it",)
+    out = io.StringIO()
+    view = BakeView(Console(file=out, force_terminal=False, width=200))
+    stage = "canary: 100% to churn@2"
+    with view:
+        view(BakeTick("churn", "churn@2", stage, 4.0, 8.0, quiet, (), False))
+        for elapsed in range(8, 20, 2):
+            view(BakeTick("churn", "churn@2", stage, elapsed, 8.0, quiet, (), True, hold))
+        view(BakeTick("churn", "churn@2", stage, 20.0, 8.0, baked, (), True))
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "churn: canary: 100% to churn@2 (bake 8 s)",
+        f"churn: canary: 100% to churn@2 [8/8 s] holding, cannot judge yet: {hold[0]}",
+        "churn: canary: 100% to churn@2 [20/8 s] churn@2 50 req 0.0% errors: held its SLOs",
+    ]
