@@ -33,12 +33,13 @@ from stack.errors import GateFailed, InvalidTransition, NotFound, StackError
 from stack.governance.gates import GateDecision
 from stack.governance.history import ServingChange, serving_history
 from stack.governance.service import Governance, Selected
+from stack.interrupts import Terminated
 from stack.lifecycle import Lifecycle
 from stack.orchestration.lease import current_owner
 from stack.rollout.bake import Baker
 from stack.rollout.endings import RolloutEndings
 from stack.rollout.results import BakeTick, RolloutResult, first_line, health_json
-from stack.rollout.stages import champion_of, stages_of
+from stack.rollout.stages import Stage, champion_of, stages_of
 from stack.rollout.traffic import EndpointTraffic, refuse_if_live_elsewhere
 from stack.session import StackSession
 
@@ -193,7 +194,13 @@ class RolloutController:
             name, started, version.ref, reason, f"canary: {version.ref} serves alone"
         )
         stage = f"canary: {version.ref} serves alone"
-        baked = self.baker.bake(name, version, plan, shadow=False, stage=stage)
+        try:
+            baked = self.baker.bake(name, version, plan, shadow=False, stage=stage)
+        except KeyboardInterrupt as stop:  # nothing to fall back to: the canary stops
+            self.server.undeploy(name)
+            self.traffic.audit("endpoint.undeployed", name, _stopped(stop))
+            self.endings.undecided(name, None, version, [_stopped(stop)], None, endpoint)
+            raise
         reasons, report = baked.reasons, baked.report
         if baked.outcome == "died":
             self.endings.died(name, None, version, reasons, report)
@@ -224,6 +231,21 @@ class RolloutController:
         stage route, bake and judge; the first breach rolls back."""
         state, stages = stages_of(plan, champion, version.ref)
         self._enter(version, state)
+        report: HealthReport | None = None
+        try:
+            return self._stages(version, name, champion, plan, stages)
+        except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM: back to the champion, undecided
+            self.endings.undecided(name, champion, version, [_stopped(stop)], report)
+            raise
+
+    def _stages(
+        self,
+        version: ModelVersion,
+        name: str,
+        champion: str,
+        plan: RolloutPlan,
+        stages: list[Stage],
+    ) -> RolloutResult:
         report: HealthReport | None = None
         endpoint: Endpoint | None = None
         for stage in stages:
@@ -395,3 +417,8 @@ def _refused(exc: GateFailed) -> str:
     """A rollout's reason for a refusing `serving` gate: its rules with their numbers, not
     the version's state when it was refused (the rollout then moves it on: rejected)."""
     return f"serving gate: {cast(GateDecision, exc.decision).explain()}"
+
+
+def _stopped(stop: KeyboardInterrupt) -> str:
+    """Why a rollout stopped undecided when its process was told to stop."""
+    return "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted (Ctrl-C)"

@@ -16,6 +16,7 @@ from stack.contract.roles import Role
 from stack.contract.serving import Endpoint, HealthReport, TrafficSplit, VersionHealth
 from stack.contract.states import LifecycleState as S
 from stack.errors import EndpointDown, InvalidTransition, NotFound, StackError
+from stack.interrupts import Terminated
 from stack.lifecycle import Lifecycle
 from stack.plugins import AdapterManifest, RoleBinding
 from stack.rollout import BakeTick, RolloutController
@@ -291,3 +292,30 @@ def test_a_version_cannot_serve_on_a_second_endpoint_while_another_version_serve
     with pytest.raises(StackError, match=r"churn-eu \(churn@1\) serves another version"):
         RolloutController(session).deploy("churn@2", PLAN)
     assert state(session, 1) is S.SERVING
+
+
+@pytest.mark.parametrize(
+    ("stop", "said"),
+    [
+        (KeyboardInterrupt(), "interrupted (Ctrl-C)"),
+        (Terminated("SIGTERM"), "terminated (SIGTERM)"),
+    ],
+)
+def test_a_rollout_told_to_stop_puts_the_champion_back_and_ends_undecided(
+    session: StackSession, stop: KeyboardInterrupt, said: str
+) -> None:
+    """Ctrl-C or SIGTERM (a CI job cancelled) mid-bake: all traffic back to the champion,
+    the challenger back to approved, the rollout ended in the log; not a challenger left
+    taking its share for `doctor` to find."""
+
+    def interrupt(tick: BakeTick) -> None:
+        if tick.stage.endswith("100% to churn@2"):
+            raise stop
+
+    with pytest.raises(KeyboardInterrupt):
+        RolloutController(session, progress=interrupt).deploy("churn@2", PLAN)
+    assert dict(session.server.endpoints()[0].split.weights) == {"churn@1": 1.0}
+    assert (state(session, 1), state(session, 2)) == (S.SERVING, S.APPROVED)
+    assert actions(session) == ["rollout.started", "rollout.undecided"]
+    [ended] = session.spine.audit_entries(subject="endpoint:churn", action="rollout.undecided")
+    assert said in ended.reason
