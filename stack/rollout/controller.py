@@ -341,9 +341,10 @@ class RolloutController:
         for entry in self.session.spine.audit_entries(
             subject_prefix="endpoint:", action="rollout.rolled_back"
         ):
-            ref = entry.payload.get("from")
-            if isinstance(ref, str) and ref in began and entry.at >= began[ref]:
-                undone.add(ref)
+            named = entry.payload.get("from")  # one version, or a list (doctor's repairs)
+            for ref in [named] if isinstance(named, str) else list(named or ()):
+                if ref in began and entry.at >= began[ref]:
+                    undone.add(ref)
         return undone
 
     def challengers(self, name: str) -> list[str]:

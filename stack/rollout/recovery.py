@@ -60,13 +60,33 @@ class StrandedEndpoint:
         return "; ".join(parts)
 
     @property
+    def challenger(self) -> str | None:
+        """The version the open rollout was putting in front of traffic, if it says."""
+        if self.open_rollout is None:
+            return None
+        named = self.open_rollout.payload.get("challenger")
+        return named if isinstance(named, str) else None
+
+    @property
     def promoted(self) -> bool:
         """The rollout got as far as promoting its challenger: only its end is missing."""
-        return not self.stranded and self.champion is not None
+        if self.stranded or self.champion is None:
+            return False
+        return self.challenger is None or self.challenger == self.champion
+
+    @property
+    def abandoned(self) -> bool:
+        """The rollout died before its challenger took any traffic: the champion it started
+        from still serves alone, and the rollout only needs closing."""
+        return not self.stranded and self.champion is not None and not self.promoted
 
     def remedy(self) -> str:
         if self.promoted:
             return f"close the rollout ({self.champion} was promoted before its process died)"
+        if self.abandoned:
+            return (
+                f"close the rollout ({self.challenger} never took traffic; {self.champion} serves)"
+            )
         if self.champion is not None:
             return f"route all traffic back to {self.champion}"
         return "undeploy the endpoint (no serving version to fall back to)"
@@ -167,11 +187,14 @@ class RolloutRecovery:
                 version=stranded.champion,
             )
             return f"closed the rollout on {name}: {stranded.champion} serves"
+        undone = list(stranded.stranded)
+        if stranded.abandoned and stranded.challenger is not None:
+            undone = [stranded.challenger]
         traffic.audit(
             "rollout.rolled_back",
             name,
             why,
-            **{"from": list(stranded.stranded), "to": stranded.champion, "reasons": [why]},
+            **{"from": undone, "to": stranded.champion, "reasons": [why]},
         )
         if stranded.champion is None:
             self.router.undeploy(name)

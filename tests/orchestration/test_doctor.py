@@ -201,3 +201,25 @@ def test_a_change_audited_but_never_applied_is_audited_as_the_registry_holds_it(
     assert session.registry.get_version("churn", 2).state is S.APPROVED  # the registry kept
     assert Doctor(session).examine() == []
     assert session.spine.verify_audit().ok
+
+
+def test_a_rollout_that_died_before_routing_is_closed_without_a_promotion(
+    session: StackSession,
+) -> None:
+    """Killed after the challenger entered `canary` and was loaded, before any traffic
+    moved: the champion still serves alone. Nothing was promoted, and the log must not
+    say so: the rollout is closed as rolled back, the challenger back to approved."""
+    challenger = canary_beside_champion(session, dead_owner())
+    session.server.route("churn", TrafficSplit({"churn@1": 1.0}))  # as before the rollout
+    problems = {p.subject: p for p in Doctor(session).examine()}
+    assert problems["endpoint:churn"].remedy == (
+        f"close the rollout ({challenger} never took traffic; churn@1 serves)"
+    )
+
+    assert all(r.done for r in Doctor(session).repair())
+    [closed] = session.spine.audit_entries(subject="endpoint:churn", action="rollout.rolled_back")
+    assert closed.payload["from"] == [challenger] and closed.payload["to"] == "churn@1"
+    assert session.spine.audit_entries(subject="endpoint:churn", action="rollout.completed") == []
+    assert dict(session.server.endpoints()[0].split.weights) == {"churn@1": 1.0}
+    assert session.registry.get_version("churn", 2).state is S.APPROVED
+    assert Doctor(session).examine() == []
