@@ -20,6 +20,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     TypeAdapter,
+    field_validator,
 )
 from pydantic_core import from_json
 
@@ -36,6 +37,15 @@ class Feedback(BaseModel):
     request_id: Annotated[str, Field(min_length=1, max_length=128, pattern=REQUEST_ID_PATTERN)]
     label: Label
     row: Annotated[StrictInt, Field(ge=0)] = 0
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _one_value(cls, value: object) -> object:
+        """One error naming what a label may be, not one per branch of the union."""
+        if not isinstance(value, bool | int | float | str):
+            given = "null" if value is None else type(value).__name__
+            raise ValueError(f"a label is a number, a boolean or a string, not {given}")
+        return value
 
 
 _ONE: dict[str, object] = {
