@@ -287,13 +287,28 @@ def _untyped(example: Any) -> str | None:
         try:
             _enforce_schema(part, infer_signature(part).inputs)
         except Exception as exc:
-            failing.append(f"{column!r} ({part[column].dtype}: {str(exc).splitlines()[0]})")
+            dtype = part[column].dtype
+            failing.append(
+                f"{column!r} ({dtype}: {str(exc).splitlines()[0]}): {_retype(str(dtype))}"
+            )
     if failing:
-        return (
-            f"column {', '.join(failing)} cannot be typed or checked by MLflow. An integer or "
-            "boolean column with missing values has no MLflow type: cast it to float64 (NaN "
-            "for missing) in the input example and in what the model is trained on, or fill "
-            "the missing values; other columns: use numbers, booleans or strings, or pass "
-            "signature="
-        )
+        return f"columns MLflow cannot type or check: {'; '.join(failing)}"
     return None
+
+
+def _retype(dtype: str) -> str:
+    """What to do with an input example's column of pandas dtype `dtype` MLflow cannot type."""
+    if dtype == "category":
+        return (
+            "requests carry strings: give it as str in the input example (.astype(str)) and "
+            "encode the categories inside the model's pipeline"
+        )
+    if dtype in {"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64"} or (
+        dtype == "boolean"
+    ):
+        return (
+            "an integer or boolean column with missing values has no MLflow type: cast it to "
+            "float64 (NaN for missing) in the input example and in what the model is trained "
+            "on, or fill the missing values"
+        )
+    return "use numbers, booleans or strings, or pass signature="

@@ -370,8 +370,24 @@ def test_an_example_with_missing_integers_is_refused_naming_the_column(
         {"visits": pd.array([3, None, 5, 1], dtype="Int64"), "spend": [12.0, 3.5, 40.0, 8.25]}
     )
     model = HistGradientBoostingRegressor(max_iter=3).fit(example.astype("float64"), [1, 2, 3, 4])
-    with pytest.raises(ModelNotServable, match=r"column 'visits' \(Int64.*cast it to float64"):
+    with pytest.raises(ModelNotServable, match=r"check: 'visits' \(Int64.*cast it to float64"):
         log(tracker, model, example)
+
+
+def test_an_example_with_a_category_column_is_told_to_send_strings(
+    tracker: MlflowTracker,
+) -> None:
+    from sklearn.dummy import DummyClassifier
+
+    example = pd.DataFrame(
+        {"purpose": pd.Categorical(["car", "home", "car"]), "income": [1.0, 2.0, 3.0]}
+    )
+    model = DummyClassifier().fit(example, [0, 1, 0])
+    with pytest.raises(ModelNotServable) as caught:
+        log(tracker, model, example)
+    message = str(caught.value)
+    assert "'purpose' (category" in message and "give it as str in the input example" in message
+    assert "float64" not in message  # not the advice for integer columns
 
 
 def test_no_example_and_no_signature_is_refused(
