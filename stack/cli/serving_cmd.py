@@ -402,6 +402,8 @@ def status(ctx: click.Context, endpoint: str | None, target: str) -> None:
             if events:
                 last = events[-1]
                 click.echo(f"  last: {last.action} at {last.at:%Y-%m-%d %H:%M:%S} {last.reason}")
+                if last.action == "rollout.started" and (gone := _owner_gone(session, last)):
+                    click.secho(f"  {gone}", fg="red")
             if current.name in found:
                 _echo_processes(found[current.name])
         for dead in broken:
@@ -412,6 +414,22 @@ def status(ctx: click.Context, endpoint: str | None, target: str) -> None:
             )
     if broken or unreadable:
         ctx.exit(1)
+
+
+def _owner_gone(session: StackSession, started: Any) -> str | None:
+    """What to say of a rollout in progress whose process is gone (judged as `doctor` judges
+    it), else None: its traffic stays where that process left it until someone acts."""
+    from stack.orchestration.lease import Liveness
+    from stack.orchestration.reconcile import Doctor
+
+    owner = started.payload.get("owner")
+    if Doctor(session).owner_liveness(owner, started) is not Liveness.DEAD:
+        return None
+    who = f"pid {owner['pid']} on {owner.get('host')}" if isinstance(owner, dict) else "?"
+    return (
+        f"its process ({who}) is gone: the split stays as it left it until `mlstack doctor "
+        "--repair` puts the champion back (or a new deploy takes the rollout over)"
+    )
 
 
 def _inspector(session: StackSession) -> ProcessInspector | None:

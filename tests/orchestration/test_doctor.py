@@ -223,3 +223,21 @@ def test_a_rollout_that_died_before_routing_is_closed_without_a_promotion(
     assert dict(session.server.endpoints()[0].split.weights) == {"churn@1": 1.0}
     assert session.registry.get_version("churn", 2).state is S.APPROVED
     assert Doctor(session).examine() == []
+
+
+def test_rollout_status_says_when_a_rollouts_process_is_gone(session: StackSession) -> None:
+    """`rollout status` shows `last: rollout.started` for a rollout in progress; when its
+    process is gone it says so (the split stays where that process left it)."""
+    from stack.cli.serving_cmd import _owner_gone
+
+    canary_beside_champion(session, dead_owner())
+    [started] = session.spine.audit_entries(subject="endpoint:churn", action="rollout.started")
+    gone = _owner_gone(session, started)
+    assert gone is not None and "is gone" in gone and "mlstack doctor --repair" in gone
+    alive = session.spine.audit(
+        actor="ci",
+        action="rollout.started",
+        subject="endpoint:churn",
+        payload={"owner": current_owner()},
+    )
+    assert _owner_gone(session, alive) is None
