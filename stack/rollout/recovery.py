@@ -40,6 +40,7 @@ class StrandedEndpoint:
     champion: str | None  # its serving version, if one is loaded there
     stranded: tuple[str, ...]  # versions taking traffic without being `serving`
     open_rollout: AuditEntry | None  # a `rollout.started` whose owner is gone
+    fallback: str | None = None  # with no champion there: the model's serving version
 
     def describe(self) -> str:
         parts = []
@@ -89,6 +90,8 @@ class StrandedEndpoint:
             )
         if self.champion is not None:
             return f"route all traffic back to {self.champion}"
+        if self.fallback is not None:
+            return f"serve {self.fallback} on it (the model's serving version)"
         return "undeploy the endpoint (no serving version to fall back to)"
 
 
@@ -137,7 +140,8 @@ class RolloutRecovery:
                 champion = next(
                     (r for r in endpoint.split.weights if states.get(r) is S.SERVING), None
                 )
-                found.append(StrandedEndpoint(endpoint, champion, stranded, open_rollout))
+                fallback = None if champion is not None else self._serving_of(stranded)
+                found.append(StrandedEndpoint(endpoint, champion, stranded, open_rollout, fallback))
         return found
 
     def unjudged_rollouts(self) -> list[tuple[str, AuditEntry, Liveness]]:
@@ -194,9 +198,14 @@ class RolloutRecovery:
             "rollout.rolled_back",
             name,
             why,
-            **{"from": undone, "to": stranded.champion, "reasons": [why]},
+            **{"from": undone, "to": stranded.champion or stranded.fallback, "reasons": [why]},
         )
-        if stranded.champion is None:
+        if stranded.champion is None and stranded.fallback is not None:
+            serving = self.session.registry.get_version(*_model_and_number(stranded.fallback))
+            started = self.router.deploy(serving, endpoint=name)
+            traffic.deployed(name, started, serving.ref, why, f"{serving.ref} takes all traffic")
+            outcome = f"endpoint {name}: {serving.ref} (the serving version) serves alone"
+        elif stranded.champion is None:
             self.router.undeploy(name)
             traffic.audit("endpoint.undeployed", name, why)
             outcome = f"undeployed endpoint {name}"
@@ -210,7 +219,7 @@ class RolloutRecovery:
             subject=name,
             endpoint=name,
             from_version=", ".join(stranded.stranded),
-            to_version=stranded.champion or "",
+            to_version=stranded.champion or stranded.fallback or "",
             reason=why,
         )
         return outcome
@@ -219,11 +228,8 @@ class RolloutRecovery:
         """Back to `approved` through the lifecycle (audited, offered to the hooks)."""
         from stack.lifecycle import Lifecycle
 
-        selector = ModelSelector.parse(stranded.ref)
-        assert selector.version is not None
         Lifecycle(self.session).transition(
-            selector.model,
-            selector.version,
+            *_model_and_number(stranded.ref),
             S.APPROVED,
             reason=f"{reason}: {stranded.ref} was left {stranded.state.value} with no rollout "
             "in progress",
@@ -256,6 +262,14 @@ class RolloutRecovery:
                 held.update(endpoint.split.shadows)
         return held
 
+    def _serving_of(self, stranded: tuple[str, ...]) -> str | None:
+        """The registry's serving version of the one model `stranded` are versions of."""
+        models = {ModelSelector.parse(ref).model for ref in stranded}
+        if len(models) != 1:
+            return None
+        serving = self.session.registry.find_by_state(models.pop(), S.SERVING)
+        return serving[0].ref if serving else None
+
     def _states(self, refs: list[str]) -> dict[str, LifecycleState]:
         registry = self.session.registry
         states: dict[str, LifecycleState] = {}
@@ -275,3 +289,9 @@ def _ab_challenger(last: AuditEntry | None) -> str | None:
     if last is None or last.action != "rollout.ab_running":
         return None
     return str(last.payload.get("challenger"))
+
+
+def _model_and_number(ref: str) -> tuple[str, int]:
+    selector = ModelSelector.parse(ref)
+    assert selector.version is not None  # a version's own ref
+    return selector.model, selector.version

@@ -241,3 +241,25 @@ def test_rollout_status_says_when_a_rollouts_process_is_gone(session: StackSessi
         payload={"owner": current_owner()},
     )
     assert _owner_gone(session, alive) is None
+
+
+def test_an_endpoint_left_on_an_ungated_version_gets_the_models_serving_version_back(
+    session: StackSession,
+) -> None:
+    """The endpoint answers with a canary nobody is judging, and the registry names another
+    version serving (not loaded there): that version is put back on the endpoint, not the
+    endpoint undeployed (production taken down) as when the model has nothing serving."""
+    serving = version_in(session, S.APPROVED, S.SERVING)
+    canary = version_in(session, S.APPROVED, S.CANARY)
+    session.server.deploy(session.registry.get_version("churn", 2), endpoint="churn")
+    problems = {p.subject: p for p in Doctor(session).examine()}
+    assert problems["endpoint:churn"].remedy == (
+        f"serve {serving} on it (the model's serving version)"
+    )
+
+    assert all(r.done for r in Doctor(session).repair())
+    assert dict(session.server.endpoints()[0].split.weights) == {serving: 1.0}
+    assert session.registry.get_version("churn", 2).state is S.APPROVED
+    [undone] = session.spine.audit_entries(subject="endpoint:churn", action="rollout.rolled_back")
+    assert undone.payload["from"] == [canary] and undone.payload["to"] == serving
+    assert Doctor(session).examine() == []
