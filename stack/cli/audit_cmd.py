@@ -62,6 +62,11 @@ def log(
             entries = session.spine.audit_entries(
                 subject=subject, actor=actor, action=action, since=start, until=end
             )
+        model = subject if subject and "@" not in subject and ":" not in subject else None
+        if not entries and model and not session.spine.model_audit_entries(model):
+            from stack.monitoring.known import require_model
+
+            require_model(session, model)  # a misspelt model: say so, not print nothing
     for entry in entries:
         if jsonl:
             click.echo(json.dumps(entry.to_json(), sort_keys=True))

@@ -494,7 +494,14 @@ def history(ctx: click.Context, model: str, at: str | None, endpoint: str | None
                     "traffic: " + ", ".join(f"{r} {w:.0%}" for r, w in routed.weights.items())
                 )
             return
-        for routed in routing_history(session.spine, name):
+        changes = routing_history(session.spine, name)
+        if not changes:
+            from stack.monitoring.known import require_model
+
+            require_model(session, model)  # a misspelt model: say so, not print nothing
+            click.echo(f"endpoint {name!r} has no traffic changes on record", err=True)
+            return
+        for routed in changes:
             split = ", ".join(f"{r} {w:.0%}" for r, w in routed.weights.items())
             shadows = f" (shadow: {', '.join(routed.shadows)})" if routed.shadows else ""
             click.echo(f"{routed.at:%Y-%m-%d %H:%M:%S}  {split}{shadows}  {routed.reason}")

@@ -53,6 +53,24 @@ def test_log_filters_and_exports_json_lines(cli: Cli, workdir: Path) -> None:
     assert "approval.approved" in by_bob and "fraud" not in by_bob
 
 
+def test_log_of_a_model_nothing_knows_says_so(cli: Cli, workdir: Path) -> None:
+    """A misspelt --model names no model and matches no entry: an error, not an empty log
+    (a model deleted from the registry keeps its entries: they are still shown)."""
+    seed(workdir).close()
+    missing = cli("audit", "log", "--model", "chrun")
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert "no model 'chrun' in the registry" in missing.stderr
+    none = cli("audit", "log", "--model", "churn", "--action", "state.changed", check=True)
+    assert none.stdout == "" and "chrun" not in none.stderr  # churn has entries: no error
+
+
+def test_rollout_history_of_a_model_nothing_knows_says_so(cli: Cli, workdir: Path) -> None:
+    """Read from the same log: a misspelt model is an error, not an empty history."""
+    seed(workdir).close()
+    missing = cli("rollout", "history", "chrun")
+    assert missing.returncode == 1 and "no model 'chrun' in the registry" in missing.stderr
+
+
 def test_log_rejects_a_bad_date(cli: Cli, workdir: Path) -> None:
     seed(workdir).close()
     result = cli("audit", "log", "--since", "last tuesday")
