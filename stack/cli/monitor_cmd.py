@@ -39,7 +39,9 @@ def monitor_group() -> None:
 @click.option("--until", help="End of the window (ISO; default now).")
 @click.option("--recipe", "recipe_location", type=click.Path(exists=True), help="Its policy.")
 @click.option("--every", type=POSITIVE_SECONDS, help="Check again every this many seconds.")
-@click.option("--count", type=int, default=1, show_default=True, help="Checks with --every.")
+@click.option(
+    "--count", type=click.IntRange(min=1), default=1, show_default=True, help="Checks with --every."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print each check as JSON.")
 @click.option(
     "--textfile-dir",

@@ -15,6 +15,7 @@ CASES = [
     (("monitor", "run", "churn", "--window", "-5m"), "'--window': '-5m' is not a duration"),
     (("monitor", "run", "churn", "--window", "abc"), "'--window': 'abc' is not a duration"),
     (("monitor", "run", "churn", "--every", "-1"), "'--every': '-1': give a number of seconds"),
+    (("monitor", "run", "churn", "--count", "0"), "'--count': 0 is not in the range x>=1"),
     (("cost", "--period", "0s"), "'--period': a duration must be positive"),
     (("deploy", "churn@5", "--steps", "0,50,200"), "'--steps': '0,50,200': each step must be"),
     (("deploy", "churn@5", "--steps", "50,10"), "'--steps': '50,10': the steps must increase"),
