@@ -85,8 +85,8 @@ def stack(
             session.server.undeploy(endpoint.name)
 
 
-def unloadable(session: StackSession, payload: bytes) -> ModelVersion:
-    """A new approved version of `churn` whose model file, in the store the server loads
+def unloadable(session: StackSession, payload: bytes, model: str = "churn") -> ModelVersion:
+    """A new approved version of `model` whose model file, in the store the server loads
     from, holds `payload`."""
     import pandas as pd
 
@@ -104,7 +104,7 @@ def unloadable(session: StackSession, payload: bytes) -> ModelVersion:
         input_example=pd.DataFrame([row()], columns=FEATURES),
     )
     tracker.finish_run(run)
-    version = Lifecycle(session).register("churn", uri, run_id=run.run_id, reason="test")
+    version = Lifecycle(session).register(model, uri, run_id=run.run_id, reason="test")
     version = Governance(session).promote(version.ref, S.APPROVED)
     server = session.server
     assert isinstance(server, BentoServer)
@@ -190,7 +190,8 @@ def test_a_server_that_cannot_load_its_version_fails_the_deploy_at_once_leaving_
 ) -> None:
     plan = RolloutPlan(strategy=strategy, endpoint=endpoint, steps=(1.0,), bake_seconds=5)
     with stack.session() as session:
-        broken = unloadable(session, payload)
+        # a model of its own: churn serves on `churn`, and a model has one serving version
+        broken = unloadable(session, payload, model="unloadable")
         audited = audit_count(session)
         controller = RolloutController(session)
         started = time.monotonic()
@@ -211,7 +212,7 @@ def test_a_server_that_cannot_load_its_version_fails_the_deploy_at_once_leaving_
         assert processes.running() == [], "a process of the failed server is still running"
         assert not (stack.folder / ".mlstack" / "serving" / endpoint).exists()
         assert controller.find(endpoint) is None
-        assert session.registry.get_version("churn", broken.version).state is S.APPROVED
+        assert session.registry.get_version(broken.model, broken.version).state is S.APPROVED
         assert audit_count(session) == audited, [
             (e.action, e.subject) for e in session.spine.audit_entries()[audited:]
         ]
