@@ -196,18 +196,14 @@ class RolloutController:
         stage = f"canary: {version.ref} serves alone"
         try:
             baked = self.baker.bake(name, version, plan, shadow=False, stage=stage)
-        except KeyboardInterrupt as stop:  # nothing to fall back to: the canary stops
-            self.server.undeploy(name)
-            self.traffic.audit("endpoint.undeployed", name, _stopped(stop))
-            self.endings.undecided(name, None, version, [_stopped(stop)], None, endpoint)
+        except KeyboardInterrupt as stop:
+            self._unjudged_first_canary(name, version, [_stopped(stop)], None, endpoint)
             raise
         reasons, report = baked.reasons, baked.report
         if baked.outcome == "died":
             self.endings.died(name, None, version, reasons, report)
         if baked.outcome == "undecided":
-            self.server.undeploy(name)  # nothing to fall back to: an unjudged canary stops
-            self.traffic.audit("endpoint.undeployed", name, "undecided: " + "; ".join(reasons))
-            return self.endings.undecided(name, None, version, reasons, report, endpoint)
+            return self._unjudged_first_canary(name, version, reasons, report, endpoint)
         if not reasons:
             try:
                 promoted = self.governance.promote(
@@ -224,6 +220,20 @@ class RolloutController:
         self.session.emit("on_deployed", subject=promoted.ref, version=promoted, endpoint=endpoint)
         return RolloutResult(endpoint, "promoted", promoted.ref)
 
+    def _unjudged_first_canary(
+        self,
+        name: str,
+        version: ModelVersion,
+        reasons: list[str],
+        report: HealthReport | None,
+        endpoint: Endpoint,
+    ) -> RolloutResult:
+        """Nothing to fall back to: a first canary left unjudged (no evidence, or its process
+        told to stop) stops, and its rollout ends undecided."""
+        self.server.undeploy(name)
+        self.traffic.audit("endpoint.undeployed", name, "undecided: " + "; ".join(reasons))
+        return self.endings.undecided(name, None, version, reasons, report, endpoint)
+
     def _roll_out(
         self, version: ModelVersion, name: str, champion: str, plan: RolloutPlan
     ) -> RolloutResult:
@@ -231,11 +241,10 @@ class RolloutController:
         stage route, bake and judge; the first breach rolls back."""
         state, stages = stages_of(plan, champion, version.ref)
         self._enter(version, state)
-        report: HealthReport | None = None
         try:
             return self._stages(version, name, champion, plan, stages)
         except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM: back to the champion, undecided
-            self.endings.undecided(name, champion, version, [_stopped(stop)], report)
+            self.endings.undecided(name, champion, version, [_stopped(stop)], None)
             raise
 
     def _stages(

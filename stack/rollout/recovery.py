@@ -191,9 +191,8 @@ class RolloutRecovery:
                 version=stranded.champion,
             )
             return f"closed the rollout on {name}: {stranded.champion} serves"
-        undone = list(stranded.stranded)
-        if stranded.abandoned and stranded.challenger is not None:
-            undone = [stranded.challenger]
+        # an abandoned rollout strands nothing: what it undoes is the challenger it named
+        undone = [stranded.challenger] if stranded.abandoned else list(stranded.stranded)
         traffic.audit(
             "rollout.rolled_back",
             name,

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 from stack.contract.capabilities import ServerCapability
-from stack.contract.registry import ModelVersion
+from stack.contract.registry import ModelSelector, ModelVersion
 from stack.contract.roles import Role
 from stack.contract.serving import Endpoint, ProcessInspector, Router, TrafficSplit
 from stack.errors import StackError
@@ -32,7 +32,8 @@ def live_elsewhere(
         if endpoint.name == besides:
             continue
         for ref, weight in endpoint.split.weights.items():
-            if weight > 0 and ref != version.ref and ref.rpartition("@")[0] == version.model:
+            same_model = ModelSelector.parse(ref).model == version.model
+            if weight > 0 and ref != version.ref and same_model:
                 found.append(f"{endpoint.name} ({ref})")
     return found
 
