@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from stack.contract.registry import ModelSelector
     from stack.contract.serving import EndpointProcesses, Package, ProcessInspector, Router
+    from stack.rollout.subjects import Target
     from stack.session import StackSession
 
 
@@ -303,9 +304,9 @@ def undeploy(ctx: click.Context, endpoint: str, target: str) -> None:
                 # audited only once its route is gone (it takes no traffic), saying what
                 # is left; a route still there: nothing changed for its traffic, no entry
                 if endpoint not in {e.name for e in router.endpoints()}:
-                    _audit_undeployed(session, endpoint, f"partly deleted: {exc}")
+                    _audit_undeployed(session, endpoint, f"partly deleted: {exc}", router)
                 raise
-            _audit_undeployed(session, endpoint, "")
+            _audit_undeployed(session, endpoint, "", router)
             click.echo(f"deleted {endpoint} from the cluster")
             return
         server = session.server
@@ -329,14 +330,18 @@ def undeploy(ctx: click.Context, endpoint: str, target: str) -> None:
         click.echo(f"stopped what the dead server of {endpoint} left: {pids}")
 
 
-def _audit_undeployed(session: Any, endpoint: str, reason: str) -> None:
-    """`endpoint.undeployed` in the audit log, after the fact: a process killed between the
-    two can leave an endpoint gone with no entry yet, never an entry for an endpoint that
-    still takes traffic."""
+def _audit_undeployed(
+    session: Any, endpoint: str, reason: str, router: Router | None = None
+) -> None:
+    """`endpoint.undeployed` in the audit log (of the endpoint on `router`'s target: this
+    machine's when None), after the fact: a process killed between the two can leave an
+    endpoint gone with no entry yet, never an entry for an endpoint that still takes
+    traffic."""
     from stack.governance.service import Governance
     from stack.rollout.traffic import EndpointTraffic
 
-    EndpointTraffic(session, Governance(session)).audit("endpoint.undeployed", endpoint, reason)
+    traffic = EndpointTraffic(session, Governance(session), router)
+    traffic.audit("endpoint.undeployed", endpoint, reason)
 
 
 @click.group("rollout")
@@ -348,13 +353,14 @@ def rollout_group() -> None:
 @click.argument("endpoint", required=False)
 @TARGET
 @click.pass_context
-def status(ctx: click.Context, endpoint: str | None, target: str) -> None:
+def status(ctx: click.Context, endpoint: str | None, target: Target) -> None:
     """Each endpoint's split, health since its last change, and its last rollout event.
     Exits 1 when an endpoint is not running, or its prediction log cannot be read (its
     split and pods are shown, its health marked unreadable)."""
     from stack.contract.serving import HealthReport
     from stack.errors import HealthUnreadable
     from stack.rollout.history import routing_history
+    from stack.rollout.subjects import endpoint_subject
 
     unreadable = False
     with open_session(ctx) as session:
@@ -368,7 +374,7 @@ def status(ctx: click.Context, endpoint: str | None, target: str) -> None:
                 f"no endpoint {endpoint!r} is running" if endpoint else "no endpoint is running"
             )
         for current in endpoints:
-            history = routing_history(session.spine, current.name)
+            history = routing_history(session.spine, current.name, target)
             since = history[-1].at if history else None
             try:
                 health = router.health(current.name, since=since)
@@ -396,7 +402,7 @@ def status(ctx: click.Context, endpoint: str | None, target: str) -> None:
                 click.secho(f"  health unreadable: {cannot}", fg="red", err=True)
             events = [
                 e
-                for e in session.spine.audit_entries(subject=f"endpoint:{current.name}")
+                for e in session.spine.audit_entries(subject=endpoint_subject(current.name, target))
                 if e.action.startswith("rollout.")
             ]
             if events:
@@ -474,9 +480,13 @@ def _echo_processes(found: EndpointProcesses) -> None:
 @click.argument("model")
 @click.option("--at", "at", help="Show only what served at this time (ISO).")
 @click.option("--endpoint", help="Endpoint name (default: the model's name).")
+@TARGET
 @click.pass_context
-def history(ctx: click.Context, model: str, at: str | None, endpoint: str | None) -> None:
-    """Every traffic change of MODEL's endpoint; with --at, the split in force then."""
+def history(
+    ctx: click.Context, model: str, at: str | None, endpoint: str | None, target: Target
+) -> None:
+    """Every traffic change of MODEL's endpoint (on this machine, or with --target
+    kubernetes the cluster's endpoint of that name); with --at, the split in force then."""
     from stack.governance.history import served_at
     from stack.rollout.history import routing_history, split_at
 
@@ -484,7 +494,7 @@ def history(ctx: click.Context, model: str, at: str | None, endpoint: str | None
     with open_session(ctx) as session:
         when = parse_moment(at)
         if when is not None:
-            routed = split_at(session.spine, name, when)
+            routed = split_at(session.spine, name, when, target)
             serving = served_at(session.spine, model, when)
             if routed is None and serving is None:
                 raise click.ClickException(f"nothing of {model!r} was served at {when}")
@@ -494,12 +504,13 @@ def history(ctx: click.Context, model: str, at: str | None, endpoint: str | None
                     "traffic: " + ", ".join(f"{r} {w:.0%}" for r, w in routed.weights.items())
                 )
             return
-        changes = routing_history(session.spine, name)
+        changes = routing_history(session.spine, name, target)
         if not changes:
             from stack.monitoring.known import require_model
 
             require_model(session, model)  # a misspelt model: say so, not print nothing
-            click.echo(f"endpoint {name!r} has no traffic changes on record", err=True)
+            where = "" if target == "local" else f" on {target}"
+            click.echo(f"endpoint {name!r}{where} has no traffic changes on record", err=True)
             return
         for routed in changes:
             split = ", ".join(f"{r} {w:.0%}" for r, w in routed.weights.items())

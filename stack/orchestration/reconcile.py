@@ -32,6 +32,7 @@ from stack.errors import StackError
 from stack.identity import current_actor
 from stack.orchestration.lease import Liveness, judge
 from stack.plugins.capabilities import declares
+from stack.rollout.subjects import endpoint_subject, target_of
 from stack.session import StackSession
 from stack.spine.audit import AuditEntry
 from stack.spine.records import PipelineRunRecord, RunLease
@@ -147,10 +148,11 @@ class Doctor:
         if not self.session.has(Role.SERVER):
             return []
         recovery = self._recovery()
+        target = target_of(self.session, self.router)
         unjudged = [
             Problem(
                 ProblemKind.ENDPOINT,
-                f"endpoint:{name}",
+                endpoint_subject(name, target),
                 f"rollout started {entry.at:%Y-%m-%d %H:%M:%S} by "
                 + (_owner_text(entry.payload.get("owner")) or "an unrecorded process")
                 + f": its owner is {liveness.value} from here",
@@ -162,7 +164,7 @@ class Doctor:
         return unjudged + [
             Problem(
                 ProblemKind.ENDPOINT,
-                f"endpoint:{stranded.endpoint.name}",
+                endpoint_subject(stranded.endpoint.name, target),
                 stranded.describe(),
                 stranded.remedy(),
                 _bound(recovery.restore_endpoint, stranded),

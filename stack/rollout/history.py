@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from stack.rollout.subjects import LOCAL, Target, endpoint_subject
 from stack.spine.store import SpineStore
 
 
@@ -18,7 +19,8 @@ class RoutedSplit:
     actor: str
 
 
-def routing_history(spine: SpineStore, endpoint: str) -> list[RoutedSplit]:
+def routing_history(spine: SpineStore, endpoint: str, target: Target = LOCAL) -> list[RoutedSplit]:
+    """Every traffic change of `endpoint` on `target`, oldest first."""
     return [
         RoutedSplit(
             at=entry.at,
@@ -27,14 +29,18 @@ def routing_history(spine: SpineStore, endpoint: str) -> list[RoutedSplit]:
             reason=entry.reason,
             actor=entry.actor,
         )
-        for entry in spine.audit_entries(subject=f"endpoint:{endpoint}", action="endpoint.routed")
+        for entry in spine.audit_entries(
+            subject=endpoint_subject(endpoint, target), action="endpoint.routed"
+        )
     ]
 
 
-def split_at(spine: SpineStore, endpoint: str, when: datetime) -> RoutedSplit | None:
+def split_at(
+    spine: SpineStore, endpoint: str, when: datetime, target: Target = LOCAL
+) -> RoutedSplit | None:
     """The traffic split in force at `when`, or None before the first deploy."""
     current = None
-    for routed in routing_history(spine, endpoint):
+    for routed in routing_history(spine, endpoint, target):
         if routed.at > when:
             break
         current = routed

@@ -16,6 +16,7 @@ from stack.contract.serving import ClusterManifests, Router, TrafficSplit
 from stack.contract.states import LifecycleState
 from stack.errors import CapabilityMissing
 from stack.plugins.capabilities import declares
+from stack.rollout.subjects import TARGETS
 from stack.session import StackSession
 
 
@@ -39,9 +40,6 @@ def _cluster(session: StackSession) -> ClusterManifests:
             "manifests (the `kubernetes` capability)"
         )
     return cast(ClusterManifests, session.server)  # the registry checked it
-
-
-TARGETS = ("local", "kubernetes")
 
 
 def router_for(session: StackSession, target: str) -> Router:

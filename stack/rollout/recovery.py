@@ -21,6 +21,7 @@ from stack.contract.serving import Endpoint, Router, TrafficSplit
 from stack.contract.states import LifecycleState
 from stack.errors import NotFound
 from stack.orchestration.lease import Liveness
+from stack.rollout.subjects import SUBJECT_PREFIX, endpoint_subject, parse_subject, target_of
 from stack.session import StackSession
 from stack.spine.audit import AuditEntry
 
@@ -238,7 +239,8 @@ class RolloutRecovery:
     # -- helpers ----------------------------------------------------------------------------
 
     def _last_rollout(self, endpoint: str) -> AuditEntry | None:
-        entries = self.session.spine.audit_entries(subject=f"endpoint:{endpoint}")
+        subject = endpoint_subject(endpoint, target_of(self.session, self._router))
+        entries = self.session.spine.audit_entries(subject=subject)
         rollouts = [e for e in entries if e.action.startswith("rollout.")]
         return rollouts[-1] if rollouts else None
 
@@ -249,8 +251,11 @@ class RolloutRecovery:
         return self.owner_liveness(last.payload.get("owner"), last) is not Liveness.DEAD
 
     def _held(self) -> set[str]:
-        """Versions a rollout in progress (or an A/B left running) stands behind."""
-        held: set[str] = set()
+        """Versions a rollout in progress (or an A/B left running) stands behind; on
+        another target's endpoints (the cluster's, seen from this machine, or this
+        machine's from the cluster's doctor) every rollout the log leaves open, dead or
+        alive: that target's doctor judges it, with the split it sees."""
+        held = self._held_elsewhere()
         for endpoint in self.router.endpoints():
             last = self._last_rollout(endpoint.name)
             if last is None or last.action in _CLOSED:
@@ -260,6 +265,20 @@ class RolloutRecovery:
                 held.update(endpoint.split.weights)
                 held.update(endpoint.split.shadows)
         return held
+
+    def _held_elsewhere(self) -> set[str]:
+        here = target_of(self.session, self._router)
+        last: dict[str, AuditEntry] = {}
+        for entry in self.session.spine.audit_entries(subject_prefix=SUBJECT_PREFIX):
+            if entry.action.startswith("rollout."):
+                last[entry.subject] = entry
+        return {
+            str(entry.payload.get("challenger"))
+            for subject, entry in last.items()
+            if entry.action not in _CLOSED
+            and (parsed := parse_subject(subject)) is not None
+            and parsed[0] != here
+        }
 
     def _serving_of(self, stranded: tuple[str, ...]) -> str | None:
         """The registry's serving version of the one model `stranded` are versions of."""

@@ -10,12 +10,12 @@ from typing import Any, cast
 
 from stack.contract.capabilities import ServerCapability
 from stack.contract.registry import ModelSelector, ModelVersion
-from stack.contract.roles import Role
 from stack.contract.serving import Endpoint, ProcessInspector, Router, TrafficSplit
 from stack.errors import StackError
 from stack.governance.service import Governance
 from stack.plugins.capabilities import declares
 from stack.rollout.results import first_line
+from stack.rollout.subjects import LOCAL, endpoint_key, endpoint_subject, target_of
 from stack.session import StackSession
 from stack.spine.lineage import NodeKind, NodeRef
 
@@ -63,6 +63,8 @@ class EndpointTraffic:
         self.session = session
         self.governance = governance
         self.router = router
+        #: Where the endpoints run: their events are recorded under it (stack.rollout.subjects).
+        self.target = target_of(session, router)
 
     @property
     def server(self) -> Router:
@@ -71,7 +73,7 @@ class EndpointTraffic:
     @property
     def local(self) -> bool:
         """Whether the router is the stack's own server (its optional protocols apply)."""
-        return self.router is None or self.router is self.session.opened(Role.SERVER)
+        return self.target == LOCAL
 
     def find(self, name: str) -> Endpoint | None:
         return next((e for e in self.server.endpoints() if e.name == name), None)
@@ -142,7 +144,8 @@ class EndpointTraffic:
 
     def link(self, endpoint: Endpoint) -> Endpoint:
         """Lineage: each version that answers (or shadows) on this endpoint revision."""
-        revision = NodeRef(NodeKind.ENDPOINT_REVISION, f"{endpoint.name}#{endpoint.revision}")
+        key = endpoint_key(endpoint.name, self.target)
+        revision = NodeRef(NodeKind.ENDPOINT_REVISION, f"{key}#{endpoint.revision}")
         for ref, weight in endpoint.split.weights.items():
             if weight > 0:
                 self.session.spine.link(
@@ -171,7 +174,7 @@ class EndpointTraffic:
         self.session.spine.audit(
             actor=self.governance.actor().name,
             action=action,
-            subject=f"endpoint:{subject}",
+            subject=endpoint_subject(subject, self.target),
             reason=reason,
             payload=payload,
         )

@@ -326,7 +326,7 @@ def test_a_challenger_whose_pods_cannot_come_up_is_rolled_back(
     governance = Governance(cluster.session)
     assert governance.version(challenger.ref).state is S.REJECTED
     assert governance.version(cluster.champion.ref).state is S.SERVING
-    audit = cluster.session.spine.audit_entries(subject="endpoint:churn")
+    audit = cluster.session.spine.audit_entries(subject="endpoint:kubernetes/churn")
     assert [e.action for e in audit if e.action.startswith("rollout.")][-1] == (
         "rollout.rolled_back"
     )
@@ -422,7 +422,7 @@ def test_undeploy_deletes_all_it_may_and_names_what_the_api_refused(cluster: Clu
     name = f"churn-v{cluster.champion.version}"
     message = f'poddisruptionbudgets.policy "{name}" is forbidden: User "ci" cannot delete'
     cluster.api.refused_deletes["poddisruptionbudgets"] = (403, message)
-    before = len(cluster.session.spine.audit_entries(subject="endpoint:churn"))
+    before = len(cluster.session.spine.audit_entries(subject="endpoint:kubernetes/churn"))
 
     gone = cli_in(cluster.folder)("undeploy", "churn", "--target", "kubernetes")
 
@@ -435,7 +435,7 @@ def test_undeploy_deletes_all_it_may_and_names_what_the_api_refused(cluster: Clu
     gateway = f"/apis/gateway.networking.k8s.io/v1/namespaces/{NAMESPACE}/gateways/mlstack-gateway"
     assert list(cluster.api.objects) == [gateway, pdb]  # the route, the rest, the policy gone
     # it takes no traffic now: audited as undeployed, saying what is left
-    entries = cluster.session.spine.audit_entries(subject="endpoint:churn")[before:]
+    entries = cluster.session.spine.audit_entries(subject="endpoint:kubernetes/churn")[before:]
     [entry] = [e for e in entries if e.action == "endpoint.undeployed"]
     assert entry.reason.startswith("partly deleted: ") and f"PodDisruptionBudget {name}" in (
         entry.reason
@@ -445,7 +445,7 @@ def test_undeploy_deletes_all_it_may_and_names_what_the_api_refused(cluster: Clu
 def test_undeploy_whose_route_delete_is_refused_audits_nothing(cluster: Cluster) -> None:
     message = 'httproutes.gateway.networking.k8s.io "churn" is forbidden: cannot delete'
     cluster.api.refused_deletes["httproutes"] = (403, message)
-    before = len(cluster.session.spine.audit_entries(subject="endpoint:churn"))
+    before = len(cluster.session.spine.audit_entries(subject="endpoint:kubernetes/churn"))
 
     gone = cli_in(cluster.folder)("undeploy", "churn", "--target", "kubernetes")
 
@@ -453,7 +453,7 @@ def test_undeploy_whose_route_delete_is_refused_audits_nothing(cluster: Cluster)
     assert "could not delete HTTPRoute churn" in gone.stderr
     # the route still sends traffic to what is left: the endpoint is not undeployed
     assert [e.name for e in router_for(cluster.session, "kubernetes").endpoints()] == ["churn"]
-    entries = cluster.session.spine.audit_entries(subject="endpoint:churn")
+    entries = cluster.session.spine.audit_entries(subject="endpoint:kubernetes/churn")
     assert "endpoint.undeployed" not in [e.action for e in entries[before:]]
 
 
@@ -468,7 +468,7 @@ def test_an_apply_the_api_refuses_is_an_error_naming_its_answer(cluster: Cluster
 
     [endpoint] = router_for(cluster.session, "kubernetes").endpoints()
     assert dict(endpoint.split.weights) == {cluster.champion.ref: 1.0}  # as it was
-    audit = cluster.session.spine.audit_entries(subject="endpoint:churn")
+    audit = cluster.session.spine.audit_entries(subject="endpoint:kubernetes/churn")
     assert "endpoint.route_failed" in [e.action for e in audit]
 
 
@@ -551,6 +551,7 @@ def test_with_keda_a_version_scales_on_its_request_rate_down_to_zero(cluster: Cl
 
 
 def test_doctor_puts_back_a_cluster_rollout_whose_process_was_killed(cluster: Cluster) -> None:
+    import re
     import signal
     import time
 
@@ -579,9 +580,22 @@ def test_doctor_puts_back_a_cluster_rollout_whose_process_was_killed(cluster: Cl
         deploying.wait()
 
     cli = cli_in(cluster.folder)
+    # this machine's endpoints are others: its doctor leaves the cluster's canary alone
+    # (the cluster's doctor judges it), and its history holds none of the cluster's changes
+    here = cli("doctor")
+    assert here.returncode in (0, 1) and "Traceback" not in here.stderr, here.stderr
+    assert not re.search(rf"{re.escape(challenger.ref)}\b", here.stdout), here.stdout
+    local = cli("rollout", "history", "churn")
+    assert local.returncode == 0 and not local.stdout, local.stdout
+    assert "endpoint 'churn' has no traffic changes on record" in local.stderr
+    there = cli("rollout", "history", "churn", "--target", "kubernetes")
+    assert there.returncode == 0, there.stderr
+    assert f"{cluster.champion.ref} 90%, {challenger.ref} 10%" in there.stdout
+
     found = cli("doctor", "--target", "kubernetes")
     assert found.returncode == 1
     assert f"{challenger.ref} takes 10% without passing the serving gate" in found.stdout
+    assert "endpoint:kubernetes/churn" in found.stdout
 
     repaired = cli("doctor", "--repair", "--target", "kubernetes")
 
