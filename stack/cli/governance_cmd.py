@@ -64,10 +64,12 @@ def run_promote(
                 raise click.exceptions.Exit(1)
             return
         if state is LifecycleState.SERVING and not prompts and session.has(Role.SERVER):
-            from stack.rollout.traffic import refuse_if_live_elsewhere
+            from stack.rollout.subjects import LOCAL
+            from stack.rollout.traffic import recorded_elsewhere, refuse_if_live_elsewhere
 
             version = governance.version(selector)
-            refuse_if_live_elsewhere(session.server.endpoints(), version)
+            others = recorded_elsewhere(session.spine, LOCAL)  # the cluster's, as recorded
+            refuse_if_live_elsewhere(session.server.endpoints(), version, others=others)
         change = governance.promotion(selector, state, reason=reason)
     # True when decided: promotions of one model are applied one at a time, so a racing
     # caller whose version took `serving` from another's is told whom it displaced.

@@ -297,7 +297,16 @@ def undeploy(ctx: click.Context, endpoint: str, target: str) -> None:
         if target != "local":
             router = _router(session, target)
             if endpoint not in {e.name for e in router.endpoints()}:
-                raise click.ClickException(f"no endpoint {endpoint!r} on the cluster")
+                from stack.rollout.traffic import recorded_elsewhere
+
+                if f"{endpoint} on {target}" not in recorded_elsewhere(session.spine, "local"):
+                    raise click.ClickException(f"no endpoint {endpoint!r} on the cluster")
+                # deleted outside mlstack: the record that it answers is closed, so that
+                # it no longer holds its model's serving version in place
+                gone = "not on the cluster (deleted outside mlstack): its record is closed"
+                _audit_undeployed(session, endpoint, gone, router)
+                click.echo(f"{endpoint} is not on the cluster: recorded as undeployed")
+                return
             try:
                 router.undeploy(endpoint)
             except StackError as exc:

@@ -109,7 +109,8 @@ class RolloutController:
     def _deploy(
         self, version: ModelVersion, name: str, plan: RolloutPlan, reason: str
     ) -> RolloutResult:
-        refuse_if_live_elsewhere(self.server.endpoints(), version, besides=name)
+        others = self.traffic.other_targets()
+        refuse_if_live_elsewhere(self.server.endpoints(), version, besides=name, others=others)
         current = self.find(name)
         if current is None and plan.strategy == "canary":
             return self._first_canary(version, name, plan, reason or "first deploy")

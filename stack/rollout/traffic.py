@@ -5,7 +5,7 @@ could not follow it."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 from stack.contract.capabilities import ServerCapability
@@ -15,42 +15,82 @@ from stack.errors import StackError
 from stack.governance.service import Governance
 from stack.plugins.capabilities import declares
 from stack.rollout.results import first_line
-from stack.rollout.subjects import LOCAL, endpoint_key, endpoint_subject, target_of
+from stack.rollout.subjects import (
+    LOCAL,
+    SUBJECT_PREFIX,
+    Target,
+    endpoint_key,
+    endpoint_subject,
+    parse_subject,
+    target_of,
+)
 from stack.session import StackSession
+from stack.spine.audit import AuditEntry
 from stack.spine.lineage import NodeKind, NodeRef
+from stack.spine.store import SpineStore
 
 
 def live_elsewhere(
-    endpoints: Iterable[Endpoint], version: ModelVersion, *, besides: str | None = None
+    endpoints: Iterable[Endpoint],
+    version: ModelVersion,
+    *,
+    besides: str | None = None,
+    others: Mapping[str, Mapping[str, float]] | None = None,
 ) -> list[str]:
     """`endpoint (ref)` for each endpoint but `besides` on which a version of `version`'s
-    model other than it takes traffic. A model has one `serving` version: moving `version`
-    there while these answer would leave them serving a retired version (and `doctor` would
-    find a version serving without its gate). Empty: nothing stands in the way."""
+    model other than it takes traffic: `endpoints` of the router at hand, and `others`
+    (`label -> weights`: the other target's endpoints, `EndpointTraffic.other_targets`). A
+    model has one `serving` version: moving `version` there while these answer would leave
+    them serving a retired version (and `doctor` would find a version serving without its
+    gate). Empty: nothing stands in the way."""
+    splits = [(e.name, e.split.weights) for e in endpoints if e.name != besides]
+    splits += list((others or {}).items())
     found = []
-    for endpoint in endpoints:
-        if endpoint.name == besides:
-            continue
-        for ref, weight in endpoint.split.weights.items():
+    for label, weights in splits:
+        for ref, weight in weights.items():
             same_model = ModelSelector.parse(ref).model == version.model
             if weight > 0 and ref != version.ref and same_model:
-                found.append(f"{endpoint.name} ({ref})")
+                found.append(f"{label} ({ref})")
     return found
 
 
 def refuse_if_live_elsewhere(
-    endpoints: Iterable[Endpoint], version: ModelVersion, *, besides: str | None = None
+    endpoints: Iterable[Endpoint],
+    version: ModelVersion,
+    *,
+    besides: str | None = None,
+    others: Mapping[str, Mapping[str, float]] | None = None,
 ) -> None:
     """Raise StackError naming each endpoint `live_elsewhere` finds, and what to do."""
-    elsewhere = live_elsewhere(endpoints, version, besides=besides)
+    elsewhere = live_elsewhere(endpoints, version, besides=besides, others=others)
     if elsewhere:
         where = f"on endpoint {besides!r}" if besides else "to serving"
         raise StackError(
             f"{version.ref} cannot move {where}: {', '.join(elsewhere)} serves another "
             f"version of {version.model}, and a model has one serving version; roll "
             f"{version.ref} out on that endpoint (mlstack deploy {version.ref} --endpoint "
-            "NAME), or undeploy it first"
+            "NAME [--target kubernetes]), or undeploy it first"
         )
+
+
+def recorded_elsewhere(spine: SpineStore, here: Target) -> dict[str, Mapping[str, float]]:
+    """`NAME on TARGET -> weights` for each endpoint of a target other than `here`, with the
+    split the audit log last recorded for it (`endpoint.routed`, not undeployed since):
+    what this machine knows of the cluster's endpoints without reaching the cluster."""
+    last: dict[str, AuditEntry] = {}
+    for entry in spine.audit_entries(subject_prefix=SUBJECT_PREFIX, actions=_ROUTED_OR_GONE):
+        last[entry.subject] = entry
+    found: dict[str, Mapping[str, float]] = {}
+    for subject, entry in last.items():
+        parsed = parse_subject(subject)
+        if parsed is None or parsed[0] == here or entry.action != "endpoint.routed":
+            continue
+        weights = dict(entry.payload.get("weights") or {})
+        found[f"{parsed[1]} on {parsed[0]}"] = {str(k): float(v) for k, v in weights.items()}
+    return found
+
+
+_ROUTED_OR_GONE = ("endpoint.routed", "endpoint.undeployed")
 
 
 class EndpointTraffic:
@@ -74,6 +114,16 @@ class EndpointTraffic:
     def local(self) -> bool:
         """Whether the router is the stack's own server (its optional protocols apply)."""
         return self.target == LOCAL
+
+    def other_targets(self) -> dict[str, Mapping[str, float]]:
+        """What answers on the other target's endpoints (`label -> weights`): the cluster's
+        as the audit log last recorded them (a deploy here does not reach the cluster); this
+        machine's as its server finds them."""
+        if self.local:
+            return recorded_elsewhere(self.session.spine, LOCAL)
+        return {
+            f"{e.name} on this machine": e.split.weights for e in self.session.server.endpoints()
+        }
 
     def find(self, name: str) -> Endpoint | None:
         return next((e for e in self.server.endpoints() if e.name == name), None)

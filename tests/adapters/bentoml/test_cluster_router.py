@@ -606,6 +606,42 @@ def test_doctor_puts_back_a_cluster_rollout_whose_process_was_killed(cluster: Cl
     assert governance.version(cluster.champion.ref).state is S.SERVING
 
 
+def test_a_model_has_one_serving_version_across_targets(cluster: Cluster) -> None:
+    """The cluster's endpoint answers with the serving version: moving another to serving
+    from this machine (which does not reach the cluster to promote) is refused by what the
+    log records of the cluster, until that endpoint is undeployed, even when it was deleted
+    outside mlstack."""
+    other = cluster.approved()
+    cli = cli_in(cluster.folder)
+    champion = cluster.champion.ref
+
+    refused = cli("promote", other.ref, "--to", "serving")
+
+    assert refused.returncode == 1, refused.stdout
+    assert f"churn on kubernetes ({champion}) serves another version of churn" in (refused.stderr)
+    assert "--target kubernetes" in refused.stderr
+    here = RolloutController(cluster.session)  # a deploy on this machine: refused alike
+    plan = RolloutPlan(strategy="direct", endpoint="churn-here")
+    with pytest.raises(StackError, match=rf"churn on kubernetes \({champion}\) serves"):
+        here.deploy(other, plan)
+    assert Governance(cluster.session).version(champion).state is S.SERVING  # unchanged
+    assert Governance(cluster.session).version(other.ref).state is S.APPROVED
+
+    route = f"/apis/gateway.networking.k8s.io/v1/namespaces/{NAMESPACE}/httproutes/churn"
+    del cluster.api.objects[route]  # `kubectl delete httproute churn`
+    gone = cli("undeploy", "churn", "--target", "kubernetes")
+    assert gone.returncode == 0, gone.stderr
+    assert "churn is not on the cluster: recorded as undeployed" in gone.stdout
+    entries = cluster.session.spine.audit_entries(subject="endpoint:kubernetes/churn")
+    assert entries[-1].action == "endpoint.undeployed"
+    assert "deleted outside mlstack" in entries[-1].reason
+
+    again = cli("promote", other.ref, "--to", "serving")
+    assert "serves another version" not in again.stderr  # its own gate decides now
+    missing = cli("undeploy", "churn", "--target", "kubernetes")
+    assert missing.returncode == 1 and "no endpoint 'churn' on the cluster" in missing.stderr
+
+
 def test_a_second_rollout_is_refused_while_one_runs_on_the_endpoint(cluster: Cluster) -> None:
     first, second = cluster.approved(), cluster.approved()
 
