@@ -57,6 +57,8 @@ class RecordingMocks(pulumi.runtime.Mocks):  # type: ignore[misc]
                 identities=[
                     {"oidcs": [{"issuer": "https://oidc.eks.us-east-1.amazonaws.com/id/X"}]}
                 ],
+                # the group EKS creates and attaches to managed node groups' nodes
+                vpcConfig={**args.inputs["vpcConfig"], "clusterSecurityGroupId": "sg-eks-cluster"},
             )
         if args.typ == "aws:s3/bucket:Bucket":
             outputs.update(bucket=f"{args.name}-bucket", arn=f"arn:aws:s3:::{args.name}")

@@ -83,6 +83,7 @@ def test_each_rule_fails_on_what_it_forbids() -> None:
         "buckets_are_private",
         "storage_is_encrypted",
         "databases_are_private",
+        "databases_admit_the_cluster_only",
         "no_open_ingress",
         "cluster_endpoint_is_private",
         "no_static_keys",
@@ -90,6 +91,10 @@ def test_each_rule_fails_on_what_it_forbids() -> None:
     }
     assert "service mlflow is a public load balancer" in found["no_open_ingress"]
     assert any("0.0.0.0/0" in v for v in found["no_open_ingress"])
+    assert found["databases_admit_the_cluster_only"] == [
+        "security group database admits addresses (0.0.0.0/0), not only the cluster's "
+        "security group"
+    ]
 
 
 def test_only_the_serving_gateway_may_be_public_and_only_when_asked() -> None:

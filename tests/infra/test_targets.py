@@ -140,6 +140,21 @@ def test_aws_gpu_pool_uses_the_nvidia_ami_with_taint_labels_and_spot(mocks: Reco
     assert web and "system:serviceaccount:mlstack:mlstack" in json.dumps(web)
 
 
+def test_aws_database_admits_postgresql_from_the_eks_cluster_security_group_only(
+    mocks: RecordingMocks,
+) -> None:
+    resources = declare(mocks, spec_for("aws"))
+    [group] = of(resources, "aws:ec2/securityGroup:SecurityGroup")
+    [rule] = group.inputs["ingress"]
+    # the cluster's own security group (conftest's mock answers `sg-eks-cluster` for it),
+    # which EKS attaches to the managed node groups' nodes; no address range at all
+    assert rule["securityGroups"] == ["sg-eks-cluster"]
+    assert not rule.get("cidrBlocks")
+    assert (rule["protocol"], rule["fromPort"], rule["toPort"]) == ("tcp", 5432, 5432)
+    [database] = of(resources, "aws:rds/instance:Instance")
+    assert database.inputs["vpcSecurityGroupIds"] == [f"{group.name}-id"]
+
+
 def test_gcp_gpu_pool_has_accelerators_and_the_driver_installed(mocks: RecordingMocks) -> None:
     resources = declare(mocks, spec_for("gcp"))
     pools = {r.name: r.inputs for r in of(resources, "gcp:container/nodePool:NodePool")}

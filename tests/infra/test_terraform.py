@@ -97,6 +97,21 @@ def test_a_security_setting_changed_on_one_path_is_seen(
     assert "databases_are_private" in violations(from_terraform(config))
 
 
+def test_the_database_admits_postgresql_from_the_eks_cluster_security_group_only(
+    terraform_out: Path,
+) -> None:
+    config = synthesized(terraform_out, "aws")
+    [(name, group)] = resources(config, "aws_security_group").items()
+    [rule] = group["ingress"]
+    assert rule["security_groups"] == [
+        "${aws_eks_cluster.mlstack-eks.vpc_config[0].cluster_security_group_id}"
+    ]
+    assert not rule["cidr_blocks"]
+    assert (rule["protocol"], rule["from_port"], rule["to_port"]) == ("tcp", 5432, 5432)
+    [database] = resources(config, "aws_db_instance").values()
+    assert database["vpc_security_group_ids"] == [f"${{aws_security_group.{name}.id}}"]
+
+
 @pytest.mark.parametrize("target", TARGETS)
 def test_the_policy_rules_pass_on_the_terraform_json(terraform_out: Path, target: str) -> None:
     assert violations(from_terraform(synthesized(terraform_out, target))) == {}

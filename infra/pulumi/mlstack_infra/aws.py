@@ -13,7 +13,13 @@ import pulumi_random as random
 
 from mlstack_infra import autoscaler
 from mlstack_infra.cloud import AWS_CIDR as CIDR
-from mlstack_infra.cloud import AWS_PRIVATE_SUBNETS, AWS_PUBLIC_SUBNETS, EKS_LOG_TYPES, rds_settings
+from mlstack_infra.cloud import (
+    AWS_PRIVATE_SUBNETS,
+    AWS_PUBLIC_SUBNETS,
+    EKS_LOG_TYPES,
+    rds_ingress,
+    rds_settings,
+)
 from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
 from mlstack_infra.cloud import assume_role as _assume
 from mlstack_infra.cloud import web_identity as _web_identity
@@ -168,16 +174,14 @@ class AwsGpuCluster(pulumi.ComponentResource):
             opts=child(self),
         )
 
-        # PostgreSQL: inside the VPC only, encrypted, its password a secret.
+        # PostgreSQL: from the cluster's nodes and pods only (rds_ingress), encrypted, its
+        # password a secret. The group keeps its description: changing it replaces the group.
+        cluster_sg = self.cluster.vpc_config.apply(lambda c: c.cluster_security_group_id)
         database_sg = aws.ec2.SecurityGroup(
             f"{name}-database",
             vpc_id=vpc.id,
             description="PostgreSQL from inside the VPC only",
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    protocol="tcp", from_port=5432, to_port=5432, cidr_blocks=[CIDR]
-                )
-            ],
+            ingress=[aws.ec2.SecurityGroupIngressArgs(**rds_ingress(cluster_sg))],
             tags=tags,
             opts=child(self),
         )

@@ -104,3 +104,17 @@ def rds_settings(spec: InfraSpec) -> dict[str, Any]:
         "final_snapshot_identifier": f"{spec.name}-database-final",
         "enabled_cloudwatch_logs_exports": ["postgresql", "upgrade"],
     }
+
+
+def rds_ingress(cluster_security_group: Any) -> dict[str, Any]:
+    """The RDS security group's one ingress rule (pulumi_aws and the Terraform binding take
+    the same arguments): PostgreSQL from the EKS cluster security group only, the group EKS
+    attaches to managed node groups' nodes and so to the pods on them (the VPC CNI gives pods
+    the nodes' interfaces). Nothing else in the VPC reaches the database."""
+    return {
+        "description": "PostgreSQL from the EKS cluster security group (the nodes and pods)",
+        "protocol": "tcp",
+        "from_port": 5432,
+        "to_port": 5432,
+        "security_groups": [cluster_security_group],
+    }

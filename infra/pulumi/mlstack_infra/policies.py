@@ -68,6 +68,17 @@ def databases_are_reachable(posture: list[Item]) -> list[str]:
     ]
 
 
+def databases_admit_the_cluster_only(posture: list[Item]) -> list[str]:
+    """A database's firewall admits the cluster's security group, never addresses: a CIDR
+    rule (even the VPC's own) lets every other machine in the network reach PostgreSQL."""
+    return [
+        f"security group {i.name} admits addresses ({', '.join(i.get('cidrs'))}), not only "
+        "the cluster's security group"
+        for i in _of(posture, "ingress")
+        if i.name == "database" and i.get("cidrs")
+    ]
+
+
 def no_open_ingress(posture: list[Item], *, serving_public: bool = False) -> list[str]:
     """No 0.0.0.0/0 ingress and no load balancer; the one exception is the serving
     gateway's proxies (the Service their EnvoyProxy shapes) when a public one is asked for."""
@@ -184,6 +195,7 @@ RULES: dict[str, Rule] = {
     "storage_is_encrypted": storage_is_encrypted,
     "databases_are_private": databases_are_private,
     "databases_are_reachable": databases_are_reachable,
+    "databases_admit_the_cluster_only": databases_admit_the_cluster_only,
     "no_open_ingress": no_open_ingress,
     "cluster_endpoint_is_private": cluster_endpoint_is_private,
     "no_static_keys": no_static_keys,

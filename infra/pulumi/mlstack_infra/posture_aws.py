@@ -111,6 +111,8 @@ def read(of: Of, resources: Mapping[str, Mapping[str, Any]]) -> list[Item]:
                     "ingress",
                     "database",
                     cidrs=sorted(rule.get("cidr_blocks") or []),
+                    # how many security groups it admits (their ids are known at apply only)
+                    security_groups=len(rule.get("security_groups") or []),
                     ports=(rule.get("from_port"), rule.get("to_port")),
                 )
             )

@@ -38,7 +38,13 @@ from cdktn_provider_aws.vpc import Vpc
 from cdktn_provider_random.password import Password
 from mlstack_infra import autoscaler
 from mlstack_infra.cloud import AWS_CIDR as CIDR
-from mlstack_infra.cloud import AWS_PRIVATE_SUBNETS, AWS_PUBLIC_SUBNETS, EKS_LOG_TYPES, rds_settings
+from mlstack_infra.cloud import (
+    AWS_PRIVATE_SUBNETS,
+    AWS_PUBLIC_SUBNETS,
+    EKS_LOG_TYPES,
+    rds_ingress,
+    rds_settings,
+)
 from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
 from mlstack_infra.cloud import assume_role as _assume
 from mlstack_infra.cloud import web_identity as _web_identity
@@ -195,24 +201,16 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
         versioning_configuration={"status": "Enabled"},
     )
 
-    # PostgreSQL: inside the VPC only, encrypted, its password generated (a sensitive value).
+    # PostgreSQL: from the cluster's nodes and pods only (rds_ingress), encrypted, its password
+    # generated (a sensitive value). The group keeps its description: changing it replaces
+    # the group, which Terraform would try to destroy while the database still uses it.
     database_sg = SecurityGroup(
         stack,
         f"{name}-database",
         name_prefix=f"{name}-database-",
         vpc_id=vpc.id,
         description="PostgreSQL from inside the VPC only",
-        ingress=blocks(
-            [
-                {
-                    "description": "PostgreSQL from the VPC",
-                    "protocol": "tcp",
-                    "from_port": 5432,
-                    "to_port": 5432,
-                    "cidr_blocks": [CIDR],
-                }
-            ]
-        ),
+        ingress=blocks([rds_ingress(cluster.vpc_config.cluster_security_group_id)]),
     )
     subnet_group = DbSubnetGroup(
         stack, f"{name}-database-subnets", name_prefix=f"{name}-", subnet_ids=subnet_ids
