@@ -120,6 +120,11 @@ class SpineError(StackError):
     """The spine store could not be opened or migrated."""
 
 
+class RolloutInProgress(StackError):
+    """Another process is deploying to the endpoint (a rollout bakes there): nothing was
+    changed; let it end, or end it with `mlstack rollback`."""
+
+
 class LockTimeout(SpineError):
     """Another process held a spine lock (a model's promotions) for longer than the wait;
     nothing was changed, and the command can be run again."""

@@ -190,6 +190,8 @@ def deploy(
         controller = RolloutController(session, progress=view, router=_router(session, target))
         with view:  # each stage's requests and verdict while it bakes
             result = controller.deploy(version, plan, reason=reason)
+    for repair in result.repaired:  # a dead rollout's leftovers, put back first
+        click.echo(f"before deploying: {repair}")
     colour = {"rolled_back": "red", "undecided": "yellow"}.get(result.outcome, "green")
     click.secho(f"{result.outcome}: {result.version} on {result.endpoint.url}", fg=colour)
     weights = ", ".join(f"{ref} {w:.0%}" for ref, w in result.endpoint.split.weights.items())

@@ -133,7 +133,8 @@ class RolloutHold(Protocol):
     """A Router that keeps rollouts on one endpoint apart across machines (the cluster's: a
     Kubernetes Lease). The controller holds the endpoint for a whole deploy; while another
     process holds it, `hold` raises a StackError naming the holder, having changed nothing.
-    A router without it (the local server: a file lock per change) is not held."""
+    Every deploy also holds the spine lock `rollouts on endpoint:<name>` (the controller's,
+    for any router); this hold adds the router's own arbitration beside it."""
 
     def hold(self, endpoint: str) -> AbstractContextManager[object]: ...
 

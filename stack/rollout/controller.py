@@ -19,8 +19,9 @@ change, and both traffic changes are audited, as they happened."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import cast
 
@@ -29,7 +30,14 @@ from stack.config.rollout import RolloutPlan
 from stack.contract.registry import ModelSelector, ModelVersion
 from stack.contract.serving import Endpoint, HealthReport, RolloutHold, Router, TrafficSplit
 from stack.contract.states import LifecycleState, can_transition
-from stack.errors import GateFailed, InvalidTransition, NotFound, StackError
+from stack.errors import (
+    GateFailed,
+    InvalidTransition,
+    LockTimeout,
+    NotFound,
+    RolloutInProgress,
+    StackError,
+)
 from stack.governance.gates import GateDecision
 from stack.governance.history import ServingChange, serving_history
 from stack.governance.service import Governance, Selected
@@ -40,6 +48,7 @@ from stack.rollout.bake import Baker
 from stack.rollout.endings import RolloutEndings
 from stack.rollout.results import BakeTick, RolloutResult, first_line, health_json
 from stack.rollout.stages import Stage, champion_of, stages_of
+from stack.rollout.subjects import endpoint_subject
 from stack.rollout.traffic import EndpointTraffic, refuse_if_live_elsewhere
 from stack.session import StackSession
 
@@ -91,8 +100,10 @@ class RolloutController:
         version is rolled out beside the version that serves now. Without `plan`, the
         version's recipe's (`StackSession.recipe_for`), else the default one.
 
-        A router that holds endpoints (RolloutHold: the cluster's Lease) is held for the
-        whole deploy; another process holding it is refused before anything changes."""
+        One deploy at a time per endpoint, from any process or machine sharing the spine
+        (see `_exclusive`): while another runs, RolloutInProgress, naming it, before anything
+        changes. What a rollout whose process died left on the endpoint is put back first, as
+        `mlstack doctor --repair` would (`RolloutResult.repaired` says what)."""
         version = self.governance.version(selector)
         if plan is None:
             recipe = self.session.recipe_for(version, required=False)
@@ -101,10 +112,73 @@ class RolloutController:
         self.session.emit(
             "on_deploy_requested", subject=version.ref, version=version, endpoint=name
         )
-        server = self.server
-        held = server.hold(name) if isinstance(server, RolloutHold) else contextlib.nullcontext()
-        with held:
-            return self._deploy(version, name, plan, reason)
+        with self._exclusive(name):
+            repaired = self._repair_dead_rollout(name)
+            result = self._deploy(version, name, plan, reason)
+        return dataclasses.replace(result, repaired=repaired) if repaired else result
+
+    @contextlib.contextmanager
+    def _exclusive(self, name: str) -> Iterator[None]:
+        """`name` held for the block: a spine lock (`rollouts on endpoint:<target/name>`,
+        released by the database or the kernel when its holder dies, kill -9 included) and
+        the router's own hold where it has one (RolloutHold: the cluster's Lease). Two
+        deploys at once would each route the endpoint as if the other were not there."""
+        subject = endpoint_subject(name, self.traffic.target)
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(
+                    self.session.spine.locks.hold(f"rollouts on {subject}", wait_s=0)
+                )
+            except LockTimeout:
+                raise RolloutInProgress(self._busy(name, subject)) from None
+            server = self.server
+            if isinstance(server, RolloutHold):
+                held.enter_context(server.hold(name))
+            yield
+
+    def _busy(self, name: str, subject: str) -> str:
+        rollouts = [
+            e
+            for e in self.session.spine.audit_entries(subject=subject)
+            if e.action.startswith("rollout.")
+        ]
+        target = "" if self.traffic.local else f" --target {self.traffic.target}"
+        last = rollouts[-1] if rollouts else None
+        if last is None or last.action != "rollout.started":
+            return (
+                f"endpoint {name!r}: another deploy is changing it now; nothing was changed "
+                "(try again once it ends)"
+            )
+        owner = last.payload.get("owner") or {}
+        model = ModelSelector.parse(str(last.payload.get("challenger"))).model
+        return (
+            f"endpoint {name!r} is rolling out {last.payload.get('challenger')} (started "
+            f"{last.at:%Y-%m-%d %H:%M:%S} UTC by pid {owner.get('pid')} on {owner.get('host')}): "
+            f"nothing was changed; let it end, or end it with `mlstack rollback {model}"
+            f"{'' if name == model else ' --endpoint ' + name}{target}`"
+        )
+
+    def _repair_dead_rollout(self, name: str) -> tuple[str, ...]:
+        """What a rollout whose process died left on `name` (its challenger's traffic, the
+        rollout left open, the challenger in canary or shadow), put back as `mlstack doctor
+        --repair` does. Holding the endpoint, no deploy of another process is behind it; a
+        rollout of this very thread (a nested deploy) is alive and left alone."""
+        from stack.orchestration.reconcile import Doctor
+        from stack.rollout.recovery import RolloutRecovery
+
+        doctor = Doctor(self.session, take_over_stale=True, router=self.traffic.router)
+        recovery = RolloutRecovery(self.session, doctor.owner_liveness, self.traffic.router)
+        done: list[str] = []
+        why = "put back by the next deploy"
+        for stranded in recovery.stranded_endpoints():
+            if stranded.endpoint.name != name:
+                continue
+            done.append(f"{stranded.describe()}: {recovery.restore_endpoint(stranded, why)}")
+            undone = {*stranded.stranded, stranded.challenger}
+            for version in recovery.stranded_versions():
+                if version.ref in undone:
+                    done.append(recovery.restore_version(version, why))
+        return tuple(done)
 
     def _deploy(
         self, version: ModelVersion, name: str, plan: RolloutPlan, reason: str

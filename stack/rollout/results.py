@@ -14,6 +14,8 @@ class RolloutResult:
     outcome: str  # deployed | promoted | rolled_back | undecided | ab_running | unchanged
     version: str
     reasons: tuple[str, ...] = ()
+    #: What a rollout whose process died had left on the endpoint, put back first.
+    repaired: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
