@@ -211,6 +211,22 @@ def test_only_the_serving_gateway_may_be_public_and_only_when_asked() -> None:
             {"mlflow_image": "https://ghcr.io/mlflow/mlflow"},
             "mlstack:spec: mlflow_image: 'https://ghcr.io/mlflow/mlflow' is not an image",
         ),
+        (
+            {"installer_image": "docker.io/alpine/k8s"},
+            "mlstack:spec: installer_image: 'docker.io/alpine/k8s' has no tag or digest",
+        ),
+        (
+            {"installer_image": "mirror.example:5000/alpine/k8s"},  # a port is not a tag
+            "mlstack:spec: installer_image: 'mirror.example:5000/alpine/k8s' has no tag",
+        ),
+        (
+            {"installer_image": "alpine/k8s:latest"},
+            "mlstack:spec: installer_image: 'alpine/k8s:latest' is tagged 'latest', which moves",
+        ),
+        (
+            {"installer_image": "alpine/k8s:1.33.4 "},
+            "mlstack:spec: installer_image: 'alpine/k8s:1.33.4 ' is not an image reference",
+        ),
     ],
 )
 def test_a_bad_spec_names_the_field(change: dict[str, Any], message: str) -> None:

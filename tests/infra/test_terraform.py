@@ -97,6 +97,51 @@ def test_a_security_setting_changed_on_one_path_is_seen(
     assert "databases_are_private" in violations(from_terraform(config))
 
 
+def _installer_containers(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        c
+        for o in objects
+        if o["kind"] == "Job"
+        for c in o["spec"]["template"]["spec"]["containers"]
+    ]
+
+
+def test_the_installer_jobs_run_the_default_image_fully_qualified(terraform_out: Path) -> None:
+    releases = resources(synthesized(terraform_out, "aws"), "helm_release")
+    containers = [
+        c
+        for name in ("mlstack-kubeflow-pipelines", "mlstack-gateway-api-crds")
+        for c in _installer_containers(json.loads(releases[name]["values"][0])["objects"])
+    ]
+    assert len(containers) == 2
+    for container in containers:
+        assert container["image"] == "docker.io/alpine/k8s:1.33.4"
+        assert container["imagePullPolicy"] == "IfNotPresent"
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "mirror.example:5000/tools/alpine-k8s:1.33.4",
+        "docker.io/alpine/k8s@sha256:" + "a" * 64,
+        "docker.io/alpine/k8s:1.33.4@sha256:" + "b" * 64,
+    ],
+)
+def test_the_installer_jobs_run_the_image_the_spec_pins(
+    monkeypatch: pytest.MonkeyPatch, image: str
+) -> None:
+    monkeypatch.syspath_prepend(str(TERRAFORM))  # mlstack_tf.kfp imports no binding
+    from mlstack_infra import gateway
+    from mlstack_tf.kfp import installer, installer_job
+
+    spec = example_spec("aws").model_copy(update={"installer_image": image})
+    spec = parse_spec(spec.model_dump(mode="json"))
+    jobs = installer(spec) + installer_job(spec, gateway.CRDS_RELEASE, gateway.crds_script())
+    assert [(c["image"], c["imagePullPolicy"]) for c in _installer_containers(jobs)] == [
+        (image, "IfNotPresent")
+    ] * 2
+
+
 def test_the_database_admits_postgresql_from_the_eks_cluster_security_group_only(
     terraform_out: Path,
 ) -> None:
@@ -402,6 +447,10 @@ def run_app(*args: str) -> subprocess.CompletedProcess[str]:
         (
             {"services": {"monitoring": [{"model": "churn", "schedule": "hourly"}]}},
             "mlstack:spec: services.monitoring[0].schedule: 'hourly' is not a cron expression",
+        ),
+        (
+            {"installer_image": "alpine/k8s"},
+            "mlstack:spec: installer_image: 'alpine/k8s' has no tag or digest",
         ),
     ],
 )

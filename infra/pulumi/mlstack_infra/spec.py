@@ -79,6 +79,24 @@ def _image(value: str) -> str:
     return value
 
 
+def _pinned_image(value: str) -> str:
+    """An image reference that names one build: a tag other than `latest`, or a digest."""
+    _image(value)
+    name, _, digest = value.partition("@")
+    tag = name.rsplit("/", 1)[-1].partition(":")[2]
+    if tag == "latest":
+        raise ValueError(
+            f"{value!r} is tagged 'latest', which moves: name a version (like "
+            "'docker.io/alpine/k8s:1.33.4') or a digest ('...@sha256:...')"
+        )
+    if not tag and not digest:
+        raise ValueError(
+            f"{value!r} has no tag or digest (Kubernetes would pull 'latest', which moves): "
+            "name a version (like 'docker.io/alpine/k8s:1.33.4') or a digest ('...@sha256:...')"
+        )
+    return value
+
+
 def _ipv4_cidr(value: str) -> str:
     try:
         network = ipaddress.IPv4Network(value, strict=True)
@@ -91,6 +109,7 @@ def _ipv4_cidr(value: str) -> str:
 
 Cron = Annotated[str, AfterValidator(_cron)]
 Image = Annotated[str, AfterValidator(_image)]
+PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
 Cidr = Annotated[str, AfterValidator(_ipv4_cidr)]
 
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
@@ -325,6 +344,13 @@ class InfraSpec(BaseModel):
         description="MLflow's `-full` image: psycopg2 for the PostgreSQL backend store, boto3, "
         "google-cloud-storage, azure-storage-blob and azure-identity for the artifact stores "
         "(the plain image has none of them). Another image must have them too.",
+    )
+    installer_image: PinnedImage = Field(
+        default="docker.io/alpine/k8s:1.33.4",
+        description="The Terraform path's installer Jobs' image (kubectl, helm and git: they "
+        "apply the Gateway API CRDs and Kubeflow Pipelines' manifests, with cluster-admin). "
+        "A tag other than `latest` or an `@sha256:` digest; name your registry's mirror, or "
+        "pin the digest, to control what runs. The Pulumi path runs no installer Job.",
     )
     project: str | None = Field(default=None, description="GCP project")
     storage_account: str | None = Field(

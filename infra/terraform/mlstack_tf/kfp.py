@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlstack_infra.manifests import NAMESPACE
+from mlstack_infra.spec import InfraSpec
 
 VERSION = "2.5.0"
 MANIFESTS = (
@@ -17,12 +18,10 @@ CLUSTER_SCOPED = (
     "https://github.com/kubeflow/pipelines/manifests/kustomize/cluster-scoped-resources"
     f"?ref={VERSION}"
 )
-#: kubectl with git (kustomize fetches the manifests with it).
-IMAGE = "alpine/k8s:1.33.4"
 NAME = "kubeflow-pipelines-installer"
 
 
-def installer() -> list[dict[str, Any]]:
+def installer(spec: InfraSpec) -> list[dict[str, Any]]:
     """The installer's account (bound to cluster-admin: KFP brings CRDs and cluster roles of
     its own) and the Job that applies the released manifests once."""
     script = (
@@ -31,13 +30,14 @@ def installer() -> list[dict[str, Any]]:
         "crd/applications.app.k8s.io && "
         f"kubectl apply --server-side -k '{MANIFESTS}'"
     )
-    return installer_job(NAME, script)
+    return installer_job(spec, NAME, script)
 
 
-def installer_job(name: str, script: str) -> list[dict[str, Any]]:
+def installer_job(spec: InfraSpec, name: str, script: str) -> list[dict[str, Any]]:
     """A ServiceAccount `name` in the mlstack namespace bound to cluster-admin (what it
     installs is cluster-wide: CRDs, cluster roles) and the Job `name` that runs `script`
-    once in IMAGE (kubectl, helm and git)."""
+    once in the spec's `installer_image` (kubectl, helm, and git for kustomize's remote
+    manifests), pulled only when the node lacks it: a pinned tag or digest does not move."""
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "mlstack"}
     meta = {"name": name, "namespace": NAMESPACE, "labels": labels}
     return [
@@ -67,7 +67,8 @@ def installer_job(name: str, script: str) -> list[dict[str, Any]]:
                         "containers": [
                             {
                                 "name": "install",
-                                "image": IMAGE,
+                                "image": spec.installer_image,
+                                "imagePullPolicy": "IfNotPresent",
                                 "command": ["sh", "-c", script],
                                 "securityContext": {
                                     "allowPrivilegeEscalation": False,

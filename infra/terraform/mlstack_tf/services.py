@@ -138,7 +138,7 @@ def build(stack: TerraformStack, spec: InfraSpec, parts: ClusterParts) -> None:
             name="kubeflow-pipelines",
             namespace=NAMESPACE,
             chart=CHART_PATH,
-            values=[json.dumps({"objects": literal(installer())})],
+            values=[json.dumps({"objects": literal(installer(spec))})],
             depends_on=[namespace],
             wait_for_jobs=True,
         )
@@ -162,7 +162,11 @@ def serving_gateway(
         chart=CHART_PATH,
         values=[
             json.dumps(
-                {"objects": literal(installer_job(gateway.CRDS_RELEASE, gateway.crds_script()))}
+                {
+                    "objects": literal(
+                        installer_job(spec, gateway.CRDS_RELEASE, gateway.crds_script())
+                    )
+                }
             )
         ],
         depends_on=[namespace],
