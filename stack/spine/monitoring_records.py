@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from contextlib import ExitStack
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from stack.spine.audit import canonical_payload
+from stack.spine.locks import NamedLocks
 from stack.spine.records import GroundTruth, MonitoringCheck
 from stack.spine.schema import GroundTruthRow, MonitoringCheckRow
 from stack.spine.tables import SpineTables
@@ -21,8 +23,18 @@ class MonitoringRecords(SpineTables):
     def record_labels(self, labels: list[GroundTruth]) -> int:
         """Store late labels all together or not at all; returns how many were stored. A
         label naming a request id (and row) replaces the one stored for it before (the last
-        ingest wins: a file ingested twice stores its labels once); labels by entity key
-        are added."""
+        ingest wins: a file ingested twice stores its labels once; within `labels`, the last
+        of a pair wins); labels by entity key are added. One label per prediction is the
+        database's rule (a unique index); ingests of one model take turns (the spine lock
+        `labels of <model>`), so one that races another replaces what it stored."""
+        labels = _last_per_prediction(labels)
+        with ExitStack() as held:
+            for model in sorted({g.model for g in labels if g.request_id is not None}):
+                held.enter_context(NamedLocks(self.engine).hold(f"labels of {model}"))
+            self._replace_labels(labels)
+        return len(labels)
+
+    def _replace_labels(self, labels: list[GroundTruth]) -> None:
         moment = to_text(now_utc())
         with self._transaction() as session:
             for model, keys in _request_keys(labels).items():
@@ -40,7 +52,6 @@ class MonitoringRecords(SpineTables):
                 )
                 for g in labels
             )
-        return len(labels)
 
     def labels(self, model: str, *, since: datetime | None = None) -> list[GroundTruth]:
         """Labels of `model` observed at or after `since`, oldest first (a later label for
@@ -129,6 +140,19 @@ class MonitoringRecords(SpineTables):
             ]
         kept = {(r.model, r.endpoint, r.version): r for r in rows}  # the newest per version
         return [_check(kept[key]) for key in sorted(kept)]
+
+
+def _last_per_prediction(labels: list[GroundTruth]) -> list[GroundTruth]:
+    """`labels` with one per (model, request id, row), the last given; labels by entity key
+    all kept, in order."""
+    last = {
+        (g.model, g.request_id, g.row): i for i, g in enumerate(labels) if g.request_id is not None
+    }
+    return [
+        g
+        for i, g in enumerate(labels)
+        if g.request_id is None or last[(g.model, g.request_id, g.row)] == i
+    ]
 
 
 def _request_keys(labels: list[GroundTruth]) -> dict[str, set[tuple[str, int]]]:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -174,6 +175,16 @@ class GroundTruthRow(Base):
     __table_args__ = (
         Index("ix_ground_truth_model", "model", "observed_at"),
         Index("ix_ground_truth_request", "request_id"),
+        # one label per prediction (migration 0008); labels by entity key are not keyed
+        Index(
+            "ux_ground_truth_prediction",
+            "model",
+            "request_id",
+            "row",
+            unique=True,
+            sqlite_where=text("request_id IS NOT NULL"),
+            postgresql_where=text("request_id IS NOT NULL"),
+        ),
     )
 
 

@@ -123,7 +123,7 @@ def test_opening_again_is_idempotent(spine_url: str) -> None:
     first.audit(actor="a", action="x", subject="s")
     first.close()
     second = SpineStore.open(spine_url)
-    assert second.schema_revision() == "0007"
+    assert second.schema_revision() == "0008"
     assert len(second.audit_entries()) == 1
     second.close()
 
