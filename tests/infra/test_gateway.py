@@ -106,7 +106,11 @@ def test_the_proxies_are_behind_a_load_balancer_only_when_serving_is_public() ->
     assert violations(public, serving_public=False) == {
         "no_open_ingress": [
             "the proxies of EnvoyProxy mlstack-gateway are behind a public load balancer"
-        ]
+        ],
+        "no_allow_all_ingress": [
+            "NetworkPolicy envoy-gateway-system/allow-gateway-listener admits ingress from "
+            "anyone (cidr:0.0.0.0/0, namespaces:all)"
+        ],
     }
 
 

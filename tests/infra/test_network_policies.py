@@ -1,9 +1,11 @@
 """NetworkPolicies: ingress denied by default in each mlstack namespace and opened service by
 service (MLflow, Feast, Redis from the mlstack, serving and Kubeflow namespaces; the
 monitoring exporter from Prometheus'; the endpoints from the gateway's proxies, never from
-anyone, even behind a public gateway), enforced on every cluster (EKS: the VPC CNI add-on's
-`enableNetworkPolicy`), the same on both paths, and the rules that refuse an allow-all
-policy or a namespace with no default deny."""
+anyone, even behind a public gateway), Envoy Gateway's namespace likewise (its proxies'
+listener from the cluster, and from any address only behind a public gateway; its
+controller's xDS from the proxies, its webhook from the API server), enforced on every
+cluster (EKS: the VPC CNI add-on's `enableNetworkPolicy`), the same on both paths, and the
+rules that refuse an allow-all policy or a namespace with no default deny."""
 
 from __future__ import annotations
 
@@ -58,20 +60,108 @@ def test_each_namespace_denies_ingress_and_opens_each_service_to_its_clients_onl
     assert sources(exporter) == {("monitoring", 9410)}
 
 
-def test_a_public_gateway_opens_its_proxies_not_the_endpoints() -> None:
+def test_a_public_gateway_opens_its_proxies_listener_not_the_endpoints() -> None:
     spec = spec_for("aws", serving_public=True)
     objects = render(spec, Endpoints("s3://b/mlflow", "db")) + gateway.objects(spec)
     serving = policies(objects)["mlstack-serving/only-the-gateway"]
     assert sources({"ingress": serving["ingress"][2:3]}) == {("envoy-gateway-system", 3000)}
-    assert not [
-        rule
-        for policy in policies(objects).values()
+    by_address = {
+        (name, peer["ipBlock"]["cidr"], port["port"])
+        for name, policy in policies(objects).items()
         for rule in policy["ingress"]
-        if any("ipBlock" in peer for peer in rule.get("from", []))
-    ]
+        for peer in rule.get("from", [])
+        if "ipBlock" in peer
+        for port in rule["ports"]
+    }
+    # any address on the proxies' listener only; the rest is the API server's (below)
+    assert {(n, c, p) for n, c, p in by_address if c == "0.0.0.0/0"} == {
+        ("envoy-gateway-system/allow-gateway-listener", "0.0.0.0/0", 10080)
+    }
+    assert {n for n, _, _ in by_address} <= {
+        "envoy-gateway-system/allow-gateway-listener",
+        "envoy-gateway-system/allow-envoy-gateway",
+    }
     posture = kubernetes_items(objects)
     assert violations(posture, serving_public=True) == {}
-    assert list(violations(posture, serving_public=False)) == ["no_open_ingress"]
+    assert list(violations(posture, serving_public=False)) == [
+        "no_open_ingress",
+        "no_allow_all_ingress",
+    ]
+
+
+def test_envoy_gateways_namespace_denies_ingress_but_the_listener_xds_and_webhook() -> None:
+    found = policies(gateway.objects(spec_for("aws")))
+    assert found["envoy-gateway-system/default-deny-ingress"] == {
+        "podSelector": {},
+        "policyTypes": ["Ingress"],
+        "ingress": [],
+    }
+    listener = found["envoy-gateway-system/allow-gateway-listener"]
+    # Envoy Gateway's proxy pods; the Gateway's port 80 is their container port 10080
+    assert listener["podSelector"] == {
+        "matchLabels": {
+            "app.kubernetes.io/name": "envoy",
+            "app.kubernetes.io/component": "proxy",
+            "app.kubernetes.io/managed-by": "envoy-gateway",
+        }
+    }
+    # a private gateway: every pod of the cluster, no address
+    assert listener["ingress"] == [
+        {"from": [{"namespaceSelector": {}}], "ports": [{"port": 10080, "protocol": "TCP"}]}
+    ]
+    controller = found["envoy-gateway-system/allow-envoy-gateway"]
+    assert controller["podSelector"] == {"matchLabels": {"control-plane": "envoy-gateway"}}
+    xds, webhook = controller["ingress"]
+    assert xds == {
+        "from": [{"podSelector": {"matchLabels": listener["podSelector"]["matchLabels"]}}],
+        "ports": [{"port": 18000, "protocol": "TCP"}],
+    }
+    # EKS calls webhooks from its control-plane interfaces in the cluster's subnets
+    assert webhook == {
+        "from": [
+            {"ipBlock": {"cidr": c}} for c in ("10.40.0.0/20", "10.40.16.0/20", "10.40.32.0/20")
+        ],
+        "ports": [{"port": 9443, "protocol": "TCP"}],
+    }
+    assert len(found) == 3  # the controller's metrics are not scraped: not admitted
+
+
+@pytest.mark.parametrize(
+    ("target", "webhook_sources"),
+    [("gcp", [{"ipBlock": {"cidr": "172.16.0.0/28"}}]), ("azure", None)],
+)
+def test_the_webhook_is_admitted_from_the_control_plane_where_it_has_a_fixed_range(
+    target: str, webhook_sources: list[dict[str, Any]] | None
+) -> None:
+    controller = policies(gateway.objects(spec_for(target)))[
+        "envoy-gateway-system/allow-envoy-gateway"
+    ]
+    webhook = [r["from"] for r in controller["ingress"] if r["ports"][0]["port"] == 9443]
+    assert webhook == ([webhook_sources] if webhook_sources else [])
+
+
+def test_envoy_gateways_namespace_without_a_default_deny_is_refused(
+    mocks: RecordingMocks,
+) -> None:
+    posture = pulumi_posture(mocks, "aws")
+    assert "ingress_is_denied_by_default" not in violations(posture)
+    without = [
+        i for i in posture if i.name != "NetworkPolicy envoy-gateway-system/default-deny-ingress"
+    ]
+    assert violations(without)["ingress_is_denied_by_default"] == [
+        "namespace envoy-gateway-system has no default-deny ingress NetworkPolicy"
+    ]
+
+
+def test_only_the_proxies_listener_may_admit_every_namespace() -> None:
+    def admitted(name: str, port: int) -> dict[str, list[str]]:
+        rule = {"from": [{"namespaceSelector": {}}], "ports": [{"port": port}]}
+        policy = _policy(name, "envoy-gateway-system", {"podSelector": {}, "ingress": [rule]})
+        return violations(kubernetes_items([policy]))
+
+    assert admitted("allow-gateway-listener", 10080) == {}
+    assert list(admitted("allow-gateway-listener", 18000)) == ["no_allow_all_ingress"]
+    assert list(admitted("allow-anything", 10080)) == ["no_allow_all_ingress"]
 
 
 def test_onprem_stores_are_open_to_their_clients_only() -> None:
@@ -162,4 +252,7 @@ def test_both_paths_declare_the_same_network_policies(
     assert {
         "NetworkPolicy mlstack/default-deny-ingress",
         "NetworkPolicy mlstack-serving/default-deny-ingress",
+        "NetworkPolicy envoy-gateway-system/default-deny-ingress",
+        "NetworkPolicy envoy-gateway-system/allow-gateway-listener",
+        "NetworkPolicy envoy-gateway-system/allow-envoy-gateway",
     } <= names

@@ -23,6 +23,9 @@ AWS_CIDR = "10.40.0.0/16"
 #: gateway and, with `serving_public`, the gateway's load balancer (no public IP on launch).
 AWS_PRIVATE_SUBNETS = ("10.40.0.0/20", "10.40.16.0/20", "10.40.32.0/20")
 AWS_PUBLIC_SUBNETS = ("10.40.64.0/22", "10.40.68.0/22", "10.40.72.0/22")
+#: The GKE control plane's range (a private cluster's `master_ipv4_cidr_block`): where it
+#: calls the cluster's webhooks from.
+GKE_MASTER_CIDR = "172.16.0.0/28"
 #: GCP's Cloud NAT for every range of the nodes' subnetwork, addresses allocated by Google.
 GCP_NAT = {
     "nat_ip_allocate_option": "AUTO_ONLY",

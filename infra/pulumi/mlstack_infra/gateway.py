@@ -34,12 +34,26 @@ PROXY_LABELS = {
     "app.kubernetes.io/component": "proxy",
     "app.kubernetes.io/managed-by": "envoy-gateway",
 }
+#: Envoy Gateway's controller pods (its chart's Deployment) and the ports others reach it on
+#: (v1.9.0: internal/xds/bootstrap, internal/provider/kubernetes): the xDS server its proxies
+#: take their configuration from, and the topology injector's admission webhook, which the
+#: API server calls. Its metrics (19001) are not scraped here, so not admitted.
+CONTROLLER_PODS = {"control-plane": "envoy-gateway"}
+XDS_PORT = 18000
+WEBHOOK_PORT = 9443
 CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"
 #: The Gateway (in the serving namespace), the proxies' Service (in PROXY_NAMESPACE), and
 #: what the exported stack file names (`server.kubernetes.gateway`).
 GATEWAY = "mlstack-gateway"
 GATEWAY_CLASS = "mlstack"
 LISTENER_PORT = 80
+#: The proxies' container port for LISTENER_PORT: Envoy Gateway shifts a port under 1024 by
+#: 10000 so the proxy binds it unprivileged (internal/gatewayapi/listener.go, v1.9.0); a
+#: NetworkPolicy sees the pod's port, not the Service's.
+PROXY_PORT = LISTENER_PORT + 10000 if LISTENER_PORT < 1024 else LISTENER_PORT
+#: The policy that opens the proxies' listener: the one policy that may admit every client
+#: (the cluster's pods; with `serving_public`, any address, through the load balancer).
+LISTENER_POLICY = "allow-gateway-listener"
 #: The Helm releases (and Pulumi resources) of the CRDs and of Envoy Gateway.
 CRDS_RELEASE = "gateway-api-crds"
 RELEASE = "envoy-gateway"
@@ -79,13 +93,15 @@ def _meta(name: str, namespace: str | None) -> Manifest:
 
 
 def objects(spec: InfraSpec) -> list[Manifest]:
-    """The EnvoyProxy, GatewayClass and Gateway (none without `services.serving`)."""
+    """The EnvoyProxy, GatewayClass and Gateway, and PROXY_NAMESPACE's NetworkPolicies (none
+    without `services.serving`)."""
     from mlstack_infra.manifests import SERVING  # it imports this module's names
 
     if not spec.services.serving:
         return []
     service = "LoadBalancer" if spec.serving_public else "ClusterIP"
     return [
+        *network_policies(spec),
         {
             "apiVersion": "gateway.envoyproxy.io/v1alpha1",
             "kind": "EnvoyProxy",
@@ -128,3 +144,51 @@ def objects(spec: InfraSpec) -> list[Manifest]:
             },
         },
     ]
+
+
+def listener_clients(spec: InfraSpec) -> list[Manifest]:
+    """Who the Gateway is for: every pod of the cluster (the proxies' Service is a
+    ClusterIP), and with `serving_public` any address too (the load balancer keeps the
+    client's: Envoy Gateway's Service has `externalTrafficPolicy: Local`)."""
+    clients: list[Manifest] = [{"namespaceSelector": {}}]
+    if spec.serving_public:
+        clients.append({"ipBlock": {"cidr": "0.0.0.0/0"}})
+    return clients
+
+
+def control_plane(spec: InfraSpec) -> list[Manifest]:
+    """Where the API server calls webhooks from, where a NetworkPolicy can name it: EKS's
+    control-plane interfaces sit in the cluster's (private) subnets, GKE's in its master
+    range. AKS and on-prem: no fixed range (nothing admitted; the webhook fails open)."""
+    from mlstack_infra.cloud import AWS_PRIVATE_SUBNETS, GKE_MASTER_CIDR
+
+    ranges = {"aws": AWS_PRIVATE_SUBNETS, "gcp": (GKE_MASTER_CIDR,)}.get(spec.target, ())
+    return [{"ipBlock": {"cidr": cidr}} for cidr in ranges]
+
+
+def network_policies(spec: InfraSpec) -> list[Manifest]:
+    """PROXY_NAMESPACE denies ingress by default, then admits the Gateway's clients to the
+    proxies' listener, the proxies to the controller's xDS port, and the API server to its
+    webhook. Applied with the Gateway: the namespace is Envoy Gateway's release's."""
+    from mlstack_infra.manifests import network_policy
+
+    def tcp(port: int) -> list[Manifest]:
+        return [{"port": port, "protocol": "TCP"}]
+
+    proxies = {"podSelector": {"matchLabels": dict(PROXY_LABELS)}}
+    objects = [
+        network_policy("default-deny-ingress", PROXY_NAMESPACE, None, []),
+        network_policy(
+            LISTENER_POLICY,
+            PROXY_NAMESPACE,
+            PROXY_LABELS,
+            [{"from": listener_clients(spec), "ports": tcp(PROXY_PORT)}],
+        ),
+    ]
+    controller = [{"from": [proxies], "ports": tcp(XDS_PORT)}]
+    if control_plane(spec):
+        controller.append({"from": control_plane(spec), "ports": tcp(WEBHOOK_PORT)})
+    objects.append(
+        network_policy("allow-envoy-gateway", PROXY_NAMESPACE, CONTROLLER_PODS, controller)
+    )
+    return objects

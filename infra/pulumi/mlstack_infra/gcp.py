@@ -7,7 +7,7 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
-from mlstack_infra.cloud import GCP_NAT
+from mlstack_infra.cloud import GCP_NAT, GKE_MASTER_CIDR
 from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
 from mlstack_infra.common import DATABASE_USER, DATABASES, ClusterOutputs, child, exec_kubeconfig
 from mlstack_infra.spec import InfraSpec
@@ -82,7 +82,7 @@ class GcpGpuCluster(pulumi.ComponentResource):
             private_cluster_config=gcp.container.ClusterPrivateClusterConfigArgs(
                 enable_private_nodes=True,
                 enable_private_endpoint=not spec.api_access_cidrs,
-                master_ipv4_cidr_block="172.16.0.0/28",
+                master_ipv4_cidr_block=GKE_MASTER_CIDR,
             ),
             master_authorized_networks_config=authorized,
             # Dataplane V2 enforces NetworkPolicy (the serving namespace's only-the-gateway)

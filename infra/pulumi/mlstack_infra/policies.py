@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mlstack_infra import gateway
 from mlstack_infra.posture import Item, from_pulumi
 
 
@@ -128,23 +129,38 @@ def _admits_anyone(peers: tuple[str, ...]) -> bool:
     return bool({"any", "cidr:0.0.0.0/0", "namespaces:all", "namespaces:all+pods:all"} & set(peers))
 
 
-def no_allow_all_ingress(posture: list[Item]) -> list[str]:
+def _gateway_listener(policy: Item, peers: tuple[str, ...], ports: tuple[Any, ...]) -> bool:
+    """The one rule that may admit every pod of the cluster (and, with `serving_public`,
+    every address): the gateway proxies' listener, on its port only."""
+    return (
+        policy.name == f"NetworkPolicy {gateway.PROXY_NAMESPACE}/{gateway.LISTENER_POLICY}"
+        and ports == (str(gateway.PROXY_PORT),)
+        and bool(peers)
+    )
+
+
+def no_allow_all_ingress(posture: list[Item], *, serving_public: bool = False) -> list[str]:
     """No NetworkPolicy admits every source (a rule with no `from`, an empty peer, every
     namespace, 0.0.0.0/0): a public gateway's clients reach its proxies, in Envoy Gateway's
-    namespace, not the endpoints' pods."""
+    namespace, not the endpoints' pods. The proxies' listener alone admits every namespace
+    (the Gateway serves the cluster), and 0.0.0.0/0 only when a public gateway is asked for."""
     found = []
     for policy in _of(posture, "kubernetes"):
         if not policy.name.startswith("NetworkPolicy "):
             continue
-        for peers, _ports in policy.get("ingress") or ():
+        for peers, ports in policy.get("ingress") or ():
+            allowed = {"namespaces:all"} | ({"cidr:0.0.0.0/0"} if serving_public else set())
+            if _gateway_listener(policy, peers, ports) and set(peers) <= allowed:
+                continue
             if _admits_anyone(peers):
                 found.append(f"{policy.name} admits ingress from anyone ({', '.join(peers)})")
     return found
 
 
 def ingress_is_denied_by_default(posture: list[Item]) -> list[str]:
-    """Each namespace the stack creates denies ingress to every pod no policy opens: a
-    NetworkPolicy selecting all its pods, for ingress, with no rule."""
+    """Each namespace the stack creates or installs into denies ingress to every pod no
+    policy opens: a NetworkPolicy selecting all its pods, for ingress, with no rule. Envoy
+    Gateway's namespace (its release creates it) counts too."""
     denied = {
         policy.name.split(" ", 1)[1].split("/", 1)[0]
         for policy in _of(posture, "kubernetes")
@@ -153,10 +169,17 @@ def ingress_is_denied_by_default(posture: list[Item]) -> list[str]:
         and "Ingress" in (policy.get("policy_types") or ())
         and not policy.get("ingress")
     }
-    return [
-        f"namespace {ns.get('object_name')} has no default-deny ingress NetworkPolicy"
+    namespaces = [
+        str(ns.get("object_name"))
         for ns in _of(posture, "kubernetes")
-        if ns.name.startswith("Namespace ") and ns.get("object_name") not in denied
+        if ns.name.startswith("Namespace ")
+    ]
+    if any(a.name == gateway.RELEASE for a in _of(posture, "addon")):
+        namespaces.append(gateway.PROXY_NAMESPACE)
+    return [
+        f"namespace {ns} has no default-deny ingress NetworkPolicy"
+        for ns in namespaces
+        if ns not in denied
     ]
 
 
@@ -207,6 +230,10 @@ RULES: dict[str, Rule] = {
 }
 
 
+#: The rules whose verdict depends on whether a public gateway was asked for.
+_KNOW_SERVING_PUBLIC = frozenset({"no_open_ingress", "no_allow_all_ingress"})
+
+
 def violations(
     resources: Sequence[Declared] | Sequence[Item], *, serving_public: bool = False
 ) -> dict[str, list[str]]:
@@ -218,8 +245,8 @@ def violations(
     results: dict[str, list[str]] = {}
     for name, rule in RULES.items():
         found = (
-            no_open_ingress(posture, serving_public=serving_public)
-            if rule is no_open_ingress
+            rule(posture, serving_public=serving_public)  # type: ignore[call-arg]
+            if name in _KNOW_SERVING_PUBLIC
             else rule(posture)
         )
         if found:

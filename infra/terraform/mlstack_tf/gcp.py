@@ -22,7 +22,7 @@ from cdktn_provider_google.sql_user import SqlUser
 from cdktn_provider_google.storage_bucket import StorageBucket
 from cdktn_provider_google.storage_bucket_iam_member import StorageBucketIamMember
 from cdktn_provider_random.password import Password
-from mlstack_infra.cloud import GCP_NAT
+from mlstack_infra.cloud import GCP_NAT, GKE_MASTER_CIDR
 from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
 from mlstack_infra.kubeconfig import exec_kubeconfig
 from mlstack_infra.manifests import DATABASE_USER, DATABASES
@@ -88,7 +88,7 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
         private_cluster_config={
             "enable_private_nodes": True,
             "enable_private_endpoint": not spec.api_access_cidrs,
-            "master_ipv4_cidr_block": "172.16.0.0/28",
+            "master_ipv4_cidr_block": GKE_MASTER_CIDR,
         },
         master_authorized_networks_config=authorized,
         # Dataplane V2 enforces NetworkPolicy (the serving namespace's only-the-gateway)
