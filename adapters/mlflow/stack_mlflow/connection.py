@@ -105,6 +105,10 @@ def make_client(config: MlflowConnection, context: AdapterContext) -> MlflowClie
             os.environ[variable] = value
     from mlflow import MlflowClient
 
+    from stack_mlflow.schema_seed import seed_sqlite
+
+    for uri in {tracking_uri(config, context), registry_uri(config, context)}:
+        seed_sqlite(uri)  # a new embedded store: copied, not migrated (schema_seed.py)
     return MlflowClient(
         tracking_uri=tracking_uri(config, context), registry_uri=registry_uri(config, context)
     )

@@ -164,7 +164,24 @@ def test_a_database_of_another_mlflow_schema_is_read_by_mlflows_client(tmp_path:
         assert revision in KNOWN_SCHEMAS
         db.execute("UPDATE alembic_version SET version_num = 'a_future_one'")
     assert light_reads(uri, MlflowConnection()) is None
-    assert light_reads(f"sqlite:///{tmp_path / 'not-made-yet.db'}", MlflowConnection()) is None
+    assert light_reads(f"file://{tmp_path / 'mlruns'}", MlflowConnection()) is None
+
+
+def test_a_store_not_made_yet_is_read_light_once_an_empty_one_was_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new store is copied from the empty one MLflow made once (stack_mlflow.schema_seed);
+    before any was made, the client makes it (and light reads step aside)."""
+    from stack_mlflow.schema_seed import seed_sqlite
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first = tmp_path / "first.db"
+    assert light_reads(f"sqlite:///{first}", MlflowConnection()) is None
+    assert not first.exists()
+    seed_sqlite(f"sqlite:///{tmp_path / 'made.db'}")  # makes the empty store, then copies it
+    reads = light_reads(f"sqlite:///{first}", MlflowConnection())
+    assert reads is not None and first.is_file()
+    assert reads.model_names() == []
     assert light_reads(f"file://{tmp_path / 'mlruns'}", MlflowConnection()) is None
 
 

@@ -88,6 +88,9 @@ class SqlReads:
                 return None
             from pathlib import Path
 
+            from stack_mlflow.schema_seed import seed_sqlite
+
+            seed_sqlite(uri, build=False)  # a new store, from the empty one already made
             if not Path(path).is_file():
                 return None
         try:
