@@ -16,11 +16,21 @@ from stack_mlflow.connection import make_client
 from stack_mlflow.schema_seed import cache_folder, seed_sqlite
 
 
-def schema(path: Path) -> tuple[set[tuple[str, str, str]], list[tuple[str]]]:
+def schema(path: Path) -> tuple[set[tuple[str, str, frozenset[str]]], list[tuple[str]]]:
+    """Each table and index with the clauses of its definition, in any order: Alembic's
+    batch migrations re-create a table with its constraints in an order that varies from one
+    process to the next (a set's), so MLflow's own stores differ in that order alone."""
     with sqlite3.connect(path) as db:
         objects = db.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
         revision = db.execute("SELECT version_num FROM alembic_version").fetchall()
-    return {(kind, name, sql or "") for kind, name, sql in objects}, revision
+    return {
+        (
+            kind,
+            name,
+            frozenset(line.strip().rstrip(",").strip() for line in (sql or "").splitlines()),
+        )
+        for kind, name, sql in objects
+    }, revision
 
 
 @pytest.fixture(autouse=True)
