@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stack.contract.registry import ModelSelector
 from stack.contract.serving import Endpoint, Router, TrafficSplit
@@ -24,6 +24,9 @@ from stack.orchestration.lease import Liveness
 from stack.rollout.subjects import SUBJECT_PREFIX, endpoint_subject, parse_subject, target_of
 from stack.session import StackSession
 from stack.spine.audit import AuditEntry
+
+if TYPE_CHECKING:
+    from stack.rollout.traffic import EndpointTraffic
 
 S = LifecycleState
 _INTERMEDIATE = (S.CANARY, S.SHADOW)
@@ -184,6 +187,7 @@ class RolloutRecovery:
         traffic = EndpointTraffic(self.session, Governance(self.session), self._router)
         name = stranded.endpoint.name
         why = f"{reason}: {stranded.describe()}"
+        self._record_unrecorded_split(traffic, stranded.endpoint)
         if stranded.promoted:
             traffic.audit(
                 "rollout.completed",
@@ -237,6 +241,32 @@ class RolloutRecovery:
         return f"{stranded.ref}: {stranded.state.value} -> approved"
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _record_unrecorded_split(self, traffic: EndpointTraffic, endpoint: Endpoint) -> None:
+        """A split the server serves that the log does not hold as the last change (the
+        process that made it died between the server's change and its audit entry) is
+        audited as found, so the history shows what served before the repair."""
+        from stack.rollout.history import routing_history
+
+        target = target_of(self.session, self._router)
+        changes = routing_history(self.session.spine, endpoint.name, target)
+        split = endpoint.split
+
+        def shares(weights: Mapping[str, float]) -> dict[str, float]:
+            return {ref: round(w, 4) for ref, w in weights.items() if w > 0}
+
+        last = changes[-1] if changes else None
+        if last is not None and (shares(last.weights), set(last.shadows)) == (
+            shares(split.weights),
+            set(split.shadows),
+        ):
+            return
+        traffic.audit_split(
+            endpoint.name,
+            split,
+            "found serving on the endpoint, not on record: the process that routed it ended "
+            "before recording it",
+        )
 
     def _last_rollout(self, endpoint: str) -> AuditEntry | None:
         subject = endpoint_subject(endpoint, target_of(self.session, self._router))

@@ -588,9 +588,6 @@ def test_doctor_puts_back_a_cluster_rollout_whose_process_was_killed(cluster: Cl
     local = cli("rollout", "history", "churn")
     assert local.returncode == 0 and not local.stdout, local.stdout
     assert "endpoint 'churn' has no traffic changes on record" in local.stderr
-    there = cli("rollout", "history", "churn", "--target", "kubernetes")
-    assert there.returncode == 0, there.stderr
-    assert f"{cluster.champion.ref} 90%, {challenger.ref} 10%" in there.stdout
 
     found = cli("doctor", "--target", "kubernetes")
     assert found.returncode == 1
@@ -604,6 +601,37 @@ def test_doctor_puts_back_a_cluster_rollout_whose_process_was_killed(cluster: Cl
     governance = Governance(cluster.session)
     assert governance.version(challenger.ref).state is S.APPROVED  # nothing judged it
     assert governance.version(cluster.champion.ref).state is S.SERVING
+    # the 10% step is on record (the deploy's entry, or the doctor's when the kill came
+    # between the cluster's change and its audit entry), then the way back
+    there = cli("rollout", "history", "churn", "--target", "kubernetes")
+    assert there.returncode == 0, there.stderr
+    lines = there.stdout.splitlines()
+    canary_step = f"{cluster.champion.ref} 90%, {challenger.ref} 10%"
+    step = next(i for i, line in enumerate(lines) if canary_step in line)
+    assert f"{cluster.champion.ref} 100%" in lines[-1] and step < len(lines) - 1, there.stdout
+
+
+def test_a_split_made_by_a_process_killed_before_recording_it_is_on_record_after_repair(
+    cluster: Cluster,
+) -> None:
+    """The cluster changed, the audit entry never written (the kill fell between them): the
+    doctor's repair records the split it found, so the history holds what served."""
+    challenger = cluster.approved()
+    router = router_for(cluster.session, "kubernetes")
+    router.add_version(challenger, endpoint="churn")
+    router.route("churn", TrafficSplit({cluster.champion.ref: 0.9, challenger.ref: 0.1}))
+    cli = cli_in(cluster.folder)
+    before = cli("rollout", "history", "churn", "--target", "kubernetes")
+    assert f"{cluster.champion.ref} 100%" in before.stdout.splitlines()[-1]  # not recorded
+
+    repaired = cli("doctor", "--repair", "--target", "kubernetes")
+
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    there = cli("rollout", "history", "churn", "--target", "kubernetes")
+    found, back = there.stdout.splitlines()[-2:]
+    assert f"{cluster.champion.ref} 90%, {challenger.ref} 10%" in found
+    assert "not on record" in found
+    assert f"{cluster.champion.ref} 100%" in back and "rollback" in back
 
 
 def test_a_model_has_one_serving_version_across_targets(cluster: Cluster) -> None:
