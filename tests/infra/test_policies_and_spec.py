@@ -388,6 +388,12 @@ def test_the_example_stacks_are_valid_specs() -> None:
         assert spec.gpu_pools, f"{path.name} has no GPU pool"
 
 
+def test_the_spec_in_the_docs_is_a_valid_spec() -> None:
+    text = (ROOT / "docs" / "infra.md").read_text()
+    [block] = [b for b in text.split("```yaml\n")[1:] if b.startswith("mlstack:spec:")]
+    parse_spec(yaml.safe_load(block.split("```", 1)[0])["mlstack:spec"], where="docs/infra.md")
+
+
 def test_kubeconfigs_get_short_lived_tokens_from_the_clouds_cli() -> None:
     from mlstack_infra.common import exec_kubeconfig
 

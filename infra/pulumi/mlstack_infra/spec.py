@@ -16,6 +16,9 @@ from pydantic import (
     model_validator,
 )
 
+from mlstack_infra import images
+from mlstack_infra.images import PinnedImage
+
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 _NAME = r"^[a-z][a-z0-9-]{0,38}[a-z0-9]$"
 
@@ -57,11 +60,6 @@ GCP_GPUS = frozenset(
 GPU_LABEL = r"^(nvidia|amd|intel)-[a-z0-9][a-z0-9-]*$"
 _CRON_FIELD = r"(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*"
 _CRON = re.compile(rf"^{_CRON_FIELD}( +{_CRON_FIELD}){{4}}$")
-#: [registry[:port]/]path[:tag][@sha256:digest], as `docker pull` reads it.
-_IMAGE = re.compile(
-    r"^([a-z0-9.-]+(:\d+)?/)?[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*"
-    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
-)
 
 
 def _cron(value: str) -> str:
@@ -69,30 +67,6 @@ def _cron(value: str) -> str:
         raise ValueError(
             f"{value!r} is not a cron expression (five fields: minute hour day month weekday, "
             "like '*/15 * * * *')"
-        )
-    return value
-
-
-def _image(value: str) -> str:
-    if not _IMAGE.match(value):
-        raise ValueError(f"{value!r} is not an image reference (like 'ghcr.io/acme/mlstack:0.1.0')")
-    return value
-
-
-def _pinned_image(value: str) -> str:
-    """An image reference that names one build: a tag other than `latest`, or a digest."""
-    _image(value)
-    name, _, digest = value.partition("@")
-    tag = name.rsplit("/", 1)[-1].partition(":")[2]
-    if tag == "latest":
-        raise ValueError(
-            f"{value!r} is tagged 'latest', which moves: name a version (like "
-            "'docker.io/alpine/k8s:1.33.4') or a digest ('...@sha256:...')"
-        )
-    if not tag and not digest:
-        raise ValueError(
-            f"{value!r} has no tag or digest (Kubernetes would pull 'latest', which moves): "
-            "name a version (like 'docker.io/alpine/k8s:1.33.4') or a digest ('...@sha256:...')"
         )
     return value
 
@@ -108,8 +82,6 @@ def _ipv4_cidr(value: str) -> str:
 
 
 Cron = Annotated[str, AfterValidator(_cron)]
-Image = Annotated[str, AfterValidator(_image)]
-PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
 Cidr = Annotated[str, AfterValidator(_ipv4_cidr)]
 
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
@@ -338,15 +310,19 @@ class InfraSpec(BaseModel):
     serving_public: bool = Field(
         default=False, description="A public load balancer for the serving gateway (only this)."
     )
-    image: Image = Field(default="ghcr.io/mlstack/mlstack:0.1.0", description="mlstack's image")
-    mlflow_image: Image = Field(
-        default="ghcr.io/mlflow/mlflow:v3.17.2-full",
+    image: PinnedImage = Field(
+        default=images.MLSTACK,
+        description="mlstack's image (`mlstack image build`): what the monitoring CronJobs, "
+        "the exporter and KFP steps run. A tag other than `latest` or an `@sha256:` digest.",
+    )
+    mlflow_image: PinnedImage = Field(
+        default=images.MLFLOW,
         description="MLflow's `-full` image: psycopg2 for the PostgreSQL backend store, boto3, "
         "google-cloud-storage, azure-storage-blob and azure-identity for the artifact stores "
         "(the plain image has none of them). Another image must have them too.",
     )
     installer_image: PinnedImage = Field(
-        default="docker.io/alpine/k8s:1.33.4",
+        default=images.INSTALLER,
         description="The Terraform path's installer Jobs' image (kubectl, helm and git: they "
         "apply the Gateway API CRDs and Kubeflow Pipelines' manifests, with cluster-admin). "
         "A tag other than `latest` or an `@sha256:` digest; name your registry's mirror, or "
