@@ -432,6 +432,18 @@ def run_app(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def synthesize(spec: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The Terraform JSON the app synthesizes from a stack file holding `spec`, in `folder`
+    (skipped, saying why, where node or the Terraform path's environment is missing)."""
+    if shutil.which("node") is None or not TERRAFORM_PYTHON.exists():
+        pytest.skip("node or the Terraform path's environment (infra/terraform/.venv) is missing")
+    path = folder / "Pulumi.spec.yaml"
+    path.write_text(yaml.safe_dump({"config": {"mlstack:spec": spec}}))
+    done = run_app("--out", str(folder / "out"), str(path))
+    assert done.returncode == 0, done.stderr
+    return synthesized(folder / "out", spec["target"])
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -22,17 +22,15 @@ SECRET = "mlstack-database"  # keys: username, password (created by the program,
 DATABASE_USER = "mlstack"
 DATABASES = ("mlflow", "feast", "mlstack")
 DEVICE_PLUGIN_IMAGE = "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
-REDIS_IMAGE = "redis:7.4-alpine"
-FEAST_IMAGE = "feastdev/feature-server:0.67.0"
-#: The user and group each image runs as (runAsNonRoot alone is refused at admission for an
-#: image whose USER is root or a name): the redis image's `redis` (999, group 1000 on
-#: alpine); the Feast image's (Red Hat UBI Python, USER 1001, group 0).
-RUN_AS: dict[str, tuple[int, int]] = {REDIS_IMAGE: (999, 1000), FEAST_IMAGE: (1001, 0)}
+#: The user and group an image runs as (runAsNonRoot alone is refused at admission for an
+#: image whose USER is root or a name), by the service, not the reference: the spec's
+#: `redis_image` and `feast_image` may name a mirror of the same image. Redis's `redis` (999,
+#: group 1000 on alpine); the Feast image's (Red Hat UBI Python, USER 1001, group 0).
+REDIS_USER = (999, 1000)
+FEAST_USER = (1001, 0)
 #: Images with no user of their own (MLflow's, python:*-slim; mlstack's) run as this one,
 #: with HOME in /tmp: they write nothing else.
 NON_ROOT = (1000, 1000)
-#: The psql client of the databases Job (on-prem, the server's image too).
-POSTGRES_IMAGE = "postgres:16-alpine"
 #: On-prem's object store (its image carries the `mc` client the bucket is created with).
 MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
 #: On-prem: MinIO's credentials (keys: access_key, secret_key), created by the program with a
@@ -82,11 +80,11 @@ def render(spec: InfraSpec, endpoints: Endpoints) -> list[Manifest]:
     if spec.target in ("aws", "onprem"):
         # GKE's Cloud SQL and Azure's flexible server get them as cloud resources; RDS creates
         # only its `db_name`, the on-prem server only POSTGRES_DB.
-        objects.append(_create_databases(endpoints))
+        objects.append(_create_databases(spec, endpoints))
     if spec.services.mlflow:
         objects += _mlflow(spec, endpoints)
     if spec.services.feast:
-        objects += _feast(endpoints)
+        objects += _feast(spec, endpoints)
     if spec.services.serving:
         from mlstack_infra import access  # it imports this module's names
 
@@ -142,19 +140,24 @@ def _secure(container: Manifest) -> Manifest:
     return container
 
 
-def run_as(image: str) -> Manifest:
-    """A pod's securityContext for `image`: not root, as the image's own non-root user where
-    it has one (RUN_AS), else NON_ROOT; volumes writable by its group."""
-    user, group = RUN_AS.get(image, NON_ROOT)
-    return {"runAsNonRoot": True, "runAsUser": user, "runAsGroup": group, "fsGroup": group}
+def run_as(user: tuple[int, int] = NON_ROOT) -> Manifest:
+    """A pod's securityContext: not root, as `user` (user, group); volumes writable by its
+    group."""
+    uid, gid = user
+    return {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": gid, "fsGroup": gid}
 
 
-def _pod(container: Manifest, *, account: str | None = "mlstack") -> Manifest:
-    """A pod spec running `container` as its image's non-root user; images without a user of
-    their own get HOME=/tmp."""
-    if container["image"] not in RUN_AS:
+def _pod(
+    container: Manifest,
+    *,
+    account: str | None = "mlstack",
+    user: tuple[int, int] | None = None,
+) -> Manifest:
+    """A pod spec running `container` as its image's non-root `user`; an image without a user
+    of its own (None) runs as NON_ROOT with HOME=/tmp."""
+    if user is None:
         container.setdefault("env", []).append({"name": "HOME", "value": "/tmp"})
-    spec: Manifest = {"securityContext": run_as(container["image"])}
+    spec: Manifest = {"securityContext": run_as(user or NON_ROOT)}
     if account:
         spec["serviceAccountName"] = account
     spec["containers"] = [_secure(container)]
@@ -162,7 +165,12 @@ def _pod(container: Manifest, *, account: str | None = "mlstack") -> Manifest:
 
 
 def _deployment(
-    name: str, container: Manifest, *, replicas: int = 1, account: str | None = "mlstack"
+    name: str,
+    container: Manifest,
+    *,
+    replicas: int = 1,
+    account: str | None = "mlstack",
+    user: tuple[int, int] | None = None,
 ) -> Manifest:
     labels = {"app.kubernetes.io/name": name}
     return {
@@ -174,7 +182,7 @@ def _deployment(
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": {**labels, "app.kubernetes.io/part-of": "mlstack"}},
-                "spec": _pod(container, account=account),
+                "spec": _pod(container, account=account, user=user),
             },
         },
     }
@@ -202,7 +210,7 @@ def _database_env() -> list[Manifest]:
     ]
 
 
-def _create_databases(endpoints: Endpoints) -> Manifest:
+def _create_databases(spec: InfraSpec, endpoints: Endpoints) -> Manifest:
     """A Job that creates the `mlflow`, `feast` and `mlstack` databases if missing, as the
     admin user of the database secret; it retries until the server answers."""
     env = [
@@ -226,7 +234,7 @@ def _create_databases(endpoints: Endpoints) -> Manifest:
                     "containers": [
                         {
                             "name": "create-databases",
-                            "image": POSTGRES_IMAGE,
+                            "image": spec.postgres_image,
                             "command": ["sh", "-c", create_databases_script()],
                             "env": env,
                             "securityContext": {
@@ -408,10 +416,10 @@ def _create_bucket(endpoints: Endpoints, credentials: list[Manifest]) -> Manifes
     )
 
 
-def _feast(endpoints: Endpoints) -> list[Manifest]:
+def _feast(spec: InfraSpec, endpoints: Endpoints) -> list[Manifest]:
     redis: Manifest = {
         "name": "redis",
-        "image": REDIS_IMAGE,
+        "image": spec.redis_image,
         "args": ["--save", "", "--appendonly", "no"],
         "ports": [{"containerPort": 6379}],
         "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}},
@@ -436,7 +444,7 @@ def _feast(endpoints: Endpoints) -> list[Manifest]:
     }
     server: Manifest = {
         "name": "feature-server",
-        "image": FEAST_IMAGE,
+        "image": spec.feast_image,
         "args": ["feast", "--chdir", "/repo", "serve", "--host", "0.0.0.0", "--port", "6566"],
         "env": [
             *_database_env(),
@@ -450,12 +458,12 @@ def _feast(endpoints: Endpoints) -> list[Manifest]:
         "ports": [{"containerPort": 6566}],
         "volumeMounts": [{"name": "repo", "mountPath": "/repo"}],
     }
-    deployment = _deployment("feature-server", server)
+    deployment = _deployment("feature-server", server, user=FEAST_USER)
     deployment["spec"]["template"]["spec"]["volumes"] = [
         {"name": "repo", "configMap": {"name": "feast-repo"}}
     ]
     return [
-        _deployment("redis", redis, account=None),  # no cloud identity: it needs none
+        _deployment("redis", redis, account=None, user=REDIS_USER),  # no cloud identity
         _service("redis", 6379),
         config,
         deployment,

@@ -321,6 +321,22 @@ class InfraSpec(BaseModel):
         "google-cloud-storage, azure-storage-blob and azure-identity for the artifact stores "
         "(the plain image has none of them). Another image must have them too.",
     )
+    redis_image: PinnedImage = Field(
+        default=images.REDIS,
+        description="Feast's online store. Another registry's copy (a mirror) must be the "
+        "same image: the pod runs as its `redis` user, 999:1000.",
+    )
+    feast_image: PinnedImage = Field(
+        default=images.FEAST,
+        description="The Feast feature server. A mirror must hold the same image: the pod "
+        "runs as its user, 1001:0.",
+    )
+    postgres_image: PinnedImage = Field(
+        default=images.POSTGRES,
+        description="psql in the databases Job (AWS and on-prem, as user 70, the alpine "
+        "image's `postgres`), and on-prem the PostgreSQL server. A mirror must hold the same "
+        "image.",
+    )
     installer_image: PinnedImage = Field(
         default=images.INSTALLER,
         description="The Terraform path's installer Jobs' image (kubectl, helm and git: they "

@@ -10,7 +10,6 @@ from mlstack_infra.manifests import (
     MINIO_IMAGE,
     MINIO_SECRET,
     NAMESPACE,
-    POSTGRES_IMAGE,
     SECRET,
 )
 from mlstack_infra.spec import InfraSpec
@@ -87,7 +86,7 @@ def in_cluster_stores(spec: InfraSpec) -> list[dict[str, Any]]:
     return [
         stateful(
             "postgres",
-            POSTGRES_IMAGE,
+            spec.postgres_image,
             5432,
             [],
             [
