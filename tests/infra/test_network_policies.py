@@ -3,7 +3,9 @@ service (MLflow, Feast, Redis from the mlstack, serving and Kubeflow namespaces;
 monitoring exporter from Prometheus'; the endpoints from the gateway's proxies, never from
 anyone, even behind a public gateway), Envoy Gateway's namespace likewise (its proxies'
 listener from the cluster, and from any address only behind a public gateway; its
-controller's xDS from the proxies, its webhook from the API server), enforced on every
+controller's xDS from the proxies, its webhook from wherever each target's API server calls
+it: EKS's subnets, GKE's master range, AKS's konnectivity agents, on-prem the networks the
+spec names and konnectivity agents), enforced on every
 cluster (EKS: the VPC CNI add-on's `enableNetworkPolicy`), the same on both paths, and the
 rules that refuse an allow-all policy or a namespace with no default deny."""
 
@@ -18,11 +20,11 @@ from mlstack_infra import gateway
 from mlstack_infra.manifests import Endpoints, render
 from mlstack_infra.policies import Declared, violations
 from mlstack_infra.posture import from_pulumi, kubernetes_items
-from mlstack_infra.spec import parse_spec
+from mlstack_infra.spec import SpecError, parse_spec
 
-from tests.infra.conftest import TARGETS, RecordingMocks
+from tests.infra.conftest import TARGETS, RecordingMocks, run_program
 from tests.infra.test_targets import spec_for
-from tests.infra.test_terraform import pulumi_posture, resources, synthesized
+from tests.infra.test_terraform import pulumi_posture, resources, synthesize, synthesized
 
 
 def policies(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -126,18 +128,132 @@ def test_envoy_gateways_namespace_denies_ingress_but_the_listener_xds_and_webhoo
     assert len(found) == 3  # the controller's metrics are not scraped: not admitted
 
 
+KUBE_SYSTEM = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
+
+
+ONPREM: dict[str, Any] = {
+    "target": "onprem",
+    "region": "dc-1",
+    "node_pools": [{"name": "gpu", "machine_type": "x"}],
+}
+
+
+def onprem_spec(**extra: Any) -> Any:
+    return parse_spec({**ONPREM, **extra})
+
+
+def webhook_sources(spec: Any) -> list[list[dict[str, Any]]]:
+    """The sources of each rule of allow-envoy-gateway that admits the webhook's port."""
+    controller = policies(gateway.objects(spec))["envoy-gateway-system/allow-envoy-gateway"]
+    return [r["from"] for r in controller["ingress"] if r["ports"][0]["port"] == 9443]
+
+
 @pytest.mark.parametrize(
-    ("target", "webhook_sources"),
-    [("gcp", [{"ipBlock": {"cidr": "172.16.0.0/28"}}]), ("azure", None)],
+    ("target", "sources"),
+    [
+        ("gcp", [{"ipBlock": {"cidr": "172.16.0.0/28"}}]),
+        # AKS's API server reaches the nodes through its konnectivity agents: its webhook
+        # calls come from those pods
+        ("azure", [{**KUBE_SYSTEM, "podSelector": {"matchLabels": {"app": "konnectivity-agent"}}}]),
+    ],
 )
-def test_the_webhook_is_admitted_from_the_control_plane_where_it_has_a_fixed_range(
-    target: str, webhook_sources: list[dict[str, Any]] | None
+def test_the_webhook_is_admitted_from_where_the_api_server_calls_it(
+    target: str, sources: list[dict[str, Any]]
 ) -> None:
-    controller = policies(gateway.objects(spec_for(target)))[
-        "envoy-gateway-system/allow-envoy-gateway"
+    assert webhook_sources(spec_for(target)) == [sources]
+
+
+def test_onprem_admits_the_control_plane_networks_the_spec_names_and_konnectivity_agents() -> None:
+    agents = {**KUBE_SYSTEM, "podSelector": {"matchLabels": {"k8s-app": "konnectivity-agent"}}}
+    # named nowhere, the API server still reaches the webhook where it goes through
+    # konnectivity (Kubernetes' own setup labels the agents k8s-app)
+    assert webhook_sources(onprem_spec()) == [[agents]]
+    spec = onprem_spec(control_plane_cidrs=["10.0.0.10/32", "10.0.8.0/24"])
+    assert webhook_sources(spec) == [
+        [{"ipBlock": {"cidr": "10.0.0.10/32"}}, {"ipBlock": {"cidr": "10.0.8.0/24"}}, agents]
     ]
-    webhook = [r["from"] for r in controller["ingress"] if r["ports"][0]["port"] == 9443]
-    assert webhook == ([webhook_sources] if webhook_sources else [])
+    # those networks reach the webhook's port, nothing else
+    objects = render(spec, Endpoints("s3://mlflow/artifacts", "postgres.mlstack"))
+    by_address = {
+        (name, peer["ipBlock"]["cidr"], port["port"])
+        for name, policy in policies(objects + gateway.objects(spec)).items()
+        for rule in policy["ingress"]
+        for peer in rule.get("from", [])
+        if "ipBlock" in peer
+        for port in rule["ports"]
+    }
+    assert by_address == {
+        ("envoy-gateway-system/allow-envoy-gateway", cidr, 9443)
+        for cidr in ("10.0.0.10/32", "10.0.8.0/24")
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            {
+                "target": "aws",
+                "region": "us-east-1",
+                "node_pools": [{"name": "system", "machine_type": "m6i.xlarge"}],
+            },
+            "mlstack:spec: control_plane_cidrs: only for target onprem; on aws the program knows "
+            "where the API server calls webhooks from (remove it)",
+        ),
+        (
+            {"control_plane_cidrs": ["0.0.0.0/0"]},
+            "mlstack:spec: control_plane_cidrs[0]: 0.0.0.0/0 opens Envoy Gateway's admission "
+            "webhook to all",
+        ),
+        (
+            {"control_plane_cidrs": ["10.0.0.1/24"]},
+            "mlstack:spec: control_plane_cidrs[0]: '10.0.0.1/24' is not an IPv4 CIDR",
+        ),
+    ],
+)
+def test_control_plane_cidrs_are_refused_off_prem_and_when_open_to_all(
+    change: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec({**ONPREM, "control_plane_cidrs": ["10.0.0.10/32"], **change})
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_target_admits_the_api_server_to_the_webhook_on_both_paths(
+    mocks: RecordingMocks, terraform_out: Path, target: str
+) -> None:
+    from mlstack_infra.posture import from_terraform
+
+    name = "NetworkPolicy envoy-gateway-system/allow-envoy-gateway"
+    for posture in (
+        pulumi_posture(mocks, target),
+        from_terraform(synthesized(terraform_out, target)),
+    ):
+        assert "the_gateway_webhook_is_admitted" not in violations(posture)
+        [controller] = [i for i in posture if i.name == name]
+        assert [ports for _, ports in controller.get("ingress")] == [("18000",), ("9443",)]
+        without = [i for i in posture if i.name != name]
+        assert violations(without)["the_gateway_webhook_is_admitted"] == [
+            "no NetworkPolicy in envoy-gateway-system admits the API server to Envoy Gateway's "
+            "admission webhook (port 9443): it is skipped for every proxy pod"
+        ]
+
+
+def test_both_paths_admit_the_control_plane_networks_the_spec_names(
+    mocks: RecordingMocks, tmp_path: Path
+) -> None:
+    import pulumi
+    from mlstack_infra.program import build
+
+    data = {**ONPREM, "control_plane_cidrs": ["10.0.0.10/32"]}
+    run_program(lambda: build(parse_spec(data), kubeconfig=pulumi.Output.secret("x")))
+    [group] = [r for r in mocks.resources if r.name == "mlstack-gateway"]
+    pulumi_side = policies(list(group.inputs["objs"]))
+    release = resources(synthesize(data, tmp_path), "helm_release")["mlstack-gateway"]
+    assert policies(json.loads(release["values"][0])["objects"]) == pulumi_side
+    webhook = pulumi_side["envoy-gateway-system/allow-envoy-gateway"]["ingress"][1]
+    assert webhook["from"][0] == {"ipBlock": {"cidr": "10.0.0.10/32"}}
 
 
 def test_envoy_gateways_namespace_without_a_default_deny_is_refused(
@@ -165,9 +281,7 @@ def test_only_the_proxies_listener_may_admit_every_namespace() -> None:
 
 
 def test_onprem_stores_are_open_to_their_clients_only() -> None:
-    spec = parse_spec(
-        {"target": "onprem", "region": "dc-1", "node_pools": [{"name": "gpu", "machine_type": "x"}]}
-    )
+    spec = onprem_spec()
     found = policies(render(spec, Endpoints("s3://mlflow/artifacts", "postgres.mlstack")))
     assert sources(found["mlstack/allow-minio"]) == {("mlstack", 9000)}
     assert ("mlstack-serving", 5432) in sources(found["mlstack/allow-postgres"])

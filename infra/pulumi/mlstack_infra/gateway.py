@@ -41,6 +41,12 @@ PROXY_LABELS = {
 CONTROLLER_PODS = {"control-plane": "envoy-gateway"}
 XDS_PORT = 18000
 WEBHOOK_PORT = 9443
+#: The konnectivity agents in kube-system, through which an API server that cannot dial the
+#: nodes reaches them: its webhook calls arrive from these pods' addresses. AKS runs them for
+#: every cluster (labelled `app`); Kubernetes' own konnectivity setup (kubeadm clusters that
+#: follow it, k0s) labels them `k8s-app`.
+AKS_KONNECTIVITY_AGENTS = {"app": "konnectivity-agent"}
+KONNECTIVITY_AGENTS = {"k8s-app": "konnectivity-agent"}
 CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"
 #: The Gateway (in the serving namespace), the proxies' Service (in PROXY_NAMESPACE), and
 #: what the exported stack file names (`server.kubernetes.gateway`).
@@ -156,14 +162,29 @@ def listener_clients(spec: InfraSpec) -> list[Manifest]:
     return clients
 
 
-def control_plane(spec: InfraSpec) -> list[Manifest]:
-    """Where the API server calls webhooks from, where a NetworkPolicy can name it: EKS's
-    control-plane interfaces sit in the cluster's (private) subnets, GKE's in its master
-    range. AKS and on-prem: no fixed range (nothing admitted; the webhook fails open)."""
+def _konnectivity_agents(labels: dict[str, str]) -> Manifest:
+    return {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+        "podSelector": {"matchLabels": dict(labels)},
+    }
+
+
+def webhook_callers(spec: InfraSpec) -> list[Manifest]:
+    """Where the API server's calls to the controller's webhook come from, on each target:
+    EKS: its control-plane interfaces, in the cluster's private subnets; GKE: its master
+    range; AKS: the konnectivity agents (its API server reaches the nodes only through them);
+    on-prem: the networks `control_plane_cidrs` names (the control-plane nodes, as the CNI
+    sees them), and konnectivity agents where the cluster runs them."""
     from mlstack_infra.cloud import AWS_PRIVATE_SUBNETS, GKE_MASTER_CIDR
 
-    ranges = {"aws": AWS_PRIVATE_SUBNETS, "gcp": (GKE_MASTER_CIDR,)}.get(spec.target, ())
-    return [{"ipBlock": {"cidr": cidr}} for cidr in ranges]
+    ranges = {
+        "aws": AWS_PRIVATE_SUBNETS,
+        "gcp": (GKE_MASTER_CIDR,),
+        "onprem": spec.control_plane_cidrs,
+    }.get(spec.target, ())
+    agents = {"azure": AKS_KONNECTIVITY_AGENTS, "onprem": KONNECTIVITY_AGENTS}.get(spec.target)
+    callers: list[Manifest] = [{"ipBlock": {"cidr": cidr}} for cidr in ranges]
+    return callers + ([_konnectivity_agents(agents)] if agents else [])
 
 
 def network_policies(spec: InfraSpec) -> list[Manifest]:
@@ -185,9 +206,10 @@ def network_policies(spec: InfraSpec) -> list[Manifest]:
             [{"from": listener_clients(spec), "ports": tcp(PROXY_PORT)}],
         ),
     ]
-    controller = [{"from": [proxies], "ports": tcp(XDS_PORT)}]
-    if control_plane(spec):
-        controller.append({"from": control_plane(spec), "ports": tcp(WEBHOOK_PORT)})
+    controller = [
+        {"from": [proxies], "ports": tcp(XDS_PORT)},
+        {"from": webhook_callers(spec), "ports": tcp(WEBHOOK_PORT)},
+    ]
     objects.append(
         network_policy("allow-envoy-gateway", PROXY_NAMESPACE, CONTROLLER_PODS, controller)
     )

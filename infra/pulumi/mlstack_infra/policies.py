@@ -183,6 +183,27 @@ def ingress_is_denied_by_default(posture: list[Item]) -> list[str]:
     ]
 
 
+def the_gateway_webhook_is_admitted(posture: list[Item]) -> list[str]:
+    """Where Envoy Gateway is installed its namespace denies ingress by default, so a policy
+    there must admit the API server to the controller's admission webhook (WEBHOOK_PORT):
+    unreached, the webhook is skipped (it fails open) for every proxy pod, unseen."""
+    if not any(a.name == gateway.RELEASE for a in _of(posture, "addon")):
+        return []
+    port = str(gateway.WEBHOOK_PORT)
+    for policy in _of(posture, "kubernetes"):
+        selected = set(policy.get("pod_selector") or ())
+        if (
+            policy.name.startswith(f"NetworkPolicy {gateway.PROXY_NAMESPACE}/")
+            and selected <= set(gateway.CONTROLLER_PODS.items())
+            and any(not ports or port in ports for _, ports in policy.get("ingress") or ())
+        ):
+            return []
+    return [
+        f"no NetworkPolicy in {gateway.PROXY_NAMESPACE} admits the API server to Envoy "
+        f"Gateway's admission webhook (port {port}): it is skipped for every proxy pod"
+    ]
+
+
 def network_policies_are_enforced(posture: list[Item]) -> list[str]:
     """The cluster enforces NetworkPolicy (EKS: the VPC CNI add-on's `enableNetworkPolicy`;
     GKE: Dataplane V2; AKS: a network policy engine), or the policies are words."""
@@ -225,6 +246,7 @@ RULES: dict[str, Rule] = {
     "non_root_pods_name_their_user": non_root_pods_name_their_user,
     "no_allow_all_ingress": no_allow_all_ingress,
     "ingress_is_denied_by_default": ingress_is_denied_by_default,
+    "the_gateway_webhook_is_admitted": the_gateway_webhook_is_admitted,
     "network_policies_are_enforced": network_policies_are_enforced,
     "access_is_the_deployer_role_only": access_is_the_deployer_role_only,
 }

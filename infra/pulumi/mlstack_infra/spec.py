@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -71,18 +72,24 @@ def _cron(value: str) -> str:
     return value
 
 
-def _ipv4_cidr(value: str) -> str:
-    try:
-        network = ipaddress.IPv4Network(value, strict=True)
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not an IPv4 CIDR ({exc})") from None
-    if network.prefixlen == 0:
-        raise ValueError("0.0.0.0/0 opens the Kubernetes API to all")
-    return value
+def _ipv4_cidr(opens: str) -> Callable[[str], str]:
+    """A check of an IPv4 CIDR that admits to `opens`: never 0.0.0.0/0."""
+
+    def check(value: str) -> str:
+        try:
+            network = ipaddress.IPv4Network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not an IPv4 CIDR ({exc})") from None
+        if network.prefixlen == 0:
+            raise ValueError(f"0.0.0.0/0 opens {opens} to all")
+        return value
+
+    return check
 
 
 Cron = Annotated[str, AfterValidator(_cron)]
-Cidr = Annotated[str, AfterValidator(_ipv4_cidr)]
+Cidr = Annotated[str, AfterValidator(_ipv4_cidr("the Kubernetes API"))]
+WebhookCidr = Annotated[str, AfterValidator(_ipv4_cidr("Envoy Gateway's admission webhook"))]
 
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 #: AKS puts this taint on every spot pool (and refuses a spot pool's taints without it).
@@ -344,6 +351,13 @@ class InfraSpec(BaseModel):
         "A tag other than `latest` or an `@sha256:` digest; name your registry's mirror, or "
         "pin the digest, to control what runs. The Pulumi path runs no installer Job.",
     )
+    control_plane_cidrs: tuple[WebhookCidr, ...] = Field(
+        default=(),
+        description="On-prem only: where the API server calls the cluster's webhooks from, "
+        "as the CNI sees it (the control-plane nodes' addresses, or their overlay tunnel "
+        "addresses): admitted to Envoy Gateway's admission webhook (9443), nothing else. "
+        "Elsewhere the program knows it (docs/infra.md).",
+    )
     project: str | None = Field(default=None, description="GCP project")
     storage_account: str | None = Field(
         default=None,
@@ -396,6 +410,11 @@ class InfraSpec(BaseModel):
                     f"deployers.{field}: only for target {target}; this spec's target is "
                     f"{self.target} (use {instead})"
                 )
+        if self.control_plane_cidrs and self.target != "onprem":
+            raise ValueError(
+                f"control_plane_cidrs: only for target onprem; on {self.target} the program "
+                "knows where the API server calls webhooks from (remove it)"
+            )
         names = [p.name for p in self.node_pools]
         if len(set(names)) != len(names):
             raise ValueError(f"node_pools: names repeat: {names}")
