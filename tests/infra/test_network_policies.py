@@ -4,8 +4,8 @@ monitoring exporter from Prometheus'; the endpoints from the gateway's proxies, 
 anyone, even behind a public gateway), Envoy Gateway's namespace likewise (its proxies'
 listener from the cluster, and from any address only behind a public gateway; its
 controller's xDS from the proxies, its webhook from wherever each target's API server calls
-it: EKS's subnets, GKE's master range, AKS's konnectivity agents, on-prem the networks the
-spec names and konnectivity agents), enforced on every
+it: EKS's subnets, GKE's master range and konnectivity agents, AKS's konnectivity agents,
+on-prem the networks the spec names and konnectivity agents), enforced on every
 cluster (EKS: the VPC CNI add-on's `enableNetworkPolicy`), the same on both paths, and the
 rules that refuse an allow-all policy or a namespace with no default deny."""
 
@@ -129,6 +129,11 @@ def test_envoy_gateways_namespace_denies_ingress_but_the_listener_xds_and_webhoo
 
 
 KUBE_SYSTEM = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}
+#: The konnectivity agents as GKE and Kubernetes' own konnectivity setup label them.
+KONNECTIVITY_AGENTS = {
+    **KUBE_SYSTEM,
+    "podSelector": {"matchLabels": {"k8s-app": "konnectivity-agent"}},
+}
 
 
 ONPREM: dict[str, Any] = {
@@ -151,7 +156,9 @@ def webhook_sources(spec: Any) -> list[list[dict[str, Any]]]:
 @pytest.mark.parametrize(
     ("target", "sources"),
     [
-        ("gcp", [{"ipBlock": {"cidr": "172.16.0.0/28"}}]),
+        # GKE calls from its master range, or on its newer versions through konnectivity
+        # agents (tigera/operator#5212), whose pods' addresses the webhook's calls then carry
+        ("gcp", [{"ipBlock": {"cidr": "172.16.0.0/28"}}, KONNECTIVITY_AGENTS]),
         # AKS's API server reaches the nodes through its konnectivity agents: its webhook
         # calls come from those pods
         ("azure", [{**KUBE_SYSTEM, "podSelector": {"matchLabels": {"app": "konnectivity-agent"}}}]),
@@ -164,7 +171,7 @@ def test_the_webhook_is_admitted_from_where_the_api_server_calls_it(
 
 
 def test_onprem_admits_the_control_plane_networks_the_spec_names_and_konnectivity_agents() -> None:
-    agents = {**KUBE_SYSTEM, "podSelector": {"matchLabels": {"k8s-app": "konnectivity-agent"}}}
+    agents = KONNECTIVITY_AGENTS
     # named nowhere, the API server still reaches the webhook where it goes through
     # konnectivity (Kubernetes' own setup labels the agents k8s-app)
     assert webhook_sources(onprem_spec()) == [[agents]]

@@ -43,8 +43,9 @@ XDS_PORT = 18000
 WEBHOOK_PORT = 9443
 #: The konnectivity agents in kube-system, through which an API server that cannot dial the
 #: nodes reaches them: its webhook calls arrive from these pods' addresses. AKS runs them for
-#: every cluster (labelled `app`); Kubernetes' own konnectivity setup (kubeadm clusters that
-#: follow it, k0s) labels them `k8s-app`.
+#: every cluster (labelled `app`); GKE on its newer versions (tigera/operator#5212) and
+#: Kubernetes' own konnectivity setup (kubeadm clusters that follow it, k0s) label them
+#: `k8s-app`.
 AKS_KONNECTIVITY_AGENTS = {"app": "konnectivity-agent"}
 KONNECTIVITY_AGENTS = {"k8s-app": "konnectivity-agent"}
 CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"
@@ -172,9 +173,11 @@ def _konnectivity_agents(labels: dict[str, str]) -> Manifest:
 def webhook_callers(spec: InfraSpec) -> list[Manifest]:
     """Where the API server's calls to the controller's webhook come from, on each target:
     EKS: its control-plane interfaces, in the cluster's private subnets; GKE: its master
-    range; AKS: the konnectivity agents (its API server reaches the nodes only through them);
-    on-prem: the networks `control_plane_cidrs` names (the control-plane nodes, as the CNI
-    sees them), and konnectivity agents where the cluster runs them."""
+    range (reaching the nodes through the firewall rule gcp.py adds), and the konnectivity
+    agents its newer versions route control-plane traffic through; AKS: the konnectivity
+    agents (its API server reaches the nodes only through them); on-prem: the networks
+    `control_plane_cidrs` names (the control-plane nodes, as the CNI sees them), and
+    konnectivity agents where the cluster runs them."""
     from mlstack_infra.cloud import AWS_PRIVATE_SUBNETS, GKE_MASTER_CIDR
 
     ranges = {
@@ -182,7 +185,11 @@ def webhook_callers(spec: InfraSpec) -> list[Manifest]:
         "gcp": (GKE_MASTER_CIDR,),
         "onprem": spec.control_plane_cidrs,
     }.get(spec.target, ())
-    agents = {"azure": AKS_KONNECTIVITY_AGENTS, "onprem": KONNECTIVITY_AGENTS}.get(spec.target)
+    agents = {
+        "azure": AKS_KONNECTIVITY_AGENTS,
+        "gcp": KONNECTIVITY_AGENTS,
+        "onprem": KONNECTIVITY_AGENTS,
+    }.get(spec.target)
     callers: list[Manifest] = [{"ipBlock": {"cidr": cidr}} for cidr in ranges]
     return callers + ([_konnectivity_agents(agents)] if agents else [])
 
