@@ -1,6 +1,6 @@
 """Facts about the clouds both renderers (this Pulumi program and the CDK Terrain app in
-infra/terraform) need alike: how EKS and GKE spell taint effects, the AWS network, and the
-IAM trust policies. No Pulumi here."""
+infra/terraform) need alike: how EKS and GKE spell taint effects, the AWS network, the IAM
+trust policies, and the GKE firewall rule for Envoy Gateway's webhook. No Pulumi here."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import re
 from typing import Any
 
+from mlstack_infra.gateway import WEBHOOK_PORT
 from mlstack_infra.manifests import DATABASE_USER
 from mlstack_infra.spec import InfraSpec
 
@@ -26,6 +27,9 @@ AWS_PUBLIC_SUBNETS = ("10.40.64.0/22", "10.40.68.0/22", "10.40.72.0/22")
 #: The GKE control plane's range (a private cluster's `master_ipv4_cidr_block`): where it
 #: calls the cluster's webhooks from.
 GKE_MASTER_CIDR = "172.16.0.0/28"
+#: What gke_webhook_firewall's rule admits (pulumi_gcp's `allows`, the Terraform binding's
+#: `allow`): Envoy Gateway's admission webhook, nothing else.
+GKE_WEBHOOK_ALLOW: dict[str, Any] = {"protocol": "tcp", "ports": [str(WEBHOOK_PORT)]}
 #: GCP's Cloud NAT for every range of the nodes' subnetwork, addresses allocated by Google.
 GCP_NAT = {
     "nat_ip_allocate_option": "AUTO_ONLY",
@@ -120,4 +124,21 @@ def rds_ingress(cluster_security_group: Any) -> dict[str, Any]:
         "from_port": 5432,
         "to_port": 5432,
         "security_groups": [cluster_security_group],
+    }
+
+
+def gke_webhook_firewall(nodes_account: Any) -> dict[str, Any]:
+    """A VPC firewall rule's settings (pulumi_gcp and the Terraform binding take the same
+    arguments; GKE_WEBHOOK_ALLOW is what it admits): the GKE control plane to the nodes
+    running as `nodes_account` (the node pools' service account). GKE's own rule for a
+    private cluster admits its master range to the nodes on tcp 443 and 10250 only, and the
+    API server dials a webhook at its pod's address and port (kubernetes/kubernetes#79739),
+    so without this rule Envoy Gateway's webhook is dropped at the VPC, before any
+    NetworkPolicy sees it (GKE's private clusters how-to: "Add firewall rules for specific
+    use cases")."""
+    return {
+        "description": "The GKE control plane to Envoy Gateway's admission webhook",
+        "direction": "INGRESS",
+        "source_ranges": [GKE_MASTER_CIDR],
+        "target_service_accounts": [nodes_account],
     }

@@ -1,5 +1,6 @@
-"""GCP: a private GKE cluster with GPU node pools (Google installs the driver), Workload
-Identity for the services, a private GCS bucket, and Cloud SQL PostgreSQL on a private IP."""
+"""GCP: a private GKE cluster with GPU node pools (Google installs the driver) and a firewall
+rule that lets its control plane reach Envoy Gateway's webhook on them, Workload Identity for
+the services, a private GCS bucket, and Cloud SQL PostgreSQL on a private IP."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
-from mlstack_infra.cloud import GCP_NAT, GKE_MASTER_CIDR
+from mlstack_infra.cloud import GCP_NAT, GKE_MASTER_CIDR, GKE_WEBHOOK_ALLOW, gke_webhook_firewall
 from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
 from mlstack_infra.common import DATABASE_USER, DATABASES, ClusterOutputs, child, exec_kubeconfig
 from mlstack_infra.spec import InfraSpec
@@ -101,6 +102,15 @@ class GcpGpuCluster(pulumi.ComponentResource):
         nodes_account = gcp.serviceaccount.Account(
             f"{name}-nodes", account_id=f"{name}-nodes"[:30], project=project, opts=child(self)
         )
+        if spec.services.serving:  # the control plane to Envoy Gateway's webhook on the nodes
+            gcp.compute.Firewall(
+                f"{name}-master-webhooks",
+                network=network.id,
+                project=project,
+                allows=[gcp.compute.FirewallAllowArgs(**GKE_WEBHOOK_ALLOW)],
+                **gke_webhook_firewall(nodes_account.email),
+                opts=child(self),
+            )
         self.node_pools = [
             gcp.container.NodePool(
                 f"{name}-{pool.name}",

@@ -1,10 +1,12 @@
 """GCP, as the Pulumi program's gcp.py: a private GKE cluster with GPU node pools (Google
-installs the driver), Workload Identity for the services, a private GCS bucket, and Cloud
-SQL PostgreSQL on a private IP."""
+installs the driver) and a firewall rule that lets its control plane reach Envoy Gateway's
+webhook on them, Workload Identity for the services, a private GCS bucket, and Cloud SQL
+PostgreSQL on a private IP."""
 
 from __future__ import annotations
 
 from cdktn import Fn, TerraformStack
+from cdktn_provider_google.compute_firewall import ComputeFirewall
 from cdktn_provider_google.compute_global_address import ComputeGlobalAddress
 from cdktn_provider_google.compute_network import ComputeNetwork
 from cdktn_provider_google.compute_router import ComputeRouter
@@ -22,7 +24,7 @@ from cdktn_provider_google.sql_user import SqlUser
 from cdktn_provider_google.storage_bucket import StorageBucket
 from cdktn_provider_google.storage_bucket_iam_member import StorageBucketIamMember
 from cdktn_provider_random.password import Password
-from mlstack_infra.cloud import GCP_NAT, GKE_MASTER_CIDR
+from mlstack_infra.cloud import GCP_NAT, GKE_MASTER_CIDR, GKE_WEBHOOK_ALLOW, gke_webhook_firewall
 from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
 from mlstack_infra.kubeconfig import exec_kubeconfig
 from mlstack_infra.manifests import DATABASE_USER, DATABASES
@@ -101,6 +103,15 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
         deletion_protection=True,
     )
     nodes_account = ServiceAccount(stack, f"{name}-nodes-account", account_id=f"{name}-nodes"[:30])
+    if spec.services.serving:  # the control plane to Envoy Gateway's webhook on the nodes
+        ComputeFirewall(
+            stack,
+            f"{name}-master-webhooks",
+            name=f"{name}-master-webhooks",
+            network=network.id,
+            allow=blocks([GKE_WEBHOOK_ALLOW]),
+            **gke_webhook_firewall(nodes_account.email),
+        )
     node_pools = [
         ContainerNodePool(
             stack,
