@@ -5,6 +5,7 @@ resources built to break them so each rule is seen to fail."""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,10 @@ Rule = Callable[[list[Item]], list[str]]
 
 def _of(posture: Iterable[Item], kind: str) -> list[Item]:
     return [i for i in posture if i.kind == kind]
+
+
+def _gateway_installed(posture: Iterable[Item]) -> bool:
+    return any(a.name == gateway.RELEASE for a in _of(posture, "addon"))
 
 
 def buckets_are_private(posture: list[Item]) -> list[str]:
@@ -174,7 +179,7 @@ def ingress_is_denied_by_default(posture: list[Item]) -> list[str]:
         for ns in _of(posture, "kubernetes")
         if ns.name.startswith("Namespace ")
     ]
-    if any(a.name == gateway.RELEASE for a in _of(posture, "addon")):
+    if _gateway_installed(posture):
         namespaces.append(gateway.PROXY_NAMESPACE)
     return [
         f"namespace {ns} has no default-deny ingress NetworkPolicy"
@@ -187,7 +192,7 @@ def the_gateway_webhook_is_admitted(posture: list[Item]) -> list[str]:
     """Where Envoy Gateway is installed its namespace denies ingress by default, so a policy
     there must admit the API server to the controller's admission webhook (WEBHOOK_PORT):
     unreached, the webhook is skipped (it fails open) for every proxy pod, unseen."""
-    if not any(a.name == gateway.RELEASE for a in _of(posture, "addon")):
+    if not _gateway_installed(posture):
         return []
     port = str(gateway.WEBHOOK_PORT)
     for policy in _of(posture, "kubernetes"):
@@ -201,6 +206,51 @@ def the_gateway_webhook_is_admitted(posture: list[Item]) -> list[str]:
     return [
         f"no NetworkPolicy in {gateway.PROXY_NAMESPACE} admits the API server to Envoy "
         f"Gateway's admission webhook (port {port}): it is skipped for every proxy pod"
+    ]
+
+
+def _within(cidr: str, outer: str) -> bool:
+    try:
+        return ipaddress.ip_network(cidr).subnet_of(ipaddress.ip_network(outer))
+    except (TypeError, ValueError):  # an expression known at apply time, or another family
+        return False
+
+
+def _admits_tcp(allowed: Any, port: int) -> bool:
+    """Whether a firewall rule's `protocol:ports` (`tcp:9443`, `tcp:9000-9999`, `tcp:all`,
+    `all:all`) admits `port` over TCP."""
+    if not isinstance(allowed, str):  # a security group rule's (from, to)
+        return False
+    protocol, _, ports = allowed.partition(":")
+    if protocol not in ("tcp", "6", "all"):
+        return False
+    if ports == "all":
+        return True
+    low, _, high = ports.partition("-")
+    return int(low) <= port <= int(high or low)
+
+
+def the_firewall_admits_the_gateway_webhook(posture: list[Item]) -> list[str]:
+    """A cluster whose control plane calls from a range of its own (a GKE private cluster's
+    master range, `control_plane_cidr`) reaches a pod only where the network's firewall
+    admits that range to the nodes on the pod's port: GKE's own rule admits 443 and 10250,
+    and the API server dials a webhook at its pod. Where Envoy Gateway is installed, a rule
+    must admit it to WEBHOOK_PORT, or the NetworkPolicy that admits it is never reached."""
+    if not _gateway_installed(posture):
+        return []
+    port = gateway.WEBHOOK_PORT
+    return [
+        f"no firewall rule admits the {cluster.name}'s control plane ({cidr}) to the nodes on "
+        f"tcp:{port}: Envoy Gateway's admission webhook is never called (GKE's own rule admits "
+        "443 and 10250 only)"
+        for cluster in _of(posture, "cluster")
+        if (cidr := cluster.get("control_plane_cidr"))
+        and not any(
+            rule.get("targets") in ("nodes", "all")
+            and any(_within(cidr, source) for source in rule.get("cidrs") or ())
+            and any(_admits_tcp(allowed, port) for allowed in rule.get("ports") or ())
+            for rule in _of(posture, "ingress")
+        )
     ]
 
 
@@ -247,6 +297,7 @@ RULES: dict[str, Rule] = {
     "no_allow_all_ingress": no_allow_all_ingress,
     "ingress_is_denied_by_default": ingress_is_denied_by_default,
     "the_gateway_webhook_is_admitted": the_gateway_webhook_is_admitted,
+    "the_firewall_admits_the_gateway_webhook": the_firewall_admits_the_gateway_webhook,
     "network_policies_are_enforced": network_policies_are_enforced,
     "access_is_the_deployer_role_only": access_is_the_deployer_role_only,
 }

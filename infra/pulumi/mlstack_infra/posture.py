@@ -140,6 +140,7 @@ _BRIDGED = {
     "aws:ec2/natGateway:NatGateway": "aws_nat_gateway",
     "aws:ec2/route:Route": "aws_route",
     "gcp:compute/routerNat:RouterNat": "google_compute_router_nat",
+    "gcp:compute/firewall:Firewall": "google_compute_firewall",
     "aws:eks/cluster:Cluster": "aws_eks_cluster",
     "aws:eks/nodeGroup:NodeGroup": "aws_eks_node_group",
     "aws:eks/addon:Addon": "aws_eks_addon",
@@ -164,7 +165,12 @@ _BRIDGED = {
     "gcp:serviceaccount/key:Key": "google_service_account_key",
     "gcp:projects/iAMMember:IAMMember": "google_project_iam_member",
 }
-_SINGULAR = {"taints": "taint", "guest_accelerators": "guest_accelerator"}
+_SINGULAR = {
+    "taints": "taint",
+    "guest_accelerators": "guest_accelerator",
+    "allows": "allow",
+    "denies": "deny",
+}
 
 
 def _as_terraform(value: Any, key: str = "") -> Any:

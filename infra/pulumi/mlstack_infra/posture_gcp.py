@@ -1,6 +1,7 @@
-"""GCP in a program's security posture: GKE, its node pools, Cloud NAT, GCS, Cloud SQL,
-Workload Identity bindings and static keys, read from Terraform's attributes (pulumi_gcp is
-bridged from that provider: posture.py translates its inputs first)."""
+"""GCP in a program's security posture: GKE, its node pools, Cloud NAT, the VPC's ingress
+firewall rules, GCS, Cloud SQL, Workload Identity bindings and static keys, read from
+Terraform's attributes (pulumi_gcp is bridged from that provider: posture.py translates its
+inputs first)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ def read(of: Of, resources: Mapping[str, Mapping[str, Any]]) -> list[Item]:
                 private_endpoint=bool(private.get("enable_private_endpoint")),
                 api_access_cidrs=sorted(n["cidr_block"] for n in networks),
                 private_nodes=bool(private.get("enable_private_nodes")),
+                # where the control plane reaches the nodes from (their firewall must admit it)
+                control_plane_cidr=private.get("master_ipv4_cidr_block"),
                 workload_identity=bool(dig(gke, "workload_identity_config", "workload_pool")),
                 network_policy=gke.get("datapath_provider") == "ADVANCED_DATAPATH",
             )
@@ -41,7 +44,23 @@ def read(of: Of, resources: Mapping[str, Mapping[str, Any]]) -> list[Item]:
                 ),
             )
         )
-    for pool in of("google_container_node_pool"):
+    pools = of("google_container_node_pool")
+    for rule in of("google_compute_firewall"):
+        if (rule.get("direction") or "INGRESS") == "INGRESS" and rule.get("disabled") is not True:
+            found.append(
+                item(
+                    "ingress",
+                    "firewall",
+                    cidrs=sorted(rule.get("source_ranges") or []),
+                    ports=sorted(
+                        f"{allowed.get('protocol')}:{port}"
+                        for allowed in rule.get("allow") or []
+                        for port in allowed.get("ports") or ["all"]
+                    ),
+                    targets=_targets(rule, pools),
+                )
+            )
+    for pool in pools:
         config = one(pool.get("node_config"))
         autoscaling = one(pool.get("autoscaling"))
         found.append(
@@ -98,6 +117,22 @@ def read(of: Of, resources: Mapping[str, Mapping[str, Any]]) -> list[Item]:
         item("static_key", name) for name in resources.get("google_service_account_key") or {}
     ]
     return found
+
+
+def _targets(rule: Mapping[str, Any], pools: list[Mapping[str, Any]]) -> str:
+    """Which instances a firewall rule applies to: `nodes` (the node pools' service accounts
+    and no other, or a tag every pool carries), `all` (it names none: every instance in the
+    network), else `other`."""
+    accounts = set(rule.get("target_service_accounts") or [])
+    tags = set(rule.get("target_tags") or [])
+    if not accounts and not tags:
+        return "all"
+    configs = [one(pool.get("node_config")) for pool in pools]
+    if accounts and accounts == {c.get("service_account") for c in configs}:
+        return "nodes"
+    if tags and configs and all(tags & set(c.get("tags") or []) for c in configs):
+        return "nodes"
+    return "other"
 
 
 def _gcp_subject(member: str) -> str | None:
