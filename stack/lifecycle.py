@@ -19,7 +19,13 @@ from stack.config.recipe_file import Recipe
 from stack.contract.features import TrainingFrame
 from stack.contract.registry import ModelVersion
 from stack.contract.roles import Role
-from stack.contract.states import EXCLUSIVE_STATES, LifecycleState, can_transition
+from stack.contract.states import (
+    EXCLUSIVE_STATES,
+    LifecycleState,
+    can_transition,
+    refused_move,
+    way_back,
+)
 from stack.errors import InvalidTransition, Vetoed
 from stack.identity import current_actor
 from stack.session import OWNER_TAG, POLICY_TAG, RECIPE_TAG, RISK_TAG, StackSession
@@ -160,9 +166,7 @@ class Lifecycle:
         with self.serialized(model):
             current = self.session.registry.get_version(model, version)
             if not can_transition(current.state, target):
-                raise InvalidTransition(
-                    f"{current.ref} is {current.state.value}; it cannot move to {target.value}"
-                )
+                raise self.refusal(current, target)
             if decide is not None:
                 decide(current)
             self._ask_hooks(current, target, who)
@@ -177,6 +181,22 @@ class Lifecycle:
         for displaced in applied.displaced_versions:  # their cards said they served
             self.refresh_card(displaced, reread=True)
         return applied
+
+    def refusal(self, version: ModelVersion, target: LifecycleState) -> InvalidTransition:
+        """The error for a move the lifecycle does not allow, saying how a retired or
+        rejected version comes back (with the promote command of its kind)."""
+        return InvalidTransition(
+            refused_move(version.ref, version.state, target, self.promote_command)
+        )
+
+    def way_back(self, version: ModelVersion) -> str:
+        """How a retired or rejected `version` comes back ("" for another): see `refusal`."""
+        return way_back(version.ref, version.state, self.promote_command)
+
+    @property
+    def promote_command(self) -> str:
+        prompts = self.session.version_kind == NodeKind.PROMPT_VERSION.value
+        return "mlstack prompts promote" if prompts else "mlstack promote"
 
     @contextmanager
     def serialized(self, model: str) -> Iterator[None]:

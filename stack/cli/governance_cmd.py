@@ -11,8 +11,10 @@ from stack.cli.common import VERSION, open_session
 from stack.contract.registry import ModelSelector
 from stack.contract.roles import Role
 from stack.contract.states import LifecycleState, can_transition
-from stack.errors import InvalidTransition
 
+#: A promotion may go to any state: `candidate` brings a retired or rejected version back.
+TARGETS = click.Choice([s.value for s in LifecycleState])
+#: An approval is for a state ahead of `candidate`.
 STATES = click.Choice([s.value for s in LifecycleState if s is not LifecycleState.CANDIDATE])
 RECIPE = click.option(
     "--recipe",
@@ -55,9 +57,9 @@ def run_promote(
         if dry_run:
             version = governance.version(selector)
             if not can_transition(version.state, state):  # no gate decides a move that cannot be
-                raise InvalidTransition(
-                    f"{version.ref} is {version.state.value}; it cannot move to {state.value}"
-                )
+                from stack.lifecycle import Lifecycle
+
+                raise Lifecycle(governance.session).refusal(version, state)
             decision = governance.check(version, state)
             click.echo(decision.explain())
             if not decision.passed:  # a script asking "would it pass?" reads the exit code
@@ -96,7 +98,13 @@ def run_approve(
 
 @click.command()
 @click.argument("selector", metavar="MODEL@VERSION", type=VERSION)
-@click.option("--to", "target", type=STATES, required=True, help="Target state.")
+@click.option(
+    "--to",
+    "target",
+    type=TARGETS,
+    required=True,
+    help="Target state (`candidate` brings a retired or rejected version back).",
+)
 @click.option("--reason", default="", help="Why: kept in the audit log.")
 @click.option(
     "--dry-run",

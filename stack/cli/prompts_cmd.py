@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from stack.contract.registry import ModelSelector
 
 STATES = click.Choice(["approved", "canary", "shadow", "serving", "rejected", "retired"])
+TARGETS = click.Choice(["candidate", *STATES.choices])  # candidate: a retired one comes back
 RECIPE = click.option(
     "--recipe", "recipe_location", type=click.Path(exists=True), help="Whose gates apply."
 )
@@ -101,7 +102,7 @@ def diff(ctx: click.Context, name: str, before: int, after: int) -> None:
 
 @prompts_group.command()
 @click.argument("selector", metavar="NAME@VERSION", type=VERSION)
-@click.option("--to", "target", type=STATES, required=True)
+@click.option("--to", "target", type=TARGETS, required=True)
 @click.option("--reason", default="")
 @click.option("--dry-run", is_flag=True, help="Show the gate's verdict; change nothing.")
 @RECIPE

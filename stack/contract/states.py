@@ -45,6 +45,28 @@ def can_transition(current: LifecycleState, target: LifecycleState) -> bool:
     return target in ALLOWED_TRANSITIONS[current]
 
 
+#: States a version leaves the lifecycle by: it comes back only as a candidate, and goes on
+#: from there through the gates like any new version.
+_OUT_OF_THE_LIFECYCLE: frozenset[LifecycleState] = frozenset({_S.RETIRED, _S.REJECTED})
+
+
+def way_back(ref: str, current: LifecycleState, command: str = "mlstack promote") -> str:
+    """For a retired or rejected version, how to bring it back into the lifecycle (to add to
+    a refusal); "" for any other. `command` is the promote command of its kind."""
+    if current not in _OUT_OF_THE_LIFECYCLE:
+        return ""
+    return f"; bring it back with `{command} {ref} --to candidate`, then approve it"
+
+
+def refused_move(
+    ref: str, current: LifecycleState, target: LifecycleState, command: str = "mlstack promote"
+) -> str:
+    """Why version `ref`, in `current`, cannot move to `target` (and the way back, if any)."""
+    return f"{ref} is {current.value}; it cannot move to {target.value}" + way_back(
+        ref, current, command
+    )
+
+
 #: How far along the lifecycle each state an approval can be for is (shadow and canary are
 #: the same distance: either may come first).
 _DISTANCE: dict[LifecycleState, int] = {

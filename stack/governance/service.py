@@ -17,7 +17,7 @@ from stack.contract.registry import InputSchema, InputSchemaReader, ModelSelecto
 from stack.contract.roles import Role
 from stack.contract.states import LifecycleState, approvable_for, can_transition
 from stack.contract.tracking import RunRecord
-from stack.errors import ApprovalRefused, GateFailed, InvalidTransition, NotFound, StackError
+from stack.errors import ApprovalRefused, GateFailed, NotFound, StackError
 from stack.governance import cards, gates
 from stack.identity import Actor, resolve_actor
 from stack.lifecycle import Lifecycle, StateChange
@@ -135,7 +135,9 @@ class Governance:
         self, version: ModelVersion, target: LifecycleState, actor: Actor
     ) -> str | None:
         if version.state in _NOT_APPROVABLE:
-            return f"{version.ref} is {version.state.value}; it cannot be approved"
+            return f"{version.ref} is {version.state.value}; it cannot be approved" + Lifecycle(
+                self.session
+            ).way_back(version)
         if not approvable_for(target, version.state):
             return (
                 f"{target.value} is not a state to approve {version.ref} for (it is "
@@ -292,9 +294,7 @@ class Governance:
         audit_pass: bool,
     ) -> None:
         if not can_transition(version.state, target):  # no gate for a move that cannot happen
-            raise InvalidTransition(
-                f"{version.ref} is {version.state.value}; it cannot move to {target.value}"
-            )
+            raise Lifecycle(self.session).refusal(version, target)
         decision = self.check(version, target)
         if decision.passed and not audit_pass:
             return

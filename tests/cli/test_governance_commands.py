@@ -110,6 +110,39 @@ def test_promote_approve_inventory_lineage_and_card(candidate: Path, monkeypatch
     assert Path(card[0]).read_text().startswith("# Model card: churn@1")
 
 
+def test_a_rejected_version_comes_back_as_a_candidate_and_goes_on_through_its_gates(
+    candidate: Path,
+) -> None:
+    """`rejected → candidate` (and `retired → candidate`) is a documented move: `promote --to
+    candidate` makes it, audited like any other, and a refusal of a rejected version says so."""
+    cli = cli_in(candidate)
+    cli("reject", "churn@1", "--reason", "wrong window", check=True)
+
+    refused = cli("promote", "churn@1", "--to", "approved")
+    assert refused.returncode == 1
+    assert "churn@1 is rejected; it cannot move to approved" in refused.stderr
+    assert "bring it back with `mlstack promote churn@1 --to candidate`" in refused.stderr
+    dry = cli("promote", "churn@1", "--to", "approved", "--dry-run")
+    assert "mlstack promote churn@1 --to candidate" in dry.stderr
+
+    back = cli("promote", "churn@1", "--to", "candidate", "--reason", "window fixed", check=True)
+    assert "churn@1 is now candidate" in back.stdout
+    cli("promote", "churn@1", "--to", "approved", check=True)  # through its gate again
+
+    audit = cli("audit", "log", "--model", "churn", "--jsonl", check=True).stdout.splitlines()
+    moves = [
+        (entry["payload"].get("from"), entry["payload"].get("to"))
+        for entry in map(json.loads, audit)
+        if entry["action"] == "state.changed"
+    ]
+    assert moves == [
+        ("candidate", "rejected"),
+        ("rejected", "candidate"),
+        ("candidate", "approved"),
+    ]
+    assert cli("audit", "verify", check=True).returncode == 0
+
+
 FREEZE = """
 from stack.hooks import Veto, hookimpl
 

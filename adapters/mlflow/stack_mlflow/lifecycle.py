@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, MutableMapping
 
 from stack.contract.registry import ModelVersion
-from stack.contract.states import LifecycleState, can_transition
+from stack.contract.states import LifecycleState, can_transition, refused_move
 from stack.errors import InvalidTransition
 
 STATE_TAG = "mlstack.state"
@@ -77,9 +77,7 @@ class AliasLifecycle(ABC):
     def set_state(self, model: str, version: int, state: LifecycleState) -> ModelVersion:
         current = self.get_version(model, version)
         if not can_transition(current.state, state):
-            raise InvalidTransition(
-                f"{current.ref} is {current.state.value}; it cannot move to {state.value}"
-            )
+            raise InvalidTransition(refused_move(current.ref, current.state, state))
         if state is LifecycleState.SERVING:
             # Alias first: the moment it moves, this version serves and the old one does not.
             self._move_serving_alias(model, version)
