@@ -1,6 +1,7 @@
 """Facts about the clouds both renderers (this Pulumi program and the CDK Terrain app in
 infra/terraform) need alike: how EKS and GKE spell taint effects, the AWS network, the IAM
-trust policies, and the GKE firewall rule for Envoy Gateway's webhook. No Pulumi here."""
+trust policies, GKE's node pool hardening and the nodes' flow logs, and the GKE firewall rule
+for Envoy Gateway's webhook. No Pulumi here."""
 
 from __future__ import annotations
 
@@ -30,6 +31,15 @@ GKE_MASTER_CIDR = "172.16.0.0/28"
 #: What gke_webhook_firewall's rule admits (pulumi_gcp's `allows`, the Terraform binding's
 #: `allow`): Envoy Gateway's admission webhook, nothing else.
 GKE_WEBHOOK_ALLOW: dict[str, Any] = {"protocol": "tcp", "ports": [str(WEBHOOK_PORT)]}
+#: GKE node pools run as Shielded VMs: secure boot (only signed boot components and kernel
+#: modules load; GKE's installed GPU driver is signed) and integrity monitoring (each boot
+#: measured against a baseline). Secure boot is off unless asked for.
+GKE_SHIELDED_NODES = {"enable_secure_boot": True, "enable_integrity_monitoring": True}
+#: GKE repairs unhealthy nodes and upgrades them with the control plane (security patches).
+GKE_NODE_MANAGEMENT = {"auto_repair": True, "auto_upgrade": True}
+#: VPC flow logs on the nodes' subnetwork (off unless configured), half the flows sampled,
+#: aggregated over 10 minutes to keep the volume down.
+GCP_FLOW_LOGS: dict[str, Any] = {"aggregation_interval": "INTERVAL_10_MIN", "flow_sampling": 0.5}
 #: GCP's Cloud NAT for every range of the nodes' subnetwork, addresses allocated by Google.
 GCP_NAT = {
     "nat_ip_allocate_option": "AUTO_ONLY",

@@ -1,4 +1,5 @@
-"""GCP: a private GKE cluster with GPU node pools (Google installs the driver) and a firewall
+"""GCP: a private GKE cluster with GPU node pools (Google installs the driver; Shielded VM
+nodes that GKE repairs and upgrades), flow logs on the nodes' subnetwork, a firewall
 rule that lets its control plane reach Envoy Gateway's webhook on them, Workload Identity for
 the services, a private GCS bucket, and Cloud SQL PostgreSQL on a private IP."""
 
@@ -8,7 +9,15 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_random as random
 
-from mlstack_infra.cloud import GCP_NAT, GKE_MASTER_CIDR, GKE_WEBHOOK_ALLOW, gke_webhook_firewall
+from mlstack_infra.cloud import (
+    GCP_FLOW_LOGS,
+    GCP_NAT,
+    GKE_MASTER_CIDR,
+    GKE_NODE_MANAGEMENT,
+    GKE_SHIELDED_NODES,
+    GKE_WEBHOOK_ALLOW,
+    gke_webhook_firewall,
+)
 from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
 from mlstack_infra.common import DATABASE_USER, DATABASES, ClusterOutputs, child, exec_kubeconfig
 from mlstack_infra.spec import InfraSpec
@@ -38,6 +47,7 @@ class GcpGpuCluster(pulumi.ComponentResource):
                     range_name="services", ip_cidr_range="10.70.0.0/20"
                 ),
             ],
+            log_config=gcp.compute.SubnetworkLogConfigArgs(**GCP_FLOW_LOGS),
             project=project,
             opts=child(self),
         )
@@ -121,6 +131,7 @@ class GcpGpuCluster(pulumi.ComponentResource):
                 autoscaling=gcp.container.NodePoolAutoscalingArgs(
                     min_node_count=pool.min_size, max_node_count=pool.max_size
                 ),
+                management=gcp.container.NodePoolManagementArgs(**GKE_NODE_MANAGEMENT),
                 node_config=gcp.container.NodePoolNodeConfigArgs(
                     machine_type=pool.machine_type,
                     spot=pool.spot,
@@ -146,6 +157,9 @@ class GcpGpuCluster(pulumi.ComponentResource):
                     oauth_scopes=["https://www.googleapis.com/auth/cloud-platform"],
                     workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
                         mode="GKE_METADATA"
+                    ),
+                    shielded_instance_config=gcp.container.NodePoolNodeConfigShieldedInstanceConfigArgs(
+                        **GKE_SHIELDED_NODES
                     ),
                 ),
                 opts=child(self),

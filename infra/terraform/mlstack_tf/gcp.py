@@ -1,5 +1,6 @@
 """GCP, as the Pulumi program's gcp.py: a private GKE cluster with GPU node pools (Google
-installs the driver) and a firewall rule that lets its control plane reach Envoy Gateway's
+installs the driver; Shielded VM nodes that GKE repairs and upgrades), flow logs on the
+nodes' subnetwork, a firewall rule that lets its control plane reach Envoy Gateway's
 webhook on them, Workload Identity for the services, a private GCS bucket, and Cloud SQL
 PostgreSQL on a private IP."""
 
@@ -24,7 +25,15 @@ from cdktn_provider_google.sql_user import SqlUser
 from cdktn_provider_google.storage_bucket import StorageBucket
 from cdktn_provider_google.storage_bucket_iam_member import StorageBucketIamMember
 from cdktn_provider_random.password import Password
-from mlstack_infra.cloud import GCP_NAT, GKE_MASTER_CIDR, GKE_WEBHOOK_ALLOW, gke_webhook_firewall
+from mlstack_infra.cloud import (
+    GCP_FLOW_LOGS,
+    GCP_NAT,
+    GKE_MASTER_CIDR,
+    GKE_NODE_MANAGEMENT,
+    GKE_SHIELDED_NODES,
+    GKE_WEBHOOK_ALLOW,
+    gke_webhook_firewall,
+)
 from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
 from mlstack_infra.kubeconfig import exec_kubeconfig
 from mlstack_infra.manifests import DATABASE_USER, DATABASES
@@ -56,7 +65,7 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
                 {"range_name": "services", "ip_cidr_range": "10.70.0.0/20"},
             ]
         ),
-        log_config={"aggregation_interval": "INTERVAL_10_MIN", "flow_sampling": 0.5},
+        log_config=GCP_FLOW_LOGS,
     )
     if spec.egress == "nat":  # the nodes have no public IP: images come through Cloud NAT
         router = ComputeRouter(
@@ -121,7 +130,7 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
             location=spec.region,
             initial_node_count=pool.min_size,
             autoscaling={"min_node_count": pool.min_size, "max_node_count": pool.max_size},
-            management={"auto_repair": True, "auto_upgrade": True},
+            management=GKE_NODE_MANAGEMENT,
             node_config={
                 "machine_type": pool.machine_type,
                 "spot": pool.spot,
@@ -146,10 +155,7 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
                 "service_account": nodes_account.email,
                 "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
                 "workload_metadata_config": {"mode": "GKE_METADATA"},
-                "shielded_instance_config": {
-                    "enable_secure_boot": True,
-                    "enable_integrity_monitoring": True,
-                },
+                "shielded_instance_config": GKE_SHIELDED_NODES,
             },
         )
         for pool in spec.node_pools
