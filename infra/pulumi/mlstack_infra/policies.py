@@ -264,6 +264,46 @@ def network_policies_are_enforced(posture: list[Item]) -> list[str]:
     ]
 
 
+def _pools_with_off(posture: list[Item], says: Mapping[str, str]) -> list[str]:
+    """`node pool NAME <what it says>` for each of `says`' settings a pool has off. Only pools
+    whose reader states the setting (GKE's) are judged: EKS's and AKS's carry none."""
+    return [
+        f"node pool {pool.name} {said}"
+        for pool in _of(posture, "node_pool")
+        for setting, said in says.items()
+        if pool.get(setting) is False
+    ]
+
+
+def nodes_are_shielded(posture: list[Item]) -> list[str]:
+    """GKE's nodes are Shielded VMs with secure boot (no unsigned boot component or kernel
+    module loads) and integrity monitoring (each boot measured against a baseline)."""
+    return _pools_with_off(
+        posture,
+        {
+            "secure_boot": "does not have secure boot (Shielded VM)",
+            "integrity_monitoring": "does not have integrity monitoring (Shielded VM)",
+        },
+    )
+
+
+def nodes_are_repaired_and_upgraded(posture: list[Item]) -> list[str]:
+    """GKE repairs unhealthy nodes and upgrades them with the control plane, so they get its
+    security patches."""
+    return _pools_with_off(
+        posture, {"auto_repair": "has auto-repair off", "auto_upgrade": "has auto-upgrade off"}
+    )
+
+
+def subnets_log_flows(posture: list[Item]) -> list[str]:
+    """The nodes' subnetworks keep VPC flow logs: who talked to the nodes, after the fact."""
+    return [
+        f"subnet {s.name} has no flow logs"
+        for s in _of(posture, "subnet")
+        if s.get("flow_logs") is not True
+    ]
+
+
 #: Project roles a program may give people: enough to fetch a GKE cluster's credentials.
 PEOPLE_ROLES = frozenset({"roles/container.clusterViewer"})
 
@@ -300,6 +340,9 @@ RULES: dict[str, Rule] = {
     "the_firewall_admits_the_gateway_webhook": the_firewall_admits_the_gateway_webhook,
     "network_policies_are_enforced": network_policies_are_enforced,
     "access_is_the_deployer_role_only": access_is_the_deployer_role_only,
+    "nodes_are_shielded": nodes_are_shielded,
+    "nodes_are_repaired_and_upgraded": nodes_are_repaired_and_upgraded,
+    "subnets_log_flows": subnets_log_flows,
 }
 
 

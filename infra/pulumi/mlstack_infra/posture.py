@@ -141,6 +141,7 @@ _BRIDGED = {
     "aws:ec2/route:Route": "aws_route",
     "gcp:compute/routerNat:RouterNat": "google_compute_router_nat",
     "gcp:compute/firewall:Firewall": "google_compute_firewall",
+    "gcp:compute/subnetwork:Subnetwork": "google_compute_subnetwork",
     "aws:eks/cluster:Cluster": "aws_eks_cluster",
     "aws:eks/nodeGroup:NodeGroup": "aws_eks_node_group",
     "aws:eks/addon:Addon": "aws_eks_addon",

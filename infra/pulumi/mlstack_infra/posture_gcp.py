@@ -1,7 +1,7 @@
-"""GCP in a program's security posture: GKE, its node pools, Cloud NAT, the VPC's ingress
-firewall rules, GCS, Cloud SQL, Workload Identity bindings and static keys, read from
-Terraform's attributes (pulumi_gcp is bridged from that provider: posture.py translates its
-inputs first)."""
+"""GCP in a program's security posture: GKE, its node pools (Shielded VM nodes, GKE's repairs
+and upgrades), the subnetworks' flow logs, Cloud NAT, the VPC's ingress firewall rules, GCS,
+Cloud SQL, Workload Identity bindings and static keys, read from Terraform's attributes
+(pulumi_gcp is bridged from that provider: posture.py translates its inputs first)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,15 @@ def read(of: Of, resources: Mapping[str, Mapping[str, Any]]) -> list[Item]:
                 ),
             )
         )
+    for subnet in of("google_compute_subnetwork"):  # a log_config block turns flow logs on
+        logs = one(subnet.get("log_config"))
+        found.append(
+            item(
+                "subnet",
+                str(subnet.get("ip_cidr_range")),
+                flow_logs=bool(logs) and logs.get("flow_sampling") != 0,
+            )
+        )
     pools = of("google_container_node_pool")
     for rule in of("google_compute_firewall"):
         if (rule.get("direction") or "INGRESS") == "INGRESS" and rule.get("disabled") is not True:
@@ -81,6 +90,14 @@ def read(of: Of, resources: Mapping[str, Mapping[str, Any]]) -> list[Item]:
                 ],
                 metadata=dig(config, "workload_metadata_config", "mode"),
                 taints=config.get("taint"),
+                # declared, not left to defaults: GKE's (secure boot off) have changed before
+                secure_boot=dig(config, "shielded_instance_config", "enable_secure_boot") is True,
+                integrity_monitoring=dig(
+                    config, "shielded_instance_config", "enable_integrity_monitoring"
+                )
+                is True,
+                auto_repair=dig(pool, "management", "auto_repair") is True,
+                auto_upgrade=dig(pool, "management", "auto_upgrade") is True,
             )
         )
     for bucket in of("google_storage_bucket"):

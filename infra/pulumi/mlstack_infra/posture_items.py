@@ -20,8 +20,8 @@ _EFFECT_NAMES = {upper: name for name, upper in TAINT_EFFECTS.items()}
 class Item:
     """One resource's security-relevant settings. `kind` is one of cluster, node_pool,
     bucket, database, ingress (a security group's rule, a VPC firewall rule), identity,
-    static_key, kubernetes, addon, network; `name` its role (`artifacts`, a pool's name, a
-    Kubernetes object as `Kind namespace/name`)."""
+    static_key, kubernetes, addon, network, subnet; `name` its role (`artifacts`, a pool's
+    name, a subnet's range, a Kubernetes object as `Kind namespace/name`)."""
 
     kind: str
     name: str
