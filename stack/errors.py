@@ -80,13 +80,24 @@ class StepFailed(StackError):
     """A recipe step raised; the run stops there and can be resumed from that step."""
 
     def __init__(
-        self, run_id: str, step: str, cause: BaseException, recipe: str = "<recipe>"
+        self,
+        run_id: str,
+        step: str,
+        error: str,
+        recipe: str = "<recipe>",
+        traceback_file: str | None = None,
     ) -> None:
+        """`error`: the step's error as the spine records it (the exception's line, then
+        where in the recipe's code it was raised); `traceback_file`: where the whole
+        traceback is kept."""
         self.run_id = run_id
         self.step = step
-        self.cause = cause
+        self.error = error
+        self.traceback_file = traceback_file
+        shown = error.replace("\n", "\n  ")
+        kept = f"\n  full traceback: {traceback_file}" if traceback_file else ""
         super().__init__(
-            f"step {step!r} failed in run {run_id}: {type(cause).__name__}: {cause}\n"
+            f"step {step!r} failed in run {run_id}: {shown}{kept}\n"
             f"fix it, then resume with: mlstack run {recipe} --resume {run_id}"
         )
 

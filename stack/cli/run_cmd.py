@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -158,5 +158,7 @@ def runs(ctx: click.Context, recipe: str | None, limit: int) -> None:
         if record.param_overrides:
             click.echo("    params  " + " ".join(record.param_overrides))
         for step in record.steps:
-            detail: Any = f"  {step.error}" if step.error else ""
-            click.echo(f"    {step.status:<10} {step.step}{detail}")
+            line = f"    {step.status:<10} {step.step}  "
+            # the error's further lines (where in the recipe's code) under its first
+            detail = (step.error or "").replace("\n", "\n" + " " * len(line))
+            click.echo((line + detail).rstrip())

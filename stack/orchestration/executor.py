@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +25,12 @@ from stack.contract.orchestration import PipelineRun, RunState, StepResult, Step
 from stack.contract.roles import Role
 from stack.contract.tracking import PIPELINE_RUN_ENV, RunCloser, RunStatus
 from stack.errors import StackError, StepFailed
+from stack.orchestration.failure import (
+    describe_failure,
+    keep_traceback,
+    shown_path,
+    traceback_path,
+)
 from stack.orchestration.lease import Heartbeat, ProcessIdentity
 from stack.orchestration.outputs import load_output, save_output
 from stack.orchestration.steps import LoadedStep, StepContext, check_overrides, load_steps
@@ -171,7 +176,9 @@ class StepExecutor:
             interrupts.check()  # a Ctrl-C some finalizer swallowed still stops the run here
             uri, digest = save_output(self.outputs_root / run_id, name, value)
         except BaseException as exc:  # Ctrl-C too: the spine must say where the run stopped
-            error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            failure = describe_failure(exc, self._code_folders(loaded))
+            kept = keep_traceback(self.outputs_root / run_id, name, failure)
+            error = failure.summary
             self.session.spine.record_step(
                 run_id,
                 name,
@@ -188,7 +195,9 @@ class StepExecutor:
             self._end_tracking_runs(runs_before, interrupted=not isinstance(exc, Exception))
             if not isinstance(exc, Exception):
                 raise
-            raise StepFailed(run_id, name, exc, self.recipe_argument()) from exc
+            raise StepFailed(
+                run_id, name, error, self.recipe_argument(), shown_path(kept) if kept else None
+            ) from exc
         self.session.spine.record_step(
             run_id,
             name,
@@ -202,6 +211,12 @@ class StepExecutor:
             "on_step_finished", run_id, run_id=run_id, step=name, status=StepStatus.SUCCEEDED.value
         )
         return value
+
+    def _code_folders(self, loaded: LoadedStep) -> tuple[Path, ...]:
+        """Where the recipe's own code lies: its folder, and its step's module's."""
+        code = getattr(loaded.function, "__code__", None)  # None: a callable object
+        module = (Path(code.co_filename).parent,) if code is not None else ()
+        return (self.recipe.directory, *module)
 
     def _run_closer(self) -> RunCloser | None:
         """The tracker, when it is built already (not here: mlflow imports slowly) and can
@@ -294,11 +309,7 @@ class StepExecutor:
         from stack.config.recipe_file import RECIPE_FILENAME
 
         path = self.recipe.path.resolve()
-        target = path.parent if path.name == RECIPE_FILENAME else path
-        try:
-            return str(target.relative_to(Path.cwd())) or "."
-        except ValueError:
-            return str(target)
+        return shown_path(path.parent if path.name == RECIPE_FILENAME else path)
 
     def failure(self, run_id: str, cause: BaseException) -> StackError:
         """What to raise when an engine reports a failed run: the step that failed, as that
@@ -306,12 +317,15 @@ class StepExecutor:
         record = self.session.spine.pipeline_run(run_id)
         failed = [s for s in (record.steps if record else ()) if s.status == "failed"]
         if failed:
-            self.fail(run_id, failed[0].step, failed[0].error or "failed")
+            step, error = failed[0].step, failed[0].error or "failed"
+            self.fail(run_id, step, error)
+            kept = traceback_path(self.outputs_root / run_id, step)
             return StepFailed(
                 run_id,
-                failed[0].step,
-                RuntimeError(failed[0].error or "failed"),
+                step,
+                error,
                 self.recipe_argument(),
+                shown_path(kept) if kept.is_file() else None,
             )
         self.fail(run_id, "pipeline", f"{type(cause).__name__}: {cause}")
         return StackError(

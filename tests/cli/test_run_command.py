@@ -59,6 +59,48 @@ def test_failed_step_is_named_and_the_run_resumes_from_it(cli: Cli, workdir: Pat
     assert "reused     prepare" in runs
 
 
+DIVERGING_STEPS = """
+from rates import parse_rate
+
+def train():
+    return parse_rate("0.1 diverged")
+"""
+
+RATES = """
+import json
+
+
+def parse_rate(text):
+    return json.loads(text)  # raises inside the json library
+"""
+
+
+def test_a_failed_step_names_its_line_in_the_recipe_and_keeps_its_traceback(
+    cli: Cli, workdir: Path
+) -> None:
+    """The error names the innermost line of the recipe's own code (not the library's, not
+    mlstack's), and the whole traceback is kept in the run's folder, where the error says."""
+    recipe = make_recipe(
+        workdir / "diverging",
+        'name: diverging\nsteps:\n  - {name: train, run: "steps:train"}\n',
+        DIVERGING_STEPS,
+    )
+    (recipe / "rates.py").write_text(dedent(RATES))
+    failed = cli("run", str(recipe), "-q")
+    assert failed.returncode == 1
+    assert "JSONDecodeError: Extra data" in failed.stderr
+    assert "at diverging/rates.py:6, in parse_rate" in failed.stderr
+    kept = failed.stderr.split("full traceback: ")[1].split()[0]
+    run_id = failed.stderr.split("--resume ")[1].split()[0]
+    assert kept == f".mlstack/runs/{run_id}/train.traceback.txt"
+    traceback = (workdir / kept).read_text()
+    assert traceback.startswith("Traceback (most recent call last)")
+    assert 'diverging/steps.py", line 5, in train' in traceback
+    assert "json/decoder.py" in traceback  # the library's frames, left out of the error
+    runs = cli("runs", check=True).stdout
+    assert "at diverging/rates.py:6, in parse_rate" in runs
+
+
 def test_resuming_a_run_that_succeeded_is_refused(cli: Cli, workdir: Path) -> None:
     recipe = make_recipe(workdir / "flaky", FLAKY_RECIPE, FLAKY_STEPS)
     (recipe / "fixed.flag").write_text("")
