@@ -128,18 +128,27 @@ def _sections(
         for e in spine.audit_entries(subject=version.ref, action="state.changed")
     ]
     sections.append(("State history", states or ["registered as candidate"]))
-    served = [c for c in serving_history(spine, version.model) if c.version == version.ref]
-    drift = spine.events(subject=version.model, name="on_drift_detected")
-    sections.append(
-        (
-            "Monitoring",
-            [
-                ("served since", f"{served[-1].at:%Y-%m-%d %H:%M}" if served else "never served"),
-                ("last drift alert", f"{drift[-1].at:%Y-%m-%d %H:%M}" if drift else "none"),
-            ],
-        )
-    )
+    sections.append(("Monitoring", _monitoring(session, version)))
     return sections
+
+
+def _monitoring(session: StackSession, version: ModelVersion) -> list[tuple[str, str]]:
+    """This version's own monitoring: the checks that judged it and the alerts they raised
+    (another version's, though of the same model, are not its status)."""
+    spine = session.spine
+    served = [c for c in serving_history(spine, version.model) if c.version == version.ref]
+    checks = spine.checks(version.model, version=version.ref, limit=1)
+    alerts = spine.audit_entries(subject=version.ref, action="monitoring.breached")
+    return [
+        ("served since", f"{served[-1].at:%Y-%m-%d %H:%M}" if served else "never served"),
+        (
+            "last monitoring check",
+            f"{checks[0].at:%Y-%m-%d %H:%M} {checks[0].status} on {checks[0].endpoint}"
+            if checks
+            else "none",
+        ),
+        ("last drift alert", f"{alerts[-1].at:%Y-%m-%d %H:%M}" if alerts else "none"),
+    ]
 
 
 def _markdown(title: str, sections: list[Section]) -> str:

@@ -225,6 +225,46 @@ def test_model_card_says_what_a_reviewer_needs(
     ]
 
 
+def test_model_card_shows_the_monitoring_of_its_own_version_only(
+    governance: Governance, make_version: Factory, session: StackSession, as_user: User
+) -> None:
+    """A drift alert raised while one version served is that version's, not the model's:
+    the card of the version that served after it (or never served) says `none`."""
+    from datetime import UTC, datetime, timedelta
+
+    from stack.config.monitoring import MonitoringSection
+    from stack.monitoring.recording import CheckRecorder
+    from stack.monitoring.results import CheckResult
+
+    first, second, unserved = make_version(0.81), make_version(0.82), make_version(0.83)
+    to_serving(governance, first.ref, as_user)
+    end = datetime.now(UTC)
+    CheckRecorder(session).record(
+        CheckResult(
+            first.model,
+            first.ref,
+            "churn",
+            (end - timedelta(hours=1), end),
+            400,
+            "breach",
+            breaches=["tenure drifted (psi 0.42 > 0.2)"],
+        ),
+        MonitoringSection(),
+    )
+    to_serving(governance, second.ref, as_user)
+
+    def monitoring(ref: str) -> str:
+        return governance.write_card(ref).markdown.read_text().split("## Monitoring")[1]
+
+    for other in (second.ref, unserved.ref):
+        assert "| last drift alert | none |" in monitoring(other), other
+        assert "| last monitoring check | none |" in monitoring(other), other
+    assert "| served since | never served |" in monitoring(unserved.ref)
+    judged = monitoring(first.ref)
+    assert "| last drift alert | none |" not in judged
+    assert "breach on churn |" in judged  # its last check: when, what, on which endpoint
+
+
 RACER = """
 import sys
 from stack.errors import ApprovalRefused
