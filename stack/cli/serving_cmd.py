@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
-from stack.cli.common import SECONDS, VERSION, open_session, parse_moment
+from stack.cli.common import (
+    SECONDS,
+    VERSION,
+    open_existing_session,
+    open_session,
+    parse_moment,
+)
 from stack.errors import StackError
 
 if TYPE_CHECKING:
@@ -16,6 +22,7 @@ if TYPE_CHECKING:
 
     from stack.contract.registry import ModelSelector
     from stack.contract.serving import EndpointProcesses, Package, ProcessInspector, Router
+    from stack.rollout.history import RoutedSplit
     from stack.rollout.subjects import Target
     from stack.session import StackSession
 
@@ -193,9 +200,13 @@ def deploy(
     for repair in result.repaired:  # a dead rollout's leftovers, put back first
         click.echo(f"before deploying: {repair}")
     colour = {"rolled_back": "red", "undecided": "yellow"}.get(result.outcome, "green")
-    click.secho(f"{result.outcome}: {result.version} on {result.endpoint.url}", fg=colour)
-    weights = ", ".join(f"{ref} {w:.0%}" for ref, w in result.endpoint.split.weights.items())
-    click.echo(f"  revision {result.endpoint.revision}: {weights}")
+    if result.stopped:  # nothing answers at its url: no revision to show as serving
+        stopped = f"endpoint {result.endpoint.name} stopped: nothing takes its traffic"
+        click.secho(f"{result.outcome}: {result.version}; {stopped}", fg=colour)
+    else:
+        click.secho(f"{result.outcome}: {result.version} on {result.endpoint.url}", fg=colour)
+        weights = ", ".join(f"{ref} {w:.0%}" for ref, w in result.endpoint.split.weights.items())
+        click.echo(f"  revision {result.endpoint.revision}: {weights}")
     for why in result.reasons:
         click.echo(f"  because: {why}")
     if result.outcome == "rolled_back":
@@ -374,7 +385,7 @@ def status(ctx: click.Context, endpoint: str | None, target: Target) -> None:
     from stack.rollout.subjects import endpoint_subject
 
     unreadable = False
-    with open_session(ctx) as session:
+    with open_existing_session(ctx) as session:
         router = _router(session, target)
         endpoints = [e for e in router.endpoints() if endpoint in (None, e.name)]
         found = _processes(session, endpoint) if target == "local" else {}
@@ -497,23 +508,22 @@ def history(
     ctx: click.Context, model: str, at: str | None, endpoint: str | None, target: Target
 ) -> None:
     """Every traffic change of MODEL's endpoint (on this machine, or with --target
-    kubernetes the cluster's endpoint of that name); with --at, the split in force then."""
+    kubernetes the cluster's endpoint of that name), its stops included; with --at, the
+    traffic in force then, and the version the registry held as serving then."""
     from stack.governance.history import served_at
     from stack.rollout.history import routing_history, split_at
 
     name = endpoint or model
-    with open_session(ctx) as session:
+    with open_existing_session(ctx) as session:
         when = parse_moment(at)
         if when is not None:
             routed = split_at(session.spine, name, when, target)
             serving = served_at(session.spine, model, when)
             if routed is None and serving is None:
                 raise click.ClickException(f"nothing of {model!r} was served at {when}")
-            click.echo(f"serving at {when.isoformat()}: {serving or 'none'}")
-            if routed is not None:
-                click.echo(
-                    "traffic: " + ", ".join(f"{r} {w:.0%}" for r, w in routed.weights.items())
-                )
+            # two notions: the registry's lifecycle state, and what the endpoint answered with
+            click.echo(f"serving at {when.isoformat()} (registry state): {serving or 'none'}")
+            click.echo(f"traffic at {when.isoformat()} on endpoint {name!r}: {_traffic(routed)}")
             return
         changes = routing_history(session.spine, name, target)
         if not changes:
@@ -524,6 +534,21 @@ def history(
             click.echo(f"endpoint {name!r}{where} has no traffic changes on record", err=True)
             return
         for routed in changes:
-            split = ", ".join(f"{r} {w:.0%}" for r, w in routed.weights.items())
-            shadows = f" (shadow: {', '.join(routed.shadows)})" if routed.shadows else ""
-            click.echo(f"{routed.at:%Y-%m-%d %H:%M:%S}  {split}{shadows}  {routed.reason}")
+            click.echo(f"{routed.at:%Y-%m-%d %H:%M:%S}  {_split(routed)}  {routed.why}")
+
+
+def _split(routed: RoutedSplit) -> str:
+    """A traffic change as `history` lists it: the weights and shadows, or the stop."""
+    if routed.stopped:
+        return "endpoint stopped: nothing takes traffic"
+    split = ", ".join(f"{r} {w:.0%}" for r, w in routed.weights.items())
+    return split + (f" (shadow: {', '.join(routed.shadows)})" if routed.shadows else "")
+
+
+def _traffic(routed: RoutedSplit | None) -> str:
+    """What took the endpoint's traffic under `routed` (the change in force then)."""
+    if routed is None:
+        return "none (not deployed yet)"
+    if routed.stopped:
+        return f"none (the endpoint was stopped at {routed.at:%Y-%m-%d %H:%M:%S}: {routed.why})"
+    return _split(routed)

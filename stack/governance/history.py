@@ -96,7 +96,9 @@ def _serving_after(entry: AuditEntry, current: str | None) -> str | None:
 
 
 def served_at(spine: SpineStore, model: str, when: datetime) -> str | None:
-    """The version (`model@N`) that served at `when`, or None."""
+    """The version (`model@N`) in the registry's `serving` state at `when`, or None: its
+    lifecycle state, not traffic (an undeployed endpoint leaves it serving there; what an
+    endpoint answered with is `stack.rollout.history.split_at`)."""
     serving: str | None = None
     for change in serving_history(spine, model):
         if change.at > when:

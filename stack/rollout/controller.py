@@ -289,8 +289,10 @@ class RolloutController:
         if reasons:
             why = "; ".join(reasons)
             self.endings.audit("rollout.rolled_back", name, why, version, None, reasons, report)
-            self.server.undeploy(name)
-            return self.endings.rejected(name, endpoint, version, None, reasons)
+            self._stop(name, f"rolled back: {why}")
+            return dataclasses.replace(
+                self.endings.rejected(name, endpoint, version, None, reasons), stopped=True
+            )
         self.traffic.audit("rollout.completed", name, "canary held its SLOs", version=promoted.ref)
         self.session.emit("on_deployed", subject=promoted.ref, version=promoted, endpoint=endpoint)
         return RolloutResult(endpoint, "promoted", promoted.ref)
@@ -305,9 +307,15 @@ class RolloutController:
     ) -> RolloutResult:
         """Nothing to fall back to: a first canary left unjudged (no evidence, or its process
         told to stop) stops, and its rollout ends undecided."""
+        self._stop(name, "undecided: " + "; ".join(reasons))
+        ended = self.endings.undecided(name, None, version, reasons, report, endpoint)
+        return dataclasses.replace(ended, stopped=True)
+
+    def _stop(self, name: str, why: str) -> None:
+        """Stop endpoint `name` (a first canary's: nothing to fall back to), then audit it:
+        its traffic history shows that nothing answered from then on."""
         self.server.undeploy(name)
-        self.traffic.audit("endpoint.undeployed", name, "undecided: " + "; ".join(reasons))
-        return self.endings.undecided(name, None, version, reasons, report, endpoint)
+        self.traffic.audit("endpoint.undeployed", name, why)
 
     def _roll_out(
         self, version: ModelVersion, name: str, champion: str, plan: RolloutPlan

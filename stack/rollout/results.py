@@ -16,6 +16,9 @@ class RolloutResult:
     reasons: tuple[str, ...] = ()
     #: What a rollout whose process died had left on the endpoint, put back first.
     repaired: tuple[str, ...] = ()
+    #: The endpoint was stopped at the end (a first canary rolled back or left undecided:
+    #: nothing to fall back to): `endpoint` is what it served before; nothing answers now.
+    stopped: bool = False
 
 
 @dataclass(frozen=True, slots=True)

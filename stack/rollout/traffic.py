@@ -14,6 +14,7 @@ from stack.contract.serving import Endpoint, ProcessInspector, Router, TrafficSp
 from stack.errors import StackError
 from stack.governance.service import Governance
 from stack.plugins.capabilities import declares
+from stack.rollout.history import TRAFFIC_CHANGES
 from stack.rollout.results import first_line
 from stack.rollout.subjects import (
     LOCAL,
@@ -78,7 +79,7 @@ def recorded_elsewhere(spine: SpineStore, here: Target) -> dict[str, Mapping[str
     split the audit log last recorded for it (`endpoint.routed`, not undeployed since):
     what this machine knows of the cluster's endpoints without reaching the cluster."""
     last: dict[str, AuditEntry] = {}
-    for entry in spine.audit_entries(subject_prefix=SUBJECT_PREFIX, actions=_ROUTED_OR_GONE):
+    for entry in spine.audit_entries(subject_prefix=SUBJECT_PREFIX, actions=TRAFFIC_CHANGES):
         last[entry.subject] = entry
     found: dict[str, Mapping[str, float]] = {}
     for subject, entry in last.items():
@@ -88,9 +89,6 @@ def recorded_elsewhere(spine: SpineStore, here: Target) -> dict[str, Mapping[str
         weights = dict(entry.payload.get("weights") or {})
         found[f"{parsed[1]} on {parsed[0]}"] = {str(k): float(v) for k, v in weights.items()}
     return found
-
-
-_ROUTED_OR_GONE = ("endpoint.routed", "endpoint.undeployed")
 
 
 class EndpointTraffic:

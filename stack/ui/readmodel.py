@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from stack.rollout.history import TRAFFIC_CHANGES, stop_reason
 from stack.spine.schema import ApprovalRow, AuditEntryRow, MonitoringCheckRow
 from stack.spine.store import SpineStore
 from stack.spine.timeutil import from_text
@@ -176,12 +177,14 @@ class ReadModel:
         rows = session.execute(query).all()
         for seq, at, actor, action, subject, payload, reason in rows:
             self._seen = seq
-            if action == "endpoint.routed":
-                data = json.loads(payload)
+            if action in TRAFFIC_CHANGES:  # a stop: nothing takes traffic from then on
+                stopped = action == "endpoint.undeployed"
+                data = {} if stopped else json.loads(payload)
                 weights = dict(data.get("weights", {}))
                 name = subject.removeprefix("endpoint:")
+                why = "endpoint stopped: " + stop_reason(reason, actor) if stopped else reason
                 self._routed[name].append(
-                    (from_text(at), {str(k): float(v) for k, v in weights.items()}, reason)
+                    (from_text(at), {str(k): float(v) for k, v in weights.items()}, why)
                 )
                 self._shadows[name].append(tuple(str(s) for s in data.get("shadows") or ()))
             elif action.startswith("rollout.") and subject.startswith("endpoint:"):
@@ -290,7 +293,8 @@ class ReadModel:
     def routed(
         self, endpoint: str | None = None
     ) -> dict[str, list[tuple[datetime, dict[str, float], str]]]:
-        """Each endpoint's traffic splits, oldest first: (when, weights by version, reason)."""
+        """Each endpoint's traffic splits, oldest first: (when, weights by version, reason);
+        a stop (`endpoint.undeployed`) is a split of no weights, its reason saying so."""
         with self._folding() as session:
             self._catch_up(session)
             names = [endpoint] if endpoint is not None else sorted(self._routed)

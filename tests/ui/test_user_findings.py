@@ -213,6 +213,26 @@ def test_rollouts_show_the_shadow_phase_as_rollout_history_does(
     assert "beta@1 100% (shadow: beta@2)." in then
 
 
+def test_rollouts_show_an_undeployed_endpoint_served_nothing_from_its_stop(
+    session: StackSession, client: TestClient
+) -> None:
+    session.spine.audit(
+        actor="ana",
+        action="endpoint.routed",
+        subject="endpoint:gamma",
+        reason="direct",
+        payload={"weights": {"gamma@1": 1.0}, "shadows": [], "sticky": False},
+    )
+    session.spine.audit(
+        actor="ana", action="endpoint.undeployed", subject="endpoint:gamma", reason=""
+    )
+    page = html.unescape(client.get("/rollouts?model=gamma").text)
+    assert "endpoint stopped: undeployed by ana" in page
+    now = (datetime.now(UTC) + timedelta(minutes=1)).isoformat(timespec="seconds")[:19]
+    then = html.unescape(client.get(f"/rollouts?model=gamma&at={now}").text)
+    assert "nothing served" in then and "gamma@1 100%." not in then
+
+
 def test_mlstack_ui_on_a_taken_port_names_it_and_prints_no_url(stack_dir: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

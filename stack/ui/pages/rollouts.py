@@ -1,6 +1,7 @@
 """Rollouts (`/rollouts`): per endpoint, a timeline of which versions served with which
-weights when (read from the audit log's `endpoint.routed` entries), what served at a
-chosen time, and the live split with each version's health from the prediction log."""
+weights when (read from the audit log's `endpoint.routed` entries, and its
+`endpoint.undeployed` ones: nothing served from a stop on), what served at a chosen time,
+and the live split with each version's health from the prediction log."""
 
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ def test_deploy_status_history_and_an_unjudgeable_canary(
     assert len(history) == 3  # deploy, canary 50%, rollback
     assert "canary: 50%" in history[1] and "rollback" in history[2]
     at = cli("rollout", "history", "churn", "--at", before_canary, check=True)
-    assert f"serving at {before_canary}: {first}" in at.stdout
+    assert f"serving at {before_canary} (registry state): {first}" in at.stdout
 
     audited = cli("audit", "log", "--action", "endpoint.undeployed", check=True).stdout
     for name in ("nosuch", "../churn"):  # refused before anything is audited or removed
