@@ -93,13 +93,44 @@ def endpoint_url(ctx: StepContext) -> str | None:
     return next((e.url for e in ctx.session.server.endpoints() if e.name == ENDPOINT), None)
 
 
+def serving_version(ctx: StepContext) -> str | None:
+    serving = ctx.session.registry.find_by_state(ENDPOINT, LifecycleState.SERVING)
+    return serving[0].ref if serving else None
+
+
+def running_endpoint(ctx: StepContext) -> str:
+    """The endpoint's URL; a stopped endpoint (Ctrl-C stops it, and `--resume` goes on from
+    the step after the deploy) is started again with the serving version."""
+    from stack.config.rollout import RolloutPlan
+
+    url = endpoint_url(ctx)
+    if url is not None:
+        return url
+    ref = serving_version(ctx)
+    if ref is None:
+        raise RuntimeError(
+            f"endpoint {ENDPOINT} is not running and no version of {ENDPOINT} is serving: "
+            "run the recipe again (`mlstack run quickstart`)"
+        )
+    print(f"    endpoint {ENDPOINT} had stopped: starting it with {ref} (the serving version)")
+    plan = RolloutPlan(strategy="direct", endpoint=ENDPOINT)
+    return RolloutController(ctx.session).deploy(ref, plan).endpoint.url
+
+
 def roll_out(ctx: StepContext, ref: str, records: list[dict[str, float]]) -> str:
     """Deploy `ref` by the recipe's rollout plan, with traffic flowing during the bake."""
     controller = RolloutController(ctx.session)
     plan = ctx.recipe.spec.rollout
     url = endpoint_url(ctx)
-    if url is None:  # nothing serves yet: the endpoint starts with this version alone
-        print(f"    starting endpoint {ENDPOINT} with {ref} as a canary")
+    if url is None:  # stopped: it starts with the serving version, else this one alone
+        champion = serving_version(ctx)
+        if champion is None or champion == ref:
+            print(f"    starting endpoint {ENDPOINT} with {ref} as a canary")
+        else:
+            print(
+                f"    starting endpoint {ENDPOINT} with {champion} (the serving version), "
+                f"then the {plan.strategy} of {ref} beside it"
+            )
         holder: dict[str, Any] = {}
 
         def start() -> None:
@@ -167,8 +198,7 @@ def replay(
     import httpx
     from rich.progress import Progress
 
-    url = endpoint_url(ctx)
-    assert url is not None, "the endpoint is not running"
+    url = running_endpoint(ctx)
     todo = requests(generate_data.production)[bake_requests:]
     answered: list[str] = []
     with Progress(transient=True) as progress, httpx.Client(timeout=10) as client:

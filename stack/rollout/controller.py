@@ -114,8 +114,34 @@ class RolloutController:
         )
         with self._exclusive(name):
             repaired = self._repair_dead_rollout(name)
+            repaired += self._restart_champion(version, name, plan)
             result = self._deploy(version, name, plan, reason)
         return dataclasses.replace(result, repaired=repaired) if repaired else result
+
+    def _restart_champion(
+        self, version: ModelVersion, name: str, plan: RolloutPlan
+    ) -> tuple[str, ...]:
+        """A stopped endpoint (undeployed, or stopped by an interrupt) whose model still has
+        a `serving` version: that version serves on it again before a canary, shadow or A/B
+        rolls out beside it, so the challenger is compared with the champion and the
+        champion is there to fall back to. Only a model with nothing `serving` starts with
+        its challenger alone (a first canary); `direct` replaces whatever serves anyway."""
+        if plan.strategy == "direct" or self.find(name) is not None:
+            return ()
+        serving = self.session.registry.find_by_state(version.model, S.SERVING)
+        if not serving or serving[0].ref == version.ref:
+            return ()
+        champion = serving[0]
+        refuse_if_live_elsewhere(  # the challenger's refusal, before anything starts
+            self.server.endpoints(), version, besides=name, others=self.traffic.other_targets()
+        )
+        why = f"the serving version, started again for the {plan.strategy} of {version.ref}"
+        started = self.server.deploy(champion, endpoint=name)  # raises having changed nothing
+        self.traffic.deployed(name, started, champion.ref, why, f"{champion.ref} takes all traffic")
+        return (
+            f"endpoint {name!r} was stopped: started {champion.ref} (the serving version) on it "
+            f"again, so {version.ref} rolls out beside it",
+        )
 
     @contextlib.contextmanager
     def _exclusive(self, name: str) -> Iterator[None]:
@@ -186,6 +212,8 @@ class RolloutController:
         others = self.traffic.other_targets()
         refuse_if_live_elsewhere(self.server.endpoints(), version, besides=name, others=others)
         current = self.find(name)
+        if current is None and version.state is S.SERVING:
+            return self._direct(version, name, current, reason or "deploy")  # back up alone
         if current is None and plan.strategy == "canary":
             return self._first_canary(version, name, plan, reason or "first deploy")
         if current is None or plan.strategy == "direct":

@@ -129,3 +129,46 @@ def test_the_whole_lifecycle_on_the_same_store(project: Path) -> None:
         assert "monitoring.breached" in actions and "retraining.finished" in actions
         assert "rollout.completed" in actions
         assert opened.spine.verify_audit().ok
+
+
+def test_ctrl_c_during_a_rerun_s_canary_then_resume_serves_again(project: Path) -> None:
+    """A re-run's canary rolls out beside the serving version; Ctrl-C there stops the demo's
+    endpoint, and `--resume` starts the serving version on it again and rolls the
+    challenger out beside it (never alone, never stuck on a stopped endpoint)."""
+    process = subprocess.Popen(
+        [str(MLSTACK), "run", "quickstart"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    seen: list[str] = []
+    for line in process.stdout:
+        seen.append(line)
+        if "beside the serving version" in line:
+            time.sleep(0.5)  # inside the bake
+            process.send_signal(signal.SIGINT)
+            break
+    output = "".join(seen) + process.communicate(timeout=120)[0]
+    assert process.returncode == 130, output
+    with session(project) as opened:
+        assert opened.server.endpoints() == []
+        [run] = opened.spine.pipeline_runs(recipe="quickstart", limit=1)
+        [champion] = opened.registry.find_by_state("churn", LifecycleState.SERVING)
+
+    resumed = subprocess.run(
+        [str(MLSTACK), "run", "quickstart", "--resume", run.run_id],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+    output = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, output
+    assert f"starting endpoint churn with {champion.ref} (the serving version)" in output
+    with session(project) as opened:
+        [endpoint] = opened.server.endpoints()
+        [serving] = opened.registry.find_by_state("churn", LifecycleState.SERVING)
+        assert endpoint.split.weights.get(serving.ref) == 1.0

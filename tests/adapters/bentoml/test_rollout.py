@@ -131,6 +131,42 @@ def test_a_healthy_canary_is_promoted_and_can_be_rolled_back_by_hand(stack: Stac
     assert answer.headers["x-model-version"] == champion.ref
 
 
+def test_a_canary_on_a_stopped_endpoint_starts_the_serving_version_beside_it(
+    stack: Stack,
+) -> None:
+    """`undeploy` leaves the version `serving`: the next canary brings it back on the
+    endpoint and rolls out beside it (a champion to compare with and fall back to), rather
+    than serving the challenger alone as a first deploy does."""
+    champion, challenger = stack.versions.champion, stack.versions.challenger
+    with stack.session() as session:
+        session.server.undeploy("churn")
+        Governance(session).promote(challenger.ref, S.APPROVED)
+        plan = RolloutPlan(steps=(0.5, 1.0), bake_seconds=3600, check_seconds=0.5, slo=FAST)
+        seen: list[dict[str, float]] = []
+
+        def bake_once(seconds: float) -> None:  # the first step's split, then a breach
+            [endpoint] = session.server.endpoints()
+            seen.append(dict(endpoint.split.weights))
+            raise KeyboardInterrupt
+
+        controller = RolloutController(session, sleep=bake_once)
+        with pytest.raises(KeyboardInterrupt):
+            controller.deploy(challenger.ref, plan)
+
+        assert seen[0] == {champion.ref: 0.5, challenger.ref: 0.5}
+        [endpoint] = session.server.endpoints()  # Ctrl-C: back to the champion, still up
+        assert dict(endpoint.split.weights) == {champion.ref: 1.0}
+        assert session.registry.find_by_state("churn", S.SERVING)[0].ref == champion.ref
+        assert session.registry.get_version("churn", challenger.version).state is S.APPROVED
+        routed = [e for e in session.spine.audit_entries(action="endpoint.deployed")]
+        assert "started again for the canary of " + challenger.ref in routed[-1].reason
+
+        session.server.undeploy("churn")  # the serving version itself: back up, alone
+        again = RolloutController(session).deploy(champion.ref, plan)
+        assert again.outcome == "deployed"
+        assert dict(again.endpoint.split.weights) == {champion.ref: 1.0}
+
+
 def test_a_shadow_that_disagrees_is_rolled_back_and_never_answers(stack: Stack) -> None:
     challenger = stack.versions.challenger
     with stack.session() as session:
