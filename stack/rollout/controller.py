@@ -95,9 +95,10 @@ class RolloutController:
         `plan` says.
 
         Strategy `direct` (or shadow and A/B with nothing live to compare with): the version
-        must pass the `serving` gate and then takes all traffic. A canary with nothing live
-        serves alone in state `canary` for one bake before the `serving` gate. Otherwise the
-        version is rolled out beside the version that serves now. Without `plan`, the
+        must pass the `serving` gate and then takes all traffic. A canary of a model with no
+        `serving` version serves alone in state `canary` for one bake before the `serving`
+        gate. Otherwise the version is rolled out beside the version that serves now (started
+        again first on a stopped endpoint). Without `plan`, the
         version's recipe's (`StackSession.recipe_for`), else the default one.
 
         One deploy at a time per endpoint, from any process or machine sharing the spine

@@ -35,9 +35,9 @@ def session(project: Path) -> StackSession:
     return StackSession.open(project / "stack.yaml", base_dir=project)
 
 
-def test_ctrl_c_during_live_traffic_stops_the_endpoint_and_records_the_stop(
-    project: Path,
-) -> None:
+def interrupted(project: Path, at: str) -> tuple[int, str]:
+    """`mlstack run quickstart`, Ctrl-C half a second after it prints a line with `at`:
+    its exit code and output."""
     process = subprocess.Popen(
         [str(MLSTACK), "run", "quickstart"],
         cwd=project,
@@ -49,12 +49,19 @@ def test_ctrl_c_during_live_traffic_stops_the_endpoint_and_records_the_stop(
     seen: list[str] = []
     for line in process.stdout:
         seen.append(line)
-        if "… replay" in line:
-            time.sleep(0.5)  # inside the traffic loop
+        if at in line:
+            time.sleep(0.5)
             process.send_signal(signal.SIGINT)
             break
     output = "".join(seen) + process.communicate(timeout=120)[0]
-    assert process.returncode == 130, output
+    return process.returncode, output
+
+
+def test_ctrl_c_during_live_traffic_stops_the_endpoint_and_records_the_stop(
+    project: Path,
+) -> None:
+    returncode, output = interrupted(project, "… replay")  # inside the traffic loop
+    assert returncode == 130, output
     assert "interrupted: stopped endpoint churn" in output
     with session(project) as opened:
         assert opened.server.endpoints() == []
@@ -135,23 +142,8 @@ def test_ctrl_c_during_a_rerun_s_canary_then_resume_serves_again(project: Path) 
     """A re-run's canary rolls out beside the serving version; Ctrl-C there stops the demo's
     endpoint, and `--resume` starts the serving version on it again and rolls the
     challenger out beside it (never alone, never stuck on a stopped endpoint)."""
-    process = subprocess.Popen(
-        [str(MLSTACK), "run", "quickstart"],
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    seen: list[str] = []
-    for line in process.stdout:
-        seen.append(line)
-        if "beside the serving version" in line:
-            time.sleep(0.5)  # inside the bake
-            process.send_signal(signal.SIGINT)
-            break
-    output = "".join(seen) + process.communicate(timeout=120)[0]
-    assert process.returncode == 130, output
+    returncode, output = interrupted(project, "beside the serving version")  # in the bake
+    assert returncode == 130, output
     with session(project) as opened:
         assert opened.server.endpoints() == []
         [run] = opened.spine.pipeline_runs(recipe="quickstart", limit=1)
