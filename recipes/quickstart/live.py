@@ -293,11 +293,11 @@ def summary(ctx: StepContext, monitor: dict[str, Any], generate_data: Generated)
     online = session.features.online_features(REFS[:2], [customer])[0]
     print(f"    serving version : {ref or 'none'}")
     url = endpoint_url(ctx) or "not running"
-    print(f"    endpoint        : {url}  (mlstack undeploy churn stops it)")
+    print(f"    endpoint        : {url}  ({command('mlstack')} undeploy churn stops it)")
     values = ", ".join(f"{k}={v}" for k, v in online.items() if k != "customer_id")
     print(f"    online features : {customer['customer_id']} -> {values} (Feast, online store)")
     if ref is not None:
-        print(f"    lineage         : mlstack lineage {ref}")
+        print(f"    lineage         : {command('mlstack')} lineage {ref}")
         for edge in session.spine.upstream(NodeRef(NodeKind.MODEL_VERSION, ref)):
             print(f"                      {edge.target} <-{edge.relation}- {edge.source}")
         print(f"    model card      : {session.home / 'cards' / f'{ref}.md'}")
@@ -305,7 +305,26 @@ def summary(ctx: StepContext, monitor: dict[str, Any], generate_data: Generated)
         print(f"    drift report    : {report}")
     print(
         f"    audit log       : {verified.entries} entries, chain "
-        f"{'intact' if verified.ok else 'BROKEN'} (mlstack audit log --model churn)"
+        f"{'intact' if verified.ok else 'BROKEN'} ({command('mlstack')} audit log --model churn)"
     )
-    print(f"    MLflow UI       : mlflow ui --backend-store-uri sqlite:///{session.home}/mlflow.db")
-    print("    web console     : mlstack ui  (then http://127.0.0.1:8765/; docs/console.md)")
+    mlflow_ui = f"{command('mlflow')} ui --backend-store-uri sqlite:///{session.home}/mlflow.db"
+    print(f"    MLflow UI       : {mlflow_ui}")
+    print(
+        f"    web console     : {command('mlstack')} ui  (then http://127.0.0.1:8765/; "
+        "docs/console.md)"
+    )
+
+
+def command(name: str) -> str:
+    """`name` as the user types it: bare when their PATH finds this environment's, else the
+    environment's own (`.venv/bin/mlstack` after `make demo`, which does not activate it)."""
+    import os
+    import shutil
+    import sys
+    from pathlib import Path
+
+    own = Path(sys.executable).parent / name
+    found = shutil.which(name)
+    if found is not None and Path(found).resolve() == own.resolve():
+        return name
+    return os.path.relpath(own) if own.is_relative_to(Path.cwd()) else str(own)
