@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stack.cli.common import open_session
+from stack.cli.common import open_existing_session, open_session
 
 
 @click.group("alerts")
@@ -51,7 +51,7 @@ def test_routes(ctx: click.Context, recipe_location: str | None) -> None:
 @click.pass_context
 def firing(ctx: click.Context) -> None:
     """The alerts firing, and those resolved that a route has not been told of yet."""
-    with open_session(ctx) as session:
+    with open_existing_session(ctx) as session:
         alerts = session.spine.firing_alerts()
     if not alerts:
         click.echo("no alert firing")

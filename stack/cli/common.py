@@ -129,16 +129,31 @@ def open_session(ctx: click.Context, recipe: Recipe | None = None) -> StackSessi
     return StackSession.open(stack_path(ctx), recipe=recipe)
 
 
-def open_existing_session(ctx: click.Context) -> StackSession:
-    """A session for a command that reads what the stack holds (the audit log, runs): a SQLite
-    spine that does not exist yet is an error naming the file, not an empty log created on
-    the spot (a cron job run from the wrong folder would verify nothing and pass)."""
-    session = open_session(ctx)
+def store_of(session: StackSession) -> str:
+    """Which stack file `session` read and where it keeps its store, in one line:
+    `stack.yaml (store /p/.mlstack, spine /p/.mlstack/spine.db)`."""
+    stack = str(session.source.resolve()) if session.source else "the embedded local stack"
+    spine = session.spine_file() or session.stack.spine.safe_url
+    return f"{stack} (store {session.home}, spine {spine})"
+
+
+def open_existing_session(ctx: click.Context, recipe: Recipe | None = None) -> StackSession:
+    """A session for a command that reads what the stack holds (the audit log, runs, the
+    registry): a SQLite spine that does not exist yet is an error naming the file and the
+    folder, not an empty store created on the spot (a cron job run from the wrong folder
+    would verify nothing and pass; `mlstack models` would list an empty inventory). Nothing
+    is created before the check: `.mlstack/` appears only when an adapter is first built."""
+    from stack.config.home import refuse_home
+
+    session = open_session(ctx, recipe)
+    refuse_home(session.home, session.source)  # a home that cannot be: the first problem
     spine = session.spine_file()
     if spine is not None and not spine.exists():
         session.close()
+        where = f"the stack file {session.source}" if session.source else "the embedded stack"
         raise click.ClickException(
-            f"no spine at {spine}: nothing was ever recorded for this stack here. Run from the "
-            "project folder, or give its stack file with --stack"
+            f"no spine at {spine}: nothing was ever recorded for {where} in {Path.cwd()}. "
+            "Run from the project folder, or point at its stack file with --stack FILE (or "
+            "MLSTACK_STACK=FILE)"
         )
     return session

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import click
 
-from stack.cli.common import DURATION, open_session
+from stack.cli.common import DURATION, open_existing_session
 
 
 @click.command("cost")
@@ -37,7 +37,7 @@ def cost(
     from stack.observability.cost import log_cost_metrics, report
     from stack.spine.timeutil import now_utc
 
-    with open_session(ctx) as session:
+    with open_existing_session(ctx) as session:
         found = report(session, period, now_utc())
         errors = []
         if log_metrics:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from stack.cli.common import VERSION, open_session
+from stack.cli.common import VERSION, open_existing_session, open_session
 from stack.contract.registry import ModelSelector
 from stack.contract.roles import Role
 from stack.contract.states import LifecycleState, can_transition
@@ -25,14 +25,16 @@ RECIPE = click.option(
 
 
 def _governance(  # type: ignore[no-untyped-def]
-    ctx: click.Context, recipe_location: str | None, *, prompts: bool = False
+    ctx: click.Context, recipe_location: str | None, *, prompts: bool = False, read: bool = False
 ):
-    """The session and its governance; with `prompts`, seen through the prompt registry."""
+    """The session and its governance; with `prompts`, seen through the prompt registry;
+    with `read`, of a stack that exists (open_existing_session)."""
     from stack.config.recipe_file import load_recipe
     from stack.governance.service import Governance
 
     recipe = load_recipe(Path(recipe_location)) if recipe_location else None
-    session = open_session(ctx, recipe)  # the recipe's hooks are asked, as in `mlstack run`
+    opener = open_existing_session if read else open_session
+    session = opener(ctx, recipe)  # the recipe's hooks are asked, as in `mlstack run`
     if prompts:
         from stack.llm.prompts import prompt_session
 
@@ -166,7 +168,7 @@ def reject(
 @click.pass_context
 def card(ctx: click.Context, selector: ModelSelector, recipe_location: str | None) -> None:
     """Write the model card of MODEL@VERSION (Markdown and HTML) and print its paths."""
-    session, governance = _governance(ctx, recipe_location)
+    session, governance = _governance(ctx, recipe_location, read=True)
     with session:
         paths = governance.write_card(selector)
     click.echo(f"{paths.markdown}\n{paths.html}")
@@ -179,7 +181,7 @@ def models(ctx: click.Context, output: str) -> None:
     """The model inventory: owner, risk tier, state, serving version, evaluation, drift."""
     from stack.governance.inventory import inventory
 
-    with open_session(ctx) as session:
+    with open_existing_session(ctx) as session:
         rows = inventory(session)
     if output == "json":
         click.echo(json.dumps([r.to_json() for r in rows], indent=2))

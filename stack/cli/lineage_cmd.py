@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from stack.cli.common import VERSION, open_session, parse_moment
+from stack.cli.common import VERSION, open_existing_session, parse_moment
 from stack.contract.registry import ModelSelector
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def lineage(
     from stack.governance.service import Governance
     from stack.spine.lineage import NodeKind, NodeRef
 
-    with open_session(ctx) as session:
+    with open_existing_session(ctx) as session:
         node: NodeRef
         if as_of is not None:
             model = target.model if isinstance(target, ModelSelector) else str(target)

@@ -140,7 +140,7 @@ def _require_spine(session: StackSession) -> None:
 @click.pass_context
 def history(ctx: click.Context, model: str, limit: int) -> None:
     """The latest checks of MODEL, newest first."""
-    with open_session(ctx) as session:
+    with open_existing_session(ctx) as session:
         checks = session.spine.checks(model, limit=limit)
     if not checks:
         click.echo(f"no monitoring checks of {model} yet")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from stack.cli.common import VERSION, open_session
+from stack.cli.common import VERSION, open_existing_session, open_session
 
 if TYPE_CHECKING:
     from stack.contract.registry import ModelSelector
@@ -65,7 +65,7 @@ def list_versions(ctx: click.Context, name: str) -> None:
     """Every version of prompt NAME with its state."""
     from stack.llm.prompts import prompt_registry
 
-    with open_session(ctx) as session:
+    with open_existing_session(ctx) as session:
         for version in prompt_registry(session).versions(name):
             click.echo(f"{version.ref:<24} {version.state.value:<10} {version.source_uri}")
 
@@ -78,7 +78,7 @@ def show(ctx: click.Context, selector: ModelSelector) -> None:
     from stack.governance.service import Governance
     from stack.llm.prompts import prompt_session
 
-    with open_session(ctx) as session:
+    with open_existing_session(ctx) as session:
         view = prompt_session(session)
         version = Governance(view).version(selector)
         click.echo(view.registry.template(version.model, version.version))  # type: ignore[attr-defined]
@@ -94,7 +94,7 @@ def diff(ctx: click.Context, name: str, before: int, after: int) -> None:
     from stack.llm.prompts import diff as unified
     from stack.llm.prompts import prompt_registry
 
-    with open_session(ctx) as session:
+    with open_existing_session(ctx) as session:
         registry = prompt_registry(session)
         texts = [(v, registry.template(name, v)) for v in (before, after)]  # type: ignore[attr-defined]
     click.echo(unified(name, texts[0], texts[1]), nl=False)

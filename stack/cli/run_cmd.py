@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from stack.cli.common import open_session, stack_path
+from stack.cli.common import open_existing_session, open_session, stack_path, store_of
 from stack.hooks.specs import hookimpl
 
 if TYPE_CHECKING:
@@ -113,10 +113,13 @@ def run(
     checked = preflight(stack_path(ctx), Path(recipe_location), overrides=params)
     recipe = checked.recipe
     assert recipe is not None  # preflight was given one
-    note = checked.embedded_note()
-    if note:  # even with --quiet: which stack a run used is not progress
-        click.echo(note, err=True)
     with open_session(ctx, recipe) as session:  # the session registers the recipe's hooks
+        # even with --quiet: which stack and store a run used is not progress (the current
+        # folder's, unless --stack says otherwise: a recipe's own folder is not looked in)
+        click.echo(f"stack: {store_of(session)}", err=True)
+        note = checked.embedded_note()
+        if note:
+            click.echo(note, err=True)
         if not quiet:
             session.hooks.register(ConsoleProgress(), name="mlstack-console")
         started = RunStarted()
@@ -145,7 +148,7 @@ def runs(ctx: click.Context, recipe: str | None, limit: int) -> None:
     host that has not renewed its lease lately (see `mlstack doctor`)."""
     from stack.orchestration.reconcile import describe_state
 
-    with open_session(ctx) as session:
+    with open_existing_session(ctx) as session:
         records = session.spine.pipeline_runs(recipe=recipe, limit=limit)
     if not records:
         click.echo("no runs yet")

@@ -30,12 +30,15 @@ def status(ctx: click.Context) -> None:
     from stack.spine.store import SpineStore
 
     with open_session(ctx) as session:
-        store = SpineStore.open(session.stack.spine.connect_url(), migrate=False)
-        try:
-            revision = store.schema_revision()
-        except (OperationalError, ProgrammingError):
-            revision = None
-        finally:
-            store.close()
+        revision = None
+        file = session.spine_file()
+        if file is None or file.exists():  # opening a SQLite file that is not there makes it
+            store = SpineStore.open(session.stack.spine.connect_url(), migrate=False)
+            try:
+                revision = store.schema_revision()
+            except (OperationalError, ProgrammingError):
+                revision = None
+            finally:
+                store.close()
         shown = revision or "not created yet (run `mlstack spine upgrade`)"
         click.echo(f"{session.stack.spine.safe_url}: schema {shown}")

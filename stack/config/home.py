@@ -24,17 +24,22 @@ def home_problem(path: Path) -> str | None:
     return None
 
 
-def create_home(path: Path, source: Path | None) -> None:
-    """Create the folder `path` (and its parents) unless it is there. Raises StackError
-    naming the stack file's `home` field and the path when it cannot be."""
-    where = f"{source}: " if source else ""
-    problem = home_problem(path)
-    if problem is None:
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            problem = f"cannot create it ({exc.strerror or exc})"
+def refuse_home(path: Path, source: Path | None, problem: str | None = None) -> None:
+    """Raise StackError naming the stack file's `home` field and `path` when `problem` (by
+    default `home_problem`'s) says it cannot be used; writes nothing."""
+    problem = problem or home_problem(path)
     if problem is not None:
+        where = f"{source}: " if source else ""
         raise StackError(
             f"{where}home: {path}: {problem}; set `home:` to a folder mlstack may write"
         )
+
+
+def create_home(path: Path, source: Path | None) -> None:
+    """Create the folder `path` (and its parents) unless it is there. Raises StackError
+    naming the stack file's `home` field and the path when it cannot be."""
+    refuse_home(path, source)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        refuse_home(path, source, f"cannot create it ({exc.strerror or exc})")

@@ -124,7 +124,7 @@ def test_a_home_the_system_refuses_is_refused_by_every_command(cli: Cli, workdir
     if not Path("/proc/self").is_dir():
         pytest.skip("no /proc on this system")
     (workdir / "stack.yaml").write_text("name: s\nhome: /proc/forbidden\n")
-    result = cli("models")
+    result = cli("promote", "churn@1", "--to", "approved")  # a read finds no spine first
     assert result.returncode == 1, result.stdout
     assert "stack.yaml: home: /proc/forbidden: cannot create it" in result.stderr
     assert "Traceback" not in result.stderr
