@@ -238,13 +238,39 @@ def evaluate(
     }
     run = RunRef(train.run_id, train.experiment)
     tracker = ctx.session.tracker
+    fingerprint = holdout_fingerprint(test, holdout)
     tracker.log_metrics(run, metrics)
-    tracker.log_dataset(run, holdout_fingerprint(test, holdout), context="evaluation")
+    tracker.log_dataset(run, fingerprint, context="evaluation")
     tracker.finish_run(run)
     print(
         f"    auc={metrics['auc']:.3f} accuracy={metrics['accuracy']:.3f} on {len(test)} later rows"
     )
+    evaluate_champion(ctx, x, y, fingerprint)
     return metrics
+
+
+def evaluate_champion(ctx: StepContext, x: Any, y: Any, fingerprint: DatasetFingerprint) -> None:
+    """The serving champion's AUC on the same rows, logged to its run with their dataset,
+    when its run has none on these rows (a champion the retraining made was evaluated on the
+    production period's rows): the serving gate compares the two only on the same data."""
+    from sklearn.metrics import roc_auc_score
+
+    from stack.contract.registry import ModelLoader
+
+    serving = ctx.session.registry.find_by_state("churn", LifecycleState.SERVING)
+    if not serving or not serving[0].run_id:
+        return
+    champion, tracker = serving[0], ctx.session.tracker
+    record = tracker.get_run(serving[0].run_id)
+    if any(d.name == fingerprint.name and d.digest == fingerprint.digest for d in record.datasets):
+        return
+    registry = ctx.session.registry
+    assert isinstance(registry, ModelLoader), "the registry loads no model into a process"
+    loaded: Any = registry.load_model(champion)
+    auc = round(float(roc_auc_score(y, loaded.get_raw_model().predict_proba(x)[:, 1])), 4)
+    tracker.log_metrics(record.ref, {"auc": auc})
+    tracker.log_dataset(record.ref, fingerprint, context="evaluation")
+    print(f"    champion {champion.ref} auc={auc:.3f} on the same rows")
 
 
 def holdout_fingerprint(test: Any, name: str) -> DatasetFingerprint:

@@ -122,7 +122,7 @@ def _champion(rule: ChampionRule, inputs: GateInputs, metrics: dict[str, float])
         return RuleResult(name, False, f"{missing} has no {rule.metric} to compare")
     if rule.same_dataset:
         mine = _digest(inputs.run, rule.same_dataset)
-        other = _digest(inputs.champion_run, rule.same_dataset)
+        other = _digest(inputs.champion_run, rule.same_dataset, mine)
         if mine is None or mine != other:
             return RuleResult(
                 name,
@@ -149,10 +149,13 @@ def _champion(rule: ChampionRule, inputs: GateInputs, metrics: dict[str, float])
     )
 
 
-def _digest(run: RunRecord | None, dataset: str) -> str | None:
+def _digest(run: RunRecord | None, dataset: str, prefer: str | None = None) -> str | None:
+    """The digest of `run`'s dataset named `dataset`: `prefer` when one of them has it (a
+    champion evaluated again on newer rows keeps the older dataset too), else the first."""
     if run is None:
         return None
-    return next((d.digest for d in run.datasets if d.name == dataset), None)
+    digests = [d.digest for d in run.datasets if d.name == dataset]
+    return prefer if prefer in digests else next(iter(digests), None)
 
 
 def counted_approvers(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from stack.config.recipe_file import Recipe, load_recipe
+from stack.contract import DatasetFingerprint
 from stack.contract.states import LifecycleState as S
 from stack.errors import ApprovalRefused, GateFailed, NotFound, StackError
 from stack.governance.history import served_at
@@ -180,6 +181,27 @@ def test_champion_on_a_different_evaluation_set_is_not_comparable(
     [rule] = [r for r in decision.results if r.rule == "champion auc"]
     assert not rule.passed
     assert "not evaluated on the same 'holdout' data" in rule.detail
+
+
+def test_a_champion_evaluated_again_on_newer_rows_is_compared_on_them(
+    governance: Governance, make_version: Factory, session: StackSession, as_user: User
+) -> None:
+    """A champion's run keeps each dataset it was evaluated on: the challenger is compared
+    with it when one of them is the challenger's, whichever MLflow lists first."""
+    champion = make_version(0.80)
+    to_serving(governance, champion.ref, as_user)
+    assert champion.run_id is not None
+    tracker = session.tracker
+    rerun = tracker.get_run(champion.run_id).ref
+    tracker.log_metrics(rerun, {"auc": 0.82})
+    tracker.log_dataset(rerun, DatasetFingerprint("holdout", "sha256:newer", 600, ("x",)))
+    challenger = make_version(0.83, holdout="sha256:newer")
+
+    decision = governance.check(challenger, S.SERVING)
+
+    [rule] = [r for r in decision.results if r.rule == "champion auc"]
+    assert rule.passed, rule.detail
+    assert f"0.83 vs 0.82 for {champion.ref}" in rule.detail
 
 
 def test_what_served_when_comes_from_the_audit_log(
