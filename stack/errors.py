@@ -15,6 +15,16 @@ class StackConfigError(StackError):
         super().__init__(message)
 
 
+class UnknownAdapter(StackError):
+    """A stack names an adapter no installed distribution provides and mlstack does not know
+    of (a typo, most often): the message says the closest names and the known ones."""
+
+    def __init__(self, adapter: str, role: str, detail: str) -> None:
+        self.adapter = adapter
+        self.role = role
+        super().__init__(f"no adapter {adapter!r} for role {role!r} ({detail})")
+
+
 class AdapterNotInstalled(StackError):
     """A stack names an adapter whose distribution (or wrapped tool) is not installed."""
 

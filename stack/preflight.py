@@ -16,9 +16,9 @@ from pathlib import Path
 from stack.config.diagnostics import describe
 from stack.config.home import home_problem
 from stack.config.param_overrides import ParamOverride
-from stack.config.recipe_file import Recipe, load_recipe
+from stack.config.recipe_file import Recipe, load_recipe, read_recipe
 from stack.config.spine_url import reach_problem
-from stack.config.stack_file import StackFile, embedded_roles, read_stack_file
+from stack.config.stack_file import StackFile, check_stack_file, embedded_roles
 from stack.config.yaml_source import YamlDocument
 from stack.contract.roles import Role
 from stack.errors import StackConfigError
@@ -66,27 +66,39 @@ def preflight(
     problems: list[str] = []
     recipe: Recipe | None = None
     if recipe_location is not None:
+        # a recipe with problems in its shape is still checked as far as it goes (its steps
+        # beside a typo under `rollout:`), so that one run reports every problem
         try:
-            recipe = load_recipe(recipe_location).with_overrides(overrides)
+            recipe, read_problems = read_recipe(recipe_location)
         except StackConfigError as exc:
-            problems.extend(exc.problems)
+            read_problems = exc.problems
+        problems.extend(read_problems)
     if recipe is not None:
+        recipe = recipe.with_overrides(overrides)
         problems.extend(recipe_problems(recipe))
     checked: CheckedStack | None = None
     try:
-        stack, doc = read_stack_file(stack_path)
+        result, doc = check_stack_file(stack_path)
     except StackConfigError as exc:
         problems.extend(exc.problems)
     else:
-        try:
-            roles = resolve_stack(stack, doc, registry, recipe)
-            checked = CheckedStack(
-                stack, doc, roles, registry, stack_path, recipe, embedded_roles(doc)
-            )
-        except StackConfigError as exc:
-            problems.extend(exc.problems)
-        problems.extend(spine_problems(stack, doc, base_dir or Path.cwd()))
-        problems.extend(home_problems(stack, doc, base_dir or Path.cwd()))
+        problems.extend(result.problems)
+        stack = result.value
+        if stack is not None:
+            # a role whose section had a problem is left out: its capabilities are not asked
+            dropped_role = any(role.value in result.dropped for role in Role)
+            try:
+                roles = resolve_stack(stack, doc, registry, None if dropped_role else recipe)
+                checked = CheckedStack(
+                    stack, doc, roles, registry, stack_path, recipe, embedded_roles(doc)
+                )
+            except StackConfigError as exc:
+                problems.extend(exc.problems)
+            base = base_dir or Path.cwd()
+            if "spine" not in result.dropped:
+                problems.extend(spine_problems(stack, doc, base))
+            if "home" not in result.dropped:
+                problems.extend(home_problems(stack, doc, base))
     if problems or checked is None:
         noun = "problem" if len(problems) == 1 else "problems"
         raise StackConfigError(

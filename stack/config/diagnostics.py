@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import difflib
 import typing
-from collections.abc import Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -20,16 +22,58 @@ def validated(doc: YamlDocument, model: type[M], data: Any, *, prefix: Loc = ())
     """`data` (the part of `doc` at `prefix`) as a `model`, or a StackConfigError listing
     every problem at its line: pydantic's, and booleans read as numbers or numbers as
     booleans (see `stack.config.strict_types`)."""
+    result = checked(doc, model, data, prefix=prefix)
+    if result.problems or result.value is None:
+        raise collect(doc, result.problems)
+    return result.value
+
+
+@dataclass(frozen=True)
+class Checked(Generic[M]):
+    """What `checked` found: every problem, and a model to run the later checks on.
+
+    `value` is the model with each top-level field that had a problem (`dropped`) left at its
+    default or a stand-in, so that one run reports the problems of the other fields too (a
+    recipe's step functions beside a typo under `rollout:`); None when even that is not valid.
+    With problems, `value` is for further checks only, never for a run."""
+
+    value: M | None
+    problems: list[str]
+    dropped: frozenset[str] = frozenset()
+
+
+def checked(
+    doc: YamlDocument,
+    model: type[M],
+    data: Any,
+    *,
+    prefix: Loc = (),
+    stand_ins: Mapping[str, Any] | None = None,
+) -> Checked[M]:
+    """`data` checked as in `validated`, without raising; `stand_ins` replace required
+    top-level fields that had a problem (`{"name": "recipe"}`)."""
     try:
         value = model.model_validate(data)
     except ValidationError as exc:
-        raise config_error(doc, exc, model=model, prefix=prefix) from None
+        problems = config_error(doc, exc, model=model, prefix=prefix).problems
+        dropped = frozenset(str(e["loc"][0]) for e in exc.errors() if e["loc"])
+        return Checked(_salvaged(model, data, dropped, stand_ins or {}), problems, dropped)
     coercions = bool_number_coercions(data, value)
-    if coercions:
-        raise collect(
-            doc, [describe(doc, (*prefix, *loc), why, hint) for loc, why, hint in coercions]
-        )
-    return value
+    problems = [describe(doc, (*prefix, *loc), why, hint) for loc, why, hint in coercions]
+    return Checked(value, problems, frozenset(str(loc[0]) for loc, _, _ in coercions if loc))
+
+
+def _salvaged(
+    model: type[M], data: Any, dropped: frozenset[str], stand_ins: Mapping[str, Any]
+) -> M | None:
+    if not dropped or not isinstance(data, dict):
+        return None
+    rest = {key: value for key, value in data.items() if key not in dropped}
+    rest.update({key: value for key, value in stand_ins.items() if key in dropped})
+    try:
+        return model.model_validate(rest)
+    except ValidationError:
+        return None
 
 
 def config_error(
@@ -55,6 +99,12 @@ def config_error(
     return collect(doc, problems, title=title)
 
 
+def did_you_mean(name: str, choices: Sequence[str]) -> str:
+    """ "did you mean 'closest'? " when one of `choices` is close to `name`, else ""."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
 def describe(doc: YamlDocument, loc: Sequence[str | int], message: str, hint: str = "") -> str:
     field = ".".join(str(p) for p in loc) or "(root)"
     text = f"{doc.where(loc)}: {field}: {message}"
@@ -62,9 +112,10 @@ def describe(doc: YamlDocument, loc: Sequence[str | int], message: str, hint: st
 
 
 def collect(
-    doc: YamlDocument, problems: list[str], *, title: str | None = None
+    doc: YamlDocument | Path, problems: list[str], *, title: str | None = None
 ) -> StackConfigError:
-    head = title or f"{doc.path} is not valid"
+    """One StackConfigError listing `problems`, headed `title` or "FILE is not valid"."""
+    head = title or f"{doc if isinstance(doc, Path) else doc.path} is not valid"
     noun = "problem" if len(problems) == 1 else "problems"
     message = f"{head} ({len(problems)} {noun}):\n  " + "\n  ".join(problems)
     return StackConfigError(message, problems)

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stack.config.diagnostics import collect, describe, validated
+from stack.config.diagnostics import checked, collect, describe
 from stack.config.features_section import FeaturesSection
 from stack.config.monitoring import MonitoringSection
 from stack.config.param_overrides import ParamOverride, overrides_for
@@ -146,15 +146,32 @@ class Recipe:
 
 def load_recipe(location: Path) -> Recipe:
     """Load `recipe.yaml` from a folder (or the file itself), checking the step graph."""
-    path = location / RECIPE_FILENAME if location.is_dir() else location
+    recipe, problems = read_recipe(location)
+    if problems or recipe is None:
+        raise collect(recipe.doc if recipe else _recipe_path(location), problems)
+    return recipe
+
+
+def read_recipe(location: Path) -> tuple[Recipe | None, list[str]]:
+    """The recipe at `location` and every problem of its shape and step graph, without
+    raising (a YAML that does not parse still raises StackConfigError). With problems, the
+    recipe returned has the fields that had them at their defaults (see
+    `stack.config.diagnostics.checked`), for the step checks to run on; None when its steps
+    themselves are not valid."""
+    path = _recipe_path(location)
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
         raise StackConfigError(f"{doc.where(())}: a recipe is a mapping with `name` and `steps`")
-    spec = validated(doc, RecipeFile, doc.data)
-    problems = _graph_problems(doc, spec) + _feature_problems(doc, spec)
-    if problems:
-        raise collect(doc, problems)
-    return Recipe(spec=spec, path=path.resolve(), doc=doc)
+    result = checked(doc, RecipeFile, doc.data, stand_ins={"name": "recipe"})
+    spec = result.value
+    if spec is None:
+        return None, result.problems
+    problems = result.problems + _graph_problems(doc, spec) + _feature_problems(doc, spec)
+    return Recipe(spec=spec, path=path.resolve(), doc=doc), problems
+
+
+def _recipe_path(location: Path) -> Path:
+    return location / RECIPE_FILENAME if location.is_dir() else location
 
 
 def _graph_problems(doc: YamlDocument, spec: RecipeFile) -> list[str]:

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from stack.config.diagnostics import validated
+from stack.config.diagnostics import Checked, checked, collect
 from stack.config.observability import AlertRouting, CostTable
 from stack.config.spine_url import form_problem
 from stack.config.yaml_source import YamlDocument, load_yaml
@@ -210,12 +210,23 @@ def read_stack_file(path: Path | None = None) -> tuple[StackFile, YamlDocument]:
     `ROLE: none` leaves it out. The document returned knows which roles were taken
     (`embedded_roles`), and places a problem in one of them at its line in the embedded file.
     """
+    result, doc = check_stack_file(path)
+    if result.problems or result.value is None:
+        raise collect(doc, result.problems)
+    return result.value, doc
+
+
+def check_stack_file(path: Path | None = None) -> tuple[Checked[StackFile], YamlDocument]:
+    """`read_stack_file` without raising on a problem of the file's shape: every problem,
+    and the stack with the fields that had them at their defaults (see
+    `stack.config.diagnostics.checked`) for the adapter checks to run on. A file that is
+    missing, not YAML or not a mapping still raises StackConfigError."""
     doc = load_yaml(path or DEFAULT_STACK)
     if not isinstance(doc.data, dict):
         raise StackConfigError(f"{doc.where(())}: a stack file is a mapping of roles to adapters")
     if path is not None and path.resolve() != DEFAULT_STACK:
         doc = doc.with_defaults(load_yaml(DEFAULT_STACK), [role.value for role in Role])
-    return validated(doc, StackFile, doc.data), doc
+    return checked(doc, StackFile, doc.data, stand_ins={"name": "stack"}), doc
 
 
 def embedded_roles(doc: YamlDocument) -> tuple[Role, ...]:

@@ -6,7 +6,6 @@ A step is a plain function. It receives its inputs (outputs of the steps it `nee
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 import inspect
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from stack.config.diagnostics import collect, describe
+from stack.config.diagnostics import collect, describe, did_you_mean
 from stack.config.param_overrides import ParamOverride
 from stack.config.recipe_file import Recipe, StepSpec
 from stack.errors import StackConfigError
@@ -76,25 +75,13 @@ def load_steps(recipe: Recipe) -> dict[str, LoadedStep]:
             continue
         function = getattr(module, function_name, None)
         if not callable(function):
-            problems.append(
-                describe(recipe.doc, where, f"{module_name!r} has no function {function_name!r}")
-            )
+            problems.append(_no_function(recipe, where, module, module_name, function_name))
             continue
         signature = inspect.signature(function)
         wants_context = "ctx" in signature.parameters
-        names = [*spec.needs, *spec.params] + (["ctx"] if wants_context else [])
-        try:
-            signature.bind(**dict.fromkeys(names))
-        except TypeError as exc:
-            problems.append(
-                describe(
-                    recipe.doc,
-                    where,
-                    f"{spec.run} cannot take inputs {list(spec.needs)} and params "
-                    f"{list(spec.params)}: {exc}",
-                    hint="a step receives each step it needs, and each param, by name",
-                )
-            )
+        unfit = _binding_problems(recipe, index, spec, signature)
+        if unfit:
+            problems.extend(unfit)
             continue
         for name, value in spec.params.items():
             wrong = type_problem(signature, name, value)
@@ -106,6 +93,108 @@ def load_steps(recipe: Recipe) -> dict[str, LoadedStep]:
     if problems:
         raise collect(recipe.doc, problems, title=f"recipe {recipe.name!r} cannot run")
     return loaded
+
+
+def _no_function(
+    recipe: Recipe, where: tuple[str, int, str], module: ModuleType, module_name: str, name: str
+) -> str:
+    """`module` has no function `name`: the closest of the functions it defines, and those."""
+    defined = [
+        found
+        for found, value in vars(module).items()
+        if inspect.isfunction(value) and value.__module__ == module.__name__
+    ]
+    guess = did_you_mean(name, defined)
+    return describe(
+        recipe.doc,
+        where,
+        f"{module_name!r} has no function {name!r}",
+        hint=f"{guess}functions in {module_name!r}: {', '.join(sorted(defined)) or 'none'}",
+    )
+
+
+def _binding_problems(
+    recipe: Recipe, index: int, spec: StepSpec, signature: inspect.Signature
+) -> list[str]:
+    """Each input and param the function does not take (at its line, with the closest name
+    it does take), and each argument it needs that the step does not give."""
+    names = [*spec.needs, *spec.params] + (["ctx"] if "ctx" in signature.parameters else [])
+    try:
+        signature.bind(**dict.fromkeys(names))
+    except TypeError as exc:
+        reason = str(exc)
+    else:
+        return []
+    parameters = signature.parameters
+    kinds = {p.kind for p in parameters.values()}
+    keywords = [
+        name
+        for name, p in parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in names
+    ]
+    problems: list[str] = []
+    if inspect.Parameter.VAR_KEYWORD not in kinds:
+        for j, name in enumerate(spec.needs):
+            if name not in parameters:
+                problems.append(
+                    _not_taken(
+                        recipe, ("steps", index, "needs", j), spec, name, "an input", keywords
+                    )
+                )
+        for name in spec.params:
+            if name not in parameters:
+                problems.append(
+                    _not_taken(
+                        recipe, ("steps", index, "params", name), spec, name, "a param", keywords
+                    )
+                )
+    missing = [
+        name
+        for name, p in parameters.items()
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and name not in names
+    ]
+    if missing:
+        listed = ", ".join(repr(name) for name in missing)
+        problems.append(
+            describe(
+                recipe.doc,
+                ("steps", index, "run"),
+                f"{spec.run} needs {listed}, which step {spec.name!r} does not give",
+                hint="give each under the step's params (or as a step it needs), "
+                "or a default in the function",
+            )
+        )
+    if problems:
+        return problems
+    return [  # what the names cannot tell: a positional-only parameter, and the like
+        describe(
+            recipe.doc,
+            ("steps", index, "run"),
+            f"{spec.run} cannot take inputs {list(spec.needs)} and params "
+            f"{list(spec.params)}: {reason}",
+            hint="a step receives each step it needs, and each param, by name",
+        )
+    ]
+
+
+def _not_taken(
+    recipe: Recipe,
+    where: tuple[str | int, ...],
+    spec: StepSpec,
+    name: str,
+    kind: str,
+    free: list[str],
+) -> str:
+    guess = did_you_mean(name, free)
+    others = f"it also takes: {', '.join(free)}" if free else "it takes no other parameter"
+    return describe(
+        recipe.doc,
+        where,
+        f"{spec.run} takes no parameter {name!r} ({kind} of step {spec.name!r})",
+        hint=f"{guess}{others}; a step receives each step it needs, and each param, by name",
+    )
 
 
 def check_overrides(
@@ -136,8 +225,7 @@ def override_problems(
         seen.add(override.key)
         found = steps.get(override.step)
         if found is None:
-            close = difflib.get_close_matches(override.step, list(steps), n=1)
-            guess = f"did you mean {close[0]!r}? " if close else ""
+            guess = did_you_mean(override.step, list(steps))
             problems.append(
                 f"{where}: recipe {recipe.name!r} has no step {override.step!r}\n"
                 f"    hint: {guess}steps are: {', '.join(steps)}"
@@ -207,8 +295,7 @@ def _undeclared(
     step = loaded.get(spec.name)
     signature = inspect.signature(step.function) if step is not None else None
     if signature is None or not _accepts(signature, spec, name):
-        close = difflib.get_close_matches(name, list(spec.params), n=1)
-        guess = f"did you mean {close[0]!r}? " if close else ""
+        guess = did_you_mean(name, list(spec.params))
         return f"{spec.run} takes no parameter {name!r}\n    hint: {guess}{settable}"
     parameter = signature.parameters.get(name)
     default = parameter.default if parameter is not None else inspect.Parameter.empty

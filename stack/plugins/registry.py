@@ -11,6 +11,7 @@ checked the same way when its role is first built (discovery imports no implemen
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from collections.abc import Callable, Mapping
 from contextlib import suppress
@@ -20,7 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from stack.contract.roles import Role
-from stack.errors import AdapterConflict, AdapterNotInstalled, StackError
+from stack.errors import AdapterConflict, AdapterNotInstalled, StackError, UnknownAdapter
 from stack.plugins.capabilities import check_binding
 from stack.plugins.hints import KNOWN_PACKAGES
 from stack.plugins.manifest import (
@@ -99,11 +100,14 @@ class AdapterRegistry:
         manifest = self._manifests.get(adapter)
         if manifest is None:
             broken = self._broken.get(adapter)
-            detail = f"its entry point is broken: {broken.error}" if broken else ""
-            if not detail:
-                installed = ", ".join(sorted(self._manifests)) or "none"
+            if broken is not None:
+                detail = f"its entry point is broken: {broken.error}"
+                raise AdapterNotInstalled(adapter, role.value, KNOWN_PACKAGES.get(adapter), detail)
+            installed = ", ".join(sorted(self._manifests)) or "none"
+            if adapter in KNOWN_PACKAGES:
                 detail = f"installed adapters: {installed}"
-            raise AdapterNotInstalled(adapter, role.value, KNOWN_PACKAGES.get(adapter), detail)
+                raise AdapterNotInstalled(adapter, role.value, KNOWN_PACKAGES[adapter], detail)
+            raise UnknownAdapter(adapter, role.value, self._unknown_detail(adapter, installed))
         binding = manifest.roles.get(role)
         if binding is None:
             roles = ", ".join(r.value for r in manifest.roles) or "none"
@@ -111,6 +115,15 @@ class AdapterRegistry:
                 f"adapter {adapter!r} cannot fill role {role.value!r}; it provides: {roles}"
             )
         return manifest, binding
+
+    def _unknown_detail(self, adapter: str, installed: str) -> str:
+        """The closest names to `adapter`, then those installed and those known to mlstack."""
+        names = sorted({*self._manifests, *self._broken, *KNOWN_PACKAGES})
+        close = difflib.get_close_matches(adapter, names, n=1)
+        guess = f"did you mean {close[0]!r}?; " if close else ""
+        others = ", ".join(sorted(set(KNOWN_PACKAGES) - set(self._manifests)))
+        known = f"; known, not installed: {others}" if others else ""
+        return f"{guess}installed: {installed}{known}"
 
     def config_model(self, role: Role, adapter: str) -> type[Any] | None:
         """The pydantic model of the adapter's stack.yaml options (a light import)."""

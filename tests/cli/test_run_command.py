@@ -119,7 +119,7 @@ def test_bad_stack_file_fails_before_anything_is_created(cli: Cli, workdir: Path
     result = cli("run", str(ROOT / "recipes" / "quickstart"))
     assert result.returncode == 1
     assert "stack.yaml:3: server.adapter" in result.stderr
-    assert "adapter 'nosuchtool' for role 'server' is not installed" in result.stderr
+    assert "no adapter 'nosuchtool' for role 'server'" in result.stderr
     assert "recipe 'quickstart' needs a tracker" in result.stderr
     assert not (workdir / ".mlstack").exists()
 

@@ -57,8 +57,10 @@ def test_every_problem_of_a_stack_is_listed(cli: Cli, workdir: Path) -> None:
     assert "(3 problems)" in result.stderr
     assert "stack.yaml:2: tracker.tracking_url: Extra inputs are not permitted" in result.stderr
     assert "did you mean 'tracking_uri'?" in result.stderr
-    assert "stack.yaml:3: monitor.adapter: adapter 'nosuchtool'" in result.stderr
-    assert "installed adapters: " in result.stderr and "local" in result.stderr
+    assert "stack.yaml:3: monitor.adapter: no adapter 'nosuchtool' for role 'monitor'" in (
+        result.stderr
+    )
+    assert "installed: " in result.stderr and "local" in result.stderr
     assert "stack.yaml:4: orchestrator.outputs: Extra inputs are not permitted" in result.stderr
     assert "did you mean 'outputs_dir'?" in result.stderr
 

@@ -270,7 +270,7 @@ RECIPE_CASES = [
     steps(
         "step-signature",
         "  - {name: a, run: 'steps:a', params: {x: 1}}\n",
-        "r/recipe.yaml:3: steps.0.run",
+        "r/recipe.yaml:3: steps.0.params.x: steps:a takes no parameter 'x'",
     ),
     steps(
         "step-param-boolean-for-int",

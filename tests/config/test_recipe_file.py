@@ -123,7 +123,7 @@ def test_function_that_cannot_take_its_inputs_is_found_before_running(tmp_path: 
         "  - {name: b, run: 'steps:b', needs: [a]}\n",
         "def a(): return 1\ndef b(other): return other\n",
     )
-    with pytest.raises(StackConfigError, match=r"steps.1.run: steps:b cannot take inputs \['a'\]"):
+    with pytest.raises(StackConfigError, match=r"steps.1.needs.0: steps:b takes no parameter 'a'"):
         load_steps(load_recipe(path))
 
 

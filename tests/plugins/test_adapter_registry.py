@@ -13,7 +13,13 @@ import pytest
 
 from stack.contract.capabilities import TrackerCapability
 from stack.contract.roles import Role
-from stack.errors import AdapterConflict, AdapterNotInstalled, StackConfigError, StackError
+from stack.errors import (
+    AdapterConflict,
+    AdapterNotInstalled,
+    StackConfigError,
+    StackError,
+    UnknownAdapter,
+)
 from stack.plugins import AdapterManifest, AdapterRegistry, RoleBinding
 from stack.session import StackSession
 from tests.support.plugin_dist import build_acme_distribution
@@ -114,7 +120,7 @@ def test_adapter_that_is_not_installed_names_the_package() -> None:
 def test_unknown_adapter_lists_what_is_installed() -> None:
     registry = AdapterRegistry(discover=False)
     registry.register(MEMORY)
-    with pytest.raises(AdapterNotInstalled, match="installed adapters: memory"):
+    with pytest.raises(UnknownAdapter, match=r"did you mean 'mlflow'.*installed: memory"):
         registry.binding(Role.TRACKER, "mlflw")
 
 
