@@ -60,6 +60,8 @@ class RecordingMocks(pulumi.runtime.Mocks):  # type: ignore[misc]
                 # the group EKS creates and attaches to managed node groups' nodes
                 vpcConfig={**args.inputs["vpcConfig"], "clusterSecurityGroupId": "sg-eks-cluster"},
             )
+        if args.typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            outputs.update(latestVersion=1)
         if args.typ == "aws:s3/bucket:Bucket":
             outputs.update(bucket=f"{args.name}-bucket", arn=f"arn:aws:s3:::{args.name}")
         if args.typ == "aws:rds/instance:Instance":

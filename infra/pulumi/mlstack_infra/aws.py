@@ -1,5 +1,6 @@
 """AWS: a private EKS cluster (private nodes, egress through a NAT gateway unless `egress:
-none`) with managed node groups (the NVIDIA AMI on GPU pools), an
+none`) with managed node groups (the NVIDIA AMI on GPU pools; IMDSv2 at hop limit 1 and an
+encrypted root volume, by launch template), an
 encrypted private S3 bucket, an encrypted private RDS PostgreSQL, and IRSA for the services
 (no access keys anywhere)."""
 
@@ -17,6 +18,7 @@ from mlstack_infra.cloud import (
     AWS_PRIVATE_SUBNETS,
     AWS_PUBLIC_SUBNETS,
     EKS_LOG_TYPES,
+    eks_launch_template,
     rds_ingress,
     rds_settings,
 )
@@ -24,7 +26,7 @@ from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
 from mlstack_infra.cloud import assume_role as _assume
 from mlstack_infra.cloud import web_identity as _web_identity
 from mlstack_infra.common import DATABASE_USER, ClusterOutputs, child, exec_kubeconfig
-from mlstack_infra.spec import InfraSpec
+from mlstack_infra.spec import InfraSpec, NodePool
 
 
 class AwsGpuCluster(pulumi.ComponentResource):
@@ -104,6 +106,7 @@ class AwsGpuCluster(pulumi.ComponentResource):
                 instance_types=[pool.machine_type],
                 ami_type="AL2023_x86_64_NVIDIA" if pool.has_gpu else "AL2023_x86_64_STANDARD",
                 capacity_type="SPOT" if pool.spot else "ON_DEMAND",
+                launch_template=self._launch_template(name, pool, tags),
                 scaling_config=aws.eks.NodeGroupScalingConfigArgs(
                     desired_size=pool.min_size,
                     min_size=pool.min_size,
@@ -268,6 +271,31 @@ class AwsGpuCluster(pulumi.ComponentResource):
             in_cluster_manifests=pulumi.Output.all(
                 self.cluster.name, self.autoscaler_role.arn
             ).apply(lambda v: autoscaler.manifests(v[0], self.region, v[1])),
+        )
+
+    def _launch_template(
+        self, name: str, pool: NodePool, tags: dict[str, str]
+    ) -> aws.eks.NodeGroupLaunchTemplateArgs:
+        """The pool's launch template (cloud.eks_launch_template: IMDSv2 at hop limit 1, an
+        encrypted gp3 root volume), its latest version: a change rolls the group's nodes."""
+        settings = eks_launch_template(pool)
+        template = aws.ec2.LaunchTemplate(
+            f"{name}-{pool.name}-nodes",
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                **settings["metadata_options"]
+            ),
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name=mapping["device_name"],
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(**mapping["ebs"]),
+                )
+                for mapping in settings["block_device_mappings"]
+            ],
+            tags={**tags, **settings["tags"]},
+            opts=child(self),
+        )
+        return aws.eks.NodeGroupLaunchTemplateArgs(
+            id=template.id, version=template.latest_version.apply(str)
         )
 
     def _nat(

@@ -1,7 +1,7 @@
 """Facts about the clouds both renderers (this Pulumi program and the CDK Terrain app in
 infra/terraform) need alike: how EKS and GKE spell taint effects, the AWS network, the IAM
-trust policies, GKE's node pool hardening and the nodes' flow logs, and the GKE firewall rule
-for Envoy Gateway's webhook. No Pulumi here."""
+trust policies, the EKS nodes' launch template, GKE's node pool hardening and the nodes'
+flow logs, and the GKE firewall rule for Envoy Gateway's webhook. No Pulumi here."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from mlstack_infra.gateway import WEBHOOK_PORT
 from mlstack_infra.manifests import DATABASE_USER
-from mlstack_infra.spec import InfraSpec
+from mlstack_infra.spec import InfraSpec, NodePool
 
 #: EKS and GKE spell Kubernetes taint effects in upper snake case.
 TAINT_EFFECTS = {
@@ -76,6 +76,43 @@ def azure_storage_account(spec: InfraSpec) -> str:
 
 #: The EKS control plane logs both paths turn on (CloudWatch).
 EKS_LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+
+
+#: The EKS nodes' root volume: the size EKS gives a managed node group without a launch
+#: template (the spec names none), gp3, encrypted (not left to the account's default).
+EKS_NODE_VOLUME_GB = 20
+#: The tag that names the pool a launch template is for (the posture pairs them by it).
+EKS_POOL_TAG = "mlstack.io/pool"
+
+
+def eks_launch_template(pool: NodePool) -> dict[str, Any]:
+    """The launch template of the node group for `pool` (pulumi_aws and the
+    Terraform binding take the same arguments; pulumi_aws wants its blocks as Args, the
+    binding its repeated blocks camelCased). IMDSv2 only, and a hop limit of 1: the instance
+    metadata's answer dies at the node, so a pod (one hop further, behind its veth) cannot
+    take the node role's credentials. Nothing the stack installs needs them from a pod:
+    the services and the cluster-autoscaler act through IRSA (the autoscaler is told its
+    region), and the VPC CNI and kube-proxy run on the host's network. The root volume
+    (`/dev/xvda` on the AL2023 AMIs) is gp3 and encrypted."""
+    return {
+        "metadata_options": {
+            "http_endpoint": "enabled",
+            "http_tokens": "required",
+            "http_put_response_hop_limit": 1,
+        },
+        "block_device_mappings": [
+            {
+                "device_name": "/dev/xvda",
+                "ebs": {
+                    "volume_size": EKS_NODE_VOLUME_GB,
+                    "volume_type": "gp3",
+                    "encrypted": "true",
+                    "delete_on_termination": "true",
+                },
+            }
+        ],
+        "tags": {EKS_POOL_TAG: pool.name},
+    }
 
 
 def assume_role(service: str) -> str:

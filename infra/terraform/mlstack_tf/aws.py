@@ -1,6 +1,7 @@
 """AWS, as the Pulumi program's aws.py: a private EKS cluster (egress through a NAT gateway
 unless `egress: none`) with managed node groups (the
-NVIDIA AMI on GPU pools), an encrypted private S3 bucket, an encrypted private RDS
+NVIDIA AMI on GPU pools; IMDSv2 at hop limit 1 and an encrypted root volume, by launch
+template), an encrypted private S3 bucket, an encrypted private RDS
 PostgreSQL, and IRSA for the services and the cluster-autoscaler (no access keys). Only the
 AWS binding's per-service submodules are imported (the whole binding takes minutes)."""
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from cdktn import Fn, TerraformStack
+from cdktn import Fn, TerraformStack, Token
 from cdktn_provider_aws.db_instance import DbInstance
 from cdktn_provider_aws.db_subnet_group import DbSubnetGroup
 from cdktn_provider_aws.eip import Eip
@@ -21,6 +22,7 @@ from cdktn_provider_aws.iam_role_policy import IamRolePolicy
 from cdktn_provider_aws.iam_role_policy_attachment import IamRolePolicyAttachment
 from cdktn_provider_aws.internet_gateway import InternetGateway
 from cdktn_provider_aws.kms_key import KmsKey
+from cdktn_provider_aws.launch_template import LaunchTemplate
 from cdktn_provider_aws.nat_gateway import NatGateway
 from cdktn_provider_aws.provider import AwsProvider
 from cdktn_provider_aws.route import Route
@@ -42,6 +44,7 @@ from mlstack_infra.cloud import (
     AWS_PRIVATE_SUBNETS,
     AWS_PUBLIC_SUBNETS,
     EKS_LOG_TYPES,
+    eks_launch_template,
     rds_ingress,
     rds_settings,
 )
@@ -49,7 +52,7 @@ from mlstack_infra.cloud import TAINT_EFFECTS as EFFECTS
 from mlstack_infra.cloud import assume_role as _assume
 from mlstack_infra.cloud import web_identity as _web_identity
 from mlstack_infra.kubeconfig import exec_kubeconfig
-from mlstack_infra.spec import InfraSpec
+from mlstack_infra.spec import InfraSpec, NodePool
 
 from mlstack_tf import access
 from mlstack_tf.cluster import ClusterParts, blocks, exec_auth
@@ -133,6 +136,7 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
             instance_types=[pool.machine_type],
             ami_type="AL2023_x86_64_NVIDIA" if pool.has_gpu else "AL2023_x86_64_STANDARD",
             capacity_type="SPOT" if pool.spot else "ON_DEMAND",
+            launch_template=_launch_template(stack, name, pool),
             scaling_config={
                 "desired_size": pool.min_size,
                 "min_size": pool.min_size,
@@ -289,6 +293,20 @@ def build(stack: TerraformStack, spec: InfraSpec) -> ClusterParts:
         in_cluster_manifests=autoscaler.manifests(cluster.name, spec.region, autoscaler_role.arn),
         depends_on=node_groups,
     )
+
+
+def _launch_template(stack: TerraformStack, name: str, pool: NodePool) -> dict[str, str]:
+    """The pool's launch template, as the Pulumi program's (cloud.eks_launch_template: IMDSv2
+    at hop limit 1, an encrypted gp3 root volume), its latest version: a change rolls the
+    group's nodes."""
+    settings = eks_launch_template(pool)
+    template = LaunchTemplate(
+        stack,
+        f"{name}-{pool.name}-launch-template",
+        name_prefix=f"{name}-{pool.name}-",
+        **{**settings, "block_device_mappings": blocks(settings["block_device_mappings"])},
+    )
+    return {"id": template.id, "version": Token.as_string(template.latest_version)}
 
 
 def _nat(stack: TerraformStack, spec: InfraSpec, vpc: Vpc, private: list[Subnet]) -> None:
