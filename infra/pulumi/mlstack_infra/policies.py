@@ -266,7 +266,8 @@ def network_policies_are_enforced(posture: list[Item]) -> list[str]:
 
 def _pools_with_off(posture: list[Item], says: Mapping[str, str]) -> list[str]:
     """`node pool NAME <what it says>` for each of `says`' settings a pool has off. Only pools
-    whose reader states the setting (GKE's) are judged: EKS's and AKS's carry none."""
+    whose reader states the setting are judged (GKE's shielding and management, EKS's root
+    volume encryption): the other clouds' pools carry none."""
     return [
         f"node pool {pool.name} {said}"
         for pool in _of(posture, "node_pool")
@@ -292,6 +293,35 @@ def nodes_are_repaired_and_upgraded(posture: list[Item]) -> list[str]:
     security patches."""
     return _pools_with_off(
         posture, {"auto_repair": "has auto-repair off", "auto_upgrade": "has auto-upgrade off"}
+    )
+
+
+def nodes_require_imdsv2(posture: list[Item]) -> list[str]:
+    """EKS's nodes answer instance metadata with a session token only (IMDSv2) and at a hop
+    limit of 1, so a pod (one hop past the node) cannot take the node role's credentials.
+    Only pools whose reader states the setting (EKS's, from their launch template) are
+    judged."""
+    found: list[str] = []
+    for pool in _of(posture, "node_pool"):
+        if pool.get("imds_v2_required") is None:
+            continue
+        if pool.get("imds_v2_required") is not True:
+            found.append(f"node pool {pool.name} allows IMDSv1 (metadata without a token)")
+        if pool.get("hop_limit") != 1:
+            hops = pool.get("hop_limit") or "not set"
+            found.append(
+                f"node pool {pool.name} lets pods reach the instance metadata (hop limit "
+                f"{hops}, not 1)"
+            )
+    return found
+
+
+def node_volumes_are_encrypted(posture: list[Item]) -> list[str]:
+    """EKS's nodes' root volumes are encrypted by their launch template, not left to the
+    account's default encryption."""
+    return _pools_with_off(
+        posture,
+        {"root_volume_encrypted": "has an unencrypted root volume (or the account's default)"},
     )
 
 
@@ -343,6 +373,8 @@ RULES: dict[str, Rule] = {
     "nodes_are_shielded": nodes_are_shielded,
     "nodes_are_repaired_and_upgraded": nodes_are_repaired_and_upgraded,
     "subnets_log_flows": subnets_log_flows,
+    "nodes_require_imdsv2": nodes_require_imdsv2,
+    "node_volumes_are_encrypted": node_volumes_are_encrypted,
 }
 
 

@@ -139,6 +139,7 @@ _BRIDGED = {
     "aws:ec2/subnet:Subnet": "aws_subnet",
     "aws:ec2/natGateway:NatGateway": "aws_nat_gateway",
     "aws:ec2/route:Route": "aws_route",
+    "aws:ec2/launchTemplate:LaunchTemplate": "aws_launch_template",
     "gcp:compute/routerNat:RouterNat": "google_compute_router_nat",
     "gcp:compute/firewall:Firewall": "google_compute_firewall",
     "gcp:compute/subnetwork:Subnetwork": "google_compute_subnetwork",

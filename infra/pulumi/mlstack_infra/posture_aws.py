@@ -1,12 +1,14 @@
-"""AWS in a program's security posture: EKS, its node groups, S3, RDS, the security groups,
-IRSA roles, the NAT egress and static keys, read from Terraform's attributes (pulumi_aws is
-bridged from that provider: posture.py translates its inputs first)."""
+"""AWS in a program's security posture: EKS, its node groups (with their launch templates),
+S3, RDS, the security groups, IRSA roles, the NAT egress and static keys, read from
+Terraform's attributes (pulumi_aws is bridged from that provider: posture.py translates its
+inputs first)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from mlstack_infra.cloud import EKS_POOL_TAG
 from mlstack_infra.posture_items import Item, Of, dig, document, item, node_pool, one
 
 
@@ -67,6 +69,7 @@ def read(of: Of, resources: Mapping[str, Mapping[str, Any]]) -> list[Item]:
         found.append(
             node_pool(
                 group.get("labels") or {},
+                **_launched_with(group, of("aws_launch_template")),
                 machine_type=(group.get("instance_types") or [None])[0],
                 min_size=scaling.get("min_size"),
                 max_size=scaling.get("max_size"),
@@ -122,6 +125,27 @@ def read(of: Of, resources: Mapping[str, Mapping[str, Any]]) -> list[Item]:
         ]
     found += [item("static_key", name) for name in resources.get("aws_iam_access_key") or {}]
     return found
+
+
+def _launched_with(group: Mapping[str, Any], templates: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """What a node group's launch template says of its nodes' instance metadata and root
+    volume; False and None where the group names no template. A template is the group's by
+    its pool tag (its id is known at apply only, and a mock's on the Pulumi side)."""
+    pool = (group.get("labels") or {}).get(EKS_POOL_TAG)
+    named = dig(group, "launch_template", "id") or dig(group, "launch_template", "name")
+    template = next(
+        (t for t in templates if named and (t.get("tags") or {}).get(EKS_POOL_TAG) == pool), {}
+    )
+    metadata = one(template.get("metadata_options"))
+    hops = metadata.get("http_put_response_hop_limit")
+    volumes = [one(m.get("ebs")) for m in template.get("block_device_mappings") or []]
+    return {
+        "imds_v2_required": metadata.get("http_tokens") == "required",
+        # Pulumi's inputs carry numbers as floats
+        "hop_limit": int(hops) if hops is not None else None,
+        "root_volume_encrypted": bool(volumes)
+        and all(str(v.get("encrypted")).lower() == "true" for v in volumes),
+    }
 
 
 def _subjects(policy: Any) -> Iterator[str]:
