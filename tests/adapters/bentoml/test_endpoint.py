@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -42,6 +43,11 @@ def test_a_registry_version_answers_with_request_id_and_version(
     assert response.json()["predictions"] in ([0], [1])
     assert response.headers["x-model-version"] == stack.versions.champion.ref
     assert len(response.headers["x-request-id"]) == 32
+    ids = {
+        httpx.post(f"{endpoint.url}/predict", json=row()).headers["x-request-id"] for _ in range(50)
+    }
+    assert len(ids) == 50  # a new one each time, a UUID4 (version and variant bits)
+    assert all(uuid.UUID(hex=i).version == 4 and uuid.UUID(hex=i).hex == i for i in ids)
     given = httpx.post(f"{endpoint.url}/predict", json=row(), headers={"x-request-id": "abc-1"})
     assert given.headers["x-request-id"] == "abc-1"
     batch = httpx.post(f"{endpoint.url}/predict", json=[row(), row(tenure=-3.0)])
