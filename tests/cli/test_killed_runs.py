@@ -105,7 +105,7 @@ def test_doctor_lists_a_dead_run_and_repairs_it_on_demand(cli: Cli, workdir: Pat
 
 
 def test_a_live_run_cannot_be_resumed(cli: Cli, workdir: Path) -> None:
-    cli("runs", check=True)  # creates the spine
+    cli("spine", "upgrade", check=True)  # creates the spine
     with spine(workdir) as store:
         me = RunLease(os.getpid(), os.uname().nodename, "", now_utc())
         store.start_pipeline_run("live1", recipe="killable", orchestrator="local", lease=me)
@@ -117,7 +117,7 @@ def test_a_live_run_cannot_be_resumed(cli: Cli, workdir: Path) -> None:
 
 
 def test_a_run_on_another_host_is_judged_by_its_lease_age(cli: Cli, workdir: Path) -> None:
-    cli("runs", check=True)
+    cli("spine", "upgrade", check=True)  # creates the spine
     old = now_utc() - timedelta(minutes=10)
     with spine(workdir) as store:
         for run_id, renewed in (("far-fresh", now_utc()), ("far-old", old)):

@@ -80,6 +80,7 @@ def test_a_killed_server_is_reported_and_cleared_and_never_doubled(stack: Stack)
     champion, challenger = stack.versions.champion, stack.versions.challenger
     folder = stack.folder / ".mlstack" / "serving" / ENDPOINT
     seen: set[int] = set()  # killed here, whatever the outcome
+    cli_in(stack.folder)("spine", "upgrade", check=True)  # status reads a store that exists
     try:
         with stack.session() as session:
             server = session.server
