@@ -133,9 +133,14 @@ class RolloutController:
         if not serving or serving[0].ref == version.ref:
             return ()
         champion = serving[0]
-        refuse_if_live_elsewhere(  # the challenger's refusal, before anything starts
+        # the challenger's refusals (its state's gate, decided without acting), before
+        # anything starts: a deploy refused leaves the endpoint stopped, as it found it
+        refuse_if_live_elsewhere(
             self.server.endpoints(), version, besides=name, others=self.traffic.other_targets()
         )
+        state, _ = stages_of(plan, champion.ref, version.ref)
+        if version.state is not state:
+            self.governance.require(version, state, reason=f"rollout: {state.value}")
         why = f"the serving version, started again for the {plan.strategy} of {version.ref}"
         started = self.server.deploy(champion, endpoint=name)  # raises having changed nothing
         self.traffic.deployed(name, started, champion.ref, why, f"{champion.ref} takes all traffic")

@@ -161,7 +161,13 @@ def test_a_canary_on_a_stopped_endpoint_starts_the_serving_version_beside_it(
         routed = [e for e in session.spine.audit_entries(action="endpoint.deployed")]
         assert "started again for the canary of " + challenger.ref in routed[-1].reason
 
-        session.server.undeploy("churn")  # the serving version itself: back up, alone
+        session.server.undeploy("churn")
+        rejected = Governance(session).reject(challenger.ref, reason="not this one")
+        with pytest.raises(StackError, match="rejected"):  # refused: nothing started
+            RolloutController(session).deploy(rejected.ref, plan)
+        assert session.server.endpoints() == []
+
+        # the serving version itself: back up, alone
         again = RolloutController(session).deploy(champion.ref, plan)
         assert again.outcome == "deployed"
         assert dict(again.endpoint.split.weights) == {champion.ref: 1.0}
