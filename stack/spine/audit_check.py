@@ -18,9 +18,8 @@ when each was signed: truncation, wipes and rewrites that kept the chain consist
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -33,9 +32,9 @@ from stack.spine.audit import (
     AuditFinding,
     AuditVerification,
     Tampering,
-    entry_body,
     row_hash,
 )
+from stack.spine.audit_stream import stream
 from stack.spine.schema import AuditEntryRow, AuditHeadRow
 from stack.spine.timeutil import to_text
 
@@ -47,10 +46,9 @@ _RENUMBER_SEARCH = 64
 def verify(session: Session, anchors: Sequence[Anchor] = ()) -> AuditVerification:
     """Check the log as `session` sees it (one snapshot: use a reader session), against the
     chain head and each of `anchors` (already checked for their signatures)."""
-    streamed = _stream(session, anchors)  # the entries first, then the head (one snapshot)
-    head = session.get(AuditHeadRow, HEAD_ID)
+    head = session.get(AuditHeadRow, HEAD_ID)  # first: the snapshot is the head's
     head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
-    if streamed == (head_seq, head_hash):
+    if stream(session, (head_seq, head_hash), anchors):
         return AuditVerification(entries=head_seq, head_seq=head_seq, head_hash=head_hash)
     # Something is off: read the log whole and work out what was done to which entry.
     rows = list(session.execute(select(AuditEntryRow).order_by(AuditEntryRow.seq)).scalars())
@@ -60,81 +58,6 @@ def verify(session: Session, anchors: Sequence[Anchor] = ()) -> AuditVerificatio
     return AuditVerification(
         entries=len(rows), findings=tuple(findings), head_seq=head_seq, head_hash=head_hash
     )
-
-
-#: Rows fetched at a time by the streaming check (its memory does not grow with the log).
-_BATCH = 10_000
-
-
-def _stream(session: Session, anchors: Sequence[Anchor]) -> tuple[int, str] | None:
-    """The last entry's `(seq, hash)` when the entries are whole — 1..n, each hash its
-    content's, each linked to the one before, every anchor held — read as a stream in
-    constant memory; None when anything is off (the full walk then says what). The caller
-    compares the result with the chain head."""
-    pending: dict[int, set[str]] = defaultdict(set)
-    for anchor in anchors:
-        pending[anchor.seq].add(anchor.hash)
-    if pending.pop(0, {GENESIS_HASH}) != {GENESIS_HASH}:
-        return None
-    connection = session.connection()  # the session's transaction: the head is read in it too
-    if connection.dialect.name == "sqlite":  # the driver's own cursor, SQLite writing the bytes
-        dbapi = connection.connection.dbapi_connection
-        assert dbapi is not None  # the session's transaction holds it
-        cursor = dbapi.cursor()
-        cursor.arraysize = _BATCH
-        try:
-            return _chained(cursor.execute(_SQLITE_BODIES), pending)
-        except connection.dialect.loaded_dbapi.Error:  # a field JSON cannot hold (a BLOB)
-            return None
-        finally:
-            cursor.close()
-    columns = (
-        AuditEntryRow.seq,
-        AuditEntryRow.at,
-        AuditEntryRow.actor,
-        AuditEntryRow.action,
-        AuditEntryRow.subject,
-        AuditEntryRow.reason,
-        AuditEntryRow.payload,
-        AuditEntryRow.prev_hash,
-        AuditEntryRow.hash,
-    )
-    query = select(*columns).order_by(AuditEntryRow.seq)
-    # A server-side cursor (psycopg's own would fetch every row at once).
-    rows = session.execute(query.execution_options(yield_per=_BATCH))
-    return _chained(((r[0], entry_body(r[:8]), r[7], r[8]) for r in rows.tuples()), pending)
-
-
-#: Each entry's hashed bytes (`entry_body`) written by SQLite: `json_array` of the fields in
-#: that order is the same compact JSON, its strings escaped as Python's JSON encoder escapes
-#: them (\" and \\, \b \f \n \r \t, other control characters as \u00xx, the rest as
-#: is, in UTF-8) and its integers written the same. A value of another type (a REAL `seq`)
-#: comes out otherwise and fails the stream, and the walk then judges it by `entry_hash`.
-#: Read as a BLOB: the bytes themselves, not decoded and encoded again.
-_SQLITE_BODIES = (
-    "SELECT seq, CAST(json_array(seq, at, actor, action, subject, reason, payload, prev_hash) "
-    "AS BLOB), prev_hash, hash FROM audit_entries ORDER BY seq"
-)
-
-
-def _chained(
-    rows: Iterable[tuple[int, bytes, str, str]], pending: dict[int, set[str]]
-) -> tuple[int, str] | None:
-    """`_stream`'s check of `(seq, body, prev_hash, hash)` rows in `seq` order."""
-    sha256 = hashlib.sha256
-    count, last = 0, GENESIS_HASH
-    for seq, body, prev, digest in rows:
-        count += 1
-        if seq != count or prev != last:
-            return None
-        if digest != sha256(body).hexdigest():
-            return None
-        if seq in pending and pending.pop(seq) != {digest}:
-            return None
-        last = digest
-    if pending:
-        return None
-    return count, last
 
 
 @dataclass(slots=True)

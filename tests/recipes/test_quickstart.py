@@ -35,8 +35,8 @@ def session(project: Path) -> StackSession:
     return StackSession.open(project / "stack.yaml", base_dir=project)
 
 
-def interrupted(project: Path, at: str) -> tuple[int, str]:
-    """`mlstack run quickstart`, Ctrl-C half a second after it prints a line with `at`:
+def interrupted(project: Path, at: str, after_s: float = 0.5) -> tuple[int, str]:
+    """`mlstack run quickstart`, Ctrl-C `after_s` seconds after it prints a line with `at`:
     its exit code and output."""
     process = subprocess.Popen(
         [str(MLSTACK), "run", "quickstart"],
@@ -50,7 +50,7 @@ def interrupted(project: Path, at: str) -> tuple[int, str]:
     for line in process.stdout:
         seen.append(line)
         if at in line:
-            time.sleep(0.5)
+            time.sleep(after_s)
             process.send_signal(signal.SIGINT)
             break
     output = "".join(seen) + process.communicate(timeout=120)[0]
@@ -142,12 +142,17 @@ def test_ctrl_c_during_a_rerun_s_canary_then_resume_serves_again(project: Path) 
     """A re-run's canary rolls out beside the serving version; Ctrl-C there stops the demo's
     endpoint, and `--resume` starts the serving version on it again and rolls the
     challenger out beside it (never alone, never stuck on a stopped endpoint)."""
-    returncode, output = interrupted(project, "beside the serving version")  # in the bake
+    # at once: the line comes just before the canary starts, and a canary a loaded machine
+    # rolls back at its first check would be over in half a second, the Ctrl-C then landing
+    # in the next step
+    returncode, output = interrupted(project, "beside the serving version", after_s=0)
     assert returncode == 130, output
     with session(project) as opened:
         assert opened.server.endpoints() == []
         [run] = opened.spine.pipeline_runs(recipe="quickstart", limit=1)
         [champion] = opened.registry.find_by_state("churn", LifecycleState.SERVING)
+    deploy = next(s for s in run.steps if s.step == "deploy")
+    assert deploy.status == "failed" and "KeyboardInterrupt" in (deploy.error or ""), output
 
     resumed = subprocess.run(
         [str(MLSTACK), "run", "quickstart", "--resume", run.run_id],
@@ -159,7 +164,7 @@ def test_ctrl_c_during_a_rerun_s_canary_then_resume_serves_again(project: Path) 
 
     output = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, output
-    assert f"starting endpoint churn with {champion.ref} (the serving version)" in output
+    assert f"starting endpoint churn with {champion.ref} (the serving version)" in output, output
     with session(project) as opened:
         [endpoint] = opened.server.endpoints()
         [serving] = opened.registry.find_by_state("churn", LifecycleState.SERVING)

@@ -10,11 +10,31 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from stack.spine import SpineStore
+from stack.spine import SpineStore, audit_stream
 from stack.spine.audit import Tampering, entry_body, entry_hash
+from tests.support.postgres import PostgresServer
 
 EDITED, REHASHED, FORGED = Tampering.EDITED, Tampering.REHASHED, Tampering.FORGED
 INSERTED, DELETED, RENUMBERED = Tampering.INSERTED, Tampering.DELETED, Tampering.RENUMBERED
+
+
+@pytest.fixture(
+    params=["sqlite", "sqlite-parallel", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def spine_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """The conftest's backends, and SQLite checked as a big log is: in ranges by forked
+    processes (three here, whatever the machine's cores), each tampering then to be found by
+    the ranges as by the one stream."""
+    if request.param == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        with server.database() as url:
+            yield url
+        return
+    if request.param == "sqlite-parallel":
+        monkeypatch.setattr(audit_stream, "_parts", lambda entries: max(1, min(3, entries)))
+    yield f"sqlite:///{tmp_path / 'spine.db'}"
 
 
 @pytest.fixture
@@ -237,7 +257,7 @@ def test_sqlite_writes_the_bytes_entry_hash_hashes(tmp_path: Path, text: str) ->
     not only the whole-log walk."""
     from sqlalchemy.orm import Session
 
-    from stack.spine.audit_check import _SQLITE_BODIES, _stream
+    from stack.spine.audit_stream import SQLITE_BODIES, stream
 
     store = SpineStore.open(f"sqlite:///{tmp_path / 'spine.db'}")
     try:
@@ -248,10 +268,10 @@ def test_sqlite_writes_the_bytes_entry_hash_hashes(tmp_path: Path, text: str) ->
                 "SELECT seq, at, actor, action, subject, reason, payload, prev_hash, hash "
                 "FROM audit_entries ORDER BY seq"
             ).all()
-            bodies = [body for _, body, *_ in connection.exec_driver_sql(_SQLITE_BODIES)]
+            bodies = [body for _, body, *_ in connection.exec_driver_sql(SQLITE_BODIES)]
         assert bodies == [entry_body(tuple(row)[:8]) for row in rows]
         with Session(store.engine) as session:
-            assert _stream(session, ()) == (2, rows[-1][8])
+            assert stream(session, (2, rows[-1][8]), ())
         assert store.verify_audit().ok
     finally:
         store.close()
