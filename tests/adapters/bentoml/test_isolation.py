@@ -1,7 +1,7 @@
-"""A challenger in a process of its own, called from the event loop (the loop writes and
-reads its socket itself) and from threads (the shadow writer): every answer reaches the
-request that asked, whatever the size or the number in flight, and a process that dies fails
-what waits on it at once."""
+"""A challenger in a process of its own, called from the event loop and from threads (the
+shadow writer): every answer reaches the request that asked, whatever the size or the number
+in flight, on asyncio's loop and uvloop's, and a process that dies fails what waits on it at
+once."""
 
 from __future__ import annotations
 
