@@ -185,6 +185,23 @@ def _takes_any(node: Any) -> bool:
     return False
 
 
+#: Pydantic's messages for a bound, whose float bounds it writes digit by digit (float32's
+#: largest as a 39-digit integer): written here as a number is read.
+_BOUNDS = {
+    "less_than_equal": ("le", "less than or equal to"),
+    "greater_than_equal": ("ge", "greater than or equal to"),
+}
+
+
+def _message(error: Any) -> str:
+    kind = _BOUNDS.get(error["type"])
+    bound = (error.get("ctx") or {}).get(kind[0]) if kind else None
+    if kind is None or not isinstance(bound, float):
+        return str(error["msg"])
+    named = {FLOAT32_MAX: " (float32's largest)", -FLOAT32_MAX: " (float32's lowest)"}
+    return f"Input should be {kind[1]} {bound:.9g}{named.get(bound, '')}"
+
+
 def problems(exc: ValidationError) -> list[dict[str, str]]:
     """Each error as {field, problem}; the field is the column name the client sent."""
     found = []
@@ -193,7 +210,7 @@ def problems(exc: ValidationError) -> list[dict[str, str]]:
         record = location.pop(0) if location and isinstance(location[0], int) else None
         # inside a column, the path goes on: `tags.2`, `address.zip`
         entry = {"field": ".".join(str(part) for part in location) or "body"}
-        entry["problem"] = error["msg"]
+        entry["problem"] = _message(error)
         if record is not None:
             entry["record"] = str(record)
         found.append(entry)

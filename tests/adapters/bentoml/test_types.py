@@ -429,3 +429,31 @@ def _wait_for_log(served: Served, endpoint: str, marker: str, count: int) -> lis
             if len(logged) >= count or time.monotonic() > deadline:
                 return logged
             time.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (
+            b'{"f": 3.5e38}',
+            "Input should be less than or equal to 3.40282347e+38 (float32's largest)",
+        ),
+        (
+            b'{"f": -1e39}',
+            "Input should be greater than or equal to -3.40282347e+38 (float32's lowest)",
+        ),
+        (b'{"f": 1.0, "i": 2147483648}', "Input should be less than or equal to 2147483647"),
+    ],
+)
+def test_a_bound_is_written_as_a_number_is_read(body: bytes, problem: str) -> None:
+    """Pydantic writes a float bound digit by digit (float32's largest as 39 digits): the
+    client reads it as a number is written."""
+    from pydantic import ValidationError
+
+    from stack_bentoml.schema import RequestSchema, problems
+    from stack_bentoml.spec import Column
+
+    schema = RequestSchema((Column(name="f", type="float"), Column(name="i", type="integer")), 10)
+    with pytest.raises(ValidationError) as raised:
+        schema.parse(body if b'"i"' in body else body[:-1] + b', "i": 1}')
+    assert [p["problem"] for p in problems(raised.value)] == [problem]
