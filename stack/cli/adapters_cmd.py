@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from stack.cli.common import print_table
 from stack.plugins.registry import default_registry
 
 
@@ -29,13 +30,11 @@ def adapters(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"adapters": rows, "broken": broken}, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table("adapter", "role", "package", "capabilities", title="installed adapters")
     for row in rows:
         table.add_row(row["adapter"], row["role"], row["package"], ", ".join(row["capabilities"]))
-    console = Console()
-    console.print(table)
+    console = print_table(table)
     for name, error in broken.items():
         console.print(f"[red]broken[/red] {name}: {error}")

@@ -15,11 +15,29 @@ from stack.contract.registry import ModelSelector
 from stack.errors import StackError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
     from stack.config.recipe_file import Recipe
     from stack.session import StackSession
 
 LOCAL_STACK_FILE = Path("stack.yaml")
 T = TypeVar("T")
+
+
+def print_table(table: Table) -> Console:
+    """Print a rich table whole: on a terminal at the terminal's width (rich folds what does
+    not fit); piped or redirected, as wide as its widest row, so that a script reading it
+    (grep, awk) gets every cell whole, not cut at 80 columns with an ellipsis. Returns the
+    console it printed with (for what follows the table)."""
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:
+        wide = Console(width=100_000)
+        console = Console(width=max(wide.measure(table).maximum, 20))
+    console.print(table)
+    return console
 
 
 def stack_path(ctx: click.Context, explicit: str | None = None) -> Path | None:

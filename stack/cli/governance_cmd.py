@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from stack.cli.common import VERSION, open_existing_session, open_session
+from stack.cli.common import VERSION, open_existing_session, open_session, print_table
 from stack.contract.registry import ModelSelector
 from stack.contract.roles import Role
 from stack.contract.states import LifecycleState, can_transition
@@ -186,7 +186,6 @@ def models(ctx: click.Context, output: str) -> None:
     if output == "json":
         click.echo(json.dumps([r.to_json() for r in rows], indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(
@@ -212,7 +211,7 @@ def models(ctx: click.Context, output: str) -> None:
             f"{r.last_drift_check:%Y-%m-%d %H:%M}" if r.last_drift_check else "never",
             str(r.open_alerts),
         )
-    Console().print(table)
+    print_table(table)
 
 
 @click.group("identity")

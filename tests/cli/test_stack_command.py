@@ -130,3 +130,19 @@ def test_a_home_the_system_refuses_is_refused_by_every_command(cli: Cli, workdir
     assert result.returncode == 1, result.stdout
     assert "stack.yaml: home: /proc/forbidden: cannot create it" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_table_piped_to_a_script_keeps_every_cell_whole() -> None:
+    """Piped or redirected, a table is as wide as its widest row: `mlstack adapters | grep`
+    reads each adapter's every capability, not a cell cut at 80 columns with an ellipsis."""
+    import json
+
+    from tests.support.cli import run_in_process
+
+    listed = json.loads(run_in_process("adapters", "--json").stdout)["adapters"]
+    table = run_in_process("adapters").stdout  # captured: not a terminal
+    assert "…" not in table
+    lines = table.splitlines()
+    for row in listed:
+        capabilities = ", ".join(row["capabilities"])
+        assert any(row["adapter"] in line and capabilities in line for line in lines), row
