@@ -160,8 +160,8 @@ def check_range(path: str, first: int, last: int, pending: Pending) -> Stretch |
 def _stretch(
     rows: Iterable[tuple[int, bytes, str, str]], pending: dict[int, set[str]], first: int = 1
 ) -> Stretch | None:
-    """`(seq, body, prev_hash, hash)` rows in `seq` order from `first`, as a `Stretch` (an
-    empty one, `first - 1`..`first - 1`, for no rows); None when a `seq` is missing or out of
+    """`(seq, body, prev_hash, hash)` rows in `seq` order from `first`, as a `Stretch` (for
+    no rows an empty one, `first`..`first - 1`); None when a `seq` is missing or out of
     place, an entry names another hash than the one before it, a hash is not its content's,
     or an anchor in `pending` (taken from it as met) does not hold."""
     sha256 = hashlib.sha256

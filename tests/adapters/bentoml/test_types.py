@@ -435,11 +435,11 @@ def _wait_for_log(served: Served, endpoint: str, marker: str, count: int) -> lis
     ("body", "problem"),
     [
         (
-            b'{"f": 3.5e38}',
+            b'{"f": 3.5e38, "i": 1}',
             "Input should be less than or equal to 3.40282347e+38 (float32's largest)",
         ),
         (
-            b'{"f": -1e39}',
+            b'{"f": -1e39, "i": 1}',
             "Input should be greater than or equal to -3.40282347e+38 (float32's lowest)",
         ),
         (b'{"f": 1.0, "i": 2147483648}', "Input should be less than or equal to 2147483647"),
@@ -455,5 +455,5 @@ def test_a_bound_is_written_as_a_number_is_read(body: bytes, problem: str) -> No
 
     schema = RequestSchema((Column(name="f", type="float"), Column(name="i", type="integer")), 10)
     with pytest.raises(ValidationError) as raised:
-        schema.parse(body if b'"i"' in body else body[:-1] + b', "i": 1}')
+        schema.parse(body)
     assert [p["problem"] for p in problems(raised.value)] == [problem]
