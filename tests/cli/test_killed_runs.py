@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -15,8 +14,9 @@ from pathlib import Path
 from stack.spine import SpineStore
 from stack.spine.records import RunLease
 from stack.spine.timeutil import now_utc
-from tests.cli.conftest import MLSTACK, Cli
+from tests.cli.conftest import Cli
 from tests.cli.test_run_command import make_recipe
+from tests.support.cli import mlstack
 
 KILLABLE_STEPS = """
 import os
@@ -43,14 +43,8 @@ steps:
 
 def killed_run(workdir: Path) -> str:
     recipe = make_recipe(workdir / "killable", KILLABLE_RECIPE, KILLABLE_STEPS)
-    done = subprocess.run(
-        [str(MLSTACK), "run", str(recipe)],
-        cwd=workdir,
-        env={**os.environ, "KILL_AT": "train", "PYTHONUNBUFFERED": "1"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = {**os.environ, "KILL_AT": "train", "PYTHONUNBUFFERED": "1"}
+    done = mlstack("run", str(recipe), cwd=workdir, env=env, timeout=120)
     assert done.returncode == -signal.SIGKILL, done.stdout + done.stderr
     return done.stdout.split("run killable ")[1].split()[0]
 

@@ -15,7 +15,7 @@ from mlstack_infra.spec import parse_spec
 from mlstack_infra.stack_output import render_stack
 
 from tests.infra.conftest import ROOT  # (importing it sets the program's path)
-from tests.support.cli import MLSTACK
+from tests.support.cli import mlstack
 
 
 def fake_pulumi(folder: Path, output: str, code: int = 0) -> dict[str, str]:
@@ -40,12 +40,8 @@ def test_the_exported_stack_is_written_and_checked(tmp_path: Path) -> None:
         tmp_path, render_stack(spec, database_host="db.internal", artifact_root="s3://b/mlflow")
     )
     env.pop("MLSTACK_DB_PASSWORD", None)
-    done = subprocess.run(
-        [str(MLSTACK), "stack", "from-pulumi", "--cwd", str(tmp_path), "-o", "stack.yaml"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
+    done = mlstack(
+        "stack", "from-pulumi", "--cwd", str(tmp_path), "-o", "stack.yaml", cwd=tmp_path, env=env
     )
     assert done.returncode == 0, done.stderr
     written = (tmp_path / "stack.yaml").read_text()
@@ -55,12 +51,8 @@ def test_the_exported_stack_is_written_and_checked(tmp_path: Path) -> None:
 
 def test_a_broken_export_is_refused_and_nothing_is_written(tmp_path: Path) -> None:
     env = fake_pulumi(tmp_path, "name: x\ntracker: {adapter: mlflow, nonsense: 1}\n")
-    done = subprocess.run(
-        [str(MLSTACK), "stack", "from-pulumi", "--cwd", str(tmp_path), "-o", "stack.yaml"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
+    done = mlstack(
+        "stack", "from-pulumi", "--cwd", str(tmp_path), "-o", "stack.yaml", cwd=tmp_path, env=env
     )
     assert done.returncode == 1
     assert not (tmp_path / "stack.yaml").exists()
@@ -79,14 +71,7 @@ def _exported(target: str = "aws") -> str:
 
 def _mlstack(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     environ = {k: v for k, v in os.environ.items() if k != "MLSTACK_MLFLOW_URI"}
-    return subprocess.run(
-        [str(MLSTACK), *args],
-        cwd=tmp_path,
-        env={**environ, "MLSTACK_DB_PASSWORD": "pw", **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return mlstack(*args, cwd=tmp_path, env={**environ, "MLSTACK_DB_PASSWORD": "pw", **env})
 
 
 def test_one_variable_points_tracker_registry_and_endpoints_at_mlflow(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from tests.infra.conftest import (
     run_program,
     terraform_environment,
 )
-from tests.support.cli import MLSTACK
+from tests.support.cli import MLSTACK, mlstack
 
 EXAMPLES = {
     "aws": "Pulumi.aws-gpu.yaml",
@@ -304,12 +304,7 @@ def test_from_terraform_refuses_what_is_not_a_stack_and_writes_nothing(
 ) -> None:
     outputs = tmp_path / "outputs.json"
     outputs.write_text(content)
-    done = subprocess.run(
-        [str(MLSTACK), "stack", "from-terraform", str(outputs), "-o", "stack.yaml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    done = mlstack("stack", "from-terraform", str(outputs), "-o", "stack.yaml", cwd=tmp_path)
     assert done.returncode == 1
     assert message in done.stderr + done.stdout
     assert not (tmp_path / "stack.yaml").exists()

@@ -23,7 +23,7 @@ from stack.contract.states import LifecycleState
 from stack.orchestration.reconcile import Doctor, describe_state
 from stack.session import StackSession
 from tests.recipes.conftest import copy_recipe, endpoints_stopped
-from tests.support.cli import MLSTACK
+from tests.support import cli
 
 STEPS = (
     "generate_data",
@@ -129,14 +129,8 @@ def session(project: Path) -> StackSession:
 
 
 def mlstack(project: Path, *args: str, kill_at: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(MLSTACK), *args],
-        cwd=project,
-        env={**os.environ, "KILL_AT": kill_at, "MLSTACK_USER": "tester"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    env = {**os.environ, "KILL_AT": kill_at, "MLSTACK_USER": "tester"}
+    return cli.mlstack(*args, cwd=project, env=env)
 
 
 def latest_run(project: Path) -> str:

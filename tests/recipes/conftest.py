@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from stack.session import StackSession
 from tests.adapters.bentoml.conftest import free_port
-from tests.support.cli import MLSTACK, ROOT
+from tests.support.cli import ROOT, mlstack
 
 STACK = """
 name: recipe-test
@@ -48,14 +47,7 @@ def run_recipe(
     folder: Path, name: str, env: Mapping[str, str] | None = None, timeout: float = 600
 ) -> tuple[int, str]:
     """`mlstack run NAME` in `folder`, as a user runs it: its exit code and its output."""
-    done = subprocess.run(
-        [str(MLSTACK), "run", name],
-        cwd=folder,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    done = mlstack("run", name, cwd=folder, env={**os.environ, **(env or {})}, timeout=timeout)
     return done.returncode, done.stdout + done.stderr
 
 

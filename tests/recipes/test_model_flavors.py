@@ -17,7 +17,7 @@ from stack.contract.states import LifecycleState
 from stack.session import StackSession
 from tests.adapters.bentoml.conftest import free_port
 from tests.recipes.conftest import STACK, endpoints_stopped
-from tests.support.cli import MLSTACK
+from tests.support.cli import MLSTACK, mlstack
 
 # a pipeline selecting columns by name, with a transformer of the recipe's own: served as
 # scikit-learn, it must be handed a frame, not the bare array plain estimators get
@@ -152,18 +152,10 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     (recipe / "recipe.yaml").write_text(RECIPE)
     (recipe / "flavors.py").write_text(STEPS)
     with endpoints_stopped(folder):
-        run = subprocess.run(
-            [str(MLSTACK), "run", "recipe"], cwd=folder, capture_output=True, text=True, timeout=600
-        )
+        run = mlstack("run", "recipe", cwd=folder, timeout=600)
         assert run.returncode == 0, run.stdout + run.stderr
         for flavor in FLAVORS:
-            promote = subprocess.run(
-                [str(MLSTACK), "promote", f"fraud-{flavor}@1", "--to", "approved"],
-                cwd=folder,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
+            promote = mlstack("promote", f"fraud-{flavor}@1", "--to", "approved", cwd=folder)
             assert promote.returncode == 0, promote.stdout + promote.stderr
         deploys = {
             flavor: subprocess.Popen(
@@ -213,13 +205,7 @@ def test_each_flavor_is_gated_served_and_monitored(served: Path, flavor: str) ->
         gates = session.spine.audit_entries(subject=version.ref, action="gate.passed")
         assert {g.payload["target"] for g in gates} == {"approved", "serving"}
 
-    monitor = subprocess.run(
-        [str(MLSTACK), "monitor", "run", f"fraud-{flavor}", "--json"],
-        cwd=served,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    monitor = mlstack("monitor", "run", f"fraud-{flavor}", "--json", cwd=served)
     assert monitor.returncode in (0, 3), monitor.stdout + monitor.stderr
     check = json.loads(monitor.stdout.strip().splitlines()[-1])
     assert check["rows"] >= 20, check

@@ -18,7 +18,7 @@ import pytest
 from stack.contract.states import LifecycleState
 from stack.session import StackSession
 from tests.recipes.conftest import copy_recipe
-from tests.support.cli import MLSTACK
+from tests.support.cli import MLSTACK, mlstack
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +75,7 @@ def test_ctrl_c_during_live_traffic_stops_the_endpoint_and_records_the_stop(
 def test_the_whole_lifecycle_on_the_same_store(project: Path) -> None:
     import mlflow
 
-    done = subprocess.run(
-        [str(MLSTACK), "run", "quickstart"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = mlstack("run", "quickstart", cwd=project, timeout=600)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     for step in ("apply_features", "deploy", "replay", "late_labels", "monitor", "summary"):
@@ -154,13 +148,7 @@ def test_ctrl_c_during_a_rerun_s_canary_then_resume_serves_again(project: Path) 
     deploy = next(s for s in run.steps if s.step == "deploy")
     assert deploy.status == "failed" and "KeyboardInterrupt" in (deploy.error or ""), output
 
-    resumed = subprocess.run(
-        [str(MLSTACK), "run", "quickstart", "--resume", run.run_id],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    resumed = mlstack("run", "quickstart", "--resume", run.run_id, cwd=project, timeout=600)
 
     output = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, output

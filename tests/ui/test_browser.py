@@ -23,7 +23,7 @@ from stack.lifecycle import Lifecycle
 from stack.session import StackSession
 from tests.recipes.conftest import copy_recipe, endpoints_stopped, run_recipe
 from tests.support.chromium import chromedriver, chromium
-from tests.support.cli import MLSTACK, ROOT
+from tests.support.cli import MLSTACK, ROOT, cli_in
 from tests.support.ports import free_port
 
 DOCS_IMAGES = ROOT / "docs" / "images" / "console"
@@ -190,23 +190,10 @@ def test_the_inbox_approval_flow_end_to_end(
     notice = _decide(browser, console, "churn@3", "card reviewed in the console")
     assert notice.startswith("You approved churn@3 for serving (audit entry #")
     shoot(browser, screenshots, "inbox-approved")
-    log = subprocess.run(
-        [str(MLSTACK), "audit", "log", "--model", "churn"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    ).stdout
+    log = cli_in(project)("audit", "log", "--model", "churn", check=True).stdout
     [line] = [row for row in log.splitlines() if "approval.approved" in row and "churn@3" in row]
     assert "ml-lead" in line and "card reviewed in the console" in line
-    promoted = subprocess.run(
-        [str(MLSTACK), "promote", "churn@3", "--to", "serving", "--dry-run"],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    promoted = cli_in(project)("promote", "churn@3", "--to", "serving", "--dry-run").stdout
     assert "ok   approvals: 1 of 1 from ml-leads (ml-lead)" in promoted
 
 

@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from tests.adapters.bentoml.conftest import Stack
-from tests.support.cli import MLSTACK
+from tests.support.cli import mlstack
 
 if TYPE_CHECKING:
     from stack_bentoml.config import BentoConfig
@@ -31,12 +31,14 @@ OURS = {"mlstack", "mlstack-bentoml", "mlstack-mlflow"}  # on no index
 def packaged(stack: Stack) -> tuple[subprocess.CompletedProcess[str], Path]:
     """`mlstack deploy churn@1 --target bento` where no `docker` is on the PATH, and the
     bento's folder."""
-    done = subprocess.run(
-        [str(MLSTACK), "deploy", stack.versions.champion.ref, "--target", "bento"],
+    env = {**os.environ, "PATH": str(VENV_BIN), "MLSTACK_USER": "tester"}
+    done = mlstack(
+        "deploy",
+        stack.versions.champion.ref,
+        "--target",
+        "bento",
         cwd=stack.folder,
-        env={**os.environ, "PATH": str(VENV_BIN), "MLSTACK_USER": "tester"},
-        capture_output=True,
-        text=True,
+        env=env,
         timeout=200,
     )
     assert done.returncode == 0, done.stdout + done.stderr

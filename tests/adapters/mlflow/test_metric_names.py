@@ -4,8 +4,6 @@ of the run: not at `log_metrics`, not in a batch, not in a spill file, not in a 
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 from textwrap import dedent
 
@@ -18,8 +16,7 @@ from stack.plugins.manifest import AdapterContext
 from stack_mlflow import spill
 from stack_mlflow.config import MlflowTrackerConfig
 from stack_mlflow.tracker import MlflowTracker
-
-MLSTACK = Path(sys.executable).parent / "mlstack"
+from tests.support.cli import mlstack
 
 
 def tracker_on(uri: str, context: AdapterContext) -> MlflowTracker:
@@ -114,13 +111,7 @@ def test_replaying_a_spill_file_with_a_refused_point_writes_the_others(tmp_path:
         f"name: local\ntracker: {{adapter: mlflow, tracking_uri: '{uri}'}}\n"
         f"spine: {{url: 'sqlite:///{tmp_path / 'spine.db'}'}}\n"
     )
-    result = subprocess.run(
-        [str(MLSTACK), "--stack", "stack.yaml", "tracking", "replay", str(path)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = mlstack("--stack", "stack.yaml", "tracking", "replay", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert "replayed 5 metric points" in result.stdout
@@ -154,13 +145,7 @@ def test_a_failed_step_leaves_its_runs_failed(sqlite_uri: str, tmp_path: Path) -
         f"name: local\ntracker: {{adapter: mlflow, tracking_uri: '{sqlite_uri}'}}\n"
         f"spine: {{url: 'sqlite:///{tmp_path / 'spine.db'}'}}\n"
     )
-    result = subprocess.run(
-        [str(MLSTACK), "--stack", "stack.yaml", "run", str(recipe)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = mlstack("--stack", "stack.yaml", "run", str(recipe), cwd=tmp_path)
     assert result.returncode == 1 and "RuntimeError: diverged" in result.stderr
     run = MlflowClient(sqlite_uri).get_run((tmp_path / "run_id.txt").read_text())
     assert run.info.status == "FAILED"
