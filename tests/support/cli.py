@@ -72,7 +72,9 @@ class _ForkServer:
     def _started(self) -> str:
         with self._lock:
             if self._process is None or self._process.poll() is not None:
-                folder = tempfile.mkdtemp(prefix="mlstack-forkserver-")
+                # a Unix socket's path holds at most 107 bytes: a long TMPDIR falls back on /tmp
+                short = len(tempfile.gettempdir()) < 64 or not os.path.isdir("/tmp")
+                folder = tempfile.mkdtemp(prefix="mlstack-fs-", dir=None if short else "/tmp")
                 self._socket = os.path.join(folder, "socket")
                 with open(os.path.join(folder, "server.log"), "wb") as log:
                     self._process = subprocess.Popen(
